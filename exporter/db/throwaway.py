@@ -1,0 +1,48 @@
+"""A throwaway PostgreSQL for the demo and for tests on machines without a server."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ThrowawayUnavailableError(RuntimeError):
+    """No way to start a local PostgreSQL here (pgserver is not installed)."""
+
+
+@dataclass
+class ThrowawayPostgres:
+    """A PostgreSQL cluster in a temporary directory, removed again by :meth:`stop`.
+
+    Uses the pip package ``pgserver``, which ships the server binaries and copes
+    with running as root (where plain ``initdb`` refuses).
+    """
+
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="boxoffice-pg-")))
+    _server: Any = None
+
+    def start(self) -> str:
+        """Start the cluster and return its libpq URI (unix socket in ``directory``)."""
+        try:
+            import pgserver
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise ThrowawayUnavailableError(
+                "no PostgreSQL configured and the 'pgserver' package is not installed; "
+                "set BOXOFFICE_DSN or pip install 'boxoffice[throwaway]'"
+            ) from exc
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.simplefilter("ignore")
+            self._server = pgserver.get_server(self.directory, cleanup_mode="stop")
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        """Stop the server and delete its data directory."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+        shutil.rmtree(self.directory, ignore_errors=True)
