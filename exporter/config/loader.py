@@ -1,0 +1,260 @@
+"""One pipeline for configuration: YAML file -> environment -> flags -> typed schema -> checks.
+
+The result is a frozen :class:`Config`; anything wrong on the way is a :class:`ConfigError`
+naming the file (or environment variable, or flag), the path inside it and the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import psycopg
+import yaml
+from psycopg.conninfo import conninfo_to_dict
+
+from exporter.config.errors import ConfigError
+from exporter.config.settings import DatabaseSettings, Settings
+from exporter.config.typed import build, join
+from exporter.sources.querypack import DEFAULT_PACK, DEFAULT_PACK_BY_NAME, MetricSpec
+
+ENV_PREFIX = "BOXOFFICE_"
+# Fixed names scripts and containers rely on (SPEC 3); everything else maps by schema path.
+_ENV_ALIASES = {
+    "BOXOFFICE_DSN": "databases.default.dsn",
+    "BOXOFFICE_DSN_FILE": "databases.default.dsn_file",
+}
+_ENV_IGNORED = {"BOXOFFICE_CONFIG"}
+NO_FILE = "configuration"
+
+
+@dataclass(frozen=True)
+class Database:
+    """A named database with its DSN resolved (from the file, the environment or a secret file)."""
+
+    name: str
+    dsn: str = dataclasses.field(repr=False)
+    pool_max_size: int
+    connect_timeout: float
+
+
+@dataclass(frozen=True)
+class BoundMetric:
+    """A catalog metric bound to the database it reads and the SQL it runs there."""
+
+    spec: MetricSpec
+    database: str
+    sql: str
+    overridden: bool
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything boxoffice runs from, checked and frozen."""
+
+    source: str
+    settings: Settings
+    databases: Mapping[str, Database]
+    metrics: tuple[BoundMetric, ...]
+    secrets: frozenset[str] = dataclasses.field(repr=False)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses duplicate keys instead of silently keeping the last."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def read_yaml(path: str) -> Any:
+    """Parse a YAML file strictly; errors name the file and the line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, "", "is not UTF-8 text") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(path, where, f"invalid YAML: {problem}") from None
+
+
+def load_config(
+    path: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, tuple[Any, str]] | None = None,
+) -> Config:
+    """Load, overlay and check the configuration.
+
+    ``flags`` maps a dotted settings path to ``(value, flag name)`` for options given on the
+    command line; they win over the environment, which wins over the file.
+    """
+    source = path or NO_FILE
+    data: Any = read_yaml(path) if path else {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", "must be a mapping of settings at the top level")
+    origins: dict[str, str] = {}
+    for env_path, (value, name) in _env_overrides(env or {}).items():
+        _set(data, env_path, value)
+        origins[env_path] = f"environment variable {name}"
+    for flag_path, (value, name) in (flags or {}).items():
+        _set(data, flag_path, value)
+        origins[flag_path] = f"flag {name}"
+    settings = build(Settings, data, source=source, origins=origins)
+    return _check(source, settings, origins)
+
+
+def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Config:
+    def error(path: str, reason: str) -> ConfigError:
+        origin = origins.get(path)
+        return ConfigError(origin, "", reason) if origin else ConfigError(source, path, reason)
+
+    databases = {
+        name: _resolve_database(name, db, error) for name, db in settings.databases.items()
+    }
+    postgres = settings.sources.postgres
+    if postgres.timeout > postgres.interval:
+        raise error(
+            "sources.postgres.timeout",
+            f"must not exceed sources.postgres.interval ({postgres.interval:g}s)",
+        )
+    for name in settings.metrics:
+        if name not in DEFAULT_PACK_BY_NAME:
+            raise error(join("metrics", name), "not a boxoffice PostgreSQL metric")
+    metrics: list[BoundMetric] = []
+    for spec in DEFAULT_PACK:
+        override = settings.metrics.get(spec.name)
+        if override is not None and not override.enabled:
+            continue
+        database = override.database if override else "default"
+        if postgres.enabled and database not in databases:
+            if not databases:
+                raise error(
+                    "databases", "no database configured: give --dsn, BOXOFFICE_DSN or `databases`"
+                )
+            defined = ", ".join(sorted(databases))
+            raise error(
+                join(join("metrics", spec.name), "database"),
+                f"no database named {database!r} (defined: {defined})",
+            )
+        sql = override.sql if override and override.sql else spec.sql
+        if not sql.strip().rstrip(";").strip():
+            raise error(join(join("metrics", spec.name), "sql"), "must not be empty")
+        metrics.append(BoundMetric(spec, database, sql.strip().rstrip(";"), bool(override and override.sql)))
+    secrets = frozenset(s for db in databases.values() for s in _dsn_secrets(db.dsn))
+    return Config(source, settings, databases, tuple(metrics), secrets)
+
+
+def _resolve_database(name: str, db: DatabaseSettings, error: Any) -> Database:
+    base = join("databases", name)
+    if db.dsn is not None and db.dsn_file is not None:
+        raise error(join(base, "dsn_file"), "give dsn or dsn_file, not both")
+    field_path = join(base, "dsn_file" if db.dsn_file is not None else "dsn")
+    if db.dsn_file is not None:
+        try:
+            dsn = Path(db.dsn_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise error(join(base, "dsn_file"), f"cannot read: {exc.strerror or exc}") from None
+    elif db.dsn is not None:
+        dsn = db.dsn.strip()
+    else:
+        raise error(join(base, "dsn"), "is required (or dsn_file)")
+    try:
+        conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        # psycopg's message may quote the string, password included: keep it out.
+        raise error(field_path, "is not a valid libpq connection string (URI or key=value)") from None
+    return Database(name, dsn, db.pool_max_size, float(db.connect_timeout))
+
+
+def _dsn_secrets(dsn: str) -> list[str]:
+    password = conninfo_to_dict(dsn).get("password")
+    return [dsn, str(password)] if password else [dsn]
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for key in parents:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[leaf] = value
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    """Map BOXOFFICE_* variables onto settings paths, values typed by the schema."""
+    found: dict[str, tuple[Any, str]] = {}
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in _ENV_IGNORED:
+            continue
+        match = _ENV_ALIASES.get(name)
+        leaf: Any = str
+        if match is None:
+            tokens = name[len(ENV_PREFIX) :].lower().split("_")
+            resolved = _match_path(Settings, tokens, "")
+            if resolved is None:
+                continue  # not ours (e.g. BOXOFFICE_TEST_DSN for the test suite)
+            match, leaf = resolved
+        found[match] = (_env_value(env[name], leaf), name)
+    return found
+
+
+def _match_path(cls: Any, tokens: list[str], path: str) -> tuple[str, Any] | None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        words = f.name.split("_")
+        if tokens[: len(words)] != words:
+            continue
+        found = _match_type(hints[f.name], tokens[len(words) :], join(path, f.name))
+        if found is not None:
+            return found
+    return None
+
+
+def _match_type(tp: Any, rest: list[str], path: str) -> tuple[str, Any] | None:
+    if dataclasses.is_dataclass(tp):
+        return _match_path(tp, rest, path) if rest else None
+    if get_origin(tp) is dict:
+        value_type = get_args(tp)[1]
+        for split in range(1, len(rest)):
+            found = _match_type(value_type, rest[split:], join(path, "_".join(rest[:split])))
+            if found is not None:
+                return found
+        return None
+    return (path, tp) if not rest else None
+
+
+def _env_value(raw: str, leaf: Any) -> Any:
+    """Strings stay as written; other types are read as a YAML scalar (5, true, 30s, [a, b])."""
+    if leaf is str or str in get_args(leaf):
+        return raw
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw

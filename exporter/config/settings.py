@@ -1,0 +1,114 @@
+"""The typed schema of boxoffice.yml. Field docs feed the configuration reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from exporter.config.typed import Duration, at_least, field, positive
+
+
+def _listen_address(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        return f"must be [host]:port like :9798 or 127.0.0.1:9798, got {value!r}"
+    if host.startswith("[") != host.endswith("]"):
+        return f"IPv6 hosts are written in brackets like [::1]:9798, got {value!r}"
+    return None
+
+
+def _path(value: str) -> str | None:
+    return None if value.startswith("/") else f"must start with '/', got {value!r}"
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The exporter's HTTP endpoint."""
+
+    listen_address: str = field(
+        ":9798", doc="Address to serve /metrics, /healthz and / on.", check=_listen_address
+    )
+    config_file: str | None = field(
+        None,
+        doc="exporter-toolkit web config file: basic_auth_users (bcrypt) and tls_server_config.",
+    )
+    telemetry_path: str = field("/metrics", doc="Path of the metrics endpoint.", check=_path)
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """One named PostgreSQL database (the ticket DB and the payment DB may differ)."""
+
+    dsn: str | None = field(
+        None, doc="libpq URI or key=value string. Secret: prefer dsn_file.", secret=True
+    )
+    dsn_file: str | None = field(None, doc="File holding the DSN (Docker/Kubernetes secrets).")
+    pool_max_size: int = field(
+        2, doc="Most connections the exporter opens to this database.", check=at_least(1)
+    )
+    connect_timeout: Duration = field(
+        Duration(5), doc="Give up connecting after this long.", check=positive
+    )
+
+
+@dataclass(frozen=True)
+class PostgresSourceSettings:
+    """The PostgreSQL source: the default query pack and its overrides."""
+
+    enabled: bool = field(True, doc="Collect the PostgreSQL metrics.")
+    interval: Duration = field(Duration(30), doc="Time between collections.", check=positive)
+    timeout: Duration = field(
+        Duration(10),
+        doc="Server-side statement timeout of each query; a slower query is cancelled.",
+        check=positive,
+    )
+    max_series_per_metric: int = field(
+        1000,
+        doc="Cardinality guard: series past this per metric are folded into label value 'other'.",
+        check=at_least(1),
+    )
+
+
+@dataclass(frozen=True)
+class SourcesSettings:
+    """Each data source, collected in the background on its own interval."""
+
+    postgres: PostgresSourceSettings = field(default_factory=PostgresSourceSettings)
+
+
+@dataclass(frozen=True)
+class MetricSettings:
+    """Per-metric settings: which database it reads, and SQL for schemas that differ."""
+
+    enabled: bool = field(True, doc="Publish this metric.")
+    database: str = field("default", doc="Name of the database (under `databases`) to query.")
+    sql: str | None = field(
+        None,
+        doc=(
+            "Replacement SQL: one column per label of the metric, named like it, and a "
+            "numeric column `value` (money in minor units, e.g. cents)."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Logging to standard error."""
+
+    level: Literal["debug", "info", "warning", "error"] = field("info", doc="Least severe level.")
+    format: Literal["logfmt", "json"] = field("logfmt", doc="Line format.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole of boxoffice.yml, after environment variables and flags are applied."""
+
+    databases: dict[str, DatabaseSettings] = field(
+        default_factory=dict, doc="Named databases; `default` also comes from --dsn/BOXOFFICE_DSN."
+    )
+    sources: SourcesSettings = field(default_factory=SourcesSettings)
+    metrics: dict[str, MetricSettings] = field(
+        default_factory=dict, doc="Overrides keyed by metric name (e.g. boxoffice_revenue_total)."
+    )
+    web: WebSettings = field(default_factory=WebSettings)
+    log: LogSettings = field(default_factory=LogSettings)
