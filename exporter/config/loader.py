@@ -163,7 +163,9 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
         sql = override.sql if override and override.sql else spec.sql
         if not sql.strip().rstrip(";").strip():
             raise error(join(join("metrics", spec.name), "sql"), "must not be empty")
-        metrics.append(BoundMetric(spec, database, sql.strip().rstrip(";"), bool(override and override.sql)))
+        metrics.append(
+            BoundMetric(spec, database, sql.strip().rstrip(";"), bool(override and override.sql))
+        )
     secrets = frozenset(s for db in databases.values() for s in _dsn_secrets(db.dsn))
     return Config(source, settings, databases, tuple(metrics), secrets)
 
@@ -186,7 +188,9 @@ def _resolve_database(name: str, db: DatabaseSettings, error: Any) -> Database:
         conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         # psycopg's message may quote the string, password included: keep it out.
-        raise error(field_path, "is not a valid libpq connection string (URI or key=value)") from None
+        raise error(
+            field_path, "is not a valid libpq connection string (URI or key=value)"
+        ) from None
     return Database(name, dsn, db.pool_max_size, float(db.connect_timeout))
 
 

@@ -57,7 +57,9 @@ def field(
     """A dataclass field carrying its documentation, a value check and whether it is secret."""
     metadata = {"doc": doc, "check": check, "secret": secret}
     if default_factory is not None:
-        return dataclasses.field(default_factory=default_factory, metadata=metadata, repr=not secret)
+        return dataclasses.field(
+            default_factory=default_factory, metadata=metadata, repr=not secret
+        )
     return dataclasses.field(default=default, metadata=metadata, repr=not secret)
 
 

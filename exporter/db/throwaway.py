@@ -37,7 +37,8 @@ class ThrowawayPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
             warnings.simplefilter("ignore")
-            self._server = pgserver.get_server(self.directory, cleanup_mode="stop")
+            get_server = pgserver.get_server  # type: ignore[attr-defined]
+            self._server = get_server(self.directory, cleanup_mode="stop")
         return str(self._server.get_uri())
 
     def stop(self) -> None:

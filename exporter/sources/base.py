@@ -1,0 +1,52 @@
+"""What every data source gives the scheduler: one collection's families and failures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prometheus_client.core import Metric
+
+# Reasons a collection fails, the `reason` label of boxoffice_source_errors_total.
+REASONS = ("connection", "timeout", "query", "columns", "internal")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why (part of) a collection failed; ``message`` is safe to log (no secrets)."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Collection:
+    """The outcome of one collection cycle.
+
+    A source that fails part-way returns the families it could compute together with
+    the failures; the source counts as up only when there are no failures.
+    """
+
+    families: tuple[Metric, ...] = ()
+    failures: tuple[Failure, ...] = ()
+    dropped: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.failures
+
+
+class Source(Protocol):
+    """A data source the scheduler runs in the background on its own interval."""
+
+    name: str
+    interval: float
+    timeout: float
+
+    def collect(self) -> Collection:
+        """Fetch from the outside world and compute the metric families."""
+
+    def close(self) -> None:
+        """Release connections; called once at shutdown."""

@@ -1,0 +1,41 @@
+"""The cardinality guard: past a limit per metric, the remaining series fold into `other`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from exporter.sources.querypack import Fold
+from exporter.sources.samples import Sample
+
+OTHER = "other"
+
+
+class CardinalityGuard:
+    """Caps the series of each metric, preferring the ones it kept last time.
+
+    Sticky choice keeps a dashboard's series from flickering between cycles when the
+    number of label values hovers around the limit. Folded series are summed into one
+    series whose label values are all ``other``; for metrics where a sum means nothing
+    (timestamps) they are dropped. Either way the caller counts them.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("the series limit must be at least 1")
+        self._limit = limit
+        self._kept: dict[str, frozenset[tuple[str, ...]]] = {}
+
+    def apply(self, metric: str, samples: Sequence[Sample], fold: Fold) -> tuple[list[Sample], int]:
+        """Return the samples to publish and how many series were folded or dropped."""
+        if len(samples) <= self._limit:
+            self._kept[metric] = frozenset(s.labels for s in samples)
+            return list(samples), 0
+        previous = self._kept.get(metric, frozenset())
+        ranked = sorted(samples, key=lambda s: (s.labels not in previous, -s.value, s.labels))
+        room = self._limit - 1 if fold == "sum" else self._limit
+        kept, rest = ranked[:room], ranked[room:]
+        self._kept[metric] = frozenset(s.labels for s in kept)
+        if fold == "sum":
+            width = len(samples[0].labels)
+            kept.append(Sample((OTHER,) * width, sum(s.value for s in rest)))
+        return kept, len(rest)

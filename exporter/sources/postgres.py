@@ -1,0 +1,187 @@
+"""The PostgreSQL source: runs the query pack in read-only transactions on named databases."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from prometheus_client.core import Metric
+from psycopg import errors as pgerrors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from exporter.config import BoundMetric, Database
+from exporter.sources.base import Collection, Failure
+from exporter.sources.guard import CardinalityGuard
+from exporter.sources.samples import ColumnMismatchError, check_columns, to_family, to_samples
+
+log = logging.getLogger(__name__)
+
+Columns = list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class QueryProblem:
+    """A metric whose SQL does not fit its database (found before serving)."""
+
+    metric: BoundMetric
+    reason: str
+
+
+def make_pool(db: Database, *, open_pool: bool = True) -> ConnectionPool:
+    """A bounded pool of read-only connections that never blocks the caller at start."""
+
+    def configure(conn: psycopg.Connection[Any]) -> None:
+        # Every collection is one snapshot: all metrics of a database agree with each other.
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+
+    pool = ConnectionPool(
+        db.dsn,
+        min_size=0,
+        max_size=db.pool_max_size,
+        kwargs={
+            "connect_timeout": max(1, round(db.connect_timeout)),
+            "application_name": "boxoffice",
+            # Prepared statements break PgBouncer in transaction mode; queries are few anyway.
+            "prepare_threshold": None,
+        },
+        configure=configure,
+        check=ConnectionPool.check_connection,
+        # Give up on a failed connection at once; the next cycle asks again, so a database
+        # that comes back is used within one interval instead of after a long backoff.
+        reconnect_timeout=0,
+        open=False,
+        name=f"boxoffice-{db.name}",
+    )
+    if open_pool:
+        pool.open(wait=False)
+    return pool
+
+
+class PostgresSource:
+    """Collects the catalog metrics from one or more PostgreSQL databases."""
+
+    name = "postgres"
+
+    def __init__(
+        self,
+        *,
+        databases: Mapping[str, Database],
+        metrics: Sequence[BoundMetric],
+        interval: float,
+        timeout: float,
+        guard: CardinalityGuard,
+        pool_factory: Callable[[Database], ConnectionPool] = make_pool,
+    ) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self._guard = guard
+        self._databases = databases
+        self._by_database: dict[str, list[BoundMetric]] = {}
+        for metric in metrics:
+            self._by_database.setdefault(metric.database, []).append(metric)
+        self._pools = {name: pool_factory(databases[name]) for name in self._by_database}
+
+    def collect(self) -> Collection:
+        """Run every metric's query; a database that fails costs only its own metrics."""
+        families: list[Metric] = []
+        failures: list[Failure] = []
+        dropped: dict[str, int] = {}
+        for name, metrics in self._by_database.items():
+            try:
+                results = self._run(name, [(m, m.sql) for m in metrics], failures)
+            except _DatabaseUnavailableError as exc:
+                failures.append(Failure("connection", f"database {name!r}: {exc}"))
+                continue
+            for metric, (columns, rows) in results.items():
+                try:
+                    samples = to_samples(metric.spec, columns, rows)
+                except ColumnMismatchError as exc:
+                    failures.append(Failure("columns", f"{metric.spec.name}: {exc}"))
+                    continue
+                kept, folded = self._guard.apply(metric.spec.name, samples, metric.spec.fold)
+                if folded:
+                    dropped[metric.spec.name] = folded
+                families.append(to_family(metric.spec, kept))
+        return Collection(tuple(families), tuple(failures), dropped)
+
+    def check_queries(self) -> tuple[list[QueryProblem], list[str]]:
+        """Describe every query without running it: problems found, and databases not reached."""
+        problems: list[QueryProblem] = []
+        unreachable: list[str] = []
+        for name, metrics in self._by_database.items():
+            failures: list[Failure] = []
+            probes = [(m, f"SELECT * FROM ({m.sql}) AS boxoffice_probe LIMIT 0") for m in metrics]
+            try:
+                results = self._run(name, probes, failures)
+            except _DatabaseUnavailableError:
+                unreachable.append(name)
+                continue
+            by_name = {m.spec.name: m for m in metrics}
+            for failure in failures:
+                metric_name, _, reason = failure.message.partition(": ")
+                problems.append(QueryProblem(by_name[metric_name], reason))
+            for metric, (columns, _rows) in results.items():
+                problem = check_columns(metric.spec, columns)
+                if problem:
+                    problems.append(QueryProblem(metric, problem))
+        return problems, unreachable
+
+    def close(self) -> None:
+        """Close every pool."""
+        for pool in self._pools.values():
+            pool.close()
+
+    def _run(
+        self,
+        database: str,
+        queries: Sequence[tuple[BoundMetric, str]],
+        failures: list[Failure],
+    ) -> dict[BoundMetric, tuple[Columns, list[tuple[Any, ...]]]]:
+        """Run queries in one read-only snapshot; per-query errors go to ``failures``."""
+        pool = self._pools[database]
+        results: dict[BoundMetric, tuple[Columns, list[tuple[Any, ...]]]] = {}
+        try:
+            with pool.connection(timeout=self._databases[database].connect_timeout) as conn:
+                timeout_ms = max(1, round(self.timeout * 1000))
+                conn.execute("SELECT set_config('statement_timeout', %s, true)", [f"{timeout_ms}"])
+                for metric, sql in queries:
+                    try:
+                        # A savepoint per query: one broken metric does not abort the others.
+                        with conn.transaction(), conn.cursor() as cur:
+                            cur.execute(sql.encode())
+                            columns = [
+                                (d.name, _type_name(conn, d.type_code))
+                                for d in cur.description or []
+                            ]
+                            results[metric] = (columns, cur.fetchall())
+                    except pgerrors.QueryCanceled as exc:
+                        failures.append(
+                            Failure("timeout", f"{metric.spec.name}: {_first_line(exc)}")
+                        )
+                    except (psycopg.OperationalError, psycopg.InterfaceError):
+                        raise
+                    except psycopg.Error as exc:
+                        failures.append(Failure("query", f"{metric.spec.name}: {_first_line(exc)}"))
+        except PoolTimeout as exc:
+            raise _DatabaseUnavailableError(_first_line(exc)) from None
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise _DatabaseUnavailableError(_first_line(exc)) from None
+        return results
+
+
+class _DatabaseUnavailableError(Exception):
+    """The database could not be reached or the connection broke."""
+
+
+def _type_name(conn: psycopg.Connection[Any], oid: int) -> str:
+    info = conn.adapters.types.get(oid)
+    return info.name if info is not None else f"oid {oid}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
