@@ -1,0 +1,80 @@
+"""The registry collector: serves source snapshots and the exporter's own health metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+
+from exporter.collect.scheduler import Snapshot
+from exporter.sources.base import REASONS
+
+
+def self_metrics(snapshots: Sequence[tuple[Snapshot, bool]], version: str) -> list[Metric]:
+    """The exporter's own health metrics, from ``(snapshot, fresh)`` pairs."""
+    up = GaugeMetricFamily(
+        "boxoffice_source_up",
+        "1 when the source's last collection succeeded and is current; 0 means its business "
+        "metrics are withdrawn (see boxoffice_source_errors_total and the exporter log).",
+        labels=["source"],
+    )
+    last = GaugeMetricFamily(
+        "boxoffice_source_last_success_timestamp_seconds",
+        "When the source last collected successfully, as a Unix timestamp.",
+        labels=["source"],
+    )
+    duration = GaugeMetricFamily(
+        "boxoffice_source_duration_seconds",
+        "How long the source's last collection took; compare with its interval and timeout.",
+        labels=["source"],
+    )
+    errors = CounterMetricFamily(
+        "boxoffice_source_errors",
+        "Failed collections by reason: connection, timeout, query, columns, internal.",
+        labels=["source", "reason"],
+    )
+    dropped = CounterMetricFamily(
+        "boxoffice_series_dropped",
+        "Series folded into 'other' (or dropped) by the cardinality guard, summed over "
+        "collections; raise max_series_per_metric or narrow the query if this grows.",
+        labels=["metric"],
+    )
+    dropped_by_metric: dict[str, int] = {}
+    for snap, fresh in snapshots:
+        up.add_metric([snap.source], 1.0 if snap.up and fresh else 0.0)
+        if snap.last_success is not None:
+            last.add_metric([snap.source], snap.last_success)
+        if snap.last_duration is not None:
+            duration.add_metric([snap.source], snap.last_duration)
+        for reason in sorted(set(REASONS) | set(snap.errors)):
+            errors.add_metric([snap.source, reason], float(snap.errors.get(reason, 0)))
+        for metric, count in snap.dropped.items():
+            dropped_by_metric[metric] = dropped_by_metric.get(metric, 0) + count
+    for metric in sorted(dropped_by_metric):
+        dropped.add_metric([metric], float(dropped_by_metric[metric]))
+    build = InfoMetricFamily("boxoffice_build", "boxoffice version.", value={"version": version})
+    return [up, last, duration, errors, dropped, build]
+
+
+class ExporterCollector:
+    """Yields the latest snapshot of every source; never waits on a database or an API."""
+
+    def __init__(
+        self,
+        snapshots: Callable[[], Iterable[Snapshot]],
+        version: str,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._snapshots = snapshots
+        self._version = version
+        self._monotonic = monotonic
+
+    def collect(self) -> Iterator[Metric]:
+        """Business families of fresh sources, then the self-metrics."""
+        now = self._monotonic()
+        pairs = [(snap, snap.fresh(now)) for snap in self._snapshots()]
+        for snap, fresh in pairs:
+            if fresh:
+                yield from snap.families
+        yield from self_metrics(pairs, self._version)

@@ -1,0 +1,66 @@
+"""Logging to standard error as logfmt or JSON lines, with known secrets scrubbed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+REDACTED = "<redacted>"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats a record as one line and replaces every known secret in it.
+
+    Secrets (DSNs, passwords) are scrubbed from the finished line, so they cannot leak
+    through a message argument, an exception text or a library's own log record.
+    """
+
+    def __init__(self, fmt: str, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._fmt_kind = fmt
+        # Longest first, so a DSN is replaced whole before the password inside it.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One line: logfmt ``ts= level= logger= msg=`` or a JSON object."""
+        message = record.getMessage()
+        if record.exc_info:
+            message = f"{message}\n{self.formatException(record.exc_info)}"
+        fields = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": message,
+        }
+        if self._fmt_kind == "json":
+            line = json.dumps(fields)
+        else:
+            line = " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+        return self.redact(line)
+
+    def redact(self, text: str) -> str:
+        """Replace every known secret in ``text``."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+def _logfmt_value(value: str) -> str:
+    if value and not any(c in value for c in ' ="\n\\'):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
+    """Send every log record to stderr through the redacting formatter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(fmt, secrets))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
