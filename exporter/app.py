@@ -1,0 +1,123 @@
+"""The exporter process: sources in the background, the HTTP server in front of them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from exporter import __version__
+from exporter.collect.exposition import ExporterCollector
+from exporter.collect.scheduler import SourceRunner
+from exporter.config import Config, ConfigError
+from exporter.sources.base import Source
+from exporter.sources.guard import CardinalityGuard
+from exporter.sources.postgres import PostgresSource
+from exporter.web.landing import render_landing_page
+from exporter.web.server import ExporterHTTPServer
+from exporter.web.webconfig import WebConfig
+
+log = logging.getLogger(__name__)
+
+
+def build_sources(config: Config) -> list[Source]:
+    """The configured sources; creating them opens no connection and blocks on nothing."""
+    sources: list[Source] = []
+    postgres = config.settings.sources.postgres
+    if postgres.enabled:
+        sources.append(
+            PostgresSource(
+                databases=config.databases,
+                metrics=config.metrics,
+                interval=float(postgres.interval),
+                timeout=float(postgres.timeout),
+                guard=CardinalityGuard(postgres.max_series_per_metric),
+            )
+        )
+    return sources
+
+
+def check_queries(config: Config, source: PostgresSource) -> None:
+    """Refuse SQL that does not fit its metric, on every database reachable now.
+
+    A database that cannot be reached is not an error at start (the exporter must come up
+    and report ``source_up 0``); its queries are checked on every collection instead.
+    """
+    problems, unreachable = source.check_queries()
+    for name in unreachable:
+        log.warning("database %r not reachable at start; its queries are checked once it is", name)
+    if problems:
+        first = problems[0]
+        path = f"metrics.{first.metric.spec.name}.sql"
+        hint = "" if first.metric.overridden else "; run `boxoffice db init`, or override the SQL"
+        raise ConfigError(
+            config.source, path, f"{first.reason} (database {first.metric.database!r}){hint}"
+        )
+
+
+@dataclass
+class Exporter:
+    """A running exporter: start it, then stop it once."""
+
+    runners: list[SourceRunner]
+    server: ExporterHTTPServer
+    sources: list[Source]
+
+    def start(self) -> None:
+        """Serve HTTP first, then begin collecting."""
+        self.server.start()
+        for runner in self.runners:
+            runner.start()
+        log.info("serving on %s", self.server.url)
+
+    def stop(self) -> None:
+        """Stop serving, stop the collectors and close their connections."""
+        self.server.shutdown()
+        for runner in self.runners:
+            runner.stop()
+        for source in self.sources:
+            source.close()
+        log.info("stopped")
+
+
+def build_exporter(
+    config: Config,
+    web_config: WebConfig | None,
+    sources: list[Source],
+    *,
+    listen_address: str | None = None,
+) -> Exporter:
+    """Wire sources, registry and HTTP server together (nothing is started)."""
+    runners = [SourceRunner(source) for source in sources]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ExporterCollector(lambda: [r.snapshot() for r in runners], __version__))
+    web = config.settings.web
+
+    def landing() -> str:
+        return render_landing_page(
+            [r.snapshot() for r in runners], version=__version__, telemetry_path=web.telemetry_path
+        )
+
+    server = ExporterHTTPServer(
+        registry=registry,
+        listen_address=listen_address or web.listen_address,
+        web_config=web_config,
+        landing_page=landing,
+        telemetry_path=web.telemetry_path,
+    )
+    return Exporter(runners, server, sources)
+
+
+def run_until(
+    stop: threading.Event, exporter: Exporter, on_started: Callable[[], None] = lambda: None
+) -> None:
+    """Start the exporter, wait for ``stop`` (set by SIGTERM/SIGINT), then stop it cleanly."""
+    exporter.start()
+    on_started()
+    try:
+        stop.wait()
+    finally:
+        exporter.stop()

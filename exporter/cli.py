@@ -1,0 +1,298 @@
+"""The `boxoffice` command line."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from exporter import __version__
+from exporter.config import Config, ConfigError, load_config
+from exporter.logs import setup_logging
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_BAD_INPUT = 2
+
+
+def _bad_input_exits_2(func: Callable[P, R]) -> Callable[P, R]:
+    """Print a ConfigError as one line and exit 2, starting and writing nothing."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"boxoffice: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    return wrapper
+
+
+def _config_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--dsn",
+        metavar="URI",
+        help="libpq URI of the default database [env: BOXOFFICE_DSN, or BOXOFFICE_DSN_FILE].",
+    )(func)
+    return click.option(
+        "--config",
+        "config_path",
+        envvar="BOXOFFICE_CONFIG",
+        show_envvar=True,
+        type=click.Path(dir_okay=False),
+        help="YAML configuration file (see boxoffice.example.yml).",
+    )(func)
+
+
+def _load(config_path: str | None, flags: dict[str, tuple[Any, str]]) -> Config:
+    return load_config(config_path, env=os.environ, flags={k: v for k, v in flags.items() if v[0]})
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="boxoffice")
+def main() -> None:
+    """boxoffice: Prometheus exporter and alerting bundle for ticket sellers.
+
+    Every option also reads an environment variable (BOXOFFICE_...); settings in the
+    config file can be overridden the same way, e.g. BOXOFFICE_SOURCES_POSTGRES_INTERVAL=15s.
+    """
+
+
+@main.command()
+@_config_options
+@click.option(
+    "--web.listen-address",
+    "listen_address",
+    metavar="[HOST]:PORT",
+    help="Address to serve on (default :9798) [env: BOXOFFICE_WEB_LISTEN_ADDRESS].",
+)
+@click.option(
+    "--web.config.file",
+    "web_config_file",
+    type=click.Path(dir_okay=False),
+    help="exporter-toolkit web config: basic auth, TLS [env: BOXOFFICE_WEB_CONFIG_FILE].",
+)
+@click.option(
+    "--log.level",
+    "log_level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="[env: BOXOFFICE_LOG_LEVEL]",
+)
+@click.option(
+    "--log.format",
+    "log_format",
+    type=click.Choice(["logfmt", "json"]),
+    help="[env: BOXOFFICE_LOG_FORMAT]",
+)
+@_bad_input_exits_2
+def serve(
+    config_path: str | None,
+    dsn: str | None,
+    listen_address: str | None,
+    web_config_file: str | None,
+    log_level: str | None,
+    log_format: str | None,
+) -> None:
+    """Run the exporter: /metrics, /healthz and a landing page at /."""
+    config = _load(
+        config_path,
+        {
+            "databases.default.dsn": (dsn, "--dsn"),
+            "web.listen_address": (listen_address, "--web.listen-address"),
+            "web.config_file": (web_config_file, "--web.config.file"),
+            "log.level": (log_level, "--log.level"),
+            "log.format": (log_format, "--log.format"),
+        },
+    )
+    run_exporter(config)
+
+
+def run_exporter(config: Config, on_started: Callable[[], None] = lambda: None) -> None:
+    """Check everything, then serve until SIGTERM or SIGINT."""
+    from exporter.app import build_exporter, build_sources, check_queries, run_until
+    from exporter.sources.postgres import PostgresSource
+    from exporter.web.webconfig import load_web_config
+
+    settings = config.settings
+    setup_logging(settings.log.level, settings.log.format, config.secrets)
+    web_config = load_web_config(settings.web.config_file) if settings.web.config_file else None
+    sources = build_sources(config)
+    try:
+        for source in sources:
+            if isinstance(source, PostgresSource):
+                check_queries(config, source)
+        exporter = build_exporter(config, web_config, sources)
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        run_until(stop, exporter, on_started)
+    except OSError as exc:  # the listen address is taken or not ours
+        click.echo(
+            f"boxoffice: cannot serve on {settings.web.listen_address}: {exc.strerror}", err=True
+        )
+        sys.exit(1)
+
+
+@main.command()
+@_config_options
+@_bad_input_exits_2
+def check(config_path: str | None, dsn: str | None) -> None:
+    """Validate the configuration, and every query against the databases reachable now."""
+    from exporter.app import build_sources, check_queries
+    from exporter.sources.postgres import PostgresSource
+    from exporter.web.webconfig import load_web_config
+
+    config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
+    if config.settings.web.config_file:
+        load_web_config(config.settings.web.config_file)
+    for source in build_sources(config):
+        try:
+            if isinstance(source, PostgresSource):
+                check_queries(config, source)
+        finally:
+            source.close()
+    click.echo(f"{config.source}: ok ({len(config.metrics)} PostgreSQL metrics)")
+
+
+@main.group()
+def db() -> None:
+    """Create the reference schema and fill it with demo sales."""
+
+
+@db.command("init")
+@_config_options
+@_bad_input_exits_2
+def db_init(config_path: str | None, dsn: str | None) -> None:
+    """Create the reference schema (tables and indexes) in the default database."""
+
+    from exporter.db.schema import create_schema
+
+    config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
+    with _connect(config) as conn:
+        create_schema(conn)
+    click.echo("reference schema ready")
+
+
+@db.command("seed")
+@_config_options
+@click.option("--orders", default=200_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", "seed_value", default=1, show_default=True, help="Same seed, same data.")
+@click.option("--replace", is_flag=True, help="Empty the reference tables first.")
+@_bad_input_exits_2
+def db_seed(
+    config_path: str | None, dsn: str | None, orders: int, seed_value: int, replace: bool
+) -> None:
+    """Fill the reference schema with a year of realistic sales."""
+    config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
+    with _connect(config) as conn:
+        _seed(conn, orders=orders, seed=seed_value, replace=replace)
+
+
+def _connect(config: Config) -> Any:
+    import psycopg
+
+    database = config.databases.get("default")
+    if database is None:
+        raise ConfigError(config.source, "databases.default", "is required for this command")
+    try:
+        return psycopg.connect(
+            database.dsn, autocommit=True, connect_timeout=max(1, round(database.connect_timeout))
+        )
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0]
+        click.echo(f"boxoffice: cannot connect to the default database: {first}", err=True)
+        sys.exit(1)
+
+
+def _seed(conn: Any, *, orders: int, seed: int, replace: bool) -> None:
+    from exporter.db.seed import SeedError, seed_database
+
+    try:
+        with click.progressbar(length=orders, label="seeding orders", file=sys.stderr) as bar:
+            summary = seed_database(
+                conn, orders=orders, seed=seed, replace=replace, progress=bar.update
+            )
+    except SeedError as exc:
+        click.echo(f"boxoffice: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(
+        f"seeded {summary.orders} orders, {summary.events} events in {summary.cities} cities, "
+        f"{summary.checkout_sessions} checkout sessions, {summary.webhook_logs} webhook logs"
+    )
+
+
+@main.command()
+@_config_options
+@click.option("--orders", default=100_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", "seed_value", default=1, show_default=True)
+@click.option(
+    "--web.listen-address",
+    "listen_address",
+    default=":9798",
+    show_default=True,
+    metavar="[HOST]:PORT",
+)
+@_bad_input_exits_2
+def demo(
+    config_path: str | None, dsn: str | None, orders: int, seed_value: int, listen_address: str
+) -> None:
+    """Serve demo sales: a throwaway PostgreSQL (unless --dsn/BOXOFFICE_DSN), seeded, exported.
+
+    Ctrl-C stops everything and removes the throwaway data.
+    """
+    from exporter.db.schema import create_schema
+    from exporter.db.throwaway import ThrowawayPostgres, ThrowawayUnavailableError
+
+    given = dsn or os.environ.get("BOXOFFICE_DSN") or os.environ.get("BOXOFFICE_DSN_FILE")
+    throwaway: ThrowawayPostgres | None = None
+    if not given and not config_path:
+        throwaway = ThrowawayPostgres()
+        click.echo(f"starting a throwaway PostgreSQL in {throwaway.directory}", err=True)
+        try:
+            dsn = throwaway.start()
+        except ThrowawayUnavailableError as exc:
+            click.echo(f"boxoffice: {exc}", err=True)
+            sys.exit(1)
+    try:
+        flags = {
+            "databases.default.dsn": (dsn, "--dsn"),
+            "web.listen_address": (listen_address, "--web.listen-address"),
+        }
+        config = _load(config_path, flags)
+        with _connect(config) as conn:
+            create_schema(conn)
+            empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM orders)").fetchone()[0]
+            if empty:
+                _seed(conn, orders=orders, seed=seed_value, replace=False)
+            else:
+                click.echo("the database already has orders; serving them as they are", err=True)
+        host = listen_address.rpartition(":")[0] or "localhost"
+        port = listen_address.rpartition(":")[2]
+        run_exporter(
+            config,
+            on_started=lambda: click.echo(
+                f"exporter ready: http://{host}:{port}/metrics (Ctrl-C to stop)", err=True
+            ),
+        )
+    finally:
+        if throwaway is not None:
+            throwaway.stop()
+            click.echo("throwaway PostgreSQL removed", err=True)
