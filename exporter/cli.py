@@ -156,11 +156,11 @@ def run_exporter(config: Config, on_started: Callable[[], None] = lambda: None) 
 @_bad_input_exits_2
 def check(config_path: str | None, dsn: str | None) -> None:
     """Validate the configuration, and every query against the databases reachable now."""
+    config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
     from exporter.app import build_sources, check_queries
     from exporter.sources.postgres import PostgresSource
     from exporter.web.webconfig import load_web_config
 
-    config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
     if config.settings.web.config_file:
         load_web_config(config.settings.web.config_file)
     for source in build_sources(config):

@@ -1,0 +1,161 @@
+"""Configuration: typed schema, environment overrides, secrets files and exact error lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from exporter.cli import main
+from exporter.config import ConfigError, load_config
+from exporter.config.typed import parse_duration
+
+GOOD_DSN = "postgresql://boxoffice@127.0.0.1:5432/tickets"
+
+# (config file text, extra environment, expected error after "boxoffice: <file>: ")
+MALFORMED: list[tuple[str, dict[str, str], str]] = [
+    ("databases: [\n", {}, "line 2: invalid YAML: expected the node content, but found '<stream end>'"),
+    ("- a\n- b\n", {}, "must be a mapping of settings at the top level"),
+    ("databse:\n  default: {dsn: x}\n", {}, "databse: unknown key (known keys: databases, log, metrics, sources, web)"),
+    ("web:\n  listen_address: 9798\n", {}, "web.listen_address: must be a string, got int 9798"),
+    ("web:\n  listen_address: 'localhost'\n", {}, "web.listen_address: must be [host]:port like :9798 or 127.0.0.1:9798, got 'localhost'"),
+    ("web:\n  telemetry_path: metrics\n", {}, "web.telemetry_path: must start with '/', got 'metrics'"),
+    ("sources:\n  postgres:\n    interval: soon\n", {}, "sources.postgres.interval: not a duration like 30s, 5m or 1h30m: 'soon'"),
+    ("sources:\n  postgres:\n    interval: 0s\n", {}, "sources.postgres.interval: must be > 0, got 0"),
+    ("sources:\n  postgres:\n    timeout: 2m\n", {}, "sources.postgres.timeout: must not exceed sources.postgres.interval (30s)"),
+    ("sources:\n  postgres:\n    max_series_per_metric: 0\n", {}, "sources.postgres.max_series_per_metric: must be >= 1, got 0"),
+    ("sources:\n  stripe: {}\n", {}, "sources.stripe: unknown key (known keys: postgres)"),
+    ("databases:\n  default:\n    pool_max_size: 2\n", {}, "databases.default.dsn: is required (or dsn_file)"),
+    (f"databases:\n  default:\n    dsn: {GOOD_DSN}\n    dsn_file: /run/secrets/dsn\n", {}, "databases.default.dsn_file: give dsn or dsn_file, not both"),
+    ("databases:\n  default:\n    dsn_file: /nonexistent/dsn\n", {}, "databases.default.dsn_file: cannot read: No such file or directory"),
+    ("databases:\n  default:\n    dsn: 'host=db password=hunter2 bogus'\n", {}, "databases.default.dsn: is not a valid libpq connection string (URI or key=value)"),
+    ("databases:\n  default:\n    dsn: x\n    pool_max_size: many\n", {}, "databases.default.pool_max_size: must be an integer, got 'many'"),
+    (f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_tickets_solds_total: {{}}\n", {}, "metrics.boxoffice_tickets_solds_total: not a boxoffice PostgreSQL metric"),
+    (f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_revenue_total:\n    database: payments\n", {}, "metrics.boxoffice_revenue_total.database: no database named 'payments' (defined: default)"),
+    (f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_revenue_total:\n    sql: ' ; '\n", {}, "metrics.boxoffice_revenue_total.sql: must not be empty"),
+    (f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_revenue_total:\n    enabled: 'no'\n", {}, "metrics.boxoffice_revenue_total.enabled: must be true or false, got 'no'"),
+    ("log:\n  level: verbose\n", {}, "log.level: must be one of debug, info, warning, error, got 'verbose'"),
+    ("web:\n  listen_address: ':1'\n  listen_address: ':2'\n", {}, "line 3: invalid YAML: duplicate key 'listen_address'"),
+    ("sources:\n  postgres: {}\n", {}, "databases: no database configured: give --dsn, BOXOFFICE_DSN or `databases`"),
+    ("web: {}\n", {"BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "fast"}, "environment variable BOXOFFICE_SOURCES_POSTGRES_INTERVAL: not a duration like 30s, 5m or 1h30m: 'fast'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "env", "expected"), MALFORMED)
+def test_malformed_config_exits_2_with_one_line(
+    tmp_path: Path, text: str, env: dict[str, str], expected: str
+) -> None:
+    path = tmp_path / "boxoffice.yml"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["check", "--config", str(path)], env=env)
+    assert result.exit_code == 2, result.output
+    prefix = "boxoffice: " if expected.startswith("environment") else f"boxoffice: {path}: "
+    assert result.output == f"{prefix}{expected}\n"
+
+
+def test_secret_never_echoed_in_errors(tmp_path: Path) -> None:
+    path = tmp_path / "boxoffice.yml"
+    path.write_text("databases:\n  default:\n    dsn: 'host=db password=hunter2 bogus'\n")
+    result = CliRunner().invoke(main, ["check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "hunter2" not in result.output
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yml"
+    result = CliRunner().invoke(main, ["serve", "--config", str(missing)])
+    assert result.exit_code == 2
+    assert result.output == f"boxoffice: {missing}: cannot read: No such file or directory\n"
+
+
+def test_flag_errors_name_the_flag() -> None:
+    result = CliRunner().invoke(
+        main, ["serve", "--dsn", GOOD_DSN, "--web.listen-address", "nowhere"], env={}
+    )
+    assert result.exit_code == 2
+    assert result.output == (
+        "boxoffice: flag --web.listen-address: must be [host]:port like :9798 or "
+        "127.0.0.1:9798, got 'nowhere'\n"
+    )
+
+
+def test_environment_overrides_file_and_flags_override_environment(tmp_path: Path) -> None:
+    path = tmp_path / "boxoffice.yml"
+    path.write_text(
+        f"databases:\n  default:\n    dsn: '{GOOD_DSN}'\n"
+        "sources:\n  postgres:\n    interval: 1m\n    timeout: 5s\n"
+        "web:\n  listen_address: ':1000'\n"
+    )
+    env = {
+        "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "15s",
+        "BOXOFFICE_SOURCES_POSTGRES_MAX_SERIES_PER_METRIC": "50",
+        "BOXOFFICE_WEB_LISTEN_ADDRESS": ":2000",
+        "BOXOFFICE_LOG_FORMAT": "json",
+    }
+    config = load_config(
+        str(path), env=env, flags={"web.listen_address": ("127.0.0.1:3000", "--web.listen-address")}
+    )
+    postgres = config.settings.sources.postgres
+    assert (postgres.interval, postgres.timeout, postgres.max_series_per_metric) == (15, 5, 50)
+    assert config.settings.web.listen_address == "127.0.0.1:3000"
+    assert config.settings.log.format == "json"
+
+
+def test_named_databases_from_environment_and_secret_files(tmp_path: Path) -> None:
+    secret = tmp_path / "payments_dsn"
+    secret.write_text("postgresql://reader:s3cret@payments.internal/payments\n")
+    env = {
+        "BOXOFFICE_DSN": GOOD_DSN,
+        "BOXOFFICE_DATABASES_PAYMENTS_DB_DSN_FILE": str(secret),
+        "BOXOFFICE_DATABASES_PAYMENTS_DB_POOL_MAX_SIZE": "3",
+        "BOXOFFICE_METRICS_BOXOFFICE_REVENUE_TOTAL_DATABASE": "payments_db",
+        "BOXOFFICE_TEST_DSN": "ignored: not a setting",
+    }
+    config = load_config(None, env=env)
+    payments = config.databases["payments_db"]
+    assert payments.dsn == "postgresql://reader:s3cret@payments.internal/payments"
+    assert payments.pool_max_size == 3
+    by_name = {m.spec.name: m.database for m in config.metrics}
+    assert by_name["boxoffice_revenue_total"] == "payments_db"
+    assert by_name["boxoffice_tickets_sold_total"] == "default"
+    assert "s3cret" in config.secrets
+    assert "s3cret" not in repr(config)
+
+
+def test_disabled_metric_and_sql_override() -> None:
+    env = {"BOXOFFICE_DSN": GOOD_DSN}
+    config = load_config(None, env=env)
+    assert len(config.metrics) == 17
+    env["BOXOFFICE_METRICS_BOXOFFICE_CHECKOUT_SESSIONS_OPEN_ENABLED"] = "false"
+    env["BOXOFFICE_METRICS_BOXOFFICE_PAYMENTS_TOTAL_SQL"] = "SELECT 1 AS value;"
+    config = load_config(None, env=env)
+    names = {m.spec.name: m for m in config.metrics}
+    assert "boxoffice_checkout_sessions_open" not in names
+    assert names["boxoffice_payments_total"].sql == "SELECT 1 AS value"
+    assert names["boxoffice_payments_total"].overridden
+
+
+def test_example_config_is_valid() -> None:
+    example = Path(__file__).parent.parent / "boxoffice.example.yml"
+    config = load_config(str(example), env={})
+    assert "default" in config.databases
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("1h", 3600), ("2d", 172800), ("1.5s", 1.5)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "30", "s", "1x", "1m 30s", "-1s", "30s5"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+def test_config_error_is_one_line() -> None:
+    assert str(ConfigError("f.yml", "a.b", "bad")) == "f.yml: a.b: bad"
+    assert str(ConfigError("environment variable X", "", "bad")) == "environment variable X: bad"
