@@ -30,12 +30,15 @@ class CardinalityGuard:
         if len(samples) <= self._limit:
             self._kept[metric] = frozenset(s.labels for s in samples)
             return list(samples), 0
+        other = (OTHER,) * len(samples[0].labels)
+        # A real series already labelled `other` joins the fold instead of taking a place.
+        merged = [s for s in samples if s.labels == other] if fold == "sum" else []
+        candidates = [s for s in samples if s.labels != other] if fold == "sum" else samples
         previous = self._kept.get(metric, frozenset())
-        ranked = sorted(samples, key=lambda s: (s.labels not in previous, -s.value, s.labels))
+        ranked = sorted(candidates, key=lambda s: (s.labels not in previous, -s.value, s.labels))
         room = self._limit - 1 if fold == "sum" else self._limit
         kept, rest = ranked[:room], ranked[room:]
         self._kept[metric] = frozenset(s.labels for s in kept)
         if fold == "sum":
-            width = len(samples[0].labels)
-            kept.append(Sample((OTHER,) * width, sum(s.value for s in rest)))
+            kept.append(Sample(other, sum(s.value for s in [*rest, *merged])))
         return kept, len(rest)
