@@ -33,11 +33,7 @@ install_debian_packages() {
   fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ -n "$created_policy" ] && $sudo rm -f "$policy"
-  # The packages start nothing we need; stop anything a postinst may have started anyway.
-  for daemon in prometheus prometheus-alertmanager; do
-    $sudo pkill -x "$daemon" 2>/dev/null || true
-  done
+  if [ -n "$created_policy" ]; then $sudo rm -f "$policy"; fi
 }
 
 install_python() {

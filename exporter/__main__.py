@@ -1,0 +1,5 @@
+"""`python -m exporter` is the `boxoffice` command."""
+
+from exporter.cli import main
+
+main()
