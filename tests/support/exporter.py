@@ -90,12 +90,14 @@ def upstream_of(dsn: str) -> tuple[str, int] | str:
     return (host, port)
 
 
-def scrape_until(url: str, check: Callable[[Series], object], *, timeout: float = 15.0) -> Series:
+def scrape_until(
+    url: str, check: Callable[[Series], object], *, timeout: float = 15.0, **kwargs: object
+) -> Series:
     """Scrape repeatedly until ``check(series)`` is truthy (bounded); return that scrape."""
     found: list[Series] = []
 
     def attempt() -> bool:
-        series = scrape(url)
+        series = scrape(url, **kwargs)
         if check(series):
             found.append(series)
             return True
