@@ -1,0 +1,317 @@
+"""The PostgreSQL source against a real server: exact values, step by step and after seeding."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.app import build_sources
+from exporter.collect.exposition import ExporterCollector
+from exporter.collect.scheduler import SourceRunner
+from exporter.db.seed import seed_database
+from exporter.sources.querypack import DEFAULT_PACK
+from tests.support.data import add_event, add_order, add_session, add_tier
+from tests.support.exporter import Series, config_for, running_exporter, scrape
+
+Expected = dict[tuple[str, frozenset[tuple[str, str]]], float]
+_ZERO_DECIMAL = {"jpy", "krw"}
+
+
+def _key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return (name, frozenset(labels.items()))
+
+
+def _independent_expectation(conn: psycopg.Connection[Any]) -> Expected:
+    """Every metric recomputed in Python from raw rows, not with the exporter's SQL."""
+    events = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT id, slug, city, extract(epoch FROM starts_at), status FROM events"
+        )
+    }
+    tiers = {
+        r[0]: r[1:] for r in conn.execute("SELECT id, event_id, tier, capacity FROM ticket_tiers")
+    }
+    orders = conn.execute(
+        "SELECT tier_id, quantity, amount_total_cents, currency, payment_status, failure_code, "
+        "paid_at IS NOT NULL, extract(epoch FROM paid_at), refunded_amount_cents FROM orders"
+    ).fetchall()
+    sessions = conn.execute(
+        "SELECT tier_id, quantity, status, expires_at > now() FROM checkout_sessions"
+    ).fetchall()
+    webhooks = conn.execute("SELECT provider, status FROM webhook_logs").fetchall()
+
+    exp: Expected = {}
+    sold: dict[int, int] = defaultdict(int)
+    refunded: dict[int, int] = defaultdict(int)
+    reserved: dict[int, int] = defaultdict(int)
+    revenue: dict[str, int] = defaultdict(int)
+    refunds: dict[str, int] = defaultdict(int)
+    failed: dict[str, int] = defaultdict(int)
+    payments, last_paid = 0, None
+    for tier_id, qty, amount, currency, status, code, paid, paid_epoch, refunded_cents in orders:
+        if paid:
+            sold[tier_id] += qty
+            revenue[currency.lower()] += amount
+            last_paid = max(last_paid or 0, float(paid_epoch))
+            if status == "refunded":
+                refunded[tier_id] += qty
+        if paid or status == "failed":
+            payments += 1
+        if status == "failed":
+            failed[code or "unknown"] += 1
+        if refunded_cents > 0:
+            refunds[currency.lower()] += refunded_cents
+    for tier_id, qty, status, live in sessions:
+        if status == "open" and live:
+            reserved[tier_id] += qty
+    for tier_id, (event_id, tier, capacity) in tiers.items():
+        slug, city, _starts, ev_status = events[event_id]
+        if ev_status == "closed":
+            continue
+        labels = {"event": slug, "city": city, "tier": tier}
+        exp[_key("boxoffice_tickets_sold_total", **labels)] = sold[tier_id]
+        exp[_key("boxoffice_tickets_refunded_total", **labels)] = refunded[tier_id]
+        exp[_key("boxoffice_inventory_capacity_tickets", **labels)] = capacity
+        exp[_key("boxoffice_inventory_reserved_tickets", **labels)] = reserved[tier_id]
+        available = capacity - sold[tier_id] + refunded[tier_id] - reserved[tier_id]
+        exp[_key("boxoffice_inventory_available_tickets", **labels)] = available
+    for slug, city, starts, ev_status in events.values():
+        if ev_status != "closed":
+            exp[_key("boxoffice_event_start_timestamp_seconds", event=slug, city=city)] = float(
+                starts
+            )
+    exp[_key("boxoffice_payments_total")] = payments
+    for code, n in failed.items():
+        exp[_key("boxoffice_payments_failed_total", failure_code=code)] = n
+    for currency, cents in revenue.items():
+        exp[_key("boxoffice_revenue_total", currency=currency)] = (
+            cents if currency in _ZERO_DECIMAL else cents / 100
+        )
+    for currency, cents in refunds.items():
+        exp[_key("boxoffice_refunds_total", currency=currency)] = (
+            cents if currency in _ZERO_DECIMAL else cents / 100
+        )
+    if last_paid is not None:
+        exp[_key("boxoffice_last_paid_order_timestamp_seconds")] = last_paid
+    exp[_key("boxoffice_checkout_sessions_created_total")] = len(sessions)
+    exp[_key("boxoffice_checkout_sessions_completed_total")] = sum(
+        1 for s in sessions if s[2] == "complete"
+    )
+    exp[_key("boxoffice_checkout_sessions_expired_total")] = sum(
+        1 for s in sessions if s[2] == "expired"
+    )
+    exp[_key("boxoffice_checkout_sessions_open")] = sum(
+        1 for s in sessions if s[2] == "open" and s[3]
+    )
+    providers = {p for p, _ in webhooks}
+    for provider in providers:
+        exp[_key("boxoffice_webhook_events_total", provider=provider)] = sum(
+            1 for p, _ in webhooks if p == provider
+        )
+        exp[_key("boxoffice_webhook_events_failed_total", provider=provider)] = sum(
+            1 for p, s in webhooks if p == provider and s == "error"
+        )
+    return exp
+
+
+def _business(series: Series) -> Expected:
+    pack = {spec.name for spec in DEFAULT_PACK}
+    return {key: v for key, v in series.items() if key[0] in pack}
+
+
+def _registry_series(registry: CollectorRegistry) -> Series:
+    series: Series = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            series[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return series
+
+
+def _assert_same(actual: Expected, expected: Expected) -> None:
+    assert set(actual) == set(expected), (
+        f"missing: {sorted(set(expected) - set(actual))[:5]}, unexpected: {sorted(set(actual) - set(expected))[:5]}"
+    )
+    for key, want in expected.items():
+        assert actual[key] == pytest.approx(want, rel=1e-12, abs=1e-6), key
+
+
+def test_every_metric_matches_an_independent_computation_after_seeding(pg_schema: str) -> None:
+    with psycopg.connect(pg_schema, autocommit=True) as conn:
+        summary = seed_database(conn, orders=30_000, seed=7)
+        assert summary.orders == 30_000
+        expected = _independent_expectation(conn)
+    config = config_for(
+        pg_schema,
+        BOXOFFICE_SOURCES_POSTGRES_INTERVAL="1h",
+        BOXOFFICE_SOURCES_POSTGRES_TIMEOUT="30s",
+    )
+    (source,) = build_sources(config)
+    runner = SourceRunner(source)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ExporterCollector(lambda: [runner.snapshot()], "test"))
+    try:
+        snapshot = runner.run_once()
+    finally:
+        source.close()
+    assert snapshot.up, snapshot.last_error
+    assert registry.get_sample_value("boxoffice_source_up", {"source": "postgres"}) == 1
+    actual = _business(_registry_series(registry))
+    _assert_same(actual, expected)
+    # The demo data has what the alerts need to show: one oversold tier, some low ones.
+    available = [
+        v for (name, _), v in actual.items() if name == "boxoffice_inventory_available_tickets"
+    ]
+    assert sum(1 for v in available if v < 0) == 1
+    assert any(0 < v <= 5 for v in available)
+    assert (
+        len(
+            {
+                dict(labels)["city"]
+                for (name, labels) in actual
+                if name == "boxoffice_event_start_timestamp_seconds"
+            }
+        )
+        >= 10
+    )
+
+
+def test_scripted_sales_through_the_http_endpoint(pg_schema: str) -> None:
+    conn = psycopg.connect(pg_schema, autocommit=True)
+    austin = add_event(conn, "austin-2027-03-01", "Austin")
+    ga = add_tier(conn, austin, "ga", price_cents=9900, capacity=10)
+    vip = add_tier(conn, austin, "vip", price_cents=29900, capacity=3)
+    past = add_event(conn, "boston-2026-01-01", "Boston", status="closed", days_ahead=-300)
+    add_order(
+        conn,
+        add_tier(conn, past, "ga", price_cents=5000, capacity=5),
+        quantity=5,
+        amount_cents=25000,
+        status="completed",
+    )
+
+    config = config_for(pg_schema, BOXOFFICE_SOURCES_POSTGRES_INTERVAL="1h")
+    with running_exporter(config) as (exporter, url):
+        (runner,) = exporter.runners
+
+        def observe() -> Expected:
+            snapshot = runner.run_once()
+            assert snapshot.up, snapshot.last_error
+            return _business(scrape(url))
+
+        tiers = {
+            "ga": {"event": "austin-2027-03-01", "city": "Austin", "tier": "ga"},
+            "vip": {"event": "austin-2027-03-01", "city": "Austin", "tier": "vip"},
+        }
+        expected: Expected = {}
+        for tier, capacity in (("ga", 10), ("vip", 3)):
+            for name in (
+                "boxoffice_tickets_sold_total",
+                "boxoffice_tickets_refunded_total",
+                "boxoffice_inventory_reserved_tickets",
+            ):
+                expected[_key(name, **tiers[tier])] = 0
+            expected[_key("boxoffice_inventory_capacity_tickets", **tiers[tier])] = capacity
+            expected[_key("boxoffice_inventory_available_tickets", **tiers[tier])] = capacity
+        starts = conn.execute(
+            "SELECT extract(epoch FROM starts_at) FROM events WHERE id = %s", [austin]
+        ).fetchone()
+        assert starts is not None
+        expected[
+            _key(
+                "boxoffice_event_start_timestamp_seconds", event="austin-2027-03-01", city="Austin"
+            )
+        ] = float(starts[0])
+        expected[_key("boxoffice_payments_total")] = 1  # the closed event's order still counts
+        expected[_key("boxoffice_revenue_total", currency="usd")] = 250.0
+        for name in ("created", "completed", "expired"):
+            expected[_key(f"boxoffice_checkout_sessions_{name}_total")] = 0
+        expected[_key("boxoffice_checkout_sessions_open")] = 0
+        actual = observe()
+        last_paid_key = _key("boxoffice_last_paid_order_timestamp_seconds")
+        assert actual.pop(last_paid_key) == pytest.approx(time.time(), abs=60)
+        _assert_same(actual, expected)
+
+        # 1. Two orders are placed: nothing is paid yet, so nothing changes.
+        first = add_order(conn, ga, quantity=2, amount_cents=19800)
+        second = add_order(conn, ga, quantity=1, amount_cents=9900)
+        actual = observe()
+        actual.pop(last_paid_key)
+        _assert_same(actual, expected)
+
+        # 2. Both are paid.
+        conn.execute(
+            "UPDATE orders SET payment_status = 'completed', paid_at = now() WHERE id IN (%s, %s)",
+            [first, second],
+        )
+        expected[_key("boxoffice_tickets_sold_total", **tiers["ga"])] = 3
+        expected[_key("boxoffice_inventory_available_tickets", **tiers["ga"])] = 7
+        expected[_key("boxoffice_payments_total")] = 3
+        expected[_key("boxoffice_revenue_total", currency="usd")] = 250.0 + 297.0
+        actual = observe()
+        paid_at = conn.execute("SELECT extract(epoch FROM max(paid_at)) FROM orders").fetchone()
+        assert paid_at is not None
+        assert actual.pop(last_paid_key) == pytest.approx(float(paid_at[0]))
+        _assert_same(actual, expected)
+
+        # 3. A payment fails with a real Stripe code.
+        add_order(
+            conn, vip, quantity=1, amount_cents=29900, status="failed", failure_code="card_declined"
+        )
+        expected[_key("boxoffice_payments_total")] = 4
+        expected[_key("boxoffice_payments_failed_total", failure_code="card_declined")] = 1
+        actual = observe()
+        actual.pop(last_paid_key)
+        _assert_same(actual, expected)
+
+        # 4. The one-ticket order is refunded: the ticket returns to inventory.
+        conn.execute(
+            "UPDATE orders SET payment_status = 'refunded', refunded_at = now(), refunded_amount_cents = 9900 WHERE id = %s",
+            [second],
+        )
+        expected[_key("boxoffice_tickets_refunded_total", **tiers["ga"])] = 1
+        expected[_key("boxoffice_inventory_available_tickets", **tiers["ga"])] = 8
+        expected[_key("boxoffice_refunds_total", currency="usd")] = 99.0
+        actual = observe()
+        actual.pop(last_paid_key)
+        _assert_same(actual, expected)
+
+        # 5. Checkout sessions: one open holds two GA tickets, one expired holds nothing.
+        add_session(conn, ga, quantity=2, status="open")
+        add_session(conn, ga, quantity=4, status="expired")
+        expected[_key("boxoffice_inventory_reserved_tickets", **tiers["ga"])] = 2
+        expected[_key("boxoffice_inventory_available_tickets", **tiers["ga"])] = 6
+        expected[_key("boxoffice_checkout_sessions_created_total")] = 2
+        expected[_key("boxoffice_checkout_sessions_expired_total")] = 1
+        expected[_key("boxoffice_checkout_sessions_open")] = 1
+        actual = observe()
+        actual.pop(last_paid_key)
+        _assert_same(actual, expected)
+
+        # 6. VIP is oversold: four tickets paid against a capacity of three.
+        add_order(conn, vip, quantity=4, amount_cents=4 * 29900, status="completed")
+        expected[_key("boxoffice_tickets_sold_total", **tiers["vip"])] = 4
+        expected[_key("boxoffice_inventory_available_tickets", **tiers["vip"])] = -1
+        expected[_key("boxoffice_payments_total")] = 5
+        expected[_key("boxoffice_revenue_total", currency="usd")] = 250.0 + 297.0 + 1196.0
+        actual = observe()
+        actual.pop(last_paid_key)
+        _assert_same(actual, expected)
+
+        # 7. Webhooks: three processed, one error.
+        for status in ("processed", "processed", "error", "processed"):
+            conn.execute(
+                "INSERT INTO webhook_logs (provider, event_type, status) VALUES ('stripe', 'checkout.session.completed', %s)",
+                [status],
+            )
+        expected[_key("boxoffice_webhook_events_total", provider="stripe")] = 4
+        expected[_key("boxoffice_webhook_events_failed_total", provider="stripe")] = 1
+        actual = observe()
+        actual.pop(last_paid_key)
+        _assert_same(actual, expected)
+    conn.close()
