@@ -40,7 +40,7 @@ class DatabaseSettings:
     """One named PostgreSQL database (the ticket DB and the payment DB may differ)."""
 
     dsn: str | None = field(
-        None, doc="libpq URI or key=value string. Secret: prefer dsn_file.", secret=True
+        None, doc="libpq URI or key=value string; prefer dsn_file.", secret=True
     )
     dsn_file: str | None = field(None, doc="File holding the DSN (Docker/Kubernetes secrets).")
     pool_max_size: int = field(

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The newcomer's command: installs boxoffice into .venv and runs `boxoffice demo`.
+# With no BOXOFFICE_DSN set it starts a throwaway PostgreSQL, seeds a year of sales
+# and serves the metrics on http://localhost:9798/metrics. Arguments go to `boxoffice demo`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[throwaway]'
+exec .venv/bin/boxoffice demo "$@"
