@@ -40,11 +40,12 @@ def build_sources(config: Config) -> list[Source]:
     return sources
 
 
-def check_queries(config: Config, source: PostgresSource) -> None:
+def check_queries(config: Config, source: PostgresSource) -> list[str]:
     """Refuse SQL that does not fit its metric, on every database reachable now.
 
     A database that cannot be reached is not an error at start (the exporter must come up
     and report ``source_up 0``); its queries are checked on every collection instead.
+    Returns the names of the databases that could not be reached.
     """
     problems, unreachable = source.check_queries()
     for name in unreachable:
@@ -56,6 +57,7 @@ def check_queries(config: Config, source: PostgresSource) -> None:
         raise ConfigError(
             config.source, path, f"{first.reason} (database {first.metric.database!r}){hint}"
         )
+    return unreachable
 
 
 @dataclass

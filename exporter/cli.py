@@ -163,13 +163,19 @@ def check(config_path: str | None, dsn: str | None) -> None:
 
     if config.settings.web.config_file:
         load_web_config(config.settings.web.config_file)
+    setup_logging(config.settings.log.level, config.settings.log.format, config.secrets)
+    unchecked: list[str] = []
     for source in build_sources(config):
         try:
             if isinstance(source, PostgresSource):
-                check_queries(config, source)
+                unchecked += check_queries(config, source)
         finally:
             source.close()
     click.echo(f"{config.source}: ok ({len(config.metrics)} PostgreSQL metrics)")
+    for name in unchecked:
+        click.echo(
+            f"boxoffice: database {name!r} not reachable: its queries were not checked", err=True
+        )
 
 
 @main.group()

@@ -1,0 +1,72 @@
+"""The README's main command: `boxoffice demo` on a machine with no database configured."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.support.exporter import scrape_until, value, wait_for
+
+
+def test_demo_starts_a_throwaway_database_seeds_serves_and_cleans_up(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
+    env["BOXOFFICE_SOURCES_POSTGRES_INTERVAL"] = "1s"
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "demo",
+                "--orders",
+                "3000",
+                "--web.listen-address",
+                f"127.0.0.1:{port}",
+            ],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            assert process.poll() is None, log.read_text()
+            try:
+                return requests.get(f"{url}/healthz", timeout=2).ok
+            except requests.ConnectionError:
+                return False
+
+        wait_for(ready, timeout=90, interval=0.5)
+        series = scrape_until(
+            url, lambda s: value(s, "boxoffice_source_up", source="postgres") == 1
+        )
+        assert value(series, "boxoffice_payments_total")
+        sold = [
+            v for (name, _labels), v in series.items() if name == "boxoffice_tickets_sold_total"
+        ]
+        assert len(sold) >= 20
+        assert sum(sold) > 0
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    output = log.read_text()
+    match = re.search(r"starting a throwaway PostgreSQL in (\S+)", output)
+    assert match, output
+    assert not Path(match.group(1)).exists(), "the throwaway data must be removed"
+    assert "throwaway PostgreSQL removed" in output
+    assert "seeded 3000 orders" in output
