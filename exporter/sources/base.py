@@ -18,6 +18,7 @@ class Failure:
 
     reason: str
     message: str
+    cause: str = ""  # the bare cause, without the context ``message`` adds
 
 
 @dataclass(frozen=True)

@@ -91,11 +91,13 @@ class PostgresSource:
         failures: list[Failure] = []
         dropped: dict[str, int] = {}
         for name, metrics in self._by_database.items():
+            query_failures: list[tuple[BoundMetric, Failure]] = []
             try:
-                results = self._run(name, [(m, m.sql) for m in metrics], failures)
+                results = self._run(name, [(m, m.sql) for m in metrics], query_failures)
             except _DatabaseUnavailableError as exc:
                 failures.append(Failure("connection", f"database {name!r}: {exc}"))
                 continue
+            failures += [failure for _metric, failure in query_failures]
             for metric, (columns, rows) in results.items():
                 try:
                     samples = to_samples(metric.spec, columns, rows)
@@ -113,17 +115,15 @@ class PostgresSource:
         problems: list[QueryProblem] = []
         unreachable: list[str] = []
         for name, metrics in self._by_database.items():
-            failures: list[Failure] = []
-            probes = [(m, f"SELECT * FROM ({m.sql}) AS boxoffice_probe LIMIT 0") for m in metrics]
+            failures: list[tuple[BoundMetric, Failure]] = []
+            # The newline keeps a trailing `-- comment` in user SQL from eating the parenthesis.
+            probes = [(m, f"SELECT * FROM ({m.sql}\n) AS boxoffice_probe LIMIT 0") for m in metrics]
             try:
                 results = self._run(name, probes, failures)
             except _DatabaseUnavailableError:
                 unreachable.append(name)
                 continue
-            by_name = {m.spec.name: m for m in metrics}
-            for failure in failures:
-                metric_name, _, reason = failure.message.partition(": ")
-                problems.append(QueryProblem(by_name[metric_name], reason))
+            problems += [QueryProblem(metric, failure.cause) for metric, failure in failures]
             for metric, (columns, _rows) in results.items():
                 problem = check_columns(metric.spec, columns)
                 if problem:
@@ -139,7 +139,7 @@ class PostgresSource:
         self,
         database: str,
         queries: Sequence[tuple[BoundMetric, str]],
-        failures: list[Failure],
+        failures: list[tuple[BoundMetric, Failure]],
     ) -> dict[BoundMetric, tuple[Columns, list[tuple[Any, ...]]]]:
         """Run queries in one read-only snapshot; per-query errors go to ``failures``."""
         pool = self._pools[database]
@@ -159,13 +159,11 @@ class PostgresSource:
                             ]
                             results[metric] = (columns, cur.fetchall())
                     except pgerrors.QueryCanceled as exc:
-                        failures.append(
-                            Failure("timeout", f"{metric.spec.name}: {_first_line(exc)}")
-                        )
+                        failures.append((metric, _failure("timeout", metric, exc)))
                     except (psycopg.OperationalError, psycopg.InterfaceError):
                         raise
                     except psycopg.Error as exc:
-                        failures.append(Failure("query", f"{metric.spec.name}: {_first_line(exc)}"))
+                        failures.append((metric, _failure("query", metric, exc)))
         except PoolTimeout as exc:
             raise _DatabaseUnavailableError(_first_line(exc)) from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
@@ -175,6 +173,11 @@ class PostgresSource:
 
 class _DatabaseUnavailableError(Exception):
     """The database could not be reached or the connection broke."""
+
+
+def _failure(reason: str, metric: BoundMetric, exc: BaseException) -> Failure:
+    cause = _first_line(exc)
+    return Failure(reason, f"{metric.spec.name}: {cause}", cause)
 
 
 def _type_name(conn: psycopg.Connection[Any], oid: int) -> str:
