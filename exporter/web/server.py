@@ -1,0 +1,247 @@
+"""The exporter's HTTP server: /metrics, /healthz and the landing page, behind basic auth/TLS."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import hashlib
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import bcrypt
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from exporter.web.webconfig import WebConfig, build_ssl_context
+
+log = logging.getLogger("exporter.web")
+
+# Spent on unknown users too, so response time does not tell which user names exist.
+_DUMMY_HASH = bcrypt.hashpw(b"boxoffice", bcrypt.gensalt(rounds=10))
+_AUTH_CACHE_SIZE = 1024
+_CONNECTION_TIMEOUT = 30.0
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """Split ``[host]:port`` (Prometheus style) into host and port; "" means every interface."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address must be [host]:port like :9798, got {address!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"IPv6 hosts are written in brackets like [::1]:9798, got {address!r}")
+    return host, int(port)
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` against bcrypt hashes, caching successes.
+
+    bcrypt costs tens of milliseconds by design; a scrape every 15 s should not pay it each
+    time, so a successful (user, password, hash) is remembered by its SHA-256 digest.
+    """
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self._users = {user: hashed.encode() for user, hashed in users.items()}
+        self._ok: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    def allows(self, header: str | None) -> bool:
+        """True when the header carries a known user with the right password."""
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            return False
+        hashed = self._users.get(user)
+        digest = hashlib.sha256(
+            b"\0".join([user.encode(), password.encode(), hashed or b""])
+        ).digest()
+        with self._lock:
+            if hashed is not None and digest in self._ok:
+                return True
+        valid = bcrypt.checkpw(password.encode(), hashed or _DUMMY_HASH) and hashed is not None
+        if valid:
+            with self._lock:
+                if len(self._ok) >= _AUTH_CACHE_SIZE:
+                    self._ok.clear()
+                self._ok.add(digest)
+        return valid
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = True
+    tls_context: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs in the request's own thread, so a client stalling it
+        # cannot hold up everyone else's accept.
+        request.settimeout(_CONNECTION_TIMEOUT)
+        if self.tls_context is not None:
+            try:
+                request = self.tls_context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
+                return
+        super().finish_request(request, client_address)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        # ":port" means every interface, IPv4 included.
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+class ExporterHTTPServer:
+    """Serves the registry; it only encodes what the collectors already hold."""
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry,
+        listen_address: str,
+        web_config: WebConfig | None = None,
+        landing_page: Callable[[], str] = lambda: "<h1>boxoffice exporter</h1>",
+        telemetry_path: str = "/metrics",
+    ) -> None:
+        self._registry = registry
+        self._host, self._port = parse_listen_address(listen_address)
+        self._web = web_config or WebConfig()
+        self._landing_page = landing_page
+        self._telemetry_path = telemetry_path
+        self._auth = BasicAuth(self._web.basic_auth_users) if self._web.basic_auth_users else None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the bound server, e.g. ``https://127.0.0.1:43121``."""
+        if self._server is None:
+            raise RuntimeError("server not started")
+        host, port = self._server.server_address[:2]
+        scheme = "https" if self._server.tls_context else "http"
+        shown = str(host) if host not in ("", "0.0.0.0", "::") else "localhost"  # noqa: S104
+        return f"{scheme}://{f'[{shown}]' if ':' in shown else shown}:{port}"
+
+    def start(self) -> None:
+        """Bind and serve in a background thread; OSError when the address is unusable."""
+        handler = self._handler_class()
+        if ":" in self._host:
+            server: _Server = _Server6((self._host, self._port), handler)
+        elif self._host:
+            server = _Server((self._host, self._port), handler)
+        else:
+            try:
+                server = _Server6(("::", self._port), handler)
+            except OSError:  # no IPv6 on this host
+                server = _Server(("0.0.0.0", self._port), handler)  # noqa: S104
+        if self._web.tls_server_config is not None:
+            server.tls_context = build_ssl_context(self._web.tls_server_config)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        """Stop accepting, let in-flight requests finish, close the socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        outer = self
+
+        class Handler(_Handler):
+            server_ref = outer
+
+        return Handler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_ref: ExporterHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "boxoffice"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._respond(head=False)
+
+    def do_HEAD(self) -> None:
+        self._respond(head=True)
+
+    def _method_not_allowed(self) -> None:
+        self._send(
+            405,
+            "text/plain; charset=utf-8",
+            b"method not allowed\n",
+            head=False,
+            extra={"Allow": "GET, HEAD"},
+        )
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+
+    def _respond(self, *, head: bool) -> None:
+        outer = self.server_ref
+        if outer._auth is not None and not outer._auth.allows(self.headers.get("Authorization")):
+            self._send(
+                401,
+                "text/plain; charset=utf-8",
+                b"unauthorized\n",
+                head=head,
+                extra={"WWW-Authenticate": 'Basic realm="boxoffice"'},
+            )
+            return
+        path = self.path.split("?", 1)[0]
+        if path == outer._telemetry_path:
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            body = encoder(outer._registry)
+            extra = {}
+            if "gzip" in self.headers.get("Accept-Encoding", ""):
+                body = gzip.compress(body)
+                extra["Content-Encoding"] = "gzip"
+            self._send(200, content_type, body, head=head, extra=extra)
+        elif path == "/healthz":
+            self._send(200, "text/plain; charset=utf-8", b"OK\n", head=head)
+        elif path == "/":
+            self._send(200, "text/html; charset=utf-8", outer._landing_page().encode(), head=head)
+        else:
+            self._send(404, "text/plain; charset=utf-8", b"not found\n", head=head)
+
+    def _send(
+        self,
+        status: int,
+        content_type: str,
+        body: bytes,
+        *,
+        head: bool,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in {
+            **self.server_ref._web.http_server_config.headers,
+            **(extra or {}),
+        }.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
