@@ -208,8 +208,9 @@ def db_seed(
 ) -> None:
     """Fill the reference schema with a year of realistic sales."""
     config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
-    with _connect(config) as conn:
-        _seed(conn, orders=orders, seed=seed_value, replace=replace)
+    with _connect(config):  # a clear error when the database cannot be reached
+        pass
+    _seed(config, orders=orders, seed=seed_value, replace=replace)
 
 
 def _connect(config: Config) -> Any:
@@ -228,13 +229,17 @@ def _connect(config: Config) -> Any:
         sys.exit(1)
 
 
-def _seed(conn: Any, *, orders: int, seed: int, replace: bool) -> None:
+def _seed(config: Config, *, orders: int, seed: int, replace: bool) -> None:
     from exporter.db.seed import SeedError, seed_database
 
     try:
         with click.progressbar(length=orders, label="seeding orders", file=sys.stderr) as bar:
             summary = seed_database(
-                conn, orders=orders, seed=seed, replace=replace, progress=bar.update
+                config.databases["default"].dsn,
+                orders=orders,
+                seed=seed,
+                replace=replace,
+                progress=bar.update,
             )
     except SeedError as exc:
         click.echo(f"boxoffice: {exc}", err=True)
@@ -286,10 +291,10 @@ def demo(
         with _connect(config) as conn:
             create_schema(conn)
             empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM orders)").fetchone()[0]
-            if empty:
-                _seed(conn, orders=orders, seed=seed_value, replace=False)
-            else:
+            if not empty:
                 click.echo("the database already has orders; serving them as they are", err=True)
+        if empty:
+            _seed(config, orders=orders, seed=seed_value, replace=False)
         host = listen_address.rpartition(":")[0] or "localhost"
         port = listen_address.rpartition(":")[2]
         run_exporter(

@@ -142,9 +142,9 @@ def _assert_same(actual: Expected, expected: Expected) -> None:
 
 
 def test_every_metric_matches_an_independent_computation_after_seeding(pg_schema: str) -> None:
+    summary = seed_database(pg_schema, orders=30_000, seed=7)
+    assert summary.orders == 30_000
     with psycopg.connect(pg_schema, autocommit=True) as conn:
-        summary = seed_database(conn, orders=30_000, seed=7)
-        assert summary.orders == 30_000
         expected = _independent_expectation(conn)
     config = config_for(
         pg_schema,
