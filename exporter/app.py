@@ -33,7 +33,7 @@ def build_sources(config: Config) -> list[Source]:
                 databases=config.databases,
                 metrics=config.metrics,
                 interval=float(postgres.interval),
-                timeout=float(postgres.timeout),
+                timeout=postgres.effective_timeout,
                 guard=CardinalityGuard(postgres.max_series_per_metric),
             )
         )

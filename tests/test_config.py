@@ -97,7 +97,11 @@ def test_environment_overrides_file_and_flags_override_environment(tmp_path: Pat
         str(path), env=env, flags={"web.listen_address": ("127.0.0.1:3000", "--web.listen-address")}
     )
     postgres = config.settings.sources.postgres
-    assert (postgres.interval, postgres.timeout, postgres.max_series_per_metric) == (15, 5, 50)
+    assert (postgres.interval, postgres.effective_timeout, postgres.max_series_per_metric) == (
+        15,
+        5,
+        50,
+    )
     assert config.settings.web.listen_address == "127.0.0.1:3000"
     assert config.settings.log.format == "json"
 
@@ -121,6 +125,18 @@ def test_named_databases_from_environment_and_secret_files(tmp_path: Path) -> No
     assert by_name["boxoffice_tickets_sold_total"] == "default"
     assert "s3cret" in config.secrets
     assert "s3cret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "effective"), [("30s", None, 10), ("5s", None, 5), ("1m", "20s", 20)]
+)
+def test_default_timeout_fits_the_interval(
+    interval: str, timeout: str | None, effective: float
+) -> None:
+    env = {"BOXOFFICE_DSN": GOOD_DSN, "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": interval}
+    if timeout:
+        env["BOXOFFICE_SOURCES_POSTGRES_TIMEOUT"] = timeout
+    assert load_config(None, env=env).settings.sources.postgres.effective_timeout == effective
 
 
 def test_disabled_metric_and_sql_override() -> None:

@@ -136,7 +136,7 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
         name: _resolve_database(name, db, error) for name, db in settings.databases.items()
     }
     postgres = settings.sources.postgres
-    if postgres.timeout > postgres.interval:
+    if postgres.timeout is not None and postgres.timeout > postgres.interval:
         raise error(
             "sources.postgres.timeout",
             f"must not exceed sources.postgres.interval ({postgres.interval:g}s)",

@@ -57,11 +57,20 @@ class PostgresSourceSettings:
 
     enabled: bool = field(True, doc="Collect the PostgreSQL metrics.")
     interval: Duration = field(Duration(30), doc="Time between collections.", check=positive)
-    timeout: Duration = field(
-        Duration(10),
-        doc="Server-side statement timeout of each query; a slower query is cancelled.",
+    timeout: Duration | None = field(
+        None,
+        doc=(
+            "Server-side statement timeout of each query, a slower one is cancelled "
+            "(default 10s, or the interval when that is shorter)."
+        ),
         check=positive,
     )
+
+    @property
+    def effective_timeout(self) -> float:
+        """The timeout in force: as configured, else 10s capped at the interval."""
+        return float(self.timeout) if self.timeout is not None else min(10.0, float(self.interval))
+
     max_series_per_metric: int = field(
         1000,
         doc="Cardinality guard: series past this per metric are folded into label value 'other'.",

@@ -44,6 +44,8 @@ class ThrowawayPostgres:
     def stop(self) -> None:
         """Stop the server and delete its data directory."""
         if self._server is not None:
-            self._server.cleanup()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._server.cleanup()
             self._server = None
         shutil.rmtree(self.directory, ignore_errors=True)
