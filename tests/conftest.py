@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -42,20 +42,33 @@ def pg_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_dsn(pg_server: str) -> Iterator[str]:
-    """DSN of a new, empty database that is dropped after the test."""
-    name = f"boxoffice_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(pg_server)
-    params["dbname"] = name
+def new_database(pg_server: str) -> Iterator[Callable[[], str]]:
+    """Make empty databases on the test server; all are dropped after the test."""
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"boxoffice_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        names.append(name)
+        params = conninfo_to_dict(pg_server)
+        params["dbname"] = name
+        return make_conninfo(**params)
+
     try:
-        yield make_conninfo(**params)
+        yield make
     finally:
         with psycopg.connect(pg_server, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            for name in names:
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+@pytest.fixture
+def pg_dsn(new_database: Callable[[], str]) -> str:
+    """DSN of a new, empty database that is dropped after the test."""
+    return new_database()
 
 
 @pytest.fixture
