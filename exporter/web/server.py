@@ -88,13 +88,17 @@ class _Server(ThreadingHTTPServer):
         # The TLS handshake runs in the request's own thread, so a client stalling it
         # cannot hold up everyone else's accept.
         request.settimeout(_CONNECTION_TIMEOUT)
-        if self.tls_context is not None:
-            try:
-                request = self.tls_context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
-                return
-        super().finish_request(request, client_address)
+        if self.tls_context is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            tls = self.tls_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
+            return
+        # The TLS socket took over the connection; the server only closes the plain one.
+        with tls:
+            super().finish_request(tls, client_address)
 
 
 class _Server6(_Server):
