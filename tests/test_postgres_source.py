@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -13,10 +14,19 @@ from prometheus_client import CollectorRegistry
 from exporter.app import build_sources
 from exporter.collect.exposition import ExporterCollector
 from exporter.collect.scheduler import SourceRunner
+from exporter.db.schema import create_schema
 from exporter.db.seed import seed_database
 from exporter.sources.querypack import DEFAULT_PACK
 from tests.support.data import add_event, add_order, add_session, add_tier
-from tests.support.exporter import Series, config_for, running_exporter, scrape
+from tests.support.exporter import (
+    Series,
+    config_for,
+    running_exporter,
+    scrape,
+    upstream_of,
+    via_proxy,
+)
+from tests.support.tcpproxy import TcpProxy
 
 Expected = dict[tuple[str, frozenset[tuple[str, str]]], float]
 _ZERO_DECIMAL = {"jpy", "krw"}
@@ -315,3 +325,105 @@ def test_scripted_sales_through_the_http_endpoint(pg_schema: str) -> None:
         actual.pop(last_paid_key)
         _assert_same(actual, expected)
     conn.close()
+
+
+def test_two_databases_and_one_is_lost(new_database: Callable[[], str]) -> None:
+    """The payment DB may be another server: its loss costs only its own metrics."""
+    tickets, payments = new_database(), new_database()
+    for dsn in (tickets, payments):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            create_schema(conn)
+    with psycopg.connect(tickets, autocommit=True) as conn:
+        add_tier(
+            conn, add_event(conn, "miami-2027-04-04", "Miami"), "ga", price_cents=9900, capacity=50
+        )
+    with psycopg.connect(payments, autocommit=True) as conn:
+        tier = add_tier(conn, add_event(conn, "x", "X"), "ga", price_cents=100, capacity=1)
+        add_order(conn, tier, quantity=1, amount_cents=4200, currency="eur", status="completed")
+    proxy = TcpProxy(upstream_of(payments))
+    proxy.start()
+    config = config_for(
+        tickets,
+        BOXOFFICE_DATABASES_PAYMENTS_DSN=via_proxy(payments, proxy.port),
+        BOXOFFICE_DATABASES_PAYMENTS_CONNECT_TIMEOUT="1s",
+        BOXOFFICE_METRICS_BOXOFFICE_REVENUE_TOTAL_DATABASE="payments",
+        BOXOFFICE_SOURCES_POSTGRES_INTERVAL="1h",
+    )
+    try:
+        with running_exporter(config) as (exporter, url):
+            (runner,) = exporter.runners
+            assert runner.run_once().up
+            series = scrape(url)
+            assert series[_key("boxoffice_revenue_total", currency="eur")] == 42.0
+            assert (
+                series[
+                    _key(
+                        "boxoffice_inventory_capacity_tickets",
+                        event="miami-2027-04-04",
+                        city="Miami",
+                        tier="ga",
+                    )
+                ]
+                == 50
+            )
+            proxy.stop()
+            snapshot = runner.run_once()
+            assert not snapshot.up
+            assert snapshot.last_error is not None and "database 'payments'" in snapshot.last_error
+            series = scrape(url)
+            assert _key("boxoffice_revenue_total", currency="eur") not in series
+            assert (
+                series[
+                    _key(
+                        "boxoffice_inventory_capacity_tickets",
+                        event="miami-2027-04-04",
+                        city="Miami",
+                        tier="ga",
+                    )
+                ]
+                == 50
+            )
+            assert series[_key("boxoffice_source_up", source="postgres")] == 0
+    finally:
+        proxy.stop()
+
+
+def test_cardinality_guard_folds_and_counts(pg_schema: str) -> None:
+    with psycopg.connect(pg_schema, autocommit=True) as conn:
+        for n in range(6):
+            tier = add_tier(
+                conn,
+                add_event(conn, f"city{n}-2027", f"City {n}"),
+                "ga",
+                price_cents=1000,
+                capacity=10,
+            )
+            add_order(conn, tier, quantity=n + 1, amount_cents=1000, status="completed")
+    config = config_for(
+        pg_schema,
+        BOXOFFICE_SOURCES_POSTGRES_MAX_SERIES_PER_METRIC="3",
+        BOXOFFICE_SOURCES_POSTGRES_INTERVAL="1h",
+    )
+    with running_exporter(config) as (exporter, url):
+        (runner,) = exporter.runners
+        runner.run_once()
+        series = scrape(url)
+        cycles = runner.snapshot().cycles  # the background loop's first cycle counts too
+    sold = {
+        dict(labels)["event"]: v
+        for (name, labels), v in series.items()
+        if name == "boxoffice_tickets_sold_total"
+    }
+    assert sold == {"city5-2027": 6, "city4-2027": 5, "other": 1 + 2 + 3 + 4}
+    starts = [
+        labels for (name, labels) in series if name == "boxoffice_event_start_timestamp_seconds"
+    ]
+    assert len(starts) == 3 and all(dict(lbl)["event"] != "other" for lbl in starts)
+    dropped = series[_key("boxoffice_series_dropped_total", metric="boxoffice_tickets_sold_total")]
+    assert dropped == 4  # counted per collection
+    assert (
+        series[
+            _key("boxoffice_series_dropped_total", metric="boxoffice_event_start_timestamp_seconds")
+        ]
+        == 3
+    )
