@@ -5,20 +5,17 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import requests
 
-from tests.support.exporter import scrape_until, value, wait_for
+from tests.support.exporter import free_port, scrape_until, value, wait_for
 
 
 def test_demo_starts_a_throwaway_database_seeds_serves_and_cleans_up(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
     env["BOXOFFICE_SOURCES_POSTGRES_INTERVAL"] = "1s"
     log = tmp_path / "demo.log"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,17 +16,19 @@ import requests
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.support.data import add_event, add_order, add_tier
-from tests.support.exporter import scrape_until, value, wait_for
+from tests.support.exporter import (
+    free_port,
+    run_boxoffice,
+    scrape_until,
+    upstream_of,
+    value,
+    via_proxy,
+    wait_for,
+)
 from tests.support.tcpproxy import TcpProxy
 
 DB_PASSWORD = "Db-Pa55word-never-shown"
 WEB_PASSWORD = "Scrape-Pa55word-never-shown"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _with_password(dsn: str) -> str:
@@ -51,13 +52,11 @@ def served(
             capacity=20,
         )
         add_order(conn, tier, quantity=1, amount_cents=29900, status="completed")
-    from tests.support.exporter import upstream_of, via_proxy
-
     proxy = TcpProxy(upstream_of(pg_schema))  # not started: the database is down at start
     web = tmp_path / "web.yml"
     hashed = bcrypt.hashpw(WEB_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
     web.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
-    port = _free_port()
+    port = free_port()
     stderr = tmp_path / "stderr.log"
     env = {
         **os.environ,
@@ -143,18 +142,10 @@ def test_serve_process_end_to_end(
 
 def test_serve_refuses_query_that_does_not_fit(pg_schema: str) -> None:
     env = {
-        **os.environ,
         "BOXOFFICE_DSN": pg_schema,
         "BOXOFFICE_METRICS_BOXOFFICE_REVENUE_TOTAL_SQL": "SELECT currency AS cur, sum(amount_total_cents) AS value FROM orders GROUP BY 1",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_boxoffice("serve", env=env)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "boxoffice: configuration: metrics.boxoffice_revenue_total.sql: query returns columns (cur, value); "
@@ -163,15 +154,7 @@ def test_serve_refuses_query_that_does_not_fit(pg_schema: str) -> None:
 
 
 def test_serve_refuses_a_database_without_the_schema(pg_dsn: str) -> None:
-    env = {**os.environ, "BOXOFFICE_DSN": pg_dsn}
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", "check"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_boxoffice("check", env={"BOXOFFICE_DSN": pg_dsn})
     assert result.returncode == 2
     assert result.stderr.strip() == (
         'boxoffice: configuration: metrics.boxoffice_tickets_sold_total.sql: relation "ticket_tiers" does not exist '

@@ -9,7 +9,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from exporter.config import ConfigError
 from exporter.web.server import BasicAuth, ExporterHTTPServer, parse_listen_address
 from exporter.web.webconfig import WebConfig, load_web_config
 from tests.support.certs import Pki, make_pki
-from tests.support.exporter import wait_for
+from tests.support.exporter import free_port, run_boxoffice, wait_for
 
 PASSWORD = "correct horse battery staple"
 
@@ -252,19 +251,8 @@ def test_web_config_errors(pki: Pki, text: str, expected: str) -> None:
 def test_web_config_error_exits_2_from_the_cli(tmp_path: Path) -> None:
     web = tmp_path / "web.yml"
     web.write_text("basic_auth_users:\n  alice: plaintext\n")
-    env = {
-        **os.environ,
-        "BOXOFFICE_DSN": "postgresql://x@127.0.0.1:1/x",
-        "BOXOFFICE_WEB_CONFIG_FILE": str(web),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    env = {"BOXOFFICE_DSN": "postgresql://x@127.0.0.1:1/x", "BOXOFFICE_WEB_CONFIG_FILE": str(web)}
+    result = run_boxoffice("serve", env=env)
     assert result.returncode == 2
     assert (
         result.stderr
@@ -302,9 +290,7 @@ def test_real_prometheus_scrapes_over_tls_with_basic_auth(
         f"    tls_config:\n      ca_file: {pki.ca_cert}\n"
         f"    static_configs:\n      - targets: ['{target}']\n"
     )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [
             binary,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -105,3 +109,22 @@ def scrape_until(
 
     wait_for(attempt, timeout=timeout)
     return found[-1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_boxoffice(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the `boxoffice` command as a user would, bounded in time."""
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
