@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from exporter.db.throwaway import ThrowawayPostgres
 
@@ -51,9 +51,7 @@ def new_database(pg_server: str) -> Iterator[Callable[[], str]]:
         with psycopg.connect(pg_server, autocommit=True) as admin:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         names.append(name)
-        params = conninfo_to_dict(pg_server)
-        params["dbname"] = name
-        return make_conninfo(**params)
+        return make_conninfo(pg_server, dbname=name)
 
     try:
         yield make
