@@ -188,7 +188,6 @@ def db() -> None:
 @_bad_input_exits_2
 def db_init(config_path: str | None, dsn: str | None) -> None:
     """Create the reference schema (tables and indexes) in the default database."""
-
     from exporter.db.schema import create_schema
 
     config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -159,4 +160,20 @@ def test_serve_refuses_a_database_without_the_schema(pg_dsn: str) -> None:
     assert result.stderr.strip() == (
         'boxoffice: configuration: metrics.boxoffice_tickets_sold_total.sql: relation "ticket_tiers" does not exist '
         "(database 'default'); run `boxoffice db init`, or override the SQL"
+    )
+
+
+def test_serve_reports_a_taken_address(pg_schema: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_boxoffice(
+            "serve",
+            env={"BOXOFFICE_DSN": pg_schema, "BOXOFFICE_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}"},
+        )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f"boxoffice: cannot serve on 127.0.0.1:{port}: Address already in use"
     )
