@@ -13,6 +13,7 @@ from exporter import __version__
 from exporter.collect.exposition import ExporterCollector
 from exporter.collect.scheduler import SourceRunner
 from exporter.config import Config, ConfigError
+from exporter.logs import Redactor
 from exporter.sources.base import Source
 from exporter.sources.guard import CardinalityGuard
 from exporter.sources.postgres import PostgresSource
@@ -93,7 +94,8 @@ def build_exporter(
     listen_address: str | None = None,
 ) -> Exporter:
     """Wire sources, registry and HTTP server together (nothing is started)."""
-    runners = [SourceRunner(source) for source in sources]
+    redact = Redactor(config.secrets)
+    runners = [SourceRunner(source, redact=redact) for source in sources]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ExporterCollector(lambda: [r.snapshot() for r in runners], __version__))
     web = config.settings.web

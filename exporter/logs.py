@@ -11,6 +11,18 @@ from datetime import UTC, datetime
 REDACTED = "<redacted>"
 
 
+class Redactor:
+    """Replaces every known secret in a text (longest first, so a DSN goes before its password)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
 class RedactingFormatter(logging.Formatter):
     """Formats a record as one line and replaces every known secret in it.
 
@@ -21,8 +33,7 @@ class RedactingFormatter(logging.Formatter):
     def __init__(self, fmt: str, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self._fmt_kind = fmt
-        # Longest first, so a DSN is replaced whole before the password inside it.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.redact = Redactor(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         """One line: logfmt ``ts= level= logger= msg=`` or a JSON object."""
@@ -40,12 +51,6 @@ class RedactingFormatter(logging.Formatter):
         else:
             line = " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
         return self.redact(line)
-
-    def redact(self, text: str) -> str:
-        """Replace every known secret in ``text``."""
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
 
 
 def _logfmt_value(value: str) -> str:

@@ -49,3 +49,21 @@ def test_json_lines_are_one_object() -> None:
     parsed = json.loads(RedactingFormatter("json").format(_record("a\nb")))
     assert parsed["level"] == "warning"
     assert parsed["msg"] == "a\nb"
+
+
+def test_runner_scrubs_failure_texts_before_anyone_sees_them() -> None:
+    from exporter.collect.scheduler import SourceRunner
+    from exporter.logs import Redactor
+    from exporter.sources.base import Collection, Failure
+
+    class Leaky:
+        name, interval, timeout = "postgres", 1.0, 1.0
+
+        def collect(self) -> Collection:
+            return Collection(failures=(Failure("connection", f"cannot reach {DSN}", DSN),))
+
+        def close(self) -> None:
+            pass
+
+    snapshot = SourceRunner(Leaky(), redact=Redactor([DSN, "pa55word"])).run_once()
+    assert snapshot.last_error == f"cannot reach {REDACTED}"

@@ -77,8 +77,10 @@ class SourceRunner:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         self.source = source
+        self._redact = redact
         self._clock = clock
         self._monotonic = monotonic
         self._snapshot = Snapshot(source.name, source.interval, source.timeout)
@@ -100,6 +102,15 @@ class SourceRunner:
             log.exception("source %s crashed during collection", self.source.name)
             result = Collection(failures=(Failure("internal", f"{type(exc).__name__}: {exc}"),))
         finished = self._monotonic()
+        # Failure texts reach the landing page and the log: scrub secrets once, here.
+        result = Collection(
+            result.families,
+            tuple(
+                Failure(f.reason, self._redact(f.message), self._redact(f.cause))
+                for f in result.failures
+            ),
+            result.dropped,
+        )
         for failure in result.failures:
             log.warning("source %s: %s: %s", self.source.name, failure.reason, failure.message)
         with self._lock:
