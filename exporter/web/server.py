@@ -11,6 +11,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -79,6 +80,17 @@ class BasicAuth:
         return valid
 
 
+@dataclass(frozen=True)
+class _Site:
+    """What the request handler serves: everything it needs, nothing it may change."""
+
+    registry: CollectorRegistry
+    telemetry_path: str
+    landing_page: Callable[[], str]
+    auth: BasicAuth | None
+    headers: dict[str, str]
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = True
@@ -122,12 +134,16 @@ class ExporterHTTPServer:
         landing_page: Callable[[], str] = lambda: "<h1>boxoffice exporter</h1>",
         telemetry_path: str = "/metrics",
     ) -> None:
-        self._registry = registry
         self._host, self._port = parse_listen_address(listen_address)
         self._web = web_config or WebConfig()
-        self._landing_page = landing_page
-        self._telemetry_path = telemetry_path
-        self._auth = BasicAuth(self._web.basic_auth_users) if self._web.basic_auth_users else None
+        users = self._web.basic_auth_users
+        self._site = _Site(
+            registry=registry,
+            telemetry_path=telemetry_path,
+            landing_page=landing_page,
+            auth=BasicAuth(users) if users else None,
+            headers=dict(self._web.http_server_config.headers),
+        )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -168,16 +184,17 @@ class ExporterHTTPServer:
             self._thread.join(10)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        outer = self
+        site = self._site
 
         class Handler(_Handler):
-            server_ref = outer
+            pass
 
+        Handler.site = site
         return Handler
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server_ref: ExporterHTTPServer
+    site: _Site
     protocol_version = "HTTP/1.1"
     server_version = "boxoffice"
     sys_version = ""
@@ -200,8 +217,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
 
     def _respond(self, *, head: bool) -> None:
-        outer = self.server_ref
-        if outer._auth is not None and not outer._auth.allows(self.headers.get("Authorization")):
+        site = self.site
+        if site.auth is not None and not site.auth.allows(self.headers.get("Authorization")):
             self._send(
                 401,
                 "text/plain; charset=utf-8",
@@ -211,9 +228,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         path = self.path.split("?", 1)[0]
-        if path == outer._telemetry_path:
+        if path == site.telemetry_path:
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            body = encoder(outer._registry)
+            body = encoder(site.registry)
             extra = {}
             if "gzip" in self.headers.get("Accept-Encoding", ""):
                 body = gzip.compress(body)
@@ -222,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._send(200, "text/plain; charset=utf-8", b"OK\n", head=head)
         elif path == "/":
-            self._send(200, "text/html; charset=utf-8", outer._landing_page().encode(), head=head)
+            self._send(200, "text/html; charset=utf-8", site.landing_page().encode(), head=head)
         else:
             self._send(404, "text/plain; charset=utf-8", b"not found\n", head=head)
 
@@ -239,7 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in {
-            **self.server_ref._web.http_server_config.headers,
+            **self.site.headers,
             **(extra or {}),
         }.items():
             self.send_header(name, value)
