@@ -119,9 +119,9 @@ def run_until(
     stop: threading.Event, exporter: Exporter, on_started: Callable[[], None] = lambda: None
 ) -> None:
     """Start the exporter, wait for ``stop`` (set by SIGTERM/SIGINT), then stop it cleanly."""
-    exporter.start()
-    on_started()
     try:
+        exporter.start()
+        on_started()
         stop.wait()
     finally:
         exporter.stop()
