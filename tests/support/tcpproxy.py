@@ -69,6 +69,8 @@ class TcpProxy:
                         sel.register(client, selectors.EVENT_READ, None)
                         sel.register(upstream, selectors.EVENT_READ, None)
                         continue
+                    if sock not in peers:  # closed earlier in this batch with its peer
+                        continue
                     try:
                         data = sock.recv(65536)
                         if data:
