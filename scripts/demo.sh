@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[throwaway]'
+# Quiet unless it fails: a newcomer should see the demo, not the build backend.
+if ! .venv/bin/python -m pip install -q -e '.[throwaway]' >.venv/install.log 2>&1; then
+  cat .venv/install.log >&2
+  exit 1
+fi
 exec .venv/bin/boxoffice demo "$@"

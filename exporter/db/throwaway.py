@@ -27,16 +27,17 @@ class ThrowawayPostgres:
 
     def start(self) -> str:
         """Start the cluster and return its libpq URI (unix socket in ``directory``)."""
-        try:
-            import pgserver
-        except ImportError as exc:  # pragma: no cover - depends on the installation
-            raise ThrowawayUnavailableError(
-                "no PostgreSQL configured and the 'pgserver' package is not installed; "
-                "set BOXOFFICE_DSN or pip install 'boxoffice[throwaway]'"
-            ) from exc
         with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            # platformdirs (used by pgserver) warns when XDG_RUNTIME_DIR is unset, as in
+            # containers and CI; it falls back to /tmp, which is what we want anyway.
             warnings.simplefilter("ignore")
+            try:
+                import pgserver
+            except ImportError as exc:  # pragma: no cover - depends on the installation
+                raise ThrowawayUnavailableError(
+                    "no PostgreSQL configured and the 'pgserver' package is not installed; "
+                    "set BOXOFFICE_DSN or pip install 'boxoffice[throwaway]'"
+                ) from exc
             get_server = pgserver.get_server  # type: ignore[attr-defined]
             self._server = get_server(self.directory, cleanup_mode="stop")
         return str(self._server.get_uri())
