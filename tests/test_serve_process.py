@@ -16,8 +16,10 @@ import pytest
 import requests
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from exporter.app import build_sources
 from tests.support.data import add_event, add_order, add_tier
 from tests.support.exporter import (
+    config_for,
     free_port,
     run_boxoffice,
     scrape_until,
@@ -177,3 +179,32 @@ def test_serve_reports_a_taken_address(pg_schema: str) -> None:
         result.stderr.strip().splitlines()[-1]
         == f"boxoffice: cannot serve on 127.0.0.1:{port}: Address already in use"
     )
+
+
+def test_queries_run_read_only(pg_schema: str) -> None:
+    with psycopg.connect(pg_schema, autocommit=True) as conn:
+        tier = add_tier(
+            conn, add_event(conn, "reno-2027-05-05", "Reno"), "ga", price_cents=100, capacity=5
+        )
+        add_order(conn, tier, quantity=1, amount_cents=100, status="completed")
+    sneaky = "WITH gone AS (DELETE FROM orders RETURNING 1) SELECT count(*) AS value FROM gone"
+    env = {"BOXOFFICE_DSN": pg_schema, "BOXOFFICE_METRICS_BOXOFFICE_PAYMENTS_TOTAL_SQL": sneaky}
+    result = run_boxoffice("check", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "boxoffice: configuration: metrics.boxoffice_payments_total.sql: WITH clause containing a "
+        "data-modifying statement must be at the top level (database 'default')"
+    )
+    # Run for real, past the startup check: the read-only transaction refuses it.
+    (source,) = build_sources(
+        config_for(pg_schema, BOXOFFICE_METRICS_BOXOFFICE_PAYMENTS_TOTAL_SQL=sneaky)
+    )
+    try:
+        failures = source.collect().failures
+    finally:
+        source.close()
+    assert [(f.reason, f.message) for f in failures] == [
+        ("query", "boxoffice_payments_total: cannot execute SELECT in a read-only transaction")
+    ]
+    with psycopg.connect(pg_schema) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone() == (1,)

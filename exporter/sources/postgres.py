@@ -30,7 +30,7 @@ class QueryProblem:
     reason: str
 
 
-def make_pool(db: Database, *, open_pool: bool = True) -> ConnectionPool:
+def make_pool(db: Database) -> ConnectionPool:
     """A bounded pool of read-only connections that never blocks the caller at start."""
 
     def configure(conn: psycopg.Connection[Any]) -> None:
@@ -56,8 +56,7 @@ def make_pool(db: Database, *, open_pool: bool = True) -> ConnectionPool:
         open=False,
         name=f"boxoffice-{db.name}",
     )
-    if open_pool:
-        pool.open(wait=False)
+    pool.open(wait=False)
     return pool
 
 
