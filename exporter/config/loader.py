@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -170,7 +170,9 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
     return Config(source, settings, databases, tuple(metrics), secrets)
 
 
-def _resolve_database(name: str, db: DatabaseSettings, error: Any) -> Database:
+def _resolve_database(
+    name: str, db: DatabaseSettings, error: Callable[[str, str], ConfigError]
+) -> Database:
     base = join("databases", name)
     if db.dsn is not None and db.dsn_file is not None:
         raise error(join(base, "dsn_file"), "give dsn or dsn_file, not both")
