@@ -22,6 +22,7 @@ from tests.support.exporter import (
 )
 from tests.support.tcpproxy import TcpProxy
 
+AUSTIN_GA = {"event": "austin-2027-03-01", "city": "Austin", "tier": "ga"}
 BUSINESS = {
     "boxoffice_tickets_sold_total",
     "boxoffice_payments_total",
@@ -71,16 +72,7 @@ def test_database_down_at_start_then_back(sales_db: str, proxy: TcpProxy) -> Non
         series = scrape_until(
             url, lambda s: value(s, "boxoffice_source_up", source="postgres") == 1
         )
-        assert (
-            value(
-                series,
-                "boxoffice_tickets_sold_total",
-                event="austin-2027-03-01",
-                city="Austin",
-                tier="ga",
-            )
-            == 2
-        )
+        assert value(series, "boxoffice_tickets_sold_total", **AUSTIN_GA) == 2
 
 
 def test_database_lost_while_running_then_back(sales_db: str, proxy: TcpProxy) -> None:
@@ -124,16 +116,7 @@ def test_slow_query_is_cancelled_on_the_server(sales_db: str, pg_server: str) ->
         )
         assert value(series, "boxoffice_source_up", source="postgres") == 0
         # The other metrics of the cycle are still computed (each query runs in its own savepoint).
-        assert (
-            value(
-                series,
-                "boxoffice_tickets_sold_total",
-                event="austin-2027-03-01",
-                city="Austin",
-                tier="ga",
-            )
-            == 2
-        )
+        assert value(series, "boxoffice_tickets_sold_total", **AUSTIN_GA) == 2
         assert "boxoffice_payments_total" not in names(series)
         with psycopg.connect(pg_server, autocommit=True) as admin:
             running = admin.execute(

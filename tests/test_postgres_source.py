@@ -327,6 +327,9 @@ def test_two_databases_and_one_is_lost(new_database: Callable[[], str]) -> None:
     with psycopg.connect(payments, autocommit=True) as conn:
         tier = add_tier(conn, add_event(conn, "x", "X"), "ga", price_cents=100, capacity=1)
         add_order(conn, tier, quantity=1, amount_cents=4200, currency="eur", status="completed")
+    miami_capacity = _key(
+        "boxoffice_inventory_capacity_tickets", event="miami-2027-04-04", city="Miami", tier="ga"
+    )
     proxy = TcpProxy(upstream_of(payments))
     proxy.start()
     config = config_for(
@@ -342,34 +345,14 @@ def test_two_databases_and_one_is_lost(new_database: Callable[[], str]) -> None:
             assert runner.run_once().up
             series = scrape(url)
             assert series[_key("boxoffice_revenue_total", currency="eur")] == 42.0
-            assert (
-                series[
-                    _key(
-                        "boxoffice_inventory_capacity_tickets",
-                        event="miami-2027-04-04",
-                        city="Miami",
-                        tier="ga",
-                    )
-                ]
-                == 50
-            )
+            assert series[miami_capacity] == 50
             proxy.stop()
             snapshot = runner.run_once()
             assert not snapshot.up
             assert snapshot.last_error is not None and "database 'payments'" in snapshot.last_error
             series = scrape(url)
             assert _key("boxoffice_revenue_total", currency="eur") not in series
-            assert (
-                series[
-                    _key(
-                        "boxoffice_inventory_capacity_tickets",
-                        event="miami-2027-04-04",
-                        city="Miami",
-                        tier="ga",
-                    )
-                ]
-                == 50
-            )
+            assert series[miami_capacity] == 50
             assert series[_key("boxoffice_source_up", source="postgres")] == 0
     finally:
         proxy.stop()
