@@ -1,0 +1,405 @@
+"""Benchmark a collection cycle of the PostgreSQL source against query-exporter, same run.
+
+    .venv/bin/python scripts/bench_collect.py --orders 1000000 [--orders 10000000] [--cycles 20]
+
+For each size it seeds a dedicated PostgreSQL cluster (system binaries, pg_stat_statements
+preloaded, removed afterwards), starts a writer that places and pays about 50 orders per
+second, then measures under that load:
+- `boxoffice serve` as a real process: cycle time p50/p95 over --cycles cycles (its own
+  boxoffice_source_duration_seconds), database time per cycle (pg_stat_statements, by role),
+  /metrics latency p50/p99 with 10 concurrent scrapers, RSS;
+- query-exporter (installed into .bench/qe-venv) with the same metrics, written as the
+  full-aggregate SQL a user would write: its cycle time and database time per cycle.
+It prints one table with the ratios. Needs root (the cluster runs as the `postgres` user)
+and the Debian PostgreSQL server binaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.db.seed import seed_database
+from exporter.sources.querypack import DEFAULT_PACK
+
+ROOT = Path(__file__).resolve().parent.parent
+QE_VENV = ROOT / ".bench" / "qe-venv"
+ROLES = ("bench_boxoffice", "bench_qe", "bench_writer")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Cluster:
+    """A throwaway PostgreSQL with pg_stat_statements, run as the postgres user."""
+
+    def __init__(self) -> None:
+        bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not bindirs:
+            sys.exit("needs the Debian PostgreSQL server binaries (/usr/lib/postgresql/*/bin)")
+        self.bin = Path(bindirs[-1])
+        self.dir = Path(tempfile.mkdtemp(prefix="boxoffice-bench-"))
+        shutil.chown(self.dir, "postgres", "postgres")
+        self.port = _free_port()
+
+    def _as_postgres(self, *args: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *args], check=True, stdout=subprocess.DEVNULL
+        )
+
+    def start(self) -> str:
+        data = self.dir / "data"
+        self._as_postgres(
+            str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"
+        )
+        options = (
+            f"-c port={self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
+            "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top "
+            "-c shared_buffers=1GB -c max_wal_size=4GB -c synchronous_commit=off"
+        )
+        self._as_postgres(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(self.dir / "log"),
+            "start",
+        )
+        admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE bench")
+            for role in ROLES:
+                conn.execute(f"CREATE ROLE {role} LOGIN SUPERUSER")
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_stat_statements")
+        return self.dsn("postgres")
+
+    def dsn(self, role: str) -> str:
+        return f"postgresql://{role}@127.0.0.1:{self.port}/bench"
+
+    def stop(self) -> None:
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.dir / "data"),
+                "-m",
+                "fast",
+                "stop",
+            ],
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Writer(threading.Thread):
+    """Places and pays about ``rate`` orders per second until stopped."""
+
+    def __init__(self, dsn: str, rate: float = 50.0) -> None:
+        super().__init__(daemon=True)
+        self.dsn, self.rate, self.written = dsn, rate, 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            tiers = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT t.id FROM ticket_tiers t JOIN events e ON e.id = t.event_id WHERE e.status = 'on_sale'"
+                )
+            ]
+            started = time.monotonic()
+            while not self.stopped.is_set():
+                tier = tiers[self.written % len(tiers)]
+                session = f"cs_bench_{self.written}_{time.time_ns()}"
+                with conn.transaction():
+                    conn.execute(
+                        "INSERT INTO checkout_sessions (id, tier_id, quantity) VALUES (%s, %s, 1)",
+                        [session, tier],
+                    )
+                    row = conn.execute(
+                        "INSERT INTO orders (checkout_session_id, tier_id, quantity, amount_total_cents) VALUES (%s, %s, 1, 9900) RETURNING id",
+                        [session, tier],
+                    ).fetchone()
+                with conn.transaction():
+                    conn.execute(
+                        "UPDATE orders SET payment_status = 'completed', paid_at = now() WHERE id = %s",
+                        [row[0] if row else 0],
+                    )
+                    conn.execute(
+                        "UPDATE checkout_sessions SET status = 'complete', completed_at = now() WHERE id = %s",
+                        [session],
+                    )
+                self.written += 1
+                delay = started + self.written / self.rate - time.monotonic()
+                if delay > 0:
+                    self.stopped.wait(delay)
+
+
+def _db_time_ms(admin: str, role: str) -> tuple[float, int]:
+    """Total execution time and calls of a role's statements since the last reset."""
+    with psycopg.connect(admin) as conn:
+        row = conn.execute(
+            "SELECT COALESCE(sum(total_exec_time), 0), COALESCE(max(calls), 0) FROM pg_stat_statements s "
+            "JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = %s AND s.query ILIKE '%%select%%'",
+            [role],
+        ).fetchone()
+    return (float(row[0]), int(row[1])) if row else (0.0, 0)
+
+
+def _reset(admin: str) -> None:
+    with psycopg.connect(admin) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+
+
+def _samples(text: str) -> dict[str, float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = sample.name + "".join(f",{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[key] = sample.value
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclass
+class Result:
+    cycle_p50: float = 0.0
+    cycle_p95: float = 0.0
+    db_ms_per_cycle: float = 0.0
+    cycles: int = 0
+    scrape_p50: float = 0.0
+    scrape_p99: float = 0.0
+    rss_mb: float = 0.0
+
+
+def bench_boxoffice(cluster: Cluster, cycles: int, interval: float) -> Result:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "BOXOFFICE_DSN": cluster.dsn("bench_boxoffice"),
+        "BOXOFFICE_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": f"{interval:g}s",
+        "BOXOFFICE_SOURCES_POSTGRES_TIMEOUT": f"{interval:g}s",
+        "BOXOFFICE_LOG_LEVEL": "warning",
+    }
+    url = f"http://127.0.0.1:{port}/metrics"
+    process = subprocess.Popen([sys.executable, "-m", "exporter", "serve"], env=env)
+    result = Result()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url, timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        _reset(cluster.dsn("postgres"))
+        durations: list[float] = []
+        seen = None
+        deadline = time.monotonic() + cycles * (interval + 120)
+        while len(durations) < cycles and time.monotonic() < deadline:
+            samples = _samples(requests.get(url, timeout=5).text)
+            stamp = samples.get("boxoffice_source_last_success_timestamp_seconds,source=postgres")
+            if stamp is not None and stamp != seen:
+                if seen is not None:
+                    durations.append(samples["boxoffice_source_duration_seconds,source=postgres"])
+                seen = stamp
+            time.sleep(0.05)
+        total_ms, _calls = _db_time_ms(cluster.dsn("postgres"), "bench_boxoffice")
+        result.cycles = len(durations)
+        result.cycle_p50, result.cycle_p95 = _pct(durations, 0.5), _pct(durations, 0.95)
+        # Cycles that started after the reset: the ones measured, plus at most one running.
+        result.db_ms_per_cycle = total_ms / max(1, len(durations))
+        latencies: list[float] = []
+        lock = threading.Lock()
+
+        def scraper() -> None:
+            with requests.Session() as session:
+                stop = time.monotonic() + 10
+                while time.monotonic() < stop:
+                    started = time.perf_counter()
+                    session.get(url, timeout=5).raise_for_status()
+                    with lock:
+                        latencies.append(time.perf_counter() - started)
+
+        with ThreadPoolExecutor(10) as pool:
+            for future in [pool.submit(scraper) for _ in range(10)]:
+                future.result()
+        result.scrape_p50, result.scrape_p99 = _pct(latencies, 0.5), _pct(latencies, 0.99)
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        result.rss_mb = (
+            int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+            / 1024
+        )
+    finally:
+        process.terminate()
+        process.wait(30)
+    return result
+
+
+def _query_exporter() -> Path:
+    binary = QE_VENV / "bin" / "query-exporter"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(QE_VENV)], check=True)
+        subprocess.run(
+            [
+                str(QE_VENV / "bin" / "pip"),
+                "install",
+                "-q",
+                "query-exporter>=4",
+                "psycopg[binary]",
+                "psycopg2-binary",
+            ],
+            check=True,
+        )
+    return binary
+
+
+def bench_query_exporter(cluster: Cluster, cycles: int, interval: float, workdir: Path) -> Result:
+    """The same metric set as the straightforward full-aggregate SQL, through query-exporter."""
+    binary = _query_exporter()
+    config = {
+        "databases": {"tickets": {"dsn": cluster.dsn("bench_qe")}},
+        "metrics": {
+            spec.name.removesuffix("_total"): {
+                "type": "gauge",
+                "description": spec.help,
+                **({"labels": list(spec.labels)} if spec.labels else {}),
+            }
+            for spec in DEFAULT_PACK
+        },
+        "queries": {
+            spec.name: {
+                "databases": ["tickets"],
+                "metrics": [spec.name.removesuffix("_total")],
+                "interval": f"{int(interval)}s",
+                "sql": f"SELECT {''.join(f'{label}, ' for label in spec.labels)}value AS {spec.name.removesuffix('_total')} FROM ({spec.sql}\n) AS q",
+            }
+            for spec in DEFAULT_PACK
+        },
+    }
+    path = workdir / "query-exporter.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(binary), "--config", str(path), "-H", "127.0.0.1", "-p", str(port), "-L", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    result = Result()
+    try:
+        time.sleep(2)
+        _reset(cluster.dsn("postgres"))
+        time.sleep(interval * cycles)
+        total_ms, calls = _db_time_ms(cluster.dsn("postgres"), "bench_qe")
+        result.cycles = calls
+        result.db_ms_per_cycle = total_ms / max(1, calls)
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+        samples = _samples(text)
+        # One cycle runs every query once: the sum over queries of their mean latency.
+        sums = {
+            k.split(",", 1)[1]: v for k, v in samples.items() if k.startswith("query_latency_sum,")
+        }
+        counts = {
+            k.split(",", 1)[1]: v
+            for k, v in samples.items()
+            if k.startswith("query_latency_count,")
+        }
+        cycle = sum(total / counts[key] for key, total in sums.items() if counts.get(key))
+        result.cycle_p50 = result.cycle_p95 = cycle
+    finally:
+        process.terminate()
+        process.wait(30)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, action="append")
+    parser.add_argument("--cycles", type=int, default=20)
+    parser.add_argument(
+        "--interval", type=float, default=2.0, help="boxoffice collection interval (s)"
+    )
+    parser.add_argument(
+        "--qe-interval", type=float, default=30.0, help="query-exporter query interval (s)"
+    )
+    parser.add_argument("--qe-cycles", type=int, default=3)
+    args = parser.parse_args()
+    sizes = args.orders or [1_000_000]
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    rows = []
+    for orders in sizes:
+        cluster = Cluster()
+        try:
+            cluster.start()
+            with psycopg.connect(cluster.dsn("postgres")) as conn:
+                version = conn.execute("SHOW server_version").fetchone()
+            print(
+                f"PostgreSQL {version[0] if version else '?'}; seeding {orders:,} orders ...",
+                flush=True,
+            )
+            seed_database(cluster.dsn("postgres"), orders=orders, seed=1)
+            writer = Writer(cluster.dsn("bench_writer"))
+            writer.start()
+            try:
+                ours = bench_boxoffice(cluster, args.cycles, args.interval)
+                peer = bench_query_exporter(cluster, args.qe_cycles, args.qe_interval, cluster.dir)
+            finally:
+                writer.stopped.set()
+                writer.join(10)
+            rows.append((orders, ours, peer, writer.written))
+        finally:
+            cluster.stop()
+    print()
+    print(
+        "| orders | boxoffice cycle p50 / p95 | query-exporter cycle | DB ms/cycle boxoffice | DB ms/cycle query-exporter | DB time ratio | /metrics p50 / p99 (10 scrapers) | exporter RSS |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for orders, ours, peer, _written in rows:
+        ratio = (
+            peer.db_ms_per_cycle / ours.db_ms_per_cycle if ours.db_ms_per_cycle else float("nan")
+        )
+        print(
+            f"| {orders:,} | {ours.cycle_p50 * 1000:.0f} / {ours.cycle_p95 * 1000:.0f} ms ({ours.cycles} cycles) "
+            f"| {peer.cycle_p50 * 1000:.0f} ms (mean of {peer.cycles}) | {ours.db_ms_per_cycle:.0f} | {peer.db_ms_per_cycle:.0f} "
+            f"| {ratio:.1f}x | {ours.scrape_p50 * 1000:.1f} / {ours.scrape_p99 * 1000:.1f} ms | {ours.rss_mb:.0f} MB |"
+        )
+
+
+if __name__ == "__main__":
+    main()
