@@ -22,6 +22,7 @@ import os
 import platform
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -314,6 +315,7 @@ def bench_query_exporter(cluster: Cluster, cycles: int, interval: float, workdir
     path = workdir / "query-exporter.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     port = _free_port()
+    _reset(cluster.dsn("postgres"))
     process = subprocess.Popen(
         [str(binary), "--config", str(path), "-H", "127.0.0.1", "-p", str(port), "-L", "warning"],
         stdout=subprocess.DEVNULL,
@@ -321,12 +323,9 @@ def bench_query_exporter(cluster: Cluster, cycles: int, interval: float, workdir
     )
     result = Result()
     try:
-        time.sleep(2)
-        _reset(cluster.dsn("postgres"))
-        time.sleep(interval * cycles)
-        total_ms, calls = _db_time_ms(cluster.dsn("postgres"), "bench_qe")
-        result.cycles = calls
-        result.db_ms_per_cycle = total_ms / max(1, calls)
+        # Both counts start with the process: its own latency counters and the statistics.
+        time.sleep(interval * cycles + 5)
+        total_ms, _calls = _db_time_ms(cluster.dsn("postgres"), "bench_qe")
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
         samples = _samples(text)
         # One cycle runs every query once: the sum over queries of their mean latency.
@@ -340,6 +339,8 @@ def bench_query_exporter(cluster: Cluster, cycles: int, interval: float, workdir
         }
         cycle = sum(total / counts[key] for key, total in sums.items() if counts.get(key))
         result.cycle_p50 = result.cycle_p95 = cycle
+        result.cycles = round(statistics.mean(counts.values())) if counts else 0
+        result.db_ms_per_cycle = total_ms / max(1, result.cycles)
     finally:
         process.terminate()
         process.wait(30)
