@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -325,3 +326,17 @@ def test_real_prometheus_scrapes_over_tls_with_basic_auth(
     finally:
         process.terminate()
         process.wait(15)
+
+
+def test_client_hanging_up_mid_request_prints_nothing(
+    serve: object, capfd: pytest.CaptureFixture[str]
+) -> None:
+    url = serve()  # type: ignore[operator]
+    host, port = url.removeprefix("http://").split(":")
+    for _ in range(3):
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finishes the headers
+            # Close with a reset, as a killed scraper does.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+    assert capfd.readouterr().err == ""

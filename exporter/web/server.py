@@ -9,6 +9,7 @@ import hashlib
 import logging
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,6 +96,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = True
     tls_context: ssl.SSLContext | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints tracebacks to stderr; ours go through logging (and its
+        # redaction), and a client hanging up mid-request is not worth more than debug.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            log.debug("client %s went away: %s", client_address[0], error)
+        else:
+            log.exception("error serving %s", client_address[0])
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs in the request's own thread, so a client stalling it
@@ -195,6 +205,9 @@ class ExporterHTTPServer:
 
 class _Handler(BaseHTTPRequestHandler):
     site: _Site
+    # Headers and body are separate writes: without TCP_NODELAY, Nagle's algorithm meets the
+    # client's delayed ACK and every response waits about 40 ms.
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     server_version = "boxoffice"
     sys_version = ""
