@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -105,12 +106,19 @@ def build_exporter(
             [r.snapshot() for r in runners], version=__version__, telemetry_path=web.telemetry_path
         )
 
+    def version() -> tuple[tuple[str, int, bool], ...]:
+        # Snapshots are immutable and swapped whole: the exposition changes only when a
+        # source finishes a cycle or its freshness flips.
+        now = time.monotonic()
+        return tuple((s.source, s.cycles, s.fresh(now)) for s in (r.snapshot() for r in runners))
+
     server = ExporterHTTPServer(
         registry=registry,
         listen_address=listen_address or web.listen_address,
         web_config=web_config,
         landing_page=landing,
         telemetry_path=web.telemetry_path,
+        version=version,
     )
     return Exporter(runners, server, sources)
 

@@ -17,6 +17,7 @@ import bcrypt
 import pytest
 import requests
 from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import ConfigError
@@ -340,3 +341,34 @@ def test_client_hanging_up_mid_request_prints_nothing(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
     assert capfd.readouterr().err == ""
+
+
+def test_exposition_is_encoded_once_per_version_and_format() -> None:
+    class Counting:
+        calls = 0
+
+        def collect(self) -> Iterator[Metric]:
+            Counting.calls += 1
+            yield GaugeMetricFamily("boxoffice_test_cycle", "Which cycle.", value=float(version[0]))
+
+    version = [1]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Counting())  # type: ignore[arg-type]
+    server = ExporterHTTPServer(
+        registry=registry, listen_address="127.0.0.1:0", version=lambda: version[0]
+    )
+    server.start()
+    try:
+        url = f"{server.url}/metrics"
+        for _ in range(5):
+            assert "boxoffice_test_cycle 1.0" in requests.get(url, timeout=5).text
+        assert Counting.calls == 1
+        openmetrics = {"Accept": "application/openmetrics-text; version=1.0.0"}
+        assert requests.get(url, headers=openmetrics, timeout=5).text.endswith("# EOF\n")
+        assert Counting.calls == 2  # each format is encoded (and cached) on its own
+        version[0] = 2
+        assert "boxoffice_test_cycle 2.0" in requests.get(url, timeout=5).text
+        assert "boxoffice_test_cycle 2.0" in requests.get(url, timeout=5).text
+        assert Counting.calls == 3
+    finally:
+        server.shutdown()

@@ -11,7 +11,7 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -81,11 +81,43 @@ class BasicAuth:
         return valid
 
 
+class ExpositionCache:
+    """Encodes the registry once per version and format; scrapes in between reuse the bytes.
+
+    ``version`` must change whenever what the collectors return changes. Without one,
+    every scrape encodes afresh.
+    """
+
+    def __init__(self, registry: CollectorRegistry, version: Callable[[], Hashable] | None) -> None:
+        self._registry = registry
+        self._version = version
+        self._cache: dict[tuple[str, bool], tuple[Hashable, bytes]] = {}
+
+    def render(self, accept: str, gzipped: bool) -> tuple[bytes, str]:
+        """The body for this Accept header (gzip-compressed when asked) and its content type."""
+        encoder, content_type = choose_encoder(accept)
+        if self._version is None:
+            body = encoder(self._registry)
+            return (gzip.compress(body) if gzipped else body), content_type
+        # Read the version before encoding: the body is then at least as new as its key, and
+        # a change during encoding only costs the next scrape one more encoding.
+        version = self._version()
+        key = (content_type, gzipped)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1], content_type
+        body = encoder(self._registry)
+        if gzipped:
+            body = gzip.compress(body)
+        self._cache[key] = (version, body)
+        return body, content_type
+
+
 @dataclass(frozen=True)
 class _Site:
     """What the request handler serves: everything it needs, nothing it may change."""
 
-    registry: CollectorRegistry
+    exposition: ExpositionCache
     telemetry_path: str
     landing_page: Callable[[], str]
     auth: BasicAuth | None
@@ -143,12 +175,13 @@ class ExporterHTTPServer:
         web_config: WebConfig | None = None,
         landing_page: Callable[[], str] = lambda: "<h1>boxoffice exporter</h1>",
         telemetry_path: str = "/metrics",
+        version: Callable[[], Hashable] | None = None,
     ) -> None:
         self._host, self._port = parse_listen_address(listen_address)
         self._web = web_config or WebConfig()
         users = self._web.basic_auth_users
         self._site = _Site(
-            registry=registry,
+            exposition=ExpositionCache(registry, version),
             telemetry_path=telemetry_path,
             landing_page=landing_page,
             auth=BasicAuth(users) if users else None,
@@ -242,12 +275,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = self.path.split("?", 1)[0]
         if path == site.telemetry_path:
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            body = encoder(site.registry)
-            extra = {}
-            if "gzip" in self.headers.get("Accept-Encoding", ""):
-                body = gzip.compress(body)
-                extra["Content-Encoding"] = "gzip"
+            gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+            body, content_type = site.exposition.render(self.headers.get("Accept", ""), gzipped)
+            extra = {"Content-Encoding": "gzip"} if gzipped else {}
             self._send(200, content_type, body, head=head, extra=extra)
         elif path == "/healthz":
             self._send(200, "text/plain; charset=utf-8", b"OK\n", head=head)
