@@ -6,13 +6,15 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.collect.exposition import ExporterCollector
 from exporter.collect.scheduler import Snapshot, next_snapshot
 from exporter.sources.base import Collection, Failure
 from exporter.sources.guard import CardinalityGuard
-from exporter.sources.querypack import DEFAULT_PACK, DEFAULT_PACK_BY_NAME, MetricSpec
+from exporter.sources.querypack import DEFAULT_PACK, DEFAULT_PACK_BY_NAME, Fold, MetricSpec
 from exporter.sources.samples import (
     ColumnMismatchError,
     Sample,
@@ -239,3 +241,37 @@ def test_stale_or_failed_source_withdraws_business_series() -> None:
         )
         == 100
     )
+
+
+label_values = st.sampled_from(["a", "b", "c", "d", "e", "other"])
+
+
+@given(
+    rows=st.lists(
+        st.tuples(st.tuples(label_values, label_values), st.integers(0, 1000)),
+        max_size=40,
+        unique_by=lambda r: r[0],
+    ),
+    limit=st.integers(1, 12),
+    fold=st.sampled_from(["sum", "drop"]),
+    rounds=st.integers(1, 3),
+)
+def test_guard_invariants(
+    rows: list[tuple[tuple[str, str], int]], limit: int, fold: Fold, rounds: int
+) -> None:
+    samples = [Sample(labels, float(v)) for labels, v in rows]
+    guard = CardinalityGuard(limit)
+    for _ in range(rounds):  # the sticky choice must keep the invariants on later cycles too
+        kept, folded = guard.apply("m", samples, fold)
+        assert len(kept) <= limit
+        assert len({s.labels for s in kept}) == len(kept)
+        if len(samples) <= limit:
+            assert kept == samples and folded == 0
+            continue
+        assert folded == len(samples) - len(kept) + (1 if fold == "sum" else 0) - sum(
+            1 for s in samples if fold == "sum" and s.labels == ("other", "other")
+        )
+        if fold == "sum":
+            assert sum(s.value for s in kept) == sum(s.value for s in samples)
+        else:
+            assert set(kept) <= set(samples)
