@@ -20,6 +20,7 @@ class Pki:
     server_key: Path
     client_cert: Path
     client_key: Path
+    encrypted_key: Path  # the server key, encrypted with the password "secret"
 
 
 def _name(common_name: str) -> x509.Name:
@@ -38,6 +39,7 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
 
 def make_pki(directory: Path) -> Pki:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
+    directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
@@ -87,17 +89,29 @@ def make_pki(directory: Path) -> Pki:
         ExtendedKeyUsageOID.SERVER_AUTH,
         [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
     )
-    client, client_key = leaf("prometheus", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    client, client_key = leaf(
+        "prometheus",
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+        [x509.DNSName("prometheus.example"), x509.IPAddress(ipaddress.ip_address("::1"))],
+    )
     pki = Pki(
         directory / "ca.crt",
         directory / "server.crt",
         directory / "server.key",
         directory / "client.crt",
         directory / "client.key",
+        directory / "encrypted.key",
     )
     pki.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.server_cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
     _write_key(server_key, pki.server_key)
     pki.client_cert.write_bytes(client.public_bytes(serialization.Encoding.PEM))
     _write_key(client_key, pki.client_key)
+    pki.encrypted_key.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
     return pki

@@ -1,0 +1,190 @@
+"""One HTTP connection of the exporter: routing, basic auth, and knowing when it is idle."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from typing import Any, cast
+
+from exporter.web.auth import BasicAuth
+from exporter.web.encoding import ExpositionCache, accepts_gzip
+
+log = logging.getLogger("exporter.web")
+
+_TEXT = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Site:
+    """What the request handler serves: everything it needs, nothing it may change."""
+
+    exposition: ExpositionCache
+    telemetry_path: str
+    landing_page: Callable[[], str]
+    auth: BasicAuth | None
+    headers: dict[str, str]
+
+
+class Connections:
+    """Open connections and whether each sits between requests, for a graceful shutdown.
+
+    An idle keep-alive connection has nothing to finish, so shutdown hangs it up at once;
+    a busy one finishes its response and then closes instead of waiting for another.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[socket.socket, bool] = {}
+        self._closing = False
+
+    def opened(self, sock: socket.socket) -> bool:
+        """Track a new connection; False when shutting down and it should be dropped."""
+        with self._lock:
+            if self._closing:
+                return False
+            self._idle[sock] = True
+            return True
+
+    def busy(self, sock: socket.socket) -> None:
+        """A request line arrived: the connection is in flight until its response is sent."""
+        with self._lock:
+            self._idle[sock] = False
+
+    def idle(self, sock: socket.socket) -> bool:
+        """The response is sent; False when the connection should close rather than wait."""
+        with self._lock:
+            self._idle[sock] = True
+            return not self._closing
+
+    def closed(self, sock: socket.socket) -> None:
+        """Forget a connection that has been closed."""
+        with self._lock:
+            self._idle.pop(sock, None)
+
+    def close_idle(self) -> None:
+        """Refuse new connections and hang up the idle ones; busy ones close when done."""
+        with self._lock:
+            self._closing = True
+            idle = [sock for sock, is_idle in self._idle.items() if is_idle]
+        for sock in idle:
+            # socket.socket's own shutdown, also for TLS sockets: it only ends the blocked
+            # read in the connection's thread, which then closes cleanly.
+            with contextlib.suppress(OSError):  # already gone
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Serves one connection: telemetry path, /healthz, the landing page; auth on all."""
+
+    site: Site
+    connections: Connections
+    # Headers and body are separate writes: without TCP_NODELAY, Nagle's algorithm meets the
+    # client's delayed ACK and every response waits about 40 ms.
+    disable_nagle_algorithm = True
+    protocol_version = "HTTP/1.1"
+    server_version = "boxoffice"
+    sys_version = ""
+
+    @classmethod
+    def serving(cls, site: Site, connections: Connections) -> type[Handler]:
+        """A handler class bound to one server's site and connection table."""
+        bound = type("BoundHandler", (cls,), {"site": site, "connections": connections})
+        return cast("type[Handler]", bound)
+
+    def parse_request(self) -> bool:
+        self.connections.busy(self.request)
+        return super().parse_request()
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        if not self.connections.idle(self.request):
+            self.close_connection = True
+
+    def do_GET(self) -> None:
+        self._respond(head=False)
+
+    def do_HEAD(self) -> None:
+        self._respond(head=True)
+
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        # http.server answers a method without a do_* handler with 501; every method but
+        # GET and HEAD is one this server understands and refuses.
+        if name.startswith("do_"):
+            return self._refuse_method
+        raise AttributeError(name)
+
+    def _refuse_method(self) -> None:
+        if self._authorized(head=False):
+            self._send(
+                405, _TEXT, b"method not allowed\n", head=False, extra={"Allow": "GET, HEAD"}
+            )
+
+    def _authorized(self, *, head: bool) -> bool:
+        auth = self.site.auth
+        if auth is None or auth.allows(self.headers.get("Authorization")):
+            return True
+        extra = {"WWW-Authenticate": 'Basic realm="boxoffice", charset="UTF-8"'}
+        self._send(401, _TEXT, b"unauthorized\n", head=head, extra=extra)
+        return False
+
+    def _respond(self, *, head: bool) -> None:
+        if not self._authorized(head=head):
+            return
+        path = self.path.split("?", 1)[0]
+        try:
+            status, content_type, body, extra = self._route(path)
+        except Exception:
+            log.exception("error answering %s %s", self.command, path)
+            status, content_type, body, extra = 500, _TEXT, b"internal server error\n", {}
+        self._send(status, content_type, body, head=head, extra=extra)
+
+    def _route(self, path: str) -> tuple[int, str, bytes, dict[str, str]]:
+        site = self.site
+        if path == site.telemetry_path:
+            gzipped = accepts_gzip(self.headers.get("Accept-Encoding", ""))
+            body, content_type = site.exposition.render(self.headers.get("Accept", ""), gzipped)
+            extra = {"Vary": "Accept, Accept-Encoding"}
+            if gzipped:
+                extra["Content-Encoding"] = "gzip"
+            return 200, content_type, body, extra
+        if path == "/healthz":
+            return 200, _TEXT, b"OK\n", {}
+        if path == "/":
+            return 200, "text/html; charset=utf-8", site.landing_page().encode(), {}
+        return 404, _TEXT, b"not found\n", {}
+
+    def _send(
+        self,
+        status: int,
+        content_type: str,
+        body: bytes,
+        *,
+        head: bool,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in {**self.site.headers, **(extra or {})}.items():
+            self.send_header(name, value)
+        if self._has_unread_body():
+            # The body was never read; what follows it on this connection is not a request.
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _has_unread_body(self) -> bool:
+        length = self.headers.get("Content-Length", "0").strip()
+        return length != "0" or "Transfer-Encoding" in self.headers
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The request line and status only: headers, credentials included, are never logged.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s", self.address_string(), format % args)
