@@ -17,7 +17,7 @@ from exporter.config import Config, ConfigError
 from exporter.logs import Redactor
 from exporter.sources.base import Source
 from exporter.sources.guard import CardinalityGuard
-from exporter.sources.postgres import PostgresSource
+from exporter.sources.postgres import IncrementalOptions, PostgresSource
 from exporter.web.landing import render_landing_page
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.webconfig import WebConfig
@@ -37,6 +37,14 @@ def build_sources(config: Config) -> list[Source]:
                 interval=float(postgres.interval),
                 timeout=postgres.effective_timeout,
                 guard=CardinalityGuard(postgres.max_series_per_metric),
+                incremental=IncrementalOptions(
+                    overlap=float(postgres.incremental.overlap),
+                    track_for=float(postgres.incremental.track_for),
+                    reconcile_interval=float(postgres.incremental.reconcile_interval),
+                    full_timeout=float(postgres.incremental.full_timeout),
+                )
+                if postgres.incremental.enabled
+                else None,
             )
         )
     return sources

@@ -52,6 +52,42 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class IncrementalSettings:
+    """Incremental collection of the default pack's counters (docs/incremental.md)."""
+
+    enabled: bool = field(
+        True,
+        doc=(
+            "Read only rows changed since the last cycle for the counters and inventory of "
+            "the default pack (metrics with their own SQL always run it in full)."
+        ),
+    )
+    overlap: Duration = field(
+        Duration(120),
+        doc="Recount rows this recent each cycle, so transactions committing late still count.",
+        check=positive,
+    )
+    track_for: Duration = field(
+        Duration(30 * 86400),
+        doc=(
+            "How long pending orders, open sessions and partly refunded orders are watched for "
+            "changes; later changes are left to reconciliation."
+        ),
+        check=positive,
+    )
+    reconcile_interval: Duration = field(
+        Duration(3600),
+        doc="Time between full reconciliations (off the collection path); drift is published.",
+        check=positive,
+    )
+    full_timeout: Duration = field(
+        Duration(600),
+        doc="Statement timeout of the full computation at start and of each reconciliation.",
+        check=positive,
+    )
+
+
+@dataclass(frozen=True)
 class PostgresSourceSettings:
     """The PostgreSQL source: the default query pack and its overrides."""
 
@@ -76,6 +112,7 @@ class PostgresSourceSettings:
         doc="Cardinality guard: series past this per metric are folded into label value 'other'.",
         check=at_least(1),
     )
+    incremental: IncrementalSettings = field(default_factory=IncrementalSettings)
 
 
 @dataclass(frozen=True)

@@ -62,13 +62,22 @@ CREATE TABLE IF NOT EXISTS webhook_logs (
 -- Per-tier aggregates and the inventory join.
 CREATE INDEX IF NOT EXISTS orders_tier_id_idx ON orders (tier_id);
 CREATE INDEX IF NOT EXISTS ticket_tiers_event_id_idx ON ticket_tiers (event_id);
--- Watermarks for incremental collection and "last paid order".
+-- Streams of incremental collection (docs/incremental.md) and "last paid order": each cycle
+-- reads only the recent end of these indexes.
 CREATE INDEX IF NOT EXISTS orders_created_at_idx ON orders (created_at);
 CREATE INDEX IF NOT EXISTS orders_paid_at_idx ON orders (paid_at) WHERE paid_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS orders_refunded_at_idx ON orders (refunded_at) WHERE refunded_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS orders_failed_idx ON orders (created_at) WHERE payment_status = 'failed';
+CREATE INDEX IF NOT EXISTS orders_pending_idx ON orders (created_at) WHERE payment_status = 'pending';
 -- Open sessions hold inventory; this keeps the reservation gauge index-driven.
 CREATE INDEX IF NOT EXISTS checkout_sessions_open_idx
     ON checkout_sessions (tier_id, expires_at) WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS checkout_sessions_open_expires_idx
+    ON checkout_sessions (expires_at) WHERE status = 'open';
 CREATE INDEX IF NOT EXISTS checkout_sessions_created_at_idx ON checkout_sessions (created_at);
+CREATE INDEX IF NOT EXISTS checkout_sessions_completed_idx
+    ON checkout_sessions (completed_at) WHERE status = 'complete';
+CREATE INDEX IF NOT EXISTS checkout_sessions_expired_idx
+    ON checkout_sessions (expires_at) WHERE status = 'expired';
+CREATE INDEX IF NOT EXISTS webhook_logs_created_at_idx ON webhook_logs (created_at);
 CREATE INDEX IF NOT EXISTS webhook_logs_updated_at_idx ON webhook_logs (updated_at);

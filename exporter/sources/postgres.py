@@ -5,21 +5,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 from prometheus_client.core import Metric
 from psycopg import errors as pgerrors
+from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from exporter.config import BoundMetric, Database
 from exporter.sources.base import Collection, Failure
 from exporter.sources.guard import CardinalityGuard
-from exporter.sources.samples import ColumnMismatchError, check_columns, to_family, to_samples
+from exporter.sources.incremental import ENGINE_METRICS, EngineSettings, IncrementalEngine
+from exporter.sources.querypack import MetricSpec
+from exporter.sources.reconcile import Reconciler
+from exporter.sources.samples import (
+    ColumnMismatchError,
+    Sample,
+    check_columns,
+    to_family,
+    to_samples,
+)
 
 log = logging.getLogger(__name__)
 
 Columns = list[tuple[str, str]]
+EngineSeries = tuple[list[tuple[MetricSpec, list[Sample]]], list[Metric]]
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,7 @@ class PostgresSource:
         interval: float,
         timeout: float,
         guard: CardinalityGuard,
+        incremental: IncrementalOptions | None = None,
         pool_factory: Callable[[Database], ConnectionPool] = make_pool,
     ) -> None:
         self.interval = interval
@@ -83,6 +96,46 @@ class PostgresSource:
         for metric in metrics:
             self._by_database.setdefault(metric.database, []).append(metric)
         self._pools = {name: pool_factory(databases[name]) for name in self._by_database}
+        self._all_metrics = {name: list(bound) for name, bound in self._by_database.items()}
+        # Metrics with the default SQL are computed incrementally; the rest run their SQL.
+        self._engines: dict[str, IncrementalEngine] = {}
+        self._reconcilers: dict[str, Reconciler] = {}
+        self._by_engine: dict[str, list[BoundMetric]] = {}
+        if incremental is not None:
+            for name, bound in self._by_database.items():
+                owned = [m for m in bound if not m.overridden and m.spec.name in ENGINE_METRICS]
+                if not owned:
+                    continue
+                self._by_engine[name] = owned
+                self._by_database[name] = [m for m in bound if m not in owned]
+                engine = IncrementalEngine(
+                    [m.spec for m in owned],
+                    EngineSettings(
+                        overlap=timedelta(seconds=incremental.overlap),
+                        track_for=timedelta(seconds=incremental.track_for),
+                        timeout=timeout,
+                        full_timeout=incremental.full_timeout,
+                    ),
+                )
+                self._engines[name] = engine
+                self._reconcilers[name] = Reconciler(
+                    engine,
+                    self._pools[name],
+                    database=name,
+                    interval=incremental.reconcile_interval,
+                    wait=2 * interval + timeout,
+                    timeout=incremental.full_timeout,
+                )
+
+    @property
+    def engines(self) -> Mapping[str, IncrementalEngine]:
+        """The incremental engine of each database that has one."""
+        return self._engines
+
+    @property
+    def reconcilers(self) -> Mapping[str, Reconciler]:
+        """The reconciliation of each incremental engine."""
+        return self._reconcilers
 
     def collect(self) -> Collection:
         """Run every metric's query; a database that fails costs only its own metrics."""
@@ -91,12 +144,22 @@ class PostgresSource:
         dropped: dict[str, int] = {}
         for name, metrics in self._by_database.items():
             query_failures: list[tuple[BoundMetric, Failure]] = []
+            engine_out: list[EngineSeries] = []
             try:
-                results = self._run(name, [(m, m.sql) for m in metrics], query_failures)
+                results = self._run(name, [(m, m.sql) for m in metrics], query_failures, engine_out)
             except _DatabaseUnavailableError as exc:
                 failures.append(Failure("connection", f"database {name!r}: {exc}"))
                 continue
             failures += [failure for _metric, failure in query_failures]
+            if name in self._reconcilers and engine_out:
+                self._reconcilers[name].start()
+            for series, extra in engine_out:
+                for spec, samples in series:
+                    kept, folded = self._guard.apply(spec.name, samples, spec.fold)
+                    if folded:
+                        dropped[spec.name] = folded
+                    families.append(to_family(spec, kept))
+                families += extra
             for metric, (columns, rows) in results.items():
                 try:
                     samples = to_samples(metric.spec, columns, rows)
@@ -113,7 +176,7 @@ class PostgresSource:
         """Describe every query without running it: problems found, and databases not reached."""
         problems: list[QueryProblem] = []
         unreachable: list[str] = []
-        for name, metrics in self._by_database.items():
+        for name, metrics in self._all_metrics.items():
             failures: list[tuple[BoundMetric, Failure]] = []
             # The newline keeps a trailing `-- comment` in user SQL from eating the parenthesis.
             probes = [(m, f"SELECT * FROM ({m.sql}\n) AS boxoffice_probe LIMIT 0") for m in metrics]
@@ -130,7 +193,9 @@ class PostgresSource:
         return problems, unreachable
 
     def close(self) -> None:
-        """Close every pool."""
+        """Stop reconciling and close every pool."""
+        for reconciler in self._reconcilers.values():
+            reconciler.stop()
         for pool in self._pools.values():
             pool.close()
 
@@ -139,12 +204,25 @@ class PostgresSource:
         database: str,
         queries: Sequence[tuple[BoundMetric, str]],
         failures: list[tuple[BoundMetric, Failure]],
+        engine_out: list[EngineSeries] | None = None,
     ) -> dict[BoundMetric, tuple[Columns, list[tuple[Any, ...]]]]:
-        """Run queries in one read-only snapshot; per-query errors go to ``failures``."""
+        """Run queries in one read-only snapshot; per-query errors go to ``failures``.
+
+        With ``engine_out``, the database's incremental engine runs in the same snapshot
+        (after the queries) and appends its families there.
+        """
         pool = self._pools[database]
+        engine = self._engines.get(database) if engine_out is not None else None
         results: dict[BoundMetric, tuple[Columns, list[tuple[Any, ...]]]] = {}
         try:
             with pool.connection(timeout=self._databases[database].connect_timeout) as conn:
+                imported = engine.snapshot_to_import() if engine is not None else None
+                if imported is not None:
+                    # Must be the transaction's first statement: a reconciliation compares
+                    # this cycle's totals with a full recomputation in the same snapshot.
+                    conn.execute(
+                        pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(imported))
+                    )
                 timeout_ms = max(1, round(self.timeout * 1000))
                 conn.execute("SELECT set_config('statement_timeout', %s, true)", [f"{timeout_ms}"])
                 for metric, sql in queries:
@@ -163,11 +241,44 @@ class PostgresSource:
                         raise
                     except psycopg.Error as exc:
                         failures.append((metric, _failure("query", metric, exc)))
+                if engine is not None and engine_out is not None:
+                    self._run_engine(conn, database, engine, engine_out, imported, failures)
         except PoolTimeout as exc:
             raise _DatabaseUnavailableError(_first_line(exc)) from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise _DatabaseUnavailableError(_first_line(exc)) from None
         return results
+
+    def _run_engine(
+        self,
+        conn: psycopg.Connection[Any],
+        database: str,
+        engine: IncrementalEngine,
+        out: list[EngineSeries],
+        imported: str | None,
+        failures: list[tuple[BoundMetric, Failure]],
+    ) -> None:
+        first = self._by_engine[database][0]
+        label = f"incremental totals ({len(engine.specs)} metrics)"
+        try:
+            with conn.transaction():
+                out.append(engine.collect(conn, imported=imported))
+        except pgerrors.QueryCanceled as exc:
+            failures.append((first, Failure("timeout", f"{label}: {_first_line(exc)}")))
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            raise
+        except psycopg.Error as exc:
+            failures.append((first, Failure("query", f"{label}: {_first_line(exc)}")))
+
+
+@dataclass(frozen=True)
+class IncrementalOptions:
+    """The incremental settings PostgresSource needs, in seconds."""
+
+    overlap: float
+    track_for: float
+    reconcile_interval: float
+    full_timeout: float
 
 
 class _DatabaseUnavailableError(Exception):

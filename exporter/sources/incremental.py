@@ -1,0 +1,436 @@
+"""Incremental collection of the default query pack's counters (docs/incremental.md).
+
+The engine keeps settled totals and a boundary per database. Each cycle it reads only the
+rows whose stream timestamp is at or after the boundary, in the collection's snapshot,
+moves the rows older than ``now() - overlap`` into the settled totals, and recounts the
+rest next cycle, so a transaction that commits up to ``overlap`` late is still counted
+exactly once. Rows that can still change after settling (pending orders that may fail,
+open sessions that may expire, orders refunded in parts) are watched by primary key.
+
+Nothing here changes until a cycle has fully succeeded: a failed cycle leaves the state
+as it was, and the next one reads the same rows again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporter.sources import streams as st
+from exporter.sources.querypack import DEFAULT_PACK_BY_NAME, MetricSpec
+from exporter.sources.samples import Sample, major_units
+
+log = logging.getLogger(__name__)
+
+# The default-pack metrics the engine computes (the rest keep their SQL: index-driven gauges).
+ENGINE_METRICS = frozenset(
+    {
+        "boxoffice_tickets_sold_total",
+        "boxoffice_tickets_refunded_total",
+        "boxoffice_inventory_capacity_tickets",
+        "boxoffice_inventory_reserved_tickets",
+        "boxoffice_inventory_available_tickets",
+        "boxoffice_payments_total",
+        "boxoffice_payments_failed_total",
+        "boxoffice_revenue_total",
+        "boxoffice_refunds_total",
+        "boxoffice_checkout_sessions_created_total",
+        "boxoffice_checkout_sessions_completed_total",
+        "boxoffice_checkout_sessions_expired_total",
+        "boxoffice_webhook_events_total",
+        "boxoffice_webhook_events_failed_total",
+    }
+)
+
+# Which metrics each quantity feeds, for the drift a reconciliation reports.
+_FEEDS: dict[str, tuple[str, ...]] = {
+    st.PAID: ("boxoffice_payments_total",),
+    st.SOLD: ("boxoffice_tickets_sold_total", "boxoffice_inventory_available_tickets"),
+    st.REVENUE: ("boxoffice_revenue_total",),
+    st.FAILED: ("boxoffice_payments_failed_total", "boxoffice_payments_total"),
+    st.REFUNDED_TICKETS: (
+        "boxoffice_tickets_refunded_total",
+        "boxoffice_inventory_available_tickets",
+    ),
+    st.REFUNDED_AMOUNT: ("boxoffice_refunds_total",),
+    st.SESSIONS_CREATED: ("boxoffice_checkout_sessions_created_total",),
+    st.SESSIONS_COMPLETED: ("boxoffice_checkout_sessions_completed_total",),
+    st.SESSIONS_EXPIRED: ("boxoffice_checkout_sessions_expired_total",),
+    st.WEBHOOKS: ("boxoffice_webhook_events_total",),
+    st.WEBHOOKS_FAILED: ("boxoffice_webhook_events_failed_total",),
+}
+
+DRIFT_METRIC = "boxoffice_postgres_reconciliation_drift"
+RECONCILIATIONS_METRIC = "boxoffice_postgres_reconciliations_total"
+RECONCILED_AT_METRIC = "boxoffice_postgres_reconciliation_timestamp_seconds"
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A ticket tier of an event on sale: its labels, capacity and current reservations."""
+
+    tier_id: str
+    event: str
+    city: str
+    tier: str
+    capacity: int
+    reserved: int
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How far back late commits are caught, how long changes of old rows are watched."""
+
+    overlap: timedelta = timedelta(minutes=2)
+    track_for: timedelta = timedelta(days=30)
+    timeout: float = 10.0  # statement timeout of a regular cycle (s)
+    full_timeout: float = 600.0  # statement timeout of the full computation at start (s)
+
+
+@dataclass
+class EngineState:
+    """Everything carried from one cycle to the next; replaced whole after a success."""
+
+    boundary: datetime | None = None
+    settled: st.Totals = field(default_factory=dict)
+    pending_orders: dict[int, datetime] = field(default_factory=dict)
+    open_sessions: dict[str, datetime] = field(default_factory=dict)
+    refund_memos: dict[int, st.RefundMemo] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """One cycle's exact totals (before corrections) and tiers, with the state to keep."""
+
+    totals: st.Totals
+    tiers: tuple[Tier, ...]
+    state: EngineState
+
+
+@dataclass
+class Handoff:
+    """A reconciliation's exported snapshot, and the engine's totals read in it."""
+
+    snapshot_id: str
+    taken: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+    totals: st.Totals | None = None
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What a reconciliation found: per metric, the absolute difference in its own units."""
+
+    at: float  # Unix time
+    by_metric: dict[str, float]
+    corrections: st.Totals
+
+
+def run_cycle(
+    conn: psycopg.Connection[Any],
+    state: EngineState,
+    settings: EngineSettings,
+    *,
+    advance: bool = True,
+) -> CycleResult:
+    """Read the streams past the boundary in the current transaction; pure apart from SQL.
+
+    ``advance=False`` keeps the boundary where it is: a cycle reading an imported, older
+    snapshot must not settle rows that later commits could still add to.
+    """
+    now = _one(conn, "SELECT now()")
+    settle = now - settings.overlap
+    if state.boundary is not None:
+        settle = max(settle, state.boundary) if advance else state.boundary
+    bounds = st.Bounds(since=state.boundary, settle=settle, keep=now - settings.track_for)
+    params = bounds.params()
+    split = st.Split(settled=dict(state.settled), window={})
+    st.fold_paid(_rows(conn, st.PAID_SQL, params), split)
+    st.fold_failed(_rows(conn, st.FAILED_SQL, params), split)
+    memos = dict(state.refund_memos)
+    st.fold_refunds(_rows(conn, st.REFUNDS_SQL, params), split, memos)
+    st.fold_counts(st.SESSIONS_CREATED, _rows(conn, st.SESSIONS_CREATED_SQL, params), split)
+    st.fold_counts(st.SESSIONS_COMPLETED, _rows(conn, st.SESSIONS_COMPLETED_SQL, params), split)
+    st.fold_counts(st.SESSIONS_EXPIRED, _rows(conn, st.SESSIONS_EXPIRED_SQL, params), split)
+    st.fold_webhooks(_rows(conn, st.WEBHOOKS_SQL, params), split)
+
+    pending = _watch_pending_orders(conn, state.pending_orders, params, split)
+    sessions = _watch_open_sessions(conn, state.open_sessions, params, split)
+    keep = bounds.keep
+    memos = {k: m for k, m in memos.items() if m.refunded_at >= keep}
+    tiers = tuple(
+        Tier(r[0], r[1], r[2], r[3], int(r[4]), int(r[5])) for r in _rows(conn, st.TIERS_SQL, {})
+    )
+    new_state = EngineState(
+        boundary=settle,
+        settled=split.settled,
+        pending_orders={k: at for k, at in pending.items() if at >= keep},
+        open_sessions={k: at for k, at in sessions.items() if at >= keep},
+        refund_memos=memos,
+    )
+    return CycleResult(st.merged(split.settled, split.window), tiers, new_state)
+
+
+def full_totals(conn: psycopg.Connection[Any]) -> st.Totals:
+    """Every quantity recomputed from all rows: what reconciliation compares against."""
+    far = st.Bounds(since=None, settle=st.END_OF_TIME, keep=st.END_OF_TIME).params()
+    split = st.Split(settled={}, window={})
+    st.fold_paid(_rows(conn, st.PAID_SQL, far), split)
+    st.fold_failed(_rows(conn, st.FAILED_SQL, far), split)
+    st.fold_refunds(_rows(conn, st.REFUNDS_SQL, far), split, {})
+    st.fold_counts(st.SESSIONS_CREATED, _rows(conn, st.SESSIONS_CREATED_SQL, far), split)
+    st.fold_counts(st.SESSIONS_COMPLETED, _rows(conn, st.SESSIONS_COMPLETED_SQL, far), split)
+    st.fold_counts(st.SESSIONS_EXPIRED, _rows(conn, st.SESSIONS_EXPIRED_SQL, far), split)
+    st.fold_webhooks(_rows(conn, st.WEBHOOKS_SQL, far), split)
+    return st.merged(split.settled, split.window)
+
+
+def _watch_pending_orders(
+    conn: psycopg.Connection[Any],
+    watched: dict[int, datetime],
+    params: dict[str, Any],
+    split: st.Split,
+) -> dict[int, datetime]:
+    """Count watched orders that failed since; start watching pending ones that settle."""
+    still = dict(watched)
+    if watched:
+        for order_id, status, code in _rows(conn, st.PENDING_RESOLVED_SQL, {"ids": list(watched)}):
+            del still[order_id]
+            if status == "failed":
+                st.add(split.settled, (st.FAILED, code), 1)
+    for order_id, created_at in _rows(conn, st.PENDING_SETTLING_SQL, params):
+        still[order_id] = created_at
+    return still
+
+
+def _watch_open_sessions(
+    conn: psycopg.Connection[Any],
+    watched: dict[str, datetime],
+    params: dict[str, Any],
+    split: st.Split,
+) -> dict[str, datetime]:
+    """Count watched sessions that expired since; start watching open ones that settle."""
+    still = dict(watched)
+    if watched:
+        for session_id, status in _rows(conn, st.OPEN_RESOLVED_SQL, {"ids": list(watched)}):
+            del still[session_id]
+            if status == "expired":
+                st.add(split.settled, (st.SESSIONS_EXPIRED,), 1)
+    for session_id, expires_at in _rows(conn, st.OPEN_SETTLING_SQL, params):
+        still[session_id] = expires_at
+    return still
+
+
+def _rows(conn: psycopg.Connection[Any], query: st.Query, params: dict[str, Any]) -> list[Any]:
+    with conn.cursor() as cur:
+        cur.execute(query.sql.encode(), params)
+        return cur.fetchall()
+
+
+def _one(conn: psycopg.Connection[Any], sql: str) -> Any:
+    row = conn.execute(sql.encode()).fetchone()
+    return row[0] if row else None
+
+
+def render(
+    specs: Sequence[MetricSpec], totals: st.Totals, tiers: Sequence[Tier]
+) -> list[tuple[MetricSpec, list[Sample]]]:
+    """The default-pack series the engine computes, exactly as the pack's SQL would give them."""
+
+    def amount(quantity: str, *key: str) -> int:
+        return totals.get((quantity, *key), 0)
+
+    def keyed(quantity: str) -> dict[str, int]:
+        return {key[1]: value for key, value in totals.items() if key[0] == quantity}
+
+    def per_tier(value: Callable[[Tier], float]) -> list[Sample]:
+        return [Sample((t.event, t.city, t.tier), float(value(t))) for t in tiers]
+
+    def money(quantity: str) -> list[Sample]:
+        return [
+            Sample((cur,), major_units(float(v), cur)) for cur, v in sorted(keyed(quantity).items())
+        ]
+
+    def labelled(quantity: str) -> list[Sample]:
+        return [Sample((k,), float(v)) for k, v in sorted(keyed(quantity).items())]
+
+    failed = sum(keyed(st.FAILED).values())
+    builders: dict[str, Callable[[], list[Sample]]] = {
+        "boxoffice_tickets_sold_total": lambda: per_tier(lambda t: amount(st.SOLD, t.tier_id)),
+        "boxoffice_tickets_refunded_total": lambda: per_tier(
+            lambda t: amount(st.REFUNDED_TICKETS, t.tier_id)
+        ),
+        "boxoffice_inventory_capacity_tickets": lambda: per_tier(lambda t: t.capacity),
+        "boxoffice_inventory_reserved_tickets": lambda: per_tier(lambda t: t.reserved),
+        "boxoffice_inventory_available_tickets": lambda: per_tier(
+            lambda t: (
+                t.capacity
+                - amount(st.SOLD, t.tier_id)
+                + amount(st.REFUNDED_TICKETS, t.tier_id)
+                - t.reserved
+            )
+        ),
+        "boxoffice_payments_total": lambda: [Sample((), float(amount(st.PAID) + failed))],
+        "boxoffice_payments_failed_total": lambda: labelled(st.FAILED),
+        "boxoffice_revenue_total": lambda: money(st.REVENUE),
+        "boxoffice_refunds_total": lambda: money(st.REFUNDED_AMOUNT),
+        "boxoffice_checkout_sessions_created_total": lambda: [
+            Sample((), float(amount(st.SESSIONS_CREATED)))
+        ],
+        "boxoffice_checkout_sessions_completed_total": lambda: [
+            Sample((), float(amount(st.SESSIONS_COMPLETED)))
+        ],
+        "boxoffice_checkout_sessions_expired_total": lambda: [
+            Sample((), float(amount(st.SESSIONS_EXPIRED)))
+        ],
+        "boxoffice_webhook_events_total": lambda: labelled(st.WEBHOOKS),
+        "boxoffice_webhook_events_failed_total": lambda: labelled(st.WEBHOOKS_FAILED),
+    }
+    return [(spec, builders[spec.name]()) for spec in specs]
+
+
+def drift_by_metric(full: st.Totals, incremental: st.Totals) -> dict[str, float]:
+    """Sum of absolute differences per metric, in the metric's own units (money: major)."""
+    out = {name: 0.0 for names in _FEEDS.values() for name in names}
+    for key in full.keys() | incremental.keys():
+        diff = abs(full.get(key, 0) - incremental.get(key, 0))
+        if not diff:
+            continue
+        quantity = key[0]
+        value = major_units(float(diff), key[1]) if quantity in _MONEY else float(diff)
+        for name in _FEEDS[quantity]:
+            out[name] += value
+    return out
+
+
+_MONEY = frozenset({st.REVENUE, st.REFUNDED_AMOUNT})
+
+
+class IncrementalEngine:
+    """The running totals of one database's default-pack counters, with their corrections."""
+
+    def __init__(self, specs: Sequence[MetricSpec], settings: EngineSettings) -> None:
+        self.specs = tuple(specs)
+        self.settings = settings
+        self._state = EngineState()
+        self._offsets: st.Totals = {}
+        self._exposed: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._lock = threading.Lock()
+        self._handoff: Handoff | None = None
+        self._drift: Drift | None = None
+        self._reconciliations = 0
+
+    @property
+    def full(self) -> bool:
+        """True until the first full computation has succeeded."""
+        return self._state.boundary is None
+
+    def snapshot_to_import(self) -> str | None:
+        """A reconciliation's snapshot the next cycle must read in, if one waits (once)."""
+        with self._lock:
+            handoff = self._handoff
+            if handoff is None or handoff.taken or self.full:
+                return None
+            handoff.taken = True
+            return handoff.snapshot_id
+
+    def collect(
+        self, conn: psycopg.Connection[Any], *, imported: str | None
+    ) -> tuple[list[tuple[MetricSpec, list[Sample]]], list[Metric]]:
+        """Run one cycle in the current transaction.
+
+        Returns the default-pack series (for the cardinality guard) and the engine's own
+        reconciliation families.
+        """
+        timeout = self.settings.full_timeout if self.full else self.settings.timeout
+        conn.execute(
+            "SELECT set_config('statement_timeout', %s, true)", [f"{max(1, round(timeout * 1000))}"]
+        )
+        result = run_cycle(conn, self._state, self.settings, advance=imported is None)
+        with self._lock:
+            self._state = result.state
+            if imported is not None and self._handoff and self._handoff.snapshot_id == imported:
+                self._handoff.totals = st.merged(result.totals, self._offsets)
+                self._handoff.done.set()
+            corrected = st.merged(result.totals, self._offsets)
+            series = [
+                (spec, [self._monotonic(spec.name, s) for s in samples])
+                if spec.kind == "counter"
+                else (spec, samples)
+                for spec, samples in render(self.specs, corrected, result.tiers)
+            ]
+            return series, self._reconciliation_families()
+
+    def offer_snapshot(self, handoff: Handoff) -> None:
+        """A reconciliation exported a snapshot; the next cycle reads in it."""
+        with self._lock:
+            self._handoff = handoff
+
+    def withdraw_snapshot(self, handoff: Handoff) -> None:
+        """The reconciliation gave up waiting; cycles go back to their own snapshots."""
+        with self._lock:
+            if self._handoff is handoff:
+                self._handoff = None
+
+    def reconciled(self, full: st.Totals, incremental: st.Totals, at: float) -> Drift:
+        """Record what a reconciliation found, and correct the totals from the next cycle on.
+
+        Corrections upward show at once; downward ones are held by the counters never
+        going backwards until the true total catches up.
+        """
+        corrections = {
+            key: full.get(key, 0) - incremental.get(key, 0)
+            for key in full.keys() | incremental.keys()
+            if full.get(key, 0) != incremental.get(key, 0)
+        }
+        drift = Drift(at, drift_by_metric(full, incremental), corrections)
+        with self._lock:
+            self._offsets = {k: v for k, v in st.merged(self._offsets, corrections).items() if v}
+            self._drift = drift
+            self._reconciliations += 1
+            self._handoff = None
+        return drift
+
+    def _monotonic(self, name: str, sample: Sample) -> Sample:
+        key = (name, sample.labels)
+        value = max(sample.value, self._exposed.get(key, 0.0))
+        self._exposed[key] = value
+        return replace(sample, value=value) if value != sample.value else sample
+
+    def _reconciliation_families(self) -> list[Metric]:
+        runs = CounterMetricFamily(
+            RECONCILIATIONS_METRIC,
+            "Full reconciliations of the incrementally collected counters.",
+            value=self._reconciliations,
+        )
+        if self._drift is None:
+            return [runs]
+        drift = GaugeMetricFamily(
+            DRIFT_METRIC,
+            "Difference between the incremental totals and a full recomputation found by the "
+            "last reconciliation (absolute, in the metric's units; 0 means exact). It is "
+            "corrected from the next cycle on.",
+            labels=["metric"],
+        )
+        for name in sorted(self._drift.by_metric):
+            if name in {spec.name for spec in self.specs}:
+                drift.add_metric([name], self._drift.by_metric[name])
+        at = GaugeMetricFamily(
+            RECONCILED_AT_METRIC,
+            "When the last reconciliation finished, as a Unix timestamp.",
+            value=self._drift.at,
+        )
+        return [runs, drift, at]
+
+
+def engine_specs(names: Sequence[str]) -> list[MetricSpec]:
+    """The pack specs for metric names the engine computes, in catalog order."""
+    wanted = set(names) & ENGINE_METRICS
+    return [DEFAULT_PACK_BY_NAME[name] for name in DEFAULT_PACK_BY_NAME if name in wanted]

@@ -1,0 +1,104 @@
+"""Periodic full reconciliation of the incremental totals, off the collection's hot path.
+
+A background thread opens its own read-only transaction, exports its snapshot and hands
+the snapshot id to the engine; the next collection cycle reads in that same snapshot and
+reports its totals. The thread then recomputes every quantity from all rows in the
+snapshot, so both sides see exactly the same data, and the engine publishes the
+difference and corrects itself. The full scans run on the reconciliation's connection
+with their own timeout, never inside a collection cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from exporter.sources.incremental import Drift, Handoff, IncrementalEngine, full_totals
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    """Reconciles one engine every ``interval`` seconds in a daemon thread."""
+
+    def __init__(
+        self,
+        engine: IncrementalEngine,
+        pool: ConnectionPool,
+        *,
+        database: str,
+        interval: float,
+        wait: float,
+        timeout: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine = engine
+        self._pool = pool
+        self._database = database
+        self._interval = interval
+        self._wait = wait  # how long a collection cycle may take to read the snapshot
+        self._timeout = timeout
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Reconcile every interval from now on (the first after one interval)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._loop, name=f"reconcile-{self._database}", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the reconciliation running now, if any (bounded by its timeout)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self._wait + self._timeout + 5)
+
+    def run_once(self) -> Drift | None:
+        """One reconciliation; None when no collection cycle read the snapshot in time."""
+        with self._pool.connection(timeout=self._wait) as conn:
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                [f"{max(1, round(self._timeout * 1000))}"],
+            )
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            handoff = Handoff(str(row[0]) if row else "")
+            self._engine.offer_snapshot(handoff)
+            if not handoff.done.wait(self._wait) or handoff.totals is None:
+                self._engine.withdraw_snapshot(handoff)
+                log.warning(
+                    "reconciliation of database %r skipped: no collection cycle read its "
+                    "snapshot within %.0fs",
+                    self._database,
+                    self._wait,
+                )
+                return None
+            full = full_totals(conn)
+        drift = self._engine.reconciled(full, handoff.totals, self._clock())
+        found = {name: value for name, value in drift.by_metric.items() if value}
+        if found:
+            log.warning(
+                "reconciliation of database %r found drift, corrected: %s", self._database, found
+            )
+        else:
+            log.info("reconciliation of database %r: no drift", self._database)
+        return drift
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.run_once()
+            except (psycopg.Error, PoolTimeout) as exc:
+                text = str(exc).strip().splitlines()
+                log.warning(
+                    "reconciliation of database %r failed: %s",
+                    self._database,
+                    text[0] if text else type(exc).__name__,
+                )
