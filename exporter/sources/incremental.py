@@ -67,6 +67,10 @@ _FEEDS: dict[str, tuple[str, ...]] = {
     st.WEBHOOKS_FAILED: ("boxoffice_webhook_events_failed_total",),
 }
 
+# Where "now" comes from: the database's clock, so that exporter and database hosts need
+# not agree on the time (tests pass their own).
+DbClock = Callable[[psycopg.Connection[Any]], datetime]
+
 DRIFT_METRIC = "boxoffice_postgres_reconciliation_drift"
 RECONCILIATIONS_METRIC = "boxoffice_postgres_reconciliations_total"
 RECONCILED_AT_METRIC = "boxoffice_postgres_reconciliation_timestamp_seconds"
@@ -139,13 +143,14 @@ def run_cycle(
     settings: EngineSettings,
     *,
     advance: bool = True,
+    clock: DbClock | None = None,
 ) -> CycleResult:
     """Read the streams past the boundary in the current transaction; pure apart from SQL.
 
     ``advance=False`` keeps the boundary where it is: a cycle reading an imported, older
     snapshot must not settle rows that later commits could still add to.
     """
-    now = _one(conn, "SELECT now()")
+    now = clock(conn) if clock is not None else database_now(conn)
     settle = now - settings.overlap
     if state.boundary is not None:
         settle = max(settle, state.boundary) if advance else state.boundary
@@ -176,6 +181,13 @@ def run_cycle(
         refund_memos=memos,
     )
     return CycleResult(st.merged(split.settled, split.window), tiers, new_state)
+
+
+def database_now(conn: psycopg.Connection[Any]) -> datetime:
+    """The transaction's start time on the database's clock (rows are stamped with it)."""
+    now = _one(conn, "SELECT now()")
+    assert isinstance(now, datetime)
+    return now
 
 
 def full_totals(conn: psycopg.Connection[Any]) -> st.Totals:
@@ -316,9 +328,16 @@ _MONEY = frozenset({st.REVENUE, st.REFUNDED_AMOUNT})
 class IncrementalEngine:
     """The running totals of one database's default-pack counters, with their corrections."""
 
-    def __init__(self, specs: Sequence[MetricSpec], settings: EngineSettings) -> None:
+    def __init__(
+        self,
+        specs: Sequence[MetricSpec],
+        settings: EngineSettings,
+        *,
+        clock: DbClock = database_now,
+    ) -> None:
         self.specs = tuple(specs)
         self.settings = settings
+        self._clock = clock
         self._state = EngineState()
         self._offsets: st.Totals = {}
         self._exposed: dict[tuple[str, tuple[str, ...]], float] = {}
@@ -353,7 +372,9 @@ class IncrementalEngine:
         conn.execute(
             "SELECT set_config('statement_timeout', %s, true)", [f"{max(1, round(timeout * 1000))}"]
         )
-        result = run_cycle(conn, self._state, self.settings, advance=imported is None)
+        result = run_cycle(
+            conn, self._state, self.settings, advance=imported is None, clock=self._clock
+        )
         with self._lock:
             self._state = result.state
             if imported is not None and self._handoff and self._handoff.snapshot_id == imported:
