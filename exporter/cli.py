@@ -153,11 +153,23 @@ def run_exporter(config: Config, on_started: Callable[[], None] = lambda: None) 
 
 @main.command()
 @_config_options
+@click.option(
+    "--seqscan-rows",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Report statements that would scan a table of at least this many rows sequentially.",
+)
 @_bad_input_exits_2
-def check(config_path: str | None, dsn: str | None) -> None:
-    """Validate the configuration, and every query against the databases reachable now."""
+def check(config_path: str | None, dsn: str | None, seqscan_rows: int) -> None:
+    """Validate the configuration and every query against the databases reachable now.
+
+    Each statement a collection cycle runs is also planned with EXPLAIN: one that would
+    read a large table sequentially is reported with the index that fixes it (exit 1).
+    """
     config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
     from exporter.app import build_sources, check_queries
+    from exporter.sources.explain import SeqScan
     from exporter.sources.postgres import PostgresSource
     from exporter.web.webconfig import load_web_config
 
@@ -165,10 +177,12 @@ def check(config_path: str | None, dsn: str | None) -> None:
         load_web_config(config.settings.web.config_file)
     setup_logging(config.settings.log.level, config.settings.log.format, config.secrets)
     unchecked: list[str] = []
+    scans: dict[str, list[SeqScan]] = {}
     for source in build_sources(config):
         try:
             if isinstance(source, PostgresSource):
                 unchecked += check_queries(config, source)
+                scans, _unreachable = source.find_seq_scans(seqscan_rows)
         finally:
             source.close()
     click.echo(f"{config.source}: ok ({len(config.metrics)} PostgreSQL metrics)")
@@ -176,6 +190,15 @@ def check(config_path: str | None, dsn: str | None) -> None:
         click.echo(
             f"boxoffice: database {name!r} not reachable: its queries were not checked", err=True
         )
+    found = [(name, scan) for name, found in scans.items() for scan in found]
+    for name, scan in found:
+        click.echo(
+            f"boxoffice: database {name!r}: {scan.statement} reads table {scan.table} "
+            f"(~{scan.rows:,} rows) sequentially every cycle; fix: {scan.fix or 'none known'}",
+            err=True,
+        )
+    if found:
+        sys.exit(1)
 
 
 @main.group()

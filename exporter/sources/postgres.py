@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from exporter.config import BoundMetric, Database
 from exporter.sources.base import Collection, Failure
+from exporter.sources.explain import SeqScan, cycle_statements, find_seq_scans, now_on
 from exporter.sources.guard import CardinalityGuard
 from exporter.sources.incremental import ENGINE_METRICS, EngineSettings, IncrementalEngine
 from exporter.sources.querypack import MetricSpec
@@ -191,6 +192,29 @@ class PostgresSource:
                 if problem:
                     problems.append(QueryProblem(metric, problem))
         return problems, unreachable
+
+    def find_seq_scans(self, min_rows: int) -> tuple[dict[str, list[SeqScan]], list[str]]:
+        """Plan every per-cycle statement: sequential scans found, and databases not reached."""
+        found: dict[str, list[SeqScan]] = {}
+        unreachable: list[str] = []
+        for name, metrics in self._all_metrics.items():
+            engine = self._engines.get(name)
+            try:
+                with self._pools[name].connection(
+                    timeout=self._databases[name].connect_timeout
+                ) as conn:
+                    statements = cycle_statements(
+                        metrics,
+                        incremental=engine is not None,
+                        now=now_on(conn),
+                        overlap=engine.settings.overlap if engine else timedelta(0),
+                        interval=timedelta(seconds=self.interval),
+                        track_for=engine.settings.track_for if engine else timedelta(0),
+                    )
+                    found[name] = find_seq_scans(conn, statements, min_rows=min_rows)
+            except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError):
+                unreachable.append(name)
+        return found, unreachable
 
     def close(self) -> None:
         """Stop reconciling and close every pool."""
