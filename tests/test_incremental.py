@@ -445,11 +445,16 @@ def _reconcile(source: PostgresSource) -> Drift:
     return outcome[0]
 
 
+@pytest.mark.parametrize("pool", ["1", "2"])
 def test_reconciliation_reads_zero_drift_then_finds_and_corrects_an_out_of_band_change(
-    pg_schema: str,
+    pg_schema: str, pool: str
 ) -> None:
     seed_database(pg_schema, orders=3_000, seed=5)
-    config = config_for(pg_schema, BOXOFFICE_SOURCES_POSTGRES_INCREMENTAL_OVERLAP="1s")
+    config = config_for(
+        pg_schema,
+        BOXOFFICE_SOURCES_POSTGRES_INCREMENTAL_OVERLAP="1s",
+        BOXOFFICE_DATABASES_DEFAULT_POOL_MAX_SIZE=pool,
+    )
     [source] = build_sources(config)
     assert isinstance(source, PostgresSource)
     try:
@@ -509,3 +514,18 @@ def test_exporter_serves_incremental_values_equal_to_the_pack(pg_schema: str) ->
             }
         )
     assert scraped[0] and scraped[0] == scraped[1]
+
+
+def test_closing_the_source_interrupts_a_waiting_reconciliation(pg_schema: str) -> None:
+    # A 60s interval: the reconciliation would wait two minutes for a cycle on its own.
+    [source] = build_sources(config_for(pg_schema, BOXOFFICE_SOURCES_POSTGRES_INTERVAL="60s"))
+    assert isinstance(source, PostgresSource)
+    source.collect()
+    worker = threading.Thread(target=source.reconcilers["default"].run_once)
+    worker.start()  # waits for a collection cycle that never comes
+    time.sleep(0.5)
+    started = time.monotonic()
+    source.close()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert time.monotonic() - started < 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -121,7 +122,7 @@ class PostgresSource:
                 self._engines[name] = engine
                 self._reconcilers[name] = Reconciler(
                     engine,
-                    self._pools[name],
+                    functools.partial(_reconciliation_connection, databases[name]),
                     database=name,
                     interval=incremental.reconcile_interval,
                     wait=2 * interval + timeout,
@@ -303,6 +304,18 @@ class IncrementalOptions:
     track_for: float
     reconcile_interval: float
     full_timeout: float
+
+
+def _reconciliation_connection(db: Database) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(
+        db.dsn,
+        connect_timeout=max(1, round(db.connect_timeout)),
+        application_name="boxoffice-reconcile",
+        prepare_threshold=None,
+    )
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    return conn
 
 
 class _DatabaseUnavailableError(Exception):

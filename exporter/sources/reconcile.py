@@ -14,11 +14,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from exporter.sources.incremental import Drift, Handoff, IncrementalEngine, full_totals
+
+# Opens the reconciliation's own connection: not one of the collection pool's, so that a
+# pool of one connection still leaves the collection cycle a connection to read in with.
+Connect = Callable[[], psycopg.Connection[Any]]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +33,7 @@ class Reconciler:
     def __init__(
         self,
         engine: IncrementalEngine,
-        pool: ConnectionPool,
+        connect: Connect,
         *,
         database: str,
         interval: float,
@@ -38,7 +42,8 @@ class Reconciler:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
-        self._pool = pool
+        self._connect = connect
+        self._conn: psycopg.Connection[Any] | None = None
         self._database = database
         self._interval = interval
         self._wait = wait  # how long a collection cycle may take to read the snapshot
@@ -56,14 +61,25 @@ class Reconciler:
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the reconciliation running now, if any (bounded by its timeout)."""
+        """Stop, cancelling a reconciliation that is running (its query is interrupted)."""
         self._stop.set()
+        conn = self._conn
+        if conn is not None:
+            conn.cancel_safe(timeout=2)
         if self._thread is not None:
-            self._thread.join(self._wait + self._timeout + 5)
+            self._thread.join(5)
 
     def run_once(self) -> Drift | None:
         """One reconciliation; None when no collection cycle read the snapshot in time."""
-        with self._pool.connection(timeout=self._wait) as conn:
+        with self._connect() as conn:
+            self._conn = conn
+            try:
+                return self._reconcile(conn)
+            finally:
+                self._conn = None
+
+    def _reconcile(self, conn: psycopg.Connection[Any]) -> Drift | None:
+        with conn.transaction():
             conn.execute(
                 "SELECT set_config('statement_timeout', %s, true)",
                 [f"{max(1, round(self._timeout * 1000))}"],
@@ -71,7 +87,11 @@ class Reconciler:
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
             handoff = Handoff(str(row[0]) if row else "")
             self._engine.offer_snapshot(handoff)
-            if not handoff.done.wait(self._wait) or handoff.totals is None:
+            deadline = time.monotonic() + self._wait
+            while not handoff.done.wait(0.2):
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    break
+            if not handoff.done.is_set() or handoff.totals is None:
                 self._engine.withdraw_snapshot(handoff)
                 log.warning(
                     "reconciliation of database %r skipped: no collection cycle read its "
@@ -95,7 +115,7 @@ class Reconciler:
         while not self._stop.wait(self._interval):
             try:
                 self.run_once()
-            except (psycopg.Error, PoolTimeout) as exc:
+            except psycopg.Error as exc:
                 text = str(exc).strip().splitlines()
                 log.warning(
                     "reconciliation of database %r failed: %s",
