@@ -11,19 +11,29 @@ import email.utils
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
+
+T = TypeVar("T")
 
 
 class SourceError(Exception):
     """A collection cycle failed; ``reason`` is a REASONS entry, the text holds no secret."""
 
-    def __init__(self, reason: str, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.retry_after = retry_after
+        self.status = status
 
 
 class BudgetedSession(requests.Session):
@@ -112,12 +122,12 @@ class RateGate:
 
 
 def call_with_retry_after(
-    call: Callable[[], Any],
+    call: Callable[[], T],
     *,
     session: BudgetedSession,
     sleep: Callable[[float], None],
     attempts: int = 3,
-) -> Any:
+) -> T:
     """Run ``call``; on a rate-limit error wait as asked when that fits the cycle, then retry.
 
     A wait that does not fit in what is left of the cycle's budget is not attempted: the
