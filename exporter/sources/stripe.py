@@ -345,7 +345,7 @@ def _charge(obj: Any) -> Charge:
             str(obj.id),
             int(obj.created),
             str(obj.status),
-            str(obj.failure_code) if obj.get("failure_code") else None,
+            str(obj.failure_code) if getattr(obj, "failure_code", None) else None,
         )
     )
 

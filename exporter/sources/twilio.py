@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DELIVERED = frozenset({"delivered", "read"})
+DELIVERED = frozenset({"delivered", "read", "partially_delivered"})
 FAILED = frozenset({"failed", "undelivered"})
 NEVER_COUNTED = frozenset({"canceled", "received", "receiving"})
 RATE_LIMIT_CODE = 20429
