@@ -175,9 +175,7 @@ class FakeStripe(FakeServer):
                 {"error": {"type": "invalid_request_error", "message": "Invalid limit"}},
             )
         with self._state_lock:
-            items = [
-                copy.deepcopy(o) for oid, o in self.objects[kind].items() if oid not in self.hidden
-            ]
+            items = [o for oid, o in self.objects[kind].items() if oid not in self.hidden]
         if "created[gte]" in query:
             items = [o for o in items if o["created"] >= int(query["created[gte]"])]
         if "created[lte]" in query:
@@ -200,7 +198,8 @@ class FakeStripe(FakeServer):
                     },
                 )
             items = items[ids.index(cursor) + 1 :]
-        page = items[:limit]
+        with self._state_lock:
+            page = copy.deepcopy(items[:limit])
         return Reply.json(
             200,
             {"object": "list", "url": request.path, "has_more": len(items) > limit, "data": page},
