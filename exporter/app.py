@@ -84,7 +84,7 @@ def _api_sources(config: Config) -> list[Source]:
                 interval=float(t.interval),
                 timeout=float(t.timeout),
                 window=float(t.window),
-                page_size=min(t.page_size, 1000),
+                page_size=t.page_size,
                 max_pages=t.max_pages,
                 max_in_flight=t.max_in_flight,
             )

@@ -114,11 +114,12 @@ def test_expected_status_method_and_headers_are_honoured(health: FakeHealth) -> 
 def test_a_configured_components_path_that_cannot_be_read_is_a_decode_failure(
     health: FakeHealth,
 ) -> None:
-    health.fail_next(Reply(200, b"OK", {"Content-Type": "text/plain"}))
-    result, registry = _collect(
-        Target("app", f"{health.url}/health", components_path="services"),
-        Target("other", f"{health.url}/health", components_path="checks"),
-    )
+    with serving(FakeHealth()) as plain:
+        plain.fail_next(Reply(200, b"OK", {"Content-Type": "text/plain"}))
+        result, registry = _collect(
+            Target("app", f"{plain.url}/health", components_path="services"),
+            Target("other", f"{health.url}/health", components_path="checks"),
+        )
     assert sorted(f.reason for f in result.failures) == ["decode", "decode"]
     messages = " ".join(f.message for f in result.failures)
     assert "not valid JSON" in messages

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from exporter.config.typed import Duration, at_least, field, positive
+from exporter.config.typed import Check, Duration, at_least, field, positive
 
 
 def _listen_address(value: str) -> str | None:
@@ -78,6 +78,10 @@ class PostgresSourceSettings:
     )
 
 
+def _between(low: int, high: int) -> Check:
+    return lambda v: None if low <= v <= high else f"must be between {low} and {high}, got {v}"
+
+
 def _base_url(value: str) -> str | None:
     if not value.startswith(("https://", "http://")):
         return f"must be an http(s) URL, got {value!r}"
@@ -143,7 +147,7 @@ class TwilioSourceSettings:
         check=positive,
     )
     page_size: int = field(
-        1000, doc="Messages per page (Twilio allows 1 to 1000).", check=at_least(1)
+        1000, doc="Messages per page (Twilio allows 1 to 1000).", check=_between(1, 1000)
     )
     max_pages: int = field(
         20, doc="Most pages read per cycle; the rest is read next cycle.", check=at_least(1)
@@ -163,8 +167,12 @@ class HttpTargetSettings:
     name: str = field(doc="Value of the `target` label.")
     url: str = field(doc="URL to request.", check=_base_url)
     method: Literal["GET", "HEAD", "POST"] = field("GET", doc="HTTP method.")
-    expected_status: int = field(200, doc="Status code that counts as success.")
-    timeout: Duration = field(Duration(5), doc="Give up on the request after this long.")
+    expected_status: int = field(
+        200, doc="Status code that counts as success.", check=_between(100, 599)
+    )
+    timeout: Duration = field(
+        Duration(5), doc="Give up on the request after this long.", check=positive
+    )
     headers: dict[str, str] = field(
         default_factory=dict,
         doc="Request headers. Values of Authorization, Cookie and *token*/*key* headers "
