@@ -46,7 +46,7 @@ def build_sources(config: Config) -> list[Source]:
 
 def _api_sources(config: Config) -> list[Source]:
     """The Stripe, Twilio and HTTP sources that are enabled, each on its own HTTP session."""
-    from exporter.sources import stripe, twilio
+    from exporter.sources import stripe, stripe_api, twilio
     from exporter.sources.http import HttpSource, Target
     from exporter.sources.pacing import BudgetedSession
 
@@ -55,7 +55,7 @@ def _api_sources(config: Config) -> list[Source]:
     if settings.stripe.enabled:
         s, session = settings.stripe, BudgetedSession()
         key = config.credentials["sources.stripe.api_key"]
-        client = stripe.make_client(
+        client = stripe_api.make_client(
             key, api_base=s.api_base, session=session, timeout=float(s.timeout)
         )
         found.append(

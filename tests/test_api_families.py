@@ -13,7 +13,8 @@ from prometheus_client.core import Metric
 from exporter.sources.http import HealthBodyError, Probe, component_up, http_families
 from exporter.sources.http import parse_components as components
 from exporter.sources.pacing import BudgetedSession, RateGate, parse_retry_after
-from exporter.sources.stripe import Balance, StripeView, stripe_families
+from exporter.sources.stripe import StripeView, stripe_families
+from exporter.sources.stripe_api import Balance
 from exporter.sources.twilio import TwilioView, twilio_families
 
 

@@ -12,6 +12,7 @@ import pytest
 from exporter.sources import stripe as stripe_source
 from exporter.sources.base import Collection
 from exporter.sources.pacing import BudgetedSession
+from exporter.sources.stripe_api import make_client
 from tests.support.fake_stripe import API_KEY, FakeStripe, rate_limit_reply, server_error_reply
 from tests.support.fakehttp import MALFORMED, Hang, Reply, serving
 
@@ -33,7 +34,7 @@ def _source(url: str, **overrides: Any) -> stripe_source.StripeSource:
         "max_watched": 1000,
     }
     settings.update(overrides)
-    client = stripe_source.make_client(API_KEY, api_base=url, session=session, timeout=1.0)
+    client = make_client(API_KEY, api_base=url, session=session, timeout=1.0)
     return stripe_source.StripeSource(client=client, session=session, **settings)
 
 
