@@ -46,7 +46,7 @@ def build_sources(config: Config) -> list[Source]:
 
 def _api_sources(config: Config) -> list[Source]:
     """The Stripe, Twilio and HTTP sources that are enabled, each on its own HTTP session."""
-    from exporter.sources import stripe, stripe_api, twilio
+    from exporter.sources import stripe, stripe_api, twilio, twilio_api
     from exporter.sources.http import HttpSource, Target
     from exporter.sources.pacing import BudgetedSession
 
@@ -73,7 +73,7 @@ def _api_sources(config: Config) -> list[Source]:
     if settings.twilio.enabled and (sid := settings.twilio.account_sid):
         t, session = settings.twilio, BudgetedSession()
         token = config.credentials["sources.twilio.auth_token"]
-        twilio_client = twilio.make_client(
+        twilio_client = twilio_api.make_client(
             sid, token, api_base=t.api_base, session=session, timeout=float(t.timeout)
         )
         found.append(

@@ -13,6 +13,7 @@ import pytest
 from exporter.sources import twilio as twilio_source
 from exporter.sources.base import Collection
 from exporter.sources.pacing import BudgetedSession
+from exporter.sources.twilio_api import make_client
 from tests.support.fake_twilio import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -40,9 +41,7 @@ def _source(url: str, **overrides: Any) -> twilio_source.TwilioSource:
         "max_in_flight": 1000,
     }
     settings.update(overrides)
-    client = twilio_source.make_client(
-        ACCOUNT_SID, AUTH_TOKEN, api_base=url, session=session, timeout=1.0
-    )
+    client = make_client(ACCOUNT_SID, AUTH_TOKEN, api_base=url, session=session, timeout=1.0)
     return twilio_source.TwilioSource(
         client=client, account_sid=ACCOUNT_SID, session=session, **settings
     )
