@@ -116,3 +116,14 @@ def test_watched_objects_are_bounded_oldest_out_first() -> None:
 def test_take_page_without_a_query_is_a_bug() -> None:
     with pytest.raises(RuntimeError):
         _ledger([]).take_page([], has_more=False)
+
+
+def test_a_restarted_scan_lists_again_from_its_top_and_skips_what_it_counted() -> None:
+    counted: list[str] = []
+    ledger = _ledger(counted)
+    ledger.next_query(now=2000)
+    ledger.take_page([Obj("c", 1900), Obj("b", 1800)], has_more=True)
+    ledger.restart_scan()
+    assert ledger.next_query(now=2500) == Query(1000, 2000, None)
+    ledger.take_page([Obj("c", 1900), Obj("b", 1800), Obj("a", 1500)], has_more=False)
+    assert counted == ["c", "b", "a"]

@@ -224,3 +224,39 @@ def test_connection_refused_is_a_connection_failure() -> None:
     source = _source(f"http://127.0.0.1:{port}", timeout=0.5)
     result = source.collect()
     assert _reasons(result) == ["connection"]
+
+
+def test_a_scan_whose_cursor_object_vanished_restarts_without_double_counting(
+    fake: FakeStripe,
+) -> None:
+    now = int(time.time())
+    for i in range(250):
+        fake.add_charge(now - 100 + i % 60)
+    source = _source(fake.url, max_pages=1)
+    assert source.collect().ok
+    assert source.totals.charges == 100
+    # The object the cursor points at disappears: Stripe answers 400 for `starting_after`.
+    newest_first = sorted(
+        fake.objects["charge"].values(), key=lambda c: (c["created"], c["id"]), reverse=True
+    )
+    gone = newest_first[99]["id"]
+    del fake.objects["charge"][gone]
+    failed = source.collect()
+    assert [f.reason for f in failed.failures] == ["http"]
+    last = next(r for r in reversed(fake.requests) if r.path == "/v1/charges")
+    assert ("starting_after", gone) in last.query
+    for _ in range(4):
+        assert source.collect().ok
+    assert source.totals.charges == 250
+
+
+def test_a_watched_object_that_vanished_is_dropped(fake: FakeStripe) -> None:
+    now = int(time.time())
+    clock = [float(now)]
+    charge = fake.add_charge(now - 100, status="pending")
+    source = _source(fake.url, overlap=110, clock=lambda: clock[0])
+    assert source.collect().ok
+    clock[0] += 600
+    del fake.objects["charge"][charge]
+    assert source.collect().ok
+    assert source.watching()["charges"] == 0

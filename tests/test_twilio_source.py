@@ -199,3 +199,18 @@ def test_a_malformed_balance_is_a_decode_failure(fake: FakeTwilio) -> None:
     fake.balance = {"account_sid": ACCOUNT_SID, "balance": "lots", "currency": "USD"}
     result = _source(fake.url).collect()
     assert _reasons(result) == ["decode"]
+
+
+def test_an_invalid_page_token_restarts_the_scan_without_double_counting(
+    fake: FakeTwilio,
+) -> None:
+    for i in range(45):
+        fake.send(time.time() - 200 + i, status="delivered")
+    source = _source(fake.url, page_size=10, max_pages=2)
+    assert source.collect().ok
+    assert source.totals.messages == 20
+    fake.fail_next(error_reply(400, 20001, "Invalid PageToken"))
+    assert [f.reason for f in source.collect().failures] == ["http"]
+    for _ in range(3):
+        assert source.collect().ok
+    assert source.totals.messages == 45

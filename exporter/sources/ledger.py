@@ -120,6 +120,15 @@ class CreatedLedger(Generic[T]):
         lower = (self._scan or Query(self.lower, 0, None)).lower
         return [oid for oid, (created, _c) in self.watched.items() if created < lower][:limit]
 
+    def restart_scan(self) -> None:
+        """List the running scan again from its first page (its cursor became invalid)."""
+        if self._scan is not None:
+            self._scan = Query(self._scan.lower, self._scan.upper, None)
+
+    def forget(self, oid: str) -> None:
+        """Stop watching an object (it no longer exists)."""
+        self.watched.pop(oid, None)
+
     def counted(self) -> int:
         """How many ids are remembered as counted (for tests and the memory bound)."""
         return len(self._counted)

@@ -249,12 +249,24 @@ class StripeSource:
         ledger = tracked.ledger
         for _ in range(self._max_pages):
             query = ledger.next_query(now)
-            page = self._call(functools.partial(tracked.list_page, query))
+            try:
+                page = self._call(functools.partial(tracked.list_page, query))
+            except SourceError as exc:
+                if query.cursor is not None and exc.status in (400, 404):
+                    # The cursor's object is gone: the next cycle lists this scan again
+                    # from its top (what was counted is skipped) instead of failing forever.
+                    ledger.restart_scan()
+                raise
             if ledger.take_page(page.items, page.has_more):
                 break
         # Objects still open but behind the scanned range are re-read one by one.
         for oid in ledger.stale_watched(self._max_pages):
-            ledger.observe(self._call(functools.partial(tracked.read_one, oid)))
+            try:
+                ledger.observe(self._call(functools.partial(tracked.read_one, oid)))
+            except SourceError as exc:
+                if exc.status != 404:
+                    raise
+                ledger.forget(oid)  # deleted: there is nothing left to follow
 
     def _call(self, call: Callable[[], T]) -> T:
         return call_with_retry_after(call, session=self._session, sleep=self._sleep)

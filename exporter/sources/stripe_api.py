@@ -197,9 +197,11 @@ class StripeApi:
                 raise SourceError("decode", f"{what}: the response is not valid JSON") from None
             if exc.json_body is None:
                 raise SourceError(
-                    "http", f"{what}: HTTP {status} without a Stripe error body"
+                    "http", f"{what}: HTTP {status} without a Stripe error body", status=status
                 ) from None
-            raise SourceError("http", f"{what}: HTTP {status}: {_text(exc)}") from None
+            raise SourceError(
+                "http", f"{what}: HTTP {status}: {_text(exc)}", status=status
+            ) from None
 
 
 def _text(exc: stripe.StripeError) -> str:

@@ -178,7 +178,12 @@ class TwilioSource:
                     functools.partial(self._api.messages_since, since, self._page_size)
                 )
             else:
-                page = self._call(functools.partial(self._api.messages_at, self._next_url))
+                try:
+                    page = self._call(functools.partial(self._api.messages_at, self._next_url))
+                except SourceError as exc:
+                    if exc.status in (400, 404):
+                        self._next_url = None  # the page token is no longer valid: rescan
+                    raise
             for message in page.messages:
                 self.observe(message)
             self._next_url = page.next_url
