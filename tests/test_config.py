@@ -36,6 +36,7 @@ MALFORMED: list[tuple[str, dict[str, str], str]] = [
     ("sources:\n  postgres: {enabled: false}\n  http:\n    targets:\n      - {name: a, url: http://127.0.0.1/, method: PUT}\n", {}, "sources.http.targets[0].method: must be one of GET, HEAD, POST, got 'PUT'"),
     ("sources:\n  postgres: {enabled: false}\n  http:\n    targets:\n      - {name: a, url: http://127.0.0.1/, expected_status: 2000}\n", {}, "sources.http.targets[0].expected_status: must be between 100 and 599, got 2000"),
     ("sources:\n  twilio:\n    page_size: 5000\n", {}, "sources.twilio.page_size: must be between 1 and 1000, got 5000"),
+    ("sources:\n  twilio:\n    interval: 5m\n    window: 2m\n", {}, "sources.twilio.window: must be longer than sources.twilio.interval (300s)"),
     ("databases:\n  default:\n    pool_max_size: 2\n", {}, "databases.default.dsn: is required (or dsn_file)"),
     (f"databases:\n  default:\n    dsn: {GOOD_DSN}\n    dsn_file: /run/secrets/dsn\n", {}, "databases.default.dsn_file: give dsn or dsn_file, not both"),
     ("databases:\n  default:\n    dsn_file: /nonexistent/dsn\n", {}, "databases.default.dsn_file: cannot read: No such file or directory"),

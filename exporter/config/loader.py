@@ -144,6 +144,13 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
             "sources.postgres.timeout",
             f"must not exceed sources.postgres.interval ({postgres.interval:g}s)",
         )
+    twilio = settings.sources.twilio
+    if twilio.window <= twilio.interval:
+        # Each cycle lists the messages sent within the window: a shorter one leaves gaps.
+        raise error(
+            "sources.twilio.window",
+            f"must be longer than sources.twilio.interval ({twilio.interval:g}s)",
+        )
     for name in settings.metrics:
         if name not in DEFAULT_PACK_BY_NAME:
             raise error(join("metrics", name), "not a boxoffice PostgreSQL metric")

@@ -143,7 +143,8 @@ class TwilioSourceSettings:
     )
     window: Duration = field(
         Duration(3600),
-        doc="Messages sent this recently are listed each cycle (by DateSent).",
+        doc="Messages sent this recently are listed each cycle (by DateSent); longer than the "
+        "interval.",
         check=positive,
     )
     page_size: int = field(
