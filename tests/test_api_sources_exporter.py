@@ -22,8 +22,9 @@ from exporter.logs import RedactingFormatter
 from tests.support.exporter import running_exporter, scrape, scrape_until, value
 from tests.support.fake_health import FakeHealth
 from tests.support.fake_stripe import API_KEY, FakeStripe
-from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-from tests.support.fakehttp import Hang, serving
+from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, error_reply
+from tests.support.fake_twilio import rate_limit_reply as twilio_rate_limit
+from tests.support.fakehttp import MALFORMED, Hang, Reply, serving
 
 HEALTH_TOKEN = "hc_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
@@ -150,30 +151,50 @@ def test_every_stripe_twilio_and_http_metric_is_served_with_its_exact_value(
             series = scrape(url)
 
 
-def test_a_hanging_stripe_api_leaves_twilio_http_and_metrics_alone_then_recovers(
-    fakes: Fakes, tmp_path: Path
+FAULTS = [
+    # source, fault injected into its API, reason counted, a business series it withdraws
+    ("stripe", [Hang(3)] * 4, "timeout", "boxoffice_stripe_charges_total"),
+    ("stripe", [MALFORMED] * 2, "decode", "boxoffice_stripe_charges_total"),
+    ("twilio", [twilio_rate_limit(retry_after=1)] * 2, "rate_limited", "boxoffice_sms_messages_total"),
+    ("twilio", [error_reply(500, 20500, "Internal Server Error")] * 3, "http", "boxoffice_sms_messages_total"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("source", "faults", "reason", "business"),
+    FAULTS,
+    ids=["stripe-hang", "stripe-malformed-json", "twilio-429-storm", "twilio-500-burst"],
+)
+def test_a_failing_api_leaves_the_other_sources_and_metrics_alone_then_recovers(
+    fakes: Fakes,
+    tmp_path: Path,
+    source: str,
+    faults: list[Reply | Hang],
+    reason: str,
+    business: str,
 ) -> None:
     _seed(fakes)
+    expected = {"boxoffice_stripe_charges_total": 10, "boxoffice_sms_messages_total": 6}
+    others = [s for s in ("stripe", "twilio", "http") if s != source]
     with running_exporter(_config(fakes, tmp_path)) as (_exporter, url):
         scrape_until(url, _all_up, timeout=10)
-        fakes.stripe.fail_next(*[Hang(3)] * 4)
+        fake = fakes.stripe if source == "stripe" else fakes.twilio
+        fake.fail_next(*faults)
         series = scrape_until(
-            url,
-            lambda s: value(s, "boxoffice_source_up", source="stripe") == 0,
-            timeout=10,
+            url, lambda s: value(s, "boxoffice_source_up", source=source) == 0, timeout=10
         )
-        assert value(series, "boxoffice_source_errors_total", source="stripe", reason="timeout")
-        assert value(series, "boxoffice_stripe_charges_total") is None, "withdrawn while down"
-        for other in ("twilio", "http"):
+        assert value(series, "boxoffice_source_errors_total", source=source, reason=reason)
+        assert value(series, business) is None, "a failed source withdraws its business series"
+        for other in others:
             assert value(series, "boxoffice_source_up", source=other) == 1
-        assert value(series, "boxoffice_sms_messages_total") == 6
+        assert value(series, "boxoffice_probe_success", target="app") == 1
         started = time.monotonic()
         scrape(url)
         assert time.monotonic() - started < 0.5, "/metrics never waits on a source"
         series = scrape_until(
-            url, lambda s: value(s, "boxoffice_source_up", source="stripe") == 1, timeout=15
+            url, lambda s: value(s, "boxoffice_source_up", source=source) == 1, timeout=15
         )
-        assert value(series, "boxoffice_stripe_charges_total") == 10
+        assert value(series, business) == expected[business], "recovered without double counting"
 
 
 def test_keys_and_tokens_never_reach_logs_or_metrics(fakes: Fakes, tmp_path: Path) -> None:
