@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import requests
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__
@@ -47,7 +48,79 @@ def build_sources(config: Config) -> list[Source]:
                 else None,
             )
         )
+    sources += _api_sources(config)
     return sources
+
+
+def _api_sources(config: Config) -> list[Source]:
+    """The Stripe, Twilio and HTTP sources that are enabled, each on its own HTTP session."""
+    from exporter.sources import stripe, stripe_api, twilio, twilio_api
+    from exporter.sources.http import HttpSource, Target
+    from exporter.sources.pacing import BudgetedSession
+
+    found: list[Source] = []
+    settings = config.settings.sources
+    if settings.stripe.enabled:
+        s, session = settings.stripe, BudgetedSession()
+        key = config.credentials["sources.stripe.api_key"]
+        client = stripe_api.make_client(
+            key, api_base=s.api_base, session=session, timeout=float(s.timeout)
+        )
+        found.append(
+            stripe.StripeSource(
+                client=client,
+                session=session,
+                interval=float(s.interval),
+                timeout=float(s.timeout),
+                overlap=float(s.overlap),
+                max_pages=s.max_pages,
+                events_window=float(s.events_window),
+                max_watched=s.max_watched,
+            )
+        )
+    if settings.twilio.enabled and (sid := settings.twilio.account_sid):
+        t, session = settings.twilio, BudgetedSession()
+        token = config.credentials["sources.twilio.auth_token"]
+        twilio_client = twilio_api.make_client(
+            sid, token, api_base=t.api_base, session=session, timeout=float(t.timeout)
+        )
+        found.append(
+            twilio.TwilioSource(
+                client=twilio_client,
+                account_sid=sid,
+                session=session,
+                interval=float(t.interval),
+                timeout=float(t.timeout),
+                window=float(t.window),
+                page_size=t.page_size,
+                max_pages=t.max_pages,
+                max_in_flight=t.max_in_flight,
+            )
+        )
+    if settings.http.targets:
+        targets = []
+        for i, target in enumerate(settings.http.targets):
+            base = f"sources.http.targets[{i}]"
+            headers = dict(target.headers)
+            for name in target.header_files:
+                headers[name] = config.credentials[f"{base}.header_files.{name}"]
+            targets.append(
+                Target(
+                    target.name,
+                    target.url,
+                    target.method,
+                    target.expected_status,
+                    float(target.timeout),
+                    headers,
+                    target.components_path,
+                )
+            )
+        found.append(
+            HttpSource(
+                targets=targets, session=requests.Session(), interval=float(settings.http.interval)
+            )
+        )
+    return found
 
 
 def check_queries(config: Config, source: PostgresSource) -> list[str]:

@@ -69,3 +69,6 @@ def setup_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # The Stripe SDK logs every request and API error at INFO; our sources report failures
+    # themselves, so its lines only show up when debugging.
+    logging.getLogger("stripe").setLevel("DEBUG" if level.lower() == "debug" else "WARNING")

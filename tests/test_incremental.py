@@ -120,8 +120,9 @@ class Shop:
             [self.now, order_id],
         )
         conn.execute(
+            # `expired` is final (the contract): only an open session completes.
             "UPDATE checkout_sessions SET status = 'complete', completed_at = %s "
-            "WHERE id = (SELECT checkout_session_id FROM orders WHERE id = %s)",
+            "WHERE id = (SELECT checkout_session_id FROM orders WHERE id = %s) AND status = 'open'",
             [self.now, order_id],
         )
 
@@ -300,7 +301,7 @@ def _apply(shop: Shop, harness: Harness, step: Step) -> None:
 
 
 @settings(
-    max_examples=50,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

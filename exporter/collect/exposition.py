@@ -31,7 +31,7 @@ def self_metrics(snapshots: Sequence[tuple[Snapshot, bool]], version: str) -> li
     )
     errors = CounterMetricFamily(
         "boxoffice_source_errors",
-        "Failed collections by reason: connection, timeout, query, columns, internal.",
+        f"Failed collections by reason: {', '.join(REASONS)}.",
         labels=["source", "reason"],
     )
     dropped = CounterMetricFamily(

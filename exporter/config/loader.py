@@ -17,6 +17,7 @@ import psycopg
 import yaml
 from psycopg.conninfo import conninfo_to_dict
 
+from exporter.config.credentials import resolve_credentials
 from exporter.config.errors import ConfigError
 from exporter.config.settings import DatabaseSettings, Settings
 from exporter.config.typed import build, join
@@ -61,6 +62,8 @@ class Config:
     databases: Mapping[str, Database]
     metrics: tuple[BoundMetric, ...]
     secrets: frozenset[str] = dataclasses.field(repr=False)
+    # API keys, tokens and secret header values by settings path (see config.credentials).
+    credentials: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -141,6 +144,13 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
             "sources.postgres.timeout",
             f"must not exceed sources.postgres.interval ({postgres.interval:g}s)",
         )
+    twilio = settings.sources.twilio
+    if twilio.window <= twilio.interval:
+        # Each cycle lists the messages sent within the window: a shorter one leaves gaps.
+        raise error(
+            "sources.twilio.window",
+            f"must be longer than sources.twilio.interval ({twilio.interval:g}s)",
+        )
     for name in settings.metrics:
         if name not in DEFAULT_PACK_BY_NAME:
             raise error(join("metrics", name), "not a boxoffice PostgreSQL metric")
@@ -166,8 +176,10 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
         metrics.append(
             BoundMetric(spec, database, sql.strip().rstrip(";"), bool(override and override.sql))
         )
+    credentials = resolve_credentials(settings, error)
     secrets = frozenset(s for db in databases.values() for s in _dsn_secrets(db.dsn))
-    return Config(source, settings, databases, tuple(metrics), secrets)
+    secrets |= frozenset(credentials.values())
+    return Config(source, settings, databases, tuple(metrics), secrets, credentials)
 
 
 def _resolve_database(

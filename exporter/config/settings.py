@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from exporter.config.typed import Duration, at_least, field, positive
+from exporter.config.typed import Check, Duration, at_least, field, positive
 
 
 def _listen_address(value: str) -> str | None:
@@ -115,11 +115,135 @@ class PostgresSourceSettings:
     incremental: IncrementalSettings = field(default_factory=IncrementalSettings)
 
 
+def _between(low: int, high: int) -> Check:
+    return lambda v: None if low <= v <= high else f"must be between {low} and {high}, got {v}"
+
+
+def _base_url(value: str) -> str | None:
+    if not value.startswith(("https://", "http://")):
+        return f"must be an http(s) URL, got {value!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class StripeSourceSettings:
+    """The Stripe source: charges, refunds, disputes, balance, webhook delivery (read-only key)."""
+
+    enabled: bool = field(False, doc="Collect the Stripe metrics.")
+    api_key: str | None = field(
+        None, doc="Restricted read-only API key (rk_...); prefer api_key_file.", secret=True
+    )
+    api_key_file: str | None = field(None, doc="File holding the API key.")
+    interval: Duration = field(Duration(60), doc="Time between collections.", check=positive)
+    timeout: Duration = field(
+        Duration(20),
+        doc="Time budget of one collection; every request ends by then.",
+        check=positive,
+    )
+    overlap: Duration = field(
+        Duration(300),
+        doc="Each scan re-lists objects created this long before the last one ended, so "
+        "objects that become visible late are still counted (each id once).",
+        check=positive,
+    )
+    max_pages: int = field(
+        20,
+        doc="Most pages (of 100) read per list and cycle; the rest is read next cycle.",
+        check=at_least(1),
+    )
+    events_window: Duration = field(
+        Duration(3600),
+        doc="How far back boxoffice_stripe_events_pending_webhooks looks.",
+        check=positive,
+    )
+    max_watched: int = field(
+        10000,
+        doc="Most pending charges, refunds and open disputes followed until they settle.",
+        check=at_least(1),
+    )
+    api_base: str = field("https://api.stripe.com", doc="API address.", check=_base_url)
+
+
+@dataclass(frozen=True)
+class TwilioSourceSettings:
+    """The Twilio source: SMS counted at their final status, cost and account balance."""
+
+    enabled: bool = field(False, doc="Collect the Twilio metrics.")
+    account_sid: str | None = field(None, doc="Account SID (AC...).")
+    auth_token: str | None = field(None, doc="Auth token; prefer auth_token_file.", secret=True)
+    auth_token_file: str | None = field(None, doc="File holding the auth token.")
+    interval: Duration = field(Duration(60), doc="Time between collections.", check=positive)
+    timeout: Duration = field(
+        Duration(20),
+        doc="Time budget of one collection; every request ends by then.",
+        check=positive,
+    )
+    window: Duration = field(
+        Duration(3600),
+        doc="Messages sent this recently are listed each cycle (by DateSent); longer than the "
+        "interval.",
+        check=positive,
+    )
+    page_size: int = field(
+        1000, doc="Messages per page (Twilio allows 1 to 1000).", check=_between(1, 1000)
+    )
+    max_pages: int = field(
+        20, doc="Most pages read per cycle; the rest is read next cycle.", check=at_least(1)
+    )
+    max_in_flight: int = field(
+        10000,
+        doc="Most messages followed until they reach a final status.",
+        check=at_least(1),
+    )
+    api_base: str = field("https://api.twilio.com", doc="API address.", check=_base_url)
+
+
+@dataclass(frozen=True)
+class HttpTargetSettings:
+    """One endpoint probed by the HTTP health source."""
+
+    name: str = field(doc="Value of the `target` label.")
+    url: str = field(doc="URL to request.", check=_base_url)
+    method: Literal["GET", "HEAD", "POST"] = field("GET", doc="HTTP method.")
+    expected_status: int = field(
+        200, doc="Status code that counts as success.", check=_between(100, 599)
+    )
+    timeout: Duration = field(
+        Duration(5), doc="Give up on the request after this long.", check=positive
+    )
+    headers: dict[str, str] = field(
+        default_factory=dict,
+        doc="Request headers. Values of Authorization, Cookie and *token*/*key* headers "
+        "are treated as secrets; prefer header_files for them.",
+    )
+    header_files: dict[str, str] = field(
+        default_factory=dict, doc="Request headers whose values are read from files (secrets)."
+    )
+    components_path: str | None = field(
+        None,
+        doc="Dotted path to the components mapping in a JSON health body (default "
+        "`services`, checks, components or details when present).",
+    )
+
+
+@dataclass(frozen=True)
+class HttpSourceSettings:
+    """The HTTP health source: probes each target on every collection."""
+
+    interval: Duration = field(Duration(15), doc="Time between collections.", check=positive)
+    targets: list[HttpTargetSettings] = field(
+        default_factory=list, doc="Endpoints to probe; the source runs when there is one."
+    )
+
+
 @dataclass(frozen=True)
 class SourcesSettings:
     """Each data source, collected in the background on its own interval."""
 
     postgres: PostgresSourceSettings = field(default_factory=PostgresSourceSettings)
+    stripe: StripeSourceSettings = field(default_factory=StripeSourceSettings)
+    twilio: TwilioSourceSettings = field(default_factory=TwilioSourceSettings)
+    http: HttpSourceSettings = field(default_factory=HttpSourceSettings)
 
 
 @dataclass(frozen=True)

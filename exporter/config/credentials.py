@@ -1,0 +1,85 @@
+"""API keys, tokens and secret headers of the API sources, resolved from values or files.
+
+Each secret is given either inline or as a ``*_file`` path (Docker/Kubernetes secrets).
+The resolved values are returned keyed by their settings path and also join the set of
+secrets the log formatter and error messages scrub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from exporter.config.errors import ConfigError
+from exporter.config.settings import Settings
+from exporter.config.typed import join
+
+ErrorAt = Callable[[str, str], ConfigError]
+
+_SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "key", "secret", "password")
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether an inline header's value is treated as a secret (kept out of logs)."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_HEADER_WORDS)
+
+
+def _read(path: str, setting: str, error: ErrorAt) -> str:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise error(setting, f"cannot read: {exc.strerror or exc}") from None
+    if not value:
+        raise error(setting, "the file is empty")
+    return value
+
+
+def _one_of(
+    inline: str | None, file: str | None, base: str, name: str, error: ErrorAt
+) -> str | None:
+    if inline is not None and file is not None:
+        raise error(join(base, f"{name}_file"), f"give {name} or {name}_file, not both")
+    if file is not None:
+        return _read(file, join(base, f"{name}_file"), error)
+    return inline.strip() if inline is not None else None
+
+
+def resolve_credentials(settings: Settings, error: ErrorAt) -> dict[str, str]:
+    """Secrets of the enabled API sources by settings path; a missing one is an error."""
+    found: dict[str, str] = {}
+    stripe = settings.sources.stripe
+    if stripe.enabled:
+        key = _one_of(stripe.api_key, stripe.api_key_file, "sources.stripe", "api_key", error)
+        if not key:
+            raise error("sources.stripe.api_key", "is required when the Stripe source is enabled")
+        found["sources.stripe.api_key"] = key
+    twilio = settings.sources.twilio
+    if twilio.enabled:
+        if not twilio.account_sid:
+            raise error(
+                "sources.twilio.account_sid", "is required when the Twilio source is enabled"
+            )
+        token = _one_of(
+            twilio.auth_token, twilio.auth_token_file, "sources.twilio", "auth_token", error
+        )
+        if not token:
+            raise error(
+                "sources.twilio.auth_token", "is required when the Twilio source is enabled"
+            )
+        found["sources.twilio.auth_token"] = token
+    names: set[str] = set()
+    for i, target in enumerate(settings.sources.http.targets):
+        base = join("sources.http.targets", i)
+        if target.name in names:
+            raise error(join(base, "name"), f"duplicate target name {target.name!r}")
+        names.add(target.name)
+        for header, value in target.headers.items():
+            if header in target.header_files:
+                raise error(join(join(base, "header_files"), header), "also given in headers")
+            if is_secret_header(header):
+                found[join(join(base, "headers"), header)] = value
+        for header, path in target.header_files.items():
+            setting = join(join(base, "header_files"), header)
+            found[setting] = _read(path, setting, error)
+    return found
