@@ -157,17 +157,24 @@ def run_cycle(
     bounds = st.Bounds(since=state.boundary, settle=settle, keep=now - settings.track_for)
     params = bounds.params()
     split = st.Split(settled=dict(state.settled), window={})
-    st.fold_paid(_rows(conn, st.PAID_SQL, params), split)
-    st.fold_failed(_rows(conn, st.FAILED_SQL, params), split)
     memos = dict(state.refund_memos)
-    st.fold_refunds(_rows(conn, st.REFUNDS_SQL, params), split, memos)
-    st.fold_counts(st.SESSIONS_CREATED, _rows(conn, st.SESSIONS_CREATED_SQL, params), split)
-    st.fold_counts(st.SESSIONS_COMPLETED, _rows(conn, st.SESSIONS_COMPLETED_SQL, params), split)
-    st.fold_counts(st.SESSIONS_EXPIRED, _rows(conn, st.SESSIONS_EXPIRED_SQL, params), split)
-    st.fold_webhooks(_rows(conn, st.WEBHOOKS_SQL, params), split)
-
-    pending = _watch_pending_orders(conn, state.pending_orders, params, split)
-    sessions = _watch_open_sessions(conn, state.open_sessions, params, split)
+    _fold_streams(conn, params, split, memos)
+    pending = _watch(
+        conn,
+        state.pending_orders,
+        (st.PENDING_RESOLVED_SQL, st.PENDING_SETTLING_SQL),
+        params,
+        split,
+        lambda status, code: (st.FAILED, code) if status == "failed" else None,
+    )
+    sessions = _watch(
+        conn,
+        state.open_sessions,
+        (st.OPEN_RESOLVED_SQL, st.OPEN_SETTLING_SQL),
+        params,
+        split,
+        lambda status: (st.SESSIONS_EXPIRED,) if status == "expired" else None,
+    )
     keep = bounds.keep
     memos = {k: m for k, m in memos.items() if m.refunded_at >= keep}
     tiers = tuple(
@@ -194,49 +201,49 @@ def full_totals(conn: psycopg.Connection[Any]) -> st.Totals:
     """Every quantity recomputed from all rows: what reconciliation compares against."""
     far = st.Bounds(since=None, settle=st.END_OF_TIME, keep=st.END_OF_TIME).params()
     split = st.Split(settled={}, window={})
-    st.fold_paid(_rows(conn, st.PAID_SQL, far), split)
-    st.fold_failed(_rows(conn, st.FAILED_SQL, far), split)
-    st.fold_refunds(_rows(conn, st.REFUNDS_SQL, far), split, {})
-    st.fold_counts(st.SESSIONS_CREATED, _rows(conn, st.SESSIONS_CREATED_SQL, far), split)
-    st.fold_counts(st.SESSIONS_COMPLETED, _rows(conn, st.SESSIONS_COMPLETED_SQL, far), split)
-    st.fold_counts(st.SESSIONS_EXPIRED, _rows(conn, st.SESSIONS_EXPIRED_SQL, far), split)
-    st.fold_webhooks(_rows(conn, st.WEBHOOKS_SQL, far), split)
+    _fold_streams(conn, far, split, {})
     return st.merged(split.settled, split.window)
 
 
-def _watch_pending_orders(
+def _fold_streams(
     conn: psycopg.Connection[Any],
-    watched: dict[int, datetime],
     params: dict[str, Any],
     split: st.Split,
-) -> dict[int, datetime]:
-    """Count watched orders that failed since; start watching pending ones that settle."""
-    still = dict(watched)
-    if watched:
-        for order_id, status, code in _rows(conn, st.PENDING_RESOLVED_SQL, {"ids": list(watched)}):
-            del still[order_id]
-            if status == "failed":
-                st.add(split.settled, (st.FAILED, code), 1)
-    for order_id, created_at in _rows(conn, st.PENDING_SETTLING_SQL, params):
-        still[order_id] = created_at
-    return still
+    memos: dict[int, st.RefundMemo],
+) -> None:
+    st.fold_paid(_rows(conn, st.PAID_SQL, params), split)
+    st.fold_failed(_rows(conn, st.FAILED_SQL, params), split)
+    st.fold_refunds(_rows(conn, st.REFUNDS_SQL, params), split, memos)
+    st.fold_counts(st.SESSIONS_CREATED, _rows(conn, st.SESSIONS_CREATED_SQL, params), split)
+    st.fold_counts(st.SESSIONS_COMPLETED, _rows(conn, st.SESSIONS_COMPLETED_SQL, params), split)
+    st.fold_counts(st.SESSIONS_EXPIRED, _rows(conn, st.SESSIONS_EXPIRED_SQL, params), split)
+    st.fold_webhooks(_rows(conn, st.WEBHOOKS_SQL, params), split)
 
 
-def _watch_open_sessions(
+def _watch(
     conn: psycopg.Connection[Any],
-    watched: dict[str, datetime],
+    watched: dict[Any, datetime],
+    queries: tuple[st.Query, st.Query],
     params: dict[str, Any],
     split: st.Split,
-) -> dict[str, datetime]:
-    """Count watched sessions that expired since; start watching open ones that settle."""
+    counts_as: Callable[..., st.Key | None],
+) -> dict[Any, datetime]:
+    """Settle the watched rows that changed since, and start watching the newly settling.
+
+    ``queries`` are (resolved, settling): the watched rows that left their waiting status,
+    as (id, status, ...), and the waiting rows whose timestamp settles now, as (id, at).
+    ``counts_as`` says which quantity a resolved row adds one to, if any.
+    """
+    resolved, settling = queries
     still = dict(watched)
     if watched:
-        for session_id, status in _rows(conn, st.OPEN_RESOLVED_SQL, {"ids": list(watched)}):
-            del still[session_id]
-            if status == "expired":
-                st.add(split.settled, (st.SESSIONS_EXPIRED,), 1)
-    for session_id, expires_at in _rows(conn, st.OPEN_SETTLING_SQL, params):
-        still[session_id] = expires_at
+        for row_id, *outcome in _rows(conn, resolved, {"ids": list(watched)}):
+            del still[row_id]
+            key = counts_as(*outcome)
+            if key is not None:
+                st.add(split.settled, key, 1)
+    for row_id, at in _rows(conn, settling, params):
+        still[row_id] = at
     return still
 
 

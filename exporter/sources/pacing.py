@@ -10,10 +10,13 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import requests
+from prometheus_client.core import Metric
+
+from exporter.sources.base import Collection, Failure
 
 T = TypeVar("T")
 
@@ -48,6 +51,10 @@ class BudgetedSession(requests.Session):
         super().__init__()
         self._monotonic = monotonic
         self.deadline: float | None = None
+
+    def begin(self, budget: float) -> None:
+        """Start a cycle: every request from now on ends within ``budget`` seconds."""
+        self.deadline = self._monotonic() + budget
 
     def remaining(self) -> float:
         """Seconds left in the cycle (infinite outside a cycle)."""
@@ -145,3 +152,31 @@ def call_with_retry_after(
                 raise
             sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def paced_cycle(
+    api: str,
+    gate: RateGate,
+    session: BudgetedSession,
+    timeout: float,
+    cycle: Callable[[], Iterable[Metric]],
+) -> Collection:
+    """Run one API cycle within its time budget, unless a 429 closed the gate.
+
+    Every request of the cycle shares ``timeout`` (the session's deadline); a 429 whose
+    Retry-After did not fit in the cycle keeps the API closed until it has passed.
+    """
+    wait = gate.wait_left()
+    if wait > 0:
+        message = f"{api} answered 429; not calling it for another {wait:.1f}s"
+        return Collection(failures=(Failure("rate_limited", message),))
+    session.begin(timeout)
+    try:
+        families = tuple(cycle())
+    except SourceError as exc:
+        if exc.reason == "rate_limited" and exc.retry_after is not None:
+            gate.close_for(exc.retry_after)
+        return Collection(failures=(Failure(exc.reason, exc.message),))
+    finally:
+        session.deadline = None
+    return Collection(families)

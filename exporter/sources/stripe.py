@@ -27,9 +27,15 @@ from typing import Any, Generic, TypeVar
 import stripe
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.sources.base import Collection, Failure
+from exporter.sources.base import Collection
 from exporter.sources.ledger import CreatedLedger, Query, Rules
-from exporter.sources.pacing import BudgetedSession, RateGate, SourceError, call_with_retry_after
+from exporter.sources.pacing import (
+    BudgetedSession,
+    RateGate,
+    SourceError,
+    call_with_retry_after,
+    paced_cycle,
+)
 from exporter.sources.samples import major_units
 from exporter.sources.stripe_api import Balance, Charge, Dispute, Page, Refund, StripeApi
 
@@ -199,20 +205,13 @@ class StripeSource:
 
     def collect(self) -> Collection:
         """One cycle: advance each list's scan, re-read watched objects, read the gauges."""
-        wait = self._gate.wait_left()
-        if wait > 0:
-            message = f"Stripe answered 429; not calling it for another {wait:.1f}s"
-            return Collection(failures=(Failure("rate_limited", message),))
-        self._session.deadline = self._monotonic() + self.timeout
-        try:
-            view = self._cycle()
-        except SourceError as exc:
-            if exc.reason == "rate_limited" and exc.retry_after is not None:
-                self._gate.close_for(exc.retry_after)
-            return Collection(failures=(Failure(exc.reason, exc.message),))
-        finally:
-            self._session.deadline = None
-        return Collection(tuple(stripe_families(view)))
+        return paced_cycle(
+            "Stripe",
+            self._gate,
+            self._session,
+            self.timeout,
+            lambda: stripe_families(self._cycle()),
+        )
 
     def close(self) -> None:
         """Close the HTTP session."""

@@ -28,8 +28,14 @@ from typing import TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twilio.rest import Client
 
-from exporter.sources.base import Collection, Failure
-from exporter.sources.pacing import BudgetedSession, RateGate, SourceError, call_with_retry_after
+from exporter.sources.base import Collection
+from exporter.sources.pacing import (
+    BudgetedSession,
+    RateGate,
+    SourceError,
+    call_with_retry_after,
+    paced_cycle,
+)
 from exporter.sources.twilio_api import Message, TwilioApi
 
 log = logging.getLogger(__name__)
@@ -136,20 +142,13 @@ class TwilioSource:
 
     def collect(self) -> Collection:
         """One cycle: list the window (resuming a cut scan), re-read old in-flight SMS, balance."""
-        wait = self._gate.wait_left()
-        if wait > 0:
-            message = f"Twilio answered 429; not calling it for another {wait:.1f}s"
-            return Collection(failures=(Failure("rate_limited", message),))
-        self._session.deadline = self._monotonic() + self.timeout
-        try:
-            view = self._cycle()
-        except SourceError as exc:
-            if exc.reason == "rate_limited" and exc.retry_after is not None:
-                self._gate.close_for(exc.retry_after)
-            return Collection(failures=(Failure(exc.reason, exc.message),))
-        finally:
-            self._session.deadline = None
-        return Collection(tuple(twilio_families(view)))
+        return paced_cycle(
+            "Twilio",
+            self._gate,
+            self._session,
+            self.timeout,
+            lambda: twilio_families(self._cycle()),
+        )
 
     def close(self) -> None:
         """Close the HTTP session."""
