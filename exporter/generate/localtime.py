@@ -8,6 +8,7 @@ saving change; outside the range it falls back to the zone's standard offset.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -22,7 +23,8 @@ class OffsetPeriod:
     offset: int
 
 
-def offset_periods(zone: str, first_year: int, last_year: int) -> list[OffsetPeriod]:
+@functools.cache
+def offset_periods(zone: str, first_year: int, last_year: int) -> tuple[OffsetPeriod, ...]:
     """Constant-offset periods covering Jan 1 of ``first_year`` to Jan 1 after ``last_year``.
 
     Transitions are found hour by hour and then pinned to the second by bisection, which
@@ -44,7 +46,7 @@ def offset_periods(zone: str, first_year: int, last_year: int) -> list[OffsetPer
             continue
         t = step
     periods.append(OffsetPeriod(period_start, stop, offset))
-    return periods
+    return tuple(periods)
 
 
 def standard_offset(zone: str, year: int) -> int:
@@ -72,7 +74,7 @@ def _first_change(tz: ZoneInfo, low: int, high: int, offset: int) -> int:
     return high
 
 
-def offset_expression(periods: list[OffsetPeriod], fallback: int) -> str:
+def offset_expression(periods: tuple[OffsetPeriod, ...], fallback: int) -> str:
     """PromQL for the offset now: one clause per period, else ``fallback`` outside them all."""
     clauses = [
         f"(vector({p.offset}) and on() (vector(time()) >= {p.start} < {p.end}))" for p in periods
