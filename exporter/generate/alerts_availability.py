@@ -7,7 +7,7 @@ from exporter.generate.alertkit import span
 from exporter.generate.alerts_business import _sel
 from exporter.generate.alerts_ops import histogram_series, selector_labels
 from exporter.generate.recording import Recorder
-from exporter.generate.rules import AlertBuild, Scenario, Series, Text, Variant, duration_text
+from exporter.generate.rules import AlertBuild, Model, Scenario, Text, Variant, duration_text
 from exporter.generate.scenario import Counter
 from exporter.generate.selectors import matches, parse_selector, satisfying
 from exporter.generate.thresholds import Alert, Thresholds
@@ -66,7 +66,7 @@ def endpoint_latency_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
             result = {severity: shown} if severity else {}
             build.scenarios.append(
                 Scenario(f"{name}-{target}", series, {"endpoint": name},
-                         lambda t, r=result: r if t >= 60 else {}, length)
+                         lambda t, r=result: r if t >= 60 else {}, length, merge=target)
             )  # fmt: skip
     return build
 
@@ -100,7 +100,6 @@ def slo_error_budget_burn(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
         page = " or ".join(pair(*p) for p in PAGE)
         pages.append(page)
         tickets.append(f"(({' or '.join(pair(*p) for p in TICKET)})\n  unless on(slo) ({page}))")
-        build.scenarios += _slo_scenarios(alert, th, name, slo.total, slo.errors, budget)
     for severity, clauses, what in (
         ("critical", pages, "5m and 1h above 14.4x, or 30m and 6h above 6x"),
         ("high", tickets, "2h and 1d above 3x, or 6h and 3d above 1x"),
@@ -110,37 +109,61 @@ def slo_error_budget_burn(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
                     Text(f"SLO {{slo}} burns its error budget at {{value}} the sustainable "
                          f"rate ({what}).", "factor"))
         )  # fmt: skip
+    build.scenarios = _slo_scenarios(alert, th)
     return build
 
 
-def _slo_scenarios(
-    alert: Alert, th: Thresholds, name: str, total: str, errors: str, budget: float
-) -> list[Scenario]:
-    total_name, total_matchers = parse_selector(total)
-    error_name, error_matchers = parse_selector(errors)
-    bad_labels = satisfying(error_matchers)
-    same_metric = total_name == error_name
-    counted_in_total = same_metric and matches(bad_labels, total_matchers)
-    good_labels = satisfying(total_matchers, error_matchers if same_metric else None)
+def _slo_scenarios(alert: Alert, th: Thresholds) -> list[Scenario]:
+    """One group per burn level; every SLO gets a bad and a good series in it.
+
+    Selectors may overlap (web requests include inventory requests), so what each SLO
+    sees is computed from all series of the group, as Prometheus will.
+    """
+    slos = sorted(th.file.slos.items())
     length = span(alert, th.file.escalation.tier3_after)
+    parsed = {
+        name: (parse_selector(slo.total), parse_selector(slo.errors), 1 - slo.objective / 100)
+        for name, slo in slos
+    }
     out = []
     for target, factor in (("critical", 20.0), ("near-critical", 5.5), ("high", 4.0),
                            ("near-high", 0.9)):  # fmt: skip
-        ratio = budget * factor
-        requests = 10.0
-        bad = Counter.linear(requests * ratio)
-        good = Counter.linear(requests * (1 - ratio) if counted_in_total else requests)
-        severity = (
-            "critical" if any(factor > f for *_, f in PAGE)
-            else "high" if any(factor > f for *_, f in TICKET) else None
-        )  # fmt: skip
-        result = {severity: factor} if severity else {}
-        series: tuple[Series, ...] = (
-            bad.series(_sel(error_name, bad_labels), length, 60),
-            good.series(_sel(total_name, good_labels), length, 60),
+        rates: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for name, ((total_name, total_m), (error_name, error_m), budget) in parsed.items():
+            requests, bad_share = 10.0, budget * factor
+            bad = satisfying(error_m)
+            same = total_name == error_name
+            good = satisfying(total_m, error_m if same else None)
+            in_total = same and matches(bad, total_m)
+            for key, rate in (
+                ((error_name, tuple(bad.items())), requests * bad_share),
+                ((total_name, tuple(good.items())),
+                 requests * (1 - bad_share) if in_total else requests),
+            ):  # fmt: skip
+                rates[key] = rates.get(key, 0.0) + rate
+        results = []
+        for name, ((total_name, total_m), (error_name, error_m), budget) in parsed.items():
+            seen_total = sum(
+                r for (m, lb), r in rates.items() if m == total_name and matches(dict(lb), total_m)
+            )
+            seen_bad = sum(
+                r for (m, lb), r in rates.items() if m == error_name and matches(dict(lb), error_m)
+            )
+            burn = seen_bad / seen_total / budget if seen_total else 0.0
+            severity = (
+                "critical" if any(burn > f for *_, f in PAGE)
+                else "high" if any(burn > f for *_, f in TICKET) else None
+            )  # fmt: skip
+            result = {severity: burn} if severity else {}
+            results.append(({"slo": name}, _after_first_step(result)))
+        series = tuple(
+            Counter.linear(rate).series(_sel(metric, dict(labels)), length, 60)
+            for (metric, labels), rate in sorted(rates.items())
         )
-        out.append(
-            Scenario(f"{name}-{target}", series, {"slo": name},
-                     lambda t, r=result: r if t >= 60 else {}, length)
-        )  # fmt: skip
+        (labels, model), *also = results
+        out.append(Scenario(target, series, labels, model, length, also=tuple(also)))
     return out
+
+
+def _after_first_step(result: dict[str, float]) -> Model:
+    return lambda t: result if t >= 60 else {}

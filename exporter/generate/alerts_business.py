@@ -29,6 +29,7 @@ def ratio_scenario(
     share: float,
     labels: dict[str, str],
     shown: str = "share",
+    merge: str = "",
 ) -> Scenario:
     """``part`` grows at ``share`` of ``whole``'s rate; the alert reads part/whole (or 1 - it)."""
     window = alert.window_seconds or 300.0
@@ -54,6 +55,7 @@ def ratio_scenario(
         labels,
         model,
         length,
+        merge=merge,
     )
 
 
@@ -161,11 +163,12 @@ def money_ratio_alert(
         ),
         source=source,
     )
-    for target, share in lad.targets(ceiling=1.0):
+    for i, (target, share) in enumerate(lad.targets(ceiling=1.0)):
+        distinct = {k: f"{v}{i}" if i else v for k, v in labels.items()}
         build.scenarios.append(
             ratio_scenario(
-                target, alert, th, lad, part=(part, labels), whole=(whole, labels),
-                share=share, labels=labels,
+                target, alert, th, lad, part=(part, distinct), whole=(whole, distinct),
+                share=share, labels=distinct, merge="all" if labels else "",
             )
         )  # fmt: skip
     return build
@@ -223,14 +226,16 @@ def inventory_level(
         label_tier = tier if tier != "default" else "general"
         for name, value in ((tier, threshold), (f"near-{tier}", threshold + 1)):
             fires = floor < value <= threshold
-            build.scenarios.append(_gauge_scenario(name, alert, th, label_tier, value, fires, severity))
+            build.scenarios.append(
+                _gauge_scenario(name, alert, th, label_tier, value, fires, severity)
+            )
     return build
 
 
 def _gauge_scenario(
     name: str, alert: Alert, th: Thresholds, tier: str, value: float, fires: bool, severity: str
 ) -> Scenario:
-    labels = {**EVENT, "tier": tier}
+    labels = {**EVENT, "event": f"{EVENT['event']}-{name}", "tier": tier}
     length = span(alert, th.file.escalation.tier3_after)
     result = {severity: value} if fires else {}
     return Scenario(
@@ -239,6 +244,7 @@ def _gauge_scenario(
         labels,
         lambda t: result,
         length,
+        merge="all",
     )
 
 
@@ -261,6 +267,6 @@ def inventory_fixed(alert: Alert, th: Thresholds, rec: Recorder, *, oversold: bo
         result = {severity: shown} if fires else {}
         build.scenarios.append(
             Scenario(scenario.name, scenario.series, scenario.labels, lambda t, r=result: r,
-                     scenario.length_seconds)
+                     scenario.length_seconds, merge="all")
         )  # fmt: skip
     return build

@@ -21,11 +21,15 @@ def _gauge_cases(
     cases: list[tuple[str, float, dict[str, float]]],
 ) -> list[Scenario]:
     length = span(alert, th.file.escalation.tier3_after)
-    return [
-        Scenario(name, (gauge(_sel(metric, labels), value, length, 60),), labels,
-                 lambda t, r=result: r, length)
-        for name, value, result in cases
-    ]  # fmt: skip
+    out = []
+    for i, (name, value, result) in enumerate(cases):
+        # One promtool group for all cases when the series carry a label to tell them apart.
+        distinct = {k: f"{v}{i}" if i else v for k, v in labels.items()}
+        out.append(
+            Scenario(name, (gauge(_sel(metric, distinct), value, length, 60),), distinct,
+                     lambda t, r=result: r, length, merge="all" if labels else "")
+        )  # fmt: skip
+    return out
 
 
 def gauge_ladder(
@@ -96,7 +100,6 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
                      f"(threshold {limits['high']:g}).", "number"),
             )
         )  # fmt: skip
-    labels = {"provider": "stripe"}
     length = span(alert, th.file.escalation.tier3_after, window)
     crit, high_limit = limits.get("critical", 2.0), limits.get("high", float("inf"))
     cases: list[tuple[str, float, float]] = []  # name, failed share, failed per window
@@ -106,7 +109,8 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
     if "high" in limits:
         share = crit / 2 if "critical" in limits else 0.05
         cases += [("high", share, high_limit * 1.5), ("near-high", share, high_limit * 0.9)]
-    for name, share, failed_per_window in cases:
+    for i, (name, share, failed_per_window) in enumerate(cases):
+        labels = {"provider": f"provider{i}"}
         fail_rate = failed_per_window / window
         ok_total, bad = Counter.linear(fail_rate / share), Counter.linear(fail_rate)
 
@@ -124,7 +128,7 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
             ok_total.series(_sel(total, labels), length, 60),
             bad.series(_sel(failed, labels), length, 60),
         )
-        build.scenarios.append(Scenario(name, series, labels, model, length))
+        build.scenarios.append(Scenario(name, series, labels, model, length, merge="all"))
     return build
 
 
@@ -172,9 +176,9 @@ def sms_cost_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
         ),
         source="twilio",
     )  # fmt: skip
-    labels = {"currency": "usd"}
     length = span(alert, th.file.escalation.tier3_after, window)
-    for target, amount in lad.targets():
+    for i, (target, amount) in enumerate(lad.targets()):
+        labels = {"currency": f"c{i}"}
         counter = Counter.linear(amount / window)
 
         def model(t: float, counter: Counter = counter) -> dict[str, float]:
@@ -183,7 +187,7 @@ def sms_cost_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
             return {severity: value} if severity and value is not None else {}
 
         series = (counter.series(_sel("boxoffice_sms_cost_total", labels), length, 60),)
-        build.scenarios.append(Scenario(target, series, labels, model, length))
+        build.scenarios.append(Scenario(target, series, labels, model, length, merge="all"))
     return build
 
 
@@ -207,13 +211,15 @@ def exporter_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     text = Text("Prometheus cannot scrape {instance} (job {job}).", "number")
     build = AlertBuild([Variant(severity, expr, alert.spec.summary, text)])
     name = next(c for c in ("boxoffice", "boxoffice-exporter", job) if re.fullmatch(job, c))
-    labels = {"instance": "exporter-1:9798", "job": name}
     length = span(alert, th.file.escalation.tier3_after)
-    build.scenarios = [
-        Scenario(case, (gauge(_sel("up", labels), value, length, 60),), labels,
-                 lambda t, r=result: r, length)
-        for case, value, result in (("firing", 0.0, {severity: 0.0}), ("near", 1.0, {}))
-    ]  # fmt: skip
+    for i, (case, value, result) in enumerate(
+        (("firing", 0.0, {severity: 0.0}), ("near", 1.0, {}))
+    ):
+        labels = {"instance": f"exporter-{i + 1}:9798", "job": name}
+        build.scenarios.append(
+            Scenario(case, (gauge(_sel("up", labels), value, length, 60),), labels,
+                     lambda t, r=result: r, length, merge="all")
+        )  # fmt: skip
     return build
 
 
@@ -229,9 +235,9 @@ def exporter_data_stale(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBui
                 "duration"),
         ),
     )  # fmt: skip
-    labels = {"source": "postgres"}
     length = span(alert, th.file.escalation.tier3_after)
-    for target, age_value in lad.targets():
+    for i, (target, age_value) in enumerate(lad.targets()):
+        labels = {"source": f"source{i}"}
         last = -age_value if not target.startswith("near") else length - age_value
 
         def model(t: float, last: float = last) -> dict[str, float]:
@@ -239,7 +245,7 @@ def exporter_data_stale(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBui
             return {severity: t - last} if severity else {}
 
         series = (gauge(_sel(metric, labels), last, length, 60),)
-        build.scenarios.append(Scenario(target, series, labels, model, length))
+        build.scenarios.append(Scenario(target, series, labels, model, length, merge="all"))
     return build
 
 

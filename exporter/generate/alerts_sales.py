@@ -40,7 +40,6 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
         ),
         source="postgres",
     )
-    labels = {**EVENT, "tier": "ga"}
     length = span(alert, th.file.escalation.tier3_after)
     horizon = lad.thresholds[-1][1]
     sales = Counter.linear(1 / 60)  # one ticket a minute
@@ -49,6 +48,8 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
         ("firing", math.ceil(horizon * 600 / (60 * window))),  # crosses after ~10 minutes
         ("near", math.ceil(1.1 * horizon * length / (60 * window))),  # still above at the end
     ):
+
+        labels = {**EVENT, "event": f"{EVENT['event']}-{name}", "tier": "ga"}
 
         def model(t: float, available: float = available) -> dict[str, float]:
             sold_in_window = sales.increase(window, t, 60)
@@ -62,7 +63,7 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
             gauge(_sel(AVAILABLE, labels), available, length, 60),
             sales.series(_sel(SOLD, labels), length, 60),
         )
-        build.scenarios.append(Scenario(name, series, labels, model, length))
+        build.scenarios.append(Scenario(name, series, labels, model, length, merge="all"))
     return build
 
 
@@ -89,12 +90,12 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
         ),
         source="postgres",
     )
-    step = 300.0
+    step = 1800.0  # a week of data: half-hour steps keep promtool quick
     base = max(alert.min_traffic or 0.0, 10.0) / window  # last week's tickets per second
-    labels = {**EVENT, "tier": "ga"}
     length = WEEK + window + span(alert, th.file.escalation.tier3_after)
     for target, factor in lad.targets():
         counter = Counter(((WEEK, base), (math.inf, base * factor)))
+        labels = {**EVENT, "event": f"{EVENT['event']}-{target}", "tier": "ga"}
 
         def model(t: float, counter: Counter = counter) -> dict[str, float]:
             current = counter.increase(window, t, step)
@@ -108,7 +109,7 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
             return {severity: value} if severity else {}
 
         series = (counter.series(_sel(SOLD, labels), length, step),)
-        build.scenarios.append(Scenario(target, series, labels, model, length, step))
+        build.scenarios.append(Scenario(target, series, labels, model, length, step, merge="all"))
     return build
 
 
@@ -184,9 +185,8 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         ),
         source="postgres",
     )
-    labels = {"currency": "usd"}
     if forecast_cfg.method == "same_time_last_week":
-        step, start = 300.0, WEEK
+        step, start = 600.0, WEEK
         daily = 0.0
     else:
         step, start = 60.0, 0.0
@@ -200,7 +200,9 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
     length = opens + span(alert, th.file.escalation.tier3_after)
     usual = max(alert.min_traffic or 0.0, 100.0) / 3600  # reaches the guard within an hour
 
-    for target, short in lad.targets(ceiling=1.0):
+    for i, (target, short) in enumerate(lad.targets(ceiling=1.0)):
+        # Same week-on-week data for every case, one currency each: one promtool group.
+        labels = {"currency": "usd" if daily else f"c{i}"}
         counter = Counter(((start, usual), (math.inf, usual * (1 - short))))
         if daily:
             counter = Counter.linear(daily / 86400 * (1 - short))
@@ -225,7 +227,9 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
             return {severity: value} if severity else {}
 
         series = (counter.series(_sel(REVENUE, labels), length, step),)
-        build.scenarios.append(Scenario(target, series, labels, model, length, step))
+        build.scenarios.append(
+            Scenario(target, series, labels, model, length, step, merge="" if daily else "all")
+        )
     return build
 
 

@@ -75,12 +75,14 @@ def _first_change(tz: ZoneInfo, low: int, high: int, offset: int) -> int:
 
 
 def offset_expression(periods: tuple[OffsetPeriod, ...], fallback: int) -> str:
-    """PromQL for the offset now: one clause per period, else ``fallback`` outside them all."""
-    clauses = [
-        f"(vector({p.offset}) and on() (vector(time()) >= {p.start} < {p.end}))" for p in periods
+    """PromQL for the offset now: ``fallback`` plus a term for each period that differs.
+
+    Scalar arithmetic only (``time() >= bool start`` is 0 or 1), so evaluating it every
+    cycle costs next to nothing; outside the table every term is 0 and ``fallback`` holds.
+    """
+    terms = [
+        f"{p.offset - fallback:+d} * (time() >= bool {p.start}) * (time() < bool {p.end})"
+        for p in periods
+        if p.offset != fallback
     ]
-    first, last = periods[0].start, periods[-1].end
-    clauses.append(
-        f"(vector({fallback}) and on() (vector(time()) < {first} or vector(time()) >= {last}))"
-    )
-    return "\n  or ".join(clauses)
+    return "vector(" + "\n  ".join([str(fallback), *terms]) + ")"

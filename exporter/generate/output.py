@@ -45,7 +45,7 @@ def produce_rules(inputs: Inputs) -> dict[str, str]:
 
 def produce_rule_tests(inputs: Inputs) -> dict[str, str]:
     return {
-        f"rules/tests/{built.alert.spec.name}.yml": test_file(built, inputs.thresholds_path)
+        f"rules/tests/{built.alert.spec.name}.yml": test_file(built, inputs.ruleset, inputs.thresholds_path)
         for built in inputs.ruleset.alerts
         if built.scenarios
     }

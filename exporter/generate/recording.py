@@ -29,17 +29,31 @@ def by(metric: str, *, keep: tuple[str, ...] | None = None) -> str:
 
 
 class Recorder:
-    """Collects recording rules by name, refusing two different expressions for one name."""
+    """Collects recording rules by name, refusing two different expressions for one name.
+
+    Each rule is filed under the category of the alerts that read it, so a category's file
+    carries its own rates; a rule read by two categories is shared (``home`` is None).
+    """
 
     def __init__(self) -> None:
         self.rules: dict[str, RecordingRule] = {}
+        self.home: dict[str, str | None] = {}
+        self.category = ""
 
     def record(self, name: str, expr: str) -> str:
         existing = self.rules.get(name)
         if existing is not None and existing.expr != expr:
             raise ValueError(f"two expressions for recording rule {name}")  # a builder bug
         self.rules[name] = RecordingRule(name, expr)
+        if name not in self.home:
+            self.home[name] = self.category
+        elif self.home[name] != self.category:
+            self.home[name] = None
         return name
+
+    def filed(self, category: str | None) -> tuple[RecordingRule, ...]:
+        """Rules of one category, or the shared ones for None."""
+        return tuple(rule for name, rule in self.rules.items() if self.home[name] == category)
 
     def increase(self, metric: str, window: float, *, keep: tuple[str, ...] | None = None) -> str:
         """Increase over ``window``, max over replicas; failed counters summed over reasons."""

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from exporter.generate.recording import RATES_GROUP, TIME_GROUP
-from exporter.generate.rules import AlertRule, RecordingRule, Scenario, duration_text
+from exporter.generate.rules import AlertRule, Model, RecordingRule, Scenario, duration_text
 from exporter.generate.ruleset import BuiltAlert, RuleSet
 
 
@@ -50,21 +50,25 @@ def _alerting(rule: AlertRule) -> dict[str, Any]:
 
 def rule_files(ruleset: RuleSet, source: str) -> dict[str, str]:
     """``<file name>.yml`` -> text: recording.yml and one file per alert category."""
-    files = {
-        "recording": {
-            "groups": [
-                {"name": TIME_GROUP, "rules": [_recording(r) for r in ruleset.time_rules]},
-                {"name": RATES_GROUP, "rules": [_recording(r) for r in ruleset.rate_rules]},
-            ]
-        }
-    }
+    groups: list[dict[str, Any]] = [
+        {"name": TIME_GROUP, "rules": [_recording(r) for r in ruleset.time_rules]}
+    ]
+    shared = ruleset.shared_rules()
+    if shared:
+        groups.append({"name": RATES_GROUP, "rules": [_recording(r) for r in shared]})
+    files: dict[str, dict[str, Any]] = {"recording": {"groups": groups}}
     for built in ruleset.alerts:
         category = built.alert.spec.category
-        group = files.setdefault(
-            category, {"groups": [{"name": f"boxoffice-{category}", "rules": []}]}
-        )
-        group["groups"][0]["rules"].extend(_alerting(r) for r in built.rules)
-    what = {"recording": "Recording rules: local clock, rates and ratios the alerts read."}
+        if category not in files:
+            rates = ruleset.category_rules(category)
+            files[category] = {"groups": []}
+            if rates:
+                files[category]["groups"].append(
+                    {"name": f"boxoffice-{category}-rates", "rules": [_recording(r) for r in rates]}
+                )
+            files[category]["groups"].append({"name": f"boxoffice-{category}", "rules": []})
+        files[category]["groups"][-1]["rules"].extend(_alerting(r) for r in built.rules)
+    what = {"recording": "Recording rules: the local clock, and rates read by several categories."}
     return {
         f"{name}.yml": header(source, what.get(name, f"Alerting rules, category {name}."))
         + dump(body)
@@ -72,30 +76,64 @@ def rule_files(ruleset: RuleSet, source: str) -> dict[str, str]:
     }
 
 
-def test_file(built: BuiltAlert, source: str) -> str:
+def test_file(built: BuiltAlert, ruleset: RuleSet, source: str) -> str:
     """promtool tests of one alert: each scenario evaluated where its tiers start to fire."""
     category = built.alert.spec.category
     step = min(s.step_seconds for s in built.scenarios)
     body: dict[str, Any] = {
         "rule_files": ["../generated/recording.yml", f"../generated/{category}.yml"],
         "evaluation_interval": duration_text(step),
-        "group_eval_order": [TIME_GROUP, RATES_GROUP, f"boxoffice-{category}"],
-        "tests": [_test_group(built, s) for s in built.scenarios],
+        "group_eval_order": [
+            TIME_GROUP,
+            *([RATES_GROUP] if ruleset.shared_rules() else []),
+            *([f"boxoffice-{category}-rates"] if ruleset.category_rules(category) else []),
+            f"boxoffice-{category}",
+        ],
+        "tests": [_test_group(built, s) for s in merged(built.scenarios)],
     }
     what = f"promtool tests of {built.alert.spec.name}: every severity and escalation tier."
     return header(source, what) + dump(body)
+
+
+def merged(scenarios: tuple[Scenario, ...]) -> list[Scenario]:
+    """Scenarios marked ``merge`` (same step and length) become one test group: far fewer
+    evaluation steps for promtool, the same checks."""
+    out: list[Scenario] = [s for s in scenarios if not s.merge]
+    keys = sorted({s.merge for s in scenarios if s.merge})
+    for key in keys:
+        out.append(_combine([s for s in scenarios if s.merge == key]))
+    return out
+
+
+def _combine(mergeable: list[Scenario]) -> Scenario:
+    shapes = {(s.step_seconds, s.length_seconds) for s in mergeable}
+    if len(shapes) != 1:
+        raise ValueError("scenarios merged into one test group must share step and length")
+    first = mergeable[0]
+    pairs = [pair for s in mergeable for pair in s.results()]
+    combined = Scenario(
+        " + ".join(s.name for s in mergeable),
+        tuple(series for s in mergeable for series in s.series),
+        pairs[0][0],
+        pairs[0][1],
+        first.length_seconds,
+        first.step_seconds,
+        tuple(pairs[1:]),
+    )
+    return combined
 
 
 def _test_group(built: BuiltAlert, scenario: Scenario) -> dict[str, Any]:
     firing = simulate(built, scenario)
     gaps = [d2 - d1 for ds in built.tier_delays.values() for d1, d2 in zip(ds, ds[1:], strict=False)]
     margin = scenario.step_seconds if all(g > scenario.step_seconds for g in gaps) else 0.0
-    times: set[float] = {_last_step(scenario)}
-    for starts in firing.starts.values():
-        times.add(min(starts + margin, _last_step(scenario)))
+    last = _last_step(scenario)
+    times = {last} | {min(start + margin, last) for start in firing.starts.values()}
     tests = []
     for t in sorted(times):
-        expected = [_expected(built, scenario, rule, t) for rule in firing.at(t)]
+        expected = [
+            _expected(scenario, rule, labels, model, t) for labels, model, rule in firing.at(t)
+        ]
         tests.append(
             {
                 "eval_time": duration_text(t),
@@ -115,50 +153,63 @@ def _last_step(scenario: Scenario) -> float:
     return (scenario.length_seconds // scenario.step_seconds) * scenario.step_seconds
 
 
+Key = tuple[int, int]  # (result index in the scenario, rule index)
+
+
 class Firing:
-    """When each rule of an alert fires during a scenario, following Prometheus' ``for``."""
+    """When each rule fires for each result series of a scenario, following ``for``."""
 
-    def __init__(self, rules: list[AlertRule]) -> None:
+    def __init__(self, rules: list[AlertRule], results: list[tuple[dict[str, str], Model]]) -> None:
         self.rules = rules
-        self.timeline: dict[float, list[int]] = {}
-        self.starts: dict[int, float] = {}  # rule index -> start of its run lasting to the end
+        self.results = results
+        self.timeline: dict[float, list[Key]] = {}
+        self.starts: dict[Key, float] = {}  # start of each run that lasts to the end
 
-    def at(self, t: float) -> list[AlertRule]:
-        return [self.rules[i] for i in self.timeline.get(t, [])]
+    def at(self, t: float) -> list[tuple[dict[str, str], Model, AlertRule]]:
+        return [
+            (self.results[r][0], self.results[r][1], self.rules[i])
+            for r, i in self.timeline.get(t, [])
+        ]
 
 
 def simulate(built: BuiltAlert, scenario: Scenario) -> Firing:
     """Step through the scenario as promtool will, tracking each severity's active run."""
-    firing = Firing(list(built.rules))
-    active_since: dict[str, float] = {}
+    results = scenario.results()
+    firing = Firing(list(built.rules), results)
+    active: list[dict[str, float]] = [{} for _ in results]
     times: list[float] = []
     t, last = 0.0, _last_step(scenario)
     while t <= last:
-        holding = scenario.model(t)
-        active_since = {s: active_since.get(s, t) for s in holding}
-        firing.timeline[t] = [
-            i
-            for i, rule in enumerate(built.rules)
-            if rule.severity in active_since and t - active_since[rule.severity] >= rule.for_seconds
-        ]
+        now: list[Key] = []
+        for r, (_labels, model) in enumerate(results):
+            holding = model(t)
+            active[r] = {s: active[r].get(s, t) for s in holding}
+            now += [
+                (r, i)
+                for i, rule in enumerate(built.rules)
+                if rule.severity in active[r] and t - active[r][rule.severity] >= rule.for_seconds
+            ]
+        firing.timeline[t] = now
         times.append(t)
         t += scenario.step_seconds
-    for i in firing.timeline[times[-1]]:
+    for key in firing.timeline[times[-1]]:
         start = times[-1]
         for moment in reversed(times):
-            if i not in firing.timeline[moment]:
+            if key not in firing.timeline[moment]:
                 break
             start = moment
-        firing.starts[i] = start
+        firing.starts[key] = start
     return firing
 
 
-def _expected(built: BuiltAlert, scenario: Scenario, rule: AlertRule, t: float) -> dict[str, Any]:
-    value = scenario.model(t)[rule.severity]
+def _expected(
+    scenario: Scenario, rule: AlertRule, labels: dict[str, str], model: Model, t: float
+) -> dict[str, Any]:
+    value = model(t)[rule.severity]
     return {
-        "exp_labels": {**scenario.labels, **rule.labels},
+        "exp_labels": {**labels, **rule.labels},
         "exp_annotations": {
             **rule.annotations,
-            "description": rule.text.expand(scenario.labels, value),
+            "description": rule.text.expand(labels, value),
         },
     }

@@ -131,6 +131,14 @@ class Scenario:
     model: Model
     length_seconds: float  # how long the input series run
     step_seconds: float = 60.0  # input series interval and evaluation interval
+    # More result series the same data produces (labels, model), beside ``labels``.
+    also: tuple[tuple[dict[str, str], Model], ...] = ()
+    # Scenarios of one alert with the same ``merge`` key use distinct labels and share one
+    # test group; empty: a group of its own.
+    merge: str = ""
+
+    def results(self) -> list[tuple[dict[str, str], Model]]:
+        return [(self.labels, self.model), *self.also]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from exporter.generate import (
 )
 from exporter.generate.alertdefs import ALERT_DEFS
 from exporter.generate.promql import metric_names
-from exporter.generate.recording import RATES_GROUP, TIME_GROUP, Recorder, time_rules
+from exporter.generate.recording import Recorder, time_rules
 from exporter.generate.rules import AlertBuild, AlertRule, RecordingRule, Scenario, tier_delays
 from exporter.generate.thresholds import Alert, Thresholds
 
@@ -87,16 +87,16 @@ class RuleSet:
 
     thresholds: Thresholds
     time_rules: tuple[RecordingRule, ...]
-    rate_rules: tuple[RecordingRule, ...]
+    rate_rules: tuple[RecordingRule, ...]  # every rate and ratio, shared or not
     alerts: tuple[BuiltAlert, ...]
+    recorder: Recorder
 
-    def groups(self) -> dict[str, str]:
-        """Rule group name -> the file (without .yml) it lives in."""
-        out = {TIME_GROUP: "recording", RATES_GROUP: "recording"}
-        for built in self.alerts:
-            category = built.alert.spec.category
-            out[f"boxoffice-{category}"] = category
-        return out
+    def shared_rules(self) -> tuple[RecordingRule, ...]:
+        """Rates read by alerts of more than one category: they live in recording.yml."""
+        return self.recorder.filed(None)
+
+    def category_rules(self, category: str) -> tuple[RecordingRule, ...]:
+        return self.recorder.filed(category)
 
 
 def build_ruleset(th: Thresholds) -> RuleSet:
@@ -108,11 +108,14 @@ def build_ruleset(th: Thresholds) -> RuleSet:
         alert = th.alerts[spec.name]
         if not alert.enabled:
             continue
+        recorder.category = spec.category
         result = builders[spec.name](alert, th, recorder)
         if not result.variants:
             continue  # nothing configured (no latency endpoints, no SLOs)
         built.append(_tiered(th, alert, result))
-    ruleset = RuleSet(th, tuple(time_rules(th)), tuple(recorder.rules.values()), tuple(built))
+    ruleset = RuleSet(
+        th, tuple(time_rules(th)), tuple(recorder.rules.values()), tuple(built), recorder
+    )
     check_metric_names(ruleset)
     return ruleset
 
