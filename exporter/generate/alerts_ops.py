@@ -208,7 +208,7 @@ def exporter_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     severity = alert.severity or "critical"
     job = th.file.exporter_job
     expr = f'up{{job=~"{job}"}} == 0'
-    text = Text("Prometheus cannot scrape {instance} (job {job}).", "number")
+    text = Text("Prometheus cannot scrape {instance} of job {job} (up: {value}).", "number")
     build = AlertBuild([Variant(severity, expr, alert.spec.summary, text)])
     name = next(c for c in ("boxoffice", "boxoffice-exporter", job) if re.fullmatch(job, c))
     length = span(alert, th.file.escalation.tier3_after)

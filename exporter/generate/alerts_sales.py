@@ -130,7 +130,7 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
         ),
         source="postgres",
     )
-    opens = next(t for t in range(0, 8 * 86400, 60) if in_business_hours(th, t))
+    step, opens = _opening(th, 0.0)
     length = opens + span(alert, th.file.escalation.tier3_after)
     for target, age_value in lad.targets():
         # Firing: that old when business hours open. Near: that old when the test ends.
@@ -143,9 +143,20 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
             severity = lad.severity(value)
             return {severity: value} if severity else {}
 
-        series = (gauge(LAST_PAID, last_paid, length, 60),)
-        build.scenarios.append(Scenario(target, series, {}, model, length))
+        series = (gauge(LAST_PAID, last_paid, length, step),)
+        build.scenarios.append(Scenario(target, series, {}, model, length, step))
     return build
+
+
+def _opening(th: Thresholds, start: float, step: float = 60.0) -> tuple[float, float]:
+    """(step, first moment in business hours from ``start``): five-minute steps when the
+    hours open far from the start, so promtool does not evaluate a day minute by minute."""
+    opens = next(t for t in range(int(start), int(start) + 8 * 86400, 60) if in_business_hours(th, t))
+    if opens - start <= 6 * 3600:
+        return step, float(opens)
+    step = max(step, 300.0)
+    grid = range(int(start), int(start) + 8 * 86400, int(step))
+    return step, float(next(t for t in grid if in_business_hours(th, t)))
 
 
 def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
@@ -189,14 +200,16 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         step, start = 600.0, WEEK
         daily = 0.0
     else:
-        step, start = 60.0, 0.0
         daily = forecast_cfg.daily_target.get("usd", 0.0)
         if not daily:
             return build  # no usd target: the scenarios below would not apply
-    opens = next(
-        t for t in range(int(start), int(start) + 8 * 86400, int(step))
-        if in_business_hours(th, t) and local_midnight(th, t) >= start
-    )  # fmt: skip
+        start = 0.0
+        step, opens = _opening(th, start)
+    if not daily:  # the first business hours of a day that began in the second week
+        opens = next(
+            t for t in range(int(start), int(start) + 8 * 86400, int(step))
+            if in_business_hours(th, t) and local_midnight(th, t) >= start
+        )  # fmt: skip
     length = opens + span(alert, th.file.escalation.tier3_after)
     usual = max(alert.min_traffic or 0.0, 100.0) / 3600  # reaches the guard within an hour
 

@@ -65,9 +65,7 @@ def load_inputs(root: Path, thresholds: str = THRESHOLDS) -> Inputs:
     """Load and check every input; ConfigError on the first problem."""
     path = thresholds if os.path.isabs(thresholds) else str(root / thresholds)
     shown = os.path.relpath(path, root) if path.startswith(str(root)) else path
-    loaded = load_thresholds(path)
-    loaded = type(loaded)(shown, loaded.file, loaded.alerts)
-    return Inputs(root, shown, build_ruleset(loaded))
+    return Inputs(root, shown, build_ruleset(load_thresholds(path, shown)))
 
 
 def render_all(inputs: Inputs, producers: tuple[Producer, ...] = PRODUCERS) -> dict[str, str]:

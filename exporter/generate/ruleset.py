@@ -57,15 +57,16 @@ def _builders(th: Thresholds) -> dict[str, Builder]:
         "TwilioBalanceLow": ops.twilio_balance_low,
         "AppHealthDegraded": lambda a, t, r: ops.down_alert(
             a, t, "boxoffice_app_component_up", {"component": "database", "target": "app"},
-            "Component {component} of {target} reports unhealthy.", "http"),
+            "Component {component} of {target} reports unhealthy (up: {value}).", "http"),
         "ProbeFailing": lambda a, t, r: ops.down_alert(
             a, t, "boxoffice_probe_success", {"target": "app"},
-            "The HTTP probe of {target} fails.", "http"),
+            "The HTTP probe of {target} fails (success: {value}).", "http"),
         "EndpointLatencyHigh": avail.endpoint_latency_high,
         "SLOErrorBudgetBurn": avail.slo_error_budget_burn,
         "ExporterSourceDown": lambda a, t, r: ops.down_alert(
             a, t, "boxoffice_source_up", {"source": "postgres"},
-            "boxoffice cannot collect from {source}; its business alerts are blind.", ""),
+            "boxoffice cannot collect from {source} (up: {value}); its business alerts are blind.",
+            ""),
         "ExporterDown": ops.exporter_down,
         "ExporterDataStale": ops.exporter_data_stale,
     }  # fmt: skip

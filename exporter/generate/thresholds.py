@@ -155,13 +155,21 @@ class Thresholds:
     alerts: dict[str, Alert]
 
 
-def load_thresholds(path: str) -> Thresholds:
-    """Read, type and check thresholds.yaml; ConfigError on the first problem."""
-    data = read_yaml(path)
+def load_thresholds(path: str, name: str | None = None) -> Thresholds:
+    """Read, type and check thresholds.yaml; ConfigError on the first problem.
+
+    ``name`` is how errors and generated headers call the file (a path relative to the
+    repository, so generated output does not depend on where the checkout lives).
+    """
+    name = name or path
+    try:
+        data = read_yaml(path)
+    except ConfigError as exc:
+        raise ConfigError(name, exc.path, exc.reason) from None
     if not isinstance(data, dict):
-        raise ConfigError(path, "", "must be a mapping at the top level")
-    parsed = build(ThresholdsFile, data, source=path)
-    return _check(path, parsed)
+        raise ConfigError(name, "", "must be a mapping at the top level")
+    parsed = build(ThresholdsFile, data, source=name)
+    return _check(name, parsed)
 
 
 def _check(source: str, parsed: ThresholdsFile) -> Thresholds:
