@@ -63,7 +63,9 @@ def test_promtool_test_rules_passes_generated_and_handwritten_tests() -> None:
     halves = [files[0::2], files[1::2]]
     with ThreadPoolExecutor(2) as pool:
         results = list(
-            pool.map(lambda part: _run(promtool, "test", "rules", *map(str, part), cwd=ROOT), halves)
+            pool.map(
+                lambda part: _run(promtool, "test", "rules", *map(str, part), cwd=ROOT), halves
+            )
         )
     for result in results:
         assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
@@ -130,7 +132,9 @@ def test_check_finds_stale_or_stray_files_and_generate_repairs_them(tmp_path: Pa
     check = ["generate", "--check", "--root", str(root)]
     first = runner.invoke(main, check)
     assert first.exit_code == 1
-    assert "boxoffice: rules/generated/payments.yml: stale, run `boxoffice generate`" in first.output
+    assert (
+        "boxoffice: rules/generated/payments.yml: stale, run `boxoffice generate`" in first.output
+    )
     assert not (root / "rules" / "generated").exists()  # --check writes nothing
     assert runner.invoke(main, ["generate", "--root", str(root)]).exit_code == 0
     assert runner.invoke(main, check).exit_code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -39,7 +40,7 @@ def test_offset_periods_follow_the_tz_database(
     periods = offset_periods(zone, year, year)
     assert [(p.start, p.offset) for p in periods] == [(_utc(s), o) for s, o in expected]
     assert periods[-1].end == _utc(f"{year + 1}-01-01T00:00")
-    assert all(a.end == b.start for a, b in zip(periods, periods[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(periods))
 
 
 @pytest.mark.parametrize(
@@ -112,7 +113,10 @@ def test_format_value(fmt: str, value: float, text: str) -> None:
 
 def test_text_renders_go_template_and_expected_text() -> None:
     text = Text("{value} {tier} tickets left in {city}.", "number")
-    assert text.go() == '{{ printf "%.4g" $value }} {{ $labels.tier }} tickets left in {{ $labels.city }}.'
+    assert (
+        text.go()
+        == '{{ printf "%.4g" $value }} {{ $labels.tier }} tickets left in {{ $labels.city }}.'
+    )
     assert text.expand({"tier": "vip", "city": "lisbon"}, 2) == "2 vip tickets left in lisbon."
 
 

@@ -7,7 +7,7 @@ from exporter.generate.alertkit import span
 from exporter.generate.alerts_business import _sel
 from exporter.generate.alerts_ops import histogram_series, selector_labels
 from exporter.generate.recording import Recorder
-from exporter.generate.rules import AlertBuild, Model, Scenario, Text, Variant, duration_text
+from exporter.generate.rules import AlertBuild, Scenario, Text, Variant, constant, duration_text
 from exporter.generate.scenario import Counter
 from exporter.generate.selectors import matches, parse_selector, satisfying
 from exporter.generate.thresholds import Alert, Thresholds
@@ -30,12 +30,14 @@ def endpoint_latency_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
     clauses = []
     for name, endpoint in sorted(latency.endpoints.items()):
         matcher = f'{extra}{latency.endpoint_label}="{endpoint.route}"'
+        rate = f"sum by (le) (rate({bucket}{{{matcher}}}[{w}]))"
         clauses.append(
-            f"label_replace(histogram_quantile(0.95, sum by (le) (rate({bucket}{{{matcher}}}[{w}])))"
-            f', "endpoint", "{name}", "", "")'
+            f'label_replace(histogram_quantile(0.95, {rate}), "endpoint", "{name}", "", "")'
         )
     p95 = rec.record(f"boxoffice:endpoint_latency_seconds:p95_rate{w}", "\nor ".join(clauses))
-    text = "p95 latency of {endpoint} is {value} over the last %s (threshold %s)." % (w, "{t}")
+    text = "p95 latency of {{endpoint}} is {{value}} over the last {} (threshold {}).".format(
+        w, "{t}"
+    )
     for severity in ("critical", "high"):
         parts = []
         for name, endpoint in sorted(latency.endpoints.items()):
@@ -60,13 +62,17 @@ def endpoint_latency_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
         ):
             series = histogram_series(bucket, labels, value, length)
             shown = 0.95 * round(value / 0.95, 6)
-            severity = (
-                "critical" if shown > endpoint.critical else "high" if shown > endpoint.high else None
+            level: str | None = (
+                "critical"
+                if shown > endpoint.critical
+                else "high"
+                if shown > endpoint.high
+                else None
             )
-            result = {severity: shown} if severity else {}
+            result = {level: shown} if level else {}
             build.scenarios.append(
                 Scenario(f"{name}-{target}", series, {"endpoint": name},
-                         lambda t, r=result: r if t >= 60 else {}, length, merge=target)
+                         constant(result, 60), length, merge=target)
             )  # fmt: skip
     return build
 
@@ -129,7 +135,7 @@ def _slo_scenarios(alert: Alert, th: Thresholds) -> list[Scenario]:
     for target, factor in (("critical", 20.0), ("near-critical", 5.5), ("high", 4.0),
                            ("near-high", 0.9)):  # fmt: skip
         rates: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        for name, ((total_name, total_m), (error_name, error_m), budget) in parsed.items():
+        for (total_name, total_m), (error_name, error_m), budget in parsed.values():
             requests, bad_share = 10.0, budget * factor
             bad = satisfying(error_m)
             same = total_name == error_name
@@ -155,7 +161,7 @@ def _slo_scenarios(alert: Alert, th: Thresholds) -> list[Scenario]:
                 else "high" if any(burn > f for *_, f in TICKET) else None
             )  # fmt: skip
             result = {severity: burn} if severity else {}
-            results.append(({"slo": name}, _after_first_step(result)))
+            results.append(({"slo": name}, constant(result, 60)))
         series = tuple(
             Counter.linear(rate).series(_sel(metric, dict(labels)), length, 60)
             for (metric, labels), rate in sorted(rates.items())
@@ -163,7 +169,3 @@ def _slo_scenarios(alert: Alert, th: Thresholds) -> list[Scenario]:
         (labels, model), *also = results
         out.append(Scenario(target, series, labels, model, length, also=tuple(also)))
     return out
-
-
-def _after_first_step(result: dict[str, float]) -> Model:
-    return lambda t: result if t >= 60 else {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from exporter.generate.alertkit import Ladder, describe, ladder, pct, span, variants
 from exporter.generate.recording import Recorder, by
-from exporter.generate.rules import AlertBuild, Scenario, Text, Variant, duration_text
+from exporter.generate.rules import AlertBuild, Scenario, Text, Variant, constant, duration_text
 from exporter.generate.scenario import Counter, gauge
 from exporter.generate.thresholds import Alert, Thresholds
 
@@ -75,7 +75,8 @@ def payment_success_rate_low(alert: Alert, th: Thresholds, rec: Recorder) -> Ale
             for sev, cond in lad.conditions(success).items()
         }
     conditions = {
-        sev: "\n  or ".join(f"({c[sev]})" for c in per_source.values()) for sev in per_source["postgres"]
+        sev: "\n  or ".join(f"({c[sev]})" for c in per_source.values())
+        for sev in per_source["postgres"]
     }
     w = duration_text(window)
     build = AlertBuild(
@@ -89,13 +90,13 @@ def payment_success_rate_low(alert: Alert, th: Thresholds, rec: Recorder) -> Ale
             ),
         )
     )
-    for target, success in lad.targets(ceiling=1.0):
+    for target, success_rate in lad.targets(ceiling=1.0):
         build.scenarios.append(
             ratio_scenario(
                 target, alert, th, lad,
                 part=("boxoffice_payments_failed_total", {"failure_code": "card_declined"}),
                 whole=("boxoffice_payments_total", {}),
-                share=1 - success, labels={"source": "postgres"}, shown="success",
+                share=1 - success_rate, labels={"source": "postgres"}, shown="success",
             )
         )  # fmt: skip
     return build
@@ -208,15 +209,11 @@ def inventory_level(
     for tier, threshold in alert.thresholds:
         floor = floors.get(tier, floors.get("default", 0.0))
         selector = _tier_selector(tier, listed)
-        clauses.append(
-            f"{by(AVAILABLE)} ({AVAILABLE}{selector}) <= {threshold:g} > {floor:g}"
-        )
+        clauses.append(f"{by(AVAILABLE)} ({AVAILABLE}{selector}) <= {threshold:g} > {floor:g}")
         bands.append((tier, threshold, floor))
     text = Text(
         "{value} {tier} tickets left for {event} in {city} "
-        "(alerting at "
-        + ", ".join(f"{t} <= {v:g}" for t, v, _ in bands)
-        + ").",
+        "(alerting at " + ", ".join(f"{t} <= {v:g}" for t, v, _ in bands) + ").",
         "number",
     )
     build = AlertBuild(
@@ -242,14 +239,14 @@ def _gauge_scenario(
         name,
         (gauge(_sel(AVAILABLE, labels), value, length, 60),),
         labels,
-        lambda t: result,
+        constant(result),
         length,
         merge="all",
     )
 
 
 def inventory_fixed(alert: Alert, th: Thresholds, rec: Recorder, *, oversold: bool) -> AlertBuild:
-    severity = alert.severity or "critical"
+    severity: str = alert.severity or "critical"
     op = "< 0" if oversold else "== 0"
     text = (
         Text("{tier} for {event} in {city} is oversold by {value} tickets.", "number")
@@ -266,7 +263,7 @@ def inventory_fixed(alert: Alert, th: Thresholds, rec: Recorder, *, oversold: bo
         scenario = _gauge_scenario(name, alert, th, "ga", value, fires, severity)
         result = {severity: shown} if fires else {}
         build.scenarios.append(
-            Scenario(scenario.name, scenario.series, scenario.labels, lambda t, r=result: r,
+            Scenario(scenario.name, scenario.series, scenario.labels, constant(result),
                      scenario.length_seconds, merge="all")
         )  # fmt: skip
     return build

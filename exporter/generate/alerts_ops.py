@@ -7,7 +7,15 @@ import re
 from exporter.generate.alertkit import describe, ladder, pct, span, variants
 from exporter.generate.alerts_business import _sel, ratio_scenario
 from exporter.generate.recording import Recorder, by
-from exporter.generate.rules import AlertBuild, Scenario, Series, Text, Variant, duration_text
+from exporter.generate.rules import (
+    AlertBuild,
+    Scenario,
+    Series,
+    Text,
+    Variant,
+    constant,
+    duration_text,
+)
 from exporter.generate.scenario import Counter, gauge
 from exporter.generate.selectors import parse_selector, satisfying
 from exporter.generate.thresholds import Alert, Thresholds
@@ -27,7 +35,7 @@ def _gauge_cases(
         distinct = {k: f"{v}{i}" if i else v for k, v in labels.items()}
         out.append(
             Scenario(name, (gauge(_sel(metric, distinct), value, length, 60),), distinct,
-                     lambda t, r=result: r, length, merge="all" if labels else "")
+                     constant(result), length, merge="all" if labels else "")
         )  # fmt: skip
     return out
 
@@ -195,9 +203,11 @@ def down_alert(
     alert: Alert, th: Thresholds, metric: str, labels: dict[str, str], text: str, source: str
 ) -> AlertBuild:
     """A 0/1 gauge that alerts at 0, max over replicas."""
-    severity = alert.severity or "high"
+    severity: str = alert.severity or "high"
     expr = f"{by(metric)} ({metric}) == 0"
-    build = AlertBuild([Variant(severity, expr, alert.spec.summary, Text(text, "number"))], source=source)
+    build = AlertBuild(
+        [Variant(severity, expr, alert.spec.summary, Text(text, "number"))], source=source
+    )
     build.scenarios = _gauge_cases(
         alert, th, metric, labels, [("firing", 0.0, {severity: 0.0}), ("near", 1.0, {})]
     )
@@ -205,7 +215,7 @@ def down_alert(
 
 
 def exporter_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    severity = alert.severity or "critical"
+    severity: str = alert.severity or "critical"
     job = th.file.exporter_job
     expr = f'up{{job=~"{job}"}} == 0'
     text = Text("Prometheus cannot scrape {instance} of job {job} (up: {value}).", "number")
@@ -218,7 +228,7 @@ def exporter_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
         labels = {"instance": f"exporter-{i + 1}:9798", "job": name}
         build.scenarios.append(
             Scenario(case, (gauge(_sel("up", labels), value, length, 60),), labels,
-                     lambda t, r=result: r, length, merge="all")
+                     constant(result), length, merge="all")
         )  # fmt: skip
     return build
 
@@ -249,7 +259,9 @@ def exporter_data_stale(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBui
     return build
 
 
-def histogram_series(metric: str, labels: dict[str, str], p95: float, length: float) -> tuple[Series, ...]:
+def histogram_series(
+    metric: str, labels: dict[str, str], p95: float, length: float
+) -> tuple[Series, ...]:
     """Buckets whose interpolated 95th percentile is ``p95``: every request under ``p95/0.95``."""
     upper = round(p95 / 0.95, 6)
     counter = Counter.linear(1.0)

@@ -48,7 +48,6 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
         ("firing", math.ceil(horizon * 600 / (60 * window))),  # crosses after ~10 minutes
         ("near", math.ceil(1.1 * horizon * length / (60 * window))),  # still above at the end
     ):
-
         labels = {**EVENT, "event": f"{EVENT['event']}-{name}", "tier": "ga"}
 
         def model(t: float, available: float = available) -> dict[str, float]:
@@ -151,7 +150,9 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
 def _opening(th: Thresholds, start: float, step: float = 60.0) -> tuple[float, float]:
     """(step, first moment in business hours from ``start``): five-minute steps when the
     hours open far from the start, so promtool does not evaluate a day minute by minute."""
-    opens = next(t for t in range(int(start), int(start) + 8 * 86400, 60) if in_business_hours(th, t))
+    opens = next(
+        t for t in range(int(start), int(start) + 8 * 86400, 60) if in_business_hours(th, t)
+    )
     if opens - start <= 6 * 3600:
         return step, float(opens)
     step = max(step, 300.0)

@@ -45,7 +45,9 @@ def produce_rules(inputs: Inputs) -> dict[str, str]:
 
 def produce_rule_tests(inputs: Inputs) -> dict[str, str]:
     return {
-        f"rules/tests/{built.alert.spec.name}.yml": test_file(built, inputs.ruleset, inputs.thresholds_path)
+        f"rules/tests/{built.alert.spec.name}.yml": test_file(
+            built, inputs.ruleset, inputs.thresholds_path
+        )
         for built in inputs.ruleset.alerts
         if built.scenarios
     }
@@ -116,6 +118,8 @@ def _owned_files(root: Path) -> list[str]:
         base = root / directory
         if base.is_dir():
             found += [
-                f"{directory}/{p.name}" for p in sorted(base.iterdir()) if p.is_file() and p.suffix == suffix
+                f"{directory}/{p.name}"
+                for p in sorted(base.iterdir())
+                if p.is_file() and p.suffix == suffix
             ]
     return found

@@ -56,19 +56,23 @@ def metric_names(expr: str) -> list[str]:
             if match is None:
                 pos += 1  # an operator or punctuation
                 continue
-            word, pos = match.group(), match.end()
-            lowered = word.lower()
-            if lowered == "offset":
-                pos = _skip_modifier_argument(expr, pos)
-            elif lowered in _LABEL_LIST_KEYWORDS:
-                after = _skip_space(expr, pos)
-                if after < end and expr[after] == "(":
-                    pos = _skip_bracket(expr, after, "(", ")")
-            elif lowered in _KEYWORDS or _called(expr, pos):
-                continue
-            elif word not in names:
-                names.append(word)
+            pos = _word(expr, match.group(), match.end(), names)
     return names
+
+
+def _word(expr: str, word: str, pos: int, names: list[str]) -> int:
+    """Handle an identifier ending at ``pos``: a keyword, a function, or a metric name."""
+    lowered = word.lower()
+    if lowered == "offset":
+        return _skip_modifier_argument(expr, pos)
+    if lowered in _LABEL_LIST_KEYWORDS:
+        after = _skip_space(expr, pos)
+        if after < len(expr) and expr[after] == "(":
+            return _skip_bracket(expr, after, "(", ")")
+        return pos
+    if lowered not in _KEYWORDS and not _called(expr, pos) and word not in names:
+        names.append(word)
+    return pos
 
 
 def _called(expr: str, pos: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import yaml
@@ -111,7 +112,7 @@ def _combine(mergeable: list[Scenario]) -> Scenario:
         raise ValueError("scenarios merged into one test group must share step and length")
     first = mergeable[0]
     pairs = [pair for s in mergeable for pair in s.results()]
-    combined = Scenario(
+    return Scenario(
         " + ".join(s.name for s in mergeable),
         tuple(series for s in mergeable for series in s.series),
         pairs[0][0],
@@ -120,18 +121,17 @@ def _combine(mergeable: list[Scenario]) -> Scenario:
         first.step_seconds,
         tuple(pairs[1:]),
     )
-    return combined
 
 
 def _test_group(built: BuiltAlert, scenario: Scenario) -> dict[str, Any]:
     firing = simulate(built, scenario)
-    gaps = [d2 - d1 for ds in built.tier_delays.values() for d1, d2 in zip(ds, ds[1:], strict=False)]
+    gaps = [d2 - d1 for ds in built.tier_delays.values() for d1, d2 in itertools.pairwise(ds)]
     margin = scenario.step_seconds if all(g > scenario.step_seconds for g in gaps) else 0.0
     last = _last_step(scenario)
     times = {last} | {min(start + margin, last) for start in firing.starts.values()}
-    tests = []
+    tests: list[dict[str, Any]] = []
     for t in sorted(times):
-        expected = [
+        expected: list[dict[str, Any]] = [
             _expected(scenario, rule, labels, model, t) for labels, model, rule in firing.at(t)
         ]
         tests.append(

@@ -113,6 +113,11 @@ Model = Callable[[float], dict[str, float]]
 that holds at that moment (severities whose condition is false are left out)."""
 
 
+def constant(result: dict[str, float], after: float = 0.0) -> Model:
+    """A model that holds ``result`` from ``after`` seconds on (gauges, steady ratios)."""
+    return lambda t: result if t >= after else {}
+
+
 @dataclass(frozen=True)
 class Series:
     """One promtool input series in expanding notation."""
@@ -182,7 +187,7 @@ def duration_text(seconds: float) -> str:
     """Prometheus duration text: 90 -> 1m30s, 86400 -> 1d, 0 -> 0s."""
     if seconds == 0:
         return "0s"
-    out, rest = "", int(round(seconds * 1000))
+    out, rest = "", round(seconds * 1000)
     for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000),
                        ("m", 60_000), ("s", 1000), ("ms", 1)):  # fmt: skip
         if rest >= size:

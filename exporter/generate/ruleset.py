@@ -154,7 +154,9 @@ def check_metric_names(ruleset: RuleSet) -> None:
     th = ruleset.thresholds
     recorded = {r.record for r in (*ruleset.time_rules, *ruleset.rate_rules)}
     known = set(CATALOG_BY_NAME) | recorded | set(th.file.app_metrics) | PROMETHEUS_SERIES
-    exprs: list[tuple[str, str]] = [(f"recording rule {r.record}", r.expr) for r in ruleset.rate_rules]
+    exprs: list[tuple[str, str]] = [
+        (f"recording rule {r.record}", r.expr) for r in ruleset.rate_rules
+    ]
     exprs += [(f"alerts.{r.alert}", r.expr) for b in ruleset.alerts for r in b.rules]
     for name, slo in th.file.slos.items():
         exprs += [(f"slos.{name}.total", slo.total), (f"slos.{name}.errors", slo.errors)]

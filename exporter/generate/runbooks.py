@@ -37,7 +37,7 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
     ),
     "InventoryOversold": (
         "Stop sales of the tier at once (set the event status or the capacity).",
-        "Find the orders past capacity (`orders` joined to `ticket_tiers`) and decide who to refund.",
+        "Find the orders past capacity (`orders` joined to `ticket_tiers`); decide who to refund.",
         "Look for a race in checkout: two sessions completing on the last ticket.",
     ),
     "SelloutPredicted": (
@@ -51,7 +51,7 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
     "NoRecentSales": (
         "Try a purchase on the live site end to end (test card in test mode, or a real one).",
         "Check checkout sessions: created but not completed points at payment or redirects.",
-        "Check `boxoffice_source_up{source=\"postgres\"}`: silent data looks like no sales.",
+        'Check `boxoffice_source_up{source="postgres"}`: silent data looks like no sales.',
     ),
     "RevenueBelowForecast": (
         "Compare sessions created with last week: fewer visitors (marketing) or fewer buyers?",
@@ -59,7 +59,7 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
     ),
     "CheckoutConversionLow": (
         "Try a checkout yourself; look at the Stripe Checkout page and the success redirect.",
-        "Expired sessions (`boxoffice_checkout_sessions_expired_total`) rising means buyers give up.",
+        "Expired sessions rising (`boxoffice_checkout_sessions_expired_total`): buyers give up.",
     ),
     "StripeWebhookBacklog": (
         "Stripe dashboard, Developers, Webhooks: failed deliveries and their responses.",
@@ -86,7 +86,7 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
         "Check the component itself (database, cache, email provider).",
     ),
     "ProbeFailing": (
-        "Open the probed URL from outside; check DNS, TLS certificate expiry and the load balancer.",
+        "Open the probed URL from outside; check DNS, TLS expiry and the load balancer.",
         "`boxoffice_probe_status_code` tells a timeout (absent) from an error status.",
     ),
     "EndpointLatencyHigh": (
@@ -144,9 +144,9 @@ def runbook(built: BuiltAlert, ruleset: RuleSet) -> str:
     lines += [
         "## Escalation",
         "",
-        f"The condition held at once fires `escalation=\"1\"`; held "
-        f"{duration_text(float(esc.tier2_after))} longer it also fires `escalation=\"2\"`, and "
-        f"{duration_text(float(esc.tier3_after))} longer `escalation=\"3\"` (low severity does "
+        f'The condition held at once fires `escalation="1"`; held '
+        f'{duration_text(float(esc.tier2_after))} longer it also fires `escalation="2"`, and '
+        f'{duration_text(float(esc.tier3_after))} longer `escalation="3"` (low severity does '
         "not escalate). Alertmanager sends each tier to a wider audience.",
         "",
         "## First checks",

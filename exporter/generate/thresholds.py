@@ -7,6 +7,7 @@ reason, e.g. ``alerts.InventoryLow.thresholds.vip: must be >= 0, got -1``.
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 import zoneinfo
 from dataclasses import dataclass
@@ -23,8 +24,13 @@ from exporter.config.typed import (
     parse_duration,
     positive,
 )
-from exporter.generate.alertdefs import ALERT_DEFS, ALERT_DEFS_BY_NAME, SEVERITIES, AlertDef
-from exporter.generate.alertdefs import Severity as Severity
+from exporter.generate.alertdefs import (
+    ALERT_DEFS,
+    ALERT_DEFS_BY_NAME,
+    SEVERITIES,
+    AlertDef,
+    Severity,
+)
 from exporter.generate.promql import PromQLSyntaxError, metric_names
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -94,7 +100,7 @@ class Endpoint:
 @dataclass(frozen=True)
 class Latency:
     histogram: str = field(doc="Base name of the app's latency histogram.")
-    selector: str = field("", doc="Extra label matchers, e.g. job=\"ticket-app\".")
+    selector: str = field("", doc='Extra label matchers, e.g. job="ticket-app".')
     endpoint_label: str = "route"
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
 
@@ -176,6 +182,27 @@ def _check(source: str, parsed: ThresholdsFile) -> Thresholds:
     def error(where: str, reason: str) -> ConfigError:
         return ConfigError(source, where, reason)
 
+    _check_clock(parsed, error)
+    _check_latency(parsed.latency, error)
+    for name, slo in parsed.slos.items():
+        if not _NAME.fullmatch(name):
+            raise error(join("slos", name), "SLO names are lowercase letters, digits and _")
+        for key in ("total", "errors"):
+            _check_selector(getattr(slo, key), join(join("slos", name), key), error)
+    for name in parsed.alerts:
+        if name not in ALERT_DEFS_BY_NAME:
+            close = difflib.get_close_matches(name, ALERT_DEFS_BY_NAME, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise error(join("alerts", name), f"unknown alert{hint}")
+    alerts = {
+        spec.name: _alert(spec, parsed.alerts.get(spec.name), join("alerts", spec.name), error)
+        for spec in ALERT_DEFS
+    }
+    return Thresholds(source, parsed, alerts)
+
+
+def _check_clock(parsed: ThresholdsFile, error: Any) -> None:
+    """Time zone table, business hours, exporter job, app metrics and forecast."""
     table = parsed.timezone_table
     if not 1970 <= table.first_year <= table.last_year <= 2200:
         raise error("timezone_table", "years must satisfy 1970 <= first_year <= last_year <= 2200")
@@ -200,22 +227,6 @@ def _check(source: str, parsed: ThresholdsFile) -> Thresholds:
                     join("forecast.daily_target", currency),
                     "must be a lowercase currency code with a target > 0",
                 )
-    _check_latency(parsed.latency, error)
-    for name, slo in parsed.slos.items():
-        if not _NAME.fullmatch(name):
-            raise error(join("slos", name), "SLO names are lowercase letters, digits and _")
-        for key in ("total", "errors"):
-            _check_selector(getattr(slo, key), join(join("slos", name), key), error)
-    for name in parsed.alerts:
-        if name not in ALERT_DEFS_BY_NAME:
-            close = difflib.get_close_matches(name, ALERT_DEFS_BY_NAME, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise error(join("alerts", name), f"unknown alert{hint}")
-    alerts = {
-        spec.name: _alert(spec, parsed.alerts.get(spec.name), join("alerts", spec.name), error)
-        for spec in ALERT_DEFS
-    }
-    return Thresholds(source, parsed, alerts)
 
 
 def _check_latency(latency: Latency | None, error: Any) -> None:
@@ -239,7 +250,9 @@ def _check_selector(selector: str, path: str, error: Any) -> None:
     except PromQLSyntaxError as exc:
         raise error(path, f"is not a PromQL selector: {exc}") from None
     if len(names) != 1 or not selector.strip().startswith(names[0]):
-        raise error(path, f"must be one metric selector like name{{label=\"value\"}}, got {selector!r}")
+        raise error(
+            path, f'must be one metric selector like name{{label="value"}}, got {selector!r}'
+        )
 
 
 def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: Any) -> Alert:
@@ -323,14 +336,12 @@ def _duration(raw: Any, where: str, error: Any) -> float:
     raise error(where, f"must be a duration like 2h, got {raw!r}")
 
 
-def _check_ladder(
-    spec: AlertDef, ordered: list[tuple[str, float]], path: str, error: Any
-) -> None:
+def _check_ladder(spec: AlertDef, ordered: list[tuple[str, float]], path: str, error: Any) -> None:
     measures = {spec.measure.get(k) for k, _ in ordered}
     if len(measures) != 1:
         return  # severities measure different things (count and ratio)
     upward = _upward(spec)
-    for (worse, worse_value), (milder, milder_value) in zip(ordered, ordered[1:], strict=False):
+    for (worse, worse_value), (milder, milder_value) in itertools.pairwise(ordered):
         if upward and not milder_value < worse_value:
             raise error(join(path, milder), f"must be below {worse} ({worse_value:g})")
         if not upward and not milder_value > worse_value:
