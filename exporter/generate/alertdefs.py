@@ -36,6 +36,7 @@ class AlertDef:
     window_seconds: float | None = None
     min_traffic: float | None = None
     summary: str = ""
+    upward: bool = True  # a larger value is worse (failures); False: smaller is (success)
 
 
 def _ladder(
@@ -48,11 +49,12 @@ def _ladder(
     for_seconds: float = 0.0,
     window: float | None = None,
     min_traffic: float | None = None,
+    upward: bool = True,
 ) -> AlertDef:
     measures = measure if isinstance(measure, dict) else dict.fromkeys(thresholds, measure)
     return AlertDef(
         name, category, "ladder", tuple(thresholds.items()), measures, None,
-        for_seconds, window, min_traffic, summary,
+        for_seconds, window, min_traffic, summary, upward,
     )  # fmt: skip
 
 
@@ -79,7 +81,7 @@ M, H, D = 60.0, 3600.0, 86400.0
 ALERT_DEFS: tuple[AlertDef, ...] = (
     _ladder("PaymentSuccessRateLow", "payments", {"critical": 0.95}, "ratio",
             "Payment success rate below target", for_seconds=2 * M, window=5 * M,
-            min_traffic=20),
+            min_traffic=20, upward=False),
     _ladder("PaymentFailuresBurst", "payments", {"critical": 10, "high": 3}, "count",
             "Burst of failed payments", window=10 * M),
     _ladder("RefundRateHigh", "payments", {"high": 0.10, "medium": 0.05}, "ratio",
@@ -95,7 +97,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
     _single("InventorySoldOut", "inventory", "fixed", "critical", "Ticket tier sold out"),
     _single("InventoryOversold", "inventory", "fixed", "critical", "Ticket tier oversold"),
     _ladder("SelloutPredicted", "inventory", {"medium": D}, "duration",
-            "Ticket tier predicted to sell out", for_seconds=15 * M, window=D),
+            "Ticket tier predicted to sell out", for_seconds=15 * M, window=D, upward=False),
     _ladder("SalesVelocitySpike", "sales", {"low": 2.0}, "factor",
             "Ticket sales far above the same hour last week", for_seconds=5 * M, window=H,
             min_traffic=10),
@@ -105,7 +107,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
             "Today's revenue below forecast", for_seconds=15 * M, min_traffic=100),
     _ladder("CheckoutConversionLow", "sales", {"critical": 0.85, "high": 0.90}, "ratio",
             "Checkout conversion below target", for_seconds=10 * M, window=H,
-            min_traffic=20),
+            min_traffic=20, upward=False),
     _ladder("StripeWebhookBacklog", "webhooks", {"critical": 10}, "count",
             "Stripe has a backlog of undelivered webhooks", for_seconds=10 * M),
     _ladder("WebhookProcessingErrors", "webhooks", {"critical": 0.10, "high": 5},
@@ -116,7 +118,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
     _ladder("SmsCostHigh", "messaging", {"medium": 5.0}, "money",
             "SMS spend per hour above budget", for_seconds=15 * M, window=H),
     _ladder("TwilioBalanceLow", "messaging", {"high": 20.0}, "money",
-            "Twilio balance low", for_seconds=5 * M),
+            "Twilio balance low", for_seconds=5 * M, upward=False),
     _single("AppHealthDegraded", "availability", "fixed", "high",
             "A component of the ticket app is unhealthy", for_seconds=2 * M),
     _single("ProbeFailing", "availability", "fixed", "critical", "HTTP probe failing",

@@ -67,8 +67,9 @@ class Ladder:
         return out
 
 
-def ladder(alert: Alert, *, upward: bool = True, strict: bool = True) -> Ladder:
-    return Ladder(alert.thresholds, upward, strict)
+def ladder(alert: Alert, *, strict: bool = True) -> Ladder:
+    """The alert's thresholds as a ladder, in the direction its definition says is worse."""
+    return Ladder(alert.thresholds, alert.spec.upward, strict)
 
 
 def variants(

@@ -61,7 +61,7 @@ def ratio_scenario(
 
 def payment_success_rate_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     window = alert.window_seconds or 300.0
-    lad = ladder(alert, upward=False, strict=True)
+    lad = ladder(alert)
     per_source: dict[str, dict[str, str]] = {}
     for source, failed, total in (
         ("postgres", "boxoffice_payments_failed_total", "boxoffice_payments_total"),
@@ -104,7 +104,7 @@ def payment_success_rate_low(alert: Alert, th: Thresholds, rec: Recorder) -> Ale
 
 def payment_failures_burst(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     window = alert.window_seconds or 600.0
-    lad = ladder(alert, upward=True, strict=False)
+    lad = ladder(alert, strict=False)
     failed = rec.increase("boxoffice_payments_failed_total", window, keep=())
     w = duration_text(window)
     build = AlertBuild(
@@ -147,7 +147,7 @@ def money_ratio_alert(
 ) -> AlertBuild:
     """part / whole over the window, above the ladder, with ``whole`` at least min_traffic."""
     window = alert.window_seconds or 86400.0
-    lad = ladder(alert, upward=True, strict=True)
+    lad = ladder(alert)
     ratio = rec.ratio(part, whole, window, keep=keep)
     volume = rec.increase(whole, window, keep=keep)
     on = f"on({', '.join(keep)})" if keep else "on()"

@@ -42,9 +42,9 @@ def _gauge_cases(
 
 def gauge_ladder(
     alert: Alert, th: Thresholds, metric: str, labels: dict[str, str], text: str, fmt: str,
-    *, upward: bool, source: str,
+    *, source: str,
 ) -> AlertBuild:  # fmt: skip
-    lad = ladder(alert, upward=upward, strict=True)
+    lad = ladder(alert)
     build = AlertBuild(
         variants(
             alert,
@@ -65,7 +65,7 @@ def stripe_webhook_backlog(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
     return gauge_ladder(
         alert, th, "boxoffice_stripe_events_pending_webhooks", {},
         "{value} recent Stripe events still have webhooks to deliver (threshold {t}).",
-        "number", upward=True, source="stripe",
+        "number", source="stripe",
     )  # fmt: skip
 
 
@@ -73,7 +73,7 @@ def twilio_balance_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuil
     return gauge_ladder(
         alert, th, "boxoffice_twilio_balance", {"currency": "usd"},
         "Twilio balance is {value} {currency} (threshold {t}).",
-        "money", upward=False, source="twilio",
+        "money", source="twilio",
     )  # fmt: skip
 
 
@@ -142,7 +142,7 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
 
 def sms_delivery_failure_rate_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     window = alert.window_seconds or 3600.0
-    lad = ladder(alert, upward=True, strict=True)
+    lad = ladder(alert)
     failed, total = "boxoffice_sms_messages_failed_total", "boxoffice_sms_messages_total"
     ratio = rec.ratio(failed, total, window, keep=())
     volume = rec.increase(total, window)
@@ -172,7 +172,7 @@ def sms_delivery_failure_rate_high(alert: Alert, th: Thresholds, rec: Recorder) 
 
 def sms_cost_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     window = alert.window_seconds or 3600.0
-    lad = ladder(alert, upward=True, strict=True)
+    lad = ladder(alert)
     spend = rec.increase("boxoffice_sms_cost_total", window)
     w = duration_text(window)
     build = AlertBuild(
@@ -235,7 +235,7 @@ def exporter_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
 
 def exporter_data_stale(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     metric = "boxoffice_source_last_success_timestamp_seconds"
-    lad = ladder(alert, upward=True, strict=True)
+    lad = ladder(alert)
     age = f"time() - {by(metric)} ({metric})"
     build = AlertBuild(
         variants(

@@ -24,7 +24,7 @@ BUSINESS = "on() boxoffice:business_hours == 1"
 
 def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     window = alert.window_seconds or 86400.0
-    lad = ladder(alert, upward=False, strict=True)
+    lad = ladder(alert)
     sold = rec.increase(SOLD, window)
     expr = f"({by(AVAILABLE)} ({AVAILABLE}) > 0) / ({sold} / {window:g})"
     w = duration_text(window)
@@ -68,7 +68,7 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
 
 def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     window = alert.window_seconds or 3600.0
-    lad = ladder(alert, upward=True, strict=True)
+    lad = ladder(alert)
     w = duration_text(window)
     now = rec.increase(SOLD, window)
     last_week = f"{by(SOLD)} (increase({SOLD}[{w}] offset 1w))"
@@ -113,7 +113,7 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
 
 
 def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    lad = ladder(alert, upward=True, strict=True)
+    lad = ladder(alert)
     age = f"time() - {by(LAST_PAID)} ({LAST_PAID})"
     conditions = {sev: f"{cond} and {BUSINESS}" for sev, cond in lad.conditions(age).items()}
     zone = th.file.timezone
@@ -161,7 +161,7 @@ def _opening(th: Thresholds, start: float, step: float = 60.0) -> tuple[float, f
 
 
 def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    lad = ladder(alert, upward=True, strict=True)
+    lad = ladder(alert)
     today = rec.record(
         "boxoffice:revenue:today",
         f"{by(REVENUE)} ({REVENUE})\n- min_over_time(\n    ({by(REVENUE)} ({REVENUE})\n"
@@ -249,7 +249,7 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
 
 def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     window = alert.window_seconds or 3600.0
-    lad = ladder(alert, upward=False, strict=True)
+    lad = ladder(alert)
     created, completed = (
         "boxoffice_checkout_sessions_created_total",
         "boxoffice_checkout_sessions_completed_total",

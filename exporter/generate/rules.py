@@ -173,12 +173,12 @@ class AlertBuild:
     source: str = ""  # the exporter source it is computed from, for inhibition
 
 
-def tier_delays(severity: str, escalate: bool, tier2: float, tier3: float) -> list[float]:
+def tier_delays(severity: str, tier2: float, tier3: float) -> list[float]:
     """Extra hold time of each escalation tier: tier 1 at once, then tier 2 and tier 3.
 
     Low-severity alerts do not escalate (seed 001's matrix stops at medium).
     """
-    if severity == "low" or not escalate:
+    if severity == "low":
         return [0.0]
     return [0.0, tier2, tier3]
 

@@ -128,7 +128,7 @@ def _tiered(th: Thresholds, alert: Alert, result: AlertBuild) -> BuiltAlert:
     delays: dict[str, tuple[float, ...]] = {}
     dashboard = "business" if alert.spec.category in ("sales", "inventory") else "operations"
     for variant in result.variants:
-        tiers = tier_delays(variant.severity, True, float(esc.tier2_after), float(esc.tier3_after))
+        tiers = tier_delays(variant.severity, float(esc.tier2_after), float(esc.tier3_after))
         delays[variant.severity] = tuple(tiers)
         for tier, delay in enumerate(tiers, start=1):
             labels = {"severity": variant.severity, "category": alert.spec.category}

@@ -7,7 +7,6 @@ reason, e.g. ``alerts.InventoryLow.thresholds.vip: must be >= 0, got -1``.
 from __future__ import annotations
 
 import difflib
-import itertools
 import re
 import zoneinfo
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from exporter.config.typed import (
     build,
     field,
     join,
-    parse_duration,
     positive,
 )
 from exporter.generate.alertdefs import (
@@ -32,6 +30,7 @@ from exporter.generate.alertdefs import (
     Severity,
 )
 from exporter.generate.promql import PromQLSyntaxError, metric_names
+from exporter.generate.threshold_values import ErrorAt, alert_thresholds
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -201,7 +200,7 @@ def _check(source: str, parsed: ThresholdsFile) -> Thresholds:
     return Thresholds(source, parsed, alerts)
 
 
-def _check_clock(parsed: ThresholdsFile, error: Any) -> None:
+def _check_clock(parsed: ThresholdsFile, error: ErrorAt) -> None:
     """Time zone table, business hours, exporter job, app metrics and forecast."""
     table = parsed.timezone_table
     if not 1970 <= table.first_year <= table.last_year <= 2200:
@@ -229,7 +228,7 @@ def _check_clock(parsed: ThresholdsFile, error: Any) -> None:
                 )
 
 
-def _check_latency(latency: Latency | None, error: Any) -> None:
+def _check_latency(latency: Latency | None, error: ErrorAt) -> None:
     if latency is None:
         return
     if not _METRIC.fullmatch(latency.histogram):
@@ -244,7 +243,7 @@ def _check_latency(latency: Latency | None, error: Any) -> None:
             raise error(join(path, "route"), "must not contain quotes, backslashes or newlines")
 
 
-def _check_selector(selector: str, path: str, error: Any) -> None:
+def _check_selector(selector: str, path: str, error: ErrorAt) -> None:
     try:
         names = metric_names(selector)
     except PromQLSyntaxError as exc:
@@ -255,7 +254,7 @@ def _check_selector(selector: str, path: str, error: Any) -> None:
         )
 
 
-def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: Any) -> Alert:
+def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: ErrorAt) -> Alert:
     settings = given or AlertSettings()
     if settings.severity is not None and spec.keys in ("ladder", "table"):
         why = "thresholds are keyed by severity" if spec.keys == "ladder" else "it has two"
@@ -269,7 +268,7 @@ def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: Any) -
             r"[a-zA-Z_][a-zA-Z0-9_]*", label
         ):
             raise error(join(join(path, "labels"), label), "is not a label name this alert may set")
-    thresholds = _thresholds(spec, settings.thresholds, join(path, "thresholds"), error)
+    thresholds = alert_thresholds(spec, settings.thresholds, join(path, "thresholds"), error)
     return Alert(
         spec=spec,
         enabled=settings.enabled,
@@ -280,77 +279,6 @@ def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: Any) -
         labels=dict(sorted(settings.labels.items())),
         thresholds=thresholds,
     )
-
-
-def _thresholds(
-    spec: AlertDef, given: dict[str, Any], path: str, error: Any
-) -> tuple[tuple[str, float], ...]:
-    if spec.keys in ("fixed", "table"):
-        if given:
-            where = "latency and slos" if spec.keys == "table" else "its condition"
-            raise error(path, f"{spec.name} takes no thresholds (see {where})")
-        return ()
-    if not given:
-        return spec.thresholds
-    values: dict[str, float] = {}
-    defaults = dict(spec.thresholds)
-    for key, raw in given.items():
-        where = join(path, key)
-        if spec.keys == "ladder" and key not in defaults:
-            raise error(where, f"unknown key (known keys: {', '.join(sorted(defaults))})")
-        if spec.keys == "tiers" and not _NAME.fullmatch(key):
-            raise error(where, "ticket tier names are lowercase letters, digits and _")
-        measure = spec.measure.get(key) or spec.measure["*"]
-        values[key] = _threshold_value(measure, raw, where, error)
-    if spec.keys == "ladder":
-        ordered = [(k, values[k]) for k, _ in spec.thresholds if k in values]
-        _check_ladder(spec, ordered, path, error)
-        return tuple(ordered)
-    return tuple(sorted(values.items()))
-
-
-def _threshold_value(measure: str, raw: Any, where: str, error: Any) -> float:
-    if measure == "duration":
-        value = _duration(raw, where, error)
-        if value <= 0:
-            raise error(where, f"must be > 0, got {raw!r}")
-        return value
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise error(where, f"must be a number, got {raw!r}")
-    value = float(raw)
-    if measure == "ratio" and not 0 < value < 1:
-        raise error(where, f"must be a ratio between 0 and 1 (0.05 is 5%), got {value:g}")
-    if measure == "factor" and value <= 0:
-        raise error(where, f"must be > 0, got {value:g}")
-    if value < 0:
-        raise error(where, f"must be >= 0, got {value:g}")
-    return value
-
-
-def _duration(raw: Any, where: str, error: Any) -> float:
-    if isinstance(raw, str):
-        try:
-            return parse_duration(raw)
-        except ValueError as exc:
-            raise error(where, str(exc)) from None
-    raise error(where, f"must be a duration like 2h, got {raw!r}")
-
-
-def _check_ladder(spec: AlertDef, ordered: list[tuple[str, float]], path: str, error: Any) -> None:
-    measures = {spec.measure.get(k) for k, _ in ordered}
-    if len(measures) != 1:
-        return  # severities measure different things (count and ratio)
-    upward = _upward(spec)
-    for (worse, worse_value), (milder, milder_value) in itertools.pairwise(ordered):
-        if upward and not milder_value < worse_value:
-            raise error(join(path, milder), f"must be below {worse} ({worse_value:g})")
-        if not upward and not milder_value > worse_value:
-            raise error(join(path, milder), f"must be above {worse} ({worse_value:g})")
-
-
-def _upward(spec: AlertDef) -> bool:
-    """True when a larger value is worse (more failures), False when smaller is worse."""
-    return spec.name not in ("PaymentSuccessRateLow", "CheckoutConversionLow", "SelloutPredicted")
 
 
 __all__ = ["SEVERITIES", "Alert", "Thresholds", "ThresholdsFile", "load_thresholds"]
