@@ -29,9 +29,9 @@ class Ladder:
         out: dict[str, str] = {}
         worse: float | None = None
         for severity, value in self.thresholds:
-            cond = f"({expr}) {enter} {_num(value)}"
+            cond = f"({expr}) {enter} {num(value)}"
             if worse is not None:
-                cond += f" {below_worse} {_num(worse)}"
+                cond += f" {below_worse} {num(worse)}"
             out[severity] = cond
             worse = value
         return out
@@ -99,7 +99,8 @@ def describe(template: str, fmt: Format) -> Text:
     return Text(template, fmt)
 
 
-def _num(value: float) -> str:
+def num(value: float) -> str:
+    """A threshold in PromQL: exact, without a trailing ``.0``."""
     text = repr(float(value))
     return text[:-2] if text.endswith(".0") else text
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from exporter.generate.alertkit import describe, ladder, pct, span, variants
+from exporter.generate.alertkit import describe, ladder, num, pct, span, variants
 from exporter.generate.alerts_business import _sel, ratio_scenario
 from exporter.generate.recording import Recorder, by
 from exporter.generate.rules import (
@@ -89,7 +89,7 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
     build = AlertBuild(source="postgres")
     critical = None
     if "critical" in limits:
-        critical = f"{ratio} > {limits['critical']!r} and {volume} >= {guard:g}"
+        critical = f"{ratio} > {num(limits['critical'])} and {volume} >= {num(guard)}"
         build.variants.append(
             Variant(
                 "critical", critical, alert.spec.summary,
@@ -98,7 +98,7 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
             )
         )  # fmt: skip
     if "high" in limits:
-        high = f"{errors} > {limits['high']!r}"
+        high = f"{errors} > {num(limits['high'])}"
         if critical:
             high += f"\nunless on(provider) ({critical})"
         build.variants.append(

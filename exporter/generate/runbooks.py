@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exporter.generate.promql import metric_names
 from exporter.generate.rules import duration_text
 from exporter.generate.ruleset import BuiltAlert, RuleSet
 
@@ -140,6 +141,7 @@ def runbook(built: BuiltAlert, ruleset: RuleSet) -> str:
             "```",
             "",
         ]
+    lines += _recording_rules_read(built, ruleset)
     esc = th.file.escalation
     lines += [
         "## Escalation",
@@ -168,3 +170,20 @@ def runbook(built: BuiltAlert, ruleset: RuleSet) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _recording_rules_read(built: BuiltAlert, ruleset: RuleSet) -> list[str]:
+    """The recording rules the conditions read, expanded, so the page stands on its own."""
+    recorded = {r.record: r.expr for r in (*ruleset.time_rules, *ruleset.rate_rules)}
+    wanted: list[str] = []
+    pending = [name for rule in built.rules for name in metric_names(rule.expr)]
+    while pending:
+        name = pending.pop(0)
+        if name in recorded and name not in wanted and name != "boxoffice:timezone_offset_seconds":
+            wanted.append(name)
+            pending += metric_names(recorded[name])
+    if not wanted:
+        return []
+    lines = ["The recording rules these read:", "", "```promql"]
+    lines += [f"{name} = {recorded[name]}" for name in wanted]
+    return [*lines, "```", ""]
