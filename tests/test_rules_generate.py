@@ -187,3 +187,20 @@ def test_daily_target_forecast_and_business_hours_past_midnight(tmp_path: Path) 
     tests = [f"rules/tests/{name}.yml" for name in ("RevenueBelowForecast", "NoRecentSales")]
     tested = _run(promtool, "test", "rules", *tests, cwd=root)
     assert tested.returncode == 0, tested.stdout[-5000:] + tested.stderr
+
+
+def test_local_clock_follows_daylight_saving_changes_in_promql(tmp_path: Path) -> None:
+    root = _copy_thresholds(tmp_path, {"timezone_table": {"first_year": 1970, "last_year": 1971}})
+    assert CliRunner().invoke(main, ["generate", "--root", str(root)]).exit_code == 0
+    shutil.copy(ROOT / "tests" / "promtool" / "dst_new_york_1970.yml", root / "rules")
+    result = _run(_promtool(), "test", "rules", "rules/dst_new_york_1970.yml", cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_docs_describe_the_rules() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "## Alert rules" in readme
+    assert "`boxoffice generate [--check]`" in readme
+    rules_doc = (ROOT / "docs" / "rules.md").read_text()
+    for topic in ("boxoffice:timezone_offset_seconds", "offset 1w", 'escalation="2"', "14.4x"):
+        assert topic in rules_doc
