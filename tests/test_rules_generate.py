@@ -202,5 +202,5 @@ def test_docs_describe_the_rules() -> None:
     assert "## Alert rules" in readme
     assert "`boxoffice generate [--check]`" in readme
     rules_doc = (ROOT / "docs" / "rules.md").read_text()
-    for topic in ("boxoffice:timezone_offset_seconds", "offset 1w", 'escalation="2"', "14.4x"):
+    for topic in ("boxoffice:timezone_offset_seconds", "offset 1w", 'escalation="1"', "14.4x"):
         assert topic in rules_doc
