@@ -18,7 +18,9 @@ def parse_selector(selector: str) -> tuple[str, list[tuple[str, str, str]]]:
     brace = selector.find("{")
     if brace < 0:
         return selector, []
-    name, body = selector[:brace].strip(), selector[brace + 1 : selector.rindex("}")]
+    if not selector.endswith("}"):
+        raise SelectorError(f"cannot read label matchers in {selector!r}")
+    name, body = selector[:brace].strip(), selector[brace + 1 : -1]
     matchers, pos = [], 0
     while pos < len(body.strip()):
         match = _MATCHER.match(body, pos)
