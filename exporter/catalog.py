@@ -2,8 +2,8 @@
 
 Generated rules may only reference these, recording rules generated beside them, or app
 metrics declared in thresholds.yaml. The PostgreSQL entries come from the default query pack
-so the two cannot drift; the self-metrics match :mod:`exporter.collect.exposition`. The
-Stripe, Twilio and HTTP entries follow SPEC 4.2 ahead of their sources.
+so the two cannot drift; tests/test_catalog.py checks every other entry against what the
+sources and :mod:`exporter.collect.exposition` really publish.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from exporter.sources.incremental import DRIFT_METRIC, RECONCILED_AT_METRIC, RECONCILIATIONS_METRIC
 from exporter.sources.querypack import DEFAULT_PACK
 
 MetricType = Literal["counter", "gauge", "info"]
@@ -30,7 +31,13 @@ def _m(name: str, type_: MetricType, labels: tuple[str, ...], source: str) -> Ca
     return CatalogMetric(name, type_, labels, source)
 
 
-_POSTGRES = tuple(_m(s.name, s.kind, s.labels, "postgres") for s in DEFAULT_PACK)
+_POSTGRES = (
+    *(_m(s.name, s.kind, s.labels, "postgres") for s in DEFAULT_PACK),
+    # Incremental collection's reconciliation (docs/incremental.md).
+    _m(DRIFT_METRIC, "gauge", ("metric",), "postgres"),
+    _m(RECONCILIATIONS_METRIC, "counter", (), "postgres"),
+    _m(RECONCILED_AT_METRIC, "gauge", (), "postgres"),
+)
 
 _STRIPE = (
     _m("boxoffice_stripe_charges_total", "counter", (), "stripe"),
