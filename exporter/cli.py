@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any, ParamSpec, TypeVar
 
@@ -160,13 +161,25 @@ def run_exporter(config: Config, on_started: Callable[[], None] = lambda: None) 
     type=click.IntRange(min=0),
     help="Report statements that would scan a table of at least this many rows sequentially.",
 )
+@click.option(
+    "--root",
+    default=".",
+    show_default=True,
+    envvar="BOXOFFICE_ROOT",
+    show_envvar=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="Repository root: its rules/thresholds.yaml and generated output are checked too.",
+)
 @_bad_input_exits_2
-def check(config_path: str | None, dsn: str | None, seqscan_rows: int) -> None:
+def check(config_path: str | None, dsn: str | None, seqscan_rows: int, root: str) -> None:
     """Validate the configuration and every query against the databases reachable now.
 
     Each statement a collection cycle runs is also planned with EXPLAIN: one that would
     read a large table sequentially is reported with the index that fixes it (exit 1).
+    Under --root, rules/thresholds.yaml is validated, the generated files must be current,
+    and promtool (when installed) checks the rules (exit 1 on a problem).
     """
+    bundle_problems = _check_bundle(Path(root).resolve())
     config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
     from exporter.app import build_sources, check_queries
     from exporter.sources.explain import SeqScan
@@ -197,8 +210,23 @@ def check(config_path: str | None, dsn: str | None, seqscan_rows: int) -> None:
             f"(~{scan.rows:,} rows) sequentially every cycle; fix: {scan.fix or 'none known'}",
             err=True,
         )
-    if found:
+    for problem in bundle_problems:
+        click.echo(f"boxoffice: {problem}", err=True)
+    if found or bundle_problems:
         sys.exit(1)
+
+
+def _check_bundle(root: Path) -> list[str]:
+    from exporter.generate.output import THRESHOLDS
+    from exporter.generate.verify import verify_bundle
+
+    if not (root / THRESHOLDS).is_file():
+        return []
+    report = verify_bundle(root, THRESHOLDS)
+    click.echo(f"{THRESHOLDS}: ok ({report.checked} generated files compared)")
+    for tool in report.skipped:
+        click.echo(f"boxoffice: {tool} not installed: its check was skipped", err=True)
+    return list(report.problems)
 
 
 @main.group()
@@ -358,8 +386,6 @@ def demo(
 @_bad_input_exits_2
 def generate(check: bool, root: str, thresholds: str) -> None:
     """Generate rules, their promtool tests and runbooks from rules/thresholds.yaml."""
-    from pathlib import Path
-
     from exporter.generate.output import load_inputs, render_all, stale, write_all
 
     base = Path(root).resolve()

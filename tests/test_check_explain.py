@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -57,3 +60,33 @@ def test_full_aggregates_are_reported_when_incremental_collection_is_off(seeded:
     assert result.returncode == 1
     assert "boxoffice_webhook_events_total reads table webhook_logs" in result.stderr
     assert "enable sources.postgres.incremental" in result.stderr
+
+
+def _bundle(tmp_path: Path) -> Path:
+    """A copy of the repository's alerting inputs and generated output."""
+    root = Path(__file__).resolve().parent.parent
+    for rel in ("rules", "docs/runbooks"):
+        shutil.copytree(root / rel, tmp_path / rel)
+    return tmp_path
+
+
+def test_check_validates_the_alerting_bundle_under_root(pg_schema: str, tmp_path: Path) -> None:
+    root = _bundle(tmp_path)
+    env = {"BOXOFFICE_DSN": pg_schema}
+    result = run_boxoffice("check", "--root", str(root), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "rules/thresholds.yaml: ok" in result.stdout
+
+    stale = root / "rules" / "generated" / "payments.yml"
+    stale.write_text(stale.read_text().replace("severity: critical", "severity: low", 1))
+    result = run_boxoffice("check", "--root", str(root), env=env)
+    assert result.returncode == 1
+    assert "boxoffice: rules/generated/payments.yml: stale, run `boxoffice generate`" in (
+        result.stderr
+    )
+
+    thresholds = root / "rules" / "thresholds.yaml"
+    thresholds.write_text(thresholds.read_text() + "\nunknown_key: 1\n")
+    result = run_boxoffice("check", "--root", str(root), env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("boxoffice: rules/thresholds.yaml: unknown_key:")
