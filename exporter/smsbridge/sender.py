@@ -10,6 +10,7 @@ the delivery decides, within the webhook's deadline.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from exporter.sources.pacing import parse_retry_after
 
 log = logging.getLogger(__name__)
 
+_PHONE = re.compile(r"\+?\d[\d ().-]{5,}\d")
 RATE_LIMIT_CODES = frozenset({20429, 14107})
 # Errors about the recipient itself (invalid, unreachable, opted out, not a mobile,
 # region not enabled): no retry can fix them, so they are recorded and never retried.
@@ -126,7 +128,9 @@ def _error(answer: requests.Response, now: float) -> SendError:
     code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
     message = str(body.get("message", "")) if isinstance(body, dict) else ""
     detail = f"Twilio: HTTP {status}" + (f", error {code}" if code else "")
-    detail += f": {message.splitlines()[0][:200]}" if message.strip() else ""
+    if message.strip():
+        # Twilio's messages quote the number ("The 'To' number +1... is not valid").
+        detail += ": " + _PHONE.sub(lambda m: mask(m.group()), message.splitlines()[0][:200])
     if status == 429 or code in RATE_LIMIT_CODES:
         retry_after = parse_retry_after(answer.headers.get("Retry-After"), now)
         return SendError("rate_limited", detail, retryable=True, code=code, retry_after=retry_after)
