@@ -92,6 +92,7 @@ class FakeTwilio(FakeServer):
         self.messages: dict[str, dict[str, Any]] = {}
         self.balance = {"account_sid": account_sid, "balance": "47.25", "currency": "USD"}
         self.invalid_numbers: set[str] = set()  # To numbers answered with error 21211
+        self.failing: dict[str, Reply] = {}  # To number -> the answer it gets instead
         self.created: list[dict[str, Any]] = []  # messages created by POST, in order
 
     def send(self, sent: float, status: str = "queued", **fields: Any) -> str:
@@ -155,6 +156,8 @@ class FakeTwilio(FakeServer):
             return error_reply(400, 21602, "Message body is required.")
         if not form.get("From") and not form.get("MessagingServiceSid"):
             return error_reply(400, 21603, "A 'From' phone number is required.")
+        if to in self.failing:
+            return self.failing[to]
         if to in self.invalid_numbers:
             return error_reply(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         now = time.time()
