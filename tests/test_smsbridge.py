@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -12,7 +13,10 @@ from pathlib import Path
 import bcrypt
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from exporter.smsbridge.payload import PayloadError, parse_notification
 from exporter.smsbridge.sender import mask
 from tests.support.alerts import alert, payment_alert, webhook
 from tests.support.bridge import (
@@ -319,3 +323,46 @@ def test_two_bridges_sharing_postgresql_send_each_sms_once(
         for url in (url_a, url_b):  # Alertmanager's retries
             assert post(url, second).status_code == 200
         assert len(twilio.created) == 6
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_KEYS = ["version", "groupKey", "status", "receiver", "alerts", "truncatedAlerts", "commonLabels"]
+
+
+def test_random_bodies_get_400_never_5xx_and_send_nothing(
+    tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    session = requests.Session()
+    with running_bridge(config(tmp_path, twilio.url)) as (_parts, url):
+
+        @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(
+            st.one_of(
+                _JSON.map(lambda d: json.dumps(d).encode()),
+                st.binary(max_size=200),
+                # a real webhook with one field replaced by anything
+                st.tuples(st.sampled_from(_KEYS), _JSON).map(
+                    lambda kv: json.dumps({**_notification(), kv[0]: kv[1]}).encode()
+                ),
+            )
+        )
+        def check(raw: bytes) -> None:
+            try:
+                parse_notification(raw)
+            except PayloadError:
+                valid = False
+            else:
+                valid = True  # e.g. truncatedAlerts replaced by another whole number
+            before = len(twilio.created)
+            answer = session.post(f"{url}/alerts/solo", data=raw, headers=AUTH, timeout=10)
+            assert answer.status_code == (200 if valid else 400), (raw, answer.text)
+            if not valid:
+                assert len(twilio.created) == before
+
+        check()

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from exporter.logs import Redactor
 from exporter.smsbridge.payload import Notification
 
 State = Literal["claimed", "sent", "rejected"]
@@ -220,19 +222,28 @@ class PostgresStore:
     """
 
     def __init__(self, dsn: str, *, connect_timeout: float = 5.0, max_size: int = 4) -> None:
+        timeout = max(1, round(connect_timeout))
+        # One plain connection first: a clear error (and no pool retrying in the background)
+        # when the database is unreachable, and the table exists before the first webhook.
+        try:
+            with psycopg.connect(dsn, connect_timeout=timeout, autocommit=True) as conn:
+                conn.execute(_POSTGRES_SCHEMA)
+        except psycopg.Error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            password = conninfo_to_dict(dsn).get("password")
+            scrub = Redactor([dsn, str(password)] if password else [dsn])
+            raise StoreError(f"cannot use the PostgreSQL store: {scrub(first)}") from None
         self._pool = ConnectionPool(
             dsn,
             min_size=1,
             max_size=max_size,
             timeout=connect_timeout,
-            kwargs={"connect_timeout": max(1, round(connect_timeout))},
+            kwargs={"connect_timeout": timeout},
             open=False,
             name="sms-bridge-store",
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
-            with self._pool.connection() as conn:
-                conn.execute(_POSTGRES_SCHEMA)
         except Exception as exc:
             self._pool.close()
             # psycopg's text may quote the connection string: name the kind of failure only.
