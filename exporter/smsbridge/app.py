@@ -123,11 +123,14 @@ class BridgeHandler(Handler):
             allow = {"Allow": "GET, HEAD, POST"}
             self._send(405, _TEXT, b"method not allowed\n", head=False, extra=allow)
 
+    def parse_request(self) -> bool:
+        self._body_read = False  # per request: a keep-alive connection serves several
+        return super().parse_request()
+
     def _has_unread_body(self) -> bool:
         return not self._body_read and super()._has_unread_body()
 
     def do_POST(self) -> None:
-        self._body_read = False
         if not self._authorized(head=False):
             return
         path = self.path.split("?", 1)[0]
