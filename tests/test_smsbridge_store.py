@@ -6,7 +6,10 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from exporter.smsbridge.payload import notification_from
 from exporter.smsbridge.store import (
@@ -152,3 +155,19 @@ def test_unusable_locations_are_store_errors(tmp_path: Path) -> None:
         PostgresStore(dsn, connect_timeout=1)
     assert "hunter2secret" not in str(caught.value)
     assert str(caught.value).startswith("cannot use the PostgreSQL store: ")
+
+
+def test_postgresql_going_away_is_a_store_error(
+    pg_server: str, new_database: Callable[[], str]
+) -> None:
+    dsn = new_database()
+    store = PostgresStore(dsn, connect_timeout=1)
+    try:
+        assert _claim(store, "k", 1000) == "send"
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            name = conninfo_to_dict(dsn)["dbname"]
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        with pytest.raises(StoreError, match=r"^PostgreSQL store: "):
+            store.claim("k2", now=1001, lease=LEASE, window=WINDOW)
+    finally:
+        store.close()

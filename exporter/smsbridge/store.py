@@ -244,7 +244,7 @@ class PostgresStore:
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
-        except Exception as exc:
+        except psycopg.Error as exc:
             self._pool.close()
             # psycopg's text may quote the connection string: name the kind of failure only.
             raise StoreError(f"cannot use the PostgreSQL store: {type(exc).__name__}") from None
@@ -254,12 +254,8 @@ class PostgresStore:
         try:
             with self._pool.connection() as conn, conn.transaction():
                 yield conn
-        except psycopg.Error as exc:
+        except psycopg.Error as exc:  # the pool's own timeouts are psycopg errors too
             raise StoreError(f"PostgreSQL store: {type(exc).__name__}") from None
-        except Exception as exc:  # the pool timed out waiting for a connection
-            if type(exc).__module__.startswith("psycopg_pool"):
-                raise StoreError(f"PostgreSQL store: {type(exc).__name__}") from None
-            raise
 
     def claim(self, key: str, *, now: float, lease: float, window: float) -> Claim:
         """See :class:`IdempotencyStore`."""
