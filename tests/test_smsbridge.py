@@ -28,6 +28,7 @@ from tests.support.bridge import (
     post,
     running_bridge,
 )
+from tests.support.certs import make_pki
 from tests.support.exporter import scrape, value
 from tests.support.fake_twilio import AUTH_TOKEN, FakeTwilio, error_reply, rate_limit_reply
 from tests.support.fakehttp import Hang, serving
@@ -366,3 +367,16 @@ def test_random_bodies_get_400_never_5xx_and_send_nothing(
                 assert len(twilio.created) == before
 
         check()
+
+
+def test_tls_from_the_web_config_serves_webhooks_over_https(
+    tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    web = pki.ca_cert.parent / "web.yml"
+    web.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
+    with running_bridge(config(tmp_path, twilio.url, web_config_file=str(web))) as (_parts, url):
+        assert url.startswith("https://")
+        answer = post(url, _notification(), group="solo", verify=str(pki.ca_cert))
+        assert answer.status_code == 200
+        assert [m["to"] for m in twilio.created] == SOLO
