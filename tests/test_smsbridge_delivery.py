@@ -130,7 +130,9 @@ def test_a_permanent_refusal_answers_200_and_is_remembered(tmp_path: Path) -> No
 def test_a_claim_left_by_a_dead_bridge_is_taken_over_and_counted(tmp_path: Path) -> None:
     delivery, twilio, store, clock, registry = _setup(tmp_path)
     key = message_key(_notification(), TO[0])
-    store.claim(key, now=clock.now - 3600 + 60, lease=45, window=3600)  # then the bridge died
+    store.claim(
+        key, TO[0], now=clock.now - 3600 + 60, lease=45, window=3600
+    )  # then the bridge died
     report = delivery.deliver(_notification(), TO[:1], "text")
     assert report.status == 200
     assert len(twilio.sent) == 1
@@ -139,7 +141,9 @@ def test_a_claim_left_by_a_dead_bridge_is_taken_over_and_counted(tmp_path: Path)
 
 def test_a_claim_in_flight_elsewhere_answers_503_without_sending(tmp_path: Path) -> None:
     delivery, twilio, store, clock, registry = _setup(tmp_path)
-    store.claim(message_key(_notification(), TO[0]), now=clock.now - 1, lease=45, window=3600)
+    store.claim(
+        message_key(_notification(), TO[0]), TO[0], now=clock.now - 1, lease=45, window=3600
+    )
     report = delivery.deliver(_notification(), TO[:1], "text")
     assert report.status == 503
     assert "being sent by another request" in report.summary()

@@ -22,6 +22,7 @@ from exporter.smsbridge.store import (
 from tests.support.alerts import alert, payment_alert, webhook
 
 LEASE, WINDOW = 60.0, 3600.0
+RECIPIENT = "+14155550101"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -48,7 +49,7 @@ def open_store(
 
 
 def _claim(store: IdempotencyStore, key: str, now: float) -> str:
-    claim = store.claim(key, now=now, lease=LEASE, window=WINDOW)
+    claim = store.claim(key, RECIPIENT, now=now, lease=LEASE, window=WINDOW)
     return claim.verdict + (" stale" if claim.stale else "")
 
 
@@ -56,7 +57,7 @@ def test_claim_then_confirm_deduplicates(open_store: Callable[[], IdempotencySto
     store = open_store()
     assert _claim(store, "k1", 1000) == "send"
     store.confirm("k1", "SM1", now=1001)
-    again = store.claim("k1", now=1002, lease=LEASE, window=WINDOW)
+    again = store.claim("k1", RECIPIENT, now=1002, lease=LEASE, window=WINDOW)
     assert (again.verdict, again.sid) == ("sent", "SM1")
     assert _claim(store, "k2", 1002) == "send"  # another recipient is its own record
 
@@ -80,7 +81,7 @@ def test_release_lets_the_retry_send_and_reject_is_final(
     assert _claim(store, "retry", 1001) == "send"
     assert _claim(store, "bad-number", 1000) == "send"
     store.reject("bad-number", 21211, now=1001)
-    claim = store.claim("bad-number", now=1002, lease=LEASE, window=WINDOW)
+    claim = store.claim("bad-number", RECIPIENT, now=1002, lease=LEASE, window=WINDOW)
     assert (claim.verdict, claim.error_code) == ("rejected", 21211)
     store.release("bad-number")  # only a claim is released, never a final record
     assert _claim(store, "bad-number", 1003) == "rejected"
@@ -168,6 +169,6 @@ def test_postgresql_going_away_is_a_store_error(
             name = conninfo_to_dict(dsn)["dbname"]
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
         with pytest.raises(StoreError, match=r"^PostgreSQL store: "):
-            store.claim("k2", now=1001, lease=LEASE, window=WINDOW)
+            store.claim("k2", RECIPIENT, now=1001, lease=LEASE, window=WINDOW)
     finally:
         store.close()

@@ -339,6 +339,15 @@ class SmsBridgeSettings:
         "webhook timeout.",
         check=positive,
     )
+    recipient_limit: int = field(
+        20,
+        doc="Most SMS to one number per recipient_window (Twilio refuses more than about 30 "
+        "in 30s, error 14107); past it, messages are held and sent as one digest SMS.",
+        check=at_least(1),
+    )
+    recipient_window: Duration = field(
+        Duration(30), doc="The window of recipient_limit.", check=positive
+    )
     dry_run: bool = field(False, doc="Log each SMS instead of sending it (Twilio is not called).")
 
 

@@ -16,12 +16,12 @@ from typing import Literal
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.payload import Notification
 from exporter.smsbridge.sender import Sender, SendError, Sent, mask
-from exporter.smsbridge.store import IdempotencyStore, StoreError, message_key
+from exporter.smsbridge.store import Claim, IdempotencyStore, StoreError, message_key
 from exporter.smsbridge.text import measure
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["sent", "deduplicated", "rejected", "retry"]
+Outcome = Literal["sent", "deduplicated", "rejected", "deferred", "retry"]
 
 _MAX_ATTEMPTS = 4
 _FIRST_BACKOFF = 0.5
@@ -68,6 +68,14 @@ class Timing:
         return 2 * self.deadline + self.request_timeout
 
 
+@dataclass(frozen=True)
+class Limit:
+    """At most ``messages`` SMS to one recipient per ``per`` seconds; more wait for a digest."""
+
+    messages: int
+    per: float
+
+
 class Delivery:
     """Sends a notification's SMS; clock, sleep, store and sender come from outside."""
 
@@ -78,6 +86,7 @@ class Delivery:
         sender: Sender,
         metrics: BridgeMetrics,
         timing: Timing,
+        limit: Limit | None = None,
         dry_run: bool = False,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -89,6 +98,7 @@ class Delivery:
         self._sender = sender
         self._metrics = metrics
         self._timing = timing
+        self._limit = limit
         self._dry_run = dry_run
         self._wall = wall
         self._monotonic = monotonic
@@ -124,21 +134,14 @@ class Delivery:
         timing = self._timing
         try:
             claim = self._store.claim(
-                key, now=self._wall(), lease=timing.lease, window=timing.window
+                key, to, now=self._wall(), lease=timing.lease, window=timing.window
             )
         except StoreError as exc:
             log.error("SMS to %s not sent: idempotency store unavailable: %s", shown, exc)
             self._metrics.failed.labels("store").inc()
             return Result(shown, "retry", "idempotency store unavailable")
-        if claim.verdict == "sent":
-            self._metrics.deduplicated.inc()
-            return Result(shown, "deduplicated", f"already sent as {claim.sid}")
-        if claim.verdict == "rejected":
-            self._metrics.deduplicated.inc()
-            return Result(shown, "deduplicated", f"refused before (Twilio {claim.error_code})")
-        if claim.verdict == "busy":
-            self._metrics.failed.labels("in_flight").inc()
-            return Result(shown, "retry", "being sent by another request")
+        if claim.verdict != "send":
+            return self._skip(claim, shown)
         if claim.stale:
             self._metrics.possible_duplicates.inc()
             log.warning(
@@ -146,7 +149,49 @@ class Delivery:
                 "stopped mid-send); the recipient may get this SMS twice",
                 shown,
             )
+        if self._over_limit(to):
+            return self._defer(key, to, shown, text)
         return self._send(key, to, shown, text, end)
+
+    def _skip(self, claim: Claim, shown: str) -> Result:
+        if claim.verdict == "busy":
+            self._metrics.failed.labels("in_flight").inc()
+            return Result(shown, "retry", "being sent by another request")
+        self._metrics.deduplicated.inc()
+        if claim.verdict == "rejected":
+            return Result(shown, "deduplicated", f"refused before (Twilio {claim.error_code})")
+        if claim.verdict == "deferred":
+            return Result(shown, "deduplicated", "waiting for the recipient's next digest")
+        return Result(shown, "deduplicated", f"already sent as {claim.sid}")
+
+    def _over_limit(self, to: str) -> bool:
+        assert self._store is not None
+        if self._limit is None:
+            return False
+        try:
+            # The count includes the claim just made.
+            recent = self._store.recent_sends(to, self._wall() - self._limit.per)
+        except StoreError as exc:
+            log.warning("cannot count recent SMS to %s, sending anyway: %s", mask(to), exc)
+            return False
+        return recent > self._limit.messages
+
+    def _defer(self, key: str, to: str, shown: str, text: str) -> Result:
+        assert self._store is not None and self._limit is not None
+        try:
+            self._store.defer(key, to, text, now=self._wall())
+        except StoreError as exc:
+            log.error("SMS to %s not deferred: %s", shown, exc)
+            self._metrics.failed.labels("store").inc()
+            return Result(shown, "retry", "idempotency store unavailable")
+        self._metrics.deferred.inc()
+        log.info(
+            "SMS to %s deferred: over %d SMS in %gs; it goes out in the next digest",
+            shown,
+            self._limit.messages,
+            self._limit.per,
+        )
+        return Result(shown, "deferred", "over the recipient's rate limit; sent in a digest")
 
     def _send(self, key: str, to: str, shown: str, text: str, end: float) -> Result:
         assert self._store is not None

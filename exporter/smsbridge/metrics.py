@@ -63,6 +63,17 @@ class BridgeMetrics:
             "SMS not sent because this notification already went to this recipient.",
             registry=registry,
         )
+        self.deferred = Counter(
+            f"{prefix}_messages_deferred",
+            "SMS held because their recipient was over its rate limit; they go out "
+            "coalesced into one digest SMS per recipient.",
+            registry=registry,
+        )
+        self.digests = Counter(
+            f"{prefix}_digests_sent",
+            "Digest SMS sent, each carrying every deferred message of one recipient.",
+            registry=registry,
+        )
         self.failed = Counter(
             f"{prefix}_messages_failed",
             "SMS attempts that failed, by reason; 'rejected' ones are never retried, the "

@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 from exporter.smsbridge.app import SmsBridge, bridge_server
 from exporter.smsbridge.auth import Authenticator
 from exporter.smsbridge.config import BridgeConfig
-from exporter.smsbridge.delivery import Delivery, Timing
+from exporter.smsbridge.delivery import Delivery, Limit, Timing
+from exporter.smsbridge.digest import DigestSender
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.sender import DryRunSender, Sender, TwilioSender
 from exporter.smsbridge.store import IdempotencyStore, PostgresStore, SqliteStore
@@ -31,14 +32,19 @@ class RunningParts:
     store: IdempotencyStore | None
     registry: CollectorRegistry
     bridge: SmsBridge
+    digests: DigestSender | None
 
     def start(self) -> None:
-        """Bind and serve in the background."""
+        """Bind and serve in the background; send digests in the background."""
         self.server.start()
+        if self.digests is not None:
+            self.digests.start()
 
     def stop(self) -> None:
-        """Stop serving (in-flight webhooks finish), then close the store."""
+        """Stop serving (in-flight webhooks finish) and the digests, then close the store."""
         self.server.shutdown()
+        if self.digests is not None:
+            self.digests.stop()
         if self.store is not None:
             self.store.close()
 
@@ -82,17 +88,30 @@ def build_bridge(
         store = open_store(config)
     registry = CollectorRegistry(auto_describe=True)
     metrics = BridgeMetrics(registry)
+    timing = Timing(
+        deadline=float(settings.deadline),
+        request_timeout=float(settings.request_timeout),
+        window=float(settings.dedup_window),
+    )
+    limit = Limit(settings.recipient_limit, float(settings.recipient_window))
     delivery = Delivery(
         store=None if settings.dry_run else store,
         sender=sender,
         metrics=metrics,
-        timing=Timing(
-            deadline=float(settings.deadline),
-            request_timeout=float(settings.request_timeout),
-            window=float(settings.dedup_window),
-        ),
+        timing=timing,
+        limit=None if settings.dry_run else limit,
         dry_run=settings.dry_run,
     )
+    digests = None
+    if store is not None and not settings.dry_run:
+        digests = DigestSender(
+            store=store,
+            sender=sender,
+            metrics=metrics,
+            limit=limit,
+            timing=timing,
+            max_segments=settings.max_segments,
+        )
     bridge = SmsBridge(
         groups=config.groups,
         delivery=delivery,
@@ -107,7 +126,7 @@ def build_bridge(
         listen_address=listen_address or settings.listen_address,
         web_config=web_config,
     )
-    return RunningParts(server, store, registry, bridge)
+    return RunningParts(server, store, registry, bridge, digests)
 
 
 def run_until(stop: threading.Event, parts: RunningParts, on_started: Callable[[], None]) -> None:

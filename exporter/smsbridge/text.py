@@ -170,3 +170,11 @@ def compose(notification: Notification) -> str:
 def sms_text(notification: Notification, max_segments: int) -> str:
     """The SMS as sent: composed, then cut to ``max_segments``."""
     return fit(compose(notification), max_segments)
+
+
+def digest(texts: Sequence[str], max_segments: int) -> str:
+    """One SMS carrying several deferred ones (given oldest first), newest first, cut to the
+    cap: the latest state of things is what the reader needs most."""
+    if len(texts) == 1:
+        return fit(texts[0], max_segments)
+    return fit(f"{len(texts)} updates, newest first: " + " | ".join(reversed(texts)), max_segments)
