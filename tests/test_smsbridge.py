@@ -29,7 +29,7 @@ from tests.support.bridge import (
     running_bridge,
 )
 from tests.support.certs import make_pki
-from tests.support.exporter import scrape, value
+from tests.support.exporter import scrape, value, wait_for
 from tests.support.fake_twilio import AUTH_TOKEN, FakeTwilio, error_reply, rate_limit_reply
 from tests.support.fakehttp import Hang, serving
 
@@ -380,3 +380,23 @@ def test_tls_from_the_web_config_serves_webhooks_over_https(
         answer = post(url, _notification(), group="solo", verify=str(pki.ca_cert))
         assert answer.status_code == 200
         assert [m["to"] for m in twilio.created] == SOLO
+
+
+def test_a_storm_to_one_recipient_is_coalesced_into_a_digest(
+    tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    cfg = config(tmp_path, twilio.url, recipient_limit=1, recipient_window="1s")
+    with running_bridge(cfg) as (_parts, url):
+        for i in range(3):
+            answer = post(url, _notification(group_key=f"storm-{i}"), group="solo")
+            assert answer.status_code == 200
+        assert len(twilio.created) == 1
+        assert answer.text.endswith("deferred: over the recipient's rate limit; sent in a digest\n")
+        wait_for(lambda: len(twilio.created) == 2, timeout=10)
+        digest_sms = twilio.created[1]
+        assert digest_sms["to"] == SOLO[0]
+        assert digest_sms["body"].startswith("2 updates, newest first: CRITICAL tier 2")
+        assert _metric(url, "digests_sent_total") == 1
+        assert _metric(url, "messages_deferred_total") == 2
+        assert post(url, _notification(group_key="storm-2"), group="solo").status_code == 200
+    assert len(twilio.created) == 2

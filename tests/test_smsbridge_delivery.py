@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.smsbridge.delivery import Delivery, Timing
+from exporter.smsbridge.delivery import Delivery, Limit, Timing
+from exporter.smsbridge.digest import DigestSender
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.payload import Notification, notification_from
 from exporter.smsbridge.sender import SendError, Sent
@@ -174,3 +175,88 @@ def test_old_records_are_pruned_on_the_request_path(tmp_path: Path) -> None:
     clock.now += 3601  # past the dedup window: the record is pruned and the SMS goes again
     assert delivery.deliver(_notification(), TO[:1], "text").results[0].outcome == "sent"
     assert len(twilio.sent) == 2
+
+
+def _limited(
+    tmp_path: Path, *outcomes: SendError | None
+) -> tuple[Delivery, DigestSender, ScriptedTwilio, Clock, CollectorRegistry]:
+    clock = Clock()
+    twilio = ScriptedTwilio(clock, *outcomes)
+    store = SqliteStore(str(tmp_path / "sms.sqlite"))
+    registry = CollectorRegistry()
+    metrics = BridgeMetrics(registry)
+    timing = Timing(deadline=20, request_timeout=5, window=3600)
+    limit = Limit(messages=2, per=30)
+    delivery = Delivery(
+        store=store,
+        sender=twilio,
+        metrics=metrics,
+        timing=timing,
+        limit=limit,
+        wall=clock.time,
+        monotonic=clock.time,
+        sleep=clock.sleep,
+    )
+    digests = DigestSender(
+        store=store,
+        sender=twilio,
+        metrics=metrics,
+        limit=limit,
+        timing=timing,
+        max_segments=3,
+        wall=clock.time,
+    )
+    return delivery, digests, twilio, clock, registry
+
+
+def _numbered(i: int) -> Notification:
+    return notification_from(webhook(payment_alert(), group_key=f"group-{i}"))
+
+
+def test_past_the_limit_messages_are_deferred_then_sent_as_one_digest(tmp_path: Path) -> None:
+    delivery, digests, twilio, clock, registry = _limited(tmp_path)
+    outcomes = [delivery.deliver(_numbered(i), TO[:1], f"text {i}") for i in range(4)]
+    assert [o.results[0].outcome for o in outcomes] == ["sent", "sent", "deferred", "deferred"]
+    assert {o.status for o in outcomes} == {200}  # deferred is durable: nothing to retry
+    assert delivery.deliver(_numbered(3), TO[:1], "text 3").results[0].outcome == "deduplicated"
+    assert digests.flush() == 0  # the window is still full
+    clock.now += 31
+    assert digests.flush() == 1
+    assert twilio.sent[-1][0] == TO[0]
+    assert len(twilio.sent) == 3
+    assert registry.get_sample_value("boxoffice_sms_bridge_messages_deferred_total") == 2
+    assert registry.get_sample_value("boxoffice_sms_bridge_digests_sent_total") == 1
+    assert registry.get_sample_value("boxoffice_sms_bridge_messages_sent_total") == 3
+    assert digests.flush() == 0  # nothing left
+    assert (
+        delivery.deliver(_numbered(2), TO[:1], "text 2")
+        .results[0]
+        .detail.startswith("already sent as SM3")
+    )
+
+
+def test_a_digest_twilio_cannot_take_now_waits_for_the_next_flush(tmp_path: Path) -> None:
+    delivery, digests, twilio, clock, _registry = _limited(tmp_path)
+    for i in range(3):
+        delivery.deliver(_numbered(i), TO[:1], f"text {i}")
+    clock.now += 31
+    twilio._outcomes.append(SendError("twilio_unavailable", "Twilio: HTTP 503", retryable=True))
+    assert digests.flush() == 0
+    assert digests.flush() == 1
+    assert len(twilio.sent) == 3
+
+
+def test_a_digest_to_an_invalid_number_is_refused_for_good(tmp_path: Path) -> None:
+    delivery, digests, twilio, clock, _registry = _limited(tmp_path)
+    for i in range(3):
+        delivery.deliver(_numbered(i), TO[:1], f"text {i}")
+    clock.now += 31
+    twilio._outcomes.append(
+        SendError("rejected", "Twilio: HTTP 400, error 21211", retryable=False, code=21211)
+    )
+    assert digests.flush() == 0
+    assert digests.flush() == 0  # not tried again
+    assert (
+        delivery.deliver(_numbered(2), TO[:1], "text 2").results[0].detail
+        == "refused before (Twilio 21211)"
+    )

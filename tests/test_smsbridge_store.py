@@ -172,3 +172,56 @@ def test_postgresql_going_away_is_a_store_error(
             store.claim("k2", RECIPIENT, now=1001, lease=LEASE, window=WINDOW)
     finally:
         store.close()
+
+
+def test_recent_sends_count_each_sms_once(open_store: Callable[[], IdempotencyStore]) -> None:
+    store = open_store()
+    for key in ("a", "b", "c"):
+        assert _claim(store, key, 1000) == "send"
+    store.confirm("a", "SM1", now=1001)
+    store.confirm("b", "SM2", now=1001)  # "c" is still being sent: it counts too
+    assert store.recent_sends(RECIPIENT, 1000) == 3
+    assert store.recent_sends(RECIPIENT, 1001.5) == 0
+    assert store.recent_sends("+14155550199", 0) == 0
+    store.release("c")
+    assert store.recent_sends(RECIPIENT, 1000) == 2
+
+
+def test_deferred_messages_wait_for_one_digest(open_store: Callable[[], IdempotencyStore]) -> None:
+    store = open_store()
+    for i, key in enumerate(("first", "second")):
+        assert _claim(store, key, 1000 + i) == "send"
+        store.defer(key, RECIPIENT, f"text {key}", now=1000 + i)
+    assert _claim(store, "first", 1002) == "deferred"  # a retry does not send it again
+    assert store.recent_sends(RECIPIENT, 0) == 0  # deferred messages were not sent
+    assert store.deferred_recipients(now=1002, lease=LEASE) == [RECIPIENT]
+
+    taken = store.take_deferred(RECIPIENT, now=1003, lease=LEASE)
+    assert [(d.key, d.body, d.stale) for d in taken] == [
+        ("first", "text first", False),
+        ("second", "text second", False),
+    ]
+    assert store.deferred_recipients(now=1003, lease=LEASE) == []  # taken: in flight
+    store.restore_deferred(["first", "second"])  # Twilio was down
+    assert [d.key for d in store.take_deferred(RECIPIENT, now=1004, lease=LEASE)] == [
+        "first",
+        "second",
+    ]
+    assert store.prune(5000) == 0  # a message waiting to be sent is never pruned
+    for key in ("first", "second"):
+        store.confirm(key, "SM-digest", now=1005)
+    assert store.recent_sends(RECIPIENT, 1000) == 1  # one SMS carried both
+    assert _claim(store, "second", 1006) == "sent"
+    assert store.deferred_recipients(now=1006, lease=LEASE) == []
+
+
+def test_a_digest_left_by_a_dead_bridge_is_taken_again(
+    open_store: Callable[[], IdempotencyStore],
+) -> None:
+    store = open_store()
+    assert _claim(store, "k", 1000) == "send"
+    store.defer("k", RECIPIENT, "text", now=1000)
+    assert len(store.take_deferred(RECIPIENT, now=1001, lease=LEASE)) == 1  # then it died
+    assert store.take_deferred(RECIPIENT, now=1002, lease=LEASE) == []
+    again = store.take_deferred(RECIPIENT, now=1001 + LEASE + 1, lease=LEASE)
+    assert [(d.key, d.stale) for d in again] == [("k", True)]

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.smsbridge.payload import notification_from
-from exporter.smsbridge.text import compose, encoding_of, fit, measure, sms_text
+from exporter.smsbridge.text import compose, digest, encoding_of, fit, measure, sms_text
 from tests.support.alerts import alert, payment_alert, webhook
 
 THUMBS = "\U0001f44d"  # outside the BMP: a surrogate pair in UCS-2
@@ -153,3 +153,12 @@ def test_sms_text_is_cut_to_the_segment_cap() -> None:
     assert text.startswith("HIGH: 40 firing: Alert00 (sales), Alert01 (sales)")
     assert text.endswith("...")
     assert measure(text).segments == 2
+
+
+def test_digest_puts_the_newest_first_and_fits_the_cap() -> None:
+    assert digest(["only one"], 1) == "only one"
+    assert digest(["one", "two", "three"], 1) == "3 updates, newest first: three | two | one"
+    long = digest([f"CRITICAL: 1 firing: Alert{i:02d} (sales)" for i in range(20)], 1)
+    assert long.startswith("20 updates, newest first: CRITICAL: 1 firing: Alert19 (sales) | ")
+    assert long.endswith("...")
+    assert measure(long).segments == 1
