@@ -43,6 +43,9 @@ class ScriptedTwilio:
         self._outcomes = deque(outcomes)
         self.sent: list[tuple[str, float]] = []
 
+    def fail_next(self, error: SendError) -> None:
+        self._outcomes.append(error)
+
     def send(self, to: str, body: str, *, timeout: float) -> Sent:
         outcome = self._outcomes.popleft() if self._outcomes else None
         if outcome is not None:
@@ -240,7 +243,7 @@ def test_a_digest_twilio_cannot_take_now_waits_for_the_next_flush(tmp_path: Path
     for i in range(3):
         delivery.deliver(_numbered(i), TO[:1], f"text {i}")
     clock.now += 31
-    twilio._outcomes.append(SendError("twilio_unavailable", "Twilio: HTTP 503", retryable=True))
+    twilio.fail_next(SendError("twilio_unavailable", "Twilio: HTTP 503", retryable=True))
     assert digests.flush() == 0
     assert digests.flush() == 1
     assert len(twilio.sent) == 3
@@ -251,7 +254,7 @@ def test_a_digest_to_an_invalid_number_is_refused_for_good(tmp_path: Path) -> No
     for i in range(3):
         delivery.deliver(_numbered(i), TO[:1], f"text {i}")
     clock.now += 31
-    twilio._outcomes.append(
+    twilio.fail_next(
         SendError("rejected", "Twilio: HTTP 400, error 21211", retryable=False, code=21211)
     )
     assert digests.flush() == 0
