@@ -400,3 +400,107 @@ def generate(check: bool, root: str, thresholds: str) -> None:
         return
     changed = write_all(base, outputs)
     click.echo(f"{len(outputs)} files generated, {len(changed)} changed")
+
+
+# --- boxoffice sms-bridge -------------------------------------------------------------------
+
+
+@main.command("sms-bridge")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="BOXOFFICE_CONFIG",
+    show_envvar=True,
+    type=click.Path(dir_okay=False),
+    help="YAML configuration file; the bridge reads its `sms_bridge` section.",
+)
+@click.option(
+    "--web.listen-address",
+    "listen_address",
+    metavar="[HOST]:PORT",
+    help="Address to serve on (default :9799) [env: BOXOFFICE_SMS_BRIDGE_LISTEN_ADDRESS].",
+)
+@click.option(
+    "--web.config.file",
+    "web_config_file",
+    type=click.Path(dir_okay=False),
+    help="exporter-toolkit web config: basic auth users, TLS "
+    "[env: BOXOFFICE_SMS_BRIDGE_WEB_CONFIG_FILE].",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    default=None,
+    help="Log each SMS instead of sending it [env: BOXOFFICE_SMS_BRIDGE_DRY_RUN].",
+)
+@click.option(
+    "--unauthenticated",
+    is_flag=True,
+    default=None,
+    help="Accept webhooks without credentials [env: BOXOFFICE_SMS_BRIDGE_UNAUTHENTICATED].",
+)
+@click.option(
+    "--log.level",
+    "log_level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="[env: BOXOFFICE_LOG_LEVEL]",
+)
+@click.option(
+    "--log.format",
+    "log_format",
+    type=click.Choice(["logfmt", "json"]),
+    help="[env: BOXOFFICE_LOG_FORMAT]",
+)
+@_bad_input_exits_2
+def sms_bridge(
+    config_path: str | None,
+    listen_address: str | None,
+    web_config_file: str | None,
+    dry_run: bool | None,
+    unauthenticated: bool | None,
+    log_level: str | None,
+    log_format: str | None,
+) -> None:
+    """Receive Alertmanager webhooks at /alerts/<group>; send one SMS per recipient via Twilio.
+
+    Needs credentials for its callers (bearer token or basic auth) unless --unauthenticated;
+    see docs/sms-bridge.md.
+    """
+    from exporter.smsbridge.config import load_bridge_config
+    from exporter.smsbridge.service import build_bridge, run_until
+    from exporter.smsbridge.store import StoreError
+
+    flags = {
+        "sms_bridge.listen_address": (listen_address, "--web.listen-address"),
+        "sms_bridge.web_config_file": (web_config_file, "--web.config.file"),
+        "sms_bridge.dry_run": (dry_run, "--dry-run"),
+        "sms_bridge.unauthenticated": (unauthenticated, "--unauthenticated"),
+        "log.level": (log_level, "--log.level"),
+        "log.format": (log_format, "--log.format"),
+    }
+    config = load_bridge_config(
+        config_path, env=os.environ, flags={k: v for k, v in flags.items() if v[0] is not None}
+    )
+    setup_logging(config.log_level, config.log_format, config.secrets)
+    try:
+        parts = build_bridge(config)
+    except StoreError as exc:
+        click.echo(f"boxoffice: {exc}", err=True)
+        sys.exit(1)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        run_until(
+            stop,
+            parts,
+            lambda: click.echo(f"sms-bridge ready: {parts.server.url}/alerts/<group>", err=True),
+        )
+    except OSError as exc:
+        address = listen_address or config.settings.listen_address
+        click.echo(f"boxoffice: cannot serve on {address}: {exc.strerror}", err=True)
+        sys.exit(1)

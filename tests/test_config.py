@@ -17,7 +17,7 @@ GOOD_DSN = "postgresql://boxoffice@127.0.0.1:5432/tickets"
 MALFORMED: list[tuple[str, dict[str, str], str]] = [
     ("databases: [\n", {}, "line 2: invalid YAML: expected the node content, but found '<stream end>'"),
     ("- a\n- b\n", {}, "must be a mapping of settings at the top level"),
-    ("databse:\n  default: {dsn: x}\n", {}, "databse: unknown key (known keys: databases, log, metrics, sources, web)"),
+    ("databse:\n  default: {dsn: x}\n", {}, "databse: unknown key (known keys: databases, log, metrics, sms_bridge, sources, web)"),
     ("web:\n  listen_address: 9798\n", {}, "web.listen_address: must be a string, got int 9798"),
     ("web:\n  listen_address: 'localhost'\n", {}, "web.listen_address: must be [host]:port like :9798 or 127.0.0.1:9798, got 'localhost'"),
     ("web:\n  telemetry_path: metrics\n", {}, "web.telemetry_path: must start with '/', got 'metrics'"),

@@ -113,6 +113,21 @@ def load_config(
     ``flags`` maps a dotted settings path to ``(value, flag name)`` for options given on the
     command line; they win over the environment, which wins over the file.
     """
+    source, settings, origins = load_settings(path, env=env, flags=flags)
+    return _check(source, settings, origins)
+
+
+def load_settings(
+    path: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, tuple[Any, str]] | None = None,
+) -> tuple[str, Settings, dict[str, str]]:
+    """The typed settings with environment and flags applied, not yet cross-checked.
+
+    Returns the source name for errors, the settings and where overridden paths came from;
+    commands that use one section only (``sms-bridge``) check that section themselves.
+    """
     source = path or NO_FILE
     data: Any = read_yaml(path) if path else {}
     if data is None:
@@ -126,8 +141,7 @@ def load_config(
     for flag_path, (value, name) in (flags or {}).items():
         _set(data, flag_path, value)
         origins[flag_path] = f"flag {name}"
-    settings = build(Settings, data, source=source, origins=origins)
-    return _check(source, settings, origins)
+    return source, build(Settings, data, source=source, origins=origins), origins
 
 
 def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Config:

@@ -270,6 +270,88 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class SmsBridgeSettings:
+    """`boxoffice sms-bridge`: Alertmanager webhooks in, an SMS per recipient out (see docs)."""
+
+    listen_address: str = field(
+        ":9799",
+        doc="Address to serve /alerts/<group>, /metrics and /healthz on.",
+        check=_listen_address,
+    )
+    web_config_file: str | None = field(
+        None,
+        doc="exporter-toolkit web config file: basic_auth_users (bcrypt) and tls_server_config.",
+    )
+    bearer_token: str | None = field(
+        None,
+        doc="Token Alertmanager sends as `Authorization: Bearer`; prefer bearer_token_file.",
+        secret=True,
+    )
+    bearer_token_file: str | None = field(None, doc="File holding the bearer token.")
+    unauthenticated: bool = field(
+        False, doc="Accept webhooks without credentials (only behind a trusted proxy)."
+    )
+    groups: dict[str, list[str]] = field(
+        default_factory=dict,
+        doc="Recipient groups: name (the <group> in /alerts/<group>) to E.164 numbers.",
+    )
+    account_sid: str | None = field(None, doc="Twilio account SID (AC...).")
+    auth_token: str | None = field(
+        None, doc="Twilio auth token; prefer auth_token_file.", secret=True
+    )
+    auth_token_file: str | None = field(None, doc="File holding the Twilio auth token.")
+    from_number: str | None = field(
+        None, doc="Sender number (E.164), or give messaging_service_sid."
+    )
+    messaging_service_sid: str | None = field(None, doc="Twilio messaging service (MG...).")
+    api_base: str = field("https://api.twilio.com", doc="Twilio API address.", check=_base_url)
+    max_segments: int = field(
+        3,
+        doc="Longest SMS in segments; longer texts are cut with an ellipsis.",
+        check=_between(1, 10),
+    )
+    max_body_bytes: int = field(
+        262144, doc="Largest webhook body accepted (413 past it).", check=at_least(1024)
+    )
+    store: str = field(
+        "boxoffice-sms-bridge.sqlite",
+        doc="SQLite file of the idempotency records (one bridge); ignored with store_dsn.",
+    )
+    store_dsn: str | None = field(
+        None,
+        doc="PostgreSQL libpq URI for idempotency records shared by bridges behind an "
+        "Alertmanager cluster; prefer store_dsn_file.",
+        secret=True,
+    )
+    store_dsn_file: str | None = field(None, doc="File holding store_dsn.")
+    dedup_window: Duration = field(
+        Duration(6 * 3600),
+        doc="A notification already sent within this long is not sent again; older records are "
+        "pruned. Keep it shorter than Alertmanager's repeat_interval so reminders still go out.",
+        check=positive,
+    )
+    request_timeout: Duration = field(
+        Duration(5), doc="Timeout of one Twilio request.", check=positive
+    )
+    deadline: Duration = field(
+        Duration(20),
+        doc="Time budget of one webhook, Twilio retries included; keep it under Alertmanager's "
+        "webhook timeout.",
+        check=positive,
+    )
+    recipient_limit: int = field(
+        20,
+        doc="Most SMS to one number per recipient_window (Twilio refuses more than about 30 "
+        "in 30s, error 14107); past it, messages are held and sent as one digest SMS.",
+        check=at_least(1),
+    )
+    recipient_window: Duration = field(
+        Duration(30), doc="The window of recipient_limit.", check=positive
+    )
+    dry_run: bool = field(False, doc="Log each SMS instead of sending it (Twilio is not called).")
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole of boxoffice.yml, after environment variables and flags are applied."""
 
@@ -282,3 +364,4 @@ class Settings:
     )
     web: WebSettings = field(default_factory=WebSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    sms_bridge: SmsBridgeSettings = field(default_factory=SmsBridgeSettings)

@@ -155,7 +155,11 @@ class _Binding:
 
 
 class ExporterHTTPServer:
-    """Serves the registry; it only encodes what the collectors already hold."""
+    """Serves the registry; it only encodes what the collectors already hold.
+
+    ``handler`` may be a subclass of :class:`Handler` adding routes (the SMS bridge's
+    webhook), so every boxoffice service shares this server's TLS, threading and shutdown.
+    """
 
     def __init__(
         self,
@@ -166,6 +170,7 @@ class ExporterHTTPServer:
         landing_page: Callable[[], str] = lambda: "<h1>boxoffice exporter</h1>",
         telemetry_path: str = "/metrics",
         version: Callable[[], Hashable] | None = None,
+        handler: type[Handler] = Handler,
     ) -> None:
         self._host, self._port = parse_listen_address(listen_address)
         self._web = web_config or WebConfig()
@@ -177,6 +182,7 @@ class ExporterHTTPServer:
             auth=BasicAuth(users) if users else None,
             headers={k: v for k, v in self._web.http_server_config.headers.items() if v},
         )
+        self._handler = handler
         self._binding: _Binding | None = None
         self._url: str | None = None
 
@@ -195,7 +201,7 @@ class ExporterHTTPServer:
         # Build TLS before binding, so a bad certificate leaves no socket behind.
         tls = build_ssl_context(tls_config) if tls_config is not None else None
         connections = Connections()
-        handler = Handler.serving(self._site, connections)
+        handler = self._handler.serving(self._site, connections)
         sans = tls_config.client_allowed_sans if tls_config else ()
 
         def bind(server_class: type[_Server], host: str) -> _Server:

@@ -1,4 +1,4 @@
-"""A local Twilio API 2010-04-01: Messages list/fetch and Balance, shaped like Twilio's spec.
+"""A local Twilio API 2010-04-01: Messages create/list/fetch and Balance, like Twilio's spec.
 
 Messages are built from the example in Twilio's OpenAPI spec
 (``/work/shared/reference/twilio_api_v2010.json``). The list answers with Twilio's envelope
@@ -15,11 +15,12 @@ import copy
 import itertools
 import json
 import threading
+import time
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from tests.support.fake_stripe import FIXTURES
 from tests.support.fakehttp import FakeServer, Reply, Request
@@ -52,6 +53,14 @@ def error_reply(status: int, code: int, message: str, **headers: str) -> Reply:
     )
 
 
+def _create_example() -> dict[str, Any]:
+    spec = json.loads((FIXTURES / "twilio_api_v2010.json").read_text())
+    create = spec["paths"]["/2010-04-01/Accounts/{AccountSid}/Messages.json"]["post"]
+    examples = create["responses"]["201"]["content"]["application/json"]["examples"]
+    message: dict[str, Any] = examples["create"]["value"]
+    return message
+
+
 def rate_limit_reply(retry_after: float = 1) -> Reply:
     """Twilio's answer to too many requests (error 20429)."""
     return error_reply(429, 20429, "Too Many Requests", **{"Retry-After": f"{retry_after:g}"})
@@ -82,6 +91,9 @@ class FakeTwilio(FakeServer):
         self._ids = itertools.count(1)
         self.messages: dict[str, dict[str, Any]] = {}
         self.balance = {"account_sid": account_sid, "balance": "47.25", "currency": "USD"}
+        self.invalid_numbers: set[str] = set()  # To numbers answered with error 21211
+        self.failing: dict[str, Reply] = {}  # To number -> the answer it gets instead
+        self.created: list[dict[str, Any]] = []  # messages created by POST, in order
 
     def send(self, sent: float, status: str = "queued", **fields: Any) -> str:
         """An outbound message sent at ``sent`` (Unix time); returns its SID."""
@@ -121,6 +133,8 @@ class FakeTwilio(FakeServer):
         if request.path == f"{account}/Balance.json":
             return Reply.json(200, self.balance)
         if request.path == f"{account}/Messages.json":
+            if request.method == "POST":
+                return self._create(request)
             return self._list(request)
         if request.path.startswith(f"{account}/Messages/") and request.path.endswith(".json"):
             sid = request.path[len(f"{account}/Messages/") : -len(".json")]
@@ -129,6 +143,45 @@ class FakeTwilio(FakeServer):
             if found is not None:
                 return Reply.json(200, found)
         return error_reply(404, 20404, f"The requested resource {request.path} was not found")
+
+    def _create(self, request: Request) -> Reply:
+        """Messages create: form fields To, From or MessagingServiceSid, Body; 201 and the
+        message, or Twilio's 400 errors (21604 no To, 21602 no Body, 21603 no sender,
+        21211 invalid To)."""
+        form = dict(parse_qsl(request.body.decode(), keep_blank_values=True))
+        to = form.get("To", "")
+        if not to:
+            return error_reply(400, 21604, "A 'To' phone number is required.")
+        if not form.get("Body"):
+            return error_reply(400, 21602, "Message body is required.")
+        if not form.get("From") and not form.get("MessagingServiceSid"):
+            return error_reply(400, 21603, "A 'From' phone number is required.")
+        if to in self.failing:
+            return self.failing[to]
+        if to in self.invalid_numbers:
+            return error_reply(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        now = time.time()
+        with self._state_lock:
+            sid = f"SM{next(self._ids):032x}"
+            message = copy.deepcopy(_create_example())
+            base = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}"
+            message.update(
+                account_sid=self.account_sid,
+                sid=sid,
+                uri=f"{base}.json",
+                subresource_uris={"media": f"{base}/Media.json"},
+                date_created=_rfc2822(now),
+                date_sent=_rfc2822(now),
+                date_updated=_rfc2822(now),
+                status="queued",
+                to=to,
+                body=form["Body"],
+            )
+            message["from"] = form.get("From")
+            message["messaging_service_sid"] = form.get("MessagingServiceSid")
+            self.messages[sid] = message
+            self.created.append(copy.deepcopy(message))
+        return Reply.json(201, message)
 
     def _list(self, request: Request) -> Reply:
         query = dict(request.query)

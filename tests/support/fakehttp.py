@@ -51,6 +51,7 @@ class Request:
     path: str
     query: list[tuple[str, str]]
     headers: Mapping[str, str]
+    body: bytes = b""
 
 
 Fault = Reply | Hang
@@ -126,15 +127,14 @@ class FakeServer:
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
         request = Request(
             handler.command,
             parts.path,
             parse_qsl(parts.query, keep_blank_values=True),
             dict(handler.headers.items()),
+            handler.rfile.read(length) if length else b"",
         )
-        length = int(handler.headers.get("Content-Length") or 0)
-        if length:
-            handler.rfile.read(length)
         with self._lock:
             self.requests.append(request)
             fault = self._faults.popleft() if self._faults else None

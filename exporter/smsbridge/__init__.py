@@ -1,0 +1,1 @@
+"""The SMS bridge: Alertmanager webhooks in, one SMS per recipient out through Twilio."""

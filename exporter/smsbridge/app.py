@@ -1,0 +1,182 @@
+"""The bridge's HTTP service: ``POST /alerts/<group>``, ``/metrics``, ``/healthz``.
+
+Status codes follow what Alertmanager does with them: it retries a 5xx and gives up on a
+4xx. Bad input is always a 4xx (401 credentials, 404 unknown group, 411 no length, 413
+too large, 400 malformed or not a version 4 webhook); 503 means a recipient is still
+unsent and a retry can help; 200 means every recipient has its SMS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from prometheus_client import CollectorRegistry
+
+from exporter.smsbridge.auth import Authenticator
+from exporter.smsbridge.delivery import Delivery
+from exporter.smsbridge.metrics import BridgeMetrics
+from exporter.smsbridge.payload import PayloadError, parse_notification
+from exporter.smsbridge.text import sms_text
+from exporter.web.handler import Handler
+from exporter.web.server import ExporterHTTPServer
+from exporter.web.webconfig import WebConfig
+
+log = logging.getLogger(__name__)
+
+_TEXT = "text/plain; charset=utf-8"
+_ALERTS = "/alerts/"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response: status and a short plain-text body."""
+
+    status: int
+    text: str
+
+
+class SmsBridge:
+    """What a webhook does, apart from HTTP: route, parse, compose, deliver."""
+
+    def __init__(
+        self,
+        *,
+        groups: Mapping[str, Sequence[str]],
+        delivery: Delivery,
+        metrics: BridgeMetrics,
+        authenticator: Authenticator,
+        max_body_bytes: int,
+        max_segments: int,
+    ) -> None:
+        self.groups = groups
+        self.delivery = delivery
+        self.metrics = metrics
+        self.authenticator = authenticator
+        self.max_body_bytes = max_body_bytes
+        self.max_segments = max_segments
+
+    def reject(self, reason: str, status: int, text: str) -> Answer:
+        """A 4xx answer, counted by reason."""
+        self.metrics.rejected.labels(reason).inc()
+        return Answer(status, text)
+
+    def check_length(self, group: str, content_length: str | None, chunked: bool) -> Answer | None:
+        """Refuse before reading: unknown group, no length, too large. None when fine."""
+        if group not in self.groups:
+            return self.reject("unknown_group", 404, f"no recipient group named {group[:64]!r}")
+        if chunked or content_length is None:
+            return self.reject("length_required", 411, "Content-Length is required")
+        text = content_length.strip()
+        if not (text.isascii() and text.isdigit()):
+            return self.reject("malformed", 400, "Content-Length is not a number")
+        if int(text) > self.max_body_bytes:
+            return self.reject("too_large", 413, f"body larger than {self.max_body_bytes} bytes")
+        return None
+
+    def notify(self, group: str, body: bytes) -> Answer:
+        """Handle a complete webhook body for a known group."""
+        try:
+            notification = parse_notification(body)
+        except PayloadError as exc:
+            reason = "malformed" if str(exc).startswith("body ") else "schema"
+            return self.reject(reason, 400, f"not an Alertmanager webhook: {exc}")
+        self.metrics.received.inc()
+        text = sms_text(notification, self.max_segments)
+        report = self.delivery.deliver(notification, self.groups[group], text)
+        return Answer(report.status, report.summary())
+
+
+class BridgeHandler(Handler):
+    """The exporter's handler plus the webhook; /healthz needs no credentials."""
+
+    bridge: SmsBridge
+    _body_read = False
+
+    @classmethod
+    def for_bridge(cls, bridge: SmsBridge) -> type[BridgeHandler]:
+        """A handler class bound to one bridge."""
+        return cast("type[BridgeHandler]", type("SmsBridgeHandler", (cls,), {"bridge": bridge}))
+
+    def _authorized(self, *, head: bool) -> bool:
+        if self.path.split("?", 1)[0] == "/healthz":
+            return True
+        if self.bridge.authenticator.allows(self.headers.get("Authorization")):
+            return True
+        self.bridge.metrics.rejected.labels("unauthorized").inc()
+        extra = {"WWW-Authenticate": 'Bearer realm="boxoffice-sms-bridge"'}
+        self._send(401, _TEXT, b"unauthorized\n", head=head, extra=extra)
+        return False
+
+    def _route(self, path: str) -> tuple[int, str, bytes, dict[str, str]]:
+        if path == "/":
+            page = b"boxoffice sms-bridge: POST Alertmanager webhooks to /alerts/<group>\n"
+            return 200, _TEXT, page, {}
+        return super()._route(path)
+
+    def _refuse_method(self) -> None:
+        if self._authorized(head=False):
+            self.bridge.metrics.rejected.labels("method").inc()
+            allow = {"Allow": "GET, HEAD, POST"}
+            self._send(405, _TEXT, b"method not allowed\n", head=False, extra=allow)
+
+    def parse_request(self) -> bool:
+        self._body_read = False  # per request: a keep-alive connection serves several
+        return super().parse_request()
+
+    def _has_unread_body(self) -> bool:
+        return not self._body_read and super()._has_unread_body()
+
+    def do_POST(self) -> None:
+        if not self._authorized(head=False):
+            return
+        path = self.path.split("?", 1)[0]
+        if not path.startswith(_ALERTS) or "/" in path[len(_ALERTS) :]:
+            self._answer(self.bridge.reject("unknown_group", 404, "POST to /alerts/<group>"))
+            return
+        group = path[len(_ALERTS) :]
+        refused = self.bridge.check_length(
+            group, self.headers.get("Content-Length"), "Transfer-Encoding" in self.headers
+        )
+        if refused is not None:
+            self._answer(refused)
+            return
+        length = int(self.headers["Content-Length"].strip())
+        # Bounded: at most max_body_bytes, and the connection's timeout ends a slow sender.
+        body = self.rfile.read(length)
+        self._body_read = True
+        if len(body) < length:
+            self.close_connection = True  # the client hung up mid-body: nobody to answer
+            return
+        try:
+            answer = self.bridge.notify(group, body)
+        except Exception:
+            log.exception("error handling a webhook for group %s", group[:64])
+            answer = Answer(500, "internal error")
+        self._answer(answer)
+
+    def _answer(self, answer: Answer) -> None:
+        body = (answer.text.rstrip("\n") + "\n").encode()
+        self._send(answer.status, _TEXT, body, head=False)
+
+
+def bridge_server(
+    bridge: SmsBridge,
+    *,
+    registry: CollectorRegistry,
+    listen_address: str,
+    web_config: WebConfig | None,
+) -> ExporterHTTPServer:
+    """The exporter's HTTP server (TLS, threads, graceful stop) serving the bridge."""
+    # The bridge checks credentials itself (bearer or basic); the web config's users
+    # reach it through the Authenticator, so the site's own basic auth is left off.
+    web = dataclasses.replace(web_config or WebConfig(), basic_auth_users={})
+    return ExporterHTTPServer(
+        registry=registry,
+        listen_address=listen_address,
+        web_config=web,
+        handler=BridgeHandler.for_bridge(bridge),
+    )

@@ -1,0 +1,138 @@
+"""The `sms_bridge` section checked and resolved: numbers, secrets, sender, store."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from exporter.config.credentials import ErrorAt
+from exporter.config.errors import ConfigError
+from exporter.config.loader import load_settings
+from exporter.config.settings import SmsBridgeSettings
+from exporter.config.typed import join
+
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+_GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_BASE = "sms_bridge"
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """Everything `boxoffice sms-bridge` runs from, checked; secrets kept out of repr."""
+
+    source: str
+    settings: SmsBridgeSettings
+    groups: Mapping[str, tuple[str, ...]]
+    log_level: str
+    log_format: str
+    bearer_token: str | None = dataclasses.field(repr=False)
+    auth_token: str | None = dataclasses.field(repr=False)
+    store_dsn: str | None = dataclasses.field(repr=False)
+    secrets: frozenset[str] = dataclasses.field(repr=False)
+
+
+def load_bridge_config(
+    path: str | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, tuple[object, str]] | None = None,
+) -> BridgeConfig:
+    """Load the configuration file and check the `sms_bridge` section only."""
+    source, settings, origins = load_settings(path, env=env, flags=flags)
+
+    def error(setting: str, reason: str) -> ConfigError:
+        origin = origins.get(setting)
+        return ConfigError(origin, "", reason) if origin else ConfigError(source, setting, reason)
+
+    bridge = settings.sms_bridge
+    groups = _groups(bridge, error)
+    bearer = _secret(bridge.bearer_token, bridge.bearer_token_file, "bearer_token", error)
+    if not bridge.unauthenticated and bearer is None and bridge.web_config_file is None:
+        raise error(
+            join(_BASE, "bearer_token"),
+            "the bridge needs credentials: give bearer_token(_file) or basic_auth_users in "
+            "web_config_file, or run with --unauthenticated",
+        )
+    token = None if bridge.dry_run else _twilio(bridge, error)
+    store_dsn = _secret(bridge.store_dsn, bridge.store_dsn_file, "store_dsn", error)
+    secrets = {s for s in (bearer, token, store_dsn) if s}
+    if store_dsn is not None:
+        try:
+            password = conninfo_to_dict(store_dsn).get("password")
+        except psycopg.ProgrammingError:
+            raise error(
+                join(_BASE, "store_dsn"), "is not a valid libpq connection string"
+            ) from None
+        if password:
+            secrets.add(str(password))
+    return BridgeConfig(
+        source=source,
+        settings=bridge,
+        groups=groups,
+        log_level=settings.log.level,
+        log_format=settings.log.format,
+        bearer_token=bearer,
+        auth_token=token,
+        store_dsn=store_dsn,
+        secrets=frozenset(secrets),
+    )
+
+
+def _groups(bridge: SmsBridgeSettings, error: ErrorAt) -> dict[str, tuple[str, ...]]:
+    base = join(_BASE, "groups")
+    if not bridge.groups:
+        raise error(base, "name at least one group of recipients")
+    found: dict[str, tuple[str, ...]] = {}
+    for name, numbers in bridge.groups.items():
+        where = join(base, name)
+        if not _GROUP.fullmatch(name):
+            raise error(where, "group names are letters, digits, '_', '.' and '-' (URL-safe)")
+        if not numbers:
+            raise error(where, "must list at least one number")
+        seen: set[str] = set()
+        for i, number in enumerate(numbers):
+            if not _E164.fullmatch(number):
+                raise error(join(where, i), "must be an E.164 number like +14155552671")
+            if number in seen:
+                raise error(join(where, i), "listed twice in this group")
+            seen.add(number)
+        found[name] = tuple(numbers)
+    return found
+
+
+def _secret(inline: str | None, file: str | None, name: str, error: ErrorAt) -> str | None:
+    if inline is not None and file is not None:
+        raise error(join(_BASE, f"{name}_file"), f"give {name} or {name}_file, not both")
+    if file is not None:
+        setting = join(_BASE, f"{name}_file")
+        try:
+            value = Path(file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise error(setting, f"cannot read: {exc.strerror or exc}") from None
+        if not value:
+            raise error(setting, "the file is empty")
+        return value
+    if inline is not None:
+        if not inline.strip():
+            raise error(join(_BASE, name), "must not be empty")
+        return inline.strip()
+    return None
+
+
+def _twilio(bridge: SmsBridgeSettings, error: ErrorAt) -> str:
+    if not bridge.account_sid:
+        raise error(join(_BASE, "account_sid"), "is required (or run with --dry-run)")
+    token = _secret(bridge.auth_token, bridge.auth_token_file, "auth_token", error)
+    if token is None:
+        raise error(join(_BASE, "auth_token"), "is required (or auth_token_file, or --dry-run)")
+    if (bridge.from_number is None) == (bridge.messaging_service_sid is None):
+        raise error(join(_BASE, "from_number"), "give from_number or messaging_service_sid")
+    if bridge.from_number is not None and not _E164.fullmatch(bridge.from_number):
+        raise error(join(_BASE, "from_number"), "must be an E.164 number like +14155552671")
+    return token

@@ -1,0 +1,141 @@
+"""Assemble a running bridge from its configuration, and run it until a signal."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from exporter.smsbridge.app import SmsBridge, bridge_server
+from exporter.smsbridge.auth import Authenticator
+from exporter.smsbridge.config import BridgeConfig
+from exporter.smsbridge.delivery import Delivery, Limit, Timing
+from exporter.smsbridge.digest import DigestSender
+from exporter.smsbridge.metrics import BridgeMetrics
+from exporter.smsbridge.sender import DryRunSender, Sender, TwilioSender
+from exporter.smsbridge.store import IdempotencyStore, PostgresStore, SqliteStore
+from exporter.web.auth import BasicAuth
+from exporter.web.server import ExporterHTTPServer
+from exporter.web.webconfig import WebConfig, load_web_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningParts:
+    """The parts a bridge holds, closed together."""
+
+    server: ExporterHTTPServer
+    store: IdempotencyStore | None
+    registry: CollectorRegistry
+    bridge: SmsBridge
+    digests: DigestSender | None
+
+    def start(self) -> None:
+        """Bind and serve in the background; send digests in the background."""
+        self.server.start()
+        if self.digests is not None:
+            self.digests.start()
+
+    def stop(self) -> None:
+        """Stop serving (in-flight webhooks finish) and the digests, then close the store."""
+        self.server.shutdown()
+        if self.digests is not None:
+            self.digests.stop()
+        if self.store is not None:
+            self.store.close()
+
+
+def open_store(config: BridgeConfig) -> IdempotencyStore:
+    """PostgreSQL when store_dsn is given (shared by an HA pair), else the SQLite file."""
+    if config.store_dsn is not None:
+        return PostgresStore(config.store_dsn)
+    return SqliteStore(config.settings.store)
+
+
+def build_bridge(
+    config: BridgeConfig,
+    *,
+    listen_address: str | None = None,
+    store: IdempotencyStore | None = None,
+    sender: Sender | None = None,
+) -> RunningParts:
+    """Everything the bridge needs, checked; nothing is served until ``start``."""
+    settings = config.settings
+    web_config = load_web_config(settings.web_config_file) if settings.web_config_file else None
+    users = (web_config or WebConfig()).basic_auth_users
+    authenticator = Authenticator(
+        bearer_token=config.bearer_token,
+        basic=BasicAuth(users) if users else None,
+        unauthenticated=settings.unauthenticated,
+    )
+    if sender is None:
+        if settings.dry_run:
+            sender = DryRunSender()
+        else:
+            assert settings.account_sid is not None and config.auth_token is not None
+            sender = TwilioSender(
+                account_sid=settings.account_sid,
+                auth_token=config.auth_token,
+                from_number=settings.from_number,
+                messaging_service_sid=settings.messaging_service_sid,
+                api_base=settings.api_base,
+            )
+    if store is None and not settings.dry_run:
+        store = open_store(config)
+    registry = CollectorRegistry(auto_describe=True)
+    metrics = BridgeMetrics(registry)
+    timing = Timing(
+        deadline=float(settings.deadline),
+        request_timeout=float(settings.request_timeout),
+        window=float(settings.dedup_window),
+    )
+    limit = Limit(settings.recipient_limit, float(settings.recipient_window))
+    delivery = Delivery(
+        store=None if settings.dry_run else store,
+        sender=sender,
+        metrics=metrics,
+        timing=timing,
+        limit=None if settings.dry_run else limit,
+        dry_run=settings.dry_run,
+    )
+    digests = None
+    if store is not None and not settings.dry_run:
+        digests = DigestSender(
+            store=store,
+            sender=sender,
+            metrics=metrics,
+            limit=limit,
+            timing=timing,
+            max_segments=settings.max_segments,
+        )
+    bridge = SmsBridge(
+        groups=config.groups,
+        delivery=delivery,
+        metrics=metrics,
+        authenticator=authenticator,
+        max_body_bytes=settings.max_body_bytes,
+        max_segments=settings.max_segments,
+    )
+    server = bridge_server(
+        bridge,
+        registry=registry,
+        listen_address=listen_address or settings.listen_address,
+        web_config=web_config,
+    )
+    return RunningParts(server, store, registry, bridge, digests)
+
+
+def run_until(stop: threading.Event, parts: RunningParts, on_started: Callable[[], None]) -> None:
+    """Serve until ``stop`` is set; OSError when the address cannot be bound."""
+    try:
+        parts.start()
+        log.info("sms-bridge listening on %s", parts.server.url)
+        on_started()
+        while not stop.wait(1.0):
+            pass
+    finally:
+        parts.stop()
