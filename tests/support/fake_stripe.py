@@ -1,6 +1,6 @@
 """A local Stripe API: the real object shapes (Stripe's own fixtures), list envelopes and errors.
 
-Objects are built from ``/work/shared/reference/stripe-openapi-fixtures3.json`` (Stripe's
+Objects are built from ``tests/reference/stripe-openapi-fixtures3.json`` (Stripe's
 example object for each resource) with the fields a test sets. Lists behave like Stripe's:
 newest first, ``created[gte]``/``created[lte]`` filters, ``limit`` up to 100,
 ``starting_after`` cursors, ``has_more``; ``delivery_success=false`` on events.
@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.support.fakehttp import FakeServer, Reply, Request
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "reference"
+FIXTURES = Path(__file__).resolve().parents[1] / "reference"
 FIXTURES_FILE = "stripe-openapi-fixtures3.json"
 API_KEY = "rk_test_51BoxofficeRestrictedReadOnlyKey0123456789abcdef"
 

@@ -1,7 +1,7 @@
 """A local Twilio API 2010-04-01: Messages create/list/fetch and Balance, like Twilio's spec.
 
 Messages are built from the example in Twilio's OpenAPI spec
-(``/work/shared/reference/twilio_api_v2010.json``). The list answers with Twilio's envelope
+(``tests/reference/twilio_api_v2010.json``). The list answers with Twilio's envelope
 (``messages``, ``next_page_uri``, ``page``, ``page_size``, ``start``, ``end``, ``uri``,
 ``first_page_uri``, ``previous_page_uri``), newest first, filtered by ``DateSent>``
 (on or after), paged by ``PageSize`` and a ``PageToken`` cursor. Errors use Twilio's body
