@@ -179,7 +179,6 @@ def check(config_path: str | None, dsn: str | None, seqscan_rows: int, root: str
     Under --root, rules/thresholds.yaml is validated, the generated files must be current,
     and promtool (when installed) checks the rules (exit 1 on a problem).
     """
-    bundle_problems = _check_bundle(Path(root).resolve())
     config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
     from exporter.app import build_sources, check_queries
     from exporter.sources.explain import SeqScan
@@ -191,14 +190,17 @@ def check(config_path: str | None, dsn: str | None, seqscan_rows: int, root: str
     setup_logging(config.settings.log.level, config.settings.log.format, config.secrets)
     unchecked: list[str] = []
     scans: dict[str, list[SeqScan]] = {}
-    for source in build_sources(config):
+    sources = build_sources(config)
+    enabled = [source.name for source in sources]
+    for source in sources:
         try:
             if isinstance(source, PostgresSource):
                 unchecked += check_queries(config, source)
                 scans, _unreachable = source.find_seq_scans(seqscan_rows)
         finally:
             source.close()
-    click.echo(f"{config.source}: ok ({len(config.metrics)} PostgreSQL metrics)")
+    postgres = f", {len(config.metrics)} PostgreSQL metrics" if "postgres" in enabled else ""
+    click.echo(f"{config.source}: ok (sources: {', '.join(enabled) or 'none'}{postgres})")
     for name in unchecked:
         click.echo(
             f"boxoffice: database {name!r} not reachable: its queries were not checked", err=True
@@ -210,6 +212,7 @@ def check(config_path: str | None, dsn: str | None, seqscan_rows: int, root: str
             f"(~{scan.rows:,} rows) sequentially every cycle; fix: {scan.fix or 'none known'}",
             err=True,
         )
+    bundle_problems = _check_bundle(Path(root).resolve())
     for problem in bundle_problems:
         click.echo(f"boxoffice: {problem}", err=True)
     if found or bundle_problems:
