@@ -329,3 +329,48 @@ def demo(
         if throwaway is not None:
             throwaway.stop()
             click.echo("throwaway PostgreSQL removed", err=True)
+
+
+# --- boxoffice generate (rules, tests, runbooks; alertmanager and dashboards add producers) ---
+@main.command()
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 when a committed generated file is stale.",
+)
+@click.option(
+    "--root",
+    default=".",
+    show_default=True,
+    envvar="BOXOFFICE_ROOT",
+    show_envvar=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="Repository root holding rules/, docs/ (and later alertmanager/, grafana/).",
+)
+@click.option(
+    "--thresholds",
+    default="rules/thresholds.yaml",
+    show_default=True,
+    envvar="BOXOFFICE_THRESHOLDS",
+    show_envvar=True,
+    help="Thresholds file, relative to --root.",
+)
+@_bad_input_exits_2
+def generate(check: bool, root: str, thresholds: str) -> None:
+    """Generate rules, their promtool tests and runbooks from rules/thresholds.yaml."""
+    from pathlib import Path
+
+    from exporter.generate.output import load_inputs, render_all, stale, write_all
+
+    base = Path(root).resolve()
+    outputs = render_all(load_inputs(base, thresholds))
+    if check:
+        problems = stale(base, outputs)
+        for rel in problems:
+            click.echo(f"boxoffice: {rel}: stale, run `boxoffice generate`", err=True)
+        if problems:
+            sys.exit(1)
+        click.echo(f"{len(outputs)} generated files up to date")
+        return
+    changed = write_all(base, outputs)
+    click.echo(f"{len(outputs)} files generated, {len(changed)} changed")

@@ -53,9 +53,13 @@ def field(
     check: Check | None = None,
     secret: bool = False,
     default_factory: Callable[[], Any] | None = None,
+    key: str | None = None,
 ) -> Any:
-    """A dataclass field carrying its documentation, a value check and whether it is secret."""
-    metadata = {"doc": doc, "check": check, "secret": secret}
+    """A dataclass field carrying its documentation, a value check and whether it is secret.
+
+    ``key`` is the name in the file when it cannot be a Python name (``for``).
+    """
+    metadata = {"doc": doc, "check": check, "secret": secret, "key": key}
     if default_factory is not None:
         return dataclasses.field(
             default_factory=default_factory, metadata=metadata, repr=not secret
@@ -121,7 +125,7 @@ class _Builder:
         if not isinstance(data, dict):
             raise self.error(path, f"must be a mapping, got {_kind(data)}")
         hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        fields = {f.metadata.get("key") or f.name: f for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(str(k) for k in data if k not in fields)
         if unknown:
             known = ", ".join(sorted(fields))
@@ -133,13 +137,13 @@ class _Builder:
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                     raise self.error(sub, "is required")
                 continue
-            value = self.value(hints[name], data[name], sub)
+            value = self.value(hints[f.name], data[name], sub)
             check: Check | None = f.metadata.get("check")
             if check is not None and value is not None:
                 problem = check(value)
                 if problem:
                     raise self.error(sub, problem)
-            kwargs[name] = value
+            kwargs[f.name] = value
         return cls(**kwargs)
 
     def union(self, tp: Any, data: Any, path: str) -> Any:

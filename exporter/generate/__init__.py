@@ -1,0 +1,1 @@
+"""`boxoffice generate`: thresholds.yaml (and later routing.yaml) into committed artefacts."""

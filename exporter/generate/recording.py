@@ -1,0 +1,151 @@
+"""Recording rules: the seller's local clock, and every rate and ratio the alerts read.
+
+Builders ask a :class:`Recorder` for a series by name; it keeps one rule per name, so the
+alerts and (later) the dashboards read the same cheap precomputed series.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from exporter.catalog import CATALOG_BY_NAME
+from exporter.generate.localtime import (
+    OffsetPeriod,
+    offset_expression,
+    offset_periods,
+    standard_offset,
+)
+from exporter.generate.rules import RecordingRule, duration_text
+from exporter.generate.thresholds import DAYS, Thresholds
+
+TIME_GROUP = "boxoffice-local-time"
+RATES_GROUP = "boxoffice-rates"
+
+
+def by(metric: str, *, keep: tuple[str, ...] | None = None) -> str:
+    """``max by (<labels>)``: replicas of the exporter report the same value (SPEC 6)."""
+    labels = CATALOG_BY_NAME[metric].labels if keep is None else keep
+    return f"max by ({', '.join(labels)})" if labels else "max"
+
+
+class Recorder:
+    """Collects recording rules by name, refusing two different expressions for one name.
+
+    Each rule is filed under the category of the alerts that read it, so a category's file
+    carries its own rates; a rule read by two categories is shared (``home`` is None).
+    """
+
+    def __init__(self) -> None:
+        self.rules: dict[str, RecordingRule] = {}
+        self.home: dict[str, str | None] = {}
+        self.category = ""
+
+    def record(self, name: str, expr: str) -> str:
+        existing = self.rules.get(name)
+        if existing is not None and existing.expr != expr:
+            raise ValueError(f"two expressions for recording rule {name}")  # a builder bug
+        self.rules[name] = RecordingRule(name, expr)
+        if name not in self.home:
+            self.home[name] = self.category
+        elif self.home[name] != self.category:
+            self.home[name] = None
+        return name
+
+    def filed(self, category: str | None) -> tuple[RecordingRule, ...]:
+        """Rules of one category, or the shared ones for None."""
+        return tuple(rule for name, rule in self.rules.items() if self.home[name] == category)
+
+    def increase(self, metric: str, window: float, *, keep: tuple[str, ...] | None = None) -> str:
+        """Increase over ``window``, max over replicas; failed counters summed over reasons."""
+        short = metric.removeprefix("boxoffice_").removesuffix("_total")
+        w = duration_text(window)
+        name = f"boxoffice:{short}:increase{w}"
+        labels = CATALOG_BY_NAME[metric].labels if keep is None else keep
+        inner = f"{by(metric)} (increase({metric}[{w}]))"
+        if labels != CATALOG_BY_NAME[metric].labels:
+            kept = f"sum by ({', '.join(labels)})" if labels else "sum"
+            inner = f"{kept} ({inner})"
+        return self.record(name, inner)
+
+    def ratio(self, failed: str, total: str, window: float, *, keep: tuple[str, ...] = ()) -> str:
+        """failed / total over ``window`` (both as increases), by the labels in ``keep``."""
+        short = failed.removeprefix("boxoffice_").removesuffix("_total")
+        name = f"boxoffice:{short}:ratio_increase{duration_text(window)}"
+        numerator = self.increase(failed, window, keep=keep)
+        denominator = self.increase(total, window, keep=keep)
+        return self.record(name, f"{numerator} / {denominator}")
+
+
+def time_rules(thresholds: Thresholds) -> list[RecordingRule]:
+    """The local clock: offset, minute of day, day of week, day number and business hours."""
+    file = thresholds.file
+    periods = timezone_periods(thresholds)
+    fallback = standard_offset(file.timezone, file.timezone_table.first_year)
+    local = "boxoffice:local_time_seconds"
+    hours = file.business_hours
+    start, end = _minutes(hours.start), _minutes(hours.end)
+    days = [DAYS.index(d) for d in hours.days]
+    minute = "boxoffice:local_minute_of_day"
+    today = _day_filter("boxoffice:local_day_of_week", days)
+    if start < end:
+        business = f"({minute} >= bool {start}) * ({minute} < bool {end}){today}"
+    else:  # the window wraps past midnight: after midnight counts for the day it opened
+        yesterday = _day_filter("((boxoffice:local_day_of_week + 6) % 7)", days)
+        business = (
+            f"clamp_max(({minute} >= bool {start}){today} + ({minute} < bool {end}){yesterday}, 1)"
+        )
+    return [
+        RecordingRule("boxoffice:timezone_offset_seconds", offset_expression(periods, fallback)),
+        RecordingRule(local, "vector(time()) + boxoffice:timezone_offset_seconds"),
+        RecordingRule(minute, f"hour({local}) * 60 + minute({local})"),
+        RecordingRule("boxoffice:local_day_of_week", f"day_of_week({local})"),
+        RecordingRule("boxoffice:local_day", f"floor({local} / 86400)"),
+        RecordingRule("boxoffice:business_hours", business),
+    ]
+
+
+def timezone_periods(thresholds: Thresholds) -> tuple[OffsetPeriod, ...]:
+    table = thresholds.file.timezone_table
+    return offset_periods(thresholds.file.timezone, table.first_year, table.last_year)
+
+
+def _day_filter(day_expr: str, days: list[int]) -> str:
+    if len(days) == 7:
+        return ""
+    # day_of_week(): 0 is Sunday; our list is Monday first.
+    numbers = sorted((d + 1) % 7 for d in days)
+    terms = " + ".join(f"({day_expr} == bool {n})" for n in numbers)
+    return f" * ({terms})"
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def local_offset(thresholds: Thresholds, unix: float) -> int:
+    """What ``boxoffice:timezone_offset_seconds`` evaluates to at ``unix`` (test models)."""
+    for period in timezone_periods(thresholds):
+        if period.start <= unix < period.end:
+            return period.offset
+    return standard_offset(thresholds.file.timezone, thresholds.file.timezone_table.first_year)
+
+
+def in_business_hours(thresholds: Thresholds, unix: float) -> bool:
+    """What ``boxoffice:business_hours`` evaluates to at ``unix`` (test models)."""
+    local = unix + local_offset(thresholds, unix)
+    moment = datetime.fromtimestamp(local, UTC)
+    minute = moment.hour * 60 + moment.minute
+    hours = thresholds.file.business_hours
+    start, end = _minutes(hours.start), _minutes(hours.end)
+    today = DAYS[moment.weekday()] in hours.days
+    yesterday = DAYS[(moment.weekday() + 6) % 7] in hours.days
+    if start < end:
+        return today and start <= minute < end
+    return (today and minute >= start) or (yesterday and minute < end)
+
+
+def local_midnight(thresholds: Thresholds, unix: float) -> float:
+    """Unix time of the most recent local midnight, as ``boxoffice:local_day`` sees it."""
+    local = unix + local_offset(thresholds, unix)
+    return unix - (local % 86400)

@@ -1,0 +1,189 @@
+"""docs/runbooks/<Alert>.md: what an alert means, what to check first, how to silence it."""
+
+from __future__ import annotations
+
+from exporter.generate.promql import metric_names
+from exporter.generate.rules import duration_text
+from exporter.generate.ruleset import BuiltAlert, RuleSet
+
+_FIRST_CHECKS: dict[str, tuple[str, ...]] = {
+    "PaymentSuccessRateLow": (
+        "Stripe status page and the Stripe dashboard's failed payments: one card network or all?",
+        "`boxoffice_payments_failed_total` by `failure_code`: declines (buyers) or errors (us)?",
+        "Recent deploys of the checkout code; the app's logs around checkout and webhooks.",
+    ),
+    "PaymentFailuresBurst": (
+        "Failure codes of the burst: `card_declined` from one buyer retrying, or many buyers?",
+        "Stripe Radar: a card-testing attack looks like many small failed payments.",
+    ),
+    "RefundRateHigh": (
+        "Was an event cancelled or moved? Refund waves follow announcements.",
+        "Who issued the refunds (Stripe dashboard): support staff, or an automation gone wrong?",
+    ),
+    "DisputeRateHigh": (
+        "Open disputes in the Stripe dashboard: same event, same card country, same reason?",
+        "Above 1% Stripe may review the account; answer disputes with the ticket evidence.",
+    ),
+    "InventoryLow": (
+        "Is the tier expected to sell out? Tell marketing, consider releasing more capacity.",
+        "Open checkout sessions hold tickets: `boxoffice_inventory_reserved_tickets`.",
+    ),
+    "InventoryCritical": (
+        "Decide now whether to add capacity or close the tier to avoid overselling.",
+        "Check reservations: expiring sessions may return tickets in minutes.",
+    ),
+    "InventorySoldOut": (
+        "Confirm the event page shows sold out and checkout refuses the tier.",
+        "Consider a waitlist or another date; tell support.",
+    ),
+    "InventoryOversold": (
+        "Stop sales of the tier at once (set the event status or the capacity).",
+        "Find the orders past capacity (`orders` joined to `ticket_tiers`); decide who to refund.",
+        "Look for a race in checkout: two sessions completing on the last ticket.",
+    ),
+    "SelloutPredicted": (
+        "Good news usually: plan for the sell-out (waitlist, extra date, stop ads).",
+        "A sudden spike can also be a bot or a pricing error: check the order sizes.",
+    ),
+    "SalesVelocitySpike": (
+        "A campaign or press mention? Check with marketing.",
+        "A pricing or discount error sells fast: check recent prices and coupons.",
+    ),
+    "NoRecentSales": (
+        "Try a purchase on the live site end to end (test card in test mode, or a real one).",
+        "Check checkout sessions: created but not completed points at payment or redirects.",
+        'Check `boxoffice_source_up{source="postgres"}`: silent data looks like no sales.',
+    ),
+    "RevenueBelowForecast": (
+        "Compare sessions created with last week: fewer visitors (marketing) or fewer buyers?",
+        "Check checkout conversion and payment success alerts for a technical cause.",
+    ),
+    "CheckoutConversionLow": (
+        "Try a checkout yourself; look at the Stripe Checkout page and the success redirect.",
+        "Expired sessions rising (`boxoffice_checkout_sessions_expired_total`): buyers give up.",
+    ),
+    "StripeWebhookBacklog": (
+        "Stripe dashboard, Developers, Webhooks: failed deliveries and their responses.",
+        "Is the webhook endpoint up and answering 2xx within Stripe's timeout?",
+        "Orders stay pending while webhooks do not arrive: tell support.",
+    ),
+    "WebhookProcessingErrors": (
+        "`webhook_logs.last_error` for the provider: signature, parsing or database errors?",
+        "A rotated webhook secret not yet deployed fails every signature check.",
+    ),
+    "SmsDeliveryFailureRateHigh": (
+        "Twilio console, Messaging logs: error codes of the failed messages.",
+        "Carrier filtering (30007) or unreachable numbers (30003) need different fixes.",
+    ),
+    "SmsCostHigh": (
+        "A loop sending the same SMS? Look for repeated recipients in the Twilio logs.",
+        "International numbers cost more: check the destinations.",
+    ),
+    "TwilioBalanceLow": (
+        "Top up the Twilio account or enable auto-recharge; SMS stop when it reaches zero.",
+    ),
+    "AppHealthDegraded": (
+        "Open the app's health endpoint and read the failing component's status.",
+        "Check the component itself (database, cache, email provider).",
+    ),
+    "ProbeFailing": (
+        "Open the probed URL from outside; check DNS, TLS expiry and the load balancer.",
+        "`boxoffice_probe_status_code` tells a timeout (absent) from an error status.",
+    ),
+    "EndpointLatencyHigh": (
+        "Which endpoint: checkout waits on Stripe, the webhook on the database.",
+        "Database load and slow queries; recent deploys; traffic compared with last week.",
+    ),
+    "SLOErrorBudgetBurn": (
+        "Which SLO (label `slo`): find the failing requests in the app's logs or traces.",
+        "Critical means the monthly budget goes in hours: roll back the last change first.",
+    ),
+    "ExporterSourceDown": (
+        "The exporter's log names the failure reason; `boxoffice_source_errors_total` counts them.",
+        "Business alerts of that source cannot fire while it is down.",
+    ),
+    "ExporterDown": (
+        "Is the exporter process running? `curl http://<instance>/healthz`.",
+        "Check the Prometheus target page for the scrape error (auth, TLS, timeout).",
+    ),
+    "ExporterDataStale": (
+        "Collections stopped succeeding: check the exporter log and the database's load.",
+        "A query slower than its interval never completes: raise the timeout or add an index.",
+    ),
+}
+
+
+def runbook(built: BuiltAlert, ruleset: RuleSet) -> str:
+    """The runbook page of one alert, from the same rules Prometheus runs."""
+    alert = built.alert
+    spec = alert.spec
+    th = ruleset.thresholds
+    lines = [
+        f"# {spec.name}",
+        "",
+        f"*Generated by `boxoffice generate` from {th.source}; do not edit.*",
+        "",
+        f"**{spec.summary}.** Category `{spec.category}`.",
+        "",
+        "## What it means",
+        "",
+    ]
+    seen: set[tuple[str, str]] = set()
+    for rule in built.rules:
+        if (rule.severity, rule.expr) in seen:
+            continue
+        seen.add((rule.severity, rule.expr))
+        lines += [
+            f"Severity `{rule.severity}` when this holds for {duration_text(alert.for_seconds)}:",
+            "",
+            "```promql",
+            rule.expr,
+            "```",
+            "",
+        ]
+    lines += _recording_rules_read(built, ruleset)
+    esc = th.file.escalation
+    lines += [
+        "## Escalation",
+        "",
+        f'The condition held at once fires `escalation="1"`; held '
+        f'{duration_text(float(esc.tier2_after))} longer it also fires `escalation="2"`, and '
+        f'{duration_text(float(esc.tier3_after))} longer `escalation="3"` (low severity does '
+        "not escalate). Alertmanager sends each tier to a wider audience.",
+        "",
+        "## First checks",
+        "",
+    ]
+    lines += [f"1. {check}" for check in _FIRST_CHECKS.get(spec.name, ())]
+    lines += [
+        "",
+        "## Silencing",
+        "",
+        "For planned work, silence it rather than disabling it:",
+        "",
+        "```sh",
+        f"amtool silence add alertname={spec.name} --duration=2h --comment='why'",
+        "```",
+        "",
+        f"To change when it fires, edit `alerts.{spec.name}` in {th.source} and run "
+        "`boxoffice generate`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _recording_rules_read(built: BuiltAlert, ruleset: RuleSet) -> list[str]:
+    """The recording rules the conditions read, expanded, so the page stands on its own."""
+    recorded = {r.record: r.expr for r in (*ruleset.time_rules, *ruleset.rate_rules)}
+    wanted: list[str] = []
+    pending = [name for rule in built.rules for name in metric_names(rule.expr)]
+    while pending:
+        name = pending.pop(0)
+        if name in recorded and name not in wanted and name != "boxoffice:timezone_offset_seconds":
+            wanted.append(name)
+            pending += metric_names(recorded[name])
+    if not wanted:
+        return []
+    lines = ["The recording rules these read:", "", "```promql"]
+    lines += [f"{name} = {recorded[name]}" for name in wanted]
+    return [*lines, "```", ""]

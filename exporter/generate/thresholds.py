@@ -1,0 +1,284 @@
+"""rules/thresholds.yaml: YAML -> typed schema (unknown keys refused) -> checks -> frozen.
+
+Every problem is a :class:`ConfigError` naming the file, the dotted path inside it and the
+reason, e.g. ``alerts.InventoryLow.thresholds.vip: must be >= 0, got -1``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from exporter.config.errors import ConfigError
+from exporter.config.loader import read_yaml
+from exporter.config.typed import (
+    Duration,
+    at_least,
+    build,
+    field,
+    join,
+    positive,
+)
+from exporter.generate.alertdefs import (
+    ALERT_DEFS,
+    ALERT_DEFS_BY_NAME,
+    SEVERITIES,
+    AlertDef,
+    Severity,
+)
+from exporter.generate.promql import PromQLSyntaxError, metric_names
+from exporter.generate.threshold_values import ErrorAt, alert_thresholds
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)|24:00")
+_NAME = re.compile(r"[a-z0-9_]+")
+_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_VALUE = re.compile(r"[^\"\\\n]*")
+
+
+def _clock(value: str) -> str | None:
+    return None if _CLOCK.fullmatch(value) else f"must be a time of day like 09:00, got {value!r}"
+
+
+def _zone(value: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return f"unknown IANA time zone {value!r}"
+    return None
+
+
+def _objective(value: float) -> str | None:
+    return None if 0 < value < 100 else f"must be a percentage between 0 and 100, got {value:g}"
+
+
+@dataclass(frozen=True)
+class TimezoneTable:
+    first_year: int = field(2025, doc="First year of the generated UTC offset table.")
+    last_year: int = field(2040, doc="Last year; regenerate before it ends.")
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    start: str = field("09:00", check=_clock, doc="Local time business hours start.")
+    end: str = field("21:00", check=_clock, doc="Local time they end; before start wraps.")
+    days: list[Day] = field(default_factory=lambda: list(DAYS), doc="Days they start on.")
+
+
+@dataclass(frozen=True)
+class Links:
+    runbook_base_url: str = field(doc="Runbooks, one <Alert>.md page each.")
+    dashboard_base_url: str = field(doc="Grafana base URL of the generated dashboards.")
+
+
+@dataclass(frozen=True)
+class Escalation:
+    tier2_after: Duration = field(Duration(300), check=positive, doc="Tier 2 after this long.")
+    tier3_after: Duration = field(Duration(900), check=positive, doc="Tier 3 after this long.")
+
+
+@dataclass(frozen=True)
+class Forecast:
+    method: Literal["same_time_last_week", "daily_target"] = "same_time_last_week"
+    daily_target: dict[str, float] = field(
+        default_factory=dict, doc="Revenue target per day per currency (daily_target method)."
+    )
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    route: str = field(doc="Value of the endpoint label in the app's histogram.")
+    high: Duration = field(check=positive)
+    critical: Duration = field(check=positive)
+
+
+@dataclass(frozen=True)
+class Latency:
+    histogram: str = field(doc="Base name of the app's latency histogram.")
+    selector: str = field("", doc='Extra label matchers, e.g. job="ticket-app".')
+    endpoint_label: str = "route"
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Slo:
+    objective: float = field(check=_objective, doc="Availability target in percent.")
+    total: str = field(doc="Selector of all requests or events (a counter).")
+    errors: str = field(doc="Selector of the failed ones (a counter).")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    enabled: bool = True
+    severity: Severity | None = None
+    for_: Duration | None = field(None, key="for")
+    window: Duration | None = field(None, check=positive)
+    min_traffic: float | None = field(None, check=at_least(0))
+    labels: dict[str, str] = field(default_factory=dict)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ThresholdsFile:
+    timezone: str = field(check=_zone, doc="IANA time zone of the seller.")
+    links: Links = field()
+    timezone_table: TimezoneTable = field(default_factory=TimezoneTable)
+    business_hours: BusinessHours = field(default_factory=BusinessHours)
+    escalation: Escalation = field(default_factory=Escalation)
+    exporter_job: str = field("boxoffice.*", doc="Regex of the exporter's scrape job(s).")
+    forecast: Forecast = field(default_factory=Forecast)
+    app_metrics: list[str] = field(default_factory=list)
+    latency: Latency | None = None
+    slos: dict[str, Slo] = field(default_factory=dict)
+    alerts: dict[str, AlertSettings] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert, defaults merged with thresholds.yaml; ``thresholds`` most severe first."""
+
+    spec: AlertDef
+    enabled: bool
+    severity: Severity | None
+    for_seconds: float
+    window_seconds: float | None
+    min_traffic: float | None
+    labels: dict[str, str]
+    thresholds: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """thresholds.yaml, checked and frozen: what the rule builders read."""
+
+    source: str
+    file: ThresholdsFile
+    alerts: dict[str, Alert]
+
+
+def load_thresholds(path: str, name: str | None = None) -> Thresholds:
+    """Read, type and check thresholds.yaml; ConfigError on the first problem.
+
+    ``name`` is how errors and generated headers call the file (a path relative to the
+    repository, so generated output does not depend on where the checkout lives).
+    """
+    name = name or path
+    try:
+        data = read_yaml(path)
+    except ConfigError as exc:
+        raise ConfigError(name, exc.path, exc.reason) from None
+    if not isinstance(data, dict):
+        raise ConfigError(name, "", "must be a mapping at the top level")
+    parsed = build(ThresholdsFile, data, source=name)
+    return _check(name, parsed)
+
+
+def _check(source: str, parsed: ThresholdsFile) -> Thresholds:
+    def error(where: str, reason: str) -> ConfigError:
+        return ConfigError(source, where, reason)
+
+    _check_clock(parsed, error)
+    _check_latency(parsed.latency, error)
+    for name, slo in parsed.slos.items():
+        if not _NAME.fullmatch(name):
+            raise error(join("slos", name), "SLO names are lowercase letters, digits and _")
+        for key in ("total", "errors"):
+            _check_selector(getattr(slo, key), join(join("slos", name), key), error)
+    for name in parsed.alerts:
+        if name not in ALERT_DEFS_BY_NAME:
+            close = difflib.get_close_matches(name, ALERT_DEFS_BY_NAME, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise error(join("alerts", name), f"unknown alert{hint}")
+    alerts = {
+        spec.name: _alert(spec, parsed.alerts.get(spec.name), join("alerts", spec.name), error)
+        for spec in ALERT_DEFS
+    }
+    return Thresholds(source, parsed, alerts)
+
+
+def _check_clock(parsed: ThresholdsFile, error: ErrorAt) -> None:
+    """Time zone table, business hours, exporter job, app metrics and forecast."""
+    table = parsed.timezone_table
+    if not 1970 <= table.first_year <= table.last_year <= 2200:
+        raise error("timezone_table", "years must satisfy 1970 <= first_year <= last_year <= 2200")
+    hours = parsed.business_hours
+    if hours.start == hours.end:
+        raise error("business_hours.end", "must differ from business_hours.start")
+    if not hours.days or len(set(hours.days)) != len(hours.days):
+        raise error("business_hours.days", "must list at least one day, each once")
+    try:
+        re.compile(parsed.exporter_job)
+    except re.error as exc:
+        raise error("exporter_job", f"is not a regular expression: {exc}") from None
+    for i, name in enumerate(parsed.app_metrics):
+        if not _METRIC.fullmatch(name):
+            raise error(join("app_metrics", i), f"is not a metric name: {name!r}")
+    if parsed.forecast.method == "daily_target":
+        if not parsed.forecast.daily_target:
+            raise error("forecast.daily_target", "is required with method daily_target")
+        for currency, target in parsed.forecast.daily_target.items():
+            if not _NAME.fullmatch(currency) or target <= 0:
+                raise error(
+                    join("forecast.daily_target", currency),
+                    "must be a lowercase currency code with a target > 0",
+                )
+
+
+def _check_latency(latency: Latency | None, error: ErrorAt) -> None:
+    if latency is None:
+        return
+    if not _METRIC.fullmatch(latency.histogram):
+        raise error("latency.histogram", f"is not a metric name: {latency.histogram!r}")
+    if latency.selector:
+        _check_selector("x{" + latency.selector + "}", "latency.selector", error)
+    for name, endpoint in latency.endpoints.items():
+        path = join("latency.endpoints", name)
+        if endpoint.critical <= endpoint.high:
+            raise error(join(path, "critical"), f"must be above high ({endpoint.high:g}s)")
+        if not _LABEL_VALUE.fullmatch(endpoint.route):
+            raise error(join(path, "route"), "must not contain quotes, backslashes or newlines")
+
+
+def _check_selector(selector: str, path: str, error: ErrorAt) -> None:
+    try:
+        names = metric_names(selector)
+    except PromQLSyntaxError as exc:
+        raise error(path, f"is not a PromQL selector: {exc}") from None
+    if len(names) != 1 or not selector.strip().startswith(names[0]):
+        raise error(
+            path, f'must be one metric selector like name{{label="value"}}, got {selector!r}'
+        )
+
+
+def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: ErrorAt) -> Alert:
+    settings = given or AlertSettings()
+    if settings.severity is not None and spec.keys in ("ladder", "table"):
+        why = "thresholds are keyed by severity" if spec.keys == "ladder" else "it has two"
+        raise error(join(path, "severity"), f"cannot be set for {spec.name}: {why}")
+    if settings.window is not None and spec.window_seconds is None:
+        raise error(join(path, "window"), f"{spec.name} has no window to set")
+    if settings.min_traffic is not None and spec.min_traffic is None:
+        raise error(join(path, "min_traffic"), f"{spec.name} has no minimum-traffic guard")
+    for label in settings.labels:
+        if label in ("severity", "category", "escalation", "alertname") or not re.fullmatch(
+            r"[a-zA-Z_][a-zA-Z0-9_]*", label
+        ):
+            raise error(join(join(path, "labels"), label), "is not a label name this alert may set")
+    thresholds = alert_thresholds(spec, settings.thresholds, join(path, "thresholds"), error)
+    return Alert(
+        spec=spec,
+        enabled=settings.enabled,
+        severity=settings.severity or spec.severity,
+        for_seconds=spec.for_seconds if settings.for_ is None else float(settings.for_),
+        window_seconds=spec.window_seconds if settings.window is None else float(settings.window),
+        min_traffic=spec.min_traffic if settings.min_traffic is None else settings.min_traffic,
+        labels=dict(sorted(settings.labels.items())),
+        thresholds=thresholds,
+    )
+
+
+__all__ = ["SEVERITIES", "Alert", "Thresholds", "ThresholdsFile", "load_thresholds"]
