@@ -196,10 +196,14 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
     dispute_window = disputes.window_seconds or DAY
     board.add(
         stat.Panel()
-        .title("Disputes")
+        .title("Stripe refunds and disputes")
         .description(
-            f"Disputes opened in the last {duration_text(dispute_window)}, still open, and as a "
-            "share of charges (DisputeRateHigh)."
+            f"Refunds and disputes Stripe recorded in the last {duration_text(dispute_window)}, "
+            "and disputes still open."
+        )
+        .with_target(
+            query(q.increase("boxoffice_stripe_refunds_total", dispute_window), "refunds",
+                  instant=True)
         )
         .with_target(
             query(q.increase("boxoffice_stripe_disputes_total", dispute_window), "opened",

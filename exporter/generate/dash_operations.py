@@ -119,6 +119,47 @@ def _app(board: Board, th: Thresholds, q: PanelQueries) -> None:
                 name, [model.DynamicConfigValue("thresholds", budget.build())]
             )
         board.add(panel, width=12, height=8)
+    board.add(
+        stat.Panel()
+        .title("App components")
+        .description("Components reported by the app's health JSON (1 healthy, 0 not).")
+        .with_target(
+            query(
+                "max by (target, component) (boxoffice_app_component_up)",
+                "{{target}} {{component}}",
+                instant=True,
+            )
+        )
+        .mappings(up_down_mappings())
+        .thresholds(steps((None, "red"), (1, OK)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .links(runbook_links(th, "AppHealthDegraded")),
+        width=8,
+        height=6,
+    )
+    board.add(
+        _series("Probe duration", "Time each HTTP health probe took.")
+        .with_target(query("max by (target) (boxoffice_probe_duration_seconds)", "{{target}}"))
+        .unit("s")
+        .thresholds(no_steps())
+        .links(runbook_links(th, "ProbeFailing")),
+        width=10,
+        height=6,
+    )
+    board.add(
+        stat.Panel()
+        .title("Probe status")
+        .description("Whether each probe succeeded, and the HTTP status code it got.")
+        .with_target(query("max by (target) (boxoffice_probe_success)", "{{target}}", instant=True))
+        .with_target(
+            query("max by (target) (boxoffice_probe_status_code)", "{{target}} HTTP", instant=True)
+        )
+        .unit("none")
+        .thresholds(no_steps())
+        .links(runbook_links(th, "ProbeFailing")),
+        width=6,
+        height=6,
+    )
 
 
 def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
@@ -169,6 +210,43 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
         .links(runbook_links(th, "PaymentFailuresBurst", "PaymentSuccessRateLow")),
         width=11,
         height=8,
+    )
+    balance = (
+        stat.Panel()
+        .title("Stripe balance")
+        .description("Stripe account balance per currency, available and pending.")
+        .with_target(
+            query(
+                "max by (currency, state) (boxoffice_stripe_balance)",
+                "{{currency}} {{state}}",
+                instant=True,
+            )
+        )
+        .thresholds(no_steps())
+        .color_mode(common.BigValueColorMode.NONE)
+    )
+    money_overrides(balance)
+    board.add(balance, width=12, height=5)
+    board.add(
+        stat.Panel()
+        .title("Held by open checkouts")
+        .description(
+            "Checkout sessions open now and the tickets they hold (not available to others)."
+        )
+        .with_target(query("max(boxoffice_checkout_sessions_open)", "sessions", instant=True))
+        .with_target(
+            query(
+                f"sum(max by (event, city, tier) "
+                f"(boxoffice_inventory_reserved_tickets{{{SELECTOR}}}))",
+                "tickets",
+                instant=True,
+            )
+        )
+        .unit("none")
+        .thresholds(no_steps())
+        .color_mode(common.BigValueColorMode.NONE),
+        width=12,
+        height=5,
     )
 
 
@@ -408,4 +486,28 @@ def _exporter(board: Board, th: Thresholds) -> None:
         .links(runbook_links(th, "ExporterDataStale")),
         width=5,
         height=8,
+    )
+    board.add(
+        _series(
+            "Series folded by the cardinality guard (1h)",
+            "Label values past the per-metric limit, folded into `other`, per metric.",
+        )
+        .with_target(
+            query("max by (metric) (increase(boxoffice_series_dropped_total[1h]))", "{{metric}}")
+        )
+        .unit("none")
+        .thresholds(no_steps()),
+        width=18,
+        height=6,
+    )
+    board.add(
+        stat.Panel()
+        .title("Exporter version")
+        .description("boxoffice version of each scraped exporter.")
+        .with_target(query("max by (version) (boxoffice_build_info)", "{{version}}", instant=True))
+        .text_mode(common.BigValueTextMode.NAME)
+        .thresholds(no_steps())
+        .color_mode(common.BigValueColorMode.NONE),
+        width=6,
+        height=6,
     )
