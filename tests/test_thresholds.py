@@ -56,7 +56,11 @@ MALFORMED: list[tuple[str, str]] = [
     (BASE + "app_metrics: [http_requests_total]\nslos:\n  web: {objective: 99.9, total: 'http_request_total{job=\"app\"}', errors: 'http_requests_total{code=~\"5..\"}'}\n", "slos.web.total: unknown metric 'http_request_total': not published by the exporter, not a recording rule generated here, not declared under app_metrics"),
     (BASE + "latency:\n  histogram: http_request_duration_seconds\n  endpoints:\n    checkout: {route: /checkout, high: 5s, critical: 3s}\n", "latency.endpoints.checkout.critical: must be above high (5s)"),
     (BASE + "latency:\n  histogram: http_request_duration_seconds\n  endpoints:\n    checkout: {route: /checkout, high: 3s, critical: 5s}\n", "latency.histogram: unknown metric 'http_request_duration_seconds_bucket': not published by the exporter, not a recording rule generated here, not declared under app_metrics"),
+    (BASE + "app_metrics: [http_requests_total]\nslos:\n  web: {objective: 99.9, total: http_requests_total, errors: 'http_requests_total{code=~\"[45]xx\"}'}\n", "slos.web.errors: cannot make test series for it (no label values found for {code=~\"[45]xx\"}); use = matchers or simpler regexes"),
     (BASE + "app_metrics: ['not a name']\n", "app_metrics[0]: is not a metric name: 'not a name'"),
+    (BASE + "exporter_job: 'a\"b'\n", "exporter_job: is not a regular expression: quotes and newlines cannot go into a PromQL string"),
+    (BASE + "slos:\n  web: {objective: 99.9, total: 'x{job=\"a\"}}', errors: y}\n", "slos.web.total: must be one metric selector like name{label=\"value\"}, got 'x{job=\"a\"}}'"),
+    (BASE + "slos:\n  web: {objective: 99.9, total: 'x{job=a}', errors: y}\n", "slos.web.total: must be one metric selector like name{label=\"value\"}, got 'x{job=a}'"),
 ]  # fmt: skip
 
 

@@ -3,13 +3,14 @@ error-budget burn with the Google SRE workbook's multiwindow, multi-burn-rate co
 
 from __future__ import annotations
 
+from exporter.config.errors import ConfigError
 from exporter.generate.alertkit import span
 from exporter.generate.alerts_business import _sel
 from exporter.generate.alerts_ops import histogram_series, selector_labels
 from exporter.generate.recording import Recorder
 from exporter.generate.rules import AlertBuild, Scenario, Text, Variant, constant, duration_text
 from exporter.generate.scenario import Counter
-from exporter.generate.selectors import matches, parse_selector, satisfying
+from exporter.generate.selectors import SelectorError, matches, parse_selector, satisfying
 from exporter.generate.thresholds import Alert, Thresholds
 
 # (short window, long window, burn factor): page on the first two, ticket on the last two.
@@ -131,16 +132,15 @@ def _slo_scenarios(alert: Alert, th: Thresholds) -> list[Scenario]:
         name: (parse_selector(slo.total), parse_selector(slo.errors), 1 - slo.objective / 100)
         for name, slo in slos
     }
+    test_labels = {name: _test_labels(th, name, *parsed[name][:2]) for name in parsed}
     out = []
     for target, factor in (("critical", 20.0), ("near-critical", 5.5), ("high", 4.0),
                            ("near-high", 0.9)):  # fmt: skip
         rates: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        for (total_name, total_m), (error_name, error_m), budget in parsed.values():
+        for name, ((total_name, total_m), (error_name, _), budget) in parsed.items():
             requests, bad_share = 10.0, budget * factor
-            bad = satisfying(error_m)
-            same = total_name == error_name
-            good = satisfying(total_m, error_m if same else None)
-            in_total = same and matches(bad, total_m)
+            bad, good = test_labels[name]
+            in_total = total_name == error_name and matches(bad, total_m)
             for key, rate in (
                 ((error_name, tuple(bad.items())), requests * bad_share),
                 ((total_name, tuple(good.items())),
@@ -169,3 +169,24 @@ def _slo_scenarios(alert: Alert, th: Thresholds) -> list[Scenario]:
         (labels, model), *also = results
         out.append(Scenario(target, series, labels, model, length, also=tuple(also)))
     return out
+
+
+Matchers = list[tuple[str, str, str]]
+
+
+def _test_labels(
+    th: Thresholds, name: str, total: tuple[str, Matchers], errors: tuple[str, Matchers]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels of a failed event (matching ``errors``) and of a good one (``total`` only)."""
+    try:
+        bad = satisfying(errors[1])
+    except SelectorError as exc:
+        raise ConfigError(th.source, f"slos.{name}.errors", _UNTESTABLE.format(exc)) from None
+    try:
+        good = satisfying(total[1], errors[1] if total[0] == errors[0] else None)
+    except SelectorError as exc:
+        raise ConfigError(th.source, f"slos.{name}.total", _UNTESTABLE.format(exc)) from None
+    return bad, good
+
+
+_UNTESTABLE = "cannot make test series for it ({}); use = matchers or simpler regexes"

@@ -18,7 +18,9 @@ def parse_selector(selector: str) -> tuple[str, list[tuple[str, str, str]]]:
     brace = selector.find("{")
     if brace < 0:
         return selector, []
-    name, body = selector[:brace].strip(), selector[brace + 1 : selector.rindex("}")]
+    if not selector.endswith("}"):
+        raise SelectorError(f"cannot read label matchers in {selector!r}")
+    name, body = selector[:brace].strip(), selector[brace + 1 : -1]
     matchers, pos = [], 0
     while pos < len(body.strip()):
         match = _MATCHER.match(body, pos)
@@ -35,12 +37,19 @@ def matches(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> boo
         ok = {
             "=": actual == value,
             "!=": actual != value,
-            "=~": re.fullmatch(value, actual) is not None,
-            "!~": re.fullmatch(value, actual) is None,
+            "=~": _fullmatch(value, actual),
+            "!~": not _fullmatch(value, actual),
         }[op]
         if not ok:
             return False
     return True
+
+
+def _fullmatch(regex: str, text: str) -> bool:
+    try:
+        return re.fullmatch(regex, text) is not None
+    except re.error:  # RE2 syntax Python does not know: treat as no match
+        return False
 
 
 def satisfying(
@@ -59,7 +68,8 @@ def satisfying(
         candidate = {k: v for k, v in candidate.items() if v}
         if matches(candidate, matchers) and (avoid is None or not matches(candidate, avoid)):
             return dict(sorted(candidate.items()))
-    raise SelectorError("no label values found that satisfy the selector")
+    wanted = ", ".join(f'{label}{op}"{value}"' for label, op, value in matchers)
+    raise SelectorError(f"no label values found for {{{wanted}}}")
 
 
 def _literal(regex: str) -> str:

@@ -30,6 +30,7 @@ from exporter.generate.alertdefs import (
     Severity,
 )
 from exporter.generate.promql import PromQLSyntaxError, metric_names
+from exporter.generate.selectors import SelectorError, parse_selector
 from exporter.generate.threshold_values import ErrorAt, alert_thresholds
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -212,6 +213,8 @@ def _check_clock(parsed: ThresholdsFile, error: ErrorAt) -> None:
         raise error("business_hours.days", "must list at least one day, each once")
     try:
         re.compile(parsed.exporter_job)
+        if '"' in parsed.exporter_job or "\n" in parsed.exporter_job:
+            raise re.error("quotes and newlines cannot go into a PromQL string")
     except re.error as exc:
         raise error("exporter_job", f"is not a regular expression: {exc}") from None
     for i, name in enumerate(parsed.app_metrics):
@@ -248,10 +251,15 @@ def _check_selector(selector: str, path: str, error: ErrorAt) -> None:
         names = metric_names(selector)
     except PromQLSyntaxError as exc:
         raise error(path, f"is not a PromQL selector: {exc}") from None
+    shape = f'must be one metric selector like name{{label="value"}}, got {selector!r}'
     if len(names) != 1 or not selector.strip().startswith(names[0]):
-        raise error(
-            path, f'must be one metric selector like name{{label="value"}}, got {selector!r}'
-        )
+        raise error(path, shape)
+    try:
+        name, _matchers = parse_selector(selector)
+    except SelectorError:
+        raise error(path, shape) from None
+    if name != names[0]:
+        raise error(path, shape)
 
 
 def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: ErrorAt) -> Alert:
