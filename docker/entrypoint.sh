@@ -83,15 +83,17 @@ healthcheck)
   sms-bridge) secret sms_bridge_token >/dev/null ;;
   *) die "healthcheck exporter|sms-bridge" ;;
   esac
-  exec python - "$2" "$SECRETS" "$SCRAPER" <<'PY'
+  exporter_address=${BOXOFFICE_WEB_LISTEN_ADDRESS:-:9798}
+  bridge_address=${BOXOFFICE_SMS_BRIDGE_LISTEN_ADDRESS:-:9799}
+  exec python - "$2" "$SECRETS" "$SCRAPER" "${exporter_address##*:}" "${bridge_address##*:}" <<'PY'
 import base64, sys, urllib.request
-kind, secrets, user = sys.argv[1:]
+kind, secrets, user, exporter_port, bridge_port = sys.argv[1:]
 if kind == "exporter":
     password = open(f"{secrets}/exporter_password").readline().rstrip("\n")
-    url = "http://127.0.0.1:9798/healthz"
+    url = f"http://127.0.0.1:{exporter_port}/healthz"
     auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 else:
-    url = "http://127.0.0.1:9799/healthz"
+    url = f"http://127.0.0.1:{bridge_port}/healthz"
     auth = "Bearer " + open(f"{secrets}/sms_bridge_token").readline().rstrip("\n")
 urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": auth}), timeout=5)
 PY

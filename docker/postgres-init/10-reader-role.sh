@@ -5,9 +5,9 @@
 set -eu
 password=$(head -n 1 "$POSTGRES_PASSWORD_FILE")
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
-  --set=password="$password" <<'SQL'
+  --set=password="$password" --set=database="$POSTGRES_DB" <<'SQL'
 CREATE ROLE boxoffice_reader LOGIN PASSWORD :'password';
-GRANT CONNECT ON DATABASE tickets TO boxoffice_reader;
+GRANT CONNECT ON DATABASE :"database" TO boxoffice_reader;
 GRANT USAGE ON SCHEMA public TO boxoffice_reader;
 ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT ON TABLES TO boxoffice_reader;
 SQL
