@@ -338,6 +338,21 @@ def test_inventory_steps_for_a_tier_without_level_thresholds() -> None:
     assert inventory_steps(th, None) == [(None, "dark-red"), (0, "red"), (1.0, "green")]
 
 
+def test_inventory_default_thresholds_colour_the_other_tiers(tmp_path: Path) -> None:
+    path = _changed_thresholds(tmp_path, {
+        "InventoryLow": {"thresholds": {"ga": 10, "default": 20}},
+        "InventoryCritical": {"thresholds": {"ga": 5, "default": 4}},
+    })  # fmt: skip
+    th = load_thresholds(str(path))
+    assert inventory_steps(th, None) == [
+        (None, "dark-red"), (0, "red"), (1.0, "orange"), (5, "yellow"), (21, "green")]  # fmt: skip
+    operations = json.loads(
+        dashboard_files(_ruleset(path), "t")["grafana/dashboards/operations.json"]
+    )
+    titles = [p["title"] for p in panels(operations) if p["title"].startswith("Tickets left")]
+    assert titles == ["Tickets left: ga", "Tickets left: other tiers"]
+
+
 def test_all_variable_values_become_match_all_regexes() -> None:
     target = Target("d", 1, "t", "A", 'x{city=~"$city", event=~"$event", tier=~"$tier"}', False)
     assert target.promql == 'x{city=~".*", event=~".*", tier=~".*"}'

@@ -251,7 +251,8 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
 
 
 def inventory_steps(th: Thresholds, tier: str | None) -> list[tuple[float | None, str]]:
-    """Colours of available tickets for ``tier``: oversold, sold out, critical, low, fine.
+    """Colours of available tickets for ``tier`` (None: tiers without a threshold of their
+    own): oversold, sold out, critical, low, fine.
 
     The inventory alerts compare ``<=`` on whole tickets, so a threshold n starts at n + 1
     for the milder colour.
@@ -265,7 +266,9 @@ def inventory_steps(th: Thresholds, tier: str | None) -> list[tuple[float | None
     levels = []
     for name in ("InventoryCritical", "InventoryLow"):
         alert = alerts[name]
-        limit = dict(alert.thresholds).get(tier or "")
+        # As the alerts read them: a tier's own threshold, else the `default` one.
+        limits = dict(alert.thresholds)
+        limit = limits.get(tier or "default", limits.get("default"))
         if alert.enabled and limit is not None:
             levels.append((limit, SEVERITY_COLOURS[alert.severity or "medium"]))
     start = 1.0
@@ -280,7 +283,12 @@ def inventory_steps(th: Thresholds, tier: str | None) -> list[tuple[float | None
 def _inventory(board: Board, th: Thresholds) -> None:
     board.row("Inventory")
     tiers = sorted(
-        {k for name in ("InventoryLow", "InventoryCritical") for k, _ in th.alerts[name].thresholds}
+        {
+            k
+            for name in ("InventoryLow", "InventoryCritical")
+            for k, _ in th.alerts[name].thresholds
+            if k != "default"
+        }
     )
     panels: list[tuple[str, str, str | None]] = [
         (f"Tickets left: {tier}", f'{SELECTOR}, tier="{tier}"', tier) for tier in tiers
