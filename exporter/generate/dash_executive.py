@@ -50,8 +50,6 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
             f"({th.file.forecast.method.replace('_', ' ')})."
         )
         .with_target(query(revenue, "{{currency}} today", instant=True))
-        .unit("none")
-        .decimals(2)
         .thresholds(no_steps())
         .color_mode(common.BigValueColorMode.NONE)
         .links(runbook_links(th, "RevenueBelowForecast", "NoRecentSales"))

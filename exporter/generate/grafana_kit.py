@@ -99,13 +99,26 @@ def runbook_links(th: Thresholds, *alert_names: str) -> list[Builder[model.Dashb
     ]
 
 
-class _Overridable(Protocol):
-    def override_by_regexp(self, regexp: str, properties: list[model.DynamicConfigValue]) -> object:
-        """Every panel builder of the SDK has this."""
+class _MoneyPanel(Protocol):
+    """What every panel builder of the SDK offers."""
+
+    def unit(self, unit: str) -> object: ...
+
+    def decimals(self, decimals: float) -> object: ...
+
+    def override_by_regexp(
+        self, regexp: str, properties: list[model.DynamicConfigValue]
+    ) -> object: ...
 
 
-def money_overrides(panel: _Overridable) -> None:
-    """Show each series in its currency: the legend must start with the currency label."""
+def money_overrides(panel: _MoneyPanel) -> None:
+    """Show each series in its currency: the legend must start with the currency label.
+
+    Money is in major units (SPEC 4); a currency Grafana has no unit for shows as a plain
+    number with two decimals.
+    """
+    panel.unit("none")
+    panel.decimals(2)
     for code, unit in CURRENCY_UNITS.items():
         panel.override_by_regexp(f"^{code}( .*)?$", [model.DynamicConfigValue("unit", unit)])
 
