@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from exporter.catalog import CATALOG_BY_NAME, PROMETHEUS_SERIES
-from exporter.generate.dash_operations import inventory_steps
+from exporter.generate.dash_inventory import inventory_steps
 from exporter.generate.dashboards import dashboard_files
 from exporter.generate.grafana_kit import DATASOURCE_UID, alert_steps
 from exporter.generate.output import load_inputs

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,7 @@ def test_every_panel_query_returns_data(prometheus: Prometheus) -> None:
     for ready in ("boxoffice:endpoint_latency_seconds:p95_rate5m", "boxoffice:revenue:today",
                   'boxoffice:slo_errors:ratio_rate5m{slo="web"}',
                   "boxoffice:revenue:forecast_today"):  # fmt: skip
-        wait_for(lambda r=ready: _has_data(prometheus, r), timeout=30, interval=0.5)  # type: ignore[misc]
+        wait_for(partial(_has_data, prometheus, ready), timeout=30, interval=0.5)
     all_targets = targets()
     results: dict[str, list[dict[str, Any]]] = {}
     for target in all_targets:

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, stat, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
 from exporter.generate import alerts_availability as avail
+from exporter.generate.dash_delivery import sms_panels, webhook_panels
+from exporter.generate.dash_inventory import inventory_panels
 from exporter.generate.grafana_kit import (
     OK,
     SEVERITY_COLOURS,
     Board,
     alert_steps,
-    legend,
     money_overrides,
     no_steps,
     query,
     reduce_last,
     runbook_links,
+    series_panel,
     steps,
-    threshold_lines,
     up_down_mappings,
 )
 from exporter.generate.panel_queries import SELECTOR, PanelQueries
@@ -36,32 +37,16 @@ SINCE = "now-6h"
 
 PAYMENTS, PAYMENTS_FAILED = "boxoffice_payments_total", "boxoffice_payments_failed_total"
 CHARGES, CHARGES_FAILED = "boxoffice_stripe_charges_total", "boxoffice_stripe_charges_failed_total"
-WEBHOOKS, WEBHOOKS_FAILED = (
-    "boxoffice_webhook_events_total",
-    "boxoffice_webhook_events_failed_total",
-)
-SMS, SMS_FAILED = "boxoffice_sms_messages_total", "boxoffice_sms_messages_failed_total"
-AVAILABLE = "boxoffice_inventory_available_tickets"
 
 
 def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
     th = ruleset.thresholds
     _app(board, th, q)
     _payments(board, th, q)
-    _inventory(board, th)
-    _webhooks(board, th, q)
-    _sms(board, th, q)
+    inventory_panels(board, th)
+    webhook_panels(board, th, q)
+    sms_panels(board, th, q)
     _exporter(board, th)
-
-
-def _series(title: str, description: str) -> timeseries.Panel:
-    return (
-        timeseries.Panel()
-        .title(title)
-        .description(description)
-        .legend(legend("lastNotNull", "max"))
-        .thresholds_style(threshold_lines())
-    )
 
 
 def _app(board: Board, th: Thresholds, q: PanelQueries) -> None:
@@ -77,7 +62,7 @@ def _app(board: Board, th: Thresholds, q: PanelQueries) -> None:
             f"boxoffice:endpoint_latency_seconds:p95_rate{w}",
         )
         panel = (
-            _series(
+            series_panel(
                 "Endpoint latency (p95)",
                 f"p95 of {latency.histogram} per endpoint over {w}; dashed lines are each "
                 "endpoint's high (orange) and critical (red) thresholds.",
@@ -103,7 +88,7 @@ def _app(board: Board, th: Thresholds, q: PanelQueries) -> None:
             avail.slo_error_budget_burn, slo_alert, th, "boxoffice:slo_errors:ratio_rate5m"
         )
         panel = (
-            _series(
+            series_panel(
                 "Error ratio per SLO (5m)",
                 "Failed / all events of each availability objective; the dashed line is the "
                 "error budget (1 - objective).",
@@ -138,7 +123,7 @@ def _app(board: Board, th: Thresholds, q: PanelQueries) -> None:
         height=6,
     )
     board.add(
-        _series("Probe duration", "Time each HTTP health probe took.")
+        series_panel("Probe duration", "Time each HTTP health probe took.")
         .with_target(query("max by (target) (boxoffice_probe_duration_seconds)", "{{target}}"))
         .unit("s")
         .thresholds(no_steps())
@@ -167,7 +152,7 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
     success = th.alerts["PaymentSuccessRateLow"]
     window = success.window_seconds or 300.0
     board.add(
-        _series(
+        series_panel(
             "Payment success rate",
             f"1 - failed / all payments over {duration_text(window)}, from the database and "
             "from Stripe's charges.",
@@ -196,7 +181,7 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
         height=8,
     )
     board.add(
-        _series(
+        series_panel(
             "Payment failures by failure code",
             f"Failed payments per {duration_text(burst_window)} by failure code, from the "
             "database and from Stripe.",
@@ -250,188 +235,6 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
     )
 
 
-def inventory_steps(th: Thresholds, tier: str | None) -> list[tuple[float | None, str]]:
-    """Colours of available tickets for ``tier`` (None: tiers without a threshold of their
-    own): oversold, sold out, critical, low, fine.
-
-    The inventory alerts compare ``<=`` on whole tickets, so a threshold n starts at n + 1
-    for the milder colour.
-    """
-    alerts = th.alerts
-    pairs: list[tuple[float | None, str]] = []
-    oversold, sold_out = alerts["InventoryOversold"], alerts["InventorySoldOut"]
-    pairs.append((None, "dark-red" if oversold.enabled else OK))
-    if sold_out.enabled:
-        pairs.append((0, SEVERITY_COLOURS[sold_out.severity or "critical"]))
-    levels = []
-    for name in ("InventoryCritical", "InventoryLow"):
-        alert = alerts[name]
-        # As the alerts read them: a tier's own threshold, else the `default` one.
-        limits = dict(alert.thresholds)
-        limit = limits.get(tier or "default", limits.get("default"))
-        if alert.enabled and limit is not None:
-            levels.append((limit, SEVERITY_COLOURS[alert.severity or "medium"]))
-    start = 1.0
-    for limit, colour in sorted(levels):
-        if limit + 1 > start:
-            pairs.append((start, colour))
-            start = limit + 1
-    pairs.append((start, OK))
-    return pairs
-
-
-def _inventory(board: Board, th: Thresholds) -> None:
-    board.row("Inventory")
-    tiers = sorted(
-        {
-            k
-            for name in ("InventoryLow", "InventoryCritical")
-            for k, _ in th.alerts[name].thresholds
-            if k != "default"
-        }
-    )
-    panels: list[tuple[str, str, str | None]] = [
-        (f"Tickets left: {tier}", f'{SELECTOR}, tier="{tier}"', tier) for tier in tiers
-    ]
-    if tiers:
-        others = "|".join(tiers)
-        panels.append(("Tickets left: other tiers", f'{SELECTOR}, tier!~"{others}"', None))
-    width = max(6, 24 // max(1, len(panels)))
-    for title, selector, tier in panels:
-        board.add(
-            bargauge.Panel()
-            .title(title)
-            .description(
-                "Available tickets (capacity - sold + refunded - held by open checkouts) per "
-                "event and city; colours are the inventory alert thresholds of this tier."
-            )
-            .with_target(
-                query(
-                    f"max by (event, city, tier) ({AVAILABLE}{{{selector}}})",
-                    "{{city}} · {{event}} · {{tier}}",
-                    instant=True,
-                )
-            )
-            .unit("none")
-            .decimals(0)
-            .min(0)
-            .display_mode(common.BarGaugeDisplayMode.BASIC)
-            .orientation(common.VizOrientation.HORIZONTAL)
-            .reduce_options(reduce_last())
-            .thresholds(steps(*inventory_steps(th, tier)))
-            .links(
-                runbook_links(
-                    th, "InventoryLow", "InventoryCritical", "InventorySoldOut", "InventoryOversold"
-                )
-            ),
-            width=width,
-            height=10,
-        )
-
-
-def _webhooks(board: Board, th: Thresholds, q: PanelQueries) -> None:
-    board.row("Webhooks")
-    backlog = th.alerts["StripeWebhookBacklog"]
-    board.add(
-        _series("Stripe webhook backlog", "Recent Stripe events whose webhooks are still pending.")
-        .with_target(query("max(boxoffice_stripe_events_pending_webhooks)", "pending"))
-        .unit("none")
-        .thresholds(alert_steps(backlog))
-        .links(runbook_links(th, "StripeWebhookBacklog")),
-        width=8,
-        height=8,
-    )
-    board.add(
-        stat.Panel()
-        .title("Stripe webhook endpoints")
-        .description("Webhook endpoints configured in Stripe, by status.")
-        .with_target(
-            query(
-                "max by (status) (boxoffice_stripe_webhook_endpoints)", "{{status}}", instant=True
-            )
-        )
-        .unit("none")
-        .thresholds(no_steps())
-        .links(runbook_links(th, "StripeWebhookBacklog")),
-        width=4,
-        height=8,
-    )
-    errors = th.alerts["WebhookProcessingErrors"]
-    window = errors.window_seconds or 3600.0
-    w = duration_text(window)
-    board.add(
-        _series(
-            f"Webhook processing errors ({w})",
-            f"Webhooks our app failed to process in the last {w}, per provider.",
-        )
-        .with_target(query(q.increase(WEBHOOKS_FAILED, window), "{{provider}}"))
-        .unit("none")
-        .thresholds(alert_steps(errors, keys=("high",)))
-        .links(runbook_links(th, "WebhookProcessingErrors")),
-        width=6,
-        height=8,
-    )
-    board.add(
-        _series(f"Webhook error ratio ({w})", "Failed / all webhooks per provider.")
-        .with_target(
-            query(q.ratio(WEBHOOKS_FAILED, WEBHOOKS, window, keep=("provider",)), "{{provider}}")
-        )
-        .unit("percentunit")
-        .thresholds(alert_steps(errors, keys=("critical",)))
-        .links(runbook_links(th, "WebhookProcessingErrors")),
-        width=6,
-        height=8,
-    )
-
-
-def _sms(board: Board, th: Thresholds, q: PanelQueries) -> None:
-    board.row("SMS")
-    failing = th.alerts["SmsDeliveryFailureRateHigh"]
-    window = failing.window_seconds or 3600.0
-    w = duration_text(window)
-    board.add(
-        _series(f"SMS delivered and failed ({w})", "Messages that reached a final status.")
-        .with_target(query(f"{q.increase(SMS, window)} - {q.increase(SMS_FAILED, window, keep=())}",
-                           "delivered"))
-        .with_target(query(q.increase(SMS_FAILED, window), "failed {{error_code}}"))
-        .unit("none")
-        .thresholds(no_steps())
-        .links(runbook_links(th, "SmsDeliveryFailureRateHigh")),
-        width=8,
-        height=8,
-    )  # fmt: skip
-    board.add(
-        _series(f"SMS failure ratio ({w})", "Failed and undelivered / all final messages.")
-        .with_target(query(q.ratio(SMS_FAILED, SMS, window), "failed"))
-        .unit("percentunit")
-        .thresholds(alert_steps(failing))
-        .links(runbook_links(th, "SmsDeliveryFailureRateHigh")),
-        width=6,
-        height=8,
-    )
-    cost = th.alerts["SmsCostHigh"]
-    cost_window = cost.window_seconds or 3600.0
-    cost_panel = (
-        _series(f"SMS cost ({duration_text(cost_window)})", "Twilio spend per window.")
-        .with_target(query(q.increase("boxoffice_sms_cost_total", cost_window), "{{currency}}"))
-        .thresholds(alert_steps(cost))
-        .links(runbook_links(th, "SmsCostHigh"))
-    )
-    money_overrides(cost_panel)
-    board.add(cost_panel, width=5, height=8)
-    balance = (
-        stat.Panel()
-        .title("Twilio balance")
-        .description("Prepaid Twilio balance.")
-        .with_target(query("max by (currency) (boxoffice_twilio_balance)", "{{currency}}",
-                           instant=True))
-        .thresholds(alert_steps(th.alerts["TwilioBalanceLow"]))
-        .links(runbook_links(th, "TwilioBalanceLow"))
-    )  # fmt: skip
-    money_overrides(balance)
-    board.add(balance, width=5, height=8)
-
-
 def _exporter(board: Board, th: Thresholds) -> None:
     board.row("Exporter")
     board.add(
@@ -460,7 +263,7 @@ def _exporter(board: Board, th: Thresholds) -> None:
         height=8,
     )
     board.add(
-        _series("Collection duration", "How long each source's last collection took.")
+        series_panel("Collection duration", "How long each source's last collection took.")
         .with_target(query("max by (source) (boxoffice_source_duration_seconds)", "{{source}}"))
         .unit("s")
         .thresholds(no_steps()),
@@ -468,7 +271,7 @@ def _exporter(board: Board, th: Thresholds) -> None:
         height=8,
     )
     board.add(
-        _series("Collection errors", "Failed collections per second, by source and reason.")
+        series_panel("Collection errors", "Failed collections per second, by source and reason.")
         .with_target(
             query(
                 "max by (source, reason) (rate(boxoffice_source_errors_total[5m]))",
@@ -482,7 +285,7 @@ def _exporter(board: Board, th: Thresholds) -> None:
         height=8,
     )
     board.add(
-        _series("Data age", "Time since each source last collected successfully.")
+        series_panel("Data age", "Time since each source last collected successfully.")
         .with_target(
             query(
                 "time() - max by (source) (boxoffice_source_last_success_timestamp_seconds)",
@@ -496,7 +299,7 @@ def _exporter(board: Board, th: Thresholds) -> None:
         height=8,
     )
     board.add(
-        _series(
+        series_panel(
             "Series folded by the cardinality guard (1h)",
             "Label values past the per-metric limit, folded into `other`, per metric.",
         )

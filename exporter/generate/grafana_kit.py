@@ -13,10 +13,11 @@ from typing import Protocol
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as builders
-from grafana_foundation_sdk.builders import prometheus
+from grafana_foundation_sdk.builders import prometheus, timeseries
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import common, units
 from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models import prometheus as prometheus_model
 
 from exporter.generate.thresholds import Alert, Thresholds
 
@@ -151,6 +152,17 @@ def threshold_lines() -> common_builders.GraphThresholdsStyleConfig:
     return common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
 
 
+def series_panel(title: str, description: str) -> timeseries.Panel:
+    """A time series panel with a table legend (last, max) and thresholds as dashed lines."""
+    return (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .legend(legend("lastNotNull", "max"))
+        .thresholds_style(threshold_lines())
+    )
+
+
 def reduce_last(*, all_values: bool = False) -> common_builders.ReduceDataOptions:
     return common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(all_values)
 
@@ -184,7 +196,8 @@ class Board:
         built.grid_pos = model.GridPos(h=height, w=width, x=self._x, y=self._y)
         built.datasource = DATASOURCE
         for number, target in enumerate(built.targets or []):
-            target.ref_id = chr(ord("A") + number)  # type: ignore[attr-defined]
+            if isinstance(target, prometheus_model.Dataquery):
+                target.ref_id = chr(ord("A") + number)
         self.dashboard = self.dashboard.with_panel(_Built(built))
         self._x += width
         self._row_height = max(self._row_height, height)
