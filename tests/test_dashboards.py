@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from exporter.catalog import CATALOG_BY_NAME, PROMETHEUS_SERIES
+from exporter.cli import main
 from exporter.generate.dash_inventory import inventory_steps
 from exporter.generate.dashboards import dashboard_files
 from exporter.generate.grafana_kit import DATASOURCE_UID, alert_steps
@@ -356,3 +358,40 @@ def test_inventory_default_thresholds_colour_the_other_tiers(tmp_path: Path) -> 
 def test_all_variable_values_become_match_all_regexes() -> None:
     target = Target("d", 1, "t", "A", 'x{city=~"$city", event=~"$event", tier=~"$tier"}', False)
     assert target.promql == 'x{city=~".*", event=~".*", tier=~".*"}'
+
+
+def test_generate_writes_the_dashboards_and_check_catches_hand_edits(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    shutil.copy(ROOT / "rules" / "thresholds.yaml", tmp_path / "rules" / "thresholds.yaml")
+    runner = CliRunner()
+    check = ["generate", "--check", "--root", str(tmp_path)]
+    assert runner.invoke(main, ["generate", "--root", str(tmp_path)]).exit_code == 0
+    written = tmp_path / "grafana" / "dashboards"
+    for name in NAMES:  # deterministic: the same bytes as the committed files
+        assert (written / f"{name}.json").read_bytes() == (DASHBOARDS / f"{name}.json").read_bytes()
+    executive = written / "executive.json"
+    executive.write_text(executive.read_text().replace('"title": "Refund rate"', '"title": "x"'))
+    (written / "retired.json").write_text("{}\n")
+    stale = runner.invoke(main, check)
+    assert stale.exit_code == 1
+    assert stale.output.splitlines() == [
+        "boxoffice: grafana/dashboards/executive.json: stale, run `boxoffice generate`",
+        "boxoffice: grafana/dashboards/retired.json: stale, run `boxoffice generate`",
+    ]
+    assert runner.invoke(main, ["generate", "--root", str(tmp_path)]).output.endswith("2 changed\n")
+    assert runner.invoke(main, check).exit_code == 0
+    assert not (written / "retired.json").exists()
+
+
+def test_daily_target_forecast_is_drawn_against_today(tmp_path: Path) -> None:
+    data = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
+    data["forecast"] = {"method": "daily_target", "daily_target": {"usd": 20000, "eur": 9000}}
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(yaml.safe_dump(data))
+    ruleset = _ruleset(path)
+    executive = json.loads(dashboard_files(ruleset, "t")["grafana/dashboards/executive.json"])
+    against = _by_title(executive, "Revenue against forecast")
+    assert against["targets"][0]["expr"] == (
+        "boxoffice:revenue:today / boxoffice:revenue:forecast_today"
+    )
+    assert "daily target" in _by_title(executive, "Revenue today")["description"]
