@@ -395,3 +395,17 @@ def test_daily_target_forecast_is_drawn_against_today(tmp_path: Path) -> None:
         "boxoffice:revenue:today / boxoffice:revenue:forecast_today"
     )
     assert "daily target" in _by_title(executive, "Revenue today")["description"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_grafana_schema_model_reads_the_committed_json_back_unchanged(name: str) -> None:
+    # Parsing with the typed model of Grafana's schema and writing it again loses nothing:
+    # no key outside the schema, no value of the wrong type.
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.cog.plugins import register_default_plugins
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    register_default_plugins()
+    raw = load(name)
+    again = json.loads(json.dumps(Dashboard.from_json(raw), cls=JSONEncoder))
+    assert again == raw

@@ -6,7 +6,7 @@ splits sales by membership (orders.is_member is not exported), so there is no pa
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, heatmap, piechart, stat, timeseries
+from grafana_foundation_sdk.builders import bargauge, heatmap, piechart, stat
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import piechart as piechart_model
 
@@ -19,7 +19,8 @@ from exporter.generate.grafana_kit import (
     query,
     reduce_last,
     runbook_links,
-    threshold_lines,
+    series_panel,
+    shown,
 )
 from exporter.generate.panel_queries import SELECTOR, PanelQueries, per_tier, scoped
 from exporter.generate.recording import by
@@ -62,9 +63,10 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
     alerts = th.alerts
     board.row("Sales")
     board.add(
-        timeseries.Panel()
-        .title("Tickets per hour by city")
-        .description("Tickets in paid orders per hour, summed per city.")
+        series_panel(
+            "Tickets per hour by city",
+            "Tickets in paid orders per hour, summed per city.",
+        )
         .with_target(query(f"sum by (city) ({scoped(q.increase(SOLD, HOUR))})", "{{city}}"))
         .unit("none")
         .legend(legend("lastNotNull", "max", "mean"))
@@ -73,10 +75,9 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         width=12,
         height=9,
     )
-    revenue = (
-        timeseries.Panel()
-        .title("Revenue per hour")
-        .description("Gross revenue of paid orders per hour, per currency (all events).")
+    revenue = series_panel(
+        "Revenue per hour",
+        "Gross revenue of paid orders per hour, per currency (all events).",
     )
     revenue = (
         revenue.with_target(query(q.increase(REVENUE, HOUR), "{{currency}}"))
@@ -97,6 +98,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         .unit("none")
         .reduce_options(reduce_last())
         .pie_type(piechart_model.PieChartType.DONUT)
+        .hide_from(shown())
         .thresholds(no_steps()),
         width=6,
         height=9,
@@ -124,6 +126,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         .with_target(query(peak_hours(), "{{hour}}"))
         .interval("1d")
         .calculate(False)
+        .hide_from(shown())
         .thresholds(no_steps()),
         width=12,
         height=9,
@@ -148,14 +151,14 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
     conversion = alerts["CheckoutConversionLow"]
     window = conversion.window_seconds or HOUR
     board.add(
-        timeseries.Panel()
-        .title(f"Checkout conversion ({duration_text(window)})")
-        .description("Completed / created checkout sessions over the CheckoutConversionLow window.")
+        series_panel(
+            f"Checkout conversion ({duration_text(window)})",
+            "Completed / created checkout sessions over the CheckoutConversionLow window.",
+        )
         .with_target(query(q.ratio(COMPLETED, CREATED, window), "conversion"))
         .unit("percentunit")
         .max(1)
         .thresholds(alert_steps(conversion))
-        .thresholds_style(threshold_lines())
         .links(runbook_links(th, "CheckoutConversionLow")),
         width=14,
         height=8,
@@ -166,9 +169,10 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
     refund_window = refunds.window_seconds or DAY
     rw = duration_text(refund_window)
     refunded = (
-        timeseries.Panel()
-        .title(f"Refunded ({rw})")
-        .description(f"Refunded amount per {rw}, per currency.")
+        series_panel(
+            f"Refunded ({rw})",
+            f"Refunded amount per {rw}, per currency.",
+        )
         .with_target(query(q.increase("boxoffice_refunds_total", refund_window), "{{currency}}"))
         .thresholds(no_steps())
         .links(runbook_links(th, "RefundRateHigh"))
@@ -176,9 +180,10 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
     money_overrides(refunded)
     board.add(refunded, width=8, height=8)
     board.add(
-        timeseries.Panel()
-        .title(f"Refund rate ({rw})")
-        .description("Refunded amount / revenue over the RefundRateHigh window.")
+        series_panel(
+            f"Refund rate ({rw})",
+            "Refunded amount / revenue over the RefundRateHigh window.",
+        )
         .with_target(
             query(
                 q.ratio("boxoffice_refunds_total", REVENUE, refund_window, keep=("currency",)),
@@ -187,7 +192,6 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         )
         .unit("percentunit")
         .thresholds(alert_steps(refunds))
-        .thresholds_style(threshold_lines())
         .links(runbook_links(th, "RefundRateHigh")),
         width=6,
         height=8,

@@ -163,6 +163,11 @@ def series_panel(title: str, description: str) -> timeseries.Panel:
     )
 
 
+def shown() -> common_builders.HideSeriesConfig:
+    """Series visible in legend, tooltip and graph (written out, as Grafana stores it)."""
+    return common_builders.HideSeriesConfig().legend(False).tooltip(False).viz(False)
+
+
 def reduce_last(*, all_values: bool = False) -> common_builders.ReduceDataOptions:
     return common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(all_values)
 
