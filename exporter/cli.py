@@ -376,7 +376,7 @@ def demo(
     envvar="BOXOFFICE_ROOT",
     show_envvar=True,
     type=click.Path(file_okay=False, exists=True),
-    help="Repository root holding rules/, docs/ (and later alertmanager/, grafana/).",
+    help="Repository root holding rules/, docs/ and grafana/ (and later alertmanager/).",
 )
 @click.option(
     "--thresholds",
@@ -388,7 +388,7 @@ def demo(
 )
 @_bad_input_exits_2
 def generate(check: bool, root: str, thresholds: str) -> None:
-    """Generate rules, their promtool tests and runbooks from rules/thresholds.yaml."""
+    """Generate rules, their promtool tests, runbooks and dashboards from rules/thresholds.yaml."""
     from exporter.generate.output import load_inputs, render_all, stale, write_all
 
     base = Path(root).resolve()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.generate.dashboards import DASHBOARDS_DIR, dashboard_files
 from exporter.generate.render import rule_files, test_file
 from exporter.generate.ruleset import RuleSet, build_ruleset
 from exporter.generate.runbooks import runbook
@@ -33,7 +34,12 @@ class Inputs:
 Producer = Callable[[Inputs], dict[str, str]]
 
 # Directories whose files generate owns (a file there that no producer writes is stale).
-OWNED = (("rules/generated", ".yml"), ("rules/tests", ".yml"), ("docs/runbooks", ".md"))
+OWNED = (
+    ("rules/generated", ".yml"),
+    ("rules/tests", ".yml"),
+    ("docs/runbooks", ".md"),
+    (DASHBOARDS_DIR, ".json"),
+)
 
 
 def produce_rules(inputs: Inputs) -> dict[str, str]:
@@ -60,7 +66,16 @@ def produce_runbooks(inputs: Inputs) -> dict[str, str]:
     }
 
 
-PRODUCERS: tuple[Producer, ...] = (produce_rules, produce_rule_tests, produce_runbooks)
+def produce_dashboards(inputs: Inputs) -> dict[str, str]:
+    return dashboard_files(inputs.ruleset, inputs.thresholds_path)
+
+
+PRODUCERS: tuple[Producer, ...] = (
+    produce_rules,
+    produce_rule_tests,
+    produce_runbooks,
+    produce_dashboards,
+)
 
 
 def load_inputs(root: Path, thresholds: str = THRESHOLDS) -> Inputs:

@@ -1,0 +1,243 @@
+"""The business dashboard (seed 001): where and when tickets sell, the funnel, refunds.
+
+Seed 001 also asks for member vs non-member sales; the exporter publishes no metric that
+splits sales by membership (orders.is_member is not exported), so there is no panel for it.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import bargauge, heatmap, piechart, stat
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import piechart as piechart_model
+
+from exporter.generate.grafana_kit import (
+    Board,
+    alert_steps,
+    legend,
+    money_overrides,
+    no_steps,
+    query,
+    reduce_last,
+    runbook_links,
+    series_panel,
+    shown,
+)
+from exporter.generate.panel_queries import SELECTOR, PanelQueries, per_tier, scoped
+from exporter.generate.recording import by
+from exporter.generate.rules import duration_text
+from exporter.generate.ruleset import RuleSet
+
+NAME = "business"
+TITLE = "boxoffice: business"
+PURPOSE = "Sales by city and tier, peak hours, the checkout funnel, refunds and disputes."
+REFRESH = "5m"
+SINCE = "now-7d"
+
+HOUR, DAY = 3600.0, 86400.0
+SOLD = "boxoffice_tickets_sold_total"
+REVENUE = "boxoffice_revenue_total"
+CREATED = "boxoffice_checkout_sessions_created_total"
+COMPLETED = "boxoffice_checkout_sessions_completed_total"
+EXPIRED = "boxoffice_checkout_sessions_expired_total"
+
+
+def peak_hours() -> str:
+    """One series per local hour of day: tickets sold in that hour within the last day.
+
+    Evaluated once a day (the panel's interval), each column holds the 24 hours before it.
+    Subquery steps fall on whole UTC hours, which are whole local hours in every zone with a
+    whole-hour offset: at the step where the local hour turns h + 1, the increase over the
+    last hour is what hour h sold.
+    """
+    sold = f"sum({by(SOLD)} (increase({SOLD}{{{SELECTOR}}}[1h])))"
+    hour = "hour(vector(time()) + boxoffice:timezone_offset_seconds)"
+    return "\nor ".join(
+        f"label_replace(sum_over_time(({sold} and on() ({hour} == {(h + 1) % 24}))[1d:1h]),"
+        f' "hour", "{h:02d}", "", "")'
+        for h in range(24)
+    )
+
+
+def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
+    th = ruleset.thresholds
+    alerts = th.alerts
+    board.row("Sales")
+    board.add(
+        series_panel(
+            "Tickets per hour by city",
+            "Tickets in paid orders per hour, summed per city.",
+        )
+        .with_target(query(f"sum by (city) ({scoped(q.increase(SOLD, HOUR))})", "{{city}}"))
+        .unit("none")
+        .legend(legend("lastNotNull", "max", "mean"))
+        .thresholds(no_steps())
+        .links(runbook_links(th, "SalesVelocitySpike", "NoRecentSales")),
+        width=12,
+        height=9,
+    )
+    revenue = series_panel(
+        "Revenue per hour",
+        "Gross revenue of paid orders per hour, per currency (all events).",
+    )
+    revenue = (
+        revenue.with_target(query(q.increase(REVENUE, HOUR), "{{currency}}"))
+        .legend(legend("lastNotNull", "max", "mean"))
+        .thresholds(no_steps())
+        .links(runbook_links(th, "RevenueBelowForecast"))
+    )
+    money_overrides(revenue)
+    board.add(revenue, width=12, height=9)
+
+    board.row("Tiers and hours")
+    board.add(
+        piechart.Panel()
+        .title("Tier popularity (24h)")
+        .description("Share of tickets sold in the last 24 hours, by tier.")
+        .with_target(query(f"sum by (tier) ({scoped(q.increase(SOLD, DAY))})", "{{tier}}",
+                           instant=True))
+        .unit("none")
+        .reduce_options(reduce_last())
+        .pie_type(piechart_model.PieChartType.DONUT)
+        .hide_from(shown())
+        .thresholds(no_steps()),
+        width=6,
+        height=9,
+    )  # fmt: skip
+    board.add(
+        bargauge.Panel()
+        .title("Tickets sold by tier (all time)")
+        .description("Tickets ever paid for, by tier, for the chosen events.")
+        .with_target(query(f"sum by (tier) ({per_tier(SOLD)})", "{{tier}}", instant=True))
+        .unit("none")
+        .decimals(0)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .reduce_options(reduce_last())
+        .thresholds(no_steps()),
+        width=6,
+        height=9,
+    )
+    board.add(
+        heatmap.Panel()
+        .title("Peak hours")
+        .description(
+            f"Tickets sold per local hour of day ({th.file.timezone}); each column is the day "
+            "before its time."
+        )
+        .with_target(query(peak_hours(), "{{hour}}"))
+        .interval("1d")
+        .calculate(False)
+        .hide_from(shown())
+        .thresholds(no_steps()),
+        width=12,
+        height=9,
+    )
+
+    board.row("Checkout funnel")
+    board.add(
+        bargauge.Panel()
+        .title("Checkout funnel (24h)")
+        .description("Checkout sessions created, completed and expired in the last 24 hours.")
+        .with_target(query(q.increase(CREATED, DAY), "created", instant=True))
+        .with_target(query(q.increase(COMPLETED, DAY), "completed", instant=True))
+        .with_target(query(q.increase(EXPIRED, DAY), "expired", instant=True))
+        .unit("none")
+        .decimals(0)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .reduce_options(reduce_last())
+        .thresholds(no_steps()),
+        width=10,
+        height=8,
+    )
+    conversion = alerts["CheckoutConversionLow"]
+    window = conversion.window_seconds or HOUR
+    board.add(
+        series_panel(
+            f"Checkout conversion ({duration_text(window)})",
+            "Completed / created checkout sessions over the CheckoutConversionLow window.",
+        )
+        .with_target(query(q.ratio(COMPLETED, CREATED, window), "conversion"))
+        .unit("percentunit")
+        .max(1)
+        .thresholds(alert_steps(conversion))
+        .links(runbook_links(th, "CheckoutConversionLow")),
+        width=14,
+        height=8,
+    )
+
+    board.row("Refunds and disputes")
+    refunds = alerts["RefundRateHigh"]
+    refund_window = refunds.window_seconds or DAY
+    rw = duration_text(refund_window)
+    refunded = (
+        series_panel(
+            f"Refunded ({rw})",
+            f"Refunded amount per {rw}, per currency.",
+        )
+        .with_target(query(q.increase("boxoffice_refunds_total", refund_window), "{{currency}}"))
+        .thresholds(no_steps())
+        .links(runbook_links(th, "RefundRateHigh"))
+    )
+    money_overrides(refunded)
+    board.add(refunded, width=8, height=8)
+    board.add(
+        series_panel(
+            f"Refund rate ({rw})",
+            "Refunded amount / revenue over the RefundRateHigh window.",
+        )
+        .with_target(
+            query(
+                q.ratio("boxoffice_refunds_total", REVENUE, refund_window, keep=("currency",)),
+                "{{currency}}",
+            )
+        )
+        .unit("percentunit")
+        .thresholds(alert_steps(refunds))
+        .links(runbook_links(th, "RefundRateHigh")),
+        width=6,
+        height=8,
+    )
+    disputes = alerts["DisputeRateHigh"]
+    dispute_window = disputes.window_seconds or DAY
+    board.add(
+        stat.Panel()
+        .title("Stripe refunds and disputes")
+        .description(
+            f"Refunds and disputes Stripe recorded in the last {duration_text(dispute_window)}, "
+            "and disputes still open."
+        )
+        .with_target(
+            query(q.increase("boxoffice_stripe_refunds_total", dispute_window), "refunds",
+                  instant=True)
+        )
+        .with_target(
+            query(q.increase("boxoffice_stripe_disputes_total", dispute_window), "opened",
+                  instant=True)
+        )
+        .with_target(query("max(boxoffice_stripe_disputes_open)", "open now", instant=True))
+        .unit("none")
+        .thresholds(no_steps())
+        .links(runbook_links(th, "DisputeRateHigh")),
+        width=5,
+        height=8,
+    )  # fmt: skip
+    board.add(
+        stat.Panel()
+        .title("Dispute rate")
+        .description("Disputes / charges over the DisputeRateHigh window.")
+        .with_target(
+            query(
+                q.ratio(
+                    "boxoffice_stripe_disputes_total",
+                    "boxoffice_stripe_charges_total",
+                    dispute_window,
+                ),
+                "disputes",
+                instant=True,
+            )
+        )
+        .unit("percentunit")
+        .thresholds(alert_steps(disputes))
+        .links(runbook_links(th, "DisputeRateHigh")),
+        width=5,
+        height=8,
+    )

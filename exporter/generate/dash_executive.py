@@ -1,0 +1,231 @@
+"""The executive dashboard (seed 001): is the shop selling, and is anything on fire?"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import bargauge, stat
+from grafana_foundation_sdk.models import common
+
+from exporter.generate.grafana_kit import (
+    OK,
+    SEVERITY_COLOURS,
+    Board,
+    alert_steps,
+    money_overrides,
+    no_steps,
+    query,
+    reduce_last,
+    runbook_links,
+    steps,
+    up_down_mappings,
+)
+from exporter.generate.panel_queries import PanelQueries, per_tier, since_local_midnight
+from exporter.generate.ruleset import RuleSet
+
+NAME = "executive"
+TITLE = "boxoffice: executive"
+PURPOSE = "Revenue and tickets today, conversion, refunds, upcoming events and system health."
+REFRESH = "30s"
+SINCE = "now-24h"
+
+DAY = 86400.0
+SOLD = "boxoffice_tickets_sold_total"
+REFUNDED = "boxoffice_tickets_refunded_total"
+CAPACITY = "boxoffice_inventory_capacity_tickets"
+CREATED = "boxoffice_checkout_sessions_created_total"
+COMPLETED = "boxoffice_checkout_sessions_completed_total"
+
+
+def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
+    th = ruleset.thresholds
+    alerts = th.alerts
+    board.row("Sales today")
+    revenue = _revenue_today(q)
+    forecast = alerts["RevenueBelowForecast"]
+    revenue_panel = (
+        stat.Panel()
+        .title("Revenue today")
+        .description(
+            "Gross revenue of paid orders since local midnight "
+            f"({th.file.timezone}), and the forecast RevenueBelowForecast compares it with "
+            f"({th.file.forecast.method.replace('_', ' ')})."
+        )
+        .with_target(query(revenue, "{{currency}} today", instant=True))
+        .thresholds(no_steps())
+        .color_mode(common.BigValueColorMode.NONE)
+        .links(runbook_links(th, "RevenueBelowForecast", "NoRecentSales"))
+    )
+    money_overrides(revenue_panel)
+    if q.has("boxoffice:revenue:forecast_today"):
+        revenue_panel = revenue_panel.with_target(
+            query("boxoffice:revenue:forecast_today", "{{currency}} forecast", instant=True)
+        )
+        # RevenueBelowForecast fires on the shortfall 1 - today/forecast; the panel shows
+        # today/forecast, so each threshold t becomes 1 - t and lower is worse.
+        ladder = sorted((1 - v, k) for k, v in forecast.thresholds)
+        pairs: list[tuple[float | None, str]] = []
+        if forecast.enabled and ladder:
+            pairs = [(None, _severity_colour(ladder[0][1]))]
+            pairs += [
+                (value, _severity_colour(ladder[i + 1][1]) if i + 1 < len(ladder) else OK)
+                for i, (value, _key) in enumerate(ladder)
+            ]
+        board.add(revenue_panel, width=6, height=5)
+        board.add(
+            stat.Panel()
+            .title("Revenue against forecast")
+            .description("Today's revenue so far as a share of the forecast for this time.")
+            .with_target(
+                query(f"{revenue} / boxoffice:revenue:forecast_today", "{{currency}}", instant=True)
+            )
+            .unit("percentunit")
+            .thresholds(steps(*pairs) if pairs else no_steps())
+            .links(runbook_links(th, "RevenueBelowForecast")),
+            width=4,
+            height=5,
+        )
+    else:
+        board.add(revenue_panel, width=10, height=5)
+
+    tickets = f"sum({per_tier(SOLD)})"
+    board.add(
+        stat.Panel()
+        .title("Tickets sold today")
+        .description("Tickets in paid orders since local midnight, for the chosen events.")
+        .with_target(query(since_local_midnight(tickets), "tickets", instant=True))
+        .unit("none")
+        .decimals(0)
+        .thresholds(no_steps())
+        .color_mode(common.BigValueColorMode.NONE),
+        width=4,
+        height=5,
+    )
+    no_sales = alerts["NoRecentSales"]
+    board.add(
+        stat.Panel()
+        .title("Last paid order")
+        .description("Time since the newest paid order; NoRecentSales pages in business hours.")
+        .with_target(
+            query("time() - max(boxoffice_last_paid_order_timestamp_seconds)", instant=True)
+        )
+        .unit("s")
+        .thresholds(alert_steps(no_sales))
+        .links(runbook_links(th, "NoRecentSales")),
+        width=3,
+        height=5,
+    )
+    conversion = alerts["CheckoutConversionLow"]
+    window = conversion.window_seconds or 3600.0
+    board.add(
+        stat.Panel()
+        .title("Checkout conversion")
+        .description(
+            "Completed / created checkout sessions over 24 hours, and over the window "
+            "CheckoutConversionLow watches."
+        )
+        .with_target(query(q.ratio(COMPLETED, CREATED, DAY), "24h", instant=True))
+        .with_target(query(q.ratio(COMPLETED, CREATED, window), "alert window", instant=True))
+        .unit("percentunit")
+        .thresholds(alert_steps(conversion))
+        .links(runbook_links(th, "CheckoutConversionLow")),
+        width=7,
+        height=5,
+    )
+
+    board.row("System health")
+    board.add(
+        stat.Panel()
+        .title("Exporter sources")
+        .description("Whether boxoffice could collect from each source on its last attempt.")
+        .with_target(query("max by (source) (boxoffice_source_up)", "{{source}}", instant=True))
+        .mappings(up_down_mappings())
+        .thresholds(steps((None, "red"), (1, OK)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .links(runbook_links(th, "ExporterSourceDown", "ExporterDown")),
+        width=9,
+        height=4,
+    )
+    board.add(
+        stat.Panel()
+        .title("App probes")
+        .description("HTTP health probes of the ticket app.")
+        .with_target(query("max by (target) (boxoffice_probe_success)", "{{target}}", instant=True))
+        .mappings(up_down_mappings())
+        .thresholds(steps((None, "red"), (1, OK)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .links(runbook_links(th, "ProbeFailing", "AppHealthDegraded")),
+        width=9,
+        height=4,
+    )
+    board.add(
+        stat.Panel()
+        .title("Critical alerts firing")
+        .description("Distinct critical alerts firing now (escalation tiers counted once).")
+        .with_target(
+            query(
+                'count(count by (alertname) (ALERTS{alertstate="firing", severity="critical"}))'
+                " or vector(0)",
+                "critical",
+                instant=True,
+            )
+        )
+        .unit("none")
+        .thresholds(steps((None, OK), (1, "red")))
+        .color_mode(common.BigValueColorMode.BACKGROUND),
+        width=6,
+        height=4,
+    )
+
+    board.row("Events")
+    upcoming = (
+        f"({per_tier(SOLD)} - {per_tier(REFUNDED)}) / {per_tier(CAPACITY)}\n"
+        "and on(event, city) (max by (event, city) (boxoffice_event_start_timestamp_seconds)"
+        " > time())"
+    )
+    board.add(
+        bargauge.Panel()
+        .title("Upcoming events: sell-through")
+        .description("Tickets sold (net of refunds) as a share of capacity, per city and tier.")
+        .with_target(query(upcoming, "{{city}} · {{event}} · {{tier}}", instant=True))
+        .unit("percentunit")
+        .min(0)
+        .max(1)
+        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .reduce_options(reduce_last())
+        .thresholds(steps((None, "blue"), (0.5, "purple")))
+        .links(runbook_links(th, "SelloutPredicted", "InventoryLow", "InventorySoldOut")),
+        width=16,
+        height=10,
+    )
+    refunds = alerts["RefundRateHigh"]
+    refund_panel = (
+        stat.Panel()
+        .title("Refund rate")
+        .description("Refunded amount as a share of revenue over the RefundRateHigh window.")
+        .with_target(
+            query(
+                q.ratio(
+                    "boxoffice_refunds_total",
+                    "boxoffice_revenue_total",
+                    refunds.window_seconds or DAY,
+                    keep=("currency",),
+                ),
+                "{{currency}}",
+                instant=True,
+            )
+        )
+        .unit("percentunit")
+        .thresholds(alert_steps(refunds))
+        .links(runbook_links(th, "RefundRateHigh"))
+    )
+    board.add(refund_panel, width=8, height=10)
+
+
+def _revenue_today(q: PanelQueries) -> str:
+    if q.has("boxoffice:revenue:today"):
+        return "boxoffice:revenue:today"
+    return since_local_midnight("max by (currency) (boxoffice_revenue_total)")
+
+
+def _severity_colour(key: str) -> str:
+    return SEVERITY_COLOURS.get(key, "red")

@@ -1,0 +1,324 @@
+"""The operations dashboard (seed 001): latency, errors, inventory, webhooks, SMS, exporter."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import stat
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as model
+
+from exporter.generate import alerts_availability as avail
+from exporter.generate.dash_delivery import sms_panels, webhook_panels
+from exporter.generate.dash_inventory import inventory_panels
+from exporter.generate.grafana_kit import (
+    OK,
+    SEVERITY_COLOURS,
+    Board,
+    alert_steps,
+    money_overrides,
+    no_steps,
+    query,
+    reduce_last,
+    runbook_links,
+    series_panel,
+    steps,
+    up_down_mappings,
+)
+from exporter.generate.panel_queries import SELECTOR, PanelQueries
+from exporter.generate.rules import duration_text
+from exporter.generate.ruleset import RuleSet
+from exporter.generate.thresholds import Thresholds
+
+NAME = "operations"
+TITLE = "boxoffice: operations"
+PURPOSE = "Latency, error rates, inventory, webhooks, SMS and the exporter itself."
+REFRESH = "10s"
+SINCE = "now-6h"
+
+PAYMENTS, PAYMENTS_FAILED = "boxoffice_payments_total", "boxoffice_payments_failed_total"
+CHARGES, CHARGES_FAILED = "boxoffice_stripe_charges_total", "boxoffice_stripe_charges_failed_total"
+
+
+def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
+    th = ruleset.thresholds
+    _app(board, th, q)
+    _payments(board, th, q)
+    inventory_panels(board, th)
+    webhook_panels(board, th, q)
+    sms_panels(board, th, q)
+    _exporter(board, th)
+
+
+def _app(board: Board, th: Thresholds, q: PanelQueries) -> None:
+    latency = th.file.latency
+    alert = th.alerts["EndpointLatencyHigh"]
+    board.row("Ticket app")
+    if latency is not None and latency.endpoints:
+        w = duration_text(alert.window_seconds or 300.0)
+        p95 = q.built(
+            avail.endpoint_latency_high,
+            alert,
+            th,
+            f"boxoffice:endpoint_latency_seconds:p95_rate{w}",
+        )
+        panel = (
+            series_panel(
+                "Endpoint latency (p95)",
+                f"p95 of {latency.histogram} per endpoint over {w}; dashed lines are each "
+                "endpoint's high (orange) and critical (red) thresholds.",
+            )
+            .with_target(query(p95, "{{endpoint}}"))
+            .unit("s")
+            .thresholds(no_steps())
+            .links(runbook_links(th, "EndpointLatencyHigh"))
+        )
+        for name, endpoint in sorted(latency.endpoints.items()):
+            limits = steps(
+                (None, OK),
+                (float(endpoint.high), SEVERITY_COLOURS["high"]),
+                (float(endpoint.critical), SEVERITY_COLOURS["critical"]),
+            )
+            panel = panel.override_by_name(
+                name, [model.DynamicConfigValue("thresholds", limits.build())]
+            )
+        board.add(panel, width=12, height=8)
+    slo_alert = th.alerts["SLOErrorBudgetBurn"]
+    if th.file.slos:
+        ratio = q.built(
+            avail.slo_error_budget_burn, slo_alert, th, "boxoffice:slo_errors:ratio_rate5m"
+        )
+        panel = (
+            series_panel(
+                "Error ratio per SLO (5m)",
+                "Failed / all events of each availability objective; the dashed line is the "
+                "error budget (1 - objective).",
+            )
+            .with_target(query(ratio, "{{slo}}"))
+            .unit("percentunit")
+            .thresholds(no_steps())
+            .links(runbook_links(th, "SLOErrorBudgetBurn"))
+        )
+        for name, slo in sorted(th.file.slos.items()):
+            budget = steps((None, OK), (1 - slo.objective / 100, "red"))
+            panel = panel.override_by_name(
+                name, [model.DynamicConfigValue("thresholds", budget.build())]
+            )
+        board.add(panel, width=12, height=8)
+    board.add(
+        stat.Panel()
+        .title("App components")
+        .description("Components reported by the app's health JSON (1 healthy, 0 not).")
+        .with_target(
+            query(
+                "max by (target, component) (boxoffice_app_component_up)",
+                "{{target}} {{component}}",
+                instant=True,
+            )
+        )
+        .mappings(up_down_mappings())
+        .thresholds(steps((None, "red"), (1, OK)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .links(runbook_links(th, "AppHealthDegraded")),
+        width=8,
+        height=6,
+    )
+    board.add(
+        series_panel("Probe duration", "Time each HTTP health probe took.")
+        .with_target(query("max by (target) (boxoffice_probe_duration_seconds)", "{{target}}"))
+        .unit("s")
+        .thresholds(no_steps())
+        .links(runbook_links(th, "ProbeFailing")),
+        width=10,
+        height=6,
+    )
+    board.add(
+        stat.Panel()
+        .title("Probe status")
+        .description("Whether each probe succeeded, and the HTTP status code it got.")
+        .with_target(query("max by (target) (boxoffice_probe_success)", "{{target}}", instant=True))
+        .with_target(
+            query("max by (target) (boxoffice_probe_status_code)", "{{target}} HTTP", instant=True)
+        )
+        .unit("none")
+        .thresholds(no_steps())
+        .links(runbook_links(th, "ProbeFailing")),
+        width=6,
+        height=6,
+    )
+
+
+def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
+    board.row("Payments")
+    success = th.alerts["PaymentSuccessRateLow"]
+    window = success.window_seconds or 300.0
+    board.add(
+        series_panel(
+            "Payment success rate",
+            f"1 - failed / all payments over {duration_text(window)}, from the database and "
+            "from Stripe's charges.",
+        )
+        .with_target(query(f"1 - {q.ratio(PAYMENTS_FAILED, PAYMENTS, window)}", "database"))
+        .with_target(query(f"1 - {q.ratio(CHARGES_FAILED, CHARGES, window)}", "stripe"))
+        .unit("percentunit")
+        .max(1)
+        .thresholds(alert_steps(success))
+        .links(runbook_links(th, "PaymentSuccessRateLow")),
+        width=9,
+        height=8,
+    )
+    burst = th.alerts["PaymentFailuresBurst"]
+    burst_window = burst.window_seconds or 600.0
+    board.add(
+        stat.Panel()
+        .title(f"Failed payments ({duration_text(burst_window)})")
+        .description("Failed payments in the PaymentFailuresBurst window.")
+        .with_target(query(q.increase(PAYMENTS_FAILED, burst_window, keep=()), instant=True))
+        .unit("none")
+        .decimals(0)
+        .thresholds(alert_steps(burst))
+        .links(runbook_links(th, "PaymentFailuresBurst")),
+        width=4,
+        height=8,
+    )
+    board.add(
+        series_panel(
+            "Payment failures by failure code",
+            f"Failed payments per {duration_text(burst_window)} by failure code, from the "
+            "database and from Stripe.",
+        )
+        .with_target(query(q.increase(PAYMENTS_FAILED, burst_window), "db {{failure_code}}"))
+        .with_target(query(q.increase(CHARGES_FAILED, burst_window), "stripe {{failure_code}}"))
+        .unit("none")
+        .draw_style(common.GraphDrawStyle.BARS)
+        .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
+        .thresholds(no_steps())
+        .links(runbook_links(th, "PaymentFailuresBurst", "PaymentSuccessRateLow")),
+        width=11,
+        height=8,
+    )
+    balance = (
+        stat.Panel()
+        .title("Stripe balance")
+        .description("Stripe account balance per currency, available and pending.")
+        .with_target(
+            query(
+                "max by (currency, state) (boxoffice_stripe_balance)",
+                "{{currency}} {{state}}",
+                instant=True,
+            )
+        )
+        .thresholds(no_steps())
+        .color_mode(common.BigValueColorMode.NONE)
+    )
+    money_overrides(balance)
+    board.add(balance, width=12, height=5)
+    board.add(
+        stat.Panel()
+        .title("Held by open checkouts")
+        .description(
+            "Checkout sessions open now and the tickets they hold (not available to others)."
+        )
+        .with_target(query("max(boxoffice_checkout_sessions_open)", "sessions", instant=True))
+        .with_target(
+            query(
+                f"sum(max by (event, city, tier) "
+                f"(boxoffice_inventory_reserved_tickets{{{SELECTOR}}}))",
+                "tickets",
+                instant=True,
+            )
+        )
+        .unit("none")
+        .thresholds(no_steps())
+        .color_mode(common.BigValueColorMode.NONE),
+        width=12,
+        height=5,
+    )
+
+
+def _exporter(board: Board, th: Thresholds) -> None:
+    board.row("Exporter")
+    board.add(
+        stat.Panel()
+        .title("Scrape targets")
+        .description("Whether Prometheus can scrape each boxoffice exporter.")
+        .with_target(query(f'up{{job=~"{th.file.exporter_job}"}}', "{{instance}}", instant=True))
+        .mappings(up_down_mappings())
+        .thresholds(steps((None, "red"), (1, OK)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .links(runbook_links(th, "ExporterDown")),
+        width=4,
+        height=8,
+    )
+    board.add(
+        stat.Panel()
+        .title("Sources")
+        .description("Whether each source's last collection succeeded.")
+        .with_target(query("max by (source) (boxoffice_source_up)", "{{source}}", instant=True))
+        .mappings(up_down_mappings())
+        .thresholds(steps((None, "red"), (1, OK)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .reduce_options(reduce_last())
+        .links(runbook_links(th, "ExporterSourceDown")),
+        width=4,
+        height=8,
+    )
+    board.add(
+        series_panel("Collection duration", "How long each source's last collection took.")
+        .with_target(query("max by (source) (boxoffice_source_duration_seconds)", "{{source}}"))
+        .unit("s")
+        .thresholds(no_steps()),
+        width=6,
+        height=8,
+    )
+    board.add(
+        series_panel("Collection errors", "Failed collections per second, by source and reason.")
+        .with_target(
+            query(
+                "max by (source, reason) (rate(boxoffice_source_errors_total[5m]))",
+                "{{source}} {{reason}}",
+            )
+        )
+        .unit("none")
+        .thresholds(no_steps())
+        .links(runbook_links(th, "ExporterSourceDown")),
+        width=5,
+        height=8,
+    )
+    board.add(
+        series_panel("Data age", "Time since each source last collected successfully.")
+        .with_target(
+            query(
+                "time() - max by (source) (boxoffice_source_last_success_timestamp_seconds)",
+                "{{source}}",
+            )
+        )
+        .unit("s")
+        .thresholds(alert_steps(th.alerts["ExporterDataStale"]))
+        .links(runbook_links(th, "ExporterDataStale")),
+        width=5,
+        height=8,
+    )
+    board.add(
+        series_panel(
+            "Series folded by the cardinality guard (1h)",
+            "Label values past the per-metric limit, folded into `other`, per metric.",
+        )
+        .with_target(
+            query("max by (metric) (increase(boxoffice_series_dropped_total[1h]))", "{{metric}}")
+        )
+        .unit("none")
+        .thresholds(no_steps()),
+        width=18,
+        height=6,
+    )
+    board.add(
+        stat.Panel()
+        .title("Exporter version")
+        .description("boxoffice version of each scraped exporter.")
+        .with_target(query("max by (version) (boxoffice_build_info)", "{{version}}", instant=True))
+        .text_mode(common.BigValueTextMode.NAME)
+        .thresholds(no_steps())
+        .color_mode(common.BigValueColorMode.NONE),
+        width=6,
+        height=6,
+    )
