@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from exporter.db.seed import seed_database
+from exporter.generate.output import OWNED
 from tests.support.exporter import run_boxoffice
 
 ROWS = "--seqscan-rows=1000"
@@ -65,8 +66,8 @@ def test_full_aggregates_are_reported_when_incremental_collection_is_off(seeded:
 def _bundle(tmp_path: Path) -> Path:
     """A copy of the repository's alerting inputs and generated output."""
     root = Path(__file__).resolve().parent.parent
-    for rel in ("rules", "docs/runbooks"):
-        shutil.copytree(root / rel, tmp_path / rel)
+    for rel in ("rules", *(owned for owned, _suffix in OWNED)):
+        shutil.copytree(root / rel, tmp_path / rel, dirs_exist_ok=True)
     return tmp_path
 
 
