@@ -137,6 +137,8 @@ def prometheus(pg_schema: str, tmp_path: Path) -> Iterator[Prometheus]:
             "BOXOFFICE_DSN": pg_schema,
             "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "1s",
             "BOXOFFICE_SOURCES_POSTGRES_TIMEOUT": "1s",
+            # Reconcile soon, so the drift panels have data within the test.
+            "BOXOFFICE_SOURCES_POSTGRES_INCREMENTAL_RECONCILE_INTERVAL": "2s",
             "BOXOFFICE_SOURCES_STRIPE_ENABLED": "true",
             "BOXOFFICE_SOURCES_STRIPE_API_KEY_FILE": str(tmp_path / "stripe_key"),
             "BOXOFFICE_SOURCES_STRIPE_API_BASE": stripe.url,

@@ -312,6 +312,48 @@ def _exporter(board: Board, th: Thresholds) -> None:
         height=6,
     )
     board.add(
+        series_panel(
+            "Reconciliation drift",
+            "What the last full reconciliation found between the incrementally collected "
+            "counters and a full recomputation, per metric, in the metric's units (0 means "
+            "exact; it is corrected at once). See docs/incremental.md.",
+        )
+        .with_target(
+            query("max by (metric) (boxoffice_postgres_reconciliation_drift)", "{{metric}}")
+        )
+        .unit("none")
+        .thresholds(no_steps()),
+        width=12,
+        height=6,
+    )
+    board.add(
+        stat.Panel()
+        .title("Last reconciliation")
+        .description("Time since the PostgreSQL counters were last reconciled (hourly by default).")
+        .with_target(
+            query(
+                "time() - max(boxoffice_postgres_reconciliation_timestamp_seconds)",
+                instant=True,
+            )
+        )
+        .unit("s")
+        .thresholds(no_steps()),
+        width=3,
+        height=6,
+    )
+    board.add(
+        stat.Panel()
+        .title("Reconciliations (1d)")
+        .description("Full reconciliations run in the last day, over all exporters.")
+        .with_target(
+            query("max(increase(boxoffice_postgres_reconciliations_total[1d]))", instant=True)
+        )
+        .unit("none")
+        .thresholds(no_steps()),
+        width=3,
+        height=6,
+    )
+    board.add(
         stat.Panel()
         .title("Exporter version")
         .description("boxoffice version of each scraped exporter.")
