@@ -29,6 +29,7 @@ from exporter.sources.incremental import (
     ENGINE_METRICS,
     Drift,
     EngineSettings,
+    Handoff,
     IncrementalEngine,
     drift_by_metric,
     engine_specs,
@@ -530,3 +531,19 @@ def test_closing_the_source_interrupts_a_waiting_reconciliation(pg_schema: str) 
     worker.join(10)
     assert not worker.is_alive()
     assert time.monotonic() - started < 8
+
+
+def test_a_snapshot_that_is_gone_does_not_fail_the_cycle(pg_schema: str) -> None:
+    """A reconciliation that gave up closes its transaction; the cycle collects as usual."""
+    [source] = build_sources(config_for(pg_schema))
+    assert isinstance(source, PostgresSource)
+    try:
+        assert source.collect().ok
+        handoff = Handoff("00000003-0000001B-1")  # a snapshot id no transaction exports
+        source.engines["default"].offer_snapshot(handoff)
+        collection = source.collect()
+        assert collection.ok, collection.failures
+        assert not handoff.done.is_set()
+        assert source.collect().ok
+    finally:
+        source.close()

@@ -243,11 +243,7 @@ class PostgresSource:
             with pool.connection(timeout=self._databases[database].connect_timeout) as conn:
                 imported = engine.snapshot_to_import() if engine is not None else None
                 if imported is not None:
-                    # Must be the transaction's first statement: a reconciliation compares
-                    # this cycle's totals with a full recomputation in the same snapshot.
-                    conn.execute(
-                        pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(imported))
-                    )
+                    imported = _import_snapshot(conn, imported)
                 timeout_ms = max(1, round(self.timeout * 1000))
                 conn.execute("SELECT set_config('statement_timeout', %s, true)", [f"{timeout_ms}"])
                 for metric, sql in queries:
@@ -304,6 +300,24 @@ class IncrementalOptions:
     track_for: float
     reconcile_interval: float
     full_timeout: float
+
+
+def _import_snapshot(conn: psycopg.Connection[Any], snapshot_id: str) -> str | None:
+    """Read this cycle in a reconciliation's snapshot; None (and a fresh one) if it is gone.
+
+    Must be the transaction's first statement: the reconciliation compares this cycle's
+    totals with a full recomputation in the same snapshot.
+    """
+    try:
+        conn.execute(pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id)))
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        raise
+    except psycopg.Error as exc:
+        # The reconciliation gave up and closed its transaction: collect as usual.
+        log.info("reconciliation snapshot not available: %s", _first_line(exc))
+        conn.rollback()
+        return None
+    return snapshot_id
 
 
 def _reconciliation_connection(db: Database) -> psycopg.Connection[Any]:
