@@ -1,10 +1,10 @@
 """Sending one SMS: through the official Twilio SDK, or only logged (dry run).
 
-The SDK sends through :class:`_HttpClient`, which turns every error status into a
-:class:`SendError` before the SDK builds its own exception (whose text holds the request
-URL): the Twilio error code, whether a retry can help, Retry-After for 429, and whether
-Twilio may have accepted the message anyway (a read timeout). Nothing is retried here;
-the delivery decides, within the webhook's deadline.
+The SDK sends through :class:`~exporter.twilio_http.QuietHttpClient`, which turns every
+error status into a :class:`SendError` before the SDK builds its own exception (whose text
+holds the request URL): the Twilio error code, whether a retry can help, Retry-After for
+429, and whether Twilio may have accepted the message anyway (a read timeout). Nothing is
+retried here; the delivery decides, within the webhook's deadline.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Protocol
 
 import requests
-from twilio.http import HttpClient
-from twilio.http.response import Response
 from twilio.rest import Client
 
 from exporter.sources.pacing import parse_retry_after
+from exporter.twilio_http import QuietHttpClient
 
 log = logging.getLogger(__name__)
 
@@ -75,47 +74,13 @@ def mask(number: str) -> str:
     return number[:3] + "*" * (len(number) - 5) + number[-2:]
 
 
-class _HttpClient(HttpClient):  # type: ignore[misc]  # twilio ships no type hints
-    def __init__(
-        self, session: requests.Session, timeout: float, wall: Callable[[], float]
-    ) -> None:
-        super().__init__(log, False, timeout)
-        self._session = session
-        self._wall = wall
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Response:
-        try:
-            answer = self._session.request(
-                method.upper(),
-                url,
-                params=cast("Any", params),
-                data=data,
-                headers=headers,
-                auth=auth,
-                timeout=self.timeout,
-                allow_redirects=allow_redirects,
-            )
-        except requests.ConnectTimeout:
-            raise SendError("timeout", "Twilio: cannot connect in time", retryable=True) from None
-        except requests.Timeout:
-            raise SendError(
-                "timeout", "Twilio: no answer in time", retryable=True, ambiguous=True
-            ) from None
-        except requests.RequestException:
-            raise SendError("connection", "Twilio: cannot connect", retryable=True) from None
-        if answer.status_code >= 400:
-            raise _error(answer, self._wall())
-        return Response(answer.status_code, answer.text, answer.headers)
+def _transport_error(exc: requests.RequestException) -> SendError:
+    if isinstance(exc, requests.ConnectTimeout):
+        return SendError("timeout", "Twilio: cannot connect in time", retryable=True)
+    if isinstance(exc, requests.Timeout):
+        # Twilio may have accepted the message before the answer was lost.
+        return SendError("timeout", "Twilio: no answer in time", retryable=True, ambiguous=True)
+    return SendError("connection", "Twilio: cannot connect", retryable=True)
 
 
 def _error(answer: requests.Response, now: float) -> SendError:
@@ -178,7 +143,12 @@ class TwilioSender:
             self._account_sid,
             self._auth_token,
             account_sid=self._account_sid,
-            http_client=_HttpClient(self._session, timeout, self._wall),
+            http_client=QuietHttpClient(
+                self._session,
+                timeout,
+                error=lambda answer: _error(answer, self._wall()),
+                failed=_transport_error,
+            ),
         )
         client.api.base_url = self._api_base
         messages = client.api.v2010.accounts(self._account_sid).messages

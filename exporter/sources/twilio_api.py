@@ -18,11 +18,10 @@ from json import JSONDecodeError
 from typing import Any, TypeVar
 
 import requests
-from twilio.http import HttpClient
-from twilio.http.response import Response
 from twilio.rest import Client
 
 from exporter.sources.pacing import BudgetedSession, SourceError, parse_retry_after
+from exporter.twilio_http import QuietHttpClient
 
 log = logging.getLogger(__name__)
 
@@ -52,49 +51,10 @@ class MessagePage:
     next_url: str | None
 
 
-class BudgetedHttpClient(HttpClient):  # type: ignore[misc]  # twilio ships no type hints
-    """The Twilio SDK's HTTP client, on our budgeted session.
-
-    Error statuses become a :class:`SourceError` here, before the SDK builds an exception
-    (whose text holds the request URL): the Twilio error code and message, Retry-After
-    for 429, and nothing of the credentials. Requests are not logged (the SDK's client
-    logs each one at INFO) and never retried by this layer.
-    """
-
-    def __init__(self, session: BudgetedSession, timeout: float) -> None:
-        super().__init__(log, False, timeout)
-        self._session = session
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Response:
-        """Send one request; return the SDK's Response for 2xx/3xx, raise SourceError else."""
-        try:
-            answer = self._session.request(
-                method.upper(),
-                url,
-                params=params,
-                data=data,
-                headers=headers,
-                auth=auth,
-                timeout=timeout or self.timeout,
-                allow_redirects=allow_redirects,
-            )
-        except requests.Timeout:
-            raise SourceError("timeout", "Twilio API: no answer in time") from None
-        except requests.RequestException:
-            raise SourceError("connection", "Twilio API: cannot connect") from None
-        if answer.status_code >= 400:
-            raise _error(answer)
-        return Response(answer.status_code, answer.text, answer.headers)
+def _transport_error(exc: requests.RequestException) -> SourceError:
+    if isinstance(exc, requests.Timeout):
+        return SourceError("timeout", "Twilio API: no answer in time")
+    return SourceError("connection", "Twilio API: cannot connect")
 
 
 def _error(answer: requests.Response) -> SourceError:
@@ -124,7 +84,7 @@ def make_client(
         account_sid,
         auth_token,
         account_sid=account_sid,
-        http_client=BudgetedHttpClient(session, timeout),
+        http_client=QuietHttpClient(session, timeout, error=_error, failed=_transport_error),
     )
     client.api.base_url = api_base.rstrip("/")
     return client
