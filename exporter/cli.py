@@ -54,6 +54,21 @@ def _config_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def _log_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--log.format",
+        "log_format",
+        type=click.Choice(["logfmt", "json"]),
+        help="[env: BOXOFFICE_LOG_FORMAT]",
+    )(func)
+    return click.option(
+        "--log.level",
+        "log_level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        help="[env: BOXOFFICE_LOG_LEVEL]",
+    )(func)
+
+
 def _load(config_path: str | None, flags: dict[str, tuple[Any, str]]) -> Config:
     return load_config(config_path, env=os.environ, flags={k: v for k, v in flags.items() if v[0]})
 
@@ -82,18 +97,7 @@ def main() -> None:
     type=click.Path(dir_okay=False),
     help="exporter-toolkit web config: basic auth, TLS [env: BOXOFFICE_WEB_CONFIG_FILE].",
 )
-@click.option(
-    "--log.level",
-    "log_level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    help="[env: BOXOFFICE_LOG_LEVEL]",
-)
-@click.option(
-    "--log.format",
-    "log_format",
-    type=click.Choice(["logfmt", "json"]),
-    help="[env: BOXOFFICE_LOG_FORMAT]",
-)
+@_log_options
 @_bad_input_exits_2
 def serve(
     config_path: str | None,
@@ -442,18 +446,7 @@ def generate(check: bool, root: str, thresholds: str) -> None:
     default=None,
     help="Accept webhooks without credentials [env: BOXOFFICE_SMS_BRIDGE_UNAUTHENTICATED].",
 )
-@click.option(
-    "--log.level",
-    "log_level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    help="[env: BOXOFFICE_LOG_LEVEL]",
-)
-@click.option(
-    "--log.format",
-    "log_format",
-    type=click.Choice(["logfmt", "json"]),
-    help="[env: BOXOFFICE_LOG_FORMAT]",
-)
+@_log_options
 @_bad_input_exits_2
 def sms_bridge(
     config_path: str | None,
