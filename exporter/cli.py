@@ -176,8 +176,9 @@ def check(config_path: str | None, dsn: str | None, seqscan_rows: int, root: str
 
     Each statement a collection cycle runs is also planned with EXPLAIN: one that would
     read a large table sequentially is reported with the index that fixes it (exit 1).
-    Under --root, rules/thresholds.yaml is validated, the generated files must be current,
-    and promtool (when installed) checks the rules (exit 1 on a problem).
+    Under --root, rules/thresholds.yaml and alertmanager/routing.yaml are validated, the
+    generated files must be current, promtool (when installed) checks the rules and amtool
+    (when installed) checks alertmanager.yml and runs its route tests (exit 1 on a problem).
     """
     bundle_problems = _check_bundle(Path(root).resolve())
     config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
@@ -217,13 +218,15 @@ def check(config_path: str | None, dsn: str | None, seqscan_rows: int, root: str
 
 
 def _check_bundle(root: Path) -> list[str]:
-    from exporter.generate.output import THRESHOLDS
+    from exporter.generate.output import ROUTING, THRESHOLDS
     from exporter.generate.verify import verify_bundle
 
     if not (root / THRESHOLDS).is_file():
         return []
     report = verify_bundle(root, THRESHOLDS)
     click.echo(f"{THRESHOLDS}: ok ({report.checked} generated files compared)")
+    if (root / ROUTING).is_file():
+        click.echo(f"{ROUTING}: ok")
     for tool in report.skipped:
         click.echo(f"boxoffice: {tool} not installed: its check was skipped", err=True)
     return list(report.problems)

@@ -15,7 +15,9 @@ from click.testing import CliRunner
 
 from exporter.cli import main
 from exporter.config.errors import ConfigError
+from exporter.generate.output import THRESHOLDS
 from exporter.generate.routing import load_routing
+from exporter.generate.verify import verify_bundle
 
 ROOT = Path(__file__).parent.parent
 BASE: dict[str, Any] = yaml.safe_load((ROOT / "alertmanager/routing.yaml").read_text())
@@ -175,3 +177,18 @@ def test_no_routing_file_no_alertmanager_output(tmp_path: Path) -> None:
     (root / "alertmanager/routing.yaml").unlink()
     assert CliRunner().invoke(main, ["generate", "--root", str(root)]).exit_code == 0
     assert sorted(p.name for p in (root / "alertmanager").rglob("*")) == []
+
+
+def test_check_runs_amtool_on_the_bundle_and_reports_stale_alertmanager_files(
+    tmp_path: Path,
+) -> None:
+    root = _repo_copy(tmp_path)
+    assert CliRunner().invoke(main, ["generate", "--root", str(root)]).exit_code == 0
+    report = verify_bundle(root, THRESHOLDS)
+    assert report.problems == ()
+    assert "amtool" not in report.skipped
+    routes = root / "alertmanager/tests/routes.yml"
+    routes.write_text(routes.read_text().replace("- pagerduty\n", "", 1))
+    assert verify_bundle(root, THRESHOLDS).problems == (
+        "alertmanager/tests/routes.yml: stale, run `boxoffice generate`",
+    )
