@@ -30,7 +30,7 @@ def running_alertmanager(config: Path, workdir: Path) -> Iterator[str]:
     storage = workdir / "data"
     storage.mkdir()
     log = (workdir / "alertmanager.log").open("w")
-    process = subprocess.Popen(  # noqa: S603 - our own arguments
+    process = subprocess.Popen(
         [
             alertmanager_binary(),
             f"--config.file={config}",
