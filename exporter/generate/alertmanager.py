@@ -188,6 +188,8 @@ def _receivers(routing: Routing, used: set[str]) -> list[dict[str, Any]]:
             pd["routing_key_file"] = f.pagerduty.routing_key_file
         else:
             pd["service_key_file"] = f.pagerduty.service_key_file
+        if f.pagerduty.url is not None:
+            pd["url"] = f.pagerduty.url
         pd.update({
             "send_resolved": f.pagerduty.send_resolved,
             "client": "boxoffice",

@@ -95,6 +95,7 @@ class Slack:
 class PagerDuty:
     routing_key_file: str | None = field(None, check=_absolute, doc="Events API v2 key file.")
     service_key_file: str | None = field(None, check=_absolute, doc="Events API v1 key file.")
+    url: str | None = field(None, doc="Events API endpoint, when not PagerDuty's default.")
     send_resolved: bool = True
 
 
@@ -240,15 +241,10 @@ def _check(source: str, parsed: RoutingFile) -> None:
     critical = parsed.slack.critical_channel
     if critical == parsed.slack.default_channel or critical in parsed.slack.channels.values():
         raise error("slack.critical_channel", f"{critical} must be a channel of its own")
-    if (parsed.pagerduty is not None) and (
-        (parsed.pagerduty.routing_key_file is None) == (parsed.pagerduty.service_key_file is None)
-    ):
-        raise error("pagerduty", "give routing_key_file (Events API v2) or service_key_file")
-    if (
-        parsed.email is not None
-        and parsed.email.auth_password_file
-        and not (parsed.email.auth_username)
-    ):
+    if parsed.pagerduty is not None:
+        _check_pagerduty(parsed.pagerduty, error)
+    email = parsed.email
+    if email is not None and email.auth_password_file and not email.auth_username:
         raise error("email.auth_username", "is required with auth_password_file")
     if parsed.sms_bridge is not None:
         _check_bridge(parsed.sms_bridge, error)
@@ -273,6 +269,15 @@ def _check_timing(parsed: RoutingFile, error: ErrorAt) -> None:
                 raise error(join("group_by", i), f"is not a label name: {label!r}")
         if len(set(parsed.group_by)) != len(parsed.group_by):
             raise error("group_by", "lists a label twice")
+
+
+def _check_pagerduty(pagerduty: PagerDuty, error: ErrorAt) -> None:
+    if (pagerduty.routing_key_file is None) == (pagerduty.service_key_file is None):
+        raise error("pagerduty", "give routing_key_file (Events API v2) or service_key_file")
+    if pagerduty.url is not None:
+        parts = urlsplit(pagerduty.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+            raise error("pagerduty.url", f"must be an http(s) URL, got {pagerduty.url!r}")
 
 
 def _check_bridge(bridge: SmsBridge, error: ErrorAt) -> None:
