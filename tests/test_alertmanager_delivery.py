@@ -20,10 +20,11 @@ from exporter.generate.output import load_inputs
 from exporter.generate.routing import Duration, Routing, Timing, Timings
 from exporter.generate.ruleset import RuleSet
 from exporter.generate.thresholds import BusinessHours
+from exporter.smsbridge.service import RunningParts, build_bridge
 from tests.support.alertmanager import post_alerts, running_alertmanager
 from tests.support.bridge import BEARER, config, running_bridge
 from tests.support.exporter import free_port, wait_for
-from tests.support.fake_twilio import FakeTwilio
+from tests.support.fake_twilio import FakeTwilio, error_reply
 from tests.support.fakehttp import FakeServer, Reply, Request, serving
 
 ROOT = Path(__file__).parent.parent
@@ -182,3 +183,48 @@ def test_alerts_reach_the_matrix_channels_and_medium_is_muted_outside_business_h
     assert texted[GROUPS["cto"][0]] == [texted[GROUPS["product"][0]][0]]
     assert texted[GROUPS["cto"][0]][0].startswith("CRITICAL tier 2: ")
     assert not any("InventoryLow" in b for bodies in texted.values() for b in bodies)
+
+
+def test_twilio_outage_and_bridge_restart_mid_retry_text_each_recipient_exactly_once(
+    tmp_path: Path,
+) -> None:
+    inputs = load_inputs(ROOT)
+    assert inputs.routing is not None
+    lead, oncall = GROUPS["engineering-lead"][0], GROUPS["oncall"][0]
+    port = free_port()
+    with serving(Sink()) as sink, serving(FakeTwilio()) as twilio:
+        bridge_cfg = config(tmp_path, twilio.url, groups=GROUPS)
+        routing = _local(inputs.routing, tmp_path, sink.url, f"http://127.0.0.1:{port}")
+        am_config = tmp_path / "alertmanager.yml"
+        am_config.write_text(alertmanager_config(routing, inputs.ruleset, "test"))
+        twilio.failing[lead] = error_reply(503, 20500, "Service Unavailable")
+        running: RunningParts | None = build_bridge(bridge_cfg, listen_address=f"127.0.0.1:{port}")
+        running.start()
+        try:
+            with running_alertmanager(am_config, tmp_path) as am:
+                post_alerts(am, [_alert("PaymentSuccessRateLow", "critical", "payments", "1",
+                                        source="stripe")])  # fmt: skip
+
+                def attempts_to_lead() -> int:
+                    sent = [r for r in list(twilio.requests) if r.method == "POST"]
+                    return sum(1 for r in sent if f"To=%2B{lead[1:]}" in r.body.decode())
+
+                # Alertmanager retries the 503 the bridge answers while Twilio fails (the
+                # bridge itself tries Twilio 4 times per webhook).
+                wait_for(lambda: attempts_to_lead() >= 5, timeout=30, interval=0.2)
+                assert oncall in _texted(twilio) and lead not in _texted(twilio)
+                running.stop()  # the bridge goes away mid-retry
+                running = None
+                twilio.failing.clear()  # and Twilio recovers meanwhile
+                running = build_bridge(bridge_cfg, listen_address=f"127.0.0.1:{port}")
+                running.start()
+                wait_for(lambda: lead in _texted(twilio), timeout=30, interval=0.2)
+                time.sleep(4.5)  # two more group intervals: re-notifications are deduplicated
+        finally:
+            if running is not None:
+                running.stop()
+    texted = _texted(twilio)
+    assert sorted(texted) == sorted([lead, oncall])
+    assert len(texted[lead]) == 1
+    assert len(texted[oncall]) == 1
+    assert texted[lead] == texted[oncall]
