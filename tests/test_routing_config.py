@@ -61,6 +61,8 @@ BAD = [
     ("pagerduty", DELETE, "channels.critical[3]: pagerduty needs the pagerduty section"),
     ("pagerduty.service_key_file", "/etc/alertmanager/secrets/pd_v1",
      "pagerduty: give routing_key_file (Events API v2) or service_key_file"),
+    ("pagerduty.url", "events.eu.pagerduty.com/v2/enqueue",
+     "pagerduty.url: must be an http(s) URL, got 'events.eu.pagerduty.com/v2/enqueue'"),
     ("timing.high.repeat_interval", "1m",
      "timing.high.repeat_interval: must be at least group_interval (300s)"),
     ("timing.low.group_wait", "soon",

@@ -139,7 +139,7 @@ def inhibit_rules(routing: Routing, ruleset: RuleSet) -> list[dict[str, Any]]:
     return rules
 
 
-def _route(routing: Routing, ruleset: RuleSet, muted: bool) -> dict[str, Any]:
+def _route(routing: Routing, muted: bool) -> dict[str, Any]:
     root_timing = routing.timing("high")
     branches = []
     for severity in SEVERITIES:
@@ -282,7 +282,7 @@ def alertmanager_config(routing: Routing, ruleset: RuleSet, sources: str) -> str
     th = ruleset.thresholds.file
     intervals = time_interval(th.business_hours, th.timezone)
     muted = muting_applies(routing, th.business_hours)
-    route = _route(routing, ruleset, muted)
+    route = _route(routing, muted)
     used = {route["receiver"]} | {
         leaf["receiver"] for branch in route["routes"] for leaf in branch["routes"]
     }
