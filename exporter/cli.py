@@ -180,8 +180,9 @@ def check(config_path: str | None, dsn: str | None, seqscan_rows: int, root: str
     generated files must be current, promtool (when installed) checks the rules and amtool
     (when installed) checks alertmanager.yml and runs its route tests (exit 1 on a problem).
     """
-    bundle_problems = _check_bundle(Path(root).resolve())
+    # Bad configuration is one line and exit 2 before anything else is printed.
     config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
+    bundle_problems = _check_bundle(Path(root).resolve())
     from exporter.app import build_sources, check_queries
     from exporter.sources.explain import SeqScan
     from exporter.sources.postgres import PostgresSource
