@@ -194,3 +194,17 @@ def test_check_runs_amtool_on_the_bundle_and_reports_stale_alertmanager_files(
     assert verify_bundle(root, THRESHOLDS).problems == (
         "alertmanager/tests/routes.yml: stale, run `boxoffice generate`",
     )
+
+
+def test_check_names_sms_groups_the_bridge_configuration_lacks(tmp_path: Path) -> None:
+    root = _repo_copy(tmp_path)
+    assert CliRunner().invoke(main, ["generate", "--root", str(root)]).exit_code == 0
+    every = {"engineering-lead", "oncall", "cto", "product", "everyone"}
+    assert verify_bundle(root, THRESHOLDS, bridge_groups=("boxoffice.yml", every)).problems == ()
+    report = verify_bundle(root, THRESHOLDS, bridge_groups=("boxoffice.yml", {"oncall", "cto"}))
+    assert report.problems == tuple(
+        f"alertmanager/routing.yaml: audiences.{name}.sms_group: no group {group!r} in "
+        "sms_bridge.groups of boxoffice.yml"
+        for name, group in (("engineering_lead", "engineering-lead"), ("product", "product"),
+                            ("everyone", "everyone"))
+    )  # fmt: skip

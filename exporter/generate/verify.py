@@ -13,6 +13,7 @@ import dataclasses
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import yaml
 from exporter.generate.alertmanager import alertmanager_config
 from exporter.generate.output import ROUTE_TESTS, Inputs, load_inputs, render_all, stale
 from exporter.generate.routetests import load_route_cases
+from exporter.generate.routing import Routing
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,24 @@ class BundleReport:
     skipped: tuple[str, ...]  # tools that are not installed
 
 
-def verify_bundle(root: Path, thresholds: str, *, timeout: float = 120) -> BundleReport:
-    """Validate the inputs under ``root``, compare the output, run the installed tools."""
+def verify_bundle(
+    root: Path,
+    thresholds: str,
+    *,
+    bridge_groups: tuple[str, Collection[str]] | None = None,
+    timeout: float = 120,
+) -> BundleReport:
+    """Validate the inputs under ``root``, compare the output, run the installed tools.
+
+    ``bridge_groups`` is (its source, the group names) of an SMS bridge configuration: every
+    SMS group routing.yaml names must be one of them, or the bridge would answer 404 and
+    Alertmanager drop the SMS.
+    """
     inputs = load_inputs(root, thresholds)
     outputs = render_all(inputs)
     problems = [f"{rel}: stale, run `boxoffice generate`" for rel in stale(root, outputs)]
+    if bridge_groups is not None and inputs.routing is not None:
+        problems += unknown_sms_groups(inputs.routing, *bridge_groups)
     skipped: list[str] = []
     rule_files = sorted(p for p in outputs if p.startswith("rules/generated/"))
     promtool = shutil.which("promtool")
@@ -62,6 +77,16 @@ def verify_bundle(root: Path, thresholds: str, *, timeout: float = 120) -> Bundl
         else:
             problems += _amtool_checks(amtool, inputs, outputs[ROUTE_TESTS], timeout)
     return BundleReport(len(outputs), tuple(problems), tuple(skipped))
+
+
+def unknown_sms_groups(routing: Routing, source: str, groups: Collection[str]) -> list[str]:
+    """One line per audience whose sms_group the bridge configuration does not define."""
+    return [
+        f"{routing.source}: audiences.{name}.sms_group: no group {audience.sms_group!r} in "
+        f"sms_bridge.groups of {source}"
+        for name, audience in routing.file.audiences.items()
+        if audience.sms_group is not None and audience.sms_group not in groups
+    ]
 
 
 def _amtool_checks(amtool: str, inputs: Inputs, route_tests: str, timeout: float) -> list[str]:
