@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from exporter.generate.alertmanager import OUTSIDE_BUSINESS_HOURS, alertmanager_config
-from exporter.generate.muting import WEEKDAYS, time_interval
+from exporter.generate.muting import WEEKDAYS, time_interval, weekday_ranges
 from exporter.generate.output import ALERTMANAGER_CONFIG, ROUTE_TESTS, load_inputs
 from exporter.generate.routetests import RouteCase, load_route_cases
 from exporter.generate.thresholds import BusinessHours
@@ -254,3 +254,18 @@ def test_amtool_accepts_intervals_running_past_midnight_and_the_weekend(tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
     weekdays = yaml.safe_load(path.read_text())["time_intervals"][0]["time_intervals"]
     assert ["sunday", "saturday"] in [e["weekdays"] for e in weekdays]  # a run split at Sunday
+
+
+@pytest.mark.parametrize(
+    ("days", "text"),
+    [
+        ((0, 1, 2, 3, 4), ["monday:friday"]),
+        ((0, 1, 2, 3, 4, 5, 6), ["sunday:saturday"]),
+        ((5, 6), ["sunday", "saturday"]),
+        ((6, 0), ["sunday:monday"]),
+        ((0, 2, 4), ["monday", "wednesday", "friday"]),
+        ((3,), ["thursday"]),
+    ],
+)
+def test_weekday_ranges_count_from_sunday(days: tuple[int, ...], text: list[str]) -> None:
+    assert weekday_ranges(days) == text
