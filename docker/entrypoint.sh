@@ -40,6 +40,9 @@ check-secrets)
     secret "$name" >/dev/null
   done
   [ -e "$SECRETS/twilio_auth_token" ] || die "secret twilio_auth_token is missing (an empty file means SMS dry run): run scripts/compose-secrets.sh"
+  for name in slack_webhook_url pagerduty_routing_key smtp_password; do
+    [ -e "$SECRETS/$name" ] || die "secret $name is missing (an empty file turns that Alertmanager channel off): run scripts/compose-secrets.sh"
+  done
   echo "secrets present"
   ;;
 init-db)

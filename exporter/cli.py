@@ -180,10 +180,18 @@ def check(config_path: str | None, dsn: str | None, seqscan_rows: int, root: str
 
     Each statement a collection cycle runs is also planned with EXPLAIN: one that would
     read a large table sequentially is reported with the index that fixes it (exit 1).
-    Under --root, rules/thresholds.yaml is validated, the generated files must be current,
-    and promtool (when installed) checks the rules (exit 1 on a problem).
+    Under --root, rules/thresholds.yaml and alertmanager/routing.yaml are validated, the
+    generated files must be current, promtool (when installed) checks the rules and amtool
+    (when installed) checks alertmanager.yml and runs its route tests; with an sms_bridge
+    section in the configuration, every SMS group routing.yaml names must be one of its
+    groups (exit 1 on a problem).
     """
+    # Bad configuration is one line and exit 2 before anything else is printed.
     config = _load(config_path, {"databases.default.dsn": (dsn, "--dsn")})
+    groups = config.settings.sms_bridge.groups
+    bundle_problems = _check_bundle(
+        Path(root).resolve(), (config.source, set(groups)) if groups else None
+    )
     from exporter.app import build_sources, check_queries
     from exporter.sources.explain import SeqScan
     from exporter.sources.postgres import PostgresSource
@@ -216,21 +224,22 @@ def check(config_path: str | None, dsn: str | None, seqscan_rows: int, root: str
             f"(~{scan.rows:,} rows) sequentially every cycle; fix: {scan.fix or 'none known'}",
             err=True,
         )
-    bundle_problems = _check_bundle(Path(root).resolve())
     for problem in bundle_problems:
         click.echo(f"boxoffice: {problem}", err=True)
     if found or bundle_problems:
         sys.exit(1)
 
 
-def _check_bundle(root: Path) -> list[str]:
-    from exporter.generate.output import THRESHOLDS
+def _check_bundle(root: Path, bridge_groups: tuple[str, set[str]] | None) -> list[str]:
+    from exporter.generate.output import ROUTING, THRESHOLDS
     from exporter.generate.verify import verify_bundle
 
     if not (root / THRESHOLDS).is_file():
         return []
-    report = verify_bundle(root, THRESHOLDS)
+    report = verify_bundle(root, THRESHOLDS, bridge_groups=bridge_groups)
     click.echo(f"{THRESHOLDS}: ok ({report.checked} generated files compared)")
+    if (root / ROUTING).is_file():
+        click.echo(f"{ROUTING}: ok")
     for tool in report.skipped:
         click.echo(f"boxoffice: {tool} not installed: its check was skipped", err=True)
     return list(report.problems)

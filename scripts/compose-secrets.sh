@@ -27,6 +27,10 @@ for name in postgres_password grafana_admin_password exporter_password sms_bridg
   fi
 done
 [ -e secrets/twilio_auth_token ] || { : >secrets/twilio_auth_token; echo "created secrets/twilio_auth_token (empty: SMS dry run)"; }
+# Alertmanager's channels: empty until you paste your own (see alertmanager/routing.yaml).
+for name in slack_webhook_url pagerduty_routing_key smtp_password; do
+  [ -e "secrets/$name" ] || { : >"secrets/$name"; echo "created secrets/$name (empty: fill it to use that channel)"; }
+done
 # ... while the containers, which run as other users (postgres, grafana, nobody), can read
 # the files: Compose mounts file secrets with their host permissions.
 chmod 644 secrets/*

@@ -13,13 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.generate.alertmanager import TEMPLATE_FILE, alertmanager_config, muting_applies
+from exporter.generate.amtemplates import templates
 from exporter.generate.dashboards import DASHBOARDS_DIR, dashboard_files
 from exporter.generate.render import rule_files, test_file
+from exporter.generate.routetests import route_cases, route_tests_file
+from exporter.generate.routing import Routing, load_routing
 from exporter.generate.ruleset import RuleSet, build_ruleset
 from exporter.generate.runbooks import runbook
 from exporter.generate.thresholds import load_thresholds
 
 THRESHOLDS = "rules/thresholds.yaml"
+ROUTING = "alertmanager/routing.yaml"
+ALERTMANAGER_CONFIG = "alertmanager/alertmanager.yml"
+ROUTE_TESTS = "alertmanager/tests/routes.yml"
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class Inputs:
     root: Path
     thresholds_path: str
     ruleset: RuleSet
+    routing: Routing | None = None  # None: no alertmanager/routing.yaml under the root
 
 
 Producer = Callable[[Inputs], dict[str, str]]
@@ -39,6 +47,9 @@ OWNED = (
     ("rules/tests", ".yml"),
     ("docs/runbooks", ".md"),
     (DASHBOARDS_DIR, ".json"),
+    ("alertmanager", ".yml"),
+    ("alertmanager/templates", ".tmpl"),
+    ("alertmanager/tests", ".yml"),
 )
 
 
@@ -70,19 +81,46 @@ def produce_dashboards(inputs: Inputs) -> dict[str, str]:
     return dashboard_files(inputs.ruleset, inputs.thresholds_path)
 
 
+def produce_alertmanager(inputs: Inputs) -> dict[str, str]:
+    """alertmanager.yml, its templates and its route tests, when routing.yaml exists."""
+    if inputs.routing is None:
+        return {}
+    sources = f"{inputs.routing.source} and {inputs.thresholds_path}"
+    th = inputs.ruleset.thresholds.file
+    muted = muting_applies(inputs.routing, th.business_hours)
+    return {
+        ALERTMANAGER_CONFIG: alertmanager_config(inputs.routing, inputs.ruleset, sources),
+        f"alertmanager/templates/{TEMPLATE_FILE}": templates(inputs.routing, inputs.routing.source),
+        ROUTE_TESTS: route_tests_file(route_cases(inputs.routing, muted), sources),
+    }
+
+
 PRODUCERS: tuple[Producer, ...] = (
     produce_rules,
     produce_rule_tests,
     produce_runbooks,
     produce_dashboards,
+    produce_alertmanager,
 )
 
 
-def load_inputs(root: Path, thresholds: str = THRESHOLDS) -> Inputs:
-    """Load and check every input; ConfigError on the first problem."""
-    path = thresholds if os.path.isabs(thresholds) else str(root / thresholds)
+def load_inputs(root: Path, thresholds: str = THRESHOLDS, routing: str = ROUTING) -> Inputs:
+    """Load and check every input; ConfigError on the first problem.
+
+    routing.yaml is optional: without it nothing of alertmanager/ is generated.
+    """
+    path, shown = _locate(root, thresholds)
+    ruleset = build_ruleset(load_thresholds(path, shown))
+    routing_path, routing_shown = _locate(root, routing)
+    loaded = load_routing(routing_path, routing_shown) if os.path.exists(routing_path) else None
+    return Inputs(root, shown, ruleset, loaded)
+
+
+def _locate(root: Path, name: str) -> tuple[str, str]:
+    """The path to read and the name errors and headers use (relative to the root)."""
+    path = name if os.path.isabs(name) else str(root / name)
     shown = os.path.relpath(path, root) if path.startswith(str(root)) else path
-    return Inputs(root, shown, build_ruleset(load_thresholds(path, shown)))
+    return path, shown
 
 
 def render_all(inputs: Inputs, producers: tuple[Producer, ...] = PRODUCERS) -> dict[str, str]:

@@ -1,0 +1,307 @@
+"""alertmanager/alertmanager.yml from routing.yaml, the business hours and the rule set.
+
+The route tree has one branch per severity (its timing) and under it one leaf per
+notification: the Slack channel of the alert's category, #critical-alerts for critical
+ones, PagerDuty, then the email and SMS receivers of the alert's escalation tier. Leaves
+``continue``, so an alert reaches every leaf it matches. Slack and PagerDuty hear only tier
+1: an alert's tier 1 fires first and keeps firing while tiers 2 and 3 do, so the shared
+channels are told once, and each tier's alert adds its own audience. Tiers never inhibit
+each other. Leaves of the severities muted outside business hours carry
+``mute_time_intervals`` (Alertmanager does not pass those down to child routes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.generate.alertdefs import SEVERITIES, Severity
+from exporter.generate.muting import outside_business_hours, time_interval
+from exporter.generate.render import dump, header
+from exporter.generate.routing import TIERS, Routing
+from exporter.generate.rules import duration_text
+from exporter.generate.ruleset import RuleSet
+from exporter.generate.thresholds import BusinessHours
+
+OUTSIDE_BUSINESS_HOURS = "outside-business-hours"
+NOBODY = "nobody"  # an escalation tier with no audience for a channel: nothing to send
+PAGERDUTY = "pagerduty"
+TEMPLATE_FILE = "boxoffice.tmpl"
+
+
+def slack_receiver(channel: str) -> str:
+    return f"slack-{channel.lstrip('#')}"
+
+
+def tier_receiver(tier: str, kind: str) -> str:
+    return f"tier{tier}-{kind}"
+
+
+def tier_matcher(tier: str) -> str:
+    """Tier 1 also takes alerts without an escalation label (rules written by hand)."""
+    return 'escalation=~"1|"' if tier == "1" else f'escalation="{tier}"'
+
+
+def _tmpl(name: str) -> str:
+    return '{{ template "' + name + '" . }}'
+
+
+@dataclass(frozen=True)
+class Leaf:
+    matchers: tuple[str, ...]
+    receiver: str
+
+
+def tier_has(routing: Routing, tier: str, kind: str) -> bool:
+    """Whether some audience of ``tier`` can be told by ``kind`` (email or sms)."""
+    for name in routing.tier_audiences(tier):
+        audience = routing.file.audiences[name]
+        if audience.email if kind == "email" else audience.sms_group:
+            return True
+    return False
+
+
+def _slack_leaves(routing: Routing) -> list[Leaf]:
+    slack = routing.file.slack
+    by_channel: dict[str, list[str]] = {}
+    for category, channel in slack.channels.items():
+        if channel != slack.default_channel:
+            by_channel.setdefault(channel, []).append(category)
+    leaves = [
+        Leaf((f'category=~"{"|".join(sorted(cats))}"',), slack_receiver(channel))
+        for channel, cats in sorted(by_channel.items())
+    ]
+    others = sorted(c for cats in by_channel.values() for c in cats)
+    rest = (f'category!~"{"|".join(others)}"',) if others else ()
+    leaves.append(Leaf(rest, slack_receiver(slack.default_channel)))
+    return leaves
+
+
+def leaves(routing: Routing, severity: Severity) -> list[Leaf]:
+    """The notifications of one severity, in routing-tree order."""
+    channels = routing.channels(severity)
+    first = tier_matcher("1")
+    out: list[Leaf] = []
+    if "slack" in channels:
+        out += [Leaf((first, *leaf.matchers), leaf.receiver) for leaf in _slack_leaves(routing)]
+        if severity == "critical":
+            out.append(Leaf((first,), slack_receiver(routing.file.slack.critical_channel)))
+    if "pagerduty" in channels:
+        out.append(Leaf((first,), PAGERDUTY))
+    for tier in TIERS:
+        for kind in ("email", "sms"):
+            if kind in channels and tier_has(routing, tier, kind):
+                out.append(Leaf((tier_matcher(tier),), tier_receiver(tier, kind)))
+    return out
+
+
+def identifying_labels(ruleset: RuleSet) -> list[str]:
+    """Labels that tell two alerts of the same name apart (the severity excepted).
+
+    Alertmanager's ``equal`` counts a label missing on both sides as equal, so the union
+    over every alert is right for each of them.
+    """
+    names: set[str] = set()
+    for built in ruleset.alerts:
+        for rule in built.rules:
+            names |= set(rule.labels)
+        for scenario in built.scenarios:
+            for labels, _model in scenario.results():
+                names |= set(labels)
+    names.discard("severity")
+    names.discard("alertname")
+    return ["alertname", *sorted(names)]
+
+
+def inhibit_rules(routing: Routing, ruleset: RuleSet) -> list[dict[str, Any]]:
+    inhibit = routing.file.inhibit
+    business = ['source=~".+"', 'category!="monitoring"']
+    rules: list[dict[str, Any]] = []
+    if inhibit.by_severity:
+        equal = identifying_labels(ruleset)
+        for i, severity in enumerate(SEVERITIES[:-1]):
+            lower = "|".join(SEVERITIES[i + 1 :])
+            rules.append({
+                "source_matchers": [f'severity="{severity}"'],
+                "target_matchers": [f'severity=~"{lower}"'],
+                "equal": list(equal),
+            })  # fmt: skip
+    if inhibit.source_down:
+        rules.append({
+            "source_matchers": ['alertname="ExporterSourceDown"'],
+            "target_matchers": list(business),
+            "equal": ["source"],
+        })  # fmt: skip
+    if inhibit.exporter_down:
+        rules.append(
+            {"source_matchers": ['alertname="ExporterDown"'], "target_matchers": list(business)}
+        )
+    return rules
+
+
+def _route(routing: Routing, muted: bool) -> dict[str, Any]:
+    root_timing = routing.timing("high")
+    branches = []
+    for severity in SEVERITIES:
+        timing = routing.timing(severity)
+        mute = muted and severity in routing.file.mute_outside_business_hours
+        children = []
+        for leaf in leaves(routing, severity):
+            child: dict[str, Any] = {"receiver": leaf.receiver}
+            if leaf.matchers:
+                child["matchers"] = list(leaf.matchers)
+            if mute:
+                child["mute_time_intervals"] = [OUTSIDE_BUSINESS_HOURS]
+            child["continue"] = True
+            children.append(child)
+        branches.append({
+            "receiver": NOBODY,
+            "matchers": [f'severity="{severity}"'],
+            "group_wait": duration_text(timing.group_wait),
+            "group_interval": duration_text(timing.group_interval),
+            "repeat_interval": duration_text(timing.repeat_interval),
+            "routes": children,
+        })  # fmt: skip
+    return {
+        "receiver": slack_receiver(routing.file.slack.default_channel),
+        "group_by": list(routing.file.group_by),
+        "group_wait": duration_text(root_timing.group_wait),
+        "group_interval": duration_text(root_timing.group_interval),
+        "repeat_interval": duration_text(root_timing.repeat_interval),
+        "routes": branches,
+    }
+
+
+def _receivers(routing: Routing, used: set[str]) -> list[dict[str, Any]]:
+    f = routing.file
+    out: list[dict[str, Any]] = [{"name": NOBODY}]
+    channels = sorted(
+        {f.slack.default_channel, f.slack.critical_channel, *f.slack.channels.values()}
+    )
+    for channel in channels:
+        name = slack_receiver(channel)
+        if name in used:
+            out.append({"name": name, "slack_configs": [_slack(routing, channel)]})
+    if PAGERDUTY in used and f.pagerduty is not None:
+        pd: dict[str, Any] = {}
+        if f.pagerduty.routing_key_file:
+            pd["routing_key_file"] = f.pagerduty.routing_key_file
+        else:
+            pd["service_key_file"] = f.pagerduty.service_key_file
+        if f.pagerduty.url is not None:
+            pd["url"] = f.pagerduty.url
+        pd.update({
+            "send_resolved": f.pagerduty.send_resolved,
+            "client": "boxoffice",
+            "client_url": _tmpl("boxoffice.dashboard_url"),
+            "description": _tmpl("boxoffice.title"),
+            "severity": _tmpl("boxoffice.pagerduty.severity"),
+            "class": '{{ .CommonLabels.alertname }}',
+            "group": '{{ .CommonLabels.category }}',
+            "details": {
+                "firing": _tmpl("boxoffice.pagerduty.firing"),
+                "resolved": _tmpl("boxoffice.pagerduty.resolved"),
+                "num_firing": "{{ .Alerts.Firing | len }}",
+                "num_resolved": "{{ .Alerts.Resolved | len }}",
+                "severity": "{{ .CommonLabels.severity }}",
+                "category": "{{ .CommonLabels.category }}",
+                "escalation": "{{ .CommonLabels.escalation }}",
+                "summary": "{{ .CommonAnnotations.summary }}",
+                "runbook_url": _tmpl("boxoffice.runbook_url"),
+                "dashboard_url": _tmpl("boxoffice.dashboard_url"),
+            },
+        })  # fmt: skip
+        out.append({"name": PAGERDUTY, "pagerduty_configs": [pd]})
+    for tier in TIERS:
+        audiences = [(n, f.audiences[n]) for n in routing.tier_audiences(tier)]
+        email = tier_receiver(tier, "email")
+        if email in used:
+            out.append({"name": email, "email_configs": [
+                {
+                    "to": ", ".join(a.email),
+                    "send_resolved": f.email.send_resolved if f.email else False,
+                    "headers": {"Subject": _tmpl("boxoffice.title")},
+                    "text": _tmpl("boxoffice.email.text"),
+                }
+                for _name, a in audiences if a.email
+            ]})  # fmt: skip
+        sms = tier_receiver(tier, "sms")
+        if sms in used and f.sms_bridge is not None:
+            out.append({"name": sms, "webhook_configs": [
+                _webhook(routing, a.sms_group) for _name, a in audiences if a.sms_group
+            ]})  # fmt: skip
+    return out
+
+
+def _slack(routing: Routing, channel: str) -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "send_resolved": routing.file.slack.send_resolved,
+        "color": _tmpl("boxoffice.slack.color"),
+        "title": _tmpl("boxoffice.title"),
+        "title_link": _tmpl("boxoffice.dashboard_url"),
+        "text": _tmpl("boxoffice.slack.text"),
+        "fallback": _tmpl("boxoffice.title"),
+    }
+
+
+def _webhook(routing: Routing, group: str) -> dict[str, Any]:
+    bridge = routing.file.sms_bridge
+    assert bridge is not None  # routing.yaml checks: an sms_group needs the sms_bridge section
+    http: dict[str, Any]
+    if bridge.basic_auth is not None:
+        http = {"basic_auth": {"username": bridge.basic_auth.username,
+                               "password_file": bridge.basic_auth.password_file}}  # fmt: skip
+    else:
+        http = {"authorization": {"type": "Bearer", "credentials_file": bridge.credentials_file}}
+    return {
+        "url": f"{bridge.url.rstrip('/')}/alerts/{group}",
+        "send_resolved": bridge.send_resolved,
+        "max_alerts": bridge.max_alerts,
+        "http_config": http,
+    }
+
+
+def _global(routing: Routing) -> dict[str, Any]:
+    f = routing.file
+    out: dict[str, Any] = {"resolve_timeout": duration_text(f.resolve_timeout)}
+    out["slack_api_url_file"] = f.slack.api_url_file
+    if f.email is not None:
+        out["smtp_smarthost"] = f.email.smarthost
+        out["smtp_from"] = f.email.from_
+        if f.email.auth_username is not None:
+            out["smtp_auth_username"] = f.email.auth_username
+        if f.email.auth_password_file is not None:
+            out["smtp_auth_password_file"] = f.email.auth_password_file
+        out["smtp_require_tls"] = f.email.require_tls
+    return out
+
+
+def alertmanager_config(routing: Routing, ruleset: RuleSet, sources: str) -> str:
+    """The text of alertmanager.yml; ``sources`` names the inputs in its header."""
+    th = ruleset.thresholds.file
+    intervals = time_interval(th.business_hours, th.timezone)
+    muted = muting_applies(routing, th.business_hours)
+    route = _route(routing, muted)
+    used = {route["receiver"]} | {
+        leaf["receiver"] for branch in route["routes"] for leaf in branch["routes"]
+    }
+    config: dict[str, Any] = {
+        "global": _global(routing),
+        "templates": [f"{routing.file.templates_dir.rstrip('/')}/*.tmpl"],
+    }
+    if muted:
+        config["time_intervals"] = [{"name": OUTSIDE_BUSINESS_HOURS, "time_intervals": intervals}]
+    config["route"] = route
+    config["inhibit_rules"] = inhibit_rules(routing, ruleset)
+    config["receivers"] = _receivers(routing, used)
+    what = (
+        "Alertmanager configuration: severity routing, escalation tiers, business-hours "
+        "muting, inhibition."
+    )
+    return header(sources, what) + dump(config)
+
+
+def muting_applies(routing: Routing, hours: BusinessHours) -> bool:
+    """Whether some severity is muted and there are hours outside business hours."""
+    return bool(routing.file.mute_outside_business_hours) and bool(outside_business_hours(hours))

@@ -1,0 +1,125 @@
+"""Generated route tests: for every severity x category x escalation tier, who is told.
+
+The expectations are worked out per alert from routing.yaml's matrix (the severity's
+channels, the category's Slack channel, the tier's audiences), not from the route tree,
+so running them through ``amtool config routes test`` checks that the tree says the same.
+``alertmanager/tests/routes.yml`` holds them; the test suite and `boxoffice check` run them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.generate.alertdefs import SEVERITIES
+from exporter.generate.alertmanager import (
+    NOBODY,
+    PAGERDUTY,
+    slack_receiver,
+    tier_has,
+    tier_receiver,
+)
+from exporter.generate.render import dump, header
+from exporter.generate.routing import CATEGORIES, TIERS, Routing
+
+
+@dataclass(frozen=True)
+class RouteCase:
+    """One alert's labels, the receivers it must reach in tree order, and muting."""
+
+    labels: dict[str, str]
+    receivers: tuple[str, ...]
+    muted_outside_business_hours: bool
+
+    def amtool_args(self, config: str) -> list[str]:
+        """Arguments of ``amtool`` that check this case against ``config``."""
+        return [
+            "config", "routes", "test", f"--config.file={config}",
+            f"--verify.receivers={','.join(self.receivers)}",
+            *(f"{k}={v}" for k, v in self.labels.items()),
+        ]  # fmt: skip
+
+
+def expected_receivers(
+    routing: Routing, severity: str, category: str | None, tier: str | None
+) -> tuple[str, ...]:
+    """Who hears about an alert: ``None`` for a label the alert does not carry."""
+    if severity not in SEVERITIES:
+        return (slack_receiver(routing.file.slack.default_channel),)
+    channels = routing.channels(severity)
+    level = tier or "1"
+    out: list[str] = []
+    if level == "1":
+        if "slack" in channels:
+            channel = routing.slack_channel(category) if category else None
+            out.append(slack_receiver(channel or routing.file.slack.default_channel))
+            if severity == "critical":
+                out.append(slack_receiver(routing.file.slack.critical_channel))
+        if "pagerduty" in channels:
+            out.append(PAGERDUTY)
+    if level in TIERS:
+        out += [
+            tier_receiver(level, kind)
+            for kind in ("email", "sms")
+            if kind in channels and tier_has(routing, level, kind)
+        ]
+    return tuple(out) or (NOBODY,)
+
+
+def route_cases(routing: Routing, muted: bool) -> list[RouteCase]:
+    """The full matrix, then alerts missing a label (hand-written rules)."""
+    mute = set(routing.file.mute_outside_business_hours) if muted else set()
+    cases = [
+        RouteCase(
+            {"severity": severity, "category": category, "escalation": tier},
+            expected_receivers(routing, severity, category, tier),
+            severity in mute,
+        )
+        for severity in SEVERITIES
+        for category in CATEGORIES
+        for tier in TIERS
+    ]
+    for severity in SEVERITIES:
+        cases.append(RouteCase(
+            {"severity": severity, "category": "payments"},
+            expected_receivers(routing, severity, "payments", None), severity in mute,
+        ))  # fmt: skip
+        cases.append(RouteCase(
+            {"severity": severity, "escalation": "1"},
+            expected_receivers(routing, severity, None, "1"), severity in mute,
+        ))  # fmt: skip
+    for labels in ({"alertname": "Custom"}, {"severity": "warning", "category": "payments"}):
+        receivers = expected_receivers(routing, labels.get("severity", ""), None, None)
+        cases.append(RouteCase(labels, receivers, False))
+    return cases
+
+
+def route_tests_file(cases: list[RouteCase], sources: str) -> str:
+    body: dict[str, Any] = {
+        "cases": [
+            {
+                "labels": case.labels,
+                "receivers": list(case.receivers),
+                "muted_outside_business_hours": case.muted_outside_business_hours,
+            }
+            for case in cases
+        ]
+    }
+    what = (
+        "Route tests of alertmanager.yml: each case's labels must reach exactly these "
+        "receivers, in this order.\n# Run one: amtool config routes test "
+        "--config.file=alertmanager/alertmanager.yml --verify.receivers=R1,R2 label=value ..."
+    )
+    return header(sources, what) + dump(body)
+
+
+def load_route_cases(data: Any) -> list[RouteCase]:
+    """Cases back from the parsed routes.yml (the tests and `boxoffice check` read it)."""
+    return [
+        RouteCase(
+            {str(k): str(v) for k, v in case["labels"].items()},
+            tuple(str(r) for r in case["receivers"]),
+            bool(case["muted_outside_business_hours"]),
+        )
+        for case in data["cases"]
+    ]

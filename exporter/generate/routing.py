@@ -1,0 +1,348 @@
+"""alertmanager/routing.yaml: YAML -> typed schema (unknown keys refused) -> checks -> frozen.
+
+The file says who hears about what: Slack channels per category, the PagerDuty service,
+SMTP, the SMS bridge, the audiences (email addresses and SMS bridge groups), which
+audiences each escalation tier adds, the severity -> channel matrix, timing per severity
+and which inhibitions apply. Business hours and the time zone are not repeated here: they
+come from rules/thresholds.yaml, so the rules and the muting cannot disagree.
+
+Every problem is a :class:`ConfigError` naming the file, the dotted path and the reason,
+e.g. ``escalation.tier_2[0]: unknown audience 'cfo' (audiences: cto, oncall)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from exporter.config.errors import ConfigError
+from exporter.config.loader import read_yaml
+from exporter.config.typed import Duration, build, field, join, positive
+from exporter.generate.alertdefs import SEVERITIES, Category, Severity
+from exporter.generate.threshold_values import ErrorAt
+
+Channel = Literal["slack", "email", "sms", "pagerduty"]
+CATEGORIES: tuple[Category, ...] = (
+    "payments", "inventory", "sales", "messaging", "webhooks", "availability", "monitoring",
+)  # fmt: skip
+TIERS: tuple[str, ...] = ("1", "2", "3")
+
+_SLACK_CHANNEL = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}")
+_AUDIENCE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_SMS_GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # as the bridge accepts them
+_EMAIL = re.compile(r"[^@\s,<>\"]+@[^@\s,<>\"]+\.[^@\s,<>\"]+")
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_HOSTPORT = re.compile(r"[A-Za-z0-9.-]+:\d{1,5}")
+
+
+def _absolute(value: str) -> str | None:
+    if not os.path.isabs(value):
+        return f"must be an absolute path (as Alertmanager sees it), got {value!r}"
+    if any(c in value for c in "\n\"'{}"):
+        return "must not contain quotes, braces or newlines"
+    return None
+
+
+def _slack_channel(value: str) -> str | None:
+    ok = _SLACK_CHANNEL.fullmatch(value)
+    return None if ok else f"must be a Slack channel like #payment-alerts, got {value!r}"
+
+
+def _email(value: str) -> str | None:
+    return None if _EMAIL.fullmatch(value) else f"is not an email address: {value!r}"
+
+
+def _hostport(value: str) -> str | None:
+    return None if _HOSTPORT.fullmatch(value) else f"must be host:port, got {value!r}"
+
+
+def _sms_group(value: str) -> str | None:
+    if _SMS_GROUP.fullmatch(value):
+        return None
+    return "SMS bridge group names are letters, digits, '_', '.' and '-' (as in sms_bridge.groups)"
+
+
+def _color(value: str) -> str | None:
+    ok = re.fullmatch(r"#[0-9A-Fa-f]{6}", value)
+    return None if ok else f"must be a colour like #E74A3B, got {value!r}"
+
+
+@dataclass(frozen=True)
+class Colors:
+    """Slack attachment colour per severity (seed 000's palette) and for resolved alerts."""
+
+    critical: str = field("#000000", check=_color)
+    high: str = field("#E74A3B", check=_color)
+    medium: str = field("#F6C23E", check=_color)
+    low: str = field("#36B9CC", check=_color)
+    resolved: str = field("#2EB67D", check=_color)
+
+
+@dataclass(frozen=True)
+class Slack:
+    api_url_file: str = field(check=_absolute, doc="File holding the incoming-webhook URL.")
+    default_channel: str = field("#alerts", check=_slack_channel, doc="Categories not listed.")
+    critical_channel: str = field("#critical-alerts", check=_slack_channel)
+    channels: dict[str, str] = field(default_factory=dict, doc="Channel per alert category.")
+    colors: Colors = field(default_factory=Colors)
+    send_resolved: bool = True
+
+
+@dataclass(frozen=True)
+class PagerDuty:
+    routing_key_file: str | None = field(None, check=_absolute, doc="Events API v2 key file.")
+    service_key_file: str | None = field(None, check=_absolute, doc="Events API v1 key file.")
+    url: str | None = field(None, doc="Events API endpoint, when not PagerDuty's default.")
+    send_resolved: bool = True
+
+
+@dataclass(frozen=True)
+class Email:
+    smarthost: str = field(check=_hostport, doc="SMTP server, host:port.")
+    from_: str = field(key="from", check=_email)
+    auth_username: str | None = None
+    auth_password_file: str | None = field(None, check=_absolute)
+    require_tls: bool = True
+    send_resolved: bool = False
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    username: str
+    password_file: str = field(check=_absolute)
+
+
+@dataclass(frozen=True)
+class SmsBridge:
+    url: str = field(doc="Base URL of `boxoffice sms-bridge`; /alerts/<group> is appended.")
+    credentials_file: str | None = field(None, check=_absolute, doc="Bearer token file.")
+    basic_auth: BasicAuth | None = None
+    max_alerts: int = field(20, check=positive, doc="Alerts per webhook; the SMS counts the rest.")
+    send_resolved: bool = True
+
+
+@dataclass(frozen=True)
+class Audience:
+    email: list[str] = field(default_factory=list)
+    sms_group: str | None = field(None, check=_sms_group, doc="A group of sms_bridge.groups.")
+
+
+@dataclass(frozen=True)
+class Escalation:
+    tier_1: list[str] = field(doc="Audiences told at once.")
+    tier_2: list[str] = field(default_factory=list, doc="Audiences added when tier 2 fires.")
+    tier_3: list[str] = field(default_factory=list, doc="Audiences added when tier 3 fires.")
+
+
+@dataclass(frozen=True)
+class Channels:
+    critical: list[Channel] = field(default_factory=lambda: ["slack", "email", "sms", "pagerduty"])
+    high: list[Channel] = field(default_factory=lambda: ["slack", "email", "sms"])
+    medium: list[Channel] = field(default_factory=lambda: ["slack", "email"])
+    low: list[Channel] = field(default_factory=lambda: ["slack", "email"])
+
+
+@dataclass(frozen=True)
+class Timing:
+    group_wait: Duration = field(doc="Wait for more alerts of a new group before notifying.")
+    group_interval: Duration = field(check=positive, doc="Between notifications of a group.")
+    repeat_interval: Duration = field(check=positive, doc="Reminder of an unchanged group.")
+
+
+def _timing(wait: float, interval: float, repeat: float) -> Timing:
+    return Timing(Duration(wait), Duration(interval), Duration(repeat))
+
+
+@dataclass(frozen=True)
+class Timings:
+    critical: Timing = field(default_factory=lambda: _timing(10, 60, 3600))
+    high: Timing = field(default_factory=lambda: _timing(30, 300, 4 * 3600))
+    medium: Timing = field(default_factory=lambda: _timing(60, 600, 12 * 3600))
+    low: Timing = field(default_factory=lambda: _timing(300, 1800, 24 * 3600))
+
+
+@dataclass(frozen=True)
+class Inhibit:
+    by_severity: bool = field(True, doc="A severity silences lower ones of the same alert.")
+    source_down: bool = field(True, doc="ExporterSourceDown{source} silences its alerts.")
+    exporter_down: bool = field(True, doc="ExporterDown silences every business alert.")
+
+
+@dataclass(frozen=True)
+class RoutingFile:
+    slack: Slack = field()
+    audiences: dict[str, Audience] = field()
+    escalation: Escalation = field()
+    pagerduty: PagerDuty | None = None
+    email: Email | None = None
+    sms_bridge: SmsBridge | None = None
+    channels: Channels = field(default_factory=Channels)
+    mute_outside_business_hours: list[Severity] = field(
+        default_factory=lambda: ["medium", "low"], doc="Severities muted outside business hours."
+    )
+    timing: Timings = field(default_factory=Timings)
+    group_by: list[str] = field(
+        default_factory=lambda: ["alertname", "category", "severity", "escalation"]
+    )
+    resolve_timeout: Duration = field(Duration(300), check=positive)
+    templates_dir: str = field("/etc/alertmanager/templates", check=_absolute)
+    inhibit: Inhibit = field(default_factory=Inhibit)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """routing.yaml, checked and frozen: what alertmanager.yml is rendered from."""
+
+    source: str
+    file: RoutingFile
+
+    def channels(self, severity: Severity) -> tuple[Channel, ...]:
+        return tuple(getattr(self.file.channels, severity))
+
+    def tier_audiences(self, tier: str) -> tuple[str, ...]:
+        return tuple(getattr(self.file.escalation, f"tier_{tier}"))
+
+    def timing(self, severity: Severity) -> Timing:
+        timing: Timing = getattr(self.file.timing, severity)
+        return timing
+
+    def slack_channel(self, category: str) -> str:
+        return self.file.slack.channels.get(category, self.file.slack.default_channel)
+
+
+def load_routing(path: str, name: str | None = None) -> Routing:
+    """Read, type and check routing.yaml; ConfigError on the first problem."""
+    name = name or path
+    try:
+        data = read_yaml(path)
+    except ConfigError as exc:
+        raise ConfigError(name, exc.path, exc.reason) from None
+    if not isinstance(data, dict):
+        raise ConfigError(name, "", "must be a mapping at the top level")
+    parsed = build(RoutingFile, data, source=name)
+    _check(name, parsed)
+    return Routing(name, parsed)
+
+
+def _check(source: str, parsed: RoutingFile) -> None:
+    def error(where: str, reason: str) -> ConfigError:
+        return ConfigError(source, where, reason)
+
+    for category in parsed.slack.channels:
+        if category not in CATEGORIES:
+            known = ", ".join(CATEGORIES)
+            raise error(join("slack.channels", category), f"unknown category (known: {known})")
+        problem = _slack_channel(parsed.slack.channels[category])
+        if problem:
+            raise error(join("slack.channels", category), problem)
+    critical = parsed.slack.critical_channel
+    if critical == parsed.slack.default_channel or critical in parsed.slack.channels.values():
+        raise error("slack.critical_channel", f"{critical} must be a channel of its own")
+    if parsed.pagerduty is not None:
+        _check_pagerduty(parsed.pagerduty, error)
+    email = parsed.email
+    if email is not None and email.auth_password_file and not email.auth_username:
+        raise error("email.auth_username", "is required with auth_password_file")
+    if parsed.sms_bridge is not None:
+        _check_bridge(parsed.sms_bridge, error)
+    _check_audiences(parsed, error)
+    _check_channels(parsed, error)
+    _check_timing(parsed, error)
+
+
+def _check_timing(parsed: RoutingFile, error: ErrorAt) -> None:
+    for severity in SEVERITIES:
+        timing: Timing = getattr(parsed.timing, severity)
+        if timing.repeat_interval < timing.group_interval:
+            raise error(
+                f"timing.{severity}.repeat_interval",
+                f"must be at least group_interval ({timing.group_interval:g}s)",
+            )
+    if len(set(parsed.mute_outside_business_hours)) != len(parsed.mute_outside_business_hours):
+        raise error("mute_outside_business_hours", "lists a severity twice")
+    if parsed.group_by != ["..."]:
+        for i, label in enumerate(parsed.group_by):
+            if not _LABEL.fullmatch(label):
+                raise error(join("group_by", i), f"is not a label name: {label!r}")
+        if len(set(parsed.group_by)) != len(parsed.group_by):
+            raise error("group_by", "lists a label twice")
+
+
+def _check_pagerduty(pagerduty: PagerDuty, error: ErrorAt) -> None:
+    if (pagerduty.routing_key_file is None) == (pagerduty.service_key_file is None):
+        raise error("pagerduty", "give routing_key_file (Events API v2) or service_key_file")
+    if pagerduty.url is not None:
+        parts = urlsplit(pagerduty.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+            raise error("pagerduty.url", f"must be an http(s) URL, got {pagerduty.url!r}")
+
+
+def _check_bridge(bridge: SmsBridge, error: ErrorAt) -> None:
+    parts = urlsplit(bridge.url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise error("sms_bridge.url", f"must be an http(s) URL like http://sms-bridge:9799, got "
+                    f"{bridge.url!r}")  # fmt: skip
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+        raise error("sms_bridge.url", "give the bridge's base URL only: /alerts/<group> is added")
+    if (bridge.credentials_file is None) == (bridge.basic_auth is None):
+        raise error(
+            "sms_bridge",
+            "give credentials_file (bearer token) or basic_auth: the bridge requires one",
+        )
+
+
+def _check_audiences(parsed: RoutingFile, error: ErrorAt) -> None:
+    if not parsed.audiences:
+        raise error("audiences", "name at least one audience")
+    for name, audience in parsed.audiences.items():
+        where = join("audiences", name)
+        if not _AUDIENCE.fullmatch(name):
+            raise error(where, "audience names are lowercase letters, digits and _")
+        if not audience.email and audience.sms_group is None:
+            raise error(where, "give email addresses, an sms_group or both")
+        for i, address in enumerate(audience.email):
+            problem = _email(address)
+            if problem:
+                raise error(join(join(where, "email"), i), problem)
+        if audience.sms_group is not None and parsed.sms_bridge is None:
+            raise error(join(where, "sms_group"), "needs the sms_bridge section")
+        if audience.email and parsed.email is None:
+            raise error(join(where, "email"), "needs the email section (SMTP server)")
+    _check_tiers(parsed, error)
+
+
+def _check_tiers(parsed: RoutingFile, error: ErrorAt) -> None:
+    used: set[str] = set()
+    for tier in TIERS:
+        where = f"escalation.tier_{tier}"
+        names: list[str] = getattr(parsed.escalation, f"tier_{tier}")
+        for i, name in enumerate(names):
+            if name not in parsed.audiences:
+                known = ", ".join(sorted(parsed.audiences))
+                raise error(join(where, i), f"unknown audience {name!r} (audiences: {known})")
+            if name in used:
+                raise error(join(where, i), f"{name!r} is already told at an earlier tier")
+            used.add(name)
+    if not parsed.escalation.tier_1:
+        raise error("escalation.tier_1", "name at least one audience")
+    unused = sorted(set(parsed.audiences) - used)
+    if unused:
+        raise error(join("audiences", unused[0]), "is in no escalation tier")
+
+
+def _check_channels(parsed: RoutingFile, error: ErrorAt) -> None:
+    needs = {"email": parsed.email, "sms": parsed.sms_bridge, "pagerduty": parsed.pagerduty}
+    for severity in SEVERITIES:
+        where = f"channels.{severity}"
+        channels: list[Channel] = getattr(parsed.channels, severity)
+        if not channels:
+            raise error(where, "name at least one channel")
+        for i, channel in enumerate(channels):
+            if channel in channels[:i]:
+                raise error(join(where, i), f"{channel} is listed twice")
+            if channel != "slack" and needs[channel] is None:
+                section = "sms_bridge" if channel == "sms" else channel
+                raise error(join(where, i), f"{channel} needs the {section} section")

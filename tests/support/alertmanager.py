@@ -1,0 +1,77 @@
+"""A real Alertmanager (Debian's prometheus-alertmanager) for tests: local, no cluster."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.exporter import free_port, wait_for
+
+
+def alertmanager_binary() -> str:
+    for name in ("prometheus-alertmanager", "alertmanager"):
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    pytest.fail("alertmanager not installed (scripts/test.sh installs prometheus-alertmanager)")
+
+
+@contextmanager
+def running_alertmanager(config: Path, workdir: Path) -> Iterator[str]:
+    """Start Alertmanager on 127.0.0.1 (ephemeral port, clustering off); yield its URL."""
+    port = free_port()
+    storage = workdir / "data"
+    storage.mkdir()
+    log = (workdir / "alertmanager.log").open("w")
+    process = subprocess.Popen(
+        [
+            alertmanager_binary(),
+            f"--config.file={config}",
+            f"--storage.path={storage}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise AssertionError((workdir / "alertmanager.log").read_text())
+            try:
+                return requests.get(f"{url}/-/ready", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_for(ready, timeout=20)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+def post_alerts(url: str, alerts: list[dict[str, Any]]) -> None:
+    response = requests.post(f"{url}/api/v2/alerts", json=alerts, timeout=5)
+    assert response.status_code == 200, response.text
+
+
+def alert_states(url: str) -> dict[tuple[tuple[str, str], ...], dict[str, Any]]:
+    """Every alert Alertmanager holds, keyed by its sorted labels, with its status."""
+    response = requests.get(f"{url}/api/v2/alerts", timeout=5)
+    assert response.status_code == 200, response.text
+    return {tuple(sorted(a["labels"].items())): a["status"] for a in response.json()}
