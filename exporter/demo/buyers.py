@@ -31,6 +31,7 @@ class Session:
     quantity: int
     expires_at: float  # real seconds since the start
     pending: int | None = None  # id of the order being paid right now
+    amount_cents: int = 0  # what the latest order charges
     done: bool = False
 
 
@@ -100,8 +101,11 @@ class Inventory:
         return [t for t in self.tiers if t.row.event == event]
 
     def choose(self, rng: random.Random, among: list[Tier] | None = None) -> Tier | None:
-        """A tier with tickets left, GA four times as likely as VIP; None when sold out."""
-        candidates = [t for t in (among or self.tiers) if t.left > 0]
+        """The tier a buyer wants, GA four times as likely as VIP, sold out or not.
+
+        None when there is nothing on sale at all.
+        """
+        candidates = among or self.tiers
         if not candidates:
             return None
         weights = [_TIER_WEIGHT.get(t.row.tier, 0.5) for t in candidates]

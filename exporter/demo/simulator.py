@@ -99,6 +99,7 @@ class Simulator:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         report: Callable[[str], None] = lambda line: None,
+        on_phase: Callable[[Phase], None] = lambda phase: None,
     ) -> None:
         if scenario is not None and timeline is None:
             raise ValueError("a scenario needs a timeline")
@@ -115,6 +116,7 @@ class Simulator:
         self.clock = clock
         self.sleep = sleep
         self.report = report
+        self.on_phase = on_phase
         self.tally = Tally()
         self.inventory = Inventory(self.writer.on_sale_tiers())
         self.timers = Timers()
@@ -154,13 +156,16 @@ class Simulator:
     def step(self, elapsed: float, dt: float) -> None:
         """Everything due at ``elapsed`` real seconds, in one transaction."""
         phase = self.timeline.phase(elapsed) if self.timeline else Phase.BASELINE
+        changed = phase is not self.phase
         with self.conn.transaction():
-            if phase is not self.phase:
+            if changed:
                 self._enter(phase, elapsed)
             now = effects(self.scenario, phase, self.baseline)
             for action, subject in self.timers.due(elapsed, self.settings.max_per_tick):
                 self._act(action, subject, elapsed, now)
             self._arrivals(elapsed, dt, now)
+        if changed:  # after the commit: the phase's first writes are visible to others
+            self.on_phase(phase)
 
     def finish(self, elapsed: float) -> None:
         """Settle payments in flight and expire the sessions still open (bounded)."""
@@ -169,9 +174,8 @@ class Simulator:
             for action, subject in self.timers.drain():
                 if action == "settle":
                     self._act(action, subject, elapsed, now)
-            for session in self._sessions.values():
-                if not session.done:
-                    self._expire(session, elapsed, now, early=True)
+            for session in list(self._sessions.values()):
+                self._expire(session, elapsed, now, early=True)
         self.report(self._say(elapsed, "stopped: " + self.tally.totals_line()))
 
     # --- the shop ----------------------------------------------------------------------
@@ -188,18 +192,19 @@ class Simulator:
 
     def _arrive(self, elapsed: float, now: Effects) -> None:
         focused = bool(self.focus) and self.rng.random() < now.focus_share
-        if focused and now.oversell:
+        unchecked = focused and now.oversell  # the inventory check lets this buyer through
+        if unchecked:
             tier: Tier | None = self.focus[0] if self.focus[0].left > -OVERSELL_BY else None
         else:
             tier = self.inventory.choose(self.rng, self.focus if focused else None)
-        if tier is None:
+        if tier is None or (tier.left <= 0 and not unchecked):
             self.tally.add("turned_away")
             return
         quantity = int(pick_weighted(self.rng, QUANTITIES))
-        if not (focused and now.oversell):
+        if unchecked:
+            quantity = max(1, min(quantity, tier.left + OVERSELL_BY))
+        else:
             quantity = min(quantity, tier.left)  # the app's inventory check
-        elif tier.left - quantity < -OVERSELL_BY:
-            quantity = max(1, tier.left + OVERSELL_BY)
         session = Session(
             f"cs_demo_{self.rng.getrandbits(96):024x}",
             tier,
@@ -237,6 +242,7 @@ class Simulator:
         member = self.rng.random() < self.settings.member_share
         discount = self.rng.choice((0.10, 0.15, 0.20)) if member else 0.0
         amount = round(session.quantity * tier.price_cents * (1 - discount))
+        session.amount_cents = amount
         session.pending = self.writer.place_order(
             session.id,
             tier.id,
@@ -264,13 +270,13 @@ class Simulator:
                 self.timers.add(session.expires_at, "expire", session)
             return
         self.writer.pay(order_id, session.id)
-        session.done = True
+        self._close(session)
         self.tally.add("paid")
         self.tally.add("tickets", session.quantity)
         self._webhook("stripe", "payment_intent.succeeded", now, elapsed)
         self._webhook("stripe", "checkout.session.completed", now, elapsed)
         self._text(order_id, now, elapsed)
-        amount = round(session.quantity * session.tier.row.price_cents)
+        amount = session.amount_cents
         draw = self.rng.random()
         if draw < self.settings.refund_share + self.settings.partial_refund_share:
             full = draw < self.settings.refund_share
@@ -291,7 +297,7 @@ class Simulator:
     def _expire(self, session: Session, elapsed: float, now: Effects, *, early: bool) -> None:
         if session.done:
             return
-        session.done = True
+        self._close(session)
         self.writer.expire(session.id, now=early)
         session.tier.taken -= session.quantity
         self.tally.add("expired")
@@ -320,6 +326,10 @@ class Simulator:
         if error is not None and provider == "stripe" and attempt < 3:
             due = elapsed + self._real(self.settings.webhook_retry * 2**attempt)
             self.timers.add(due, "webhook", (provider, event_type, attempt + 1))
+
+    def _close(self, session: Session) -> None:
+        session.done = True
+        self._sessions.pop(session.id, None)
 
     # --- timeline ----------------------------------------------------------------------
 
