@@ -107,8 +107,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "flash-sale",
-            "a flash sale: eight times the buyers, most of them for one event",
-            Effects(demand=8.0, focus_share=0.6),
+            "a flash sale: ten times the buyers, half of them for the scarcest event",
+            Effects(demand=10.0, focus_share=0.5),
             ("SalesVelocitySpike", "SelloutPredicted", "InventoryLow", "InventorySoldOut"),
             focus="fewest_left_event",
             fix="the sale ends; demand returns to normal",
