@@ -303,6 +303,17 @@ def _seed(config: Config, *, orders: int, seed: int, replace: bool) -> None:
     )
 
 
+# Names only: importing the simulator would slow every other command's start.
+_DEMO_SCENARIOS = (
+    "payment-outage",
+    "oversell",
+    "webhook-stall",
+    "sms-failure",
+    "quiet-day",
+    "flash-sale",
+)
+
+
 @main.command()
 @_config_options
 @click.option("--orders", default=100_000, show_default=True, type=click.IntRange(min=1))
@@ -314,16 +325,67 @@ def _seed(config: Config, *, orders: int, seed: int, replace: bool) -> None:
     show_default=True,
     metavar="[HOST]:PORT",
 )
+@click.option(
+    "--scenario",
+    type=click.Choice(list(_DEMO_SCENARIOS)),
+    envvar="BOXOFFICE_DEMO_SCENARIO",
+    show_envvar=True,
+    help="Incident to play on the live sales (docs/demo.md).",
+)
+@click.option(
+    "--speed",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=1, max=3600),
+    help="Virtual seconds of the seller's day per real second.",
+)
+@click.option(
+    "--start-after",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Real seconds of normal sales before the incident.",
+)
+@click.option(
+    "--incident-for",
+    default=180.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Real seconds the incident lasts; then it recovers.",
+)
+@click.option(
+    "--simulate/--no-simulate",
+    default=True,
+    show_default=True,
+    help="Run the live sales simulator beside the exporter.",
+)
 @_bad_input_exits_2
 def demo(
-    config_path: str | None, dsn: str | None, orders: int, seed_value: int, listen_address: str
+    config_path: str | None,
+    dsn: str | None,
+    orders: int,
+    seed_value: int,
+    listen_address: str,
+    scenario: str | None,
+    speed: float,
+    start_after: float,
+    incident_for: float,
+    simulate: bool,
 ) -> None:
-    """Serve demo sales: a throwaway PostgreSQL (unless --dsn/BOXOFFICE_DSN), seeded, exported.
+    """Serve live demo sales: a throwaway PostgreSQL (unless --dsn/BOXOFFICE_DSN), seeded, a
+    sales simulator writing to it, and the exporter; --scenario plays an incident.
 
     Ctrl-C stops everything and removes the throwaway data.
     """
     from exporter.db.schema import create_schema
     from exporter.db.throwaway import ThrowawayPostgres, ThrowawayUnavailableError
+    from exporter.demo.live import LiveOptions, LiveSimulator
+
+    if scenario and not simulate:
+        raise ConfigError(
+            "boxoffice demo", "--scenario", "needs the simulator (drop --no-simulate)"
+        )
+    live: LiveSimulator | None = None
 
     given = dsn or os.environ.get("BOXOFFICE_DSN") or os.environ.get("BOXOFFICE_DSN_FILE")
     throwaway: ThrowawayPostgres | None = None
@@ -350,13 +412,21 @@ def demo(
             _seed(config, orders=orders, seed=seed_value, replace=False)
         host = listen_address.rpartition(":")[0] or "localhost"
         port = listen_address.rpartition(":")[2]
-        run_exporter(
-            config,
-            on_started=lambda: click.echo(
-                f"exporter ready: http://{host}:{port}/metrics (Ctrl-C to stop)", err=True
-            ),
-        )
+        if simulate:
+            options = LiveOptions(scenario, speed, start_after, incident_for, seed=seed_value)
+            live = LiveSimulator(
+                config.databases["default"].dsn, options, lambda line: click.echo(line, err=True)
+            )
+
+        def started() -> None:
+            click.echo(f"exporter ready: http://{host}:{port}/metrics (Ctrl-C to stop)", err=True)
+            if live is not None:
+                live.start()
+
+        run_exporter(config, on_started=started)
     finally:
+        if live is not None:
+            live.stop()
         if throwaway is not None:
             throwaway.stop()
             click.echo("throwaway PostgreSQL removed", err=True)
