@@ -359,6 +359,25 @@ _DEMO_SCENARIOS = (
     show_default=True,
     help="Run the live sales simulator beside the exporter.",
 )
+@click.option(
+    "--prometheus/--no-prometheus",
+    "with_prometheus",
+    default=None,
+    help="Run Prometheus with the demo profile of the rules [default: when on PATH].",
+)
+@click.option(
+    "--prometheus.listen-address",
+    "prometheus_listen",
+    metavar="HOST:PORT",
+    help="Where the demo's Prometheus listens [default: 127.0.0.1:9090, else a free port].",
+)
+@click.option(
+    "--thresholds",
+    default="rules/thresholds.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Thresholds whose rules the demo's Prometheus evaluates, waits compressed by --speed.",
+)
 @_bad_input_exits_2
 def demo(
     config_path: str | None,
@@ -371,6 +390,9 @@ def demo(
     start_after: float,
     incident_for: float,
     simulate: bool,
+    with_prometheus: bool | None,
+    prometheus_listen: str | None,
+    thresholds: str,
 ) -> None:
     """Serve live demo sales: a throwaway PostgreSQL (unless --dsn/BOXOFFICE_DSN), seeded, a
     sales simulator writing to it, and the exporter; --scenario plays an incident.
@@ -380,13 +402,14 @@ def demo(
     from exporter.db.schema import create_schema
     from exporter.db.throwaway import ThrowawayPostgres, ThrowawayUnavailableError
     from exporter.demo.live import LiveOptions, LiveSimulator
+    from exporter.demo.stack import Companions, PrometheusStack, prometheus_wanted
 
     if scenario and not simulate:
         raise ConfigError(
             "boxoffice demo", "--scenario", "needs the simulator (drop --no-simulate)"
         )
-    live: LiveSimulator | None = None
-
+    echo = functools.partial(click.echo, err=True)
+    companions = Companions()
     given = dsn or os.environ.get("BOXOFFICE_DSN") or os.environ.get("BOXOFFICE_DSN_FILE")
     throwaway: ThrowawayPostgres | None = None
     if not given and not config_path:
@@ -412,21 +435,22 @@ def demo(
             _seed(config, orders=orders, seed=seed_value, replace=False)
         host = listen_address.rpartition(":")[0] or "localhost"
         port = listen_address.rpartition(":")[2]
+        if prometheus_wanted(with_prometheus, Path(thresholds), echo):
+            target = f"{listen_address.rpartition(':')[0] or '127.0.0.1'}:{port}"
+            companions.stack = PrometheusStack(
+                Path(thresholds), speed, target, echo, listen=prometheus_listen
+            )
         if simulate:
             options = LiveOptions(scenario, speed, start_after, incident_for, seed=seed_value)
-            live = LiveSimulator(
-                config.databases["default"].dsn, options, lambda line: click.echo(line, err=True)
-            )
+            companions.live = LiveSimulator(config.databases["default"].dsn, options, echo)
 
         def started() -> None:
-            click.echo(f"exporter ready: http://{host}:{port}/metrics (Ctrl-C to stop)", err=True)
-            if live is not None:
-                live.start()
+            echo(f"exporter ready: http://{host}:{port}/metrics (Ctrl-C to stop)")
+            companions.start()
 
         run_exporter(config, on_started=started)
     finally:
-        if live is not None:
-            live.stop()
+        companions.stop()
         if throwaway is not None:
             throwaway.stop()
             click.echo("throwaway PostgreSQL removed", err=True)

@@ -150,7 +150,7 @@ def test_a_sales_day_follows_the_write_contract(shop: psycopg.Connection[Any]) -
     sim = simulator(
         shop, speed=2880, seconds=60, fake_clock=clock, sms=texts, lines=lines,
         settings=Settings(peak_per_hour=40, status_every=15.0),
-        start=THURSDAY, seed=3,
+        start=THURSDAY, seed=1,
     )  # fmt: skip
     tally = sim.run(threading.Event())
     assert contract_violations(shop) == {}
@@ -159,7 +159,7 @@ def test_a_sales_day_follows_the_write_contract(shop: psycopg.Connection[Any]) -
     orders = dict(shop.execute("SELECT payment_status, count(*) FROM orders GROUP BY 1").fetchall())
     assert orders.get("completed", 0) + orders.get("refunded", 0) == total.paid
     assert orders["failed"] == total.failed
-    assert 0.01 < total.failed / (total.paid + total.failed) < 0.09  # ~4%
+    assert 0.005 < total.failed / (total.paid + total.failed) < 0.05  # ~2%
     assert orders.get("refunded", 0) >= 1
     row = shop.execute(
         "SELECT count(*) FILTER (WHERE status = 'expired'), count(*) FROM checkout_sessions"

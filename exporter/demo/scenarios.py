@@ -42,7 +42,7 @@ class Effects:
     """How the shop behaves; the defaults are a normal day."""
 
     demand: float = 1.0  # multiplier of arriving buyers
-    failure_share: float = 0.04  # payments that fail
+    failure_share: float = 0.02  # payments that fail: a card decline rate of a healthy shop
     failure_codes: tuple[tuple[str, float], ...] = FAILURE_CODES
     webhook_error_share: float = 0.015  # webhook deliveries the handler fails on
     webhook_errors: tuple[str, ...] = ()  # empty: the seeder's everyday errors
