@@ -42,7 +42,7 @@ def _compressed(text: Any, speed: float, floor: float) -> Any:
     return duration_text(max(floor, round(seconds / speed)))
 
 
-def compress(data: dict[str, Any], speed: float) -> dict[str, Any]:
+def compress(data: dict[str, Any], speed: float, min_window: float = MIN_WINDOW) -> dict[str, Any]:
     """A copy of thresholds.yaml's mapping with its waiting times divided by ``speed``."""
     if speed <= 0:
         raise ValueError(f"speed must be > 0, got {speed:g}")
@@ -60,7 +60,7 @@ def compress(data: dict[str, Any], speed: float) -> dict[str, Any]:
         settings["for"] = _compressed(waits, speed, 0.0)
         if spec.window_seconds is not None:
             window = settings.get("window", duration_text(spec.window_seconds))
-            settings["window"] = _compressed(window, speed, MIN_WINDOW)
+            settings["window"] = _compressed(window, speed, min_window)
         if isinstance(settings.get("thresholds"), dict):
             settings["thresholds"] = {
                 k: _compressed(v, speed, MIN_WAIT) for k, v in settings["thresholds"].items()
@@ -70,14 +70,16 @@ def compress(data: dict[str, Any], speed: float) -> dict[str, Any]:
     return out
 
 
-def write_demo_rules(thresholds: Path, speed: float, directory: Path) -> list[Path]:
+def write_demo_rules(
+    thresholds: Path, speed: float, directory: Path, *, min_window: float = MIN_WINDOW
+) -> list[Path]:
     """Write the demo profile and the rule files generated from it; return the rule files."""
     data = read_yaml(str(thresholds))
     if not isinstance(data, dict):
         raise ValueError(f"{thresholds}: must be a mapping at the top level")
     directory.mkdir(parents=True, exist_ok=True)
     profile = directory / "thresholds.demo.yaml"
-    _write(profile, yaml.safe_dump(compress(data, speed), sort_keys=False))
+    _write(profile, yaml.safe_dump(compress(data, speed, min_window), sort_keys=False))
     source = f"{thresholds.name} compressed {speed:g}x for the demo"
     ruleset = build_ruleset(load_thresholds(str(profile), source))
     paths = []
