@@ -89,6 +89,11 @@ def test_payment_outage_fires_payment_success_rate_low_and_resolves(
                     lambda: not _firing(server.url, "PaymentSuccessRateLow"),
                     timeout=30, interval=0.5,
                 )  # fmt: skip
+            wait_for(  # the watcher polls on its own schedule
+                lambda: any(line.startswith("ALERT RESOLVED  PaymentSuccessRateLow")
+                            for line in lines),
+                timeout=5, interval=0.2,
+            )  # fmt: skip
         finally:
             watcher.stop()
     labels = fired[0]["labels"]

@@ -217,13 +217,22 @@ def test_the_sms_failure_scenario_fails_texts_with_twilio_codes(
     shop: psycopg.Connection[Any],
 ) -> None:
     texts = Texts()
+    marks: dict[Phase, int] = {}  # how many texts were sent when each phase began
     sim = simulator(
         shop, speed=600, seconds=12, fake_clock=FakeClock(), sms=texts,
         scenario=SCENARIOS["sms-failure"], timeline=Timeline(4, 4),
+        on_phase=lambda phase: marks.setdefault(phase, len(texts.sent)),
     )  # fmt: skip
     sim.run(threading.Event())
+
+    def failed_share(texts_sent: list[SmsOutcome]) -> float:
+        return sum(t.status != "delivered" for t in texts_sent) / max(1, len(texts_sent))
+
+    start, end = marks[Phase.INCIDENT], marks[Phase.RECOVERY]
+    assert end - start > 30
+    assert failed_share(texts.sent[start:end]) > 0.4  # 60% of the incident's texts
+    assert failed_share(texts.sent[:start] + texts.sent[end:]) < 0.1  # 2% otherwise
     failed = [t for t in texts.sent if t.status != "delivered"]
-    assert len(failed) > 0.3 * len(texts.sent) / 3  # most of the incident's third
-    assert {t.status for t in failed} <= {"failed", "undelivered"}
+    assert {t.status for t in failed} == {"failed", "undelivered"}
     assert all(t.error_code and t.error_code.startswith("300") for t in failed)
     assert all(t.error_code is None for t in texts.sent if t.status == "delivered")

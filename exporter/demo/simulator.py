@@ -124,7 +124,6 @@ class Simulator:
         self.phase = Phase.BASELINE
         self._sessions: dict[str, Session] = {}
         self._buyers = 0
-        self._carry = 0.0  # fractional arrivals carried to the next step
 
     # --- running -----------------------------------------------------------------------
 
