@@ -19,9 +19,11 @@ import psycopg
 import pytest
 
 from exporter.demo.scenarios import SCENARIOS, Phase, Timeline
-from exporter.demo.simulator import OVERSELL_BY
+from exporter.demo.simulator import OVERSELL_BY, SmsOutcome
 from exporter.generate.thresholds import Thresholds, load_thresholds
 from tests.support.exporter import Series, config_for, running_exporter, scrape_until
+from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.support.fakehttp import serving
 from tests.support.shop import QUIET, Played, playing, small_catalog
 
 Scenarios = Callable[[str], AbstractContextManager["Run"]]
@@ -208,3 +210,69 @@ def test_flash_sale_multiplies_sales_velocity_and_sells_an_event_out(
     ]
     low = threshold(thresholds, "InventoryLow", "ga")
     assert left and min(left) <= low
+
+
+class LocalTwilio:
+    """The simulator's SMS gateway for tests: each text lands in the local Twilio API."""
+
+    def __init__(self, fake: FakeTwilio) -> None:
+        self.fake = fake
+        self.sent = 0
+
+    def deliver(self, outcome: SmsOutcome) -> None:
+        code = int(outcome.error_code) if outcome.error_code else None
+        self.fake.send(time.time(), status=outcome.status, error_code=code, price="-0.00790")
+        self.sent += 1
+
+
+def test_sms_failure_raises_the_twilio_failure_ratio_and_back(
+    pg_schema: str, tmp_path: Path, thresholds: Thresholds
+) -> None:
+    ceiling = threshold(thresholds, "SmsDeliveryFailureRateHigh", "high")  # 10% of final SMS
+    with psycopg.connect(pg_schema, autocommit=True) as conn:
+        small_catalog(conn)
+    (tmp_path / "twilio_token").write_text(AUTH_TOKEN)
+    fake = FakeTwilio()
+    with serving(fake):
+        gateway = LocalTwilio(fake)
+        config = config_for(
+            pg_schema,
+            BOXOFFICE_SOURCES_TWILIO_ENABLED="true",
+            BOXOFFICE_SOURCES_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+            BOXOFFICE_SOURCES_TWILIO_AUTH_TOKEN_FILE=str(tmp_path / "twilio_token"),
+            BOXOFFICE_SOURCES_TWILIO_API_BASE=fake.url,
+            BOXOFFICE_SOURCES_TWILIO_INTERVAL="300ms",
+            BOXOFFICE_SOURCES_TWILIO_TIMEOUT="1s",
+        )
+        with running_exporter(config) as (_exporter, url):
+
+            def texts() -> Series:
+                sent = gateway.sent
+                return scrape_until(
+                    url, lambda s: total(s, "boxoffice_sms_messages_total") >= sent, timeout=15
+                )
+
+            with playing(
+                pg_schema, speed=SPEED, seconds=RUN_SECONDS, scenario=SCENARIOS["sms-failure"],
+                timeline=TIMELINE, baseline=QUIET, sms=gateway,
+            ) as played:  # fmt: skip
+                played.wait(Phase.INCIDENT)
+                before = texts()
+                played.wait(Phase.RECOVERY)
+                during = texts()
+                played.join()
+                after = texts()
+
+    def ratio(later: Series, earlier: Series) -> float:
+        failed = total(later, "boxoffice_sms_messages_failed_total") - total(
+            earlier, "boxoffice_sms_messages_failed_total"
+        )
+        sent = total(later, "boxoffice_sms_messages_total") - total(
+            earlier, "boxoffice_sms_messages_total"
+        )
+        assert sent >= 20, "enough texts for the min_traffic guard"
+        return failed / sent
+
+    assert ratio(during, before) > ceiling
+    assert ratio(after, during) < ceiling
+    assert total(during, "boxoffice_sms_messages_failed_total", error_code="30003") > 0
