@@ -75,7 +75,7 @@ def test_payment_outage_fires_payment_success_rate_low_and_resolves(
         try:
             with playing(
                 pg_schema, speed=SPEED, seconds=60, scenario=SCENARIOS["payment-outage"],
-                timeline=Timeline(start_after=4, duration=10), baseline=QUIET,
+                timeline=Timeline(start_after=3, duration=6), baseline=QUIET,
             ) as played:  # fmt: skip
                 played.wait(Phase.INCIDENT)
                 assert _firing(server.url, "PaymentSuccessRateLow") == []
