@@ -1,9 +1,11 @@
 """The payment-outage scenario through a real Prometheus: PaymentSuccessRateLow fires during
 the incident and resolves after it.
 
-Real PostgreSQL, the exporter, the simulator at 600x and Prometheus (the Debian binary,
+Real PostgreSQL, the exporter, the simulator at 120x and Prometheus (the Debian binary,
 started by the demo's supervisor) evaluating the rules generated from the demo profile of
-rules/thresholds.yaml: 1s scrapes and evaluations, waits compressed 600x, windows of 10s.
+rules/thresholds.yaml: 1s scrapes and evaluations, waits compressed 120x, windows of at
+least 10s (PaymentSuccessRateLow's 5 minutes: 2.5s, raised to 10s with 4x the minimum
+traffic), a seller selling up to 600 checkouts an hour.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import yaml
 
 from exporter.demo.profile import compress, write_demo_rules
 from exporter.demo.scenarios import SCENARIOS, Phase, Timeline
+from exporter.demo.simulator import Settings
 from exporter.demo.supervisor import Child, Supervisor, start_prometheus
 from exporter.demo.watch import AlertWatcher
 from tests.support.exporter import config_for, running_exporter, scrape_until, wait_for
 from tests.support.shop import QUIET, playing, small_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEED = 600.0
+SPEED = 120.0
 
 
 def test_the_demo_profile_compresses_waits_but_not_latency_targets() -> None:
@@ -34,7 +37,12 @@ def test_the_demo_profile_compresses_waits_but_not_latency_targets() -> None:
     demo = compress(data, 60)
     alerts = demo["alerts"]
     assert alerts["PaymentSuccessRateLow"]["for"] == "2s"
-    assert alerts["PaymentSuccessRateLow"]["window"] == "30s"  # 5s, raised to the floor
+    assert alerts["PaymentSuccessRateLow"]["window"] == "30s"  # 5s, raised to the floor...
+    assert alerts["PaymentSuccessRateLow"]["min_traffic"] == 120  # ...so 20 payments become 120
+    assert alerts["PaymentSuccessRateLow"]["thresholds"] == {"critical": 0.95}  # a ratio stays
+    assert alerts["PaymentFailuresBurst"]["thresholds"] == {"critical": 30, "high": 9}
+    assert alerts["WebhookProcessingErrors"]["window"] == "1m"  # 1h / 60: no floor, no growth
+    assert alerts["WebhookProcessingErrors"]["thresholds"] == {"critical": 0.1, "high": 5}
     assert alerts["NoRecentSales"]["thresholds"] == {"critical": "4m", "high": "2m"}
     assert alerts["RefundRateHigh"]["window"] == "24m"
     assert alerts["InventoryLow"]["for"] == "0s"  # the alert's default, compressed too
@@ -76,6 +84,7 @@ def test_payment_outage_fires_payment_success_rate_low_and_resolves(
             with playing(
                 pg_schema, speed=SPEED, seconds=60, scenario=SCENARIOS["payment-outage"],
                 timeline=Timeline(start_after=3, duration=6), baseline=QUIET,
+                settings=Settings(peak_per_hour=600),
             ) as played:  # fmt: skip
                 played.wait(Phase.INCIDENT)
                 assert _firing(server.url, "PaymentSuccessRateLow") == []

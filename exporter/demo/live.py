@@ -26,7 +26,8 @@ class LiveOptions:
     run_for: float = 4 * 3600.0  # real seconds; the simulator stops after this
     local_start: time = time(11, 0)  # the seller's clock when the demo starts
     seed: int | None = None
-    peak_per_hour: float = 240.0
+    # A seller busy enough for the payment rules' minimum traffic (20 payments in 5 minutes).
+    peak_per_hour: float = 600.0
 
 
 class LiveSimulator:

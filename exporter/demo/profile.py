@@ -3,8 +3,11 @@
 The simulator plays the seller's day ``speed`` times faster, so a rule that waits 2 minutes
 or reads a 5-minute window must wait and read ``speed`` times less to see the same sales.
 Compressed: each alert's ``for`` and ``window``, thresholds that are durations (no sale for
-2h) and the escalation delays. Not compressed: latency targets (they are request durations,
-not waiting times), business hours and "same time last week" offsets (wall-clock facts).
+2h) and the escalation delays. A window is never shorter than ``min_window``; when one is
+raised to it, the counts that go with it (``min_traffic``, count and money thresholds) grow
+by the same factor, so the rule still asks for the same rate of the seller's day.
+Not compressed: latency targets (they are request durations, not waiting times), business
+hours and "same time last week" offsets (wall-clock facts).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import yaml
 
 from exporter.config.loader import read_yaml
 from exporter.config.typed import parse_duration
-from exporter.generate.alertdefs import ALERT_DEFS
+from exporter.generate.alertdefs import ALERT_DEFS, AlertDef
 from exporter.generate.render import rule_files
 from exporter.generate.rules import duration_text
 from exporter.generate.ruleset import build_ruleset
@@ -42,6 +45,27 @@ def _compressed(text: Any, speed: float, floor: float) -> Any:
     return duration_text(max(floor, round(seconds / speed)))
 
 
+def _scaled(value: float, stretch: float) -> float:
+    scaled = value * stretch
+    return int(scaled) if scaled == int(scaled) else round(scaled, 3)
+
+
+def _thresholds(spec: AlertDef, given: Any, speed: float, stretch: float) -> dict[str, Any]:
+    """Duration thresholds compressed; counts and money over a window raised to the floor
+    grow with it, so they still mean the same rate of the seller's day."""
+    values: dict[str, Any] = dict(spec.thresholds)
+    if isinstance(given, dict):
+        values.update(given)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        measure = spec.measure.get(key, spec.measure.get("*"))
+        if measure in ("count", "money") and isinstance(value, int | float):
+            out[key] = _scaled(value, stretch)
+        else:
+            out[key] = _compressed(value, speed, MIN_WAIT)
+    return out
+
+
 def compress(data: dict[str, Any], speed: float, min_window: float = MIN_WINDOW) -> dict[str, Any]:
     """A copy of thresholds.yaml's mapping with its waiting times divided by ``speed``."""
     if speed <= 0:
@@ -58,13 +82,18 @@ def compress(data: dict[str, Any], speed: float, min_window: float = MIN_WINDOW)
         settings = dict(given.get(spec.name) or {})
         waits = settings.get("for", duration_text(spec.for_seconds))
         settings["for"] = _compressed(waits, speed, 0.0)
+        stretch = 1.0
         if spec.window_seconds is not None:
             window = settings.get("window", duration_text(spec.window_seconds))
             settings["window"] = _compressed(window, speed, min_window)
-        if isinstance(settings.get("thresholds"), dict):
-            settings["thresholds"] = {
-                k: _compressed(v, speed, MIN_WAIT) for k, v in settings["thresholds"].items()
-            }
+            stretch = parse_duration(settings["window"]) / (parse_duration(window) / speed)
+        thresholds = _thresholds(spec, settings.get("thresholds"), speed, stretch)
+        if thresholds:
+            settings["thresholds"] = thresholds
+        if spec.min_traffic is not None:
+            settings["min_traffic"] = _scaled(
+                settings.get("min_traffic", spec.min_traffic), stretch
+            )
         alerts[spec.name] = settings
     out["alerts"] = alerts
     return out
