@@ -44,7 +44,7 @@ class Effects:
     demand: float = 1.0  # multiplier of arriving buyers
     failure_share: float = 0.02  # payments that fail: a card decline rate of a healthy shop
     failure_codes: tuple[tuple[str, float], ...] = FAILURE_CODES
-    webhook_error_share: float = 0.015  # webhook deliveries the handler fails on
+    webhook_error_share: float = 0.003  # webhook deliveries a healthy handler fails on
     webhook_errors: tuple[str, ...] = ()  # empty: the seeder's everyday errors
     sms_failure_share: float = 0.02  # confirmation texts that end failed/undelivered
     focus_share: float = 0.0  # share of new buyers sent to the scenario's focus tier
@@ -72,7 +72,7 @@ SCENARIOS: dict[str, Scenario] = {
             "payment-outage",
             "the payment processor is failing: most payments end in processing_error",
             Effects(failure_share=0.85, failure_codes=OUTAGE_CODES),
-            ("PaymentSuccessRateLow", "PaymentFailuresBurst"),
+            ("PaymentSuccessRateLow", "PaymentFailuresBurst", "CheckoutConversionLow"),
             fix="the processor recovers; payments succeed again",
         ),
         Scenario(

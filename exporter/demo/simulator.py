@@ -63,7 +63,7 @@ class Settings:
     checkout_ttl: float = 1800.0  # Stripe's shortest session lifetime
     think_time: tuple[float, float] = (20.0, 240.0)
     processing: tuple[float, float] = (1.0, 6.0)  # pending -> completed/failed
-    abandon_share: float = 0.12
+    abandon_share: float = 0.05  # the seeds' healthy checkout converts over 95%
     retry_share: float = 0.5  # buyers trying another card after a failure
     refund_share: float = 0.02
     partial_refund_share: float = 0.005
