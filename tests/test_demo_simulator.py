@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,14 @@ from exporter.demo.report import Counts, describe
 from exporter.demo.scenarios import NORMAL, SCENARIOS, Effects, Phase, Timeline, effects
 from exporter.demo.shape import DemoClock, arrival_rate, demand_shape, poisson
 from exporter.demo.simulator import Settings, SmsOutcome
-from tests.support.shop import NOON, FakeClock, contract_violations, simulator, small_catalog
+from tests.support.shop import (
+    NOON,
+    FakeClock,
+    contract_violations,
+    playing,
+    simulator,
+    small_catalog,
+)
 
 THURSDAY = NOON.replace(hour=0)
 
@@ -195,6 +203,31 @@ def test_buyers_come_at_lunch_not_at_night(shop: psycopg.Connection[Any]) -> Non
     night, lunch = counts
     assert lunch > 10 * max(night, 1)
     assert contract_violations(shop) == {}
+
+
+def test_a_retry_after_the_session_lapsed_expires_it_on_time(pg_schema: str) -> None:
+    with psycopg.connect(pg_schema, autocommit=True) as conn:
+        small_catalog(conn)
+        # Every payment fails and every buyer retries until a retry comes after the 2s
+        # session lapsed.
+        settings = Settings(
+            peak_per_hour=400, retry_share=1.0, checkout_ttl=120.0, think_time=(5.0, 30.0)
+        )
+        lapsed = []
+        with playing(
+            pg_schema, speed=60, seconds=5, settings=settings, baseline=Effects(failure_share=1.0)
+        ) as played:
+            for _ in range(20):  # real time: the database's expires_at against its now()
+                time.sleep(0.25)
+                row = conn.execute(
+                    "SELECT count(*) FROM checkout_sessions "
+                    "WHERE status = 'open' AND expires_at < now() - interval '2 seconds'"
+                ).fetchone()
+                lapsed.append(int(row[0]) if row else -1)
+            played.join()
+        failed = conn.execute("SELECT count(*) FROM orders WHERE payment_status = 'failed'")
+        assert (failed.fetchone() or [0])[0] > 10, "the buyers retried"
+    assert max(lapsed) == 0, str(lapsed)
 
 
 def test_a_run_is_bounded_in_buyers_and_stops_when_asked(shop: psycopg.Connection[Any]) -> None:

@@ -235,7 +235,10 @@ class Simulator:
             self._webhook(subject[0], subject[1], now, elapsed, attempt=subject[2])
 
     def _pay(self, session: Session, elapsed: float) -> None:
-        if session.done or elapsed >= session.expires_at:
+        if session.done:
+            return
+        if elapsed >= session.expires_at:  # a retry too late: the session lapses now
+            self.timers.add(elapsed, "expire", session)
             return
         tier = session.tier.row
         member = self.rng.random() < self.settings.member_share
