@@ -316,6 +316,17 @@ def _seed(config: Config, *, orders: int, seed: int, replace: bool) -> None:
     )
 
 
+# Names only: importing the simulator would slow every other command's start.
+_DEMO_SCENARIOS = (
+    "payment-outage",
+    "oversell",
+    "webhook-stall",
+    "sms-failure",
+    "quiet-day",
+    "flash-sale",
+)
+
+
 @main.command()
 @_config_options
 @click.option("--orders", default=100_000, show_default=True, type=click.IntRange(min=1))
@@ -327,17 +338,91 @@ def _seed(config: Config, *, orders: int, seed: int, replace: bool) -> None:
     show_default=True,
     metavar="[HOST]:PORT",
 )
+@click.option(
+    "--scenario",
+    type=click.Choice(list(_DEMO_SCENARIOS)),
+    envvar="BOXOFFICE_DEMO_SCENARIO",
+    show_envvar=True,
+    help="Incident to play on the live sales (docs/demo.md).",
+)
+@click.option(
+    "--speed",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=1, max=3600),
+    help="Virtual seconds of the seller's day per real second.",
+)
+@click.option(
+    "--start-after",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Real seconds of normal sales before the incident.",
+)
+@click.option(
+    "--incident-for",
+    default=180.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Real seconds the incident lasts; then it recovers.",
+)
+@click.option(
+    "--simulate/--no-simulate",
+    default=True,
+    show_default=True,
+    help="Run the live sales simulator beside the exporter.",
+)
+@click.option(
+    "--prometheus/--no-prometheus",
+    "with_prometheus",
+    default=None,
+    help="Run Prometheus with the demo profile of the rules [default: when on PATH].",
+)
+@click.option(
+    "--prometheus.listen-address",
+    "prometheus_listen",
+    metavar="HOST:PORT",
+    help="Where the demo's Prometheus listens [default: 127.0.0.1:9090, else a free port].",
+)
+@click.option(
+    "--thresholds",
+    default="rules/thresholds.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Thresholds whose rules the demo's Prometheus evaluates, waits compressed by --speed.",
+)
 @_bad_input_exits_2
 def demo(
-    config_path: str | None, dsn: str | None, orders: int, seed_value: int, listen_address: str
+    config_path: str | None,
+    dsn: str | None,
+    orders: int,
+    seed_value: int,
+    listen_address: str,
+    scenario: str | None,
+    speed: float,
+    start_after: float,
+    incident_for: float,
+    simulate: bool,
+    with_prometheus: bool | None,
+    prometheus_listen: str | None,
+    thresholds: str,
 ) -> None:
-    """Serve demo sales: a throwaway PostgreSQL (unless --dsn/BOXOFFICE_DSN), seeded, exported.
+    """Serve live demo sales: a throwaway PostgreSQL (unless --dsn/BOXOFFICE_DSN), seeded, a
+    sales simulator writing to it, and the exporter; --scenario plays an incident.
 
     Ctrl-C stops everything and removes the throwaway data.
     """
     from exporter.db.schema import create_schema
     from exporter.db.throwaway import ThrowawayPostgres, ThrowawayUnavailableError
+    from exporter.demo.live import LiveOptions, LiveSimulator
+    from exporter.demo.stack import Companions, PrometheusStack, prometheus_wanted
 
+    if scenario and not simulate:
+        raise ConfigError(
+            "boxoffice demo", "--scenario", "needs the simulator (drop --no-simulate)"
+        )
+    echo = functools.partial(click.echo, err=True)
+    companions = Companions()
     given = dsn or os.environ.get("BOXOFFICE_DSN") or os.environ.get("BOXOFFICE_DSN_FILE")
     throwaway: ThrowawayPostgres | None = None
     if not given and not config_path:
@@ -363,13 +448,22 @@ def demo(
             _seed(config, orders=orders, seed=seed_value, replace=False)
         host = listen_address.rpartition(":")[0] or "localhost"
         port = listen_address.rpartition(":")[2]
-        run_exporter(
-            config,
-            on_started=lambda: click.echo(
-                f"exporter ready: http://{host}:{port}/metrics (Ctrl-C to stop)", err=True
-            ),
-        )
+        if prometheus_wanted(with_prometheus, Path(thresholds), echo):
+            target = f"{listen_address.rpartition(':')[0] or '127.0.0.1'}:{port}"
+            companions.stack = PrometheusStack(
+                Path(thresholds), speed, target, echo, listen=prometheus_listen
+            )
+        if simulate:
+            options = LiveOptions(scenario, speed, start_after, incident_for, seed=seed_value)
+            companions.live = LiveSimulator(config.databases["default"].dsn, options, echo)
+
+        def started() -> None:
+            echo(f"exporter ready: http://{host}:{port}/metrics (Ctrl-C to stop)")
+            companions.start()
+
+        run_exporter(config, on_started=started)
     finally:
+        companions.stop()
         if throwaway is not None:
             throwaway.stop()
             click.echo("throwaway PostgreSQL removed", err=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The newcomer's command: installs boxoffice into .venv and runs `boxoffice demo`.
-# With no BOXOFFICE_DSN set it starts a throwaway PostgreSQL, seeds a year of sales
-# and serves the metrics on http://localhost:9798/metrics. Arguments go to `boxoffice demo`.
+# With no BOXOFFICE_DSN set it starts a throwaway PostgreSQL, seeds a year of sales,
+# simulates live sales and serves the metrics on http://localhost:9798/metrics (plus
+# Prometheus when installed). Arguments go to `boxoffice demo`, e.g. --scenario oversell.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import requests
 
 from tests.support.exporter import free_port, scrape_until, value, wait_for
@@ -67,3 +68,52 @@ def test_demo_starts_a_throwaway_database_seeds_serves_and_cleans_up(tmp_path: P
     assert not Path(match.group(1)).exists(), "the throwaway data must be removed"
     assert "throwaway PostgreSQL removed" in output
     assert "seeded 3000 orders" in output
+
+
+def test_demo_plays_a_scenario_on_live_sales_and_stops_cleanly(
+    pg_schema: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
+    env.update(BOXOFFICE_DSN=pg_schema, BOXOFFICE_SOURCES_POSTGRES_INTERVAL="1s")
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "demo", "--orders", "2000",
+             "--web.listen-address", f"127.0.0.1:{port}", "--scenario", "payment-outage",
+             "--speed", "600", "--start-after", "2", "--incident-for", "3"],
+            env=env, stdout=out, stderr=out,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def recovered() -> bool:
+            assert process.poll() is None, log.read_text()
+            return "RECOVERY payment-outage" in log.read_text()
+
+        wait_for(recovered, timeout=90, interval=0.5)
+        series = scrape_until(
+            url,
+            lambda s: (value(s, "boxoffice_payments_failed_total", failure_code="processing_error")
+                       or 0) > 10,
+        )  # fmt: skip
+        assert value(series, "boxoffice_source_up", source="postgres") == 1
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    output = log.read_text()
+    timeline = [line for line in output.splitlines() if line.startswith("[")]
+    assert "payment-outage starts at +2s and lasts 3s" in timeline[0]
+    assert any("INCIDENT payment-outage" in line for line in timeline)
+    assert "stopped:" in timeline[-1]
+    with psycopg.connect(pg_schema) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM orders WHERE payment_status = 'pending' "
+            "        AND checkout_session_id LIKE 'cs_demo_%'), "
+            "       (SELECT count(*) FROM checkout_sessions WHERE status = 'open' "
+            "        AND id LIKE 'cs_demo_%')"
+        ).fetchone()
+    assert row == (0, 0), "the simulator settles its payments and sessions when it stops"

@@ -68,9 +68,9 @@ PARTIAL_REFUND_SHARE = 0.005
 ABANDONED_SHARE = 0.12
 
 # Relative sales by local hour (night quiet, lunch and evening peaks) and weekday (Mon..Sun).
-_HOURLY = (0.15, 0.08, 0.05, 0.04, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 1.1, 1.3,
+HOURLY = (0.15, 0.08, 0.05, 0.04, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 1.1, 1.3,
            1.6, 1.5, 1.1, 1.0, 1.0, 1.2, 1.7, 1.9, 1.8, 1.4, 0.9, 0.45)  # fmt: skip
-_WEEKDAY = (0.9, 1.1, 1.15, 1.2, 0.95, 0.8, 1.05)
+WEEKDAY = (0.9, 1.1, 1.15, 1.2, 0.95, 0.8, 1.05)
 _TIER_SHARE = {"ga": 0.8, "vip": 0.2}
 
 _SALES_WINDOW = timedelta(days=120)
@@ -317,7 +317,7 @@ def _thresholds(weights: Sequence[float]) -> list[float]:
 
 
 def _batch_parameters(tiers: Sequence[_Tier], seed: int, now: datetime) -> dict[str, Any]:
-    hour_of_week = [_WEEKDAY[d] * _HOURLY[h] for d in range(7) for h in range(24)]
+    hour_of_week = [WEEKDAY[d] * HOURLY[h] for d in range(7) for h in range(24)]
     return {
         "seed": seed,
         "now": now,

@@ -1,0 +1,1 @@
+"""`boxoffice demo`: a live sales simulator with scripted incidents."""

@@ -1,0 +1,88 @@
+"""The simulator on a background thread, as `boxoffice demo` runs it beside the exporter."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from exporter.db.seed import SELLER_TIMEZONE
+from exporter.demo.scenarios import SCENARIOS, Timeline
+from exporter.demo.shape import DemoClock
+from exporter.demo.simulator import Limits, Settings, Simulator, SmsGateway
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    scenario: str | None = None
+    speed: float = 60.0
+    start_after: float = 60.0  # real seconds of normal sales before the incident
+    incident_for: float = 180.0  # real seconds the incident lasts
+    run_for: float = 4 * 3600.0  # real seconds; the simulator stops after this
+    local_start: time = time(11, 0)  # the seller's clock when the demo starts
+    seed: int | None = None
+    # A seller busy enough for the payment rules' minimum traffic (20 payments in 5 minutes).
+    peak_per_hour: float = 600.0
+
+
+class LiveSimulator:
+    """Starts the simulator on its own connection and thread; :meth:`stop` ends it cleanly."""
+
+    def __init__(
+        self,
+        dsn: str,
+        options: LiveOptions,
+        echo: Callable[[str], None],
+        *,
+        sms: SmsGateway | None = None,
+        today: datetime | None = None,
+    ) -> None:
+        if options.scenario is not None and options.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {options.scenario!r}")
+        zone = ZoneInfo(SELLER_TIMEZONE)
+        day = (today or datetime.now(zone)).astimezone(zone).date()
+        self._clock = DemoClock(datetime.combine(day, options.local_start, zone), options.speed)
+        self._dsn, self._options, self._echo, self._sms = dsn, options, echo, sms
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-simulator", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the simulator to settle and stop; wait for it (bounded)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        options = self._options
+        scenario = SCENARIOS[options.scenario] if options.scenario else None
+        timeline = Timeline(options.start_after, options.incident_for) if scenario else None
+        try:
+            with psycopg.connect(self._dsn, autocommit=True) as conn:
+                simulator = Simulator(
+                    conn,
+                    self._clock,
+                    rng=random.Random(options.seed),
+                    scenario=scenario,
+                    timeline=timeline,
+                    settings=Settings(peak_per_hour=options.peak_per_hour),
+                    limits=Limits(options.run_for),
+                    sms=self._sms,
+                    report=self._echo,
+                )
+                if scenario is not None:
+                    for note in scenario.notes:
+                        self._echo(f"note: {scenario.name} {note}")
+                simulator.run(self._stop)
+        except psycopg.Error as exc:  # the demo keeps serving what is there
+            self.error = exc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self._echo(f"simulator stopped: {first}")

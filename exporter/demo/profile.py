@@ -1,0 +1,130 @@
+"""The demo profile of thresholds.yaml: the same rules with every alerting duration compressed.
+
+The simulator plays the seller's day ``speed`` times faster, so a rule that waits 2 minutes
+or reads a 5-minute window must wait and read ``speed`` times less to see the same sales.
+Compressed: each alert's ``for`` and ``window``, thresholds that are durations (no sale for
+2h) and the escalation delays. A window is never shorter than ``min_window``; when one is
+raised to it, the counts that go with it (``min_traffic``, count and money thresholds) grow
+by the same factor, so the rule still asks for the same rate of the seller's day.
+Not compressed: latency targets (they are request durations, not waiting times), business
+hours and "same time last week" offsets (wall-clock facts).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.config.loader import read_yaml
+from exporter.config.typed import parse_duration
+from exporter.generate.alertdefs import ALERT_DEFS, AlertDef
+from exporter.generate.render import rule_files
+from exporter.generate.rules import duration_text
+from exporter.generate.ruleset import build_ruleset
+from exporter.generate.thresholds import load_thresholds
+
+# Seconds. A ratio over a shorter window counts too few payments at demo rates: a healthy
+# shop's 2% of declines would cross the 5% threshold by chance.
+MIN_WINDOW = 30.0
+MIN_WAIT = 1.0  # seconds: for escalation delays and duration thresholds
+
+
+def _compressed(text: Any, speed: float, floor: float) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        return text  # not a duration: a number threshold written as text stays as it is
+    if seconds == 0:
+        return text
+    return duration_text(max(floor, round(seconds / speed)))
+
+
+def _scaled(value: float, stretch: float) -> float:
+    scaled = value * stretch
+    return int(scaled) if scaled == int(scaled) else round(scaled, 3)
+
+
+def _thresholds(spec: AlertDef, given: Any, speed: float, stretch: float) -> dict[str, Any]:
+    """Duration thresholds compressed; counts and money over a window raised to the floor
+    grow with it, so they still mean the same rate of the seller's day."""
+    values: dict[str, Any] = dict(spec.thresholds)
+    if isinstance(given, dict):
+        values.update(given)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        measure = spec.measure.get(key, spec.measure.get("*"))
+        if measure in ("count", "money") and isinstance(value, int | float):
+            out[key] = _scaled(value, stretch)
+        else:
+            out[key] = _compressed(value, speed, MIN_WAIT)
+    return out
+
+
+def compress(data: dict[str, Any], speed: float, min_window: float = MIN_WINDOW) -> dict[str, Any]:
+    """A copy of thresholds.yaml's mapping with its waiting times divided by ``speed``."""
+    if speed <= 0:
+        raise ValueError(f"speed must be > 0, got {speed:g}")
+    out = dict(data)
+    escalation = dict(out.get("escalation") or {})
+    for key, value in escalation.items():
+        escalation[key] = _compressed(value, speed, MIN_WAIT)
+    if escalation:
+        out["escalation"] = escalation
+    given = out.get("alerts") or {}
+    alerts: dict[str, Any] = {}
+    for spec in ALERT_DEFS:  # every alert: one left to its defaults waits too
+        settings = dict(given.get(spec.name) or {})
+        waits = settings.get("for", duration_text(spec.for_seconds))
+        settings["for"] = _compressed(waits, speed, 0.0)
+        stretch = 1.0
+        if spec.window_seconds is not None:
+            window = settings.get("window", duration_text(spec.window_seconds))
+            settings["window"] = _compressed(window, speed, min_window)
+            stretch = parse_duration(settings["window"]) / (parse_duration(window) / speed)
+        thresholds = _thresholds(spec, settings.get("thresholds"), speed, stretch)
+        if thresholds:
+            settings["thresholds"] = thresholds
+        if spec.min_traffic is not None:
+            settings["min_traffic"] = _scaled(
+                settings.get("min_traffic", spec.min_traffic), stretch
+            )
+        alerts[spec.name] = settings
+    out["alerts"] = alerts
+    return out
+
+
+def write_demo_rules(
+    thresholds: Path, speed: float, directory: Path, *, min_window: float = MIN_WINDOW
+) -> list[Path]:
+    """Write the demo profile and the rule files generated from it; return the rule files."""
+    data = read_yaml(str(thresholds))
+    if not isinstance(data, dict):
+        raise ValueError(f"{thresholds}: must be a mapping at the top level")
+    directory.mkdir(parents=True, exist_ok=True)
+    profile = directory / "thresholds.demo.yaml"
+    _write(profile, yaml.safe_dump(compress(data, speed, min_window), sort_keys=False))
+    source = f"{thresholds.name} compressed {speed:g}x for the demo"
+    ruleset = build_ruleset(load_thresholds(str(profile), source))
+    paths = []
+    for name, text in rule_files(ruleset, source).items():
+        path = directory / name
+        _write(path, text)
+        paths.append(path)
+    return sorted(paths)
+
+
+def _write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

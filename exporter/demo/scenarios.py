@@ -1,0 +1,152 @@
+"""Scripted incidents: what changes in the shop while one plays, and which alerts it should raise.
+
+A scenario runs on a timeline: normal sales for ``start_after`` seconds, the incident for
+``duration`` seconds, then recovery (normal sales again, plus the fix the incident needs,
+such as seats added to an oversold tier) so every alert it raised can resolve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from enum import Enum
+
+from exporter.db.seed import FAILURE_CODES
+
+# Twilio error codes of messages that end failed or undelivered, by how often they occur.
+SMS_ERRORS: tuple[tuple[str, float], ...] = (
+    ("30003", 0.35),  # unreachable destination handset
+    ("30005", 0.20),  # unknown destination handset
+    ("30006", 0.15),  # landline or unreachable carrier
+    ("30007", 0.20),  # message filtered by the carrier
+    ("30008", 0.10),  # unknown error
+)
+OUTAGE_CODES: tuple[tuple[str, float], ...] = (
+    ("processing_error", 0.85),
+    ("card_declined", 0.10),
+    ("authentication_required", 0.05),
+)
+STALL_ERRORS = (
+    "upstream request timed out",
+    "canceling statement due to statement timeout",
+)
+
+
+class Phase(Enum):
+    BASELINE = "baseline"
+    INCIDENT = "incident"
+    RECOVERY = "recovery"
+
+
+@dataclass(frozen=True)
+class Effects:
+    """How the shop behaves; the defaults are a normal day."""
+
+    demand: float = 1.0  # multiplier of arriving buyers
+    failure_share: float = 0.02  # payments that fail: a card decline rate of a healthy shop
+    failure_codes: tuple[tuple[str, float], ...] = FAILURE_CODES
+    webhook_error_share: float = 0.003  # webhook deliveries a healthy handler fails on
+    webhook_errors: tuple[str, ...] = ()  # empty: the seeder's everyday errors
+    sms_failure_share: float = 0.02  # confirmation texts that end failed/undelivered
+    focus_share: float = 0.0  # share of new buyers sent to the scenario's focus tier
+    oversell: bool = False  # the inventory check is broken for the focus tier
+
+
+NORMAL = Effects()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str  # what the terminal says when the incident starts
+    incident: Effects
+    expected_alerts: tuple[str, ...]  # SPEC 5 names the incident should raise
+    focus: str | None = None  # "fewest_left_ga" | "fewest_left_event" | None
+    fix: str = ""  # what recovery does besides restoring normal sales
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "payment-outage",
+            "the payment processor is failing: most payments end in processing_error",
+            Effects(failure_share=0.85, failure_codes=OUTAGE_CODES),
+            ("PaymentSuccessRateLow", "PaymentFailuresBurst", "CheckoutConversionLow"),
+            fix="the processor recovers; payments succeed again",
+        ),
+        Scenario(
+            "oversell",
+            "the inventory check is broken: the GA tier with the fewest tickets left oversells",
+            Effects(focus_share=0.5, oversell=True),
+            ("InventoryOversold", "InventorySoldOut", "InventoryCritical", "InventoryLow"),
+            focus="fewest_left_ga",
+            fix="the check is fixed and the venue adds seats for the oversold buyers",
+        ),
+        Scenario(
+            "webhook-stall",
+            "the webhook handler times out: most deliveries fail and Stripe retries them",
+            Effects(webhook_error_share=0.8, webhook_errors=STALL_ERRORS),
+            ("WebhookProcessingErrors",),
+            fix="the handler is fixed; retried deliveries succeed",
+        ),
+        Scenario(
+            "sms-failure",
+            "the carrier drops texts: most confirmation SMS end undelivered",
+            Effects(sms_failure_share=0.6),
+            ("SmsDeliveryFailureRateHigh",),
+            fix="the carrier recovers",
+            notes=("needs an SMS gateway (Twilio or a local fake) and the twilio source",),
+        ),
+        Scenario(
+            "quiet-day",
+            "sales stop: nobody reaches the checkout",
+            Effects(demand=0.0),
+            ("NoRecentSales", "RevenueBelowForecast"),
+            fix="buyers come back",
+        ),
+        Scenario(
+            "flash-sale",
+            "a flash sale: ten times the buyers, half of them for the scarcest event",
+            Effects(demand=10.0, focus_share=0.5),
+            ("SalesVelocitySpike", "SelloutPredicted", "InventoryLow", "InventorySoldOut"),
+            focus="fewest_left_event",
+            fix="the sale ends; demand returns to normal",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Normal sales, then the incident, then recovery; in real seconds."""
+
+    start_after: float
+    duration: float
+
+    def __post_init__(self) -> None:
+        if self.start_after < 0 or self.duration <= 0:
+            raise ValueError("start_after must be >= 0 and duration > 0")
+
+    def phase(self, elapsed: float) -> Phase:
+        if elapsed < self.start_after:
+            return Phase.BASELINE
+        if elapsed < self.start_after + self.duration:
+            return Phase.INCIDENT
+        return Phase.RECOVERY
+
+
+def effects(scenario: Scenario | None, phase: Phase, baseline: Effects = NORMAL) -> Effects:
+    """What the shop does in ``phase`` of ``scenario``; outside an incident, ``baseline``.
+
+    An incident changes only what it is about: a payment outage keeps the baseline's
+    webhook error rate, a webhook stall its payment failures.
+    """
+    if scenario is None or phase is not Phase.INCIDENT:
+        return baseline
+    changed = {
+        f.name: getattr(scenario.incident, f.name)
+        for f in fields(Effects)
+        if getattr(scenario.incident, f.name) != getattr(NORMAL, f.name)
+    }
+    return replace(baseline, **changed)
