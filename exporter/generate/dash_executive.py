@@ -16,7 +16,7 @@ from exporter.generate.grafana_kit import (
     reduce_last,
     runbook_links,
     steps,
-    up_down_mappings,
+    up_down_stat,
 )
 from exporter.generate.panel_queries import PanelQueries, per_tier, since_local_midnight
 from exporter.generate.ruleset import RuleSet
@@ -133,26 +133,20 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
 
     board.row("System health")
     board.add(
-        stat.Panel()
-        .title("Exporter sources")
-        .description("Whether boxoffice could collect from each source on its last attempt.")
-        .with_target(query("max by (source) (boxoffice_source_up)", "{{source}}", instant=True))
-        .mappings(up_down_mappings())
-        .thresholds(steps((None, "red"), (1, OK)))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
-        .links(runbook_links(th, "ExporterSourceDown", "ExporterDown")),
+        up_down_stat(
+            "Exporter sources",
+            "Whether boxoffice could collect from each source on its last attempt.",
+            query("max by (source) (boxoffice_source_up)", "{{source}}", instant=True),
+        ).links(runbook_links(th, "ExporterSourceDown", "ExporterDown")),
         width=9,
         height=4,
     )
     board.add(
-        stat.Panel()
-        .title("App probes")
-        .description("HTTP health probes of the ticket app.")
-        .with_target(query("max by (target) (boxoffice_probe_success)", "{{target}}", instant=True))
-        .mappings(up_down_mappings())
-        .thresholds(steps((None, "red"), (1, OK)))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
-        .links(runbook_links(th, "ProbeFailing", "AppHealthDegraded")),
+        up_down_stat(
+            "App probes",
+            "HTTP health probes of the ticket app.",
+            query("max by (target) (boxoffice_probe_success)", "{{target}}", instant=True),
+        ).links(runbook_links(th, "ProbeFailing", "AppHealthDegraded")),
         width=9,
         height=4,
     )

@@ -22,7 +22,7 @@ from exporter.generate.grafana_kit import (
     runbook_links,
     series_panel,
     steps,
-    up_down_mappings,
+    up_down_stat,
 )
 from exporter.generate.panel_queries import SELECTOR, PanelQueries
 from exporter.generate.rules import duration_text
@@ -105,20 +105,15 @@ def _app(board: Board, th: Thresholds, q: PanelQueries) -> None:
             )
         board.add(panel, width=12, height=8)
     board.add(
-        stat.Panel()
-        .title("App components")
-        .description("Components reported by the app's health JSON (1 healthy, 0 not).")
-        .with_target(
+        up_down_stat(
+            "App components",
+            "Components reported by the app's health JSON (1 healthy, 0 not).",
             query(
                 "max by (target, component) (boxoffice_app_component_up)",
                 "{{target}} {{component}}",
                 instant=True,
-            )
-        )
-        .mappings(up_down_mappings())
-        .thresholds(steps((None, "red"), (1, OK)))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
-        .links(runbook_links(th, "AppHealthDegraded")),
+            ),
+        ).links(runbook_links(th, "AppHealthDegraded")),
         width=8,
         height=6,
     )
@@ -238,25 +233,20 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
 def _exporter(board: Board, th: Thresholds) -> None:
     board.row("Exporter")
     board.add(
-        stat.Panel()
-        .title("Scrape targets")
-        .description("Whether Prometheus can scrape each boxoffice exporter.")
-        .with_target(query(f'up{{job=~"{th.file.exporter_job}"}}', "{{instance}}", instant=True))
-        .mappings(up_down_mappings())
-        .thresholds(steps((None, "red"), (1, OK)))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
-        .links(runbook_links(th, "ExporterDown")),
+        up_down_stat(
+            "Scrape targets",
+            "Whether Prometheus can scrape each boxoffice exporter.",
+            query(f'up{{job=~"{th.file.exporter_job}"}}', "{{instance}}", instant=True),
+        ).links(runbook_links(th, "ExporterDown")),
         width=4,
         height=8,
     )
     board.add(
-        stat.Panel()
-        .title("Sources")
-        .description("Whether each source's last collection succeeded.")
-        .with_target(query("max by (source) (boxoffice_source_up)", "{{source}}", instant=True))
-        .mappings(up_down_mappings())
-        .thresholds(steps((None, "red"), (1, OK)))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
+        up_down_stat(
+            "Sources",
+            "Whether each source's last collection succeeded.",
+            query("max by (source) (boxoffice_source_up)", "{{source}}", instant=True),
+        )
         .reduce_options(reduce_last())
         .links(runbook_links(th, "ExporterSourceDown")),
         width=4,

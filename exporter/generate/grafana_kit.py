@@ -13,7 +13,7 @@ from typing import Protocol
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as builders
-from grafana_foundation_sdk.builders import prometheus, timeseries
+from grafana_foundation_sdk.builders import prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import common, units
 from grafana_foundation_sdk.models import dashboard as model
@@ -134,6 +134,19 @@ def up_down_mappings() -> list[model.ValueMapping]:
             }
         )
     ]
+
+
+def up_down_stat(title: str, description: str, target: prometheus.Dataquery) -> stat.Panel:
+    """A stat panel of 0/1 series (source up, probe success) as up/down on red or green."""
+    return (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .with_target(target)
+        .mappings(up_down_mappings())
+        .thresholds(steps((None, "red"), (1, OK)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+    )
 
 
 def legend(*calcs: str) -> common_builders.VizLegendOptions:
