@@ -10,13 +10,16 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
 from exporter import __version__
 from exporter.config import Config, ConfigError, load_config
 from exporter.logs import setup_logging
+
+if TYPE_CHECKING:
+    from exporter.demo.stack import PrometheusStack
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -295,7 +298,9 @@ def _connect(config: Config) -> Any:
         sys.exit(1)
 
 
-def _seed(config: Config, *, orders: int, seed: int, replace: bool) -> None:
+def _seed(
+    config: Config, *, orders: int, seed: int, replace: bool, inventory_incidents: bool = True
+) -> None:
     from exporter.db.seed import SeedError, seed_database
 
     try:
@@ -306,6 +311,7 @@ def _seed(config: Config, *, orders: int, seed: int, replace: bool) -> None:
                 seed=seed,
                 replace=replace,
                 progress=bar.update,
+                inventory_incidents=inventory_incidents,
             )
     except SeedError as exc:
         click.echo(f"boxoffice: {exc}", err=True)
@@ -325,6 +331,28 @@ _DEMO_SCENARIOS = (
     "quiet-day",
     "flash-sale",
 )
+
+
+def _demo_stack(
+    target: str,
+    speed: float,
+    echo: Callable[[str], None],
+    *,
+    prometheus: tuple[bool | None, str, str | None],
+    alertmanager: tuple[bool | None, str],
+) -> PrometheusStack | None:
+    """Prometheus (with Alertmanager and the receivers) when wanted and installed."""
+    from exporter.demo.stack import PrometheusStack, alertmanager_wanted, prometheus_wanted
+
+    asked, thresholds, listen = prometheus
+    if not prometheus_wanted(asked, Path(thresholds), echo):
+        return None
+    notify, routing = alertmanager
+    routed = alertmanager_wanted(notify, Path(routing), echo)
+    return PrometheusStack(
+        Path(thresholds), speed, target, echo, listen=listen,
+        routing=Path(routing) if routed else None,
+    )  # fmt: skip
 
 
 @main.command()
@@ -391,6 +419,20 @@ _DEMO_SCENARIOS = (
     type=click.Path(dir_okay=False),
     help="Thresholds whose rules the demo's Prometheus evaluates, waits compressed by --speed.",
 )
+@click.option(
+    "--alertmanager/--no-alertmanager",
+    "with_alertmanager",
+    default=None,
+    help="Run Alertmanager, the SMS bridge (dry run) and local receivers with Prometheus "
+    "[default: when on PATH].",
+)
+@click.option(
+    "--routing",
+    default="alertmanager/routing.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Routing whose generated Alertmanager configuration the demo runs.",
+)
 @_bad_input_exits_2
 def demo(
     config_path: str | None,
@@ -406,6 +448,8 @@ def demo(
     with_prometheus: bool | None,
     prometheus_listen: str | None,
     thresholds: str,
+    with_alertmanager: bool | None,
+    routing: str,
 ) -> None:
     """Serve live demo sales: a throwaway PostgreSQL (unless --dsn/BOXOFFICE_DSN), seeded, a
     sales simulator writing to it, and the exporter; --scenario plays an incident.
@@ -415,7 +459,7 @@ def demo(
     from exporter.db.schema import create_schema
     from exporter.db.throwaway import ThrowawayPostgres, ThrowawayUnavailableError
     from exporter.demo.live import LiveOptions, LiveSimulator
-    from exporter.demo.stack import Companions, PrometheusStack, prometheus_wanted
+    from exporter.demo.stack import Companions
 
     if scenario and not simulate:
         raise ConfigError(
@@ -438,6 +482,9 @@ def demo(
             "databases.default.dsn": (dsn, "--dsn"),
             "web.listen_address": (listen_address, "--web.listen-address"),
         }
+        if not config_path and "BOXOFFICE_SOURCES_POSTGRES_INTERVAL" not in os.environ:
+            # The demo's Prometheus scrapes every second: collect as often.
+            flags["sources.postgres.interval"] = ("1s", "the demo's default")
         config = _load(config_path, flags)
         with _connect(config) as conn:
             create_schema(conn)
@@ -445,14 +492,18 @@ def demo(
             if not empty:
                 click.echo("the database already has orders; serving them as they are", err=True)
         if empty:
-            _seed(config, orders=orders, seed=seed_value, replace=False)
+            # A scenario's alerts should stand out: no sold-out or oversold tiers to start with.
+            calm = scenario is not None
+            _seed(
+                config, orders=orders, seed=seed_value, replace=False, inventory_incidents=not calm
+            )
         host = listen_address.rpartition(":")[0] or "localhost"
         port = listen_address.rpartition(":")[2]
-        if prometheus_wanted(with_prometheus, Path(thresholds), echo):
-            target = f"{listen_address.rpartition(':')[0] or '127.0.0.1'}:{port}"
-            companions.stack = PrometheusStack(
-                Path(thresholds), speed, target, echo, listen=prometheus_listen
-            )
+        target = f"{listen_address.rpartition(':')[0] or '127.0.0.1'}:{port}"
+        companions.stack = _demo_stack(
+            target, speed, echo, prometheus=(with_prometheus, thresholds, prometheus_listen),
+            alertmanager=(with_alertmanager, routing),
+        )  # fmt: skip
         if simulate:
             options = LiveOptions(scenario, speed, start_after, incident_for, seed=seed_value)
             companions.live = LiveSimulator(config.databases["default"].dsn, options, echo)

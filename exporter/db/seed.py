@@ -116,8 +116,14 @@ def seed_database(
     batch_size: int = 100_000,
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
+    inventory_incidents: bool = True,
 ) -> SeedSummary:
     """Fill the reference schema at ``dsn`` with a year of sales.
+
+    With ``inventory_incidents`` (the default) the events on sale include one oversold
+    tier, one sold-out event and a few nearly sold-out tiers, so every inventory alert and
+    panel has something to show; without, every tier on sale has room left, so only what
+    happens next (a demo scenario) raises inventory alerts.
 
     Batches run on ``workers`` connections at once: rows depend only on their ids, so the
     result is the same whatever the order the batches finish in.
@@ -145,7 +151,7 @@ def seed_database(
             create_schema(conn)
         _session_setup(conn, tiers)
         _open_sessions(conn, tiers, seed, now, count=min(200, 5 + orders // 20_000))
-        _set_capacities(conn, seed, now)
+        _set_capacities(conn, seed, now, incidents=inventory_incidents)
         for table in ("events", "ticket_tiers", "orders", "webhook_logs"):
             conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -477,8 +483,11 @@ def _open_sessions(
     )
 
 
-def _set_capacities(conn: psycopg.Connection[Any], seed: int, now: datetime) -> None:
-    """Capacities from the sales: one tier oversold by 2, one event sold out, a few nearly."""
+def _set_capacities(
+    conn: psycopg.Connection[Any], seed: int, now: datetime, *, incidents: bool = True
+) -> None:
+    """Capacities from the sales: one tier oversold by 2, one event sold out, a few nearly;
+    without ``incidents``, the tiers with the fewest left keep 150 to 250 and none is out."""
     rows = conn.execute(
         """
         SELECT t.id, t.event_id, t.tier, e.status,
@@ -503,9 +512,13 @@ def _set_capacities(conn: psycopg.Connection[Any], seed: int, now: datetime) -> 
     oversold = next(
         (r for r in on_sale if r[2] == "ga" and net[r[0]] >= 2 and reserved[r[0]] == 0), None
     )
+    if not incidents:
+        oversold = None
     if oversold is not None:
         capacity[oversold[0]] = net[oversold[0]] - 2
     sold_out_event = next((r[1] for r in on_sale if oversold is None or r[1] != oversold[1]), None)
+    if not incidents:
+        sold_out_event = None
     for r in on_sale:
         if r[1] == sold_out_event:
             capacity[r[0]] = net[r[0]]
@@ -517,11 +530,16 @@ def _set_capacities(conn: psycopg.Connection[Any], seed: int, now: datetime) -> 
         if nearly.get(tier, 0) > 0:
             nearly[tier] -= 1
             capacity[tier_id] = net[tier_id] + (
-                rng.randint(3, 10) if tier == "ga" else rng.randint(1, 5)
+                rng.randint(150, 250)
+                if not incidents
+                else rng.randint(3, 10)
+                if tier == "ga"
+                else rng.randint(1, 5)
             )
         else:
+            room = 10 if incidents else 1000
             capacity[tier_id] = max(
-                net[tier_id] + 10, math.ceil(net[tier_id] / rng.uniform(0.3, 0.8))
+                net[tier_id] + room, math.ceil(net[tier_id] / rng.uniform(0.3, 0.8))
             )
     for r in rows:
         if r[0] not in capacity:  # past and cancelled events: sold about 90% of the room

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import warnings
@@ -27,6 +28,8 @@ class ThrowawayPostgres:
 
     def start(self) -> str:
         """Start the cluster and return its libpq URI (unix socket in ``directory``)."""
+        # pgserver narrates every pg_ctl call at INFO; its warnings and errors still show.
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
         with warnings.catch_warnings():
             # platformdirs (used by pgserver) warns when XDG_RUNTIME_DIR is unset, as in
             # containers and CI; it falls back to /tmp, which is what we want anyway.

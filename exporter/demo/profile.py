@@ -6,8 +6,10 @@ Compressed: each alert's ``for`` and ``window``, thresholds that are durations (
 2h) and the escalation delays. A window is never shorter than ``min_window``; when one is
 raised to it, the counts that go with it (``min_traffic``, count and money thresholds) grow
 by the same factor, so the rule still asks for the same rate of the seller's day.
-Not compressed: latency targets (they are request durations, not waiting times), business
-hours and "same time last week" offsets (wall-clock facts).
+Not compressed: latency targets (they are request durations, not waiting times) and "same
+time last week" offsets (wall-clock facts). Business hours become the whole week: the demo's
+seller lives on a compressed clock, so the wall clock's business hours would gate its rules
+and mute its alerts at random (the muting is tested on its own, in the routing tests).
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from exporter.config.typed import parse_duration
 from exporter.generate.alertdefs import ALERT_DEFS, AlertDef
 from exporter.generate.render import rule_files
 from exporter.generate.rules import duration_text
-from exporter.generate.ruleset import build_ruleset
-from exporter.generate.thresholds import load_thresholds
+from exporter.generate.ruleset import RuleSet, build_ruleset
+from exporter.generate.thresholds import DAYS, load_thresholds
 
 # Seconds. A ratio over a shorter window counts too few payments at demo rates: a healthy
 # shop's 2% of declines would cross the 5% threshold by chance.
 MIN_WINDOW = 30.0
 MIN_WAIT = 1.0  # seconds: for escalation delays and duration thresholds
+ALL_WEEK = {"start": "00:00", "end": "24:00", "days": list(DAYS)}
 
 
 def _compressed(text: Any, speed: float, floor: float) -> Any:
@@ -71,6 +74,7 @@ def compress(data: dict[str, Any], speed: float, min_window: float = MIN_WINDOW)
     if speed <= 0:
         raise ValueError(f"speed must be > 0, got {speed:g}")
     out = dict(data)
+    out["business_hours"] = ALL_WEEK
     escalation = dict(out.get("escalation") or {})
     for key, value in escalation.items():
         escalation[key] = _compressed(value, speed, MIN_WAIT)
@@ -103,6 +107,13 @@ def write_demo_rules(
     thresholds: Path, speed: float, directory: Path, *, min_window: float = MIN_WINDOW
 ) -> list[Path]:
     """Write the demo profile and the rule files generated from it; return the rule files."""
+    return demo_profile(thresholds, speed, directory, min_window=min_window)[1]
+
+
+def demo_profile(
+    thresholds: Path, speed: float, directory: Path, *, min_window: float = MIN_WINDOW
+) -> tuple[RuleSet, list[Path]]:
+    """Write the demo profile and its rule files; return its rule set and the rule files."""
     data = read_yaml(str(thresholds))
     if not isinstance(data, dict):
         raise ValueError(f"{thresholds}: must be a mapping at the top level")
@@ -116,7 +127,7 @@ def write_demo_rules(
         path = directory / name
         _write(path, text)
         paths.append(path)
-    return sorted(paths)
+    return ruleset, sorted(paths)
 
 
 def _write(path: Path, text: str) -> None:

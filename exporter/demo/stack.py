@@ -1,4 +1,5 @@
-"""Prometheus beside the demo: the demo profile's rules, 1s scrapes, alerts shown as they change."""
+"""Prometheus and Alertmanager beside the demo: the demo profile's rules, 1s scrapes, alerts
+shown as they change and each notification where it was delivered."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.config.errors import ConfigError
+from exporter.demo.alerting import Notifier, TwilioAccount, alertmanager_binary
 from exporter.demo.live import LiveSimulator
-from exporter.demo.profile import write_demo_rules
-from exporter.demo.supervisor import Supervisor, SupervisorError, start_prometheus
+from exporter.demo.profile import MIN_WINDOW, demo_profile
+from exporter.demo.sinks import Inbox
+from exporter.demo.supervisor import Child, Supervisor, SupervisorError, start_prometheus
 from exporter.demo.watch import AlertWatcher
+from exporter.generate.routing import load_routing
 
 DEFAULT_LISTEN = "127.0.0.1:9090"
 
@@ -45,7 +49,10 @@ def _free(address: str) -> bool:
 class PrometheusStack:
     """Everything the demo runs besides the exporter and the simulator; :meth:`stop` undoes it.
 
-    A later change adds Alertmanager, the SMS bridge and the notification sinks here.
+    Prometheus with the demo profile's rules and, when ``routing`` names a routing.yaml
+    and Alertmanager is installed, the notification half (:class:`Notifier`): Alertmanager
+    on the generated configuration, the SMS bridge and local receivers, each delivery
+    printed as a NOTIFY line.
     """
 
     def __init__(
@@ -56,20 +63,45 @@ class PrometheusStack:
         echo: Callable[[str], None],
         *,
         listen: str | None = None,
+        routing: Path | None = None,
+        twilio: TwilioAccount | None = None,
+        min_window: float = MIN_WINDOW,
+        poll: float = 1.0,
     ) -> None:
         self.thresholds, self.speed, self.target = thresholds, speed, target
-        self.listen, self.echo = listen, echo
+        self.listen, self.echo, self.routing = listen, echo, routing
+        self.twilio, self.min_window, self.poll = twilio, min_window, poll
         self.directory = Path(tempfile.mkdtemp(prefix="boxoffice-demo-"))
         self.supervisor = Supervisor(self.directory, echo)
+        self.inbox = Inbox(echo)
         self.watcher: AlertWatcher | None = None
+        self.notifier: Notifier | None = None
+        self.prometheus: Child | None = None
+
+    @property
+    def alertmanager(self) -> Child | None:
+        return self.notifier.alertmanager if self.notifier is not None else None
 
     def start(self) -> None:
-        """Generate the demo rules, start Prometheus, watch its alerts (SupervisorError)."""
-        rules = write_demo_rules(self.thresholds, self.speed, self.directory / "rules")
+        """Generate the demo rules, start Alertmanager and Prometheus, watch the alerts
+        (SupervisorError, ConfigError, ValueError, OSError)."""
+        ruleset, rules = demo_profile(
+            self.thresholds, self.speed, self.directory / "rules", min_window=self.min_window
+        )
         self.echo(f"rules: {self.thresholds} with waits compressed {self.speed:g}x")
+        alertmanager = None
+        if self.routing is not None:
+            routing = load_routing(str(self.routing), str(self.routing))
+            self.notifier = Notifier(
+                routing, ruleset, self.supervisor, self.inbox, speed=self.speed,
+                twilio=self.twilio,
+            )  # fmt: skip
+            alertmanager = self.notifier.start(self.echo).url.removeprefix("http://")
         listen = self.listen or (DEFAULT_LISTEN if _free(DEFAULT_LISTEN) else None)
-        prometheus = start_prometheus(self.supervisor, self.target, rules, listen=listen)
-        self.watcher = AlertWatcher(prometheus.url, self.echo)
+        self.prometheus = start_prometheus(
+            self.supervisor, self.target, rules, listen=listen, alertmanager=alertmanager
+        )
+        self.watcher = AlertWatcher(self.prometheus.url, self.echo, interval=self.poll)
         self.watcher.start()
 
     def start_or_explain(self) -> None:
@@ -83,8 +115,24 @@ class PrometheusStack:
     def stop(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
-        self.supervisor.stop_all()
+        self.supervisor.stop_all()  # Prometheus, then Alertmanager: nothing sends any more
+        if self.notifier is not None:
+            self.notifier.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def alertmanager_wanted(asked: bool | None, routing: Path, echo: Callable[[str], None]) -> bool:
+    """--alertmanager, --no-alertmanager, or by default: when the binary and routing exist."""
+    if asked is False:
+        return False
+    missing = []
+    if alertmanager_binary() is None:
+        missing.append("alertmanager is not on PATH (Debian: apt install prometheus-alertmanager)")
+    if not routing.is_file():
+        missing.append(f"{routing} not found (run the demo from the repository)")
+    if missing and asked:
+        echo("boxoffice: demo continues without Alertmanager: " + "; ".join(missing))
+    return not missing
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Child processes of the demo (Prometheus now; Alertmanager and the sinks later): each one
+"""Child processes of the demo (Prometheus and Alertmanager): each one
 started on 127.0.0.1 with its log in the demo's directory, waited for with a bound, and
 terminated (then killed) in reverse order on exit."""
 
@@ -89,13 +89,19 @@ class Supervisor:
         child.log.close()
 
 
-def prometheus_config(target: str, rule_files: Sequence[Path], interval: str) -> dict[str, Any]:
-    """Scrape the exporter as job ``boxoffice`` and evaluate ``rule_files`` every ``interval``."""
-    return {
+def prometheus_config(
+    target: str, rule_files: Sequence[Path], interval: str, alertmanager: str | None = None
+) -> dict[str, Any]:
+    """Scrape the exporter as job ``boxoffice``, evaluate ``rule_files`` every ``interval``
+    and send alerts to the Alertmanager at ``alertmanager`` (host:port) when given."""
+    config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in rule_files],
         "scrape_configs": [{"job_name": "boxoffice", "static_configs": [{"targets": [target]}]}],
     }
+    if alertmanager is not None:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return config
 
 
 def start_prometheus(
@@ -105,6 +111,7 @@ def start_prometheus(
     *,
     listen: str | None = None,
     interval: str = "1s",
+    alertmanager: str | None = None,
 ) -> Child:
     """Start the ``prometheus`` on PATH with its data in the supervisor's directory."""
     binary = shutil.which("prometheus")
@@ -112,7 +119,7 @@ def start_prometheus(
         raise SupervisorError("prometheus is not on PATH")
     listen = listen or f"127.0.0.1:{free_port()}"
     config = supervisor.directory / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(target, rule_files, interval)))
+    config.write_text(yaml.safe_dump(prometheus_config(target, rule_files, interval, alertmanager)))
     argv = [
         binary,
         f"--config.file={config}",
