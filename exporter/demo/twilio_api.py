@@ -1,0 +1,219 @@
+"""A local Twilio API 2010-04-01 for one account: Messages create/list/fetch and Balance.
+
+Messages have the fields of Twilio's message resource (:func:`message_template`). The list
+answers with Twilio's envelope (``messages``, ``next_page_uri``, ``page``, ``page_size``,
+``start``, ``end``, ``uri``, ``first_page_uri``, ``previous_page_uri``), newest first,
+filtered by ``DateSent>`` (on or after), paged by ``PageSize`` and a ``PageToken`` cursor.
+Errors use Twilio's body ``{"code", "message", "more_info", "status"}``. The demo serves it
+to its exporter's Twilio source; the test suite drives it as its Twilio fake.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import itertools
+import threading
+import time
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from exporter.demo.httpfake import FakeServer, Reply, Request
+
+API_VERSION = "2010-04-01"
+
+
+def message_template() -> dict[str, Any]:
+    """An outbound message with every field of Twilio's message resource, to fill in."""
+    return {
+        "account_sid": None,
+        "api_version": API_VERSION,
+        "body": "",
+        "date_created": None,
+        "date_sent": None,
+        "date_updated": None,
+        "direction": "outbound-api",
+        "error_code": None,
+        "error_message": None,
+        "from": "+15005550006",  # Twilio's magic test number: a valid sender
+        "messaging_service_sid": None,
+        "num_media": "0",
+        "num_segments": "1",
+        "price": None,
+        "price_unit": "USD",
+        "sid": None,
+        "status": "queued",
+        "subresource_uris": {},
+        "to": "+15005550010",
+        "uri": None,
+    }
+
+
+def error_reply(status: int, code: int, message: str, **headers: str) -> Reply:
+    """Twilio's error body."""
+    return Reply.json(
+        status,
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        },
+        **headers,
+    )
+
+
+def _rfc2822(when: float) -> str:
+    return format_datetime(datetime.fromtimestamp(when, UTC))
+
+
+@functools.lru_cache(maxsize=4096)  # a busy list repeats the same second many times
+def _parse_date(text: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = parsedate_to_datetime(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+class TwilioApi(FakeServer):
+    """Twilio's Messages and Balance resources for one account, on 127.0.0.1.
+
+    ``keep`` bounds the messages held: past it the oldest are forgotten, as a long demo
+    would otherwise grow without end.
+    """
+
+    def __init__(self, account_sid: str, auth_token: str, *, keep: int | None = None) -> None:
+        super().__init__()
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.keep = keep
+        self._state_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.balance = {"account_sid": account_sid, "balance": "47.25", "currency": "USD"}
+        self.created: list[dict[str, Any]] = []  # messages created by POST, in order
+
+    def send(self, sent: float, status: str = "queued", **fields: Any) -> str:
+        """An outbound message sent at ``sent`` (Unix time); returns its SID."""
+        with self._state_lock:
+            return self._add(sent, status=status, **fields)
+
+    def update(self, sid: str, **fields: Any) -> None:
+        """Change a message (its status moving on, its price filled in)."""
+        with self._state_lock:
+            self.messages[sid].update(fields)
+
+    def answer(self, request: Request) -> Reply:
+        """Route a request like api.twilio.com would."""
+        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {expected}":
+            return error_reply(401, 20003, "Authenticate")
+        account = f"/{API_VERSION}/Accounts/{self.account_sid}"
+        if request.path == f"{account}/Balance.json":
+            return Reply.json(200, self.balance)
+        if request.path == f"{account}/Messages.json":
+            if request.method == "POST":
+                return self._create(request)
+            return self._list(request)
+        if request.path.startswith(f"{account}/Messages/") and request.path.endswith(".json"):
+            sid = request.path[len(f"{account}/Messages/") : -len(".json")]
+            with self._state_lock:
+                found = copy.deepcopy(self.messages.get(sid))
+            if found is not None:
+                return Reply.json(200, found)
+        return error_reply(404, 20404, f"The requested resource {request.path} was not found")
+
+    def refuse(self, form: dict[str, str]) -> Reply | None:
+        """Twilio's 400 errors for a create: 21604 no To, 21602 no Body, 21603 no sender."""
+        if not form.get("To"):
+            return error_reply(400, 21604, "A 'To' phone number is required.")
+        if not form.get("Body"):
+            return error_reply(400, 21602, "Message body is required.")
+        if not form.get("From") and not form.get("MessagingServiceSid"):
+            return error_reply(400, 21603, "A 'From' phone number is required.")
+        return None
+
+    def _add(self, sent: float, **fields: Any) -> str:
+        """Store a new message (the state lock held); returns its SID."""
+        sid = f"SM{next(self._ids):032x}"
+        base = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        message = message_template()
+        message.update(
+            account_sid=self.account_sid,
+            sid=sid,
+            uri=f"{base}.json",
+            subresource_uris={"media": f"{base}/Media.json"},
+            date_created=_rfc2822(sent),
+            date_sent=_rfc2822(sent),
+            date_updated=_rfc2822(sent),
+        )
+        message.update(fields)
+        self.messages[sid] = message
+        if self.keep is not None:
+            while len(self.messages) > self.keep:
+                del self.messages[next(iter(self.messages))]
+        return sid
+
+    def _create(self, request: Request) -> Reply:
+        """Messages create: form fields To, From or MessagingServiceSid, Body; 201 and the
+        message, or the error :meth:`refuse` gives."""
+        form = dict(parse_qsl(request.body.decode(), keep_blank_values=True))
+        refused = self.refuse(form)
+        if refused is not None:
+            return refused
+        with self._state_lock:
+            sid = self._add(time.time(), to=form["To"], body=form["Body"])
+            message = self.messages[sid]
+            message["from"] = form.get("From")
+            message["messaging_service_sid"] = form.get("MessagingServiceSid")
+            self.created.append(copy.deepcopy(message))
+            created = copy.deepcopy(message)
+        return Reply.json(201, created)
+
+    def _list(self, request: Request) -> Reply:
+        query = dict(request.query)
+        size = int(query.get("PageSize", "50"))
+        page = int(query.get("Page", "0"))
+        since = _parse_date(query["DateSent>"]) if "DateSent>" in query else None
+        with self._state_lock:
+            items = [
+                m
+                for m in self.messages.values()
+                if since is None or (m["date_sent"] and _parse_date(m["date_sent"]) >= since)
+            ]
+            items.sort(key=lambda m: (_parse_date(m["date_sent"]), m["sid"]), reverse=True)
+            token = query.get("PageToken")
+            if token:
+                sids = [m["sid"] for m in items]
+                after = token.removeprefix("PA")
+                items = items[sids.index(after) + 1 :] if after in sids else []
+            chunk = copy.deepcopy(items[:size])
+        filters = {k: v for k, v in query.items() if k not in ("Page", "PageSize", "PageToken")}
+
+        def uri(number: int, token: str | None = None) -> str:
+            params = {**filters, "PageSize": str(size), "Page": str(number)}
+            if token:
+                params["PageToken"] = token
+            return f"{request.path}?{urlencode(params)}"
+
+        more = len(items) > size
+        return Reply.json(
+            200,
+            {
+                "messages": chunk,
+                "uri": uri(page, token),
+                "first_page_uri": uri(0),
+                "next_page_uri": uri(page + 1, f"PA{chunk[-1]['sid']}") if more else None,
+                "previous_page_uri": None if page == 0 else uri(page - 1),
+                "page": page,
+                "page_size": size,
+                "start": page * size,
+                "end": page * size + max(0, len(chunk) - 1),
+            },
+        )
