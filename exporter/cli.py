@@ -485,7 +485,7 @@ def demo(
         if not config_path and "BOXOFFICE_SOURCES_POSTGRES_INTERVAL" not in os.environ:
             # The demo's Prometheus scrapes every second: collect as often.
             flags["sources.postgres.interval"] = ("1s", "the demo's default")
-        config = _load(config_path, flags)
+        config = companions.twilio.configure(functools.partial(_load, config_path), flags)
         with _connect(config) as conn:
             create_schema(conn)
             empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM orders)").fetchone()[0]
@@ -506,7 +506,9 @@ def demo(
         )  # fmt: skip
         if simulate:
             options = LiveOptions(scenario, speed, start_after, incident_for, seed=seed_value)
-            companions.live = LiveSimulator(config.databases["default"].dsn, options, echo)
+            companions.live = LiveSimulator(
+                config.databases["default"].dsn, options, echo, sms=companions.twilio.gateway
+            )
 
         def started() -> None:
             echo(f"exporter ready: http://{host}:{port}/metrics (Ctrl-C to stop)")

@@ -18,8 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from exporter.demo.local_twilio import TwilioGateway
 from exporter.demo.scenarios import SCENARIOS, Phase, Timeline
-from exporter.demo.simulator import OVERSELL_BY, SmsOutcome
+from exporter.demo.simulator import OVERSELL_BY
 from exporter.generate.thresholds import Thresholds, load_thresholds
 from tests.support.exporter import Series, config_for, running_exporter, scrape_until
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
@@ -215,19 +216,6 @@ def test_flash_sale_multiplies_sales_velocity_and_sells_an_event_out(
     assert left and min(left) <= low
 
 
-class LocalTwilio:
-    """The simulator's SMS gateway for tests: each text lands in the local Twilio API."""
-
-    def __init__(self, fake: FakeTwilio) -> None:
-        self.fake = fake
-        self.sent = 0
-
-    def deliver(self, outcome: SmsOutcome) -> None:
-        code = int(outcome.error_code) if outcome.error_code else None
-        self.fake.send(time.time(), status=outcome.status, error_code=code, price="-0.00790")
-        self.sent += 1
-
-
 def test_sms_failure_raises_the_twilio_failure_ratio_and_back(
     pg_schema: str, tmp_path: Path, thresholds: Thresholds
 ) -> None:
@@ -237,7 +225,7 @@ def test_sms_failure_raises_the_twilio_failure_ratio_and_back(
     (tmp_path / "twilio_token").write_text(AUTH_TOKEN)
     fake = FakeTwilio()
     with serving(fake):
-        gateway = LocalTwilio(fake)
+        gateway = TwilioGateway(fake)
         config = config_for(
             pg_schema,
             BOXOFFICE_SOURCES_TWILIO_ENABLED="true",

@@ -96,7 +96,7 @@ SCENARIOS: dict[str, Scenario] = {
             Effects(sms_failure_share=0.6),
             ("SmsDeliveryFailureRateHigh",),
             fix="the carrier recovers",
-            notes=("needs an SMS gateway (Twilio or a local fake) and the twilio source",),
+            notes=("texts land in the demo's local Twilio API, read by the twilio source",),
         ),
         Scenario(
             "quiet-day",

@@ -7,12 +7,13 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.config.errors import ConfigError
 from exporter.demo.alerting import Notifier, TwilioAccount, alertmanager_binary
 from exporter.demo.live import LiveSimulator
+from exporter.demo.local_twilio import LocalTwilio
 from exporter.demo.profile import MIN_WINDOW, demo_profile
 from exporter.demo.sinks import Inbox
 from exporter.demo.supervisor import Child, Supervisor, SupervisorError, start_prometheus
@@ -141,6 +142,8 @@ class Companions:
 
     stack: PrometheusStack | None = None
     live: LiveSimulator | None = None
+    # Started by its configure(), before the exporter, unless the config has a Twilio source.
+    twilio: LocalTwilio = field(default_factory=LocalTwilio)
 
     def start(self) -> None:
         if self.stack is not None:
@@ -149,8 +152,9 @@ class Companions:
             self.live.start()
 
     def stop(self) -> None:
-        """The simulator first (it settles its writes), then the processes."""
+        """The simulator first (it settles its writes), then the local Twilio, the processes."""
         if self.live is not None:
             self.live.stop()
+        self.twilio.stop()
         if self.stack is not None:
             self.stack.stop()
