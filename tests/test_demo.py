@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import requests
 
-from tests.support.exporter import free_port, scrape_until, value, wait_for
+from tests.support.exporter import Series, free_port, scrape_until, value, wait_for
 
 
 def test_demo_starts_a_throwaway_database_seeds_serves_and_cleans_up(tmp_path: Path) -> None:
@@ -117,3 +117,59 @@ def test_demo_plays_a_scenario_on_live_sales_and_stops_cleanly(
             "        AND id LIKE 'cs_demo_%')"
         ).fetchone()
     assert row == (0, 0), "the simulator settles its payments and sessions when it stops"
+
+
+def test_demo_feeds_its_local_twilio_to_the_exporter_and_removes_it(
+    pg_schema: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
+    temp = tmp_path / "tmp"  # where the demo's private token file goes
+    temp.mkdir()
+    env.update(BOXOFFICE_SOURCES_POSTGRES_INTERVAL="1s", TMPDIR=str(temp))
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "demo", "--no-prometheus", "--orders", "2000",
+             "--web.listen-address", f"127.0.0.1:{port}", "--scenario", "sms-failure",
+             "--speed", "600", "--start-after", "2", "--incident-for", "5", "--dsn", pg_schema],
+            env=env, stdout=out, stderr=out,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    codes = {"30003", "30005", "30006", "30007", "30008"}
+
+    def failed_with_code(series: Series) -> float:
+        return sum(
+            v
+            for (name, labels), v in series.items()
+            if name == "boxoffice_sms_messages_failed_total"
+            and dict(labels).get("error_code") in codes
+        )
+
+    try:
+
+        def ready() -> bool:
+            assert process.poll() is None, log.read_text()
+            try:
+                return requests.get(f"{url}/healthz", timeout=2).ok
+            except requests.ConnectionError:
+                return False
+
+        wait_for(ready, timeout=90, interval=0.5)
+        (token_file,) = temp.glob("boxoffice-demo-twilio-*/auth_token")
+        token = token_file.read_text()
+        series = scrape_until(url, lambda s: failed_with_code(s) > 0, timeout=60)
+        assert value(series, "boxoffice_source_up", source="twilio") == 1
+        assert (value(series, "boxoffice_sms_messages_total") or 0) >= failed_with_code(series)
+        metrics = requests.get(f"{url}/metrics", timeout=5).text
+        assert token not in metrics
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    output = log.read_text()
+    assert token not in output
+    assert "note: sms-failure texts land in the demo's local Twilio API" in output
+    assert not list(temp.glob("boxoffice-demo-twilio-*")), "the token file must be removed"
