@@ -7,6 +7,8 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -14,28 +16,20 @@ import requests
 
 from tests.support.exporter import Series, free_port, scrape_until, value, wait_for
 
+Demo = tuple["subprocess.Popen[bytes]", str]
 
-def test_demo_starts_a_throwaway_database_seeds_serves_and_cleans_up(tmp_path: Path) -> None:
+
+@contextmanager
+def running_demo(*args: str, env: dict[str, str], log: Path) -> Iterator[Demo]:
+    """Start `boxoffice demo` on a free port with ``args``, its output in ``log``; yield the
+    process and its URL once it serves; kill it if the test left it running."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
-    env["BOXOFFICE_SOURCES_POSTGRES_INTERVAL"] = "1s"
-    log = tmp_path / "demo.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "demo",
-                "--orders",
-                "3000",
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
+            [sys.executable, "-m", "exporter", "demo", "--web.listen-address",
+             f"127.0.0.1:{port}", *args],
+            env=env, stdout=out, stderr=out,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
 
@@ -47,6 +41,18 @@ def test_demo_starts_a_throwaway_database_seeds_serves_and_cleans_up(tmp_path: P
                 return False
 
         wait_for(ready, timeout=90, interval=0.5)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def test_demo_starts_a_throwaway_database_seeds_serves_and_cleans_up(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
+    env["BOXOFFICE_SOURCES_POSTGRES_INTERVAL"] = "1s"
+    log = tmp_path / "demo.log"
+    with running_demo("--orders", "3000", env=env, log=log) as (process, url):
         series = scrape_until(
             url, lambda s: value(s, "boxoffice_source_up", source="postgres") == 1
         )
@@ -58,10 +64,6 @@ def test_demo_starts_a_throwaway_database_seeds_serves_and_cleans_up(tmp_path: P
         assert sum(sold) > 0
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
     output = log.read_text()
     match = re.search(r"starting a throwaway PostgreSQL in (\S+)", output)
     assert match, output
@@ -73,19 +75,12 @@ def test_demo_starts_a_throwaway_database_seeds_serves_and_cleans_up(tmp_path: P
 def test_demo_plays_a_scenario_on_live_sales_and_stops_cleanly(
     pg_schema: str, tmp_path: Path
 ) -> None:
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
     env.update(BOXOFFICE_DSN=pg_schema, BOXOFFICE_SOURCES_POSTGRES_INTERVAL="1s")
     log = tmp_path / "demo.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "demo", "--orders", "2000",
-             "--web.listen-address", f"127.0.0.1:{port}", "--scenario", "payment-outage",
-             "--speed", "600", "--start-after", "2", "--incident-for", "3"],
-            env=env, stdout=out, stderr=out,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
+    args = ["--orders", "2000", "--scenario", "payment-outage", "--speed", "600",
+            "--start-after", "2", "--incident-for", "3"]  # fmt: skip
+    with running_demo(*args, env=env, log=log) as (process, url):
 
         def recovered() -> bool:
             assert process.poll() is None, log.read_text()
@@ -100,10 +95,6 @@ def test_demo_plays_a_scenario_on_live_sales_and_stops_cleanly(
         assert value(series, "boxoffice_source_up", source="postgres") == 1
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
     output = log.read_text()
     timeline = [line for line in output.splitlines() if line.startswith("[")]
     assert "payment-outage starts at +2s and lasts 3s" in timeline[0]
@@ -122,20 +113,13 @@ def test_demo_plays_a_scenario_on_live_sales_and_stops_cleanly(
 def test_demo_feeds_its_local_twilio_to_the_exporter_and_removes_it(
     pg_schema: str, tmp_path: Path
 ) -> None:
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
     temp = tmp_path / "tmp"  # where the demo's private token file goes
     temp.mkdir()
     env.update(BOXOFFICE_SOURCES_POSTGRES_INTERVAL="1s", TMPDIR=str(temp))
     log = tmp_path / "demo.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "demo", "--no-prometheus", "--orders", "2000",
-             "--web.listen-address", f"127.0.0.1:{port}", "--scenario", "sms-failure",
-             "--speed", "600", "--start-after", "2", "--incident-for", "5", "--dsn", pg_schema],
-            env=env, stdout=out, stderr=out,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    args = ["--no-prometheus", "--orders", "2000", "--scenario", "sms-failure", "--speed", "600",
+            "--start-after", "2", "--incident-for", "5", "--dsn", pg_schema]  # fmt: skip
     codes = {"30003", "30005", "30006", "30007", "30008"}
 
     def failed_with_code(series: Series) -> float:
@@ -146,16 +130,7 @@ def test_demo_feeds_its_local_twilio_to_the_exporter_and_removes_it(
             and dict(labels).get("error_code") in codes
         )
 
-    try:
-
-        def ready() -> bool:
-            assert process.poll() is None, log.read_text()
-            try:
-                return requests.get(f"{url}/healthz", timeout=2).ok
-            except requests.ConnectionError:
-                return False
-
-        wait_for(ready, timeout=90, interval=0.5)
+    with running_demo(*args, env=env, log=log) as (process, url):
         (token_file,) = temp.glob("boxoffice-demo-twilio-*/auth_token")
         token = token_file.read_text()
         series = scrape_until(url, lambda s: failed_with_code(s) > 0, timeout=60)
@@ -165,10 +140,6 @@ def test_demo_feeds_its_local_twilio_to_the_exporter_and_removes_it(
         assert token not in metrics
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
     output = log.read_text()
     assert token not in output
     assert "note: sms-failure texts land in the demo's local Twilio API" in output
