@@ -87,7 +87,9 @@ class Inventory:
         self.tiers = [Tier(row, row.taken) for row in rows]
 
     def fewest_left_ga(self) -> list[Tier]:
-        candidates = [t for t in self.tiers if t.row.tier == "ga" and t.left > 0]
+        """The GA tier closest to selling out; one just sold out (0 left) counts: buyers
+        still ask for it, so it is where a broken check oversells first."""
+        candidates = [t for t in self.tiers if t.row.tier == "ga" and t.left >= 0]
         return [min(candidates, key=lambda t: (t.left, t.row.id))] if candidates else []
 
     def fewest_left_event(self) -> list[Tier]:

@@ -33,6 +33,9 @@ from exporter.generate.thresholds import DAYS, load_thresholds
 # shop's 2% of declines would cross the 5% threshold by chance.
 MIN_WINDOW = 30.0
 MIN_WAIT = 1.0  # seconds: for escalation delays and duration thresholds
+# Thresholds that watch the exporter itself, not the seller's day: an exporter collecting
+# every second is not stale after a few seconds, whatever the demo's speed.
+FLOORS = {"ExporterDataStale": 10.0}
 ALL_WEEK = {"start": "00:00", "end": "24:00", "days": list(DAYS)}
 
 
@@ -65,7 +68,7 @@ def _thresholds(spec: AlertDef, given: Any, speed: float, stretch: float) -> dic
         if measure in ("count", "money") and isinstance(value, int | float):
             out[key] = _scaled(value, stretch)
         else:
-            out[key] = _compressed(value, speed, MIN_WAIT)
+            out[key] = _compressed(value, speed, FLOORS.get(spec.name, MIN_WAIT))
     return out
 
 

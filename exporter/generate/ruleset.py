@@ -142,11 +142,37 @@ def _tiered(th: Thresholds, alert: Alert, result: AlertBuild) -> BuiltAlert:
                 "runbook_url": f"{links.runbook_base_url.rstrip('/')}/{alert.spec.name}.md",
                 "dashboard_url": f"{links.dashboard_base_url.rstrip('/')}/boxoffice-{dashboard}",
             }
+            expr = variant.expr
+            if alert.spec.category != "monitoring":
+                expr = held_while_blind(expr, alert.spec.name, labels)
             rules.append(
-                AlertRule(alert.spec.name, variant.expr, alert.for_seconds + delay, labels,
+                AlertRule(alert.spec.name, expr, alert.for_seconds + delay, labels,
                           annotations, variant.severity, tier, variant.description)
             )  # fmt: skip
     return BuiltAlert(alert, tuple(rules), tuple(result.scenarios), delays)
+
+
+def held_while_blind(expr: str, name: str, labels: dict[str, str]) -> str:
+    """``expr``, or the alert as it fired, while the source it is about cannot collect.
+
+    When a source goes down its series go with it, so an alert that was firing would
+    resolve on no data: a false all-clear. Alertmanager's source-down inhibition cannot
+    catch it: a resolved notification muted by an inhibition is dropped, never sent later
+    (prometheus/alertmanager#2754), which leaves PagerDuty incidents open. So the alert
+    holds, unchanged and inhibited, while ``boxoffice_source_up`` of its ``source`` label
+    is 0, and is judged on fresh data when the source is back. The held alert's value is
+    its ALERTS sample (1), which nobody reads while the inhibition mutes it.
+    """
+    matchers = ", ".join(
+        [f'alertname="{name}"', 'alertstate="firing"']
+        + [f'{k}="{v}"' for k, v in labels.items()]
+    )
+    drop = ", ".join(["alertname", "alertstate", *labels])
+    if "source" in labels:  # one source, set by the rule: the expression has no such label
+        down = f'and on () (max(boxoffice_source_up{{source="{labels["source"]}"}}) == 0)'
+    else:  # the expression labels each series with its source
+        down = "and on (source) (max by (source) (boxoffice_source_up) == 0)"
+    return f"({expr}) or (max without ({drop}) (ALERTS{{{matchers}}}) {down})"
 
 
 def check_metric_names(ruleset: RuleSet) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -143,8 +144,10 @@ class Played:
     )
     reached: set[Phase] = field(default_factory=set)
     errors: list[BaseException] = field(default_factory=list)
+    entered_at: dict[Phase, float] = field(default_factory=dict)  # wall clock, after the commit
 
     def entered(self, phase: Phase) -> None:
+        self.entered_at[phase] = time.time()
         self.reached.add(phase)
         self.phases[phase].set()
 

@@ -1,0 +1,378 @@
+"""Each demo scenario through the whole pipeline: the right people hear about it, nobody hears
+anything else, and everyone hears it is over.
+
+A database → exporter → Prometheus → Alertmanager → SMS bridge → Twilio chain
+(tests/support/pipeline.py) with the rules of rules/thresholds.yaml compressed by the
+scenario's speed. The simulator plays normal sales, the incident, then recovery.
+
+Who should hear what is written out below from alertmanager/routing.yaml's matrix, not
+computed by the generator under test. Every delivery must fit it: its channel suits the
+alert's severity, and its recipient suits the alert's escalation tier.
+
+Time to notify: from the commit that starts the incident to the first SMS about it reaching
+Twilio. It is split at Prometheus' activeAt: the moment the alert's condition held at an
+evaluation. Before it is detection: sales data accumulating, collection, scrape,
+evaluation. After it is notification: `for`, Alertmanager's group_wait, the bridge and
+Twilio. With BOXOFFICE_E2E_REPORT=<file> each test appends its figures to that JSON-lines
+file; scripts/bench_notify.py runs the suite that way and writes the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from exporter.demo.local_twilio import TwilioGateway
+from exporter.demo.scenarios import SCENARIOS, Phase, Timeline
+from exporter.demo.simulator import Settings
+from exporter.demo.sinks import Notification
+from tests.support.data import add_event, add_tier
+from tests.support.exporter import wait_for
+from tests.support.fakehttp import serving
+from tests.support.pipeline import Pipeline, TimedTwilio, running_pipeline, twilio_source_env
+from tests.support.shop import QUIET, Played, playing
+
+# alertmanager/routing.yaml, written out: who hears each tier, which channels a severity
+# uses, where Slack posts a category. Slack and PagerDuty hear tier 1 only.
+TIER_SMS = {"1": {"engineering-lead", "oncall"}, "2": {"cto", "product"}, "3": {"everyone"}}
+TIER_EMAIL = {
+    "1": {"eng-lead@example.com", "oncall@example.com"},
+    "2": {"cto@example.com", "product@example.com"},
+    "3": {"team@example.com"},
+}
+SEVERITY_CHANNELS = {
+    "critical": {"slack", "email", "sms", "pagerduty"},
+    "high": {"slack", "email", "sms"},
+    "medium": {"slack", "email"},
+    "low": {"slack", "email"},
+}
+SLACK = {"payments": "#payment-alerts", "inventory": "#inventory-alerts"}
+CATEGORY = {
+    "PaymentSuccessRateLow": "payments",
+    "PaymentFailuresBurst": "payments",
+    "InventoryOversold": "inventory",
+    "InventorySoldOut": "inventory",
+    "InventoryCritical": "inventory",
+    "InventoryLow": "inventory",
+    "SelloutPredicted": "inventory",
+    "WebhookProcessingErrors": "webhooks",
+    "SmsDeliveryFailureRateHigh": "sms",
+    "NoRecentSales": "sales",
+    "CheckoutConversionLow": "sales",
+    "SalesVelocitySpike": "sales",
+    "SLOErrorBudgetBurn": "slo",
+}
+WARMUP = 4.0  # seconds the shop trades before the pipeline starts
+INVENTORY = frozenset({"InventoryLow", "InventoryCritical", "InventorySoldOut", "SelloutPredicted"})
+
+
+def ample(conn: psycopg.Connection[Any]) -> None:
+    """Three events with far more room than a test sells: no inventory alert can fire."""
+    for slug, city in (("austin-2026-12-20", "Austin"), ("denver-2027-01-10", "Denver"),
+                       ("chicago-2027-01-24", "Chicago")):  # fmt: skip
+        event = add_event(conn, slug, city, days_ahead=30)
+        add_tier(conn, event, "ga", price_cents=14900, capacity=50_000)
+        add_tier(conn, event, "vip", price_cents=39900, capacity=10_000)
+
+
+def scarce(ga: int, vip: int) -> Callable[[psycopg.Connection[Any]], None]:
+    """Austin with ``ga``/``vip`` tickets (the scenario's focus), the others ample."""
+
+    def build(conn: psycopg.Connection[Any]) -> None:
+        ample(conn)
+        conn.execute(
+            "UPDATE ticket_tiers t SET capacity = CASE t.tier WHEN 'ga' THEN %s ELSE %s END "
+            "FROM events e WHERE e.id = t.event_id AND e.city = 'Austin'",
+            [ga, vip],
+        )
+
+    return build
+
+
+@dataclass(frozen=True)
+class Case:
+    scenario: str
+    required: dict[str, str]  # alert -> severity: must reach everyone its tiers name
+    allowed: frozenset[str] = frozenset()  # may also be delivered
+    lingering: frozenset[str] = frozenset()  # may still fire at the end: a true state
+    speed: float = 240.0
+    peak: float = 300.0  # checkout sessions in the seller's busiest hour
+    start_after: float = 6.0  # seconds of normal sales the pipeline sees first
+    incident_for: float = 14.0
+    catalog: Callable[[psycopg.Connection[Any]], None] = ample
+    twilio_source: bool = False
+    escalates: bool = True  # the first required alert lasts long enough for tier 3
+
+
+CASES = [
+    Case(
+        "payment-outage",
+        {"PaymentSuccessRateLow": "critical", "PaymentFailuresBurst": "critical"},
+        allowed=frozenset({"CheckoutConversionLow"}),
+    ),
+    Case(
+        "webhook-stall",
+        {"WebhookProcessingErrors": "critical"},
+    ),
+    Case(
+        "sms-failure",
+        {"SmsDeliveryFailureRateHigh": "high"},
+        # The SMS SLO (99% delivered) burns its budget as fast as the carrier drops texts.
+        # Its windows (1h and 6h) are not compressed: it still burns at the end.
+        allowed=frozenset({"SLOErrorBudgetBurn"}),
+        lingering=frozenset({"SLOErrorBudgetBurn"}),
+        twilio_source=True,
+    ),
+    Case(
+        "oversell",
+        {"InventoryOversold": "critical"},
+        # Austin's GA sells out in the first seconds (the shop's check still works), then
+        # the broken check oversells it; the venue's extra seats sell out again after.
+        allowed=INVENTORY,
+        lingering=INVENTORY,
+        catalog=scarce(ga=40, vip=2000),
+        escalates=False,
+    ),
+    Case(
+        "flash-sale",
+        {"InventorySoldOut": "critical"},
+        # SalesVelocitySpike compares with last week, which a fresh Prometheus lacks.
+        allowed=INVENTORY | {"SalesVelocitySpike"},
+        lingering=INVENTORY,
+        # The surge opens ten times the checkouts at once; their payments follow a think
+        # time later, so the conversion dips for that long. CheckoutConversionLow's `for`
+        # outlasts the dip at the seller's speed (10 minutes against 4 at most), and at 120x
+        # too (5 s against 2); at 240x its 2 s (rounded down) does not.
+        speed=120.0,
+        peak=300.0,
+        incident_for=8.0,
+        catalog=scarce(ga=250, vip=60),
+        escalates=False,
+    ),
+    Case(
+        "quiet-day",
+        # NoRecentSales: 2 hours without a paid order, 12 s at 600x. RevenueBelowForecast
+        # compares with last week, which a fresh Prometheus lacks.
+        {"NoRecentSales": "high"},
+        allowed=frozenset({"RevenueBelowForecast"}),
+        speed=600.0,
+        peak=120.0,
+        incident_for=20.0,
+        escalates=False,
+    ),
+]
+
+
+@dataclass
+class Measured:
+    scenario: str
+    alert: str
+    speed: float
+    to_sms: float  # incident's first commit -> first SMS at Twilio
+    detection: float  # incident's first commit -> activeAt
+    notification: float  # activeAt -> first SMS at Twilio
+    deliveries: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _active_at(text: str) -> float:
+    """Prometheus' RFC 3339 time (nanoseconds, Z) as Unix seconds."""
+    head, _, rest = text.rstrip("Z").partition(".")
+    fraction = (rest + "000000")[:6]
+    return datetime.fromisoformat(f"{head}.{fraction}+00:00").timestamp()
+
+
+class ActiveAt:
+    """The earliest activeAt Prometheus showed for each alert name."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}
+
+    def look(self, pipeline: Pipeline) -> None:
+        for alert in pipeline.prometheus_alerts():
+            name, at = alert["labels"]["alertname"], _active_at(alert["activeAt"])
+            self.first[name] = min(at, self.first.get(name, at))
+
+
+def _misrouted(n: Notification) -> str | None:
+    """Why a delivery does not fit the routing matrix, or None when it does."""
+    if n.channel not in SEVERITY_CHANNELS.get(n.severity, set()) and n.status == "firing":
+        return f"{n.channel} does not carry {n.severity}"
+    if n.channel == "slack":
+        allowed = {SLACK.get(CATEGORY.get(n.alertname, ""), "#alerts")}
+        if n.severity == "critical":
+            allowed.add("#critical-alerts")
+        if n.target not in allowed or n.tier != "1":
+            return f"Slack posts tier 1 to {sorted(allowed)}"
+    if n.channel == "pagerduty" and n.tier != "1":
+        return "PagerDuty hears tier 1 only"
+    if n.channel == "sms" and n.status == "firing" and n.target not in TIER_SMS.get(n.tier, {}):
+        return f"tier {n.tier} texts {sorted(TIER_SMS.get(n.tier, {}))}"
+    if n.channel == "email" and n.target not in TIER_EMAIL.get(n.tier, {}):
+        return f"tier {n.tier} emails {sorted(TIER_EMAIL.get(n.tier, {}))}"
+    return None
+
+
+def _reached(notifications: list[Notification], name: str, severity: str, tier: str) -> bool:
+    """Whether every receiver of ``tier`` for ``severity`` heard ``name`` firing."""
+    heard = {(n.channel, n.target) for n in notifications
+             if n.alertname == name and n.status == "firing" and n.tier == tier
+             and n.severity == severity}  # fmt: skip
+    channels = SEVERITY_CHANNELS[severity]
+    wanted = {("email", e) for e in TIER_EMAIL[tier]}
+    if "sms" in channels:
+        wanted |= {("sms", g) for g in TIER_SMS[tier]}
+    if tier == "1":
+        wanted.add(("slack", SLACK.get(CATEGORY[name], "#alerts")))
+        if severity == "critical":
+            wanted |= {("slack", "#critical-alerts"), ("pagerduty", "trigger")}
+    return wanted <= heard
+
+
+def _report(measured: Measured) -> None:
+    path = os.environ.get("BOXOFFICE_E2E_REPORT")
+    if path:
+        with Path(path).open("a", encoding="utf-8") as out:
+            out.write(json.dumps(asdict(measured)) + "\n")
+
+
+@pytest.fixture
+def twilio() -> Iterator[TimedTwilio]:
+    with serving(TimedTwilio()) as fake:
+        assert isinstance(fake, TimedTwilio)
+        yield fake
+
+
+@dataclass
+class Outcome:
+    delivered: list[Notification]
+    lines: list[str]
+    played: Played
+    seen: ActiveAt
+
+
+def _play(case: Case, dsn: str, twilio: TimedTwilio, tmp_path: Path) -> Outcome:
+    """Play the case's scenario through the pipeline until everything it raised resolved."""
+    env = twilio_source_env(twilio, tmp_path) if case.twilio_source else {}
+    seen = ActiveAt()
+    settings = Settings(peak_per_hour=case.peak, refund_share=0.005, partial_refund_share=0.0,
+                        status_every=5.0)  # fmt: skip
+    # The shop trades before Prometheus starts watching, as a real one does: one that
+    # opens under Prometheus' eyes has not converted its first checkouts yet.
+    shop = playing(
+        dsn, speed=case.speed, seconds=WARMUP + case.start_after + case.incident_for + 40,
+        scenario=SCENARIOS[case.scenario], settings=settings, baseline=QUIET,
+        timeline=Timeline(WARMUP + case.start_after, case.incident_for),
+        sms=TwilioGateway(twilio) if case.twilio_source else None,
+    )  # fmt: skip
+    with shop as played, running_pipeline(dsn, speed=case.speed, twilio=twilio, **env) as pipeline:
+        played.wait(Phase.INCIDENT, timeout=WARMUP + case.start_after + 30)
+
+        def heard() -> bool:
+            seen.look(pipeline)
+            got = pipeline.notifications()
+            return all(_reached(got, name, sev, "1") for name, sev in case.required.items())
+
+        _wait(pipeline, heard, case.incident_for + 20, "tier 1 of every required alert")
+        played.wait(Phase.RECOVERY, timeout=case.incident_for + 30)
+        _wait_resolved(pipeline, case, seen)
+        played.stop.set()
+        played.join()
+        return Outcome(pipeline.notifications(), list(pipeline.lines), played, seen)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.scenario for c in CASES])
+def test_scenario_reaches_the_right_people_and_resolves(
+    case: Case, pg_schema: str, tmp_path: Path, twilio: TimedTwilio
+) -> None:
+    with psycopg.connect(pg_schema, autocommit=True) as conn:
+        case.catalog(conn)
+    outcome = _play(case, pg_schema, twilio, tmp_path)
+    delivered, played = outcome.delivered, outcome.played
+    _check(case, delivered, outcome.lines, played)
+    first = next(iter(case.required))
+    incident, active = played.entered_at[Phase.INCIDENT], outcome.seen.first[first]
+    sms = min(n.at for n in delivered
+              if n.channel == "sms" and n.alertname == first and n.status == "firing")  # fmt: skip
+    _report(Measured(case.scenario, first, case.speed, sms - incident, active - incident,
+                     sms - active, len(delivered)))  # fmt: skip
+
+
+def _wait_resolved(pipeline: Pipeline, case: Case, seen: ActiveAt) -> None:
+    """Until Prometheus fires nothing but true states and every required alert was told
+    resolved on Slack and by SMS (bounded)."""
+
+    def quiet() -> bool:
+        seen.look(pipeline)
+        still = {a["labels"]["alertname"] for a in pipeline.firing()}
+        told = {(n.channel, n.alertname) for n in pipeline.notifications()
+                if n.status == "resolved"}  # fmt: skip
+        return not (still - case.lingering) and all(
+            {("slack", name), ("sms", name)} <= told
+            for name in case.required
+            if name not in case.lingering
+        )
+
+    _wait(pipeline, quiet, 60, "everything resolved")
+
+
+def _wait(pipeline: Pipeline, check: Callable[[], bool], timeout: float, what: str) -> None:
+    """wait_for, failing with what the terminal of the demo would have shown."""
+    try:
+        wait_for(check, timeout=timeout, interval=0.25)
+    except AssertionError:
+        firing = sorted({a["labels"]["alertname"] for a in pipeline.firing()})
+        shown = "\n".join(pipeline.lines[-50:])
+        raise AssertionError(
+            f"not reached in {timeout:g}s: {what}; firing {firing}\n{shown}"
+        ) from None
+
+
+def _check(case: Case, delivered: list[Notification], lines: list[str], played: Played) -> None:
+    shown = "\n".join(lines[-40:])
+    names = {n.alertname for n in delivered}
+    unexpected = names - set(case.required) - case.allowed
+    assert not unexpected, f"{case.scenario}: unexpected alerts {unexpected}\n{shown}"
+    wrong = [(n.channel, n.target, n.alertname, n.severity, n.tier, why)
+             for n in delivered if (why := _misrouted(n))]  # fmt: skip
+    assert not wrong, f"{case.scenario}: deliveries off the routing matrix: {wrong}"
+    for name, severity in case.required.items():
+        assert _reached(delivered, name, severity, "1"), f"{name} tier 1 missed someone"
+    # Escalation: each tier a required alert reached in Prometheus was heard by that tier's
+    # people. (A lower severity of the same alert is inhibited while the higher one fires.)
+    for line in lines:
+        if not line.startswith("ALERT ESCALATED "):
+            continue
+        name, severity, tier = _escalated(line)
+        if case.required.get(name) == severity and name not in case.lingering:
+            assert _reached(delivered, name, severity, tier), f"{name} tier {tier} missed"
+    if case.escalates:
+        first = next(iter(case.required))
+        assert any(n.alertname == first and n.tier == "3" for n in delivered), (
+            f"{first} did not reach tier 3\n{shown}"
+        )
+    for name in set(case.required) - case.lingering:
+        resolved = [n for n in delivered if n.alertname == name and n.status == "resolved"]
+        assert {n.channel for n in resolved} >= {"slack", "sms"}, f"{name}: no all-clear"
+    assert played.entered_at[Phase.RECOVERY] > played.entered_at[Phase.INCIDENT]
+
+
+def _escalated(line: str) -> tuple[str, str, str]:
+    """Name, severity and tier of an ``ALERT ESCALATED`` line of the demo's watcher."""
+    words = line.split()
+    severity = next(w.split("=", 1)[1] for w in words if w.startswith("severity="))
+    tier = words[-1].split("=", 1)[1]
+    return words[2], severity, tier
+
+
+def test_the_report_times_are_read_as_prometheus_writes_them() -> None:
+    assert _active_at("2026-11-26T11:40:01.123456789Z") == pytest.approx(1795693201.123456)
+    assert _active_at("2026-11-26T11:40:01Z") == pytest.approx(1795693201.0)
