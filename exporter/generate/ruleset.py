@@ -164,8 +164,7 @@ def held_while_blind(expr: str, name: str, labels: dict[str, str]) -> str:
     its ALERTS sample (1), which nobody reads while the inhibition mutes it.
     """
     matchers = ", ".join(
-        [f'alertname="{name}"', 'alertstate="firing"']
-        + [f'{k}="{v}"' for k, v in labels.items()]
+        [f'alertname="{name}"', 'alertstate="firing"'] + [f'{k}="{v}"' for k, v in labels.items()]
     )
     drop = ", ".join(["alertname", "alertstate", *labels])
     if "source" in labels:  # one source, set by the rule: the expression has no such label
