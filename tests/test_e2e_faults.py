@@ -190,3 +190,36 @@ def test_twilio_down_while_paging_texts_everyone_once_when_it_recovers(
     assert tier1, texts
     assert len(tier1) == len(set(tier1)), f"a text was sent twice: {tier1}"
     assert min(at for at, _to, _body in fake.arrivals) >= recovered
+
+
+def test_the_demo_simulator_rides_out_a_database_outage(
+    own_postgres: tuple[StoppablePostgres, str],
+) -> None:
+    from exporter.demo.live import LiveOptions, LiveSimulator
+    from tests.support.shop import contract_violations
+
+    server, dsn = own_postgres
+    lines: list[str] = []
+    options = LiveOptions(speed=240, run_for=90, seed=1, peak_per_hour=300)
+    live = LiveSimulator(dsn, options, lines.append)
+
+    def orders() -> int:
+        with psycopg.connect(dsn, connect_timeout=2) as conn:
+            row = conn.execute("SELECT count(*) FROM orders").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    live.start()
+    try:
+        wait_for(lambda: orders() > 20, timeout=30, interval=0.5)
+        server.stop()
+        wait_for(lambda: any(line.startswith("simulator paused") for line in lines), timeout=20)
+        server.start()
+        wait_for(lambda: any("database back" in line for line in lines), timeout=20)
+        resumed = orders()
+        wait_for(lambda: orders() > resumed + 20, timeout=30, interval=0.5)
+    finally:
+        live.stop()
+    assert any("resumed: selling" in line for line in lines), lines
+    with psycopg.connect(dsn) as conn:
+        assert contract_violations(conn) == {}

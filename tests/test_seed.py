@@ -179,3 +179,15 @@ def test_ids_continue_after_seeding(seeded: psycopg.Connection[Any]) -> None:
         "INSERT INTO events (slug, name, city, starts_at) VALUES ('x-1', 'x', 'X', now()) RETURNING id"
     ).fetchone()
     assert row is not None and row[0] > 40
+
+
+def test_without_inventory_incidents_every_tier_on_sale_has_room(pg_schema: str) -> None:
+    seed_database(pg_schema, orders=ORDERS, seed=3, now=NOW, inventory_incidents=False)
+    with psycopg.connect(pg_schema) as conn:
+        rows = conn.execute(AVAILABLE, [NOW]).fetchall()
+        statuses = {r[0] for r in conn.execute("SELECT DISTINCT status FROM events").fetchall()}
+    on_sale = [available for _id, status, _tier, available in rows if status == "on_sale"]
+    assert on_sale
+    assert min(on_sale) >= 150, "the scarcest tiers keep 150 to 250 tickets"
+    assert sum(1 for a in on_sale if a <= 250) >= 2
+    assert "sold_out" not in statuses

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -15,6 +16,10 @@ from exporter.db.seed import SELLER_TIMEZONE
 from exporter.demo.scenarios import SCENARIOS, Timeline
 from exporter.demo.shape import DemoClock
 from exporter.demo.simulator import Limits, Settings, Simulator, SmsGateway
+from exporter.demo.store import ShopWriter
+
+MAX_RESUMES = 100  # database outages a demo rides out
+RETRY_EVERY = 2.0  # seconds between connection attempts while the database is away
 
 
 @dataclass(frozen=True)
@@ -65,24 +70,57 @@ class LiveSimulator:
         options = self._options
         scenario = SCENARIOS[options.scenario] if options.scenario else None
         timeline = Timeline(options.start_after, options.incident_for) if scenario else None
-        try:
-            with psycopg.connect(self._dsn, autocommit=True) as conn:
-                simulator = Simulator(
-                    conn,
-                    self._clock,
-                    rng=random.Random(options.seed),
-                    scenario=scenario,
-                    timeline=timeline,
-                    settings=Settings(peak_per_hour=options.peak_per_hour),
-                    limits=Limits(options.run_for),
-                    sms=self._sms,
-                    report=self._echo,
-                )
-                if scenario is not None:
-                    for note in scenario.notes:
-                        self._echo(f"note: {scenario.name} {note}")
-                simulator.run(self._stop)
-        except psycopg.Error as exc:  # the demo keeps serving what is there
-            self.error = exc
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self._echo(f"simulator stopped: {first}")
+        started = monotonic()
+        if scenario is not None:
+            for note in scenario.notes:
+                self._echo(f"note: {scenario.name} {note}")
+        offset = 0.0
+        for _ in range(MAX_RESUMES):
+            try:
+                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+                    if offset:
+                        failed, expired = ShopWriter(conn).settle_abandoned()
+                        self._echo(
+                            f"simulator: database back; {failed} payments in flight failed, "
+                            f"{expired} open checkouts expired"
+                        )
+                    simulator = Simulator(
+                        conn,
+                        self._clock,
+                        rng=random.Random(options.seed),
+                        scenario=scenario,
+                        timeline=timeline,
+                        settings=Settings(peak_per_hour=options.peak_per_hour),
+                        limits=Limits(options.run_for),
+                        sms=self._sms,
+                        report=self._echo,
+                    )
+                    simulator.run(self._stop, offset=offset)
+                return
+            except psycopg.OperationalError as exc:  # the server went away: wait for it
+                self.error = exc
+                self._echo(f"simulator paused: {_first_line(exc)}; retrying every 2s")
+                if not self._wait_for_database():
+                    return
+                offset = monotonic() - started
+            except psycopg.Error as exc:  # anything else is a bug: keep serving what is there
+                self.error = exc
+                self._echo(f"simulator stopped: {_first_line(exc)}")
+                return
+
+    def _wait_for_database(self) -> bool:
+        """Until a connection succeeds (True) or the demo stops (False); bounded."""
+        for _ in range(int(self._options.run_for / RETRY_EVERY) + 1):
+            if self._stop.wait(RETRY_EVERY):
+                return False
+            try:
+                with psycopg.connect(self._dsn, connect_timeout=2):
+                    return True
+            except psycopg.OperationalError:
+                continue
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

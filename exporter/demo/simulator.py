@@ -127,11 +127,18 @@ class Simulator:
 
     # --- running -----------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> Tally:
-        """Step every ``tick`` until ``stop``, the time limit or the buyer limit; then settle."""
-        start = self.clock()
-        self.report(self._say(0.0, self._intro()))
-        last, next_status = 0.0, self.settings.status_every
+    def run(self, stop: threading.Event, *, offset: float = 0.0) -> Tally:
+        """Step every ``tick`` until ``stop``, the time limit or the buyer limit; then settle.
+
+        ``offset`` resumes a run that has been going for that many seconds (the timeline
+        and the seller's clock continue where they were)."""
+        start = self.clock() - offset
+        if offset:
+            self.report(self._say(offset, "resumed: " + self._intro()))
+        else:
+            self.report(self._say(0.0, self._intro()))
+        last = offset
+        next_status = offset + self.settings.status_every
         steps = int(self.limits.seconds / self.settings.tick) + 2
         try:
             for _ in range(steps):

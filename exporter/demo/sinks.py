@@ -166,7 +166,31 @@ class _Quiet(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-class ChatSinks:
+class _ThreadedTCP(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Serving:
+    """A socketserver on 127.0.0.1 served by a daemon thread between start and stop."""
+
+    def __init__(self, server: socketserver.TCPServer, name: str) -> None:
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class ChatSinks(_Serving):
     """Slack's incoming webhook at ``/slack`` and PagerDuty's Events API v2 at ``/pagerduty``."""
 
     def __init__(self, inbox: Inbox) -> None:
@@ -207,21 +231,11 @@ class ChatSinks:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # the inbox prints what matters
 
-        self._server = _Quiet(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="demo-chat-sinks", daemon=True
-        )
+        super().__init__(_Quiet(("127.0.0.1", 0), Handler), "demo-chat-sinks")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"http://127.0.0.1:{self.port}"
 
     def slack(self, document: Mapping[str, Any]) -> None:
         attachments = document.get("attachments") or [{}]
@@ -235,7 +249,7 @@ class ChatSinks:
         self.inbox.add(from_title(time.time(), "pagerduty", action, summary))
 
 
-class SmtpSink:
+class SmtpSink(_Serving):
     """Just enough SMTP (RFC 5321) for Alertmanager's email notifier, without TLS or AUTH."""
 
     def __init__(self, inbox: Inbox) -> None:
@@ -248,25 +262,11 @@ class SmtpSink:
             def handle(self) -> None:
                 sink.converse(self.rfile, self.wfile)
 
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="demo-smtp-sink", daemon=True
-        )
+        super().__init__(_ThreadedTCP(("127.0.0.1", 0), Handler), "demo-smtp-sink")
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"127.0.0.1:{self.port}"
 
     def converse(self, rfile: Any, wfile: Any) -> None:
         """One SMTP session: greeting, commands, DATA until ``.``; bounded in size."""

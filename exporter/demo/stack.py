@@ -25,15 +25,34 @@ DEFAULT_LISTEN = "127.0.0.1:9090"
 
 def prometheus_wanted(asked: bool | None, thresholds: Path, echo: Callable[[str], None]) -> bool:
     """--prometheus, --no-prometheus, or by default: when the binary and the thresholds exist."""
+    missing = "prometheus is not on PATH (Debian: apt install prometheus)"
+    found = shutil.which("prometheus") is not None
+    return _wanted("Prometheus", asked, (found, missing), thresholds, echo)
+
+
+def alertmanager_wanted(asked: bool | None, routing: Path, echo: Callable[[str], None]) -> bool:
+    """--alertmanager, --no-alertmanager, or by default: when the binary and routing exist."""
+    missing = "alertmanager is not on PATH (Debian: apt install prometheus-alertmanager)"
+    found = alertmanager_binary() is not None
+    return _wanted("Alertmanager", asked, (found, missing), routing, echo)
+
+
+def _wanted(
+    what: str,
+    asked: bool | None,
+    binary: tuple[bool, str],
+    needs: Path,
+    echo: Callable[[str], None],
+) -> bool:
+    """False when switched off or something is missing; says what when it was asked for."""
     if asked is False:
         return False
-    missing = []
-    if shutil.which("prometheus") is None:
-        missing.append("prometheus is not on PATH (Debian: apt install prometheus)")
-    if not thresholds.is_file():
-        missing.append(f"{thresholds} not found (run the demo from the repository)")
+    found, why = binary
+    missing = [] if found else [why]
+    if not needs.is_file():
+        missing.append(f"{needs} not found (run the demo from the repository)")
     if missing and asked:
-        echo("boxoffice: demo continues without Prometheus: " + "; ".join(missing))
+        echo(f"boxoffice: demo continues without {what}: " + "; ".join(missing))
     return not missing
 
 
@@ -122,20 +141,6 @@ class PrometheusStack:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def alertmanager_wanted(asked: bool | None, routing: Path, echo: Callable[[str], None]) -> bool:
-    """--alertmanager, --no-alertmanager, or by default: when the binary and routing exist."""
-    if asked is False:
-        return False
-    missing = []
-    if alertmanager_binary() is None:
-        missing.append("alertmanager is not on PATH (Debian: apt install prometheus-alertmanager)")
-    if not routing.is_file():
-        missing.append(f"{routing} not found (run the demo from the repository)")
-    if missing and asked:
-        echo("boxoffice: demo continues without Alertmanager: " + "; ".join(missing))
-    return not missing
-
-
 @dataclass
 class Companions:
     """What the demo runs beside its exporter; started once it serves, stopped on exit."""
@@ -146,10 +151,12 @@ class Companions:
     twilio: LocalTwilio = field(default_factory=LocalTwilio)
 
     def start(self) -> None:
-        if self.stack is not None:
-            self.stack.start_or_explain()
+        """The simulator first: Prometheus, starting a few seconds later, then watches a shop
+        already trading rather than one whose first checkouts have not converted yet."""
         if self.live is not None:
             self.live.start()
+        if self.stack is not None:
+            self.stack.start_or_explain()
 
     def stop(self) -> None:
         """The simulator first (it settles its writes), then the local Twilio, the processes."""

@@ -126,6 +126,19 @@ class ShopWriter:
             [provider, event_type, "error" if error else "processed", error],
         )
 
+    def settle_abandoned(self) -> tuple[int, int]:
+        """What a simulator cut off by a lost connection left in flight: its pending payments
+        fail (the processor timed out) and its open sessions expire now. Returns the counts."""
+        failed = self.conn.execute(
+            "UPDATE orders SET payment_status = 'failed', failure_code = 'processing_error' "
+            "WHERE payment_status = 'pending' AND checkout_session_id LIKE 'cs_demo_%'"
+        ).rowcount
+        expired = self.conn.execute(
+            "UPDATE checkout_sessions SET status = 'expired', "
+            "expires_at = least(expires_at, now()) WHERE status = 'open' AND id LIKE 'cs_demo_%'"
+        ).rowcount
+        return failed, expired
+
     def add_seats(self, tier_id: int, seats: int) -> None:
         """The seller's fix for an oversold tier: a bigger room."""
         self.conn.execute(
