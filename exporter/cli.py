@@ -389,10 +389,9 @@ def _demo_stack(
 )
 @click.option(
     "--incident-for",
-    default=180.0,
-    show_default=True,
     type=click.FloatRange(min=1),
-    help="Real seconds the incident lasts; then it recovers.",
+    help="Real seconds the incident lasts; then it recovers [default: 120, quiet-day 180: "
+    "long enough for its alerts at --speed 60].",
 )
 @click.option(
     "--simulate/--no-simulate",
@@ -443,7 +442,7 @@ def demo(
     scenario: str | None,
     speed: float,
     start_after: float,
-    incident_for: float,
+    incident_for: float | None,
     simulate: bool,
     with_prometheus: bool | None,
     prometheus_listen: str | None,
@@ -505,7 +504,8 @@ def demo(
             alertmanager=(with_alertmanager, routing),
         )  # fmt: skip
         if simulate:
-            options = LiveOptions(scenario, speed, start_after, incident_for, seed=seed_value)
+            lasts = incident_for or (180.0 if scenario == "quiet-day" else 120.0)
+            options = LiveOptions(scenario, speed, start_after, lasts, seed=seed_value)
             companions.live = LiveSimulator(
                 config.databases["default"].dsn, options, echo, sms=companions.twilio.gateway
             )

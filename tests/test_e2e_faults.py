@@ -221,5 +221,6 @@ def test_the_demo_simulator_rides_out_a_database_outage(
     finally:
         live.stop()
     assert any("resumed: selling" in line for line in lines), lines
+    assert not any(line.startswith("simulator stopped:") for line in lines), lines
     with psycopg.connect(dsn) as conn:
         assert contract_violations(conn) == {}

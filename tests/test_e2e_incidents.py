@@ -145,12 +145,12 @@ CASES = [
         "flash-sale",
         {"InventorySoldOut": "critical"},
         # SalesVelocitySpike compares with last week, which a fresh Prometheus lacks.
-        allowed=INVENTORY | {"SalesVelocitySpike"},
+        # CheckoutConversionLow (completed / created checkouts over its window) may fire: ten
+        # times the checkouts open at once and complete a think time later, which holds the
+        # ratio under 85% for about a third of the window, longer than its `for`. The same
+        # arithmetic holds at the seller's speed (docs/demo.md, "flash-sale").
+        allowed=INVENTORY | {"SalesVelocitySpike", "CheckoutConversionLow"},
         lingering=INVENTORY,
-        # The surge opens ten times the checkouts at once; their payments follow a think
-        # time later, so the conversion dips for that long. CheckoutConversionLow's `for`
-        # outlasts the dip at the seller's speed (10 minutes against 4 at most), and at 120x
-        # too (5 s against 2); at 240x its 2 s (rounded down) does not.
         speed=120.0,
         peak=300.0,
         incident_for=8.0,

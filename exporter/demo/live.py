@@ -75,7 +75,7 @@ class LiveSimulator:
             for note in scenario.notes:
                 self._echo(f"note: {scenario.name} {note}")
         offset = 0.0
-        for _ in range(MAX_RESUMES):
+        for resumes in range(MAX_RESUMES):
             try:
                 with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
                     if offset:
@@ -87,7 +87,8 @@ class LiveSimulator:
                     simulator = Simulator(
                         conn,
                         self._clock,
-                        rng=random.Random(options.seed),
+                        # A resumed run draws new ids: the first run's are taken.
+                        rng=random.Random(None if options.seed is None else options.seed + resumes),
                         scenario=scenario,
                         timeline=timeline,
                         settings=Settings(peak_per_hour=options.peak_per_hour),
