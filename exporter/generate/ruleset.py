@@ -160,17 +160,27 @@ def held_while_blind(expr: str, name: str, labels: dict[str, str]) -> str:
     catch it: a resolved notification muted by an inhibition is dropped, never sent later
     (prometheus/alertmanager#2754), which leaves PagerDuty incidents open. So the alert
     holds, unchanged and inhibited, while ``boxoffice_source_up`` of its ``source`` label
-    is 0, and is judged on fresh data when the source is back. The held alert's value is
-    its ALERTS sample (1), which nobody reads while the inhibition mutes it.
+    is 0 or ExporterSourceDown for it still fires, and is judged on fresh data after that:
+    it resolves an evaluation after ExporterSourceDown, so the inhibition is gone when its
+    all-clear reaches Alertmanager. The held alert's value is its ALERTS sample (1), which
+    nobody reads while the inhibition mutes it.
     """
     matchers = ", ".join(
         [f'alertname="{name}"', 'alertstate="firing"'] + [f'{k}="{v}"' for k, v in labels.items()]
     )
     drop = ", ".join(["alertname", "alertstate", *labels])
+    paging = 'ALERTS{alertname="ExporterSourceDown", alertstate="firing"'
     if "source" in labels:  # one source, set by the rule: the expression has no such label
-        down = f'and on () (max(boxoffice_source_up{{source="{labels["source"]}"}}) == 0)'
+        source = labels["source"]
+        down = (
+            f'and on () (max(boxoffice_source_up{{source="{source}"}}) == 0 '
+            f'or max({paging}, source="{source}"}}))'
+        )
     else:  # the expression labels each series with its source
-        down = "and on (source) (max by (source) (boxoffice_source_up) == 0)"
+        down = (
+            "and on (source) (max by (source) (boxoffice_source_up) == 0 "
+            f"or max by (source) ({paging}}}))"
+        )
     return f"({expr}) or (max without ({drop}) (ALERTS{{{matchers}}}) {down})"
 
 
