@@ -76,7 +76,7 @@ def _outage(**overrides: Any) -> dict[str, Any]:
     """A payment outage that starts once the pipeline watches and lasts past the test."""
     options: dict[str, Any] = {
         "speed": SPEED, "seconds": 120.0, "scenario": SCENARIOS["payment-outage"],
-        "timeline": Timeline(WARMUP + 6, 100), "settings": Settings(peak_per_hour=300),
+        "timeline": Timeline(WARMUP + 16, 100), "settings": Settings(peak_per_hour=300, abandon_share=0.02),
     }  # fmt: skip
     options.update(overrides)
     return options

@@ -6,9 +6,12 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import requests
 
 from exporter.config.errors import ConfigError
 from exporter.demo.alerting import Notifier, TwilioAccount, alertmanager_binary
@@ -16,7 +19,13 @@ from exporter.demo.live import LiveSimulator
 from exporter.demo.local_twilio import LocalTwilio
 from exporter.demo.profile import MIN_WINDOW, demo_profile
 from exporter.demo.sinks import Inbox
-from exporter.demo.supervisor import Child, Supervisor, SupervisorError, start_prometheus
+from exporter.demo.supervisor import (
+    Child,
+    Supervisor,
+    SupervisorError,
+    start_prometheus,
+    write_prometheus_config,
+)
 from exporter.demo.watch import AlertWatcher
 from exporter.generate.routing import load_routing
 
@@ -87,10 +96,16 @@ class PrometheusStack:
         twilio: TwilioAccount | None = None,
         min_window: float = MIN_WINDOW,
         poll: float = 1.0,
+        settle: float | None = None,
     ) -> None:
         self.thresholds, self.speed, self.target = thresholds, speed, target
         self.listen, self.echo, self.routing = listen, echo, routing
         self.twilio, self.min_window, self.poll = twilio, min_window, poll
+        # Rules wait until Prometheus holds a full shortest window of data: a ratio over the
+        # few samples of its first seconds is noise, and would page.
+        self.settle = min_window if settle is None else settle
+        self.rules_loaded = threading.Event()
+        self._timer: threading.Timer | None = None
         self.directory = Path(tempfile.mkdtemp(prefix="boxoffice-demo-"))
         self.supervisor = Supervisor(self.directory, echo)
         self.inbox = Inbox(echo)
@@ -119,10 +134,33 @@ class PrometheusStack:
             alertmanager = self.notifier.start(self.echo).url.removeprefix("http://")
         listen = self.listen or (DEFAULT_LISTEN if _free(DEFAULT_LISTEN) else None)
         self.prometheus = start_prometheus(
-            self.supervisor, self.target, rules, listen=listen, alertmanager=alertmanager
-        )
+            self.supervisor, self.target, [] if self.settle else rules, listen=listen,
+            alertmanager=alertmanager,
+        )  # fmt: skip
+        if self.settle:
+            self.echo(f"rules: evaluated once Prometheus holds {self.settle:g}s of data")
+            self._timer = threading.Timer(self.settle, self._load_rules, (rules, alertmanager))
+            self._timer.daemon = True
+            self._timer.start()
+        else:
+            self.rules_loaded.set()
         self.watcher = AlertWatcher(self.prometheus.url, self.echo, interval=self.poll)
         self.watcher.start()
+
+    def _load_rules(self, rules: list[Path], alertmanager: str | None) -> None:
+        """Give Prometheus its rules (a configuration reload)."""
+        assert self.prometheus is not None
+        write_prometheus_config(self.directory, self.target, rules, "1s", alertmanager)
+        try:
+            answer = requests.post(f"{self.prometheus.url}/-/reload", timeout=10)
+        except requests.RequestException as exc:
+            self.echo(f"boxoffice: Prometheus did not take its rules: {exc}")
+            return
+        if answer.status_code != 200:
+            self.echo(f"boxoffice: Prometheus did not take its rules: {answer.text.strip()}")
+            return
+        self.rules_loaded.set()
+        self.echo("rules: loaded")
 
     def start_or_explain(self) -> None:
         """Start; on failure say why in one line and let the demo go on without Prometheus."""
@@ -133,6 +171,8 @@ class PrometheusStack:
             self.stop()
 
     def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         if self.watcher is not None:
             self.watcher.stop()
         self.supervisor.stop_all()  # Prometheus, then Alertmanager: nothing sends any more

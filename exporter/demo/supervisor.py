@@ -104,6 +104,19 @@ def prometheus_config(
     return config
 
 
+def write_prometheus_config(
+    directory: Path,
+    target: str,
+    rule_files: Sequence[Path],
+    interval: str = "1s",
+    alertmanager: str | None = None,
+) -> Path:
+    """Write prometheus.yml into ``directory``; return its path."""
+    config = directory / "prometheus.yml"
+    config.write_text(yaml.safe_dump(prometheus_config(target, rule_files, interval, alertmanager)))
+    return config
+
+
 def start_prometheus(
     supervisor: Supervisor,
     target: str,
@@ -113,18 +126,21 @@ def start_prometheus(
     interval: str = "1s",
     alertmanager: str | None = None,
 ) -> Child:
-    """Start the ``prometheus`` on PATH with its data in the supervisor's directory."""
+    """Start the ``prometheus`` on PATH with its data in the supervisor's directory; it
+    reloads its configuration on ``POST /-/reload`` (it listens on 127.0.0.1 only)."""
     binary = shutil.which("prometheus")
     if binary is None:
         raise SupervisorError("prometheus is not on PATH")
     listen = listen or f"127.0.0.1:{free_port()}"
-    config = supervisor.directory / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(target, rule_files, interval, alertmanager)))
+    config = write_prometheus_config(
+        supervisor.directory, target, rule_files, interval, alertmanager
+    )
     argv = [
         binary,
         f"--config.file={config}",
         f"--storage.tsdb.path={supervisor.directory / 'prometheus-data'}",
         f"--web.listen-address={listen}",
         "--storage.tsdb.retention.time=1d",
+        "--web.enable-lifecycle",
     ]
     return supervisor.start("prometheus", argv, f"http://{listen}", "/-/ready")

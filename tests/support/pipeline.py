@@ -118,6 +118,8 @@ def running_pipeline(
         )  # fmt: skip
         try:
             stack.start()
+            # Rules load once Prometheus holds a full shortest window (MIN_WINDOW seconds).
+            assert stack.rules_loaded.wait(MIN_WINDOW + 20), "\n".join(lines)
             yield Pipeline(dsn, url, stack, twilio, lines)
         finally:
             stack.stop()
