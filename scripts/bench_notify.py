@@ -122,8 +122,18 @@ def _seconds(text: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--from-report", metavar="FILE", help="tabulate a BOXOFFICE_E2E_REPORT file instead"
+    )
     args = parser.parse_args()
-    rows = run_rounds(args.rounds)
+    if args.from_report:
+        text = Path(args.from_report).read_text(encoding="utf-8")
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        args.rounds = len({str(r["scenario"]) for r in rows}) and max(
+            sum(1 for r in rows if r["scenario"] == s) for s in {str(r["scenario"]) for r in rows}
+        )
+    else:
+        rows = run_rounds(args.rounds)
     by: dict[tuple[str, str, float], list[dict[str, object]]] = defaultdict(list)
     for row in rows:
         by[(str(row["scenario"]), str(row["alert"]), float(str(row["speed"])))].append(row)
