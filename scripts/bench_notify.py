@@ -129,9 +129,10 @@ def main() -> None:
     if args.from_report:
         text = Path(args.from_report).read_text(encoding="utf-8")
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        args.rounds = len({str(r["scenario"]) for r in rows}) and max(
-            sum(1 for r in rows if r["scenario"] == s) for s in {str(r["scenario"]) for r in rows}
-        )
+        per_scenario: dict[str, int] = defaultdict(int)
+        for row in rows:
+            per_scenario[str(row["scenario"])] += 1
+        args.rounds = max(per_scenario.values(), default=0)
     else:
         rows = run_rounds(args.rounds)
     by: dict[tuple[str, str, float], list[dict[str, object]]] = defaultdict(list)

@@ -55,7 +55,7 @@ class LiveSimulator:
         self._dsn, self._options, self._echo, self._sms = dsn, options, echo, sms
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-simulator", daemon=True)
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # the last database error, None once resumed
 
     def start(self) -> None:
         self._thread.start()
@@ -79,6 +79,7 @@ class LiveSimulator:
             try:
                 with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
                     if offset:
+                        self.error = None
                         failed, expired = ShopWriter(conn).settle_abandoned()
                         self._echo(
                             f"simulator: database back; {failed} payments in flight failed, "
