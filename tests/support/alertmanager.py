@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,15 +11,15 @@ from typing import Any
 import pytest
 import requests
 
+from exporter.demo.alerting import alertmanager_binary as installed_alertmanager
 from tests.support.exporter import free_port, wait_for
 
 
 def alertmanager_binary() -> str:
-    for name in ("prometheus-alertmanager", "alertmanager"):
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    pytest.fail("alertmanager not installed (scripts/test.sh installs prometheus-alertmanager)")
+    path = installed_alertmanager()
+    if path is None:
+        pytest.fail("alertmanager not installed (scripts/test.sh installs prometheus-alertmanager)")
+    return path
 
 
 @contextmanager
