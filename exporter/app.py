@@ -154,6 +154,9 @@ class Exporter:
     def start(self) -> None:
         """Serve HTTP first, then begin collecting."""
         self.server.start()
+        for source in self.sources:
+            if isinstance(source, PostgresSource):
+                source.start()  # the background reconciliations
         for runner in self.runners:
             runner.start()
         log.info("serving on %s", self.server.url)

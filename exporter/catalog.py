@@ -1,9 +1,13 @@
-"""Every metric the exporter publishes (SPEC 4.2): name, type and labels.
+"""Every metric the exporter publishes (SPEC 4.2): name, type, HELP text and labels.
+
+This is the one declaration of the metric contract. The sources and the exposition build
+their families from these entries, the query pack adds only SQL keyed by their names, and
+the rule generator checks every selector against them. It imports nothing else of the
+package (nor psycopg or prometheus_client), so the offline ``boxoffice generate`` and the
+configuration can read it without loading the collectors.
 
 Generated rules may only reference these, recording rules generated beside them, or app
-metrics declared in thresholds.yaml. The PostgreSQL entries come from the default query pack
-so the two cannot drift; tests/test_catalog.py checks every other entry against what the
-sources and :mod:`exporter.collect.exposition` really publish.
+metrics declared in thresholds.yaml.
 """
 
 from __future__ import annotations
@@ -11,69 +15,332 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from exporter.sources.incremental import DRIFT_METRIC, RECONCILED_AT_METRIC, RECONCILIATIONS_METRIC
-from exporter.sources.querypack import DEFAULT_PACK
-
 MetricType = Literal["counter", "gauge", "info"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CatalogMetric:
     """One published metric: what rules may select and by which labels they aggregate."""
 
-    name: str
+    name: str  # as exposed: counters end in _total, info metrics in _info
     type: MetricType
-    labels: tuple[str, ...]
+    help: str
+    labels: tuple[str, ...] = ()
     source: str
 
 
-def _m(name: str, type_: MetricType, labels: tuple[str, ...], source: str) -> CatalogMetric:
-    return CatalogMetric(name, type_, labels, source)
-
-
-_POSTGRES = (
-    *(_m(s.name, s.kind, s.labels, "postgres") for s in DEFAULT_PACK),
-    # Incremental collection's reconciliation (docs/incremental.md).
-    _m(DRIFT_METRIC, "gauge", ("metric",), "postgres"),
-    _m(RECONCILIATIONS_METRIC, "counter", (), "postgres"),
-    _m(RECONCILED_AT_METRIC, "gauge", (), "postgres"),
+# The `reason` label values of boxoffice_source_errors_total.
+# rate_limited: the API answered 429; http: any other unexpected HTTP status (5xx, 404);
+# decode: a body that is not the JSON expected; auth: the key or token was refused.
+REASONS = (
+    "connection",
+    "timeout",
+    "query",
+    "columns",
+    "internal",
+    "rate_limited",
+    "http",
+    "decode",
+    "auth",
 )
+
+_PER_TIER = ("event", "city", "tier")
+
+
+def _postgres(name: str, type_: MetricType, help_: str, *labels: str) -> CatalogMetric:
+    return CatalogMetric(name=name, type=type_, help=help_, labels=labels, source="postgres")
+
+
+# What the query pack computes, one SQL query each (exporter.sources.querypack); users may
+# move a metric to another database or replace its SQL, never its name or labels.
+POSTGRES_PACK: tuple[CatalogMetric, ...] = (
+    _postgres(
+        "boxoffice_tickets_sold_total",
+        "counter",
+        "Tickets in orders that were ever paid, per event, city and tier.",
+        *_PER_TIER,
+    ),
+    _postgres(
+        "boxoffice_tickets_refunded_total",
+        "counter",
+        "Tickets in paid orders that were refunded, per event, city and tier.",
+        *_PER_TIER,
+    ),
+    _postgres(
+        "boxoffice_inventory_capacity_tickets",
+        "gauge",
+        "Public ticket limit of a tier (ticket_tiers.capacity).",
+        *_PER_TIER,
+    ),
+    _postgres(
+        "boxoffice_inventory_reserved_tickets",
+        "gauge",
+        "Tickets held by open, unexpired checkout sessions.",
+        *_PER_TIER,
+    ),
+    _postgres(
+        "boxoffice_inventory_available_tickets",
+        "gauge",
+        "Tickets still for sale: capacity - sold + refunded - reserved. "
+        "Negative means the tier is oversold.",
+        *_PER_TIER,
+    ),
+    _postgres(
+        "boxoffice_event_start_timestamp_seconds",
+        "gauge",
+        "When the event starts, as a Unix timestamp.",
+        "event",
+        "city",
+    ),
+    _postgres(
+        "boxoffice_payments_total",
+        "counter",
+        "Orders whose payment reached a terminal state (paid at some point, or failed).",
+    ),
+    _postgres(
+        "boxoffice_payments_failed_total",
+        "counter",
+        "Orders whose payment failed, by Stripe failure code ('unknown' when none).",
+        "failure_code",
+    ),
+    _postgres(
+        "boxoffice_revenue_total",
+        "counter",
+        "Gross revenue of paid orders, in major currency units.",
+        "currency",
+    ),
+    _postgres(
+        "boxoffice_refunds_total",
+        "counter",
+        "Amount refunded to buyers (full and partial refunds), in major currency units.",
+        "currency",
+    ),
+    _postgres(
+        "boxoffice_last_paid_order_timestamp_seconds",
+        "gauge",
+        "When the most recent order was paid, as a Unix timestamp.",
+    ),
+    _postgres(
+        "boxoffice_checkout_sessions_created_total",
+        "counter",
+        "Stripe Checkout sessions created.",
+    ),
+    _postgres(
+        "boxoffice_checkout_sessions_completed_total",
+        "counter",
+        "Checkout sessions that completed (status 'complete').",
+    ),
+    _postgres(
+        "boxoffice_checkout_sessions_expired_total",
+        "counter",
+        "Checkout sessions that expired without completing.",
+    ),
+    _postgres(
+        "boxoffice_checkout_sessions_open",
+        "gauge",
+        "Checkout sessions open right now (status 'open' and not past expires_at).",
+    ),
+    _postgres(
+        "boxoffice_webhook_events_total",
+        "counter",
+        "Webhook deliveries logged by the ticket app, per provider.",
+        "provider",
+    ),
+    _postgres(
+        "boxoffice_webhook_events_failed_total",
+        "counter",
+        "Webhook deliveries whose processing ended in an error, per provider.",
+        "provider",
+    ),
+)
+
+# Incremental collection's reconciliation (docs/incremental.md).
+DRIFT_METRIC = "boxoffice_postgres_reconciliation_drift"
+RECONCILIATIONS_METRIC = "boxoffice_postgres_reconciliations_total"
+RECONCILED_AT_METRIC = "boxoffice_postgres_reconciliation_timestamp_seconds"
+
+_RECONCILIATION = (
+    _postgres(
+        DRIFT_METRIC,
+        "gauge",
+        "Difference between the incremental totals and a full recomputation found by the "
+        "last reconciliation (absolute, in the metric's units; 0 means exact). It is "
+        "corrected from the next cycle on.",
+        "metric",
+    ),
+    _postgres(
+        RECONCILIATIONS_METRIC,
+        "counter",
+        "Full reconciliations of the incrementally collected counters.",
+    ),
+    _postgres(
+        RECONCILED_AT_METRIC,
+        "gauge",
+        "When the last reconciliation finished, as a Unix timestamp.",
+    ),
+)
+
+
+def _stripe(name: str, type_: MetricType, help_: str, *labels: str) -> CatalogMetric:
+    return CatalogMetric(name=name, type=type_, help=help_, labels=labels, source="stripe")
+
 
 _STRIPE = (
-    _m("boxoffice_stripe_charges_total", "counter", (), "stripe"),
-    _m("boxoffice_stripe_charges_failed_total", "counter", ("failure_code",), "stripe"),
-    _m("boxoffice_stripe_refunds_total", "counter", (), "stripe"),
-    _m("boxoffice_stripe_disputes_total", "counter", (), "stripe"),
-    _m("boxoffice_stripe_disputes_open", "gauge", (), "stripe"),
-    _m("boxoffice_stripe_balance", "gauge", ("currency", "state"), "stripe"),
-    _m("boxoffice_stripe_events_pending_webhooks", "gauge", (), "stripe"),
-    _m("boxoffice_stripe_webhook_endpoints", "gauge", ("status",), "stripe"),
+    _stripe(
+        "boxoffice_stripe_charges_total",
+        "counter",
+        "Stripe charges that reached a final status (succeeded or failed), each counted once.",
+    ),
+    _stripe(
+        "boxoffice_stripe_charges_failed_total",
+        "counter",
+        "Stripe charges that failed, by failure_code ('unknown' when Stripe gives none).",
+        "failure_code",
+    ),
+    _stripe(
+        "boxoffice_stripe_refunds_total",
+        "counter",
+        "Stripe refunds that succeeded, each counted once.",
+    ),
+    _stripe(
+        "boxoffice_stripe_disputes_total",
+        "counter",
+        "Stripe disputes opened, each counted once.",
+    ),
+    _stripe(
+        "boxoffice_stripe_disputes_open",
+        "gauge",
+        "Stripe disputes open now (needing a response or under review).",
+    ),
+    _stripe(
+        "boxoffice_stripe_balance",
+        "gauge",
+        "Stripe account balance in major currency units, by currency and state "
+        "(available, pending).",
+        "currency",
+        "state",
+    ),
+    _stripe(
+        "boxoffice_stripe_events_pending_webhooks",
+        "gauge",
+        "Recent Stripe events that still have webhook deliveries pending (not yet delivered "
+        "to every endpoint).",
+    ),
+    _stripe(
+        "boxoffice_stripe_webhook_endpoints",
+        "gauge",
+        "Stripe webhook endpoints by status (enabled, disabled).",
+        "status",
+    ),
 )
+
+
+def _twilio(name: str, type_: MetricType, help_: str, *labels: str) -> CatalogMetric:
+    return CatalogMetric(name=name, type=type_, help=help_, labels=labels, source="twilio")
+
 
 _TWILIO = (
-    _m("boxoffice_sms_messages_total", "counter", (), "twilio"),
-    _m("boxoffice_sms_messages_failed_total", "counter", ("error_code",), "twilio"),
-    _m("boxoffice_sms_cost_total", "counter", ("currency",), "twilio"),
-    _m("boxoffice_twilio_balance", "gauge", ("currency",), "twilio"),
+    _twilio(
+        "boxoffice_sms_messages_total",
+        "counter",
+        "Outbound SMS that reached a final status (delivered, failed, undelivered), each "
+        "counted once.",
+    ),
+    _twilio(
+        "boxoffice_sms_messages_failed_total",
+        "counter",
+        "Outbound SMS that ended failed or undelivered, by Twilio error_code "
+        "('unknown' when none).",
+        "error_code",
+    ),
+    _twilio(
+        "boxoffice_sms_cost_total",
+        "counter",
+        "What Twilio billed for the counted SMS, in major currency units.",
+        "currency",
+    ),
+    _twilio(
+        "boxoffice_twilio_balance",
+        "gauge",
+        "Twilio account balance in major currency units.",
+        "currency",
+    ),
 )
+
+
+def _http(name: str, help_: str, *labels: str) -> CatalogMetric:
+    return CatalogMetric(name=name, type="gauge", help=help_, labels=labels, source="http")
+
 
 _HTTP = (
-    _m("boxoffice_probe_success", "gauge", ("target",), "http"),
-    _m("boxoffice_probe_duration_seconds", "gauge", ("target",), "http"),
-    _m("boxoffice_probe_status_code", "gauge", ("target",), "http"),
-    _m("boxoffice_app_component_up", "gauge", ("target", "component"), "http"),
+    _http(
+        "boxoffice_probe_success",
+        "1 when the target answered with its expected status code in time, else 0.",
+        "target",
+    ),
+    _http(
+        "boxoffice_probe_duration_seconds",
+        "How long the probe took, including reading the body (or until it failed).",
+        "target",
+    ),
+    _http(
+        "boxoffice_probe_status_code",
+        "HTTP status code of the last probe; 0 when no response came back.",
+        "target",
+    ),
+    _http(
+        "boxoffice_app_component_up",
+        "1 when the target's health document reports the component healthy, else 0.",
+        "target",
+        "component",
+    ),
 )
+
+
+def _self(name: str, type_: MetricType, help_: str, *labels: str) -> CatalogMetric:
+    return CatalogMetric(name=name, type=type_, help=help_, labels=labels, source="exporter")
+
 
 _SELF = (
-    _m("boxoffice_source_up", "gauge", ("source",), "exporter"),
-    _m("boxoffice_source_last_success_timestamp_seconds", "gauge", ("source",), "exporter"),
-    _m("boxoffice_source_duration_seconds", "gauge", ("source",), "exporter"),
-    _m("boxoffice_source_errors_total", "counter", ("source", "reason"), "exporter"),
-    _m("boxoffice_series_dropped_total", "counter", ("metric",), "exporter"),
-    _m("boxoffice_build_info", "info", ("version",), "exporter"),
+    _self(
+        "boxoffice_source_up",
+        "gauge",
+        "1 when the source's last collection succeeded and is current; 0 means its business "
+        "metrics are withdrawn (see boxoffice_source_errors_total and the exporter log).",
+        "source",
+    ),
+    _self(
+        "boxoffice_source_last_success_timestamp_seconds",
+        "gauge",
+        "When the source last collected successfully, as a Unix timestamp.",
+        "source",
+    ),
+    _self(
+        "boxoffice_source_duration_seconds",
+        "gauge",
+        "How long the source's last collection took; compare with its interval and timeout.",
+        "source",
+    ),
+    _self(
+        "boxoffice_source_errors_total",
+        "counter",
+        f"Failed collections by reason: {', '.join(REASONS)}.",
+        "source",
+        "reason",
+    ),
+    _self(
+        "boxoffice_series_dropped_total",
+        "counter",
+        "Series folded into 'other' (or dropped) by the cardinality guard, summed over "
+        "collections; raise max_series_per_metric or narrow the query if this grows.",
+        "metric",
+    ),
+    _self("boxoffice_build_info", "info", "boxoffice version.", "version"),
 )
 
-CATALOG: tuple[CatalogMetric, ...] = _POSTGRES + _STRIPE + _TWILIO + _HTTP + _SELF
+CATALOG: tuple[CatalogMetric, ...] = (
+    POSTGRES_PACK + _RECONCILIATION + _STRIPE + _TWILIO + _HTTP + _SELF
+)
 CATALOG_BY_NAME: dict[str, CatalogMetric] = {m.name: m for m in CATALOG}
 
 # Series Prometheus itself writes, which rules may read like any other.

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.app import build_sources
+from exporter.catalog import DRIFT_METRIC
 from exporter.db.seed import seed_database
 from exporter.sources import streams
 from exporter.sources.incremental import (
-    DRIFT_METRIC,
     ENGINE_METRICS,
     Drift,
     EngineSettings,
@@ -539,7 +539,7 @@ def test_a_snapshot_that_is_gone_does_not_fail_the_cycle(pg_schema: str) -> None
     assert isinstance(source, PostgresSource)
     try:
         assert source.collect().ok
-        handoff = Handoff("00000003-0000001B-1")  # a snapshot id no transaction exports
+        handoff = Handoff(snapshot_id="00000003-0000001B-1")  # a snapshot id no transaction exports
         source.engines["default"].offer_snapshot(handoff)
         collection = source.collect()
         assert collection.ok, collection.failures

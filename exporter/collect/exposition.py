@@ -5,41 +5,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import Metric
 
+from exporter.catalog import REASONS
 from exporter.collect.scheduler import Snapshot
-from exporter.sources.base import REASONS
+from exporter.sources.families import family, info_family
 
 
 def self_metrics(snapshots: Sequence[tuple[Snapshot, bool]], version: str) -> list[Metric]:
     """The exporter's own health metrics, from ``(snapshot, fresh)`` pairs."""
-    up = GaugeMetricFamily(
-        "boxoffice_source_up",
-        "1 when the source's last collection succeeded and is current; 0 means its business "
-        "metrics are withdrawn (see boxoffice_source_errors_total and the exporter log).",
-        labels=["source"],
-    )
-    last = GaugeMetricFamily(
-        "boxoffice_source_last_success_timestamp_seconds",
-        "When the source last collected successfully, as a Unix timestamp.",
-        labels=["source"],
-    )
-    duration = GaugeMetricFamily(
-        "boxoffice_source_duration_seconds",
-        "How long the source's last collection took; compare with its interval and timeout.",
-        labels=["source"],
-    )
-    errors = CounterMetricFamily(
-        "boxoffice_source_errors",
-        f"Failed collections by reason: {', '.join(REASONS)}.",
-        labels=["source", "reason"],
-    )
-    dropped = CounterMetricFamily(
-        "boxoffice_series_dropped",
-        "Series folded into 'other' (or dropped) by the cardinality guard, summed over "
-        "collections; raise max_series_per_metric or narrow the query if this grows.",
-        labels=["metric"],
-    )
+    up = family("boxoffice_source_up")
+    last = family("boxoffice_source_last_success_timestamp_seconds")
+    duration = family("boxoffice_source_duration_seconds")
+    errors = family("boxoffice_source_errors_total")
+    dropped = family("boxoffice_series_dropped_total")
     dropped_by_metric: dict[str, int] = {}
     for snap, fresh in snapshots:
         up.add_metric([snap.source], 1.0 if snap.up and fresh else 0.0)
@@ -53,7 +32,7 @@ def self_metrics(snapshots: Sequence[tuple[Snapshot, bool]], version: str) -> li
             dropped_by_metric[metric] = dropped_by_metric.get(metric, 0) + count
     for metric in sorted(dropped_by_metric):
         dropped.add_metric([metric], float(dropped_by_metric[metric]))
-    build = InfoMetricFamily("boxoffice_build", "boxoffice version.", value={"version": version})
+    build = info_family("boxoffice_build_info", {"version": version})
     return [up, last, duration, errors, dropped, build]
 
 

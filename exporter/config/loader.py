@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-import psycopg
 import yaml
-from psycopg.conninfo import conninfo_to_dict
 
+from exporter.catalog import POSTGRES_PACK, CatalogMetric
 from exporter.config.credentials import resolve_credentials
 from exporter.config.errors import ConfigError
 from exporter.config.settings import DatabaseSettings, Settings
 from exporter.config.typed import build, join
-from exporter.sources.querypack import DEFAULT_PACK, DEFAULT_PACK_BY_NAME, MetricSpec
 
 ENV_PREFIX = "BOXOFFICE_"
 # Fixed names scripts and containers rely on (SPEC 3); everything else maps by schema path.
@@ -31,6 +29,7 @@ _ENV_ALIASES = {
 }
 _ENV_IGNORED = {"BOXOFFICE_CONFIG"}
 NO_FILE = "configuration"
+_PACK_NAMES = frozenset(metric.name for metric in POSTGRES_PACK)
 
 
 @dataclass(frozen=True)
@@ -45,12 +44,20 @@ class Database:
 
 @dataclass(frozen=True)
 class BoundMetric:
-    """A catalog metric bound to the database it reads and the SQL it runs there."""
+    """A PostgreSQL metric of the catalog bound to the database it reads.
 
-    spec: MetricSpec
+    ``sql`` is the user's replacement for the query pack's SQL, or None to keep the pack's
+    (which the PostgreSQL source owns: configuration never needs to read it).
+    """
+
+    spec: CatalogMetric
     database: str
-    sql: str
-    overridden: bool
+    sql: str | None = None
+
+    @property
+    def overridden(self) -> bool:
+        """True when the user replaced the pack's SQL."""
+        return self.sql is not None
 
 
 @dataclass(frozen=True)
@@ -166,10 +173,10 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
             f"must be longer than sources.twilio.interval ({twilio.interval:g}s)",
         )
     for name in settings.metrics:
-        if name not in DEFAULT_PACK_BY_NAME:
+        if name not in _PACK_NAMES:
             raise error(join("metrics", name), "not a boxoffice PostgreSQL metric")
     metrics: list[BoundMetric] = []
-    for spec in DEFAULT_PACK:
+    for spec in POSTGRES_PACK:
         override = settings.metrics.get(spec.name)
         if override is not None and not override.enabled:
             continue
@@ -184,11 +191,11 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
                 join(join("metrics", spec.name), "database"),
                 f"no database named {database!r} (defined: {defined})",
             )
-        sql = override.sql if override and override.sql else spec.sql
-        if not sql.strip().rstrip(";").strip():
+        sql = override.sql if override and override.sql else None
+        if sql is not None and not sql.strip().rstrip(";").strip():
             raise error(join(join("metrics", spec.name), "sql"), "must not be empty")
         metrics.append(
-            BoundMetric(spec, database, sql.strip().rstrip(";"), bool(override and override.sql))
+            BoundMetric(spec, database, sql.strip().rstrip(";") if sql is not None else None)
         )
     credentials = resolve_credentials(settings, error)
     secrets = frozenset(s for db in databases.values() for s in _dsn_secrets(db.dsn))
@@ -212,6 +219,10 @@ def _resolve_database(
         dsn = db.dsn.strip()
     else:
         raise error(join(base, "dsn"), "is required (or dsn_file)")
+    # psycopg only here, so that commands that never connect (generate) do not load it.
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
@@ -223,6 +234,8 @@ def _resolve_database(
 
 
 def _dsn_secrets(dsn: str) -> list[str]:
+    from psycopg.conninfo import conninfo_to_dict
+
     password = conninfo_to_dict(dsn).get("password")
     return [dsn, str(password)] if password else [dsn]
 

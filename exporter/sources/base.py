@@ -8,25 +8,13 @@ from typing import Protocol
 
 from prometheus_client.core import Metric
 
-# Reasons a collection fails, the `reason` label of boxoffice_source_errors_total.
-# rate_limited: the API answered 429; http: any other unexpected HTTP status (5xx, 404);
-# decode: a body that is not the JSON expected; auth: the key or token was refused.
-REASONS = (
-    "connection",
-    "timeout",
-    "query",
-    "columns",
-    "internal",
-    "rate_limited",
-    "http",
-    "decode",
-    "auth",
-)
-
 
 @dataclass(frozen=True)
 class Failure:
-    """Why (part of) a collection failed; ``message`` is safe to log (no secrets)."""
+    """Why (part of) a collection failed; ``message`` is safe to log (no secrets).
+
+    ``reason`` is one of :data:`exporter.catalog.REASONS`.
+    """
 
     reason: str
     message: str

@@ -15,9 +15,9 @@ from typing import Any
 
 import psycopg
 
-from exporter.config import BoundMetric
 from exporter.sources import streams as st
 from exporter.sources.incremental import ENGINE_METRICS, database_now
+from exporter.sources.querypack import BoundQuery
 
 # Default-pack statements that keep running in full each cycle, and the index each needs.
 _PACK_INDEXES = {
@@ -32,7 +32,7 @@ _FULL_AGGREGATE = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Statement:
     """One statement a cycle runs, with its parameters and the fix when it scans."""
 
@@ -42,7 +42,7 @@ class Statement:
     fix: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SeqScan:
     """A statement that would read ``table`` (about ``rows`` rows) from end to end."""
 
@@ -53,7 +53,7 @@ class SeqScan:
 
 
 def cycle_statements(
-    metrics: Sequence[BoundMetric],
+    metrics: Sequence[BoundQuery],
     *,
     incremental: bool,
     now: Any,
@@ -71,17 +71,20 @@ def cycle_statements(
             since=now - overlap - interval, settle=now - overlap, keep=now - track_for
         ).params()
         for query in (*st.AGGREGATES, st.PENDING_SETTLING_SQL, st.OPEN_SETTLING_SQL):
-            out.append(Statement(query.name, query.sql, params, query.index))
+            out.append(Statement(name=query.name, sql=query.sql, params=params, fix=query.index))
         for query in (st.PENDING_RESOLVED_SQL, st.OPEN_RESOLVED_SQL):
-            out.append(Statement(query.name, query.sql, {"ids": []}, "primary key"))
-        out.append(Statement(st.TIERS_SQL.name, st.TIERS_SQL.sql, {}, st.TIERS_SQL.index))
+            out.append(
+                Statement(name=query.name, sql=query.sql, params={"ids": []}, fix="primary key")
+            )
+        tiers = st.TIERS_SQL
+        out.append(Statement(name=tiers.name, sql=tiers.sql, params={}, fix=tiers.index))
     for metric in metrics:
         if metric.overridden or (engine and metric.spec.name in ENGINE_METRICS):
             continue
         fix = _PACK_INDEXES.get(metric.spec.name)
         if fix is None:
             fix = _FULL_AGGREGATE if metric.spec.name in ENGINE_METRICS else ""
-        out.append(Statement(metric.spec.name, metric.sql, {}, fix))
+        out.append(Statement(name=metric.spec.name, sql=metric.sql, params={}, fix=fix))
     return out
 
 
@@ -102,7 +105,9 @@ def find_seq_scans(
             for table in sorted(set(_scanned_tables(plan))):
                 rows = _estimated_rows(conn, table)
                 if rows >= min_rows:
-                    found.append(SeqScan(statement.name, table, rows, statement.fix))
+                    found.append(
+                        SeqScan(statement=statement.name, table=table, rows=rows, fix=statement.fix)
+                    )
     return found
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from exporter.sources.base import Collection, Failure
+from exporter.sources.families import family
 
 MAX_BODY = 1 << 20  # a health document is small; never hold more than this
 DEFAULT_PATHS = ("services", "components", "checks", "details")
@@ -90,26 +91,10 @@ def parse_components(document: Any, path: str | None) -> dict[str, bool]:
 
 def http_families(probes: Sequence[Probe]) -> list[Metric]:
     """The HTTP source's metric families (pure)."""
-    success = GaugeMetricFamily(
-        "boxoffice_probe_success",
-        "1 when the target answered with its expected status code in time, else 0.",
-        labels=["target"],
-    )
-    duration = GaugeMetricFamily(
-        "boxoffice_probe_duration_seconds",
-        "How long the probe took, including reading the body (or until it failed).",
-        labels=["target"],
-    )
-    status = GaugeMetricFamily(
-        "boxoffice_probe_status_code",
-        "HTTP status code of the last probe; 0 when no response came back.",
-        labels=["target"],
-    )
-    components = GaugeMetricFamily(
-        "boxoffice_app_component_up",
-        "1 when the target's health document reports the component healthy, else 0.",
-        labels=["target", "component"],
-    )
+    success = family("boxoffice_probe_success")
+    duration = family("boxoffice_probe_duration_seconds")
+    status = family("boxoffice_probe_status_code")
+    components = family("boxoffice_app_component_up")
     for probe in sorted(probes, key=lambda p: p.target):
         success.add_metric([probe.target], 1.0 if probe.success else 0.0)
         duration.add_metric([probe.target], probe.duration)

@@ -21,9 +21,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
+from psycopg.rows import class_row
 
+from exporter.catalog import DRIFT_METRIC, RECONCILED_AT_METRIC, RECONCILIATIONS_METRIC
 from exporter.sources import streams as st
+from exporter.sources.families import family
 from exporter.sources.querypack import DEFAULT_PACK_BY_NAME, MetricSpec
 from exporter.sources.samples import Sample, major_units
 
@@ -71,12 +74,8 @@ _FEEDS: dict[str, tuple[str, ...]] = {
 # not agree on the time (tests pass their own).
 DbClock = Callable[[psycopg.Connection[Any]], datetime]
 
-DRIFT_METRIC = "boxoffice_postgres_reconciliation_drift"
-RECONCILIATIONS_METRIC = "boxoffice_postgres_reconciliations_total"
-RECONCILED_AT_METRIC = "boxoffice_postgres_reconciliation_timestamp_seconds"
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Tier:
     """A ticket tier of an event on sale: its labels, capacity and current reservations."""
 
@@ -88,7 +87,7 @@ class Tier:
     reserved: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EngineSettings:
     """How far back late commits are caught, how long changes of old rows are watched."""
 
@@ -98,7 +97,7 @@ class EngineSettings:
     full_timeout: float = 600.0  # statement timeout of the full computation at start (s)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EngineState:
     """Everything carried from one cycle to the next; replaced whole after a success."""
 
@@ -118,7 +117,7 @@ class CycleResult:
     state: EngineState
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Handoff:
     """A reconciliation's exported snapshot, and the engine's totals read in it."""
 
@@ -177,9 +176,8 @@ def run_cycle(
     )
     keep = bounds.keep
     memos = {k: m for k, m in memos.items() if m.refunded_at >= keep}
-    tiers = tuple(
-        Tier(r[0], r[1], r[2], r[3], int(r[4]), int(r[5])) for r in _rows(conn, st.TIERS_SQL, {})
-    )
+    with conn.cursor(row_factory=class_row(Tier)) as cur:
+        tiers = tuple(cur.execute(st.TIERS_SQL.sql.encode()).fetchall())
     new_state = EngineState(
         boundary=settle,
         settled=split.settled,
@@ -358,6 +356,11 @@ class IncrementalEngine:
         """True until the first full computation has succeeded."""
         return self._state.boundary is None
 
+    @property
+    def statement_timeout(self) -> float:
+        """Seconds the next cycle's statements may take: longer for the full computation."""
+        return self.settings.full_timeout if self.full else self.settings.timeout
+
     def snapshot_to_import(self) -> str | None:
         """A reconciliation's snapshot the next cycle must read in, if one waits (once)."""
         with self._lock:
@@ -370,15 +373,11 @@ class IncrementalEngine:
     def collect(
         self, conn: psycopg.Connection[Any], *, imported: str | None
     ) -> tuple[list[tuple[MetricSpec, list[Sample]]], list[Metric]]:
-        """Run one cycle in the current transaction.
+        """Run one cycle in the current transaction, bounded by :attr:`statement_timeout`.
 
         Returns the default-pack series (for the cardinality guard) and the engine's own
         reconciliation families.
         """
-        timeout = self.settings.full_timeout if self.full else self.settings.timeout
-        conn.execute(
-            "SELECT set_config('statement_timeout', %s, true)", [f"{max(1, round(timeout * 1000))}"]
-        )
         result = run_cycle(
             conn, self._state, self.settings, advance=imported is None, clock=self._clock
         )
@@ -433,28 +432,14 @@ class IncrementalEngine:
         return replace(sample, value=value) if value != sample.value else sample
 
     def _reconciliation_families(self) -> list[Metric]:
-        runs = CounterMetricFamily(
-            RECONCILIATIONS_METRIC,
-            "Full reconciliations of the incrementally collected counters.",
-            value=self._reconciliations,
-        )
+        runs = family(RECONCILIATIONS_METRIC, value=self._reconciliations)
         if self._drift is None:
             return [runs]
-        drift = GaugeMetricFamily(
-            DRIFT_METRIC,
-            "Difference between the incremental totals and a full recomputation found by the "
-            "last reconciliation (absolute, in the metric's units; 0 means exact). It is "
-            "corrected from the next cycle on.",
-            labels=["metric"],
-        )
+        drift = family(DRIFT_METRIC)
         for name in sorted(self._drift.by_metric):
             if name in {spec.name for spec in self.specs}:
                 drift.add_metric([name], self._drift.by_metric[name])
-        at = GaugeMetricFamily(
-            RECONCILED_AT_METRIC,
-            "When the last reconciliation finished, as a Unix timestamp.",
-            value=self._drift.at,
-        )
+        at = family(RECONCILED_AT_METRIC, value=self._drift.at)
         return [runs, drift, at]
 
 

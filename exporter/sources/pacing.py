@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 
 class SourceError(Exception):
-    """A collection cycle failed; ``reason`` is a REASONS entry, the text holds no secret."""
+    """A collection cycle failed; ``reason``: see catalog.REASONS; the text holds no secret."""
 
     def __init__(
         self,

@@ -1,9 +1,13 @@
-"""The PostgreSQL source: runs the query pack in read-only transactions on named databases."""
+"""The PostgreSQL source: runs the query pack in read-only transactions on named databases.
+
+A thin adapter (STYLE.md 1 and 5): :meth:`PostgresSource.collect` reads each database in
+one snapshot into a typed :class:`DatabaseRead`, interpreting nothing, and the pure
+:func:`collection_of` turns the reads into families, failures and folded-series counts.
+"""
 
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,7 +16,6 @@ from typing import Any
 import psycopg
 from prometheus_client.core import Metric
 from psycopg import errors as pgerrors
-from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from exporter.config import BoundMetric, Database
@@ -20,7 +23,15 @@ from exporter.sources.base import Collection, Failure
 from exporter.sources.explain import SeqScan, cycle_statements, find_seq_scans, now_on
 from exporter.sources.guard import CardinalityGuard
 from exporter.sources.incremental import ENGINE_METRICS, EngineSettings, IncrementalEngine
-from exporter.sources.querypack import MetricSpec
+from exporter.sources.pgconn import (
+    first_line,
+    import_snapshot,
+    make_pool,
+    reconciliation_connection,
+    set_statement_timeout,
+    type_name,
+)
+from exporter.sources.querypack import BoundQuery, MetricSpec, bind
 from exporter.sources.reconcile import Reconciler
 from exporter.sources.samples import (
     ColumnMismatchError,
@@ -30,52 +41,96 @@ from exporter.sources.samples import (
     to_samples,
 )
 
-log = logging.getLogger(__name__)
+__all__ = ["IncrementalOptions", "PostgresSource", "QueryProblem", "make_pool"]
 
-Columns = list[tuple[str, str]]
-EngineSeries = tuple[list[tuple[MetricSpec, list[Sample]]], list[Metric]]
+
+@dataclass(frozen=True, kw_only=True)
+class IncrementalOptions:
+    """The incremental settings PostgresSource needs, in seconds."""
+
+    overlap: float
+    track_for: float
+    reconcile_interval: float
+    full_timeout: float
 
 
 @dataclass(frozen=True)
 class QueryProblem:
     """A metric whose SQL does not fit its database (found before serving)."""
 
-    metric: BoundMetric
+    metric: BoundQuery
     reason: str
 
 
-def make_pool(db: Database) -> ConnectionPool:
-    """A bounded pool of read-only connections that never blocks the caller at start."""
+@dataclass(frozen=True, kw_only=True)
+class QueryResult:
+    """What one query gave: its columns as (name, type name) and its rows, or its failure."""
 
-    def configure(conn: psycopg.Connection[Any]) -> None:
-        # Every collection is one snapshot: all metrics of a database agree with each other.
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
+    query: BoundQuery
+    columns: tuple[tuple[str, str], ...] = ()
+    rows: tuple[tuple[Any, ...], ...] = ()
+    failure: Failure | None = None
 
-    pool = ConnectionPool(
-        db.dsn,
-        min_size=0,
-        max_size=db.pool_max_size,
-        kwargs={
-            "connect_timeout": max(1, round(db.connect_timeout)),
-            "application_name": "boxoffice",
-            # Prepared statements break PgBouncer in transaction mode; queries are few anyway.
-            "prepare_threshold": None,
-        },
-        configure=configure,
-        check=ConnectionPool.check_connection,
-        # Give up on a failed connection at once; the next cycle asks again, so a database
-        # that comes back is used within one interval instead of after a long backoff.
-        reconnect_timeout=0,
-        open=False,
-        name=f"boxoffice-{db.name}",
-    )
-    pool.open(wait=False)
-    return pool
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseRead:
+    """Everything one collection read from one database, in one snapshot."""
+
+    database: str
+    unavailable: str | None = None  # why the database could not be read at all
+    queries: tuple[QueryResult, ...] = ()
+    # The incremental engine's series (before the cardinality guard) and its own families.
+    engine_series: tuple[tuple[MetricSpec, list[Sample]], ...] = ()
+    engine_families: tuple[Metric, ...] = ()
+    engine_failure: Failure | None = None
+
+
+def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Collection:
+    """The families, failures and folded series of one cycle's reads.
+
+    Pure apart from ``guard``, whose only state is which series it kept last time.
+    """
+    families: list[Metric] = []
+    failures: list[Failure] = []
+    dropped: dict[str, int] = {}
+
+    def publish(spec: MetricSpec, samples: list[Sample]) -> None:
+        kept, folded = guard.apply(spec.name, samples, spec.fold)
+        if folded:
+            dropped[spec.name] = folded
+        families.append(to_family(spec, kept))
+
+    for read in reads:
+        if read.unavailable is not None:
+            failures.append(
+                Failure("connection", f"database {read.database!r}: {read.unavailable}")
+            )
+            continue
+        failures += [result.failure for result in read.queries if result.failure is not None]
+        if read.engine_failure is not None:
+            failures.append(read.engine_failure)
+        for spec, samples in read.engine_series:
+            publish(spec, samples)
+        families += read.engine_families
+        for result in read.queries:
+            if result.failure is not None:
+                continue
+            spec = result.query.spec
+            try:
+                samples = to_samples(spec, result.columns, result.rows)
+            except ColumnMismatchError as exc:
+                failures.append(Failure("columns", f"{spec.name}: {exc}"))
+                continue
+            publish(spec, samples)
+    return Collection(tuple(families), tuple(failures), dropped)
 
 
 class PostgresSource:
-    """Collects the catalog metrics from one or more PostgreSQL databases."""
+    """Collects the catalog metrics from one or more PostgreSQL databases.
+
+    Creating it opens no connection; :meth:`start` starts the background reconciliations
+    of the incremental totals, and :meth:`close` stops them and closes the pools.
+    """
 
     name = "postgres"
 
@@ -94,40 +149,43 @@ class PostgresSource:
         self.timeout = timeout
         self._guard = guard
         self._databases = databases
-        self._by_database: dict[str, list[BoundMetric]] = {}
+        self._all: dict[str, list[BoundQuery]] = {}
         for metric in metrics:
-            self._by_database.setdefault(metric.database, []).append(metric)
-        self._pools = {name: pool_factory(databases[name]) for name in self._by_database}
-        self._all_metrics = {name: list(bound) for name, bound in self._by_database.items()}
+            query = bind(metric.spec.name, database=metric.database, sql=metric.sql)
+            self._all.setdefault(metric.database, []).append(query)
+        self._pools = {name: pool_factory(databases[name]) for name in self._all}
         # Metrics with the default SQL are computed incrementally; the rest run their SQL.
+        self._by_sql = {name: list(queries) for name, queries in self._all.items()}
         self._engines: dict[str, IncrementalEngine] = {}
         self._reconcilers: dict[str, Reconciler] = {}
-        self._by_engine: dict[str, list[BoundMetric]] = {}
         if incremental is not None:
-            for name, bound in self._by_database.items():
-                owned = [m for m in bound if not m.overridden and m.spec.name in ENGINE_METRICS]
-                if not owned:
-                    continue
-                self._by_engine[name] = owned
-                self._by_database[name] = [m for m in bound if m not in owned]
-                engine = IncrementalEngine(
-                    [m.spec for m in owned],
-                    EngineSettings(
-                        overlap=timedelta(seconds=incremental.overlap),
-                        track_for=timedelta(seconds=incremental.track_for),
-                        timeout=timeout,
-                        full_timeout=incremental.full_timeout,
-                    ),
-                )
-                self._engines[name] = engine
-                self._reconcilers[name] = Reconciler(
-                    engine,
-                    functools.partial(_reconciliation_connection, databases[name]),
-                    database=name,
-                    interval=incremental.reconcile_interval,
-                    wait=2 * interval + timeout,
-                    timeout=incremental.full_timeout,
-                )
+            for name, queries in self._all.items():
+                owned = [q for q in queries if not q.overridden and q.spec.name in ENGINE_METRICS]
+                if owned:
+                    self._by_sql[name] = [q for q in queries if q not in owned]
+                    self._add_engine(name, [q.spec for q in owned], incremental)
+
+    def _add_engine(
+        self, name: str, specs: list[MetricSpec], incremental: IncrementalOptions
+    ) -> None:
+        engine = IncrementalEngine(
+            specs,
+            EngineSettings(
+                overlap=timedelta(seconds=incremental.overlap),
+                track_for=timedelta(seconds=incremental.track_for),
+                timeout=self.timeout,
+                full_timeout=incremental.full_timeout,
+            ),
+        )
+        self._engines[name] = engine
+        self._reconcilers[name] = Reconciler(
+            engine,
+            functools.partial(reconciliation_connection, self._databases[name]),
+            database=name,
+            interval=incremental.reconcile_interval,
+            wait=2 * self.interval + self.timeout,
+            timeout=incremental.full_timeout,
+        )
 
     @property
     def engines(self) -> Mapping[str, IncrementalEngine]:
@@ -139,73 +197,54 @@ class PostgresSource:
         """The reconciliation of each incremental engine."""
         return self._reconcilers
 
+    def start(self) -> None:
+        """Reconcile the incremental totals in the background from now on."""
+        for reconciler in self._reconcilers.values():
+            reconciler.start()
+
     def collect(self) -> Collection:
-        """Run every metric's query; a database that fails costs only its own metrics."""
-        families: list[Metric] = []
-        failures: list[Failure] = []
-        dropped: dict[str, int] = {}
-        for name, metrics in self._by_database.items():
-            query_failures: list[tuple[BoundMetric, Failure]] = []
-            engine_out: list[EngineSeries] = []
-            try:
-                results = self._run(name, [(m, m.sql) for m in metrics], query_failures, engine_out)
-            except _DatabaseUnavailableError as exc:
-                failures.append(Failure("connection", f"database {name!r}: {exc}"))
-                continue
-            failures += [failure for _metric, failure in query_failures]
-            if name in self._reconcilers and engine_out:
-                self._reconcilers[name].start()
-            for series, extra in engine_out:
-                for spec, samples in series:
-                    kept, folded = self._guard.apply(spec.name, samples, spec.fold)
-                    if folded:
-                        dropped[spec.name] = folded
-                    families.append(to_family(spec, kept))
-                families += extra
-            for metric, (columns, rows) in results.items():
-                try:
-                    samples = to_samples(metric.spec, columns, rows)
-                except ColumnMismatchError as exc:
-                    failures.append(Failure("columns", f"{metric.spec.name}: {exc}"))
-                    continue
-                kept, folded = self._guard.apply(metric.spec.name, samples, metric.spec.fold)
-                if folded:
-                    dropped[metric.spec.name] = folded
-                families.append(to_family(metric.spec, kept))
-        return Collection(tuple(families), tuple(failures), dropped)
+        """Read every database; one that fails costs only its own metrics."""
+        reads = [
+            self._read(name, [(q, q.sql) for q in queries], engine=self._engines.get(name))
+            for name, queries in self._by_sql.items()
+        ]
+        return collection_of(reads, self._guard)
 
     def check_queries(self) -> tuple[list[QueryProblem], list[str]]:
         """Describe every query without running it: problems found, and databases not reached."""
         problems: list[QueryProblem] = []
         unreachable: list[str] = []
-        for name, metrics in self._all_metrics.items():
-            failures: list[tuple[BoundMetric, Failure]] = []
+        for name, queries in self._all.items():
             # The newline keeps a trailing `-- comment` in user SQL from eating the parenthesis.
-            probes = [(m, f"SELECT * FROM ({m.sql}\n) AS boxoffice_probe LIMIT 0") for m in metrics]
-            try:
-                results = self._run(name, probes, failures)
-            except _DatabaseUnavailableError:
+            probes = [(q, f"SELECT * FROM ({q.sql}\n) AS boxoffice_probe LIMIT 0") for q in queries]
+            read = self._read(name, probes, engine=None)
+            if read.unavailable is not None:
                 unreachable.append(name)
                 continue
-            problems += [QueryProblem(metric, failure.cause) for metric, failure in failures]
-            for metric, (columns, _rows) in results.items():
-                problem = check_columns(metric.spec, columns)
+            ran = [r for r in read.queries if r.failure is None]
+            problems += [
+                QueryProblem(r.query, r.failure.cause)
+                for r in read.queries
+                if r.failure is not None
+            ]
+            for result in ran:
+                problem = check_columns(result.query.spec, result.columns)
                 if problem:
-                    problems.append(QueryProblem(metric, problem))
+                    problems.append(QueryProblem(result.query, problem))
         return problems, unreachable
 
     def find_seq_scans(self, min_rows: int) -> tuple[dict[str, list[SeqScan]], list[str]]:
         """Plan every per-cycle statement: sequential scans found, and databases not reached."""
         found: dict[str, list[SeqScan]] = {}
         unreachable: list[str] = []
-        for name, metrics in self._all_metrics.items():
+        for name, queries in self._all.items():
             engine = self._engines.get(name)
             try:
                 with self._pools[name].connection(
                     timeout=self._databases[name].connect_timeout
                 ) as conn:
                     statements = cycle_statements(
-                        metrics,
+                        queries,
                         incremental=engine is not None,
                         now=now_on(conn),
                         overlap=engine.settings.overlap if engine else timedelta(0),
@@ -224,128 +263,73 @@ class PostgresSource:
         for pool in self._pools.values():
             pool.close()
 
-    def _run(
+    def _read(
         self,
         database: str,
-        queries: Sequence[tuple[BoundMetric, str]],
-        failures: list[tuple[BoundMetric, Failure]],
-        engine_out: list[EngineSeries] | None = None,
-    ) -> dict[BoundMetric, tuple[Columns, list[tuple[Any, ...]]]]:
-        """Run queries in one read-only snapshot; per-query errors go to ``failures``.
-
-        With ``engine_out``, the database's incremental engine runs in the same snapshot
-        (after the queries) and appends its families there.
-        """
-        pool = self._pools[database]
-        engine = self._engines.get(database) if engine_out is not None else None
-        results: dict[BoundMetric, tuple[Columns, list[tuple[Any, ...]]]] = {}
+        queries: Sequence[tuple[BoundQuery, str]],
+        *,
+        engine: IncrementalEngine | None,
+    ) -> DatabaseRead:
+        """Run ``queries`` (then the engine's cycle) in one read-only snapshot."""
         try:
-            with pool.connection(timeout=self._databases[database].connect_timeout) as conn:
+            with self._pools[database].connection(
+                timeout=self._databases[database].connect_timeout
+            ) as conn:
                 imported = engine.snapshot_to_import() if engine is not None else None
                 if imported is not None:
-                    imported = _import_snapshot(conn, imported)
-                timeout_ms = max(1, round(self.timeout * 1000))
-                conn.execute("SELECT set_config('statement_timeout', %s, true)", [f"{timeout_ms}"])
-                for metric, sql in queries:
-                    try:
-                        # A savepoint per query: one broken metric does not abort the others.
-                        with conn.transaction(), conn.cursor() as cur:
-                            cur.execute(sql.encode())
-                            columns = [
-                                (d.name, _type_name(conn, d.type_code))
-                                for d in cur.description or []
-                            ]
-                            results[metric] = (columns, cur.fetchall())
-                    except pgerrors.QueryCanceled as exc:
-                        failures.append((metric, _failure("timeout", metric, exc)))
-                    except (psycopg.OperationalError, psycopg.InterfaceError):
-                        raise
-                    except psycopg.Error as exc:
-                        failures.append((metric, _failure("query", metric, exc)))
-                if engine is not None and engine_out is not None:
-                    self._run_engine(conn, database, engine, engine_out, imported, failures)
-        except PoolTimeout as exc:
-            raise _DatabaseUnavailableError(_first_line(exc)) from None
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise _DatabaseUnavailableError(_first_line(exc)) from None
-        return results
-
-    def _run_engine(
-        self,
-        conn: psycopg.Connection[Any],
-        database: str,
-        engine: IncrementalEngine,
-        out: list[EngineSeries],
-        imported: str | None,
-        failures: list[tuple[BoundMetric, Failure]],
-    ) -> None:
-        first = self._by_engine[database][0]
-        label = f"incremental totals ({len(engine.specs)} metrics)"
-        try:
-            with conn.transaction():
-                out.append(engine.collect(conn, imported=imported))
-        except pgerrors.QueryCanceled as exc:
-            failures.append((first, Failure("timeout", f"{label}: {_first_line(exc)}")))
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            raise
-        except psycopg.Error as exc:
-            failures.append((first, Failure("query", f"{label}: {_first_line(exc)}")))
+                    imported = import_snapshot(conn, imported)
+                set_statement_timeout(conn, self.timeout)
+                results = tuple(_run_query(conn, query, sql) for query, sql in queries)
+                if engine is None:
+                    return DatabaseRead(database=database, queries=results)
+                set_statement_timeout(conn, engine.statement_timeout)
+                return _read_engine(conn, database, engine, imported, results)
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            return DatabaseRead(database=database, unavailable=first_line(exc))
 
 
-@dataclass(frozen=True)
-class IncrementalOptions:
-    """The incremental settings PostgresSource needs, in seconds."""
-
-    overlap: float
-    track_for: float
-    reconcile_interval: float
-    full_timeout: float
-
-
-def _import_snapshot(conn: psycopg.Connection[Any], snapshot_id: str) -> str | None:
-    """Read this cycle in a reconciliation's snapshot; None (and a fresh one) if it is gone.
-
-    Must be the transaction's first statement: the reconciliation compares this cycle's
-    totals with a full recomputation in the same snapshot.
-    """
+def _run_query(conn: psycopg.Connection[Any], query: BoundQuery, sql: str) -> QueryResult:
     try:
-        conn.execute(pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot_id)))
+        # A savepoint per query: one broken metric does not abort the others.
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(sql.encode())
+            columns = tuple((d.name, type_name(conn, d.type_code)) for d in cur.description or [])
+            return QueryResult(query=query, columns=columns, rows=tuple(cur.fetchall()))
+    except pgerrors.QueryCanceled as exc:
+        return QueryResult(query=query, failure=_failure("timeout", query.spec.name, exc))
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise
     except psycopg.Error as exc:
-        # The reconciliation gave up and closed its transaction: collect as usual.
-        log.info("reconciliation snapshot not available: %s", _first_line(exc))
-        conn.rollback()
-        return None
-    return snapshot_id
+        return QueryResult(query=query, failure=_failure("query", query.spec.name, exc))
 
 
-def _reconciliation_connection(db: Database) -> psycopg.Connection[Any]:
-    conn = psycopg.connect(
-        db.dsn,
-        connect_timeout=max(1, round(db.connect_timeout)),
-        application_name="boxoffice-reconcile",
-        prepare_threshold=None,
-    )
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    conn.read_only = True
-    return conn
+def _read_engine(
+    conn: psycopg.Connection[Any],
+    database: str,
+    engine: IncrementalEngine,
+    imported: str | None,
+    results: tuple[QueryResult, ...],
+) -> DatabaseRead:
+    label = f"incremental totals ({len(engine.specs)} metrics)"
+    try:
+        with conn.transaction():
+            series, families = engine.collect(conn, imported=imported)
+    except pgerrors.QueryCanceled as exc:
+        failure = Failure("timeout", f"{label}: {first_line(exc)}")
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        raise
+    except psycopg.Error as exc:
+        failure = Failure("query", f"{label}: {first_line(exc)}")
+    else:
+        return DatabaseRead(
+            database=database,
+            queries=results,
+            engine_series=tuple(series),
+            engine_families=tuple(families),
+        )
+    return DatabaseRead(database=database, queries=results, engine_failure=failure)
 
 
-class _DatabaseUnavailableError(Exception):
-    """The database could not be reached or the connection broke."""
-
-
-def _failure(reason: str, metric: BoundMetric, exc: BaseException) -> Failure:
-    cause = _first_line(exc)
-    return Failure(reason, f"{metric.spec.name}: {cause}", cause)
-
-
-def _type_name(conn: psycopg.Connection[Any], oid: int) -> str:
-    info = conn.adapters.types.get(oid)
-    return info.name if info is not None else f"oid {oid}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _failure(reason: str, metric: str, exc: BaseException) -> Failure:
+    cause = first_line(exc)
+    return Failure(reason, f"{metric}: {cause}", cause)

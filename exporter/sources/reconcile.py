@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from exporter.sources.incremental import Drift, Handoff, IncrementalEngine, full_totals
+from exporter.sources.pgconn import set_statement_timeout
 
 # Opens the reconciliation's own connection: not one of the collection pool's, so that a
 # pool of one connection still leaves the collection cycle a connection to read in with.
@@ -80,12 +81,9 @@ class Reconciler:
 
     def _reconcile(self, conn: psycopg.Connection[Any]) -> Drift | None:
         with conn.transaction():
-            conn.execute(
-                "SELECT set_config('statement_timeout', %s, true)",
-                [f"{max(1, round(self._timeout * 1000))}"],
-            )
+            set_statement_timeout(conn, self._timeout)
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-            handoff = Handoff(str(row[0]) if row else "")
+            handoff = Handoff(snapshot_id=str(row[0]) if row else "")
             self._engine.offer_snapshot(handoff)
             deadline = time.monotonic() + self._wait
             while not handoff.done.wait(0.2):

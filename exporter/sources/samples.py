@@ -10,8 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
+from exporter.sources.families import family
 from exporter.sources.querypack import MetricSpec
 
 NUMERIC_TYPES = frozenset({"int2", "int4", "int8", "float4", "float8", "numeric"})
@@ -101,12 +102,8 @@ def major_units(minor: float, currency: str) -> float:
 
 
 def to_family(spec: MetricSpec, samples: Iterable[Sample]) -> Metric:
-    """Build the metric family exposed for ``spec``."""
-    family: CounterMetricFamily | GaugeMetricFamily
-    if spec.kind == "counter":
-        family = CounterMetricFamily(spec.name, spec.help, labels=spec.labels)
-    else:
-        family = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+    """Build the metric family exposed for ``spec``, as the catalog declares it."""
+    built = family(spec.name)
     for sample in samples:
-        family.add_metric(sample.labels, sample.value)
-    return family
+        built.add_metric(sample.labels, sample.value)
+    return built

@@ -194,13 +194,15 @@ GROUP BY 1, 2""",
 )
 
 # Per-tier labels, capacity and reservations of events on sale: a small table and the
-# open-sessions index, read whole every cycle like the default pack does.
+# open-sessions index, read whole every cycle like the default pack does. Columns are
+# named like the fields of incremental.Tier, which reads them with class_row.
 TIERS_SQL = Query(
     "live tiers",
     """
-SELECT t.id::text, e.slug, e.city, t.tier, t.capacity,
+SELECT t.id::text AS tier_id, e.slug AS event, e.city, t.tier, t.capacity,
        COALESCE((SELECT sum(s.quantity) FROM checkout_sessions s
                  WHERE s.tier_id = t.id AND s.status = 'open' AND s.expires_at > now()), 0)
+         AS reserved
 FROM ticket_tiers t
 JOIN events e ON e.id = t.event_id
 WHERE e.status <> 'closed'

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import stripe
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
 from exporter.sources.base import Collection
+from exporter.sources.families import family
 from exporter.sources.ledger import CreatedLedger, Query, Rules
 from exporter.sources.pacing import (
     BudgetedSession,
@@ -77,54 +78,24 @@ class StripeView:
 
 def stripe_families(view: StripeView) -> list[Metric]:
     """The Stripe metric families of one cycle (pure)."""
-    charges = CounterMetricFamily(
-        "boxoffice_stripe_charges",
-        "Stripe charges that reached a final status (succeeded or failed), each counted once.",
-    )
-    charges.add_metric([], float(view.charges))
-    failed = CounterMetricFamily(
-        "boxoffice_stripe_charges_failed",
-        "Stripe charges that failed, by failure_code ('unknown' when Stripe gives none).",
-        labels=["failure_code"],
-    )
+    charges = family("boxoffice_stripe_charges_total", value=float(view.charges))
+    failed = family("boxoffice_stripe_charges_failed_total")
     for code in sorted(view.charges_failed):
         failed.add_metric([code], float(view.charges_failed[code]))
-    refunds = CounterMetricFamily(
-        "boxoffice_stripe_refunds", "Stripe refunds that succeeded, each counted once."
-    )
-    refunds.add_metric([], float(view.refunds))
-    disputes = CounterMetricFamily(
-        "boxoffice_stripe_disputes", "Stripe disputes opened, each counted once."
-    )
-    disputes.add_metric([], float(view.disputes))
-    disputes_open = GaugeMetricFamily(
-        "boxoffice_stripe_disputes_open",
-        "Stripe disputes open now (needing a response or under review).",
-        value=float(view.disputes_open),
-    )
-    balance = GaugeMetricFamily(
-        "boxoffice_stripe_balance",
-        "Stripe account balance in major currency units, by currency and state "
-        "(available, pending).",
-        labels=["currency", "state"],
-    )
+    refunds = family("boxoffice_stripe_refunds_total", value=float(view.refunds))
+    disputes = family("boxoffice_stripe_disputes_total", value=float(view.disputes))
+    disputes_open = family("boxoffice_stripe_disputes_open", value=float(view.disputes_open))
+    balance = family("boxoffice_stripe_balance")
     sums: dict[tuple[str, str], float] = {}
     for item in view.balance:
         key = (item.currency.lower(), item.state)
         sums[key] = sums.get(key, 0.0) + major_units(item.minor, item.currency)
     for key in sorted(sums):
         balance.add_metric(list(key), sums[key])
-    pending = GaugeMetricFamily(
-        "boxoffice_stripe_events_pending_webhooks",
-        "Recent Stripe events that still have webhook deliveries pending (not yet delivered "
-        "to every endpoint).",
-        value=float(view.events_pending_webhooks),
+    pending = family(
+        "boxoffice_stripe_events_pending_webhooks", value=float(view.events_pending_webhooks)
     )
-    endpoints = GaugeMetricFamily(
-        "boxoffice_stripe_webhook_endpoints",
-        "Stripe webhook endpoints by status (enabled, disabled).",
-        labels=["status"],
-    )
+    endpoints = family("boxoffice_stripe_webhook_endpoints")
     for status in sorted({"enabled", "disabled", *view.webhook_endpoints}):
         endpoints.add_metric([status], float(view.webhook_endpoints.get(status, 0)))
     return [charges, failed, refunds, disputes, disputes_open, balance, pending, endpoints]

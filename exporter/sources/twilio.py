@@ -25,10 +25,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from twilio.rest import Client
 
 from exporter.sources.base import Collection
+from exporter.sources.families import family
 from exporter.sources.pacing import (
     BudgetedSession,
     RateGate,
@@ -70,32 +71,14 @@ class TwilioView:
 
 def twilio_families(view: TwilioView) -> list[Metric]:
     """The Twilio metric families of one cycle (pure)."""
-    messages = CounterMetricFamily(
-        "boxoffice_sms_messages",
-        "Outbound SMS that reached a final status (delivered, failed, undelivered), each "
-        "counted once.",
-    )
-    messages.add_metric([], float(view.messages))
-    failed = CounterMetricFamily(
-        "boxoffice_sms_messages_failed",
-        "Outbound SMS that ended failed or undelivered, by Twilio error_code "
-        "('unknown' when none).",
-        labels=["error_code"],
-    )
+    messages = family("boxoffice_sms_messages_total", value=float(view.messages))
+    failed = family("boxoffice_sms_messages_failed_total")
     for code in sorted(view.failed):
         failed.add_metric([code], float(view.failed[code]))
-    cost = CounterMetricFamily(
-        "boxoffice_sms_cost",
-        "What Twilio billed for the counted SMS, in major currency units.",
-        labels=["currency"],
-    )
+    cost = family("boxoffice_sms_cost_total")
     for currency in sorted(view.cost):
         cost.add_metric([currency], view.cost[currency])
-    balance = GaugeMetricFamily(
-        "boxoffice_twilio_balance",
-        "Twilio account balance in major currency units.",
-        labels=["currency"],
-    )
+    balance = family("boxoffice_twilio_balance")
     if view.balance is not None and view.balance_currency:
         balance.add_metric([view.balance_currency], view.balance)
     return [messages, failed, cost, balance]
