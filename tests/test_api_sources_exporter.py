@@ -155,9 +155,19 @@ FAULTS = [
     # source, fault injected into its API, reason counted, a business series it withdraws
     ("stripe", [Hang(3)] * 4, "timeout", "boxoffice_stripe_charges_total"),
     ("stripe", [MALFORMED] * 2, "decode", "boxoffice_stripe_charges_total"),
-    ("twilio", [twilio_rate_limit(retry_after=1)] * 2, "rate_limited", "boxoffice_sms_messages_total"),
-    ("twilio", [error_reply(500, 20500, "Internal Server Error")] * 3, "http", "boxoffice_sms_messages_total"),
-]  # fmt: skip
+    (
+        "twilio",
+        [twilio_rate_limit(retry_after=1)] * 2,
+        "rate_limited",
+        "boxoffice_sms_messages_total",
+    ),
+    (
+        "twilio",
+        [error_reply(500, 20500, "Internal Server Error")] * 3,
+        "http",
+        "boxoffice_sms_messages_total",
+    ),
+]
 
 
 @pytest.mark.parametrize(

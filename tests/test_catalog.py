@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 from prometheus_client.core import Metric
 
-from exporter.catalog import CATALOG
+from exporter.catalog import CATALOG, CATALOG_BY_NAME, POSTGRES_PACK
 from exporter.collect.exposition import ExporterCollector
 from exporter.collect.scheduler import Snapshot
 from exporter.sources.http import Probe, http_families
@@ -16,11 +19,13 @@ from exporter.sources.incremental import (
     IncrementalEngine,
     engine_specs,
 )
+from exporter.sources.querypack import DEFAULT_PACK
 from exporter.sources.stripe import StripeView, stripe_families
 from exporter.sources.stripe_api import Balance
 from exporter.sources.twilio import TwilioView, twilio_families
 
 Shape = tuple[str, str, tuple[str, ...]]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _shapes(families: Iterable[Metric]) -> set[Shape]:
@@ -72,3 +77,38 @@ def test_postgres_catalog_covers_the_pack_and_the_reconciliation_metrics() -> No
     published |= _shapes(engine._reconciliation_families())
     assert published <= _catalog("postgres")
     assert len(_catalog("postgres")) == 17 + 3
+
+
+def test_the_query_pack_adds_sql_to_exactly_the_catalog_postgres_metrics() -> None:
+    assert [spec.metric for spec in DEFAULT_PACK] == list(POSTGRES_PACK)
+    assert all(CATALOG_BY_NAME[spec.name] is spec.metric for spec in DEFAULT_PACK)
+
+
+def _loaded_after(code: str) -> set[str]:
+    """Modules loaded by a fresh interpreter after running ``code`` (from the repo root)."""
+    script = f"{code}\nimport sys\nprint('\\n'.join(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return set(result.stdout.split())
+
+
+def test_the_catalog_is_a_leaf() -> None:
+    ours = {m for m in _loaded_after("import exporter.catalog") if m.startswith("exporter")}
+    assert ours == {"exporter", "exporter.catalog"}
+
+
+def test_generate_loads_neither_database_nor_exposition_code() -> None:
+    # The CLI's generate command in-process: loading thresholds and routing, rendering and
+    # comparing every generated file (it writes nothing with --check).
+    loaded = _loaded_after(
+        "from exporter.cli import main\nmain(['generate', '--check'], standalone_mode=False)"
+    )
+    forbidden = {"psycopg", "psycopg_pool", "prometheus_client", "exporter.sources.incremental"}
+    assert {m for m in loaded if m in forbidden or m.split(".")[0] in forbidden} == set()
+    assert "exporter.catalog" in loaded

@@ -34,15 +34,45 @@ LAST_PAID = DEFAULT_PACK_BY_NAME["boxoffice_last_paid_order_timestamp_seconds"]
     [
         (SOLD, [("event", "text"), ("city", "text"), ("tier", "text"), ("value", "int8")], None),
         (SOLD, [("tier", "text"), ("value", "numeric"), ("city", "text"), ("event", "text")], None),
-        (SOLD, [("event", "text"), ("tier", "text"), ("value", "int8")], "query returns columns (event, tier, value); expected (event, city, tier, value)"),
-        (SOLD, [("event", "text"), ("city", "text"), ("tier", "text"), ("n", "int8")], "query returns columns (event, city, tier, n); expected (event, city, tier, value)"),
-        (SOLD, [("event", "text"), ("city", "text"), ("tier", "text"), ("value", "int8"), ("extra", "text")], "query returns columns (event, city, tier, value, extra); expected (event, city, tier, value)"),
-        (SOLD, [("event", "text"), ("city", "text"), ("tier", "text"), ("value", "text")], "column 'value' is of type text; expected a number"),
+        (
+            SOLD,
+            [("event", "text"), ("tier", "text"), ("value", "int8")],
+            "query returns columns (event, tier, value); expected (event, city, tier, value)",
+        ),
+        (
+            SOLD,
+            [("event", "text"), ("city", "text"), ("tier", "text"), ("n", "int8")],
+            "query returns columns (event, city, tier, n); expected (event, city, tier, value)",
+        ),
+        (
+            SOLD,
+            [
+                ("event", "text"),
+                ("city", "text"),
+                ("tier", "text"),
+                ("value", "int8"),
+                ("extra", "text"),
+            ],
+            "query returns columns (event, city, tier, value, extra); expected (event, city, tier, value)",
+        ),
+        (
+            SOLD,
+            [("event", "text"), ("city", "text"), ("tier", "text"), ("value", "text")],
+            "column 'value' is of type text; expected a number",
+        ),
         (LAST_PAID, [("value", "float8")], None),
-        (LAST_PAID, [("value", "timestamptz")], "column 'value' is of type timestamptz; expected a number"),
-        (LAST_PAID, [("value", "int4"), ("value", "int4")], "query returns columns (value, value); expected (value)"),
+        (
+            LAST_PAID,
+            [("value", "timestamptz")],
+            "column 'value' is of type timestamptz; expected a number",
+        ),
+        (
+            LAST_PAID,
+            [("value", "int4"), ("value", "int4")],
+            "query returns columns (value, value); expected (value)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_check_columns(
     spec: MetricSpec, columns: list[tuple[str, str]], problem: str | None
 ) -> None:
