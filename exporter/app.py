@@ -106,13 +106,13 @@ def _api_sources(config: Config) -> list[Source]:
                 headers[name] = config.credentials[f"{base}.header_files.{name}"]
             targets.append(
                 Target(
-                    target.name,
-                    target.url,
-                    target.method,
-                    target.expected_status,
-                    float(target.timeout),
-                    headers,
-                    target.components_path,
+                    name=target.name,
+                    url=target.url,
+                    method=target.method,
+                    expected_status=target.expected_status,
+                    timeout=float(target.timeout),
+                    headers=headers,
+                    components_path=target.components_path,
                 )
             )
         found.append(

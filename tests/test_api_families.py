@@ -94,7 +94,7 @@ TWILIO = TwilioView(
         (TWILIO, "boxoffice_sms_cost_total", {"currency": "usd"}, 0.395),
         (TWILIO, "boxoffice_twilio_balance", {"currency": "usd"}, 47.25),
         (
-            TwilioView(0, {}, {}, None, None),
+            TwilioView(messages=0, failed={}, cost={}, balance=None, balance_currency=None),
             "boxoffice_twilio_balance",
             {"currency": "usd"},
             None,  # a child account has no balance: no series rather than a fake 0
@@ -109,8 +109,14 @@ def test_twilio_families(
 
 def test_http_families_one_series_per_target_and_component() -> None:
     probes = [
-        Probe("app", True, 0.25, 200, {"database": True, "stripe": False}),
-        Probe("api", False, 5.0, 0),
+        Probe(
+            target="app",
+            success=True,
+            duration=0.25,
+            status=200,
+            components={"database": True, "stripe": False},
+        ),
+        Probe(target="api", success=False, duration=5.0, status=0),
     ]
     assert _samples(http_families(probes)) == {
         ("boxoffice_probe_success", (("target", "api"),)): 0.0,

@@ -59,12 +59,22 @@ def test_api_sources_publish_exactly_their_catalog_entries() -> None:
     )
     assert _shapes(stripe_families(stripe)) == _catalog("stripe")
     assert _shapes(twilio_families(twilio)) == _catalog("twilio")
-    probes = [Probe("app", True, 0.1, 200, {"database": True})]
+    probes = [
+        Probe(target="app", success=True, duration=0.1, status=200, components={"database": True})
+    ]
     assert _shapes(http_families(probes)) == _catalog("http")
 
 
 def test_exporter_self_metrics_match_the_catalog() -> None:
-    snapshot = Snapshot("postgres", 30, 10, up=True, cycles=1, last_success=1.0, last_duration=0.1)
+    snapshot = Snapshot(
+        source="postgres",
+        interval=30,
+        timeout=10,
+        up=True,
+        cycles=1,
+        last_success=1.0,
+        last_duration=0.1,
+    )
     snapshot.dropped["boxoffice_tickets_sold_total"] = 1
     collector = ExporterCollector(lambda: [snapshot], "1.0")
     assert _shapes(collector.collect()) == _catalog("exporter")

@@ -51,7 +51,7 @@ def test_one_unhealthy_component_is_reported_and_the_probe_still_succeeds(
     health: FakeHealth,
 ) -> None:
     health.set_service("stripe", "unhealthy")
-    result, registry = _collect(Target("app", f"{health.url}/health"))
+    result, registry = _collect(Target(name="app", url=f"{health.url}/health"))
     assert result.ok
     get = registry.get_sample_value
     assert get("boxoffice_probe_success", {"target": "app"}) == 1
@@ -64,9 +64,9 @@ def test_one_unhealthy_component_is_reported_and_the_probe_still_succeeds(
 def test_probe_failures_are_probe_results_not_source_failures(health: FakeHealth) -> None:
     health.status = 503
     result, registry = _collect(
-        Target("degraded", f"{health.url}/health"),
-        Target("refused", _refused_url(), timeout=1.0),
-        Target("missing", f"{health.url}/nope"),
+        Target(name="degraded", url=f"{health.url}/health"),
+        Target(name="refused", url=_refused_url(), timeout=1.0),
+        Target(name="missing", url=f"{health.url}/nope"),
     )
     assert result.ok, result.failures
     get = registry.get_sample_value
@@ -86,8 +86,8 @@ def test_a_hanging_target_costs_its_timeout_and_does_not_delay_the_others(
         slow.fail_next(Hang(5))
         started = time.monotonic()
         _result, registry = _collect(
-            Target("slow", f"{slow.url}/health", timeout=0.5),
-            Target("app", f"{health.url}/health", timeout=0.5),
+            Target(name="slow", url=f"{slow.url}/health", timeout=0.5),
+            Target(name="app", url=f"{health.url}/health", timeout=0.5),
         )
         elapsed = time.monotonic() - started
     get = registry.get_sample_value
@@ -101,8 +101,10 @@ def test_a_hanging_target_costs_its_timeout_and_does_not_delay_the_others(
 def test_expected_status_method_and_headers_are_honoured(health: FakeHealth) -> None:
     health.required_headers = {"Authorization": "Bearer probe-secret"}
     result, registry = _collect(
-        Target("head", f"{health.url}/health", method="HEAD", headers=health.required_headers),
-        Target("no-auth", f"{health.url}/health", expected_status=401),
+        Target(
+            name="head", url=f"{health.url}/health", method="HEAD", headers=health.required_headers
+        ),
+        Target(name="no-auth", url=f"{health.url}/health", expected_status=401),
     )
     assert result.ok
     get = registry.get_sample_value
@@ -117,8 +119,8 @@ def test_a_configured_components_path_that_cannot_be_read_is_a_decode_failure(
     with serving(FakeHealth()) as plain:
         plain.fail_next(Reply(200, b"OK", {"Content-Type": "text/plain"}))
         result, registry = _collect(
-            Target("app", f"{plain.url}/health", components_path="services"),
-            Target("other", f"{health.url}/health", components_path="checks"),
+            Target(name="app", url=f"{plain.url}/health", components_path="services"),
+            Target(name="other", url=f"{health.url}/health", components_path="checks"),
         )
     assert sorted(f.reason for f in result.failures) == ["decode", "decode"]
     messages = " ".join(f.message for f in result.failures)

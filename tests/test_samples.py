@@ -192,7 +192,7 @@ class _Fixed:
         return self.families
 
 
-BASE = Snapshot("postgres", interval=10, timeout=5)
+BASE = Snapshot(source="postgres", interval=10, timeout=5)
 
 
 @pytest.mark.parametrize(
@@ -233,7 +233,7 @@ def test_next_snapshot(
 def test_freshness_is_two_intervals_plus_timeout(
     finished: float | None, now: float, fresh: bool
 ) -> None:
-    snap = Snapshot("postgres", interval=10, timeout=5, finished_monotonic=finished)
+    snap = Snapshot(source="postgres", interval=10, timeout=5, finished_monotonic=finished)
     assert snap.fresh(now) is fresh
 
 

@@ -16,7 +16,7 @@ from exporter.sources.base import Collection, Failure, Source
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Snapshot:
     """What one source has published: the last cycle's families and its running health."""
 
@@ -83,7 +83,9 @@ class SourceRunner:
         self._redact = redact
         self._clock = clock
         self._monotonic = monotonic
-        self._snapshot = Snapshot(source.name, source.interval, source.timeout)
+        self._snapshot = Snapshot(
+            source=source.name, interval=source.interval, timeout=source.timeout
+        )
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

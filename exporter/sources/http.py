@@ -25,7 +25,7 @@ DEFAULT_PATHS = ("services", "components", "checks", "details")
 UP_WORDS = frozenset({"healthy", "up", "ok", "pass", "passing", "true", "green"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Target:
     """One endpoint to probe (headers already hold the secrets read from files)."""
 
@@ -38,7 +38,7 @@ class Target:
     components_path: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Probe:
     """The outcome of probing one target."""
 
@@ -150,11 +150,23 @@ class HttpSource:
                 body = _read_bounded(answer, started + target.timeout, self._monotonic)
                 status = answer.status_code
         except requests.RequestException:
-            return Probe(target.name, False, self._monotonic() - started, 0)
+            return Probe(
+                target=target.name,
+                success=False,
+                duration=self._monotonic() - started,
+                status=0,
+            )
         duration = self._monotonic() - started
         success = status == target.expected_status
         components, problem = _components(body, target.components_path)
-        return Probe(target.name, success, duration, status, components, problem)
+        return Probe(
+            target=target.name,
+            success=success,
+            duration=duration,
+            status=status,
+            components=components,
+            problem=problem,
+        )
 
     def close(self) -> None:
         """Stop the probe threads and close the session."""

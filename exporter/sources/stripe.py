@@ -52,7 +52,7 @@ OPEN_DISPUTE = frozenset(
 UNKNOWN = "unknown"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StripeTotals:
     """Running totals since the exporter started."""
 
@@ -62,7 +62,7 @@ class StripeTotals:
     disputes: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StripeView:
     """Everything one successful cycle publishes."""
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 PAGE_LIMIT = 100  # Stripe's largest page
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Charge:
     """A charge as the source needs it."""
 
@@ -239,10 +239,10 @@ def _statuses(endpoints: list[Any]) -> list[str]:
 def _charge(obj: Any) -> Charge:
     return _convert(
         lambda: Charge(
-            str(obj.id),
-            int(obj.created),
-            str(obj.status),
-            str(obj.failure_code) if getattr(obj, "failure_code", None) else None,
+            id=str(obj.id),
+            created=int(obj.created),
+            status=str(obj.status),
+            failure_code=str(obj.failure_code) if getattr(obj, "failure_code", None) else None,
         )
     )
 

@@ -58,7 +58,7 @@ class TwilioTotals:
     cost: dict[str, Decimal] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TwilioView:
     """Everything one successful cycle publishes."""
 

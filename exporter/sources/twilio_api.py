@@ -30,7 +30,7 @@ T = TypeVar("T")
 RATE_LIMIT_CODE = 20429
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Message:
     """An SMS as the source needs it (no body, no phone numbers)."""
 
