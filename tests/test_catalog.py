@@ -17,12 +17,12 @@ from exporter.sources.incremental import (
     ENGINE_METRICS,
     EngineSettings,
     IncrementalEngine,
-    engine_specs,
 )
 from exporter.sources.querypack import DEFAULT_PACK
 from exporter.sources.stripe import StripeView, stripe_families
 from exporter.sources.stripe_api import Balance
 from exporter.sources.twilio import TwilioView, twilio_families
+from tests.support.sources import engine_specs
 
 Shape = tuple[str, str, tuple[str, ...]]
 ROOT = Path(__file__).resolve().parent.parent

@@ -32,12 +32,12 @@ from exporter.sources.incremental import (
     Handoff,
     IncrementalEngine,
     drift_by_metric,
-    engine_specs,
 )
 from exporter.sources.postgres import PostgresSource
 from exporter.sources.querypack import DEFAULT_PACK_BY_NAME
 from exporter.sources.samples import Sample, to_samples
 from tests.support.exporter import config_for, running_exporter, scrape
+from tests.support.sources import engine_specs, engines, reconcilers
 
 OVERLAP = timedelta(seconds=120)
 START = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
@@ -433,7 +433,7 @@ def _families_by_name(source: PostgresSource) -> dict[str, dict[tuple[str, ...],
 
 def _reconcile(source: PostgresSource) -> Drift:
     """Run one reconciliation; its snapshot is read in by a collection on this thread."""
-    reconciler = source.reconcilers["default"]
+    reconciler = reconcilers(source)["default"]
     outcome: list[Drift | None] = []
     worker = threading.Thread(target=lambda: outcome.append(reconciler.run_once()))
     worker.start()
@@ -523,7 +523,7 @@ def test_closing_the_source_interrupts_a_waiting_reconciliation(pg_schema: str) 
     [source] = build_sources(config_for(pg_schema, BOXOFFICE_SOURCES_POSTGRES_INTERVAL="60s"))
     assert isinstance(source, PostgresSource)
     source.collect()
-    worker = threading.Thread(target=source.reconcilers["default"].run_once)
+    worker = threading.Thread(target=reconcilers(source)["default"].run_once)
     worker.start()  # waits for a collection cycle that never comes
     time.sleep(0.5)
     started = time.monotonic()
@@ -540,7 +540,7 @@ def test_a_snapshot_that_is_gone_does_not_fail_the_cycle(pg_schema: str) -> None
     try:
         assert source.collect().ok
         handoff = Handoff(snapshot_id="00000003-0000001B-1")  # a snapshot id no transaction exports
-        source.engines["default"].offer_snapshot(handoff)
+        engines(source)["default"].offer_snapshot(handoff)
         collection = source.collect()
         assert collection.ok, collection.failures
         assert not handoff.done.is_set()

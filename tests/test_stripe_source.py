@@ -15,6 +15,7 @@ from exporter.sources.pacing import BudgetedSession
 from exporter.sources.stripe_api import make_client
 from tests.support.fake_stripe import API_KEY, FakeStripe, rate_limit_reply, server_error_reply
 from tests.support.fakehttp import MALFORMED, Hang, Reply, serving
+from tests.support.sources import watching
 
 
 @pytest.fixture
@@ -119,7 +120,7 @@ def test_pending_charges_behind_the_window_are_read_one_by_one(fake: FakeStripe)
     assert source.collect().ok
     assert source.totals.charges == 1
     assert any(r.path == f"/v1/charges/{charge}" for r in fake.requests)
-    assert source.watching()["charges"] == 0
+    assert watching(source)["charges"] == 0
 
 
 def test_refunds_count_when_succeeded_and_disputes_stay_open_until_closed(
@@ -133,7 +134,7 @@ def test_refunds_count_when_succeeded_and_disputes_stay_open_until_closed(
     source = _source(fake.url)
     assert source.collect().ok
     assert (source.totals.refunds, source.totals.disputes) == (0, 2)
-    assert source.watching() == {"charges": 0, "refunds": 1, "disputes": 1}
+    assert watching(source) == {"charges": 0, "refunds": 1, "disputes": 1}
     fake.update("refund", refund, status="succeeded")
     fake.update("dispute", dispute, status="under_review")
     assert source.collect().ok
@@ -259,4 +260,4 @@ def test_a_watched_object_that_vanished_is_dropped(fake: FakeStripe) -> None:
     clock[0] += 600
     del fake.objects["charge"][charge]
     assert source.collect().ok
-    assert source.watching()["charges"] == 0
+    assert watching(source)["charges"] == 0

@@ -27,7 +27,7 @@ from psycopg.rows import class_row
 from exporter.catalog import DRIFT_METRIC, RECONCILED_AT_METRIC, RECONCILIATIONS_METRIC
 from exporter.sources import streams as st
 from exporter.sources.families import family
-from exporter.sources.querypack import DEFAULT_PACK_BY_NAME, MetricSpec
+from exporter.sources.querypack import MetricSpec
 from exporter.sources.samples import Sample, major_units
 
 log = logging.getLogger(__name__)
@@ -441,9 +441,3 @@ class IncrementalEngine:
                 drift.add_metric([name], self._drift.by_metric[name])
         at = family(RECONCILED_AT_METRIC, value=self._drift.at)
         return [runs, drift, at]
-
-
-def engine_specs(names: Sequence[str]) -> list[MetricSpec]:
-    """The pack specs for metric names the engine computes, in catalog order."""
-    wanted = set(names) & ENGINE_METRICS
-    return [DEFAULT_PACK_BY_NAME[name] for name in DEFAULT_PACK_BY_NAME if name in wanted]

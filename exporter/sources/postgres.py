@@ -187,16 +187,6 @@ class PostgresSource:
             timeout=incremental.full_timeout,
         )
 
-    @property
-    def engines(self) -> Mapping[str, IncrementalEngine]:
-        """The incremental engine of each database that has one."""
-        return self._engines
-
-    @property
-    def reconcilers(self) -> Mapping[str, Reconciler]:
-        """The reconciliation of each incremental engine."""
-        return self._reconcilers
-
     def start(self) -> None:
         """Reconcile the incremental totals in the background from now on."""
         for reconciler in self._reconcilers.values():

@@ -188,12 +188,6 @@ class StripeSource:
         """Close the HTTP session."""
         self._session.close()
 
-    def watching(self) -> dict[str, int]:
-        """How many objects are followed until they settle: pending charges and refunds,
-        open disputes."""
-        names = ("charges", "refunds", "disputes")
-        return {name: len(t.ledger.watched) for name, t in zip(names, self._lists, strict=True)}
-
     def _cycle(self) -> StripeView:
         now = int(self._clock())
         for tracked in self._lists:
