@@ -12,9 +12,9 @@ from prometheus_client.core import Metric
 from exporter.catalog import CATALOG, CATALOG_BY_NAME, POSTGRES_PACK
 from exporter.collect.exposition import ExporterCollector
 from exporter.collect.scheduler import Snapshot
+from exporter.sources.engine_series import ENGINE_METRICS
 from exporter.sources.http import Probe, http_families
 from exporter.sources.incremental import (
-    ENGINE_METRICS,
     EngineSettings,
     IncrementalEngine,
 )

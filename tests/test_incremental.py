@@ -25,13 +25,12 @@ from exporter.app import build_sources
 from exporter.catalog import DRIFT_METRIC
 from exporter.db.seed import seed_database
 from exporter.sources import streams
+from exporter.sources.engine_series import ENGINE_METRICS, drift_by_metric
 from exporter.sources.incremental import (
-    ENGINE_METRICS,
     Drift,
     EngineSettings,
     Handoff,
     IncrementalEngine,
-    drift_by_metric,
 )
 from exporter.sources.postgres import PostgresSource
 from exporter.sources.querypack import DEFAULT_PACK_BY_NAME

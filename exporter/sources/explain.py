@@ -16,7 +16,8 @@ from typing import Any
 import psycopg
 
 from exporter.sources import streams as st
-from exporter.sources.incremental import ENGINE_METRICS, database_now
+from exporter.sources.engine_series import ENGINE_METRICS
+from exporter.sources.incremental import database_now
 from exporter.sources.querypack import BoundQuery
 
 # Default-pack statements that keep running in full each cycle, and the index each needs.

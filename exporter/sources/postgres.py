@@ -20,9 +20,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from exporter.config import BoundMetric, Database
 from exporter.sources.base import Collection, Failure
+from exporter.sources.engine_series import ENGINE_METRICS
 from exporter.sources.explain import SeqScan, cycle_statements, find_seq_scans, now_on
 from exporter.sources.guard import CardinalityGuard
-from exporter.sources.incremental import ENGINE_METRICS, EngineSettings, IncrementalEngine
+from exporter.sources.incremental import EngineSettings, IncrementalEngine
 from exporter.sources.pgconn import (
     first_line,
     import_snapshot,

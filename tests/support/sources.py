@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from exporter.sources.incremental import ENGINE_METRICS, IncrementalEngine
+from exporter.sources.engine_series import ENGINE_METRICS
+from exporter.sources.incremental import IncrementalEngine
 from exporter.sources.postgres import PostgresSource
 from exporter.sources.querypack import DEFAULT_PACK_BY_NAME, MetricSpec
 from exporter.sources.reconcile import Reconciler
