@@ -111,6 +111,10 @@ class Reconciler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
+            if self._engine.full:
+                # No cycle has collected yet (the database may be down since start): there
+                # is nothing to compare, and no cycle would read the snapshot.
+                continue
             try:
                 self.run_once()
             except psycopg.Error as exc:

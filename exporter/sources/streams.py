@@ -195,7 +195,7 @@ GROUP BY 1, 2""",
 
 # Per-tier labels, capacity and reservations of events on sale: a small table and the
 # open-sessions index, read whole every cycle like the default pack does. Columns are
-# named like the fields of incremental.Tier, which reads them with class_row.
+# named like the fields of engine_series.Tier, which reads them with class_row.
 TIERS_SQL = Query(
     "live tiers",
     """
