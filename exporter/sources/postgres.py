@@ -42,8 +42,6 @@ from exporter.sources.samples import (
     to_samples,
 )
 
-__all__ = ["IncrementalOptions", "PostgresSource", "QueryProblem", "make_pool"]
-
 
 @dataclass(frozen=True, kw_only=True)
 class IncrementalOptions:
