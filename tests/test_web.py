@@ -12,6 +12,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,9 +26,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import ConfigError
+from exporter.config.listen import parse_listen_address
 from exporter.web.auth import BasicAuth
 from exporter.web.encoding import accepts_gzip
-from exporter.web.server import ExporterHTTPServer, parse_listen_address
+from exporter.web.server import ExporterHTTPServer
 from exporter.web.tls import client_san_allowed
 from exporter.web.webconfig import WebConfig, load_web_config
 from tests.support.certs import Pki, make_pki
@@ -145,19 +147,19 @@ def test_listen_address(address: str, parsed: tuple[str, int]) -> None:
 @pytest.mark.parametrize(
     ("address", "reason"),
     [
-        ("9798", "listen address must be [host]:port like :9798, got '9798'"),
-        ("", "listen address must be [host]:port like :9798, got ''"),
-        (":http", "listen address must be [host]:port like :9798, got ':http'"),
-        ("host:", "listen address must be [host]:port like :9798, got 'host:'"),
-        ("host:99999", "listen address must be [host]:port like :9798, got 'host:99999'"),
-        ("host:-1", "listen address must be [host]:port like :9798, got 'host:-1'"),
+        ("9798", "must be [host]:port like :9798 or 127.0.0.1:9798, got '9798'"),
+        ("", "must be [host]:port like :9798 or 127.0.0.1:9798, got ''"),
+        (":http", "must be [host]:port like :9798 or 127.0.0.1:9798, got ':http'"),
+        ("host:", "must be [host]:port like :9798 or 127.0.0.1:9798, got 'host:'"),
+        ("host:99999", "must be [host]:port like :9798 or 127.0.0.1:9798, got 'host:99999'"),
+        ("host:-1", "must be [host]:port like :9798 or 127.0.0.1:9798, got 'host:-1'"),
         # Fullwidth digits pass str.isdigit() and int(); a port is ASCII.
-        (":\uff19\uff17", "listen address must be [host]:port like :9798, got ':\uff19\uff17'"),
-        ("[::1]", "listen address must be [host]:port like :9798, got '[::1]'"),
+        (":\uff19\uff17", "must be [host]:port like :9798 or 127.0.0.1:9798, got ':\uff19\uff17'"),
+        ("[::1]", "must be [host]:port like :9798 or 127.0.0.1:9798, got '[::1]'"),
         ("::1:9798", "IPv6 hosts are written in brackets like [::1]:9798, got '::1:9798'"),
         ("[::1:9798", "IPv6 hosts are written in brackets like [::1]:9798, got '[::1:9798'"),
         ("[localhost]:80", "brackets are for IPv6 hosts like [::1]:9798, got '[localhost]:80'"),
-        ("my host:80", "listen address must not contain spaces, got 'my host:80'"),
+        ("my host:80", "must not contain spaces, got 'my host:80'"),
     ],
 )
 def test_bad_listen_address(address: str, reason: str) -> None:
@@ -704,6 +706,75 @@ def test_web_config_error_exits_2_from_the_cli(tmp_path: Path) -> None:
         result.stderr
         == f"boxoffice: {web}: basic_auth_users.alice: is not a bcrypt hash (htpasswd -nB gives one)\n"
     )
+
+
+def _boxoffice_script() -> str:
+    """The installed console script, so these tests run the command exactly as users do."""
+    script = Path(sys.executable).with_name("boxoffice")
+    return str(script) if script.exists() else shutil.which("boxoffice") or "boxoffice"
+
+
+def _free_ipv6_port() -> int:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+            return int(sock.getsockname()[1])
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+
+
+# Only the exporter's own metrics: nothing to connect to, so the server is all that is tested.
+_NO_SOURCES = {"BOXOFFICE_SOURCES_POSTGRES_ENABLED": "false"}
+
+
+def test_serve_binds_a_bracketed_ipv6_listen_address() -> None:
+    port = _free_ipv6_port()
+    process = subprocess.Popen(
+        [_boxoffice_script(), "serve", "--web.listen-address", f"[::1]:{port}"],
+        env={**os.environ, **_NO_SOURCES},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        response = wait_for(lambda: _get_or_none(f"http://[::1]:{port}/metrics"), timeout=30.0)
+        assert response.status_code == 200
+        assert "boxoffice_source_up" in response.text
+    finally:
+        process.terminate()
+        _out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+
+
+def _get_or_none(url: str) -> requests.Response | None:
+    try:
+        return requests.get(url, timeout=2)
+    except requests.ConnectionError:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("::1:19798", "IPv6 hosts are written in brackets like [::1]:9798, got '::1:19798'"),
+        (":65536", "must be [host]:port like :9798 or 127.0.0.1:9798, got ':65536'"),
+        (
+            "not an address",
+            "must be [host]:port like :9798 or 127.0.0.1:9798, got 'not an address'",
+        ),
+    ],
+)
+def test_serve_refuses_a_bad_listen_address_in_one_line(address: str, reason: str) -> None:
+    result = subprocess.run(
+        [_boxoffice_script(), "serve", "--web.listen-address", address],
+        env={**os.environ, **_NO_SOURCES},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"boxoffice: flag --web.listen-address: {reason}\n"
 
 
 # --- a real Prometheus ------------------------------------------------------------------
