@@ -625,44 +625,143 @@ def test_relative_paths_resolve_against_the_web_config_directory(
 _TLS = "tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"
 WEB_CONFIG_ERRORS = [
     ("basic_auth_users: [a]\n", "basic_auth_users: must be a mapping, got a list"),
-    ("basic_auth_user:\n  a: b\n", "basic_auth_user: unknown key (known keys: basic_auth_users, http_server_config, tls_server_config)"),
-    ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice: is not a bcrypt hash (htpasswd -nB gives one)"),
-    ("basic_auth_users:\n  alice: '$2b$03$9dvaZsZfbanF7nz1/.4TEepfP5n6zdKENy1vJh.FG.zCVi5Xl2Eq2'\n", "basic_auth_users.alice: is not a bcrypt hash (htpasswd -nB gives one)"),
+    (
+        "basic_auth_user:\n  a: b\n",
+        "basic_auth_user: unknown key (known keys: basic_auth_users, http_server_config, tls_server_config)",
+    ),
+    (
+        "basic_auth_users:\n  alice: plaintext\n",
+        "basic_auth_users.alice: is not a bcrypt hash (htpasswd -nB gives one)",
+    ),
+    (
+        "basic_auth_users:\n  alice: '$2b$03$9dvaZsZfbanF7nz1/.4TEepfP5n6zdKENy1vJh.FG.zCVi5Xl2Eq2'\n",
+        "basic_auth_users.alice: is not a bcrypt hash (htpasswd -nB gives one)",
+    ),
     ("basic_auth_users:\n  alice: 42\n", "basic_auth_users.alice: must be a string, got int 42"),
-    ("basic_auth_users:\n  'a:b': '$2b$04$9dvaZsZfbanF7nz1/.4TEepfP5n6zdKENy1vJh.FG.zCVi5Xl2Eq2'\n", "basic_auth_users: user name 'a:b' must not contain ':'"),
+    (
+        "basic_auth_users:\n  'a:b': '$2b$04$9dvaZsZfbanF7nz1/.4TEepfP5n6zdKENy1vJh.FG.zCVi5Xl2Eq2'\n",
+        "basic_auth_users: user name 'a:b' must not contain ':'",
+    ),
     ("tls_server_config:\n  key_file: {key}\n", "tls_server_config.cert_file: is required"),
     ("tls_server_config:\n  cert_file: {cert}\n", "tls_server_config.key_file: is required"),
-    ("tls_server_config:\n  certfile: {cert}\n", "tls_server_config.certfile: unknown key (known keys: cert_file, cipher_suites, client_allowed_sans, client_auth_type, client_ca_file, curve_preferences, key_file, max_version, min_version, prefer_server_cipher_suites)"),
-    ("tls_server_config:\n  cert: '-----BEGIN CERTIFICATE-----'\n", "tls_server_config.cert: inline certificates are not supported; use cert_file"),
-    ("rate_limit:\n  interval: 1s\n", "rate_limit: not supported; rate-limit in a reverse proxy if you need it"),
-    ("tls_server_config:\n  cert_file: missing.crt\n  key_file: {key}\n", "tls_server_config.cert_file: no such file: {dir}/missing.crt"),
-    ("tls_server_config:\n  cert_file: {key}\n  key_file: {key}\n", "tls_server_config.cert_file: no PEM certificate in {key}"),
-    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {cert}\n", "tls_server_config.key_file: no PEM private key in {cert}"),
-    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {client_key}\n", "tls_server_config.key_file: does not match the certificate in cert_file"),
-    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {encrypted_key}\n", "tls_server_config.key_file: is encrypted; give an unencrypted PEM key"),
-    (_TLS + "  client_auth_type: RequireAndVerifyClientCert\n", "tls_server_config.client_ca_file: is required with client_auth_type RequireAndVerifyClientCert"),
-    (_TLS + "  client_ca_file: {ca}\n", "tls_server_config.client_auth_type: must verify client certificates when client_ca_file is set"),
-    (_TLS + "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {key}\n", "tls_server_config.client_ca_file: no PEM certificate in {key}"),
-    (_TLS + "  client_auth_type: RequireAnyClientCert\n", "tls_server_config.client_auth_type: RequireAnyClientCert (a client certificate that is not verified) is not supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert"),
-    (_TLS + "  client_auth_type: Sometimes\n", "tls_server_config.client_auth_type: must be one of NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert, got 'Sometimes'"),
-    (_TLS + "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {ca}\n  client_allowed_sans: [a]\n", "tls_server_config.client_allowed_sans: needs client_auth_type RequireAndVerifyClientCert"),
-    (_TLS + "  min_version: TLS13\n  max_version: TLS12\n", "tls_server_config.min_version: is newer than max_version"),
-    (_TLS + "  min_version: TLS10\n", "tls_server_config.min_version: TLS10 is not supported (RFC 8996 deprecates TLS 1.0 and 1.1); use TLS12 or TLS13"),
-    (_TLS + "  max_version: TLS14\n", "tls_server_config.max_version: must be one of TLS10, TLS11, TLS12, TLS13, got 'TLS14'"),
-    (_TLS + "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n", "tls_server_config.cipher_suites[0]: TLS_AES_128_GCM_SHA256 is a TLS 1.3 suite; TLS 1.3 suites are always enabled and cannot be configured, list only TLS 1.2 suites"),
-    (_TLS + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ECDHE-RSA-AES128-GCM-SHA256]\n", "tls_server_config.cipher_suites[1]: unknown cipher suite 'ECDHE-RSA-AES128-GCM-SHA256' (Go crypto/tls names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)"),
-    (_TLS + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_3DES_EDE_CBC_SHA]\n", "tls_server_config.cipher_suites[1]: TLS_RSA_WITH_3DES_EDE_CBC_SHA is not available in {openssl}"),
-    (_TLS + "  curve_preferences: [X25519MLKEM768]\n", "tls_server_config.curve_preferences[0]: unknown or unsupported curve 'X25519MLKEM768' (known: CurveP256, CurveP384, CurveP521, X25519)"),
-    (_TLS + "  curve_preferences: [X25519, CurveP256]\n", "tls_server_config.curve_preferences: Python's ssl module can restrict key exchange to one curve but cannot order several; list exactly one, or remove the list for OpenSSL's defaults"),
-    (_TLS + "  prefer_server_cipher_suites: 'yes'\n", "tls_server_config.prefer_server_cipher_suites: must be true or false, got 'yes'"),
+    (
+        "tls_server_config:\n  certfile: {cert}\n",
+        "tls_server_config.certfile: unknown key (known keys: cert_file, cipher_suites, client_allowed_sans, client_auth_type, client_ca_file, curve_preferences, key_file, max_version, min_version, prefer_server_cipher_suites)",
+    ),
+    (
+        "tls_server_config:\n  cert: '-----BEGIN CERTIFICATE-----'\n",
+        "tls_server_config.cert: inline certificates are not supported; use cert_file",
+    ),
+    (
+        "rate_limit:\n  interval: 1s\n",
+        "rate_limit: not supported; rate-limit in a reverse proxy if you need it",
+    ),
+    (
+        "tls_server_config:\n  cert_file: missing.crt\n  key_file: {key}\n",
+        "tls_server_config.cert_file: no such file: {dir}/missing.crt",
+    ),
+    (
+        "tls_server_config:\n  cert_file: {key}\n  key_file: {key}\n",
+        "tls_server_config.cert_file: no PEM certificate in {key}",
+    ),
+    (
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {cert}\n",
+        "tls_server_config.key_file: no PEM private key in {cert}",
+    ),
+    (
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {client_key}\n",
+        "tls_server_config.key_file: does not match the certificate in cert_file",
+    ),
+    (
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {encrypted_key}\n",
+        "tls_server_config.key_file: is encrypted; give an unencrypted PEM key",
+    ),
+    (
+        _TLS + "  client_auth_type: RequireAndVerifyClientCert\n",
+        "tls_server_config.client_ca_file: is required with client_auth_type RequireAndVerifyClientCert",
+    ),
+    (
+        _TLS + "  client_ca_file: {ca}\n",
+        "tls_server_config.client_auth_type: must verify client certificates when client_ca_file is set",
+    ),
+    (
+        _TLS + "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {key}\n",
+        "tls_server_config.client_ca_file: no PEM certificate in {key}",
+    ),
+    (
+        _TLS + "  client_auth_type: RequireAnyClientCert\n",
+        "tls_server_config.client_auth_type: RequireAnyClientCert (a client certificate that is not verified) is not supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert",
+    ),
+    (
+        _TLS + "  client_auth_type: Sometimes\n",
+        "tls_server_config.client_auth_type: must be one of NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert, got 'Sometimes'",
+    ),
+    (
+        _TLS
+        + "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {ca}\n  client_allowed_sans: [a]\n",
+        "tls_server_config.client_allowed_sans: needs client_auth_type RequireAndVerifyClientCert",
+    ),
+    (
+        _TLS + "  min_version: TLS13\n  max_version: TLS12\n",
+        "tls_server_config.min_version: is newer than max_version",
+    ),
+    (
+        _TLS + "  min_version: TLS10\n",
+        "tls_server_config.min_version: TLS10 is not supported (RFC 8996 deprecates TLS 1.0 and 1.1); use TLS12 or TLS13",
+    ),
+    (
+        _TLS + "  max_version: TLS14\n",
+        "tls_server_config.max_version: must be one of TLS10, TLS11, TLS12, TLS13, got 'TLS14'",
+    ),
+    (
+        _TLS + "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
+        "tls_server_config.cipher_suites[0]: TLS_AES_128_GCM_SHA256 is a TLS 1.3 suite; TLS 1.3 suites are always enabled and cannot be configured, list only TLS 1.2 suites",
+    ),
+    (
+        _TLS
+        + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ECDHE-RSA-AES128-GCM-SHA256]\n",
+        "tls_server_config.cipher_suites[1]: unknown cipher suite 'ECDHE-RSA-AES128-GCM-SHA256' (Go crypto/tls names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)",
+    ),
+    (
+        _TLS
+        + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_3DES_EDE_CBC_SHA]\n",
+        "tls_server_config.cipher_suites[1]: TLS_RSA_WITH_3DES_EDE_CBC_SHA is not available in {openssl}",
+    ),
+    (
+        _TLS + "  curve_preferences: [X25519MLKEM768]\n",
+        "tls_server_config.curve_preferences[0]: unknown or unsupported curve 'X25519MLKEM768' (known: CurveP256, CurveP384, CurveP521, X25519)",
+    ),
+    (
+        _TLS + "  curve_preferences: [X25519, CurveP256]\n",
+        "tls_server_config.curve_preferences: Python's ssl module can restrict key exchange to one curve but cannot order several; list exactly one, or remove the list for OpenSSL's defaults",
+    ),
+    (
+        _TLS + "  prefer_server_cipher_suites: 'yes'\n",
+        "tls_server_config.prefer_server_cipher_suites: must be true or false, got 'yes'",
+    ),
     ("http_server_config:\n  http2: 1\n", "http_server_config.http2: must be true or false, got 1"),
-    ("http_server_config:\n  headers:\n    Server: nginx\n", "http_server_config.headers.Server: cannot be set (allowed: Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy)"),
-    ("http_server_config:\n  headers:\n    x-frame-options: deny\n", "http_server_config.headers.x-frame-options: cannot be set (allowed: Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy)"),
-    ("http_server_config:\n  headers:\n    X-Frame-Options: allow\n", "http_server_config.headers.X-Frame-Options: must be one of deny, sameorigin, got 'allow'"),
-    ("http_server_config:\n  headers:\n    Content-Security-Policy: \"a\\nSet-Cookie: x\"\n", "http_server_config.headers.Content-Security-Policy: must be one line"),
+    (
+        "http_server_config:\n  headers:\n    Server: nginx\n",
+        "http_server_config.headers.Server: cannot be set (allowed: Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy)",
+    ),
+    (
+        "http_server_config:\n  headers:\n    x-frame-options: deny\n",
+        "http_server_config.headers.x-frame-options: cannot be set (allowed: Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy)",
+    ),
+    (
+        "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+        "http_server_config.headers.X-Frame-Options: must be one of deny, sameorigin, got 'allow'",
+    ),
+    (
+        'http_server_config:\n  headers:\n    Content-Security-Policy: "a\\nSet-Cookie: x"\n',
+        "http_server_config.headers.Content-Security-Policy: must be one line",
+    ),
     ("tls_server_config: {{}}\n", "tls_server_config.cert_file: is required"),
-    ("tls_server_config: {{\n", "line 2: invalid YAML: expected the node content, but found '<stream end>'"),
-]  # fmt: skip
+    (
+        "tls_server_config: {{\n",
+        "line 2: invalid YAML: expected the node content, but found '<stream end>'",
+    ),
+]
 
 
 @pytest.mark.parametrize(("text", "expected"), WEB_CONFIG_ERRORS)
