@@ -12,7 +12,6 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +32,13 @@ from exporter.web.server import ExporterHTTPServer
 from exporter.web.tls import client_san_allowed
 from exporter.web.webconfig import WebConfig, load_web_config
 from tests.support.certs import Pki, make_pki
-from tests.support.exporter import free_port, run_boxoffice, wait_for
+from tests.support.exporter import (
+    boxoffice_script,
+    free_ipv6_port,
+    free_port,
+    run_boxoffice,
+    wait_for,
+)
 
 PASSWORD = "correct horse battery staple"
 Serve = Callable[..., str]
@@ -807,29 +812,14 @@ def test_web_config_error_exits_2_from_the_cli(tmp_path: Path) -> None:
     )
 
 
-def _boxoffice_script() -> str:
-    """The installed console script, so these tests run the command exactly as users do."""
-    script = Path(sys.executable).with_name("boxoffice")
-    return str(script) if script.exists() else shutil.which("boxoffice") or "boxoffice"
-
-
-def _free_ipv6_port() -> int:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-            return int(sock.getsockname()[1])
-    except OSError:
-        pytest.skip("no IPv6 loopback on this machine")
-
-
 # Only the exporter's own metrics: nothing to connect to, so the server is all that is tested.
 _NO_SOURCES = {"BOXOFFICE_SOURCES_POSTGRES_ENABLED": "false"}
 
 
 def test_serve_binds_a_bracketed_ipv6_listen_address() -> None:
-    port = _free_ipv6_port()
+    port = free_ipv6_port()
     process = subprocess.Popen(
-        [_boxoffice_script(), "serve", "--web.listen-address", f"[::1]:{port}"],
+        [boxoffice_script(), "serve", "--web.listen-address", f"[::1]:{port}"],
         env={**os.environ, **_NO_SOURCES},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -865,7 +855,7 @@ def _get_or_none(url: str) -> requests.Response | None:
 )
 def test_serve_refuses_a_bad_listen_address_in_one_line(address: str, reason: str) -> None:
     result = subprocess.run(
-        [_boxoffice_script(), "serve", "--web.listen-address", address],
+        [boxoffice_script(), "serve", "--web.listen-address", address],
         env={**os.environ, **_NO_SOURCES},
         capture_output=True,
         text=True,
