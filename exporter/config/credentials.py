@@ -1,8 +1,10 @@
-"""API keys, tokens and secret headers of the API sources, resolved from values or files.
+"""Secrets given as a value or a ``*_file`` path, and the API sources' credentials.
 
 Each secret is given either inline or as a ``*_file`` path (Docker/Kubernetes secrets).
-The resolved values are returned keyed by their settings path and also join the set of
-secrets the log formatter and error messages scrub.
+:func:`secret_value` is the one way such a pair is resolved, for the exporter's DSNs and
+API keys and the SMS bridge's tokens alike, so an empty one is refused the same way
+everywhere. The API sources' resolved values are returned keyed by their settings path
+and also join the set of secrets the log formatter and error messages scrub.
 """
 
 from __future__ import annotations
