@@ -10,47 +10,202 @@ from click.testing import CliRunner
 from exporter.cli import main
 from exporter.config import ConfigError, load_config
 from exporter.config.typed import parse_duration
+from exporter.smsbridge.config import load_bridge_config
 
 GOOD_DSN = "postgresql://boxoffice@127.0.0.1:5432/tickets"
 
 # (config file text, extra environment, expected error after "boxoffice: <file>: ")
 MALFORMED: list[tuple[str, dict[str, str], str]] = [
-    ("databases: [\n", {}, "line 2: invalid YAML: expected the node content, but found '<stream end>'"),
-    ("- a\n- b\n", {}, "must be a mapping of settings at the top level"),
-    ("databse:\n  default: {dsn: x}\n", {}, "databse: unknown key (known keys: databases, log, metrics, sms_bridge, sources, web)"),
+    (
+        "databases: [\n",
+        {},
+        "line 2: invalid YAML: expected the node content, but found '<stream end>'",
+    ),
+    ("- a\n- b\n", {}, "must be a mapping at the top level"),
+    (
+        "databse:\n  default: {dsn: x}\n",
+        {},
+        "databse: unknown key (known keys: databases, log, metrics, sms_bridge, sources, web)",
+    ),
     ("web:\n  listen_address: 9798\n", {}, "web.listen_address: must be a string, got int 9798"),
-    ("web:\n  listen_address: 'localhost'\n", {}, "web.listen_address: must be [host]:port like :9798 or 127.0.0.1:9798, got 'localhost'"),
-    ("web:\n  telemetry_path: metrics\n", {}, "web.telemetry_path: must start with '/', got 'metrics'"),
-    ("sources:\n  postgres:\n    interval: soon\n", {}, "sources.postgres.interval: not a duration like 30s, 5m or 1h30m: 'soon'"),
-    ("sources:\n  postgres:\n    interval: 0s\n", {}, "sources.postgres.interval: must be > 0, got 0"),
-    ("sources:\n  postgres:\n    timeout: 2m\n", {}, "sources.postgres.timeout: must not exceed sources.postgres.interval (30s)"),
-    ("sources:\n  postgres:\n    max_series_per_metric: 0\n", {}, "sources.postgres.max_series_per_metric: must be >= 1, got 0"),
-    ("sources:\n  kafka: {}\n", {}, "sources.kafka: unknown key (known keys: http, postgres, stripe, twilio)"),
-    ("sources:\n  postgres: {enabled: false}\n  stripe:\n    enabled: true\n", {}, "sources.stripe.api_key: is required when the Stripe source is enabled"),
-    ("sources:\n  postgres: {enabled: false}\n  stripe:\n    enabled: true\n    api_key: rk_test_x\n    api_key_file: /run/secrets/k\n", {}, "sources.stripe.api_key_file: give api_key or api_key_file, not both"),
-    ("sources:\n  stripe:\n    api_base: api.stripe.com\n", {}, "sources.stripe.api_base: must be an http(s) URL, got 'api.stripe.com'"),
-    ("sources:\n  postgres: {enabled: false}\n  twilio:\n    enabled: true\n    auth_token: t\n", {}, "sources.twilio.account_sid: is required when the Twilio source is enabled"),
-    ("sources:\n  postgres: {enabled: false}\n  twilio:\n    enabled: true\n    account_sid: AC1\n    auth_token_file: /nonexistent/token\n", {}, "sources.twilio.auth_token_file: cannot read: No such file or directory"),
-    ("sources:\n  postgres: {enabled: false}\n  http:\n    targets:\n      - {url: http://127.0.0.1/}\n", {}, "sources.http.targets[0].name: is required"),
-    ("sources:\n  postgres: {enabled: false}\n  http:\n    targets:\n      - {name: a, url: http://127.0.0.1/}\n      - {name: a, url: http://127.0.0.1/}\n", {}, "sources.http.targets[1].name: duplicate target name 'a'"),
-    ("sources:\n  postgres: {enabled: false}\n  http:\n    targets:\n      - {name: a, url: http://127.0.0.1/, method: PUT}\n", {}, "sources.http.targets[0].method: must be one of GET, HEAD, POST, got 'PUT'"),
-    ("sources:\n  postgres: {enabled: false}\n  http:\n    targets:\n      - {name: a, url: http://127.0.0.1/, expected_status: 2000}\n", {}, "sources.http.targets[0].expected_status: must be between 100 and 599, got 2000"),
-    ("sources:\n  twilio:\n    page_size: 5000\n", {}, "sources.twilio.page_size: must be between 1 and 1000, got 5000"),
-    ("sources:\n  twilio:\n    interval: 5m\n    window: 2m\n", {}, "sources.twilio.window: must be longer than sources.twilio.interval (300s)"),
-    ("databases:\n  default:\n    pool_max_size: 2\n", {}, "databases.default.dsn: is required (or dsn_file)"),
-    (f"databases:\n  default:\n    dsn: {GOOD_DSN}\n    dsn_file: /run/secrets/dsn\n", {}, "databases.default.dsn_file: give dsn or dsn_file, not both"),
-    ("databases:\n  default:\n    dsn_file: /nonexistent/dsn\n", {}, "databases.default.dsn_file: cannot read: No such file or directory"),
-    ("databases:\n  default:\n    dsn: 'host=db password=hunter2 bogus'\n", {}, "databases.default.dsn: is not a valid libpq connection string (URI or key=value)"),
-    ("databases:\n  default:\n    dsn: x\n    pool_max_size: many\n", {}, "databases.default.pool_max_size: must be an integer, got 'many'"),
-    (f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_tickets_solds_total: {{}}\n", {}, "metrics.boxoffice_tickets_solds_total: not a boxoffice PostgreSQL metric"),
-    (f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_revenue_total:\n    database: payments\n", {}, "metrics.boxoffice_revenue_total.database: no database named 'payments' (defined: default)"),
-    (f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_revenue_total:\n    sql: ' ; '\n", {}, "metrics.boxoffice_revenue_total.sql: must not be empty"),
-    (f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_revenue_total:\n    enabled: 'no'\n", {}, "metrics.boxoffice_revenue_total.enabled: must be true or false, got 'no'"),
-    ("log:\n  level: verbose\n", {}, "log.level: must be one of debug, info, warning, error, got 'verbose'"),
-    ("web:\n  listen_address: ':1'\n  listen_address: ':2'\n", {}, "line 3: invalid YAML: duplicate key 'listen_address'"),
-    ("sources:\n  postgres: {}\n", {}, "databases: no database configured: give --dsn, BOXOFFICE_DSN or `databases`"),
-    ("web: {}\n", {"BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "fast"}, "environment variable BOXOFFICE_SOURCES_POSTGRES_INTERVAL: not a duration like 30s, 5m or 1h30m: 'fast'"),
-]  # fmt: skip
+    (
+        "web:\n  listen_address: 'localhost'\n",
+        {},
+        "web.listen_address: must be [host]:port like :9798 or 127.0.0.1:9798, got 'localhost'",
+    ),
+    (
+        "web:\n  listen_address: '::1:19798'\n",
+        {},
+        "web.listen_address: IPv6 hosts are written in brackets like [::1]:9798, got '::1:19798'",
+    ),
+    (
+        "web:\n  listen_address: ':70000'\n",
+        {},
+        "web.listen_address: must be [host]:port like :9798 or 127.0.0.1:9798, got ':70000'",
+    ),
+    (
+        "web:\n  listen_address: '[localhost]:80'\n",
+        {},
+        "web.listen_address: brackets are for IPv6 hosts like [::1]:9798, got '[localhost]:80'",
+    ),
+    (
+        "sms_bridge:\n  listen_address: '::1:9799'\n",
+        {},
+        "sms_bridge.listen_address: IPv6 hosts are written in brackets like [::1]:9798, got '::1:9799'",
+    ),
+    (
+        "web:\n  telemetry_path: metrics\n",
+        {},
+        "web.telemetry_path: must start with '/', got 'metrics'",
+    ),
+    (
+        "sources:\n  postgres:\n    interval: soon\n",
+        {},
+        "sources.postgres.interval: not a duration like 30s, 5m or 1h30m: 'soon'",
+    ),
+    (
+        "sources:\n  postgres:\n    interval: 0s\n",
+        {},
+        "sources.postgres.interval: must be > 0, got 0",
+    ),
+    (
+        "sources:\n  postgres:\n    timeout: 2m\n",
+        {},
+        "sources.postgres.timeout: must not exceed sources.postgres.interval (30s)",
+    ),
+    (
+        "sources:\n  postgres:\n    max_series_per_metric: 0\n",
+        {},
+        "sources.postgres.max_series_per_metric: must be >= 1, got 0",
+    ),
+    (
+        "sources:\n  kafka: {}\n",
+        {},
+        "sources.kafka: unknown key (known keys: http, postgres, stripe, twilio)",
+    ),
+    (
+        "sources:\n  postgres: {enabled: false}\n  stripe:\n    enabled: true\n",
+        {},
+        "sources.stripe.api_key: is required when the Stripe source is enabled",
+    ),
+    (
+        "sources:\n  postgres: {enabled: false}\n  stripe:\n    enabled: true\n    api_key: rk_test_x\n    api_key_file: /run/secrets/k\n",
+        {},
+        "sources.stripe.api_key_file: give api_key or api_key_file, not both",
+    ),
+    (
+        "sources:\n  stripe:\n    api_base: api.stripe.com\n",
+        {},
+        "sources.stripe.api_base: must be an http(s) URL, got 'api.stripe.com'",
+    ),
+    (
+        "sources:\n  postgres: {enabled: false}\n  twilio:\n    enabled: true\n    auth_token: t\n",
+        {},
+        "sources.twilio.account_sid: is required when the Twilio source is enabled",
+    ),
+    (
+        "sources:\n  postgres: {enabled: false}\n  twilio:\n    enabled: true\n    account_sid: AC1\n    auth_token_file: /nonexistent/token\n",
+        {},
+        "sources.twilio.auth_token_file: cannot read: No such file or directory",
+    ),
+    (
+        "sources:\n  postgres: {enabled: false}\n  http:\n    targets:\n      - {url: http://127.0.0.1/}\n",
+        {},
+        "sources.http.targets[0].name: is required",
+    ),
+    (
+        "sources:\n  postgres: {enabled: false}\n  http:\n    targets:\n      - {name: a, url: http://127.0.0.1/}\n      - {name: a, url: http://127.0.0.1/}\n",
+        {},
+        "sources.http.targets[1].name: duplicate target name 'a'",
+    ),
+    (
+        "sources:\n  postgres: {enabled: false}\n  http:\n    targets:\n      - {name: a, url: http://127.0.0.1/, method: PUT}\n",
+        {},
+        "sources.http.targets[0].method: must be one of GET, HEAD, POST, got 'PUT'",
+    ),
+    (
+        "sources:\n  postgres: {enabled: false}\n  http:\n    targets:\n      - {name: a, url: http://127.0.0.1/, expected_status: 2000}\n",
+        {},
+        "sources.http.targets[0].expected_status: must be between 100 and 599, got 2000",
+    ),
+    (
+        "sources:\n  twilio:\n    page_size: 5000\n",
+        {},
+        "sources.twilio.page_size: must be between 1 and 1000, got 5000",
+    ),
+    (
+        "sources:\n  twilio:\n    interval: 5m\n    window: 2m\n",
+        {},
+        "sources.twilio.window: must be longer than sources.twilio.interval (300s)",
+    ),
+    (
+        "databases:\n  default:\n    pool_max_size: 2\n",
+        {},
+        "databases.default.dsn: is required (or dsn_file)",
+    ),
+    (
+        f"databases:\n  default:\n    dsn: {GOOD_DSN}\n    dsn_file: /run/secrets/dsn\n",
+        {},
+        "databases.default.dsn_file: give dsn or dsn_file, not both",
+    ),
+    (
+        "databases:\n  default:\n    dsn_file: /nonexistent/dsn\n",
+        {},
+        "databases.default.dsn_file: cannot read: No such file or directory",
+    ),
+    ("databases:\n  default:\n    dsn: ''\n", {}, "databases.default.dsn: must not be empty"),
+    ("web: {}\n", {"BOXOFFICE_DSN": " "}, "environment variable BOXOFFICE_DSN: must not be empty"),
+    (
+        "databases:\n  default:\n    dsn: 'host=db password=hunter2 bogus'\n",
+        {},
+        "databases.default.dsn: is not a valid libpq connection string (URI or key=value)",
+    ),
+    (
+        "databases:\n  default:\n    dsn: x\n    pool_max_size: many\n",
+        {},
+        "databases.default.pool_max_size: must be an integer, got 'many'",
+    ),
+    (
+        f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_tickets_solds_total: {{}}\n",
+        {},
+        "metrics.boxoffice_tickets_solds_total: not a boxoffice PostgreSQL metric",
+    ),
+    (
+        f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_revenue_total:\n    database: payments\n",
+        {},
+        "metrics.boxoffice_revenue_total.database: no database named 'payments' (defined: default)",
+    ),
+    (
+        f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_revenue_total:\n    sql: ' ; '\n",
+        {},
+        "metrics.boxoffice_revenue_total.sql: must not be empty",
+    ),
+    (
+        f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nmetrics:\n  boxoffice_revenue_total:\n    enabled: 'no'\n",
+        {},
+        "metrics.boxoffice_revenue_total.enabled: must be true or false, got 'no'",
+    ),
+    (
+        "log:\n  level: verbose\n",
+        {},
+        "log.level: must be one of debug, info, warning, error, got 'verbose'",
+    ),
+    (
+        "web:\n  listen_address: ':1'\n  listen_address: ':2'\n",
+        {},
+        "line 3: invalid YAML: duplicate key 'listen_address'",
+    ),
+    (
+        "sources:\n  postgres: {}\n",
+        {},
+        "databases: no database configured: give --dsn, BOXOFFICE_DSN or `databases`",
+    ),
+    (
+        "web: {}\n",
+        {"BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "fast"},
+        "environment variable BOXOFFICE_SOURCES_POSTGRES_INTERVAL: not a duration like 30s, 5m or 1h30m: 'fast'",
+    ),
+]
 
 
 @pytest.mark.parametrize(("text", "env", "expected"), MALFORMED)
@@ -78,6 +233,97 @@ def test_missing_config_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--config", str(missing)])
     assert result.exit_code == 2
     assert result.output == f"boxoffice: {missing}: cannot read: No such file or directory\n"
+
+
+@pytest.mark.parametrize("address", [":9798", "127.0.0.1:9798", "localhost:80", "[::1]:19798"])
+def test_listen_addresses_the_server_binds_are_accepted(address: str) -> None:
+    env = {"BOXOFFICE_DSN": GOOD_DSN}
+    flags = {
+        "web.listen_address": (address, "--web.listen-address"),
+        "sms_bridge.listen_address": (address, "--web.listen-address"),
+    }
+    settings = load_config(None, env=env, flags=flags).settings
+    assert settings.web.listen_address == settings.sms_bridge.listen_address == address
+
+
+# Every "value or *_file" secret: the YAML around it ({entry} is `key: value`) and its path.
+_BRIDGE = "sms_bridge:\n  groups: {{oncall: ['+14155552671']}}\n  "
+SECRET_SETTINGS: list[tuple[str, str]] = [
+    ("databases:\n  default:\n    {entry}\n", "databases.default.dsn"),
+    (
+        "sources:\n  postgres: {{enabled: false}}\n  stripe:\n    enabled: true\n    {entry}\n",
+        "sources.stripe.api_key",
+    ),
+    (
+        "sources:\n  postgres: {{enabled: false}}\n  twilio:\n    enabled: true\n"
+        "    account_sid: AC1\n    {entry}\n",
+        "sources.twilio.auth_token",
+    ),
+    (_BRIDGE + "dry_run: true\n  {entry}\n", "sms_bridge.bearer_token"),
+    (
+        _BRIDGE + "unauthenticated: true\n  account_sid: AC1\n  from_number: '+14155550100'\n"
+        "  {entry}\n",
+        "sms_bridge.auth_token",
+    ),
+    (_BRIDGE + "unauthenticated: true\n  dry_run: true\n  {entry}\n", "sms_bridge.store_dsn"),
+]
+
+
+def _secrets_of(path: Path, setting: str) -> frozenset[str]:
+    """Load the file as the command reading ``setting`` does; the secrets it resolved."""
+    if setting.startswith("sms_bridge."):
+        return load_bridge_config(str(path), env={}).secrets
+    return load_config(str(path), env={}).secrets
+
+
+@pytest.mark.parametrize(("template", "setting"), SECRET_SETTINGS)
+@pytest.mark.parametrize("blank", ["''", "'  '"])
+def test_an_empty_secret_value_is_refused(
+    tmp_path: Path, template: str, setting: str, blank: str
+) -> None:
+    path = tmp_path / "boxoffice.yml"
+    key = setting.rpartition(".")[2]
+    path.write_text(template.format(entry=f"{key}: {blank}"))
+    with pytest.raises(ConfigError) as caught:
+        _secrets_of(path, setting)
+    assert str(caught.value) == f"{path}: {setting}: must not be empty"
+
+
+@pytest.mark.parametrize(("template", "setting"), SECRET_SETTINGS)
+@pytest.mark.parametrize("content", ["", " \n\t\n"])
+def test_an_empty_secret_file_is_refused(
+    tmp_path: Path, template: str, setting: str, content: str
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(content)
+    path = tmp_path / "boxoffice.yml"
+    key = setting.rpartition(".")[2]
+    path.write_text(template.format(entry=f"{key}_file: {secret}"))
+    with pytest.raises(ConfigError) as caught:
+        _secrets_of(path, setting)
+    assert str(caught.value) == f"{path}: {setting}_file: the file is empty"
+
+
+@pytest.mark.parametrize(("template", "setting"), SECRET_SETTINGS)
+def test_a_secret_file_is_read_and_trimmed(tmp_path: Path, template: str, setting: str) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("postgresql://reader:s3cret@db.internal/tickets\n")
+    path = tmp_path / "boxoffice.yml"
+    key = setting.rpartition(".")[2]
+    path.write_text(template.format(entry=f"{key}_file: {secret}"))
+    assert "postgresql://reader:s3cret@db.internal/tickets" in _secrets_of(path, setting)
+
+
+def test_an_empty_dsn_file_exits_2_instead_of_connecting_to_local_defaults(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "dsn"
+    secret.write_text("\n")
+    path = tmp_path / "boxoffice.yml"
+    path.write_text(f"databases:\n  default:\n    dsn_file: {secret}\n")
+    result = CliRunner().invoke(main, ["check", "--config", str(path)], env={})
+    assert result.exit_code == 2, result.output
+    assert result.output == f"boxoffice: {path}: databases.default.dsn_file: the file is empty\n"
 
 
 def test_flag_errors_name_the_flag() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,27 +14,28 @@ import requests
 
 from tests.support.alerts import alert, payment_alert, webhook
 from tests.support.bridge import BEARER, ONCALL, post, write_config
-from tests.support.exporter import free_port, wait_for
+from tests.support.exporter import boxoffice_script, free_ipv6_port, free_port, wait_for
 from tests.support.fake_twilio import AUTH_TOKEN, FakeTwilio
 from tests.support.fakehttp import serving
 
 
 @contextmanager
-def _bridge_process(config_path: str, log: Path) -> Iterator[str]:
-    port = free_port()
+def _bridge_process(config_path: str, log: Path, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """The bridge on ``host`` (an IPv6 one in brackets) and a free port; yields its URL."""
+    port = free_ipv6_port() if host.startswith("[") else free_port()
     env = {
         **os.environ,
-        "BOXOFFICE_SMS_BRIDGE_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "BOXOFFICE_SMS_BRIDGE_LISTEN_ADDRESS": f"{host}:{port}",
         "BOXOFFICE_LOG_LEVEL": "debug",
     }
     with log.open("a") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "sms-bridge", "--config", config_path],
+            [boxoffice_script(), "sms-bridge", "--config", config_path],
             env=env,
             stdout=out,
             stderr=out,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
 
     def healthy() -> bool:
         try:
@@ -76,3 +76,26 @@ def test_restarted_process_sends_nothing_twice(tmp_path: Path) -> None:
     assert BEARER not in text
     for number in ONCALL:
         assert number not in text
+
+
+def test_bridge_serves_on_a_bracketed_ipv6_address(tmp_path: Path) -> None:
+    with serving(FakeTwilio()) as fake:
+        path = write_config(tmp_path, fake.url)
+        with _bridge_process(path, tmp_path / "bridge.log", host="[::1]") as url:
+            assert post(url, webhook(payment_alert())).status_code == 200
+
+
+def test_bridge_refuses_an_unbracketed_ipv6_address_in_one_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "http://127.0.0.1:9")
+    result = subprocess.run(
+        [boxoffice_script(), "sms-bridge", "--config", path, "--web.listen-address", "::1:9799"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "boxoffice: flag --web.listen-address: IPv6 hosts are written in brackets like "
+        "[::1]:9798, got '::1:9799'\n"
+    )

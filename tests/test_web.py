@@ -25,13 +25,20 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import ConfigError
+from exporter.config.listen import parse_listen_address
 from exporter.web.auth import BasicAuth
 from exporter.web.encoding import accepts_gzip
-from exporter.web.server import ExporterHTTPServer, parse_listen_address
+from exporter.web.server import ExporterHTTPServer
 from exporter.web.tls import client_san_allowed
 from exporter.web.webconfig import WebConfig, load_web_config
 from tests.support.certs import Pki, make_pki
-from tests.support.exporter import free_port, run_boxoffice, wait_for
+from tests.support.exporter import (
+    boxoffice_script,
+    free_ipv6_port,
+    free_port,
+    run_boxoffice,
+    wait_for,
+)
 
 PASSWORD = "correct horse battery staple"
 Serve = Callable[..., str]
@@ -145,19 +152,19 @@ def test_listen_address(address: str, parsed: tuple[str, int]) -> None:
 @pytest.mark.parametrize(
     ("address", "reason"),
     [
-        ("9798", "listen address must be [host]:port like :9798, got '9798'"),
-        ("", "listen address must be [host]:port like :9798, got ''"),
-        (":http", "listen address must be [host]:port like :9798, got ':http'"),
-        ("host:", "listen address must be [host]:port like :9798, got 'host:'"),
-        ("host:99999", "listen address must be [host]:port like :9798, got 'host:99999'"),
-        ("host:-1", "listen address must be [host]:port like :9798, got 'host:-1'"),
+        ("9798", "must be [host]:port like :9798 or 127.0.0.1:9798, got '9798'"),
+        ("", "must be [host]:port like :9798 or 127.0.0.1:9798, got ''"),
+        (":http", "must be [host]:port like :9798 or 127.0.0.1:9798, got ':http'"),
+        ("host:", "must be [host]:port like :9798 or 127.0.0.1:9798, got 'host:'"),
+        ("host:99999", "must be [host]:port like :9798 or 127.0.0.1:9798, got 'host:99999'"),
+        ("host:-1", "must be [host]:port like :9798 or 127.0.0.1:9798, got 'host:-1'"),
         # Fullwidth digits pass str.isdigit() and int(); a port is ASCII.
-        (":\uff19\uff17", "listen address must be [host]:port like :9798, got ':\uff19\uff17'"),
-        ("[::1]", "listen address must be [host]:port like :9798, got '[::1]'"),
+        (":\uff19\uff17", "must be [host]:port like :9798 or 127.0.0.1:9798, got ':\uff19\uff17'"),
+        ("[::1]", "must be [host]:port like :9798 or 127.0.0.1:9798, got '[::1]'"),
         ("::1:9798", "IPv6 hosts are written in brackets like [::1]:9798, got '::1:9798'"),
         ("[::1:9798", "IPv6 hosts are written in brackets like [::1]:9798, got '[::1:9798'"),
         ("[localhost]:80", "brackets are for IPv6 hosts like [::1]:9798, got '[localhost]:80'"),
-        ("my host:80", "listen address must not contain spaces, got 'my host:80'"),
+        ("my host:80", "must not contain spaces, got 'my host:80'"),
     ],
 )
 def test_bad_listen_address(address: str, reason: str) -> None:
@@ -623,44 +630,143 @@ def test_relative_paths_resolve_against_the_web_config_directory(
 _TLS = "tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"
 WEB_CONFIG_ERRORS = [
     ("basic_auth_users: [a]\n", "basic_auth_users: must be a mapping, got a list"),
-    ("basic_auth_user:\n  a: b\n", "basic_auth_user: unknown key (known keys: basic_auth_users, http_server_config, tls_server_config)"),
-    ("basic_auth_users:\n  alice: plaintext\n", "basic_auth_users.alice: is not a bcrypt hash (htpasswd -nB gives one)"),
-    ("basic_auth_users:\n  alice: '$2b$03$9dvaZsZfbanF7nz1/.4TEepfP5n6zdKENy1vJh.FG.zCVi5Xl2Eq2'\n", "basic_auth_users.alice: is not a bcrypt hash (htpasswd -nB gives one)"),
+    (
+        "basic_auth_user:\n  a: b\n",
+        "basic_auth_user: unknown key (known keys: basic_auth_users, http_server_config, tls_server_config)",
+    ),
+    (
+        "basic_auth_users:\n  alice: plaintext\n",
+        "basic_auth_users.alice: is not a bcrypt hash (htpasswd -nB gives one)",
+    ),
+    (
+        "basic_auth_users:\n  alice: '$2b$03$9dvaZsZfbanF7nz1/.4TEepfP5n6zdKENy1vJh.FG.zCVi5Xl2Eq2'\n",
+        "basic_auth_users.alice: is not a bcrypt hash (htpasswd -nB gives one)",
+    ),
     ("basic_auth_users:\n  alice: 42\n", "basic_auth_users.alice: must be a string, got int 42"),
-    ("basic_auth_users:\n  'a:b': '$2b$04$9dvaZsZfbanF7nz1/.4TEepfP5n6zdKENy1vJh.FG.zCVi5Xl2Eq2'\n", "basic_auth_users: user name 'a:b' must not contain ':'"),
+    (
+        "basic_auth_users:\n  'a:b': '$2b$04$9dvaZsZfbanF7nz1/.4TEepfP5n6zdKENy1vJh.FG.zCVi5Xl2Eq2'\n",
+        "basic_auth_users: user name 'a:b' must not contain ':'",
+    ),
     ("tls_server_config:\n  key_file: {key}\n", "tls_server_config.cert_file: is required"),
     ("tls_server_config:\n  cert_file: {cert}\n", "tls_server_config.key_file: is required"),
-    ("tls_server_config:\n  certfile: {cert}\n", "tls_server_config.certfile: unknown key (known keys: cert_file, cipher_suites, client_allowed_sans, client_auth_type, client_ca_file, curve_preferences, key_file, max_version, min_version, prefer_server_cipher_suites)"),
-    ("tls_server_config:\n  cert: '-----BEGIN CERTIFICATE-----'\n", "tls_server_config.cert: inline certificates are not supported; use cert_file"),
-    ("rate_limit:\n  interval: 1s\n", "rate_limit: not supported; rate-limit in a reverse proxy if you need it"),
-    ("tls_server_config:\n  cert_file: missing.crt\n  key_file: {key}\n", "tls_server_config.cert_file: no such file: {dir}/missing.crt"),
-    ("tls_server_config:\n  cert_file: {key}\n  key_file: {key}\n", "tls_server_config.cert_file: no PEM certificate in {key}"),
-    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {cert}\n", "tls_server_config.key_file: no PEM private key in {cert}"),
-    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {client_key}\n", "tls_server_config.key_file: does not match the certificate in cert_file"),
-    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {encrypted_key}\n", "tls_server_config.key_file: is encrypted; give an unencrypted PEM key"),
-    (_TLS + "  client_auth_type: RequireAndVerifyClientCert\n", "tls_server_config.client_ca_file: is required with client_auth_type RequireAndVerifyClientCert"),
-    (_TLS + "  client_ca_file: {ca}\n", "tls_server_config.client_auth_type: must verify client certificates when client_ca_file is set"),
-    (_TLS + "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {key}\n", "tls_server_config.client_ca_file: no PEM certificate in {key}"),
-    (_TLS + "  client_auth_type: RequireAnyClientCert\n", "tls_server_config.client_auth_type: RequireAnyClientCert (a client certificate that is not verified) is not supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert"),
-    (_TLS + "  client_auth_type: Sometimes\n", "tls_server_config.client_auth_type: must be one of NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert, got 'Sometimes'"),
-    (_TLS + "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {ca}\n  client_allowed_sans: [a]\n", "tls_server_config.client_allowed_sans: needs client_auth_type RequireAndVerifyClientCert"),
-    (_TLS + "  min_version: TLS13\n  max_version: TLS12\n", "tls_server_config.min_version: is newer than max_version"),
-    (_TLS + "  min_version: TLS10\n", "tls_server_config.min_version: TLS10 is not supported (RFC 8996 deprecates TLS 1.0 and 1.1); use TLS12 or TLS13"),
-    (_TLS + "  max_version: TLS14\n", "tls_server_config.max_version: must be one of TLS10, TLS11, TLS12, TLS13, got 'TLS14'"),
-    (_TLS + "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n", "tls_server_config.cipher_suites[0]: TLS_AES_128_GCM_SHA256 is a TLS 1.3 suite; TLS 1.3 suites are always enabled and cannot be configured, list only TLS 1.2 suites"),
-    (_TLS + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ECDHE-RSA-AES128-GCM-SHA256]\n", "tls_server_config.cipher_suites[1]: unknown cipher suite 'ECDHE-RSA-AES128-GCM-SHA256' (Go crypto/tls names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)"),
-    (_TLS + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_3DES_EDE_CBC_SHA]\n", "tls_server_config.cipher_suites[1]: TLS_RSA_WITH_3DES_EDE_CBC_SHA is not available in {openssl}"),
-    (_TLS + "  curve_preferences: [X25519MLKEM768]\n", "tls_server_config.curve_preferences[0]: unknown or unsupported curve 'X25519MLKEM768' (known: CurveP256, CurveP384, CurveP521, X25519)"),
-    (_TLS + "  curve_preferences: [X25519, CurveP256]\n", "tls_server_config.curve_preferences: Python's ssl module can restrict key exchange to one curve but cannot order several; list exactly one, or remove the list for OpenSSL's defaults"),
-    (_TLS + "  prefer_server_cipher_suites: 'yes'\n", "tls_server_config.prefer_server_cipher_suites: must be true or false, got 'yes'"),
+    (
+        "tls_server_config:\n  certfile: {cert}\n",
+        "tls_server_config.certfile: unknown key (known keys: cert_file, cipher_suites, client_allowed_sans, client_auth_type, client_ca_file, curve_preferences, key_file, max_version, min_version, prefer_server_cipher_suites)",
+    ),
+    (
+        "tls_server_config:\n  cert: '-----BEGIN CERTIFICATE-----'\n",
+        "tls_server_config.cert: inline certificates are not supported; use cert_file",
+    ),
+    (
+        "rate_limit:\n  interval: 1s\n",
+        "rate_limit: not supported; rate-limit in a reverse proxy if you need it",
+    ),
+    (
+        "tls_server_config:\n  cert_file: missing.crt\n  key_file: {key}\n",
+        "tls_server_config.cert_file: no such file: {dir}/missing.crt",
+    ),
+    (
+        "tls_server_config:\n  cert_file: {key}\n  key_file: {key}\n",
+        "tls_server_config.cert_file: no PEM certificate in {key}",
+    ),
+    (
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {cert}\n",
+        "tls_server_config.key_file: no PEM private key in {cert}",
+    ),
+    (
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {client_key}\n",
+        "tls_server_config.key_file: does not match the certificate in cert_file",
+    ),
+    (
+        "tls_server_config:\n  cert_file: {cert}\n  key_file: {encrypted_key}\n",
+        "tls_server_config.key_file: is encrypted; give an unencrypted PEM key",
+    ),
+    (
+        _TLS + "  client_auth_type: RequireAndVerifyClientCert\n",
+        "tls_server_config.client_ca_file: is required with client_auth_type RequireAndVerifyClientCert",
+    ),
+    (
+        _TLS + "  client_ca_file: {ca}\n",
+        "tls_server_config.client_auth_type: must verify client certificates when client_ca_file is set",
+    ),
+    (
+        _TLS + "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {key}\n",
+        "tls_server_config.client_ca_file: no PEM certificate in {key}",
+    ),
+    (
+        _TLS + "  client_auth_type: RequireAnyClientCert\n",
+        "tls_server_config.client_auth_type: RequireAnyClientCert (a client certificate that is not verified) is not supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert",
+    ),
+    (
+        _TLS + "  client_auth_type: Sometimes\n",
+        "tls_server_config.client_auth_type: must be one of NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert, got 'Sometimes'",
+    ),
+    (
+        _TLS
+        + "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {ca}\n  client_allowed_sans: [a]\n",
+        "tls_server_config.client_allowed_sans: needs client_auth_type RequireAndVerifyClientCert",
+    ),
+    (
+        _TLS + "  min_version: TLS13\n  max_version: TLS12\n",
+        "tls_server_config.min_version: is newer than max_version",
+    ),
+    (
+        _TLS + "  min_version: TLS10\n",
+        "tls_server_config.min_version: TLS10 is not supported (RFC 8996 deprecates TLS 1.0 and 1.1); use TLS12 or TLS13",
+    ),
+    (
+        _TLS + "  max_version: TLS14\n",
+        "tls_server_config.max_version: must be one of TLS10, TLS11, TLS12, TLS13, got 'TLS14'",
+    ),
+    (
+        _TLS + "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
+        "tls_server_config.cipher_suites[0]: TLS_AES_128_GCM_SHA256 is a TLS 1.3 suite; TLS 1.3 suites are always enabled and cannot be configured, list only TLS 1.2 suites",
+    ),
+    (
+        _TLS
+        + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, ECDHE-RSA-AES128-GCM-SHA256]\n",
+        "tls_server_config.cipher_suites[1]: unknown cipher suite 'ECDHE-RSA-AES128-GCM-SHA256' (Go crypto/tls names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)",
+    ),
+    (
+        _TLS
+        + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_3DES_EDE_CBC_SHA]\n",
+        "tls_server_config.cipher_suites[1]: TLS_RSA_WITH_3DES_EDE_CBC_SHA is not available in {openssl}",
+    ),
+    (
+        _TLS + "  curve_preferences: [X25519MLKEM768]\n",
+        "tls_server_config.curve_preferences[0]: unknown or unsupported curve 'X25519MLKEM768' (known: CurveP256, CurveP384, CurveP521, X25519)",
+    ),
+    (
+        _TLS + "  curve_preferences: [X25519, CurveP256]\n",
+        "tls_server_config.curve_preferences: Python's ssl module can restrict key exchange to one curve but cannot order several; list exactly one, or remove the list for OpenSSL's defaults",
+    ),
+    (
+        _TLS + "  prefer_server_cipher_suites: 'yes'\n",
+        "tls_server_config.prefer_server_cipher_suites: must be true or false, got 'yes'",
+    ),
     ("http_server_config:\n  http2: 1\n", "http_server_config.http2: must be true or false, got 1"),
-    ("http_server_config:\n  headers:\n    Server: nginx\n", "http_server_config.headers.Server: cannot be set (allowed: Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy)"),
-    ("http_server_config:\n  headers:\n    x-frame-options: deny\n", "http_server_config.headers.x-frame-options: cannot be set (allowed: Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy)"),
-    ("http_server_config:\n  headers:\n    X-Frame-Options: allow\n", "http_server_config.headers.X-Frame-Options: must be one of deny, sameorigin, got 'allow'"),
-    ("http_server_config:\n  headers:\n    Content-Security-Policy: \"a\\nSet-Cookie: x\"\n", "http_server_config.headers.Content-Security-Policy: must be one line"),
+    (
+        "http_server_config:\n  headers:\n    Server: nginx\n",
+        "http_server_config.headers.Server: cannot be set (allowed: Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy)",
+    ),
+    (
+        "http_server_config:\n  headers:\n    x-frame-options: deny\n",
+        "http_server_config.headers.x-frame-options: cannot be set (allowed: Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options, X-XSS-Protection, Content-Security-Policy)",
+    ),
+    (
+        "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+        "http_server_config.headers.X-Frame-Options: must be one of deny, sameorigin, got 'allow'",
+    ),
+    (
+        'http_server_config:\n  headers:\n    Content-Security-Policy: "a\\nSet-Cookie: x"\n',
+        "http_server_config.headers.Content-Security-Policy: must be one line",
+    ),
     ("tls_server_config: {{}}\n", "tls_server_config.cert_file: is required"),
-    ("tls_server_config: {{\n", "line 2: invalid YAML: expected the node content, but found '<stream end>'"),
-]  # fmt: skip
+    (
+        "tls_server_config: {{\n",
+        "line 2: invalid YAML: expected the node content, but found '<stream end>'",
+    ),
+]
 
 
 @pytest.mark.parametrize(("text", "expected"), WEB_CONFIG_ERRORS)
@@ -704,6 +810,60 @@ def test_web_config_error_exits_2_from_the_cli(tmp_path: Path) -> None:
         result.stderr
         == f"boxoffice: {web}: basic_auth_users.alice: is not a bcrypt hash (htpasswd -nB gives one)\n"
     )
+
+
+# Only the exporter's own metrics: nothing to connect to, so the server is all that is tested.
+_NO_SOURCES = {"BOXOFFICE_SOURCES_POSTGRES_ENABLED": "false"}
+
+
+def test_serve_binds_a_bracketed_ipv6_listen_address() -> None:
+    port = free_ipv6_port()
+    process = subprocess.Popen(
+        [boxoffice_script(), "serve", "--web.listen-address", f"[::1]:{port}"],
+        env={**os.environ, **_NO_SOURCES},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        response = wait_for(lambda: _get_or_none(f"http://[::1]:{port}/metrics"), timeout=30.0)
+        assert response.status_code == 200
+        assert "boxoffice_source_up" in response.text
+    finally:
+        process.terminate()
+        _out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+
+
+def _get_or_none(url: str) -> requests.Response | None:
+    try:
+        return requests.get(url, timeout=2)
+    except requests.ConnectionError:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("::1:19798", "IPv6 hosts are written in brackets like [::1]:9798, got '::1:19798'"),
+        (":65536", "must be [host]:port like :9798 or 127.0.0.1:9798, got ':65536'"),
+        (
+            "not an address",
+            "must be [host]:port like :9798 or 127.0.0.1:9798, got 'not an address'",
+        ),
+    ],
+)
+def test_serve_refuses_a_bad_listen_address_in_one_line(address: str, reason: str) -> None:
+    result = subprocess.run(
+        [boxoffice_script(), "serve", "--web.listen-address", address],
+        env={**os.environ, **_NO_SOURCES},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"boxoffice: flag --web.listen-address: {reason}\n"
 
 
 # --- a real Prometheus ------------------------------------------------------------------

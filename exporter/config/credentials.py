@@ -1,8 +1,10 @@
-"""API keys, tokens and secret headers of the API sources, resolved from values or files.
+"""Secrets given as a value or a ``*_file`` path, and the API sources' credentials.
 
 Each secret is given either inline or as a ``*_file`` path (Docker/Kubernetes secrets).
-The resolved values are returned keyed by their settings path and also join the set of
-secrets the log formatter and error messages scrub.
+:func:`secret_value` is the one way such a pair is resolved, for the exporter's DSNs and
+API keys and the SMS bridge's tokens alike, so an empty one is refused the same way
+everywhere. The API sources' resolved values are returned keyed by their settings path
+and also join the set of secrets the log formatter and error messages scrub.
 """
 
 from __future__ import annotations
@@ -25,24 +27,40 @@ def is_secret_header(name: str) -> bool:
     return any(word in lowered for word in _SECRET_HEADER_WORDS)
 
 
-def _read(path: str, setting: str, error: ErrorAt) -> str:
+def read_secret_file(path: str, setting: str, error: ErrorAt) -> str:
+    """The secret held in a file, surrounding whitespace dropped; an empty file is an error.
+
+    An empty secret is never what was meant: an empty DSN would silently connect with
+    libpq's local defaults, an empty token would only fail at the first request.
+    """
     try:
         value = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise error(setting, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise error(setting, "is not UTF-8 text") from None
     if not value:
         raise error(setting, "the file is empty")
     return value
 
 
-def _one_of(
-    inline: str | None, file: str | None, base: str, name: str, error: ErrorAt
-) -> str | None:
+def secret_value(inline: str | None, file: str | None, setting: str, error: ErrorAt) -> str | None:
+    """Resolve a secret given inline at ``setting`` or as a path at ``setting + "_file"``.
+
+    None when neither is given; giving both, an empty value or an empty file is an error.
+    Every "value or file" secret of every configuration goes through here.
+    """
+    file_setting = f"{setting}_file"
     if inline is not None and file is not None:
-        raise error(join(base, f"{name}_file"), f"give {name} or {name}_file, not both")
+        name = setting.rpartition(".")[2]
+        raise error(file_setting, f"give {name} or {name}_file, not both")
     if file is not None:
-        return _read(file, join(base, f"{name}_file"), error)
-    return inline.strip() if inline is not None else None
+        return read_secret_file(file, file_setting, error)
+    if inline is None:
+        return None
+    if not inline.strip():
+        raise error(setting, "must not be empty")
+    return inline.strip()
 
 
 def resolve_credentials(settings: Settings, error: ErrorAt) -> dict[str, str]:
@@ -50,8 +68,8 @@ def resolve_credentials(settings: Settings, error: ErrorAt) -> dict[str, str]:
     found: dict[str, str] = {}
     stripe = settings.sources.stripe
     if stripe.enabled:
-        key = _one_of(stripe.api_key, stripe.api_key_file, "sources.stripe", "api_key", error)
-        if not key:
+        key = secret_value(stripe.api_key, stripe.api_key_file, "sources.stripe.api_key", error)
+        if key is None:
             raise error("sources.stripe.api_key", "is required when the Stripe source is enabled")
         found["sources.stripe.api_key"] = key
     twilio = settings.sources.twilio
@@ -60,10 +78,10 @@ def resolve_credentials(settings: Settings, error: ErrorAt) -> dict[str, str]:
             raise error(
                 "sources.twilio.account_sid", "is required when the Twilio source is enabled"
             )
-        token = _one_of(
-            twilio.auth_token, twilio.auth_token_file, "sources.twilio", "auth_token", error
+        token = secret_value(
+            twilio.auth_token, twilio.auth_token_file, "sources.twilio.auth_token", error
         )
-        if not token:
+        if token is None:
             raise error(
                 "sources.twilio.auth_token", "is required when the Twilio source is enabled"
             )
@@ -81,5 +99,5 @@ def resolve_credentials(settings: Settings, error: ErrorAt) -> dict[str, str]:
                 found[join(join(base, "headers"), header)] = value
         for header, path in target.header_files.items():
             setting = join(join(base, "header_files"), header)
-            found[setting] = _read(path, setting, error)
+            found[setting] = read_secret_file(path, setting, error)
     return found

@@ -10,16 +10,28 @@ import dataclasses
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import yaml
 
 from exporter.catalog import POSTGRES_PACK, CatalogMetric
-from exporter.config.credentials import resolve_credentials
+from exporter.config.credentials import resolve_credentials, secret_value
 from exporter.config.errors import ConfigError
 from exporter.config.settings import DatabaseSettings, Settings
 from exporter.config.typed import build, join
+from exporter.config.yamlfile import read_mapping, read_yaml
+
+# read_yaml is re-exported for the modules that still import it from here; its home is
+# config.yamlfile.
+__all__ = [
+    "NO_FILE",
+    "BoundMetric",
+    "Config",
+    "Database",
+    "load_config",
+    "load_settings",
+    "read_yaml",
+]
 
 ENV_PREFIX = "BOXOFFICE_"
 # Fixed names scripts and containers rely on (SPEC 3); everything else maps by schema path.
@@ -32,7 +44,7 @@ NO_FILE = "configuration"
 _PACK_NAMES = frozenset(metric.name for metric in POSTGRES_PACK)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Database:
     """A named database with its DSN resolved (from the file, the environment or a secret file)."""
 
@@ -42,7 +54,7 @@ class Database:
     connect_timeout: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BoundMetric:
     """A PostgreSQL metric of the catalog bound to the database it reads.
 
@@ -60,7 +72,7 @@ class BoundMetric:
         return self.sql is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """Everything boxoffice runs from, checked and frozen."""
 
@@ -71,42 +83,6 @@ class Config:
     secrets: frozenset[str] = dataclasses.field(repr=False)
     # API keys, tokens and secret header values by settings path (see config.credentials).
     credentials: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys instead of silently keeping the last."""
-
-
-def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: set[Any] = set()
-    for key_node, _value in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
-
-
-def read_yaml(path: str) -> Any:
-    """Parse a YAML file strictly; errors name the file and the line."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, "", f"cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, "", "is not UTF-8 text") from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(path, where, f"invalid YAML: {problem}") from None
 
 
 def load_config(
@@ -136,11 +112,7 @@ def load_settings(
     commands that use one section only (``sms-bridge``) check that section themselves.
     """
     source = path or NO_FILE
-    data: Any = read_yaml(path) if path else {}
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(source, "", "must be a mapping of settings at the top level")
+    data = read_mapping(path) if path else {}
     origins: dict[str, str] = {}
     for env_path, (value, name) in _env_overrides(env or {}).items():
         _set(data, env_path, value)
@@ -195,30 +167,33 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
         if sql is not None and not sql.strip().rstrip(";").strip():
             raise error(join(join("metrics", spec.name), "sql"), "must not be empty")
         metrics.append(
-            BoundMetric(spec, database, sql.strip().rstrip(";") if sql is not None else None)
+            BoundMetric(
+                spec=spec,
+                database=database,
+                sql=sql.strip().rstrip(";") if sql is not None else None,
+            )
         )
     credentials = resolve_credentials(settings, error)
     secrets = frozenset(s for db in databases.values() for s in _dsn_secrets(db.dsn))
     secrets |= frozenset(credentials.values())
-    return Config(source, settings, databases, tuple(metrics), secrets, credentials)
+    return Config(
+        source=source,
+        settings=settings,
+        databases=databases,
+        metrics=tuple(metrics),
+        secrets=secrets,
+        credentials=credentials,
+    )
 
 
 def _resolve_database(
     name: str, db: DatabaseSettings, error: Callable[[str, str], ConfigError]
 ) -> Database:
     base = join("databases", name)
-    if db.dsn is not None and db.dsn_file is not None:
-        raise error(join(base, "dsn_file"), "give dsn or dsn_file, not both")
-    field_path = join(base, "dsn_file" if db.dsn_file is not None else "dsn")
-    if db.dsn_file is not None:
-        try:
-            dsn = Path(db.dsn_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise error(join(base, "dsn_file"), f"cannot read: {exc.strerror or exc}") from None
-    elif db.dsn is not None:
-        dsn = db.dsn.strip()
-    else:
+    dsn = secret_value(db.dsn, db.dsn_file, join(base, "dsn"), error)
+    if dsn is None:
         raise error(join(base, "dsn"), "is required (or dsn_file)")
+    field_path = join(base, "dsn_file" if db.dsn_file is not None else "dsn")
     # psycopg only here, so that commands that never connect (generate) do not load it.
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
@@ -230,7 +205,12 @@ def _resolve_database(
         raise error(
             field_path, "is not a valid libpq connection string (URI or key=value)"
         ) from None
-    return Database(name, dsn, db.pool_max_size, float(db.connect_timeout))
+    return Database(
+        name=name,
+        dsn=dsn,
+        pool_max_size=db.pool_max_size,
+        connect_timeout=float(db.connect_timeout),
+    )
 
 
 def _dsn_secrets(dsn: str) -> list[str]:

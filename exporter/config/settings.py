@@ -5,28 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from exporter.config.listen import listen_address_problem
 from exporter.config.typed import Check, Duration, at_least, field, positive
-
-
-def _listen_address(value: str) -> str | None:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        return f"must be [host]:port like :9798 or 127.0.0.1:9798, got {value!r}"
-    if host.startswith("[") != host.endswith("]"):
-        return f"IPv6 hosts are written in brackets like [::1]:9798, got {value!r}"
-    return None
 
 
 def _path(value: str) -> str | None:
     return None if value.startswith("/") else f"must start with '/', got {value!r}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WebSettings:
     """The exporter's HTTP endpoint."""
 
     listen_address: str = field(
-        ":9798", doc="Address to serve /metrics, /healthz and / on.", check=_listen_address
+        ":9798", doc="Address to serve /metrics, /healthz and / on.", check=listen_address_problem
     )
     config_file: str | None = field(
         None,
@@ -35,7 +27,7 @@ class WebSettings:
     telemetry_path: str = field("/metrics", doc="Path of the metrics endpoint.", check=_path)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DatabaseSettings:
     """One named PostgreSQL database (the ticket DB and the payment DB may differ)."""
 
@@ -51,7 +43,7 @@ class DatabaseSettings:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IncrementalSettings:
     """Incremental collection of the default pack's counters (docs/incremental.md)."""
 
@@ -87,7 +79,7 @@ class IncrementalSettings:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PostgresSourceSettings:
     """The PostgreSQL source: the default query pack and its overrides."""
 
@@ -125,7 +117,7 @@ def _base_url(value: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StripeSourceSettings:
     """The Stripe source: charges, refunds, disputes, balance, webhook delivery (read-only key)."""
 
@@ -164,7 +156,7 @@ class StripeSourceSettings:
     api_base: str = field("https://api.stripe.com", doc="API address.", check=_base_url)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TwilioSourceSettings:
     """The Twilio source: SMS counted at their final status, cost and account balance."""
 
@@ -198,7 +190,7 @@ class TwilioSourceSettings:
     api_base: str = field("https://api.twilio.com", doc="API address.", check=_base_url)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HttpTargetSettings:
     """One endpoint probed by the HTTP health source."""
 
@@ -226,7 +218,7 @@ class HttpTargetSettings:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HttpSourceSettings:
     """The HTTP health source: probes each target on every collection."""
 
@@ -236,7 +228,7 @@ class HttpSourceSettings:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SourcesSettings:
     """Each data source, collected in the background on its own interval."""
 
@@ -246,7 +238,7 @@ class SourcesSettings:
     http: HttpSourceSettings = field(default_factory=HttpSourceSettings)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MetricSettings:
     """Per-metric settings: which database it reads, and SQL for schemas that differ."""
 
@@ -261,7 +253,7 @@ class MetricSettings:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogSettings:
     """Logging to standard error."""
 
@@ -269,14 +261,14 @@ class LogSettings:
     format: Literal["logfmt", "json"] = field("logfmt", doc="Line format.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SmsBridgeSettings:
     """`boxoffice sms-bridge`: Alertmanager webhooks in, an SMS per recipient out (see docs)."""
 
     listen_address: str = field(
         ":9799",
         doc="Address to serve /alerts/<group>, /metrics and /healthz on.",
-        check=_listen_address,
+        check=listen_address_problem,
     )
     web_config_file: str | None = field(
         None,
@@ -351,7 +343,7 @@ class SmsBridgeSettings:
     dry_run: bool = field(False, doc="Log each SMS instead of sending it (Twilio is not called).")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """The whole of boxoffice.yml, after environment variables and flags are applied."""
 

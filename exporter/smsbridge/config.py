@@ -6,12 +6,11 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from exporter.config.credentials import ErrorAt
+from exporter.config.credentials import ErrorAt, secret_value
 from exporter.config.errors import ConfigError
 from exporter.config.loader import load_settings
 from exporter.config.settings import SmsBridgeSettings
@@ -22,7 +21,7 @@ _GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _BASE = "sms_bridge"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BridgeConfig:
     """Everything `boxoffice sms-bridge` runs from, checked; secrets kept out of repr."""
 
@@ -52,7 +51,9 @@ def load_bridge_config(
 
     bridge = settings.sms_bridge
     groups = _groups(bridge, error)
-    bearer = _secret(bridge.bearer_token, bridge.bearer_token_file, "bearer_token", error)
+    bearer = secret_value(
+        bridge.bearer_token, bridge.bearer_token_file, join(_BASE, "bearer_token"), error
+    )
     if not bridge.unauthenticated and bearer is None and bridge.web_config_file is None:
         raise error(
             join(_BASE, "bearer_token"),
@@ -60,7 +61,9 @@ def load_bridge_config(
             "web_config_file, or run with --unauthenticated",
         )
     token = None if bridge.dry_run else _twilio(bridge, error)
-    store_dsn = _secret(bridge.store_dsn, bridge.store_dsn_file, "store_dsn", error)
+    store_dsn = secret_value(
+        bridge.store_dsn, bridge.store_dsn_file, join(_BASE, "store_dsn"), error
+    )
     secrets = {s for s in (bearer, token, store_dsn) if s}
     if store_dsn is not None:
         try:
@@ -106,29 +109,12 @@ def _groups(bridge: SmsBridgeSettings, error: ErrorAt) -> dict[str, tuple[str, .
     return found
 
 
-def _secret(inline: str | None, file: str | None, name: str, error: ErrorAt) -> str | None:
-    if inline is not None and file is not None:
-        raise error(join(_BASE, f"{name}_file"), f"give {name} or {name}_file, not both")
-    if file is not None:
-        setting = join(_BASE, f"{name}_file")
-        try:
-            value = Path(file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise error(setting, f"cannot read: {exc.strerror or exc}") from None
-        if not value:
-            raise error(setting, "the file is empty")
-        return value
-    if inline is not None:
-        if not inline.strip():
-            raise error(join(_BASE, name), "must not be empty")
-        return inline.strip()
-    return None
-
-
 def _twilio(bridge: SmsBridgeSettings, error: ErrorAt) -> str:
     if not bridge.account_sid:
         raise error(join(_BASE, "account_sid"), "is required (or run with --dry-run)")
-    token = _secret(bridge.auth_token, bridge.auth_token_file, "auth_token", error)
+    token = secret_value(
+        bridge.auth_token, bridge.auth_token_file, join(_BASE, "auth_token"), error
+    )
     if token is None:
         raise error(join(_BASE, "auth_token"), "is required (or auth_token_file, or --dry-run)")
     if (bridge.from_number is None) == (bridge.messaging_service_sid is None):

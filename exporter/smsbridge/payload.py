@@ -24,7 +24,7 @@ class PayloadError(ValueError):
     """The body is not an Alertmanager version 4 webhook; the text says which field and why."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Alert:
     """One alert of a notification."""
 
@@ -40,7 +40,7 @@ class Alert:
         return self.labels.get("alertname") or "alert"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Notification:
     """One webhook: a group of alerts Alertmanager notifies together."""
 

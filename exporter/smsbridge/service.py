@@ -24,7 +24,7 @@ from exporter.web.webconfig import WebConfig, load_web_config
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunningParts:
     """The parts a bridge holds, closed together."""
 
@@ -126,7 +126,9 @@ def build_bridge(
         listen_address=listen_address or settings.listen_address,
         web_config=web_config,
     )
-    return RunningParts(server, store, registry, bridge, digests)
+    return RunningParts(
+        server=server, store=store, registry=registry, bridge=bridge, digests=digests
+    )
 
 
 def run_until(stop: threading.Event, parts: RunningParts, on_started: Callable[[], None]) -> None:

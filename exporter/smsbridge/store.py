@@ -48,7 +48,7 @@ class StoreError(Exception):
     """The store cannot be read or written now (a retry may succeed); no secret in the text."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Claim:
     """The outcome of a claim: send now, already sent, refused, deferred, or in flight."""
 
@@ -58,7 +58,7 @@ class Claim:
     stale: bool = False  # the claim of a bridge that died mid-send was taken over
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Deferred:
     """A deferred message taken for a digest."""
 
@@ -68,13 +68,25 @@ class Deferred:
     stale: bool  # a digest a dead bridge had claimed: it may have gone out already
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Row:
     state: State
     sid: str | None
     error_code: int | None
     created_at: float
     claimed_at: float
+
+
+def _row(found: Sequence[Any]) -> _Row:
+    """A record as selected by claim(): state, sid, error_code, created_at, claimed_at."""
+    state, sid, error_code, created_at, claimed_at = found
+    return _Row(
+        state=state,
+        sid=sid,
+        error_code=error_code,
+        created_at=created_at,
+        claimed_at=claimed_at,
+    )
 
 
 def message_key(notification: Notification, recipient: str) -> str:
@@ -94,16 +106,16 @@ def recipient_hash(recipient: str) -> str:
 def _decide(row: _Row | None, now: float, lease: float, window: float) -> Claim:
     """What to do with an existing record (pure; both stores share it)."""
     if row is None or row.created_at < now - window:
-        return Claim("send")
+        return Claim(verdict="send")
     if row.state == "sent":
-        return Claim("sent", sid=row.sid)
+        return Claim(verdict="sent", sid=row.sid)
     if row.state == "rejected":
-        return Claim("rejected", error_code=row.error_code)
+        return Claim(verdict="rejected", error_code=row.error_code)
     if row.state == "deferred":
-        return Claim("deferred")
+        return Claim(verdict="deferred")
     if row.claimed_at >= now - lease:
-        return Claim("busy")
-    return Claim("send", stale=True)
+        return Claim(verdict="busy")
+    return Claim(verdict="send", stale=True)
 
 
 _SCHEMA = f"""
@@ -152,14 +164,14 @@ class IdempotencyStore:
                 (key, now, now, recipient_hash(recipient)),
             ).fetchone()
             if inserted:
-                return Claim("send")
+                return Claim(verdict="send")
             found = self._run(
                 conn,
                 f"SELECT state, sid, error_code, created_at, claimed_at FROM {_TABLE} "
                 f"WHERE key = %s{self._lock_row}",
                 (key,),
             ).fetchone()
-            claim = _decide(_Row(*found) if found else None, now, lease, window)
+            claim = _decide(_row(found) if found else None, now, lease, window)
             if claim.verdict == "send":
                 self._run(
                     conn,
@@ -244,7 +256,10 @@ class IdempotencyStore:
                     f"UPDATE {_TABLE} SET state = 'claimed', claimed_at = %s WHERE key = %s",
                     (now, key),
                 )
-            return [Deferred(str(k), str(b), float(c), st == "claimed") for k, b, c, st in rows]
+            return [
+                Deferred(key=str(k), body=str(b), created_at=float(c), stale=st == "claimed")
+                for k, b, c, st in rows
+            ]
 
     def restore_deferred(self, keys: Sequence[str]) -> None:
         """A digest could not be sent now: its messages wait for the next one."""

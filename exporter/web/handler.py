@@ -19,7 +19,7 @@ log = logging.getLogger("exporter.web")
 _TEXT = "text/plain; charset=utf-8"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Site:
     """What the request handler serves: everything it needs, nothing it may change."""
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from exporter.config.listen import parse_listen_address
 from exporter.web.auth import BasicAuth
 from exporter.web.encoding import ExpositionCache
 from exporter.web.handler import Connections, Handler, Site
@@ -30,22 +31,6 @@ _CONNECTION_TIMEOUT = 30.0
 _SHUTDOWN_GRACE = _CONNECTION_TIMEOUT  # a response stalled on a slow reader ends by then
 _SHUTDOWN_JOIN = 5.0
 _NO_IPV6 = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT)
-
-
-def parse_listen_address(address: str) -> tuple[str, int]:
-    """Split ``[host]:port`` (Prometheus style) into host and port; "" means every interface."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        raise ValueError(f"listen address must be [host]:port like :9798, got {address!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        if ":" not in host:
-            raise ValueError(f"brackets are for IPv6 hosts like [::1]:9798, got {address!r}")
-    elif ":" in host or "[" in host or "]" in host:
-        raise ValueError(f"IPv6 hosts are written in brackets like [::1]:9798, got {address!r}")
-    if any(c.isspace() for c in host):
-        raise ValueError(f"listen address must not contain spaces, got {address!r}")
-    return host, int(port)
 
 
 class _Server(ThreadingHTTPServer):

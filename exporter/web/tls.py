@@ -59,7 +59,7 @@ _CURVES = {
 _WHERE = "tls_server_config"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TLSConfig:
     """``tls_server_config``: server certificate and client-certificate policy (paths absolute)."""
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from exporter.config.errors import ConfigError
-from exporter.config.loader import read_yaml
-from exporter.config.typed import build, field
+from exporter.config.typed import field
+from exporter.config.yamlfile import load_typed
 from exporter.web.tls import TLS_VERSIONS, TLSConfig, build_ssl_context
 
 __all__ = ["HTTPConfig", "TLSConfig", "WebConfig", "build_ssl_context", "load_web_config"]
@@ -63,9 +62,7 @@ class WebConfig:
 
 def load_web_config(path: str) -> WebConfig:
     """Read and check a web config file, certificates included; problems are ConfigErrors."""
-    data = read_yaml(path)
-    _refuse_unsupported(path, data)
-    config = build(WebConfig, data if data is not None else {}, source=path)
+    config = load_typed(WebConfig, path, unsupported=_UNSUPPORTED)
     for header, value in config.http_server_config.headers.items():
         _check_header(path, header, value)
     for user, hashed in config.basic_auth_users.items():
@@ -77,18 +74,6 @@ def load_web_config(path: str) -> WebConfig:
     tls = _check_tls(path, config.tls_server_config, Path(path).absolute().parent)
     build_ssl_context(tls, source=path)  # fail now, not on the first scrape
     return replace(config, tls_server_config=tls)
-
-
-def _refuse_unsupported(source: str, data: Any) -> None:
-    if not isinstance(data, dict):
-        return
-    tls = data.get("tls_server_config")
-    present = set(data) | (
-        {f"tls_server_config.{k}" for k in tls} if isinstance(tls, dict) else set()
-    )
-    for key, reason in _UNSUPPORTED.items():
-        if key in present:
-            raise ConfigError(source, key, reason)
 
 
 def _resolve(base: Path, value: str | None) -> str | None:

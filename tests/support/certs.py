@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Pki:
     ca_cert: Path
     server_cert: Path
@@ -95,12 +95,12 @@ def make_pki(directory: Path) -> Pki:
         [x509.DNSName("prometheus.example"), x509.IPAddress(ipaddress.ip_address("::1"))],
     )
     pki = Pki(
-        directory / "ca.crt",
-        directory / "server.crt",
-        directory / "server.key",
-        directory / "client.crt",
-        directory / "client.key",
-        directory / "encrypted.key",
+        ca_cert=directory / "ca.crt",
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.crt",
+        client_key=directory / "client.key",
+        encrypted_key=directory / "encrypted.key",
     )
     pki.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.server_cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))

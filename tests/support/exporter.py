@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -116,6 +119,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def boxoffice_script() -> str:
+    """The installed console script, so these tests run the command exactly as users do."""
+    script = Path(sys.executable).with_name("boxoffice")
+    return str(script) if script.exists() else shutil.which("boxoffice") or "boxoffice"
+
+
+def free_ipv6_port() -> int:
+    """A TCP port on ::1 that nothing listens on right now; skips without IPv6 loopback."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+            return int(sock.getsockname()[1])
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
 
 
 def run_boxoffice(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:

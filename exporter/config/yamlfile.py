@@ -1,0 +1,100 @@
+"""Every YAML file boxoffice reads goes through here: parsed strictly, then typed.
+
+Strict means safe YAML with duplicate keys refused (PyYAML keeps the last one silently).
+:func:`load_typed` is the one way a file becomes a typed dataclass; callers that overlay
+other input first (the environment, flags) take :func:`read_mapping` and build themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from exporter.config.errors import ConfigError
+from exporter.config.typed import build
+
+T = TypeVar("T")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses duplicate keys instead of silently keeping the last."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def read_yaml(path: str) -> Any:
+    """Parse a YAML file strictly; errors name the file and the line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, "", "is not UTF-8 text") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(path, where, f"invalid YAML: {problem}") from None
+
+
+def read_mapping(path: str, *, name: str | None = None) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (an empty file is an empty one).
+
+    ``name`` is how errors call the file when that is not its path.
+    """
+    source = name or path
+    try:
+        data = read_yaml(path)
+    except ConfigError as exc:
+        raise ConfigError(source, exc.path, exc.reason) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", "must be a mapping at the top level")
+    return data
+
+
+def load_typed(
+    cls: type[T],
+    path: str,
+    *,
+    name: str | None = None,
+    unsupported: Mapping[str, str] | None = None,
+) -> T:
+    """Read a YAML file into the frozen dataclass ``cls``, unknown keys refused.
+
+    ``unsupported`` maps dotted keys a file format defines but we do not implement to what
+    to do instead, so the user reads that rather than a bare "unknown key".
+    """
+    source = name or path
+    data = read_mapping(path, name=name)
+    for dotted, reason in (unsupported or {}).items():
+        if _present(data, dotted.split(".")):
+            raise ConfigError(source, dotted, reason)
+    return build(cls, data, source=source)
+
+
+def _present(data: Any, keys: list[str]) -> bool:
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return False
+        data = data[key]
+    return True
