@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from exporter.db.schema import create_schema, schema_sql
+from exporter.lifecycle import Failure
 
 SELLER_TIMEZONE = "America/New_York"
 TABLES = ("webhook_logs", "orders", "checkout_sessions", "ticket_tiers", "events")
@@ -77,8 +78,10 @@ _SALES_WINDOW = timedelta(days=120)
 _HISTORY = timedelta(days=365)
 
 
-class SeedError(Exception):
-    """The database cannot be seeded as asked (one line, for the CLI)."""
+class SeedError(Failure):
+    """The database cannot be seeded as asked (one line, for the CLI; bad input, exit 2)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
