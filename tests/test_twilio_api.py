@@ -1,4 +1,4 @@
-"""The local Twilio API (exporter.demo.twilio_api) against Twilio's spec, over real HTTP, and
+"""The local Twilio server (exporter.demo.twilio_server) against Twilio's spec, over real HTTP, and
 the demo's LocalTwilio that serves it to the exporter."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import requests
 from exporter.config import load_config
 from exporter.demo.local_twilio import ORIGIN, LocalTwilio, TwilioGateway
 from exporter.demo.simulator import SmsOutcome
-from exporter.demo.twilio_api import TwilioApi, message_template
+from exporter.demo.twilio_server import LocalTwilioServer, message_template
 from tests.support.fake_stripe import FIXTURES
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.support.fakehttp import serving
@@ -34,10 +34,10 @@ def _spec() -> dict[str, Any]:
 @pytest.fixture
 def fake() -> Iterator[FakeTwilio]:
     with serving(FakeTwilio()) as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
-def _get(fake: TwilioApi, path: str, **params: str) -> requests.Response:
+def _get(fake: LocalTwilioServer, path: str, **params: str) -> requests.Response:
     return requests.get(
         f"{fake.url}{path}", params=params, auth=(fake.account_sid, fake.auth_token), timeout=5
     )
@@ -116,7 +116,7 @@ def test_wrong_credentials_and_unknown_paths_get_twilios_errors(fake: FakeTwilio
 
 
 def test_keep_forgets_the_oldest_messages() -> None:
-    api = TwilioApi(ACCOUNT_SID, AUTH_TOKEN, keep=3)
+    api = LocalTwilioServer(ACCOUNT_SID, AUTH_TOKEN, keep=3)
     with serving(api):
         sids = [api.send(1_700_000_000.0 + i) for i in range(5)]
     assert list(api.messages) == sids[2:]
@@ -133,7 +133,7 @@ def test_keep_forgets_the_oldest_messages() -> None:
 def test_the_gateway_records_each_text_at_its_final_status(
     outcome: SmsOutcome, fields: dict[str, Any]
 ) -> None:
-    api = TwilioApi(ACCOUNT_SID, AUTH_TOKEN)
+    api = LocalTwilioServer(ACCOUNT_SID, AUTH_TOKEN)
     with serving(api):
         gateway = TwilioGateway(api, clock=lambda: 1_700_000_000.0)
         gateway.deliver(outcome)

@@ -26,52 +26,22 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from exporter.db.schema import create_schema, schema_sql
+from exporter.db.shop import (
+    ABANDONED_SHARE,
+    CITIES,
+    FAILED_SHARE,
+    FAILURE_CODES,
+    HOURLY,
+    PARTIAL_REFUND_SHARE,
+    PAYMENT_METHODS,
+    REFUNDED_SHARE,
+    SELLER_TIMEZONE,
+    WEBHOOK_ERRORS,
+    WEEKDAY,
+)
 from exporter.lifecycle import Failure
 
-SELLER_TIMEZONE = "America/New_York"
 TABLES = ("webhook_logs", "orders", "checkout_sessions", "ticket_tiers", "events")
-
-# (city, currency): a workshop touring US cities, with two European dates.
-CITIES: tuple[tuple[str, str], ...] = (
-    ("Atlanta", "usd"), ("Austin", "usd"), ("Chicago", "usd"), ("Dallas", "usd"),
-    ("Denver", "usd"), ("Houston", "usd"), ("Los Angeles", "usd"), ("Miami", "usd"),
-    ("Nashville", "usd"), ("New York", "usd"), ("Philadelphia", "usd"), ("Phoenix", "usd"),
-    ("Seattle", "usd"), ("London", "gbp"), ("Berlin", "eur"),
-)  # fmt: skip
-
-# Stripe error codes of failed card payments, roughly by how often they occur.
-FAILURE_CODES: tuple[tuple[str, float], ...] = (
-    ("card_declined", 0.45),
-    ("insufficient_funds", 0.18),
-    ("expired_card", 0.10),
-    ("incorrect_cvc", 0.10),
-    ("processing_error", 0.06),
-    ("authentication_required", 0.06),
-    ("incorrect_number", 0.04),
-    ("card_decline_rate_limit_exceeded", 0.01),
-)
-PAYMENT_METHODS: tuple[tuple[str, float], ...] = (
-    ("card", 0.80),
-    ("link", 0.10),
-    ("klarna", 0.05),
-    ("cashapp", 0.03),
-    ("us_bank_account", 0.02),
-)
-WEBHOOK_ERRORS = (
-    "No signatures found matching the expected signature for payload",
-    "canceling statement due to statement timeout",
-    "deadlock detected",
-    "upstream request timed out",
-)
-FAILED_SHARE = 0.04
-REFUNDED_SHARE = 0.02
-PARTIAL_REFUND_SHARE = 0.005
-ABANDONED_SHARE = 0.12
-
-# Relative sales by local hour (night quiet, lunch and evening peaks) and weekday (Mon..Sun).
-HOURLY = (0.15, 0.08, 0.05, 0.04, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 1.1, 1.3,
-           1.6, 1.5, 1.1, 1.0, 1.0, 1.2, 1.7, 1.9, 1.8, 1.4, 0.9, 0.45)  # fmt: skip
-WEEKDAY = (0.9, 1.1, 1.15, 1.2, 0.95, 0.8, 1.05)
 _TIER_SHARE = {"ga": 0.8, "vip": 0.2}
 
 _SALES_WINDOW = timedelta(days=120)

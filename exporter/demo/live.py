@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from exporter.db.seed import SELLER_TIMEZONE
+from exporter.db.shop import SELLER_TIMEZONE
 from exporter.demo.scenarios import SCENARIOS, Timeline
 from exporter.demo.shape import DemoClock
 from exporter.demo.simulator import Limits, Settings, Simulator, SmsGateway

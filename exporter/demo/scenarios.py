@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 
-from exporter.db.seed import FAILURE_CODES
+from exporter.db.shop import FAILURE_CODES
 
 # Twilio error codes of messages that end failed or undelivered, by how often they occur.
 SMS_ERRORS: tuple[tuple[str, float], ...] = (

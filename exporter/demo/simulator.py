@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from exporter.db.seed import PAYMENT_METHODS, WEBHOOK_ERRORS
+from exporter.db.shop import PAYMENT_METHODS, WEBHOOK_ERRORS
 from exporter.demo.buyers import QUANTITIES, Inventory, Paid, Session, Tier, Timers
 from exporter.demo.report import Tally
 from exporter.demo.scenarios import (

@@ -21,11 +21,11 @@ from typing import Any
 import requests
 
 from exporter.demo.alerting import TwilioAccount
-from exporter.demo.httpfake import Reply, Request
 from exporter.demo.sinks import Notification, sms_notification
 from exporter.demo.stack import PrometheusStack
 from tests.support.exporter import config_for, free_port, running_exporter, scrape_until, value
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.support.fakehttp import Reply, Request
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 THRESHOLDS = ROOT / "rules" / "thresholds.yaml"
