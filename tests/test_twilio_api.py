@@ -77,9 +77,16 @@ def test_the_list_pages_newest_first_with_twilios_envelope(fake: FakeTwilio) -> 
     sids = [fake.send(now - 100 + i, status="delivered") for i in range(25)]
     first = _get(fake, _messages_path(), PageSize="10").json()
     assert set(first) == {
-        "messages", "uri", "first_page_uri", "next_page_uri", "previous_page_uri",
-        "page", "page_size", "start", "end",
-    }  # fmt: skip
+        "messages",
+        "uri",
+        "first_page_uri",
+        "next_page_uri",
+        "previous_page_uri",
+        "page",
+        "page_size",
+        "start",
+        "end",
+    }
     seen = [m["sid"] for m in first["messages"]]
     assert (first["page"], first["start"], first["end"]) == (0, 0, 9)
     page = first
@@ -103,9 +110,9 @@ def test_the_list_filters_on_date_sent_on_or_after(fake: FakeTwilio) -> None:
     assert [m["sid"] for m in listed] == [new, edge]
     assert old not in {m["sid"] for m in listed}
     iso = datetime.fromtimestamp(base + 1, UTC).isoformat()
-    assert [m["sid"] for m in _get(fake, _messages_path(), **{"DateSent>": iso}).json()[
-        "messages"
-    ]] == [new]  # fmt: skip
+    assert [
+        m["sid"] for m in _get(fake, _messages_path(), **{"DateSent>": iso}).json()["messages"]
+    ] == [new]
 
 
 def test_wrong_credentials_and_unknown_paths_get_twilios_errors(fake: FakeTwilio) -> None:
@@ -125,11 +132,20 @@ def test_keep_forgets_the_oldest_messages() -> None:
 @pytest.mark.parametrize(
     ("outcome", "fields"),
     [
-        (SmsOutcome(1, "delivered", None), {"status": "delivered", "error_code": None, "price": "-0.00790"}),
-        (SmsOutcome(2, "undelivered", "30003"), {"status": "undelivered", "error_code": 30003, "price": "-0.00790"}),
-        (SmsOutcome(3, "failed", "30008"), {"status": "failed", "error_code": 30008, "price": "0.00000"}),
+        (
+            SmsOutcome(1, "delivered", None),
+            {"status": "delivered", "error_code": None, "price": "-0.00790"},
+        ),
+        (
+            SmsOutcome(2, "undelivered", "30003"),
+            {"status": "undelivered", "error_code": 30003, "price": "-0.00790"},
+        ),
+        (
+            SmsOutcome(3, "failed", "30008"),
+            {"status": "failed", "error_code": 30008, "price": "0.00000"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_gateway_records_each_text_at_its_final_status(
     outcome: SmsOutcome, fields: dict[str, Any]
 ) -> None:

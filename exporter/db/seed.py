@@ -54,7 +54,7 @@ class SeedError(Failure):
     exit_code = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SeedSummary:
     """How much demo data was written."""
 
@@ -66,7 +66,7 @@ class SeedSummary:
     cities: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Tier:
     id: int
     event_id: int
@@ -255,15 +255,15 @@ def _plan(conn: psycopg.Connection[Any], seed: int, now: datetime) -> list[_Tier
             days = max((end - start).total_seconds() / 86400, 1.0)
             tiers.append(
                 _Tier(
-                    len(tiers) + 1,
-                    event_id,
-                    tier,
-                    prices[tier],
-                    currency,
-                    start,
-                    end,
-                    event_id == cancelled_id,
-                    popularity * share * days,
+                    id=len(tiers) + 1,
+                    event_id=event_id,
+                    tier=tier,
+                    price_cents=prices[tier],
+                    currency=currency,
+                    window_start=start,
+                    window_end=end,
+                    cancelled=event_id == cancelled_id,
+                    weight=popularity * share * days,
                 )
             )
     with conn.cursor() as cur:

@@ -48,7 +48,7 @@ class TimedTwilio(FakeTwilio):
         return reply
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Pipeline:
     """A running pipeline and what it delivered."""
 
@@ -111,16 +111,23 @@ def running_pipeline(
         scrape_until(url, lambda s: value(s, "boxoffice_source_up", source="postgres") == 1)
         lines: list[str] = []
         stack = PrometheusStack(
-            THRESHOLDS, speed, url.removeprefix("http://"), lines.append,
-            listen=f"127.0.0.1:{free_port()}", routing=ROUTING,
-            twilio=TwilioAccount(ACCOUNT_SID, AUTH_TOKEN, twilio.url),
-            min_window=MIN_WINDOW, poll=0.5,
-        )  # fmt: skip
+            THRESHOLDS,
+            speed,
+            url.removeprefix("http://"),
+            lines.append,
+            listen=f"127.0.0.1:{free_port()}",
+            routing=ROUTING,
+            twilio=TwilioAccount(
+                account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base=twilio.url
+            ),
+            min_window=MIN_WINDOW,
+            poll=0.5,
+        )
         try:
             stack.start()
             # Rules load once Prometheus holds a full shortest window (MIN_WINDOW seconds).
             assert stack.rules_loaded.wait(MIN_WINDOW + 20), "\n".join(lines)
-            yield Pipeline(dsn, url, stack, twilio, lines)
+            yield Pipeline(dsn=dsn, exporter_url=url, stack=stack, twilio=twilio, lines=lines)
         finally:
             stack.stop()
 
