@@ -24,7 +24,6 @@ from exporter.demo.buyers import Inventory
 from exporter.demo.profile import compress
 from exporter.demo.sinks import (
     ChatSinks,
-    Inbox,
     Notification,
     SmtpSink,
     from_title,
@@ -37,6 +36,7 @@ from exporter.generate.output import load_inputs
 from exporter.generate.routing import Duration, Timing, Timings
 from tests.support.alertmanager import post_alerts
 from tests.support.exporter import wait_for
+from tests.support.inbox import RecordingInbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +122,7 @@ def test_routed_lines_group_one_notification_and_mark_reminders() -> None:
 
 def test_the_inbox_prints_once_deliveries_settle() -> None:
     lines: list[str] = []
-    inbox = Inbox(lines.append, settle=0.2)
+    inbox = RecordingInbox(lines.append, settle=0.2)
     inbox.add(_n("slack", "#payment-alerts"))
     inbox.add(_n("sms", "oncall"))
     inbox.add(None)
@@ -133,7 +133,7 @@ def test_the_inbox_prints_once_deliveries_settle() -> None:
 
 
 def test_chat_sinks_answer_like_slack_and_pagerduty() -> None:
-    inbox = Inbox(settle=0.05)
+    inbox = RecordingInbox(settle=0.05)
     sinks = ChatSinks(inbox)
     sinks.start()
     try:
@@ -158,7 +158,7 @@ def test_chat_sinks_answer_like_slack_and_pagerduty() -> None:
 
 
 def test_the_smtp_sink_takes_mail_from_a_real_smtp_client() -> None:
-    inbox = Inbox(settle=0.05)
+    inbox = RecordingInbox(settle=0.05)
     sink = SmtpSink(inbox)
     sink.start()
     try:
@@ -245,7 +245,7 @@ def test_the_dry_run_bridge_prints_texts_behind_a_real_alertmanager(tmp_path: Pa
     inputs = load_inputs(ROOT)
     assert inputs.routing is not None
     lines: list[str] = []
-    inbox = Inbox(lines.append, settle=0.3)
+    inbox = RecordingInbox(lines.append, settle=0.3)
     supervisor = Supervisor(tmp_path, lambda line: None)
     notifier = Notifier(inputs.routing, inputs.ruleset, supervisor, inbox, speed=60)
     try:

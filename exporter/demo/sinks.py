@@ -99,7 +99,7 @@ def sms_notification(at: float, group: str, body: str) -> Notification | None:
 
 
 class Inbox:
-    """Every notification the demo's receivers got, in order; thread-safe.
+    """Where the demo's receivers hand each notification; thread-safe.
 
     The terminal gets one ROUTED line per alert group and tier, listing every channel it
     reached: deliveries of one Alertmanager flush arrive within a moment, so the inbox
@@ -110,18 +110,15 @@ class Inbox:
         self._echo = echo
         self._settle = settle
         self._lock = threading.Lock()
-        self._items: list[Notification] = []
         self._pending: list[Notification] = []
         self._timer: threading.Timer | None = None
         self._told: set[tuple[str, str, str]] = set()
-        self.unreadable = 0  # deliveries whose text did not parse
 
     def add(self, notification: Notification | None) -> None:
+        """Print ``notification`` with the others of its flush; None (unreadable) is dropped."""
+        if notification is None:
+            return
         with self._lock:
-            if notification is None:
-                self.unreadable += 1
-                return
-            self._items.append(notification)
             self._pending.append(notification)
             if self._timer is None:
                 self._timer = threading.Timer(self._settle, self.flush)
@@ -135,10 +132,6 @@ class Inbox:
             lines = routed_lines(pending, self._told)
         for line in lines:
             self._echo(line)
-
-    def all(self) -> list[Notification]:
-        with self._lock:
-            return list(self._items)
 
 
 _CHANNELS = ("slack", "pagerduty", "email", "sms")

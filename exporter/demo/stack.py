@@ -94,6 +94,7 @@ class PrometheusStack:
         listen: str | None = None,
         routing: Path | None = None,
         twilio: TwilioAccount | None = None,
+        inbox: Inbox | None = None,
         min_window: float = MIN_WINDOW,
         poll: float = 1.0,
         settle: float | None = None,
@@ -108,7 +109,7 @@ class PrometheusStack:
         self._timer: threading.Timer | None = None
         self.directory = Path(tempfile.mkdtemp(prefix="boxoffice-demo-"))
         self.supervisor = Supervisor(self.directory, echo)
-        self.inbox = Inbox(echo)
+        self.inbox = Inbox(echo) if inbox is None else inbox
         self.watcher: AlertWatcher | None = None
         self.notifier: Notifier | None = None
         self.prometheus: Child | None = None

@@ -26,6 +26,7 @@ from exporter.demo.stack import PrometheusStack
 from tests.support.exporter import config_for, free_port, running_exporter, scrape_until, value
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.support.fakehttp import Reply, Request
+from tests.support.inbox import RecordingInbox
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 THRESHOLDS = ROOT / "rules" / "thresholds.yaml"
@@ -84,7 +85,9 @@ class Pipeline:
 
     def notifications(self) -> list[Notification]:
         """Everything delivered: Slack, PagerDuty, email and SMS, in arrival order."""
-        return sorted([*self.stack.inbox.all(), *self.texts()], key=lambda n: n.at)
+        inbox = self.stack.inbox
+        assert isinstance(inbox, RecordingInbox)
+        return sorted([*inbox.all(), *self.texts()], key=lambda n: n.at)
 
     def prometheus_alerts(self) -> list[dict[str, Any]]:
         response = requests.get(f"{self.prometheus_url}/api/v1/alerts", timeout=5)
@@ -115,6 +118,7 @@ def running_pipeline(
             speed,
             url.removeprefix("http://"),
             lines.append,
+            inbox=RecordingInbox(lines.append),
             listen=f"127.0.0.1:{free_port()}",
             routing=ROUTING,
             twilio=TwilioAccount(
