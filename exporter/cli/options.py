@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -18,8 +18,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 EXIT_BAD_INPUT = 2
-
-Flags = dict[str, tuple[Any, str]]  # settings path -> (value, the flag that gave it)
 
 
 def bad_input_exits_2(func: Callable[P, R]) -> Callable[P, R]:
@@ -73,7 +71,7 @@ def log_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def load(config_path: str | None, flags: Flags) -> Config:
+def load(config_path: str | None, flags: Mapping[str, tuple[Any, str]]) -> Config:
     """The configuration, with the flags that were given overriding file and environment."""
     return load_config(config_path, env=os.environ, flags={k: v for k, v in flags.items() if v[0]})
 
