@@ -1,6 +1,6 @@
 """The alerting bundle as the command line meets it: generate it, or verify what is committed.
 
-The one module of the package outside exporter/generate that calls the generator.
+The command line reaches the generator only through this module (the demo imports its own parts).
 """
 
 from __future__ import annotations
