@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,13 +14,14 @@ from exporter import __version__
 from exporter.collect.exposition import ExporterCollector
 from exporter.collect.scheduler import SourceRunner
 from exporter.config import Config, ConfigError
-from exporter.logs import Redactor
+from exporter.lifecycle import serve_until_signal
+from exporter.logs import Redactor, setup_logging
 from exporter.sources.base import Source
 from exporter.sources.guard import CardinalityGuard
 from exporter.sources.postgres import IncrementalOptions, PostgresSource
 from exporter.web.landing import render_landing_page
 from exporter.web.server import ExporterHTTPServer
-from exporter.web.webconfig import WebConfig
+from exporter.web.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger(__name__)
 
@@ -207,13 +207,19 @@ def build_exporter(
     return Exporter(runners, server, sources)
 
 
-def run_until(
-    stop: threading.Event, exporter: Exporter, on_started: Callable[[], None] = lambda: None
-) -> None:
-    """Start the exporter, wait for ``stop`` (set by SIGTERM/SIGINT), then stop it cleanly."""
+def run_exporter(config: Config, on_started: Callable[[], None] = lambda: None) -> None:
+    """Check everything, then serve until SIGTERM or SIGINT (Failure, ConfigError)."""
+    settings = config.settings
+    setup_logging(settings.log.level, settings.log.format, config.secrets)
+    web_config = load_web_config(settings.web.config_file) if settings.web.config_file else None
+    sources = build_sources(config)
     try:
-        exporter.start()
-        on_started()
-        stop.wait()
-    finally:
-        exporter.stop()
+        for source in sources:
+            if isinstance(source, PostgresSource):
+                check_queries(config, source)
+        exporter = build_exporter(config, web_config, sources)
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    serve_until_signal(exporter, address=settings.web.listen_address, on_started=on_started)

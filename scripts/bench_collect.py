@@ -201,7 +201,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Result:
     cycle_p50: float = 0.0
     cycle_p95: float = 0.0

@@ -71,10 +71,22 @@ def run_rounds(rounds: int) -> list[dict[str, object]]:
         for i in range(rounds):
             print(f"round {i + 1}/{rounds}: pytest tests/test_e2e_incidents.py", file=sys.stderr)
             subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                 "tests/test_e2e_incidents.py", "-k", "scenario"],
-                cwd=ROOT, env=env, check=True, timeout=1800,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "tests/test_e2e_incidents.py",
+                    "-k",
+                    "scenario",
+                ],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                timeout=1800,
+            )
         lines = Path(report).read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
     finally:
@@ -138,8 +150,10 @@ def main() -> None:
     by: dict[tuple[str, str, float], list[dict[str, object]]] = defaultdict(list)
     for row in rows:
         by[(str(row["scenario"]), str(row["alert"]), float(str(row["speed"])))].append(row)
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; {args.rounds} rounds\n")  # fmt: skip
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; {args.rounds} rounds\n"
+    )
     print(
         "| scenario | alert | speed | commit → SMS, median (max) | detection | notification "
         "| pipeline work (max) | worst case at production intervals |"
@@ -154,10 +168,12 @@ def main() -> None:
         parts = production_parts(alert, severity)
         worst = sum(parts.values()) + max(work, 0.0)
         shown = " + ".join(f"{v:g} {k}" for k, v in parts.items())
-        print(f"| {scenario} | {alert} ({severity}) | {speed:g}x "
-              f"| {statistics.median(total):.1f} s ({max(total):.1f}) "
-              f"| {statistics.median(detection):.1f} s | {statistics.median(notification):.1f} s "
-              f"| {work:.2f} s | {worst:.0f} s = {shown} + {max(work, 0):.1f} work |")  # fmt: skip
+        print(
+            f"| {scenario} | {alert} ({severity}) | {speed:g}x "
+            f"| {statistics.median(total):.1f} s ({max(total):.1f}) "
+            f"| {statistics.median(detection):.1f} s | {statistics.median(notification):.1f} s "
+            f"| {work:.2f} s | {worst:.0f} s = {shown} + {max(work, 0):.1f} work |"
+        )
 
 
 if __name__ == "__main__":

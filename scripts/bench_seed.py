@@ -91,10 +91,20 @@ def _peer_copy(dsn: str, orders: int) -> float:
                 for i in range(orders):
                     quantity = rng.randint(1, 4)
                     copy.write_row(
-                        (f"cs_{i}", 1, quantity, quantity * 9900, "usd", "failed" if failed[i] else "completed",
-                         "card_declined" if failed[i] else None, rng.random() < 0.25, f"buyer{i}@example.com",
-                         created[i], None if failed[i] else created[i] + timedelta(seconds=30))
-                    )  # fmt: skip
+                        (
+                            f"cs_{i}",
+                            1,
+                            quantity,
+                            quantity * 9900,
+                            "usd",
+                            "failed" if failed[i] else "completed",
+                            "card_declined" if failed[i] else None,
+                            rng.random() < 0.25,
+                            f"buyer{i}@example.com",
+                            created[i],
+                            None if failed[i] else created[i] + timedelta(seconds=30),
+                        )
+                    )
             with cur.copy(
                 "COPY webhook_logs (provider, event_type, status, created_at, updated_at) FROM STDIN"
             ) as copy:

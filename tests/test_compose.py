@@ -123,8 +123,9 @@ def test_secrets_come_from_files_the_setup_script_creates(tmp_path: Path) -> Non
     (tmp_path / "scripts").mkdir()
     script = tmp_path / "scripts" / "compose-secrets.sh"
     shutil.copy(ROOT / "scripts" / "compose-secrets.sh", script)
-    first = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=30,
-                           check=True)  # fmt: skip
+    first = subprocess.run(
+        ["bash", str(script)], capture_output=True, text=True, timeout=30, check=True
+    )
     assert re.search(r"Grafana login: admin / [A-Za-z0-9]{32}", first.stdout)
     made = {p.name: p for p in (tmp_path / "secrets").iterdir()}
     assert set(made) == set(declared)
@@ -136,8 +137,9 @@ def test_secrets_come_from_files_the_setup_script_creates(tmp_path: Path) -> Non
     assert all(len(v) == 32 for n, v in values.items() if n not in user_filled)
     assert len({v for n, v in values.items() if n not in user_filled}) == 4
     assert stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
-    again = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=30,
-                           check=True)  # fmt: skip
+    again = subprocess.run(
+        ["bash", str(script)], capture_output=True, text=True, timeout=30, check=True
+    )
     assert "Grafana login" not in again.stdout  # kept, not replaced
     assert {n: p.read_text() for n, p in made.items()} == values
     assert "/secrets/" in (ROOT / ".gitignore").read_text().split()
@@ -149,20 +151,40 @@ def test_entrypoint_refuses_to_start_without_secrets(tmp_path: Path) -> None:
         "BOXOFFICE_SECRETS_DIR": str(tmp_path),
         "BOXOFFICE_STATE_DIR": str(tmp_path),
     }
-    missing = subprocess.run(["sh", str(ENTRYPOINT), "check-secrets"], env=env,
-                             capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    missing = subprocess.run(
+        ["sh", str(ENTRYPOINT), "check-secrets"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert missing.returncode == 2
     assert "secret postgres_password is missing or empty: run scripts/compose-secrets.sh" in (
         missing.stderr
     )
-    for name in ("postgres_password", "grafana_admin_password", "exporter_password",
-                 "sms_bridge_token"):  # fmt: skip
+    for name in (
+        "postgres_password",
+        "grafana_admin_password",
+        "exporter_password",
+        "sms_bridge_token",
+    ):
         (tmp_path / name).write_text("s3cret:pa\\ss")
-    for name in ("twilio_auth_token", "slack_webhook_url", "pagerduty_routing_key",
-                 "smtp_password"):  # fmt: skip
+    for name in (
+        "twilio_auth_token",
+        "slack_webhook_url",
+        "pagerduty_routing_key",
+        "smtp_password",
+    ):
         (tmp_path / name).write_text("")
-    ready = subprocess.run(["sh", str(ENTRYPOINT), "check-secrets"], env=env,
-                           capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    ready = subprocess.run(
+        ["sh", str(ENTRYPOINT), "check-secrets"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert ready.returncode == 0, ready.stderr
     assert set(_compose()["secrets"]) == {p.name for p in tmp_path.iterdir()}
 
@@ -216,8 +238,9 @@ def test_prometheus_config_names_compose_services_and_promtool_accepts_it(tmp_pa
         for group in manager["static_configs"]:
             named |= _hosts(group["targets"])
     assert named - {"localhost"} <= set(services), named
-    (exporter_job,) = [j for j in config["scrape_configs"] if "exporter:9798" in
-                       j["static_configs"][0]["targets"]]  # fmt: skip
+    (exporter_job,) = [
+        j for j in config["scrape_configs"] if "exporter:9798" in j["static_configs"][0]["targets"]
+    ]
     thresholds = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
     assert re.fullmatch(thresholds["exporter_job"], exporter_job["job_name"])
     password_file = exporter_job["basic_auth"]["password_file"]
@@ -241,8 +264,13 @@ def test_prometheus_config_names_compose_services_and_promtool_accepts_it(tmp_pa
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool not installed (scripts/test.sh installs Debian's prometheus)")
-    result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True,
-                            text=True, timeout=120, check=False)  # fmt: skip
+    result = subprocess.run(
+        [promtool, "check", "config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "rules found" in result.stdout
 

@@ -27,9 +27,12 @@ def secrets(tmp_path: Path) -> Path:
     directory = tmp_path / "secrets"
     directory.mkdir()
     for name, value in {
-        "postgres_password": PASSWORD, "grafana_admin_password": "g", "sms_bridge_token": "t",
-        "exporter_password": SCRAPE_PASSWORD, "twilio_auth_token": "",
-    }.items():  # fmt: skip
+        "postgres_password": PASSWORD,
+        "grafana_admin_password": "g",
+        "sms_bridge_token": "t",
+        "exporter_password": SCRAPE_PASSWORD,
+        "twilio_auth_token": "",
+    }.items():
         (directory / name).write_text(value + "\n" if value else "")
     return directory
 
@@ -46,8 +49,14 @@ def _env(secrets: Path, state: Path, **extra: str) -> dict[str, str]:
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sh", str(ENTRYPOINT), *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_init_db_seeds_once_then_leaves_the_data_alone(
@@ -70,11 +79,16 @@ def serving_exporter(
     pg_schema: str, secrets: Path, tmp_path: Path
 ) -> Iterator[tuple[str, dict[str, str]]]:
     port = free_port()
-    env = _env(secrets, tmp_path / "state", BOXOFFICE_DSN=pg_schema,
-               BOXOFFICE_WEB_LISTEN_ADDRESS=f"127.0.0.1:{port}")  # fmt: skip
+    env = _env(
+        secrets,
+        tmp_path / "state",
+        BOXOFFICE_DSN=pg_schema,
+        BOXOFFICE_WEB_LISTEN_ADDRESS=f"127.0.0.1:{port}",
+    )
     log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(["sh", str(ENTRYPOINT), "serve"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        ["sh", str(ENTRYPOINT), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+    )
     try:
         yield f"http://127.0.0.1:{port}", env
     finally:

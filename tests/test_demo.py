@@ -26,10 +26,19 @@ def running_demo(*args: str, env: dict[str, str], log: Path) -> Iterator[Demo]:
     port = free_port()
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "demo", "--web.listen-address",
-             f"127.0.0.1:{port}", *args],
-            env=env, stdout=out, stderr=out,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "demo",
+                "--web.listen-address",
+                f"127.0.0.1:{port}",
+                *args,
+            ],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
 
@@ -78,8 +87,18 @@ def test_demo_plays_a_scenario_on_live_sales_and_stops_cleanly(
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
     env.update(BOXOFFICE_DSN=pg_schema, BOXOFFICE_SOURCES_POSTGRES_INTERVAL="1s")
     log = tmp_path / "demo.log"
-    args = ["--orders", "2000", "--scenario", "payment-outage", "--speed", "600",
-            "--start-after", "2", "--incident-for", "3"]  # fmt: skip
+    args = [
+        "--orders",
+        "2000",
+        "--scenario",
+        "payment-outage",
+        "--speed",
+        "600",
+        "--start-after",
+        "2",
+        "--incident-for",
+        "3",
+    ]
     with running_demo(*args, env=env, log=log) as (process, url):
 
         def recovered() -> bool:
@@ -89,9 +108,11 @@ def test_demo_plays_a_scenario_on_live_sales_and_stops_cleanly(
         wait_for(recovered, timeout=90, interval=0.5)
         series = scrape_until(
             url,
-            lambda s: (value(s, "boxoffice_payments_failed_total", failure_code="processing_error")
-                       or 0) > 10,
-        )  # fmt: skip
+            lambda s: (
+                (value(s, "boxoffice_payments_failed_total", failure_code="processing_error") or 0)
+                > 10
+            ),
+        )
         assert value(series, "boxoffice_source_up", source="postgres") == 1
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
@@ -118,8 +139,21 @@ def test_demo_feeds_its_local_twilio_to_the_exporter_and_removes_it(
     temp.mkdir()
     env.update(BOXOFFICE_SOURCES_POSTGRES_INTERVAL="1s", TMPDIR=str(temp))
     log = tmp_path / "demo.log"
-    args = ["--no-prometheus", "--orders", "2000", "--scenario", "sms-failure", "--speed", "600",
-            "--start-after", "2", "--incident-for", "5", "--dsn", pg_schema]  # fmt: skip
+    args = [
+        "--no-prometheus",
+        "--orders",
+        "2000",
+        "--scenario",
+        "sms-failure",
+        "--speed",
+        "600",
+        "--start-after",
+        "2",
+        "--incident-for",
+        "5",
+        "--dsn",
+        pg_schema,
+    ]
     codes = {"30003", "30005", "30006", "30007", "30008"}
 
     def failed_with_code(series: Series) -> float:

@@ -24,7 +24,6 @@ from exporter.demo.buyers import Inventory
 from exporter.demo.profile import compress
 from exporter.demo.sinks import (
     ChatSinks,
-    Inbox,
     Notification,
     SmtpSink,
     from_title,
@@ -37,6 +36,7 @@ from exporter.generate.output import load_inputs
 from exporter.generate.routing import Duration, Timing, Timings
 from tests.support.alertmanager import post_alerts
 from tests.support.exporter import wait_for
+from tests.support.inbox import RecordingInbox
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,13 +44,17 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     ("title", "expected"),
     [
-        ("[FIRING:2] PaymentSuccessRateLow (payments) CRITICAL tier 2",
-         ("firing", "PaymentSuccessRateLow", "critical", "2")),
-        ("[RESOLVED] InventoryLow (inventory) MEDIUM tier 1",
-         ("resolved", "InventoryLow", "medium", "1")),
+        (
+            "[FIRING:2] PaymentSuccessRateLow (payments) CRITICAL tier 2",
+            ("firing", "PaymentSuccessRateLow", "critical", "2"),
+        ),
+        (
+            "[RESOLVED] InventoryLow (inventory) MEDIUM tier 1",
+            ("resolved", "InventoryLow", "medium", "1"),
+        ),
         ("[FIRING:1] ExporterDown", ("firing", "ExporterDown", "", "")),
     ],
-)  # fmt: skip
+)
 def test_titles_are_read_back(title: str, expected: tuple[str, str, str, str]) -> None:
     found = from_title(1.0, "slack", "#alerts", title)
     assert found is not None
@@ -60,14 +64,18 @@ def test_titles_are_read_back(title: str, expected: tuple[str, str, str, str]) -
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("CRITICAL tier 1: 1 firing: PaymentSuccessRateLow (payments) - Payment success low",
-         ("firing", "PaymentSuccessRateLow", "critical", "1")),
-        ("HIGH tier 3: 3 firing: InventoryCritical (inventory) x3 - Tickets almost gone",
-         ("firing", "InventoryCritical", "high", "3")),
+        (
+            "CRITICAL tier 1: 1 firing: PaymentSuccessRateLow (payments) - Payment success low",
+            ("firing", "PaymentSuccessRateLow", "critical", "1"),
+        ),
+        (
+            "HIGH tier 3: 3 firing: InventoryCritical (inventory) x3 - Tickets almost gone",
+            ("firing", "InventoryCritical", "high", "3"),
+        ),
         ("ALERT: 1 firing: Custom", ("firing", "Custom", "", "")),
         ("RESOLVED: NoRecentSales (sales)", ("resolved", "NoRecentSales", "", "")),
     ],
-)  # fmt: skip
+)
 def test_bridge_texts_are_read_back(body: str, expected: tuple[str, str, str, str]) -> None:
     found = sms_notification(1.0, "oncall", body)
     assert found is not None
@@ -77,14 +85,27 @@ def test_bridge_texts_are_read_back(body: str, expected: tuple[str, str, str, st
 
 def _n(channel: str, target: str, status: str = "firing", tier: str = "1") -> Notification:
     severity = "critical" if status == "firing" else ""
-    return Notification(0.0, channel, target, status, "PaymentSuccessRateLow", severity,
-                        tier if status == "firing" else "", "text")  # fmt: skip
+    return Notification(
+        at=0.0,
+        channel=channel,
+        target=target,
+        status=status,
+        alertname="PaymentSuccessRateLow",
+        severity=severity,
+        tier=tier if status == "firing" else "",
+        text="text",
+    )
 
 
 def test_routed_lines_group_one_notification_and_mark_reminders() -> None:
     told: set[tuple[str, str, str]] = set()
-    first = [_n("sms", "oncall"), _n("slack", "#payment-alerts"), _n("sms", "engineering-lead"),
-             _n("pagerduty", "trigger"), _n("slack", "#critical-alerts")]  # fmt: skip
+    first = [
+        _n("sms", "oncall"),
+        _n("slack", "#payment-alerts"),
+        _n("sms", "engineering-lead"),
+        _n("pagerduty", "trigger"),
+        _n("slack", "#critical-alerts"),
+    ]
     assert routed_lines(first, told) == [
         "ROUTED  PaymentSuccessRateLow CRITICAL tier 1 -> slack #critical-alerts "
         "#payment-alerts; pagerduty trigger; sms engineering-lead oncall"
@@ -101,7 +122,7 @@ def test_routed_lines_group_one_notification_and_mark_reminders() -> None:
 
 def test_the_inbox_prints_once_deliveries_settle() -> None:
     lines: list[str] = []
-    inbox = Inbox(lines.append, settle=0.2)
+    inbox = RecordingInbox(lines.append, settle=0.2)
     inbox.add(_n("slack", "#payment-alerts"))
     inbox.add(_n("sms", "oncall"))
     inbox.add(None)
@@ -112,12 +133,14 @@ def test_the_inbox_prints_once_deliveries_settle() -> None:
 
 
 def test_chat_sinks_answer_like_slack_and_pagerduty() -> None:
-    inbox = Inbox(settle=0.05)
+    inbox = RecordingInbox(settle=0.05)
     sinks = ChatSinks(inbox)
     sinks.start()
     try:
-        slack = {"channel": "#alerts", "attachments": [{"title": "[FIRING:1] NoRecentSales "
-                                                                 "(sales) HIGH tier 1"}]}  # fmt: skip
+        slack = {
+            "channel": "#alerts",
+            "attachments": [{"title": "[FIRING:1] NoRecentSales (sales) HIGH tier 1"}],
+        }
         answer = requests.post(f"{sinks.url}/slack", json=slack, timeout=5)
         assert (answer.status_code, answer.text) == (200, "ok")
         event = {"event_action": "resolve", "payload": {"summary": "[RESOLVED] NoRecentSales"}}
@@ -128,12 +151,14 @@ def test_chat_sinks_answer_like_slack_and_pagerduty() -> None:
     finally:
         sinks.stop()
     got = [(n.channel, n.target, n.status, n.alertname) for n in inbox.all()]
-    assert got == [("slack", "#alerts", "firing", "NoRecentSales"),
-                   ("pagerduty", "resolve", "resolved", "NoRecentSales")]  # fmt: skip
+    assert got == [
+        ("slack", "#alerts", "firing", "NoRecentSales"),
+        ("pagerduty", "resolve", "resolved", "NoRecentSales"),
+    ]
 
 
 def test_the_smtp_sink_takes_mail_from_a_real_smtp_client() -> None:
-    inbox = Inbox(settle=0.05)
+    inbox = RecordingInbox(settle=0.05)
     sink = SmtpSink(inbox)
     sink.start()
     try:
@@ -149,15 +174,24 @@ def test_the_smtp_sink_takes_mail_from_a_real_smtp_client() -> None:
     finally:
         sink.stop()
     got = sorted((n.target, n.alertname, n.tier) for n in inbox.all())
-    assert got == [("cto@example.com", "InventoryOversold", "1"),
-                   ("oncall@example.com", "InventoryOversold", "1")]  # fmt: skip
+    assert got == [
+        ("cto@example.com", "InventoryOversold", "1"),
+        ("oncall@example.com", "InventoryOversold", "1"),
+    ]
 
 
 def test_grouping_waits_are_compressed_never_below_a_second() -> None:
-    timings = Timings(critical=Timing(Duration(10), Duration(60), Duration(3600)))
+    timings = Timings(
+        critical=Timing(
+            group_wait=Duration(10), group_interval=Duration(60), repeat_interval=Duration(3600)
+        )
+    )
     fast = compressed(timings, 60)
-    assert (fast.critical.group_wait, fast.critical.group_interval,
-            fast.critical.repeat_interval) == (1, 1, 60)  # fmt: skip
+    assert (
+        fast.critical.group_wait,
+        fast.critical.group_interval,
+        fast.critical.repeat_interval,
+    ) == (1, 1, 60)
     assert (fast.high.group_wait, fast.high.group_interval) == (1, 5)
 
 
@@ -175,9 +209,14 @@ def test_local_routing_keeps_the_matrix_and_moves_receivers_and_secrets(tmp_path
     inputs = load_inputs(ROOT)
     assert inputs.routing is not None
     routing = local_routing(
-        inputs.routing, tmp_path, chat_url="http://127.0.0.1:1", smtp="127.0.0.1:2",
-        bridge_url="http://127.0.0.1:3", bridge_token="t0ken", speed=60,
-    )  # fmt: skip
+        inputs.routing,
+        tmp_path,
+        chat_url="http://127.0.0.1:1",
+        smtp="127.0.0.1:2",
+        bridge_url="http://127.0.0.1:3",
+        bridge_token="t0ken",
+        speed=60,
+    )
     text = alertmanager_config(routing, inputs.ruleset, "demo")
     assert "/run/secrets" not in text and "t0ken" not in text
     assert "http://127.0.0.1:3/alerts/oncall" in text and "127.0.0.1:2" in text
@@ -191,8 +230,11 @@ def test_local_routing_keeps_the_matrix_and_moves_receivers_and_secrets(tmp_path
     config.write_text(text)
     checked = subprocess.run(
         ["amtool", "check-config", str(config)],
-        check=False, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     groups = demo_numbers(routing)
     assert sorted(groups) == ["cto", "engineering-lead", "everyone", "oncall", "product"]
@@ -203,17 +245,24 @@ def test_the_dry_run_bridge_prints_texts_behind_a_real_alertmanager(tmp_path: Pa
     inputs = load_inputs(ROOT)
     assert inputs.routing is not None
     lines: list[str] = []
-    inbox = Inbox(lines.append, settle=0.3)
+    inbox = RecordingInbox(lines.append, settle=0.3)
     supervisor = Supervisor(tmp_path, lambda line: None)
     notifier = Notifier(inputs.routing, inputs.ruleset, supervisor, inbox, speed=60)
     try:
         alertmanager = notifier.start(lambda line: None)
         alert = {
-            "labels": {"alertname": "InventoryOversold", "severity": "critical",
-                       "category": "inventory", "escalation": "1", "source": "postgres",
-                       "event": "nyc", "city": "New York", "tier": "ga"},
+            "labels": {
+                "alertname": "InventoryOversold",
+                "severity": "critical",
+                "category": "inventory",
+                "escalation": "1",
+                "source": "postgres",
+                "event": "nyc",
+                "city": "New York",
+                "tier": "ga",
+            },
             "annotations": {"summary": "Ticket tier oversold"},
-        }  # fmt: skip
+        }
         post_alerts(alertmanager.url, [alert])
         wait_for(lambda: any("sms" in line for line in lines), timeout=20, interval=0.2)
         time.sleep(0.5)
@@ -223,9 +272,12 @@ def test_the_dry_run_bridge_prints_texts_behind_a_real_alertmanager(tmp_path: Pa
     routed = [line for line in lines if line.startswith("ROUTED  InventoryOversold")]
     assert routed, lines
     shown = " ".join(routed)
-    for where in ("slack #critical-alerts #inventory-alerts", "pagerduty trigger",
-                  "email eng-lead@example.com oncall@example.com",
-                  "sms engineering-lead oncall"):  # fmt: skip
+    for where in (
+        "slack #critical-alerts #inventory-alerts",
+        "pagerduty trigger",
+        "email eng-lead@example.com oncall@example.com",
+        "sms engineering-lead oncall",
+    ):
         assert where in shown, shown
     assert not any(n.channel == "sms" and n.target.startswith("+") for n in inbox.all())
 
@@ -235,7 +287,16 @@ def test_a_broken_check_oversells_the_tier_that_just_sold_out() -> None:
     from exporter.demo.store import TierRow
 
     def row(tier_id: int, taken: int) -> TierRow:
-        return TierRow(tier_id, "austin", "Austin", "ga", 14900, "usd", 100, taken)
+        return TierRow(
+            id=tier_id,
+            event="austin",
+            city="Austin",
+            tier="ga",
+            price_cents=14900,
+            currency="usd",
+            capacity=100,
+            taken=taken,
+        )
 
     inventory = Inventory([row(1, 100), row(2, 40), row(3, 103)])
     assert all(isinstance(t, Tier) for t in inventory.tiers)

@@ -20,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from exporter.demo.profile import compress, write_demo_rules
+from exporter.demo.profile import compress, demo_profile
 from exporter.demo.scenarios import SCENARIOS, Phase, Timeline
 from exporter.demo.simulator import Settings
 from exporter.demo.supervisor import Child, Supervisor, start_prometheus
@@ -71,7 +71,7 @@ def test_payment_outage_fires_payment_success_rate_low_and_resolves(
     supervisor, directory = prometheus
     with psycopg.connect(pg_schema, autocommit=True) as conn:
         small_catalog(conn)
-    rules = write_demo_rules(
+    _ruleset, rules = demo_profile(
         ROOT / "rules/thresholds.yaml", SPEED, directory / "rules", min_window=10
     )
     with running_exporter(config_for(pg_schema)) as (_exporter, exporter_url):
@@ -82,10 +82,14 @@ def test_payment_outage_fires_payment_success_rate_low_and_resolves(
         watcher.start()
         try:
             with playing(
-                pg_schema, speed=SPEED, seconds=60, scenario=SCENARIOS["payment-outage"],
-                timeline=Timeline(start_after=3, duration=6), baseline=QUIET,
+                pg_schema,
+                speed=SPEED,
+                seconds=60,
+                scenario=SCENARIOS["payment-outage"],
+                timeline=Timeline(start_after=3, duration=6),
+                baseline=QUIET,
                 settings=Settings(peak_per_hour=600),
-            ) as played:  # fmt: skip
+            ) as played:
                 played.wait(Phase.INCIDENT)
                 assert _firing(server.url, "PaymentSuccessRateLow") == []
                 incident = time.monotonic()
@@ -96,19 +100,24 @@ def test_payment_outage_fires_payment_success_rate_low_and_resolves(
                 played.wait(Phase.RECOVERY)
                 wait_for(
                     lambda: not _firing(server.url, "PaymentSuccessRateLow"),
-                    timeout=30, interval=0.5,
-                )  # fmt: skip
+                    timeout=30,
+                    interval=0.5,
+                )
             wait_for(  # the watcher polls on its own schedule
-                lambda: any(line.startswith("ALERT RESOLVED  PaymentSuccessRateLow")
-                            for line in lines),
-                timeout=5, interval=0.2,
-            )  # fmt: skip
+                lambda: any(
+                    line.startswith("ALERT RESOLVED  PaymentSuccessRateLow") for line in lines
+                ),
+                timeout=5,
+                interval=0.2,
+            )
         finally:
             watcher.stop()
     labels = fired[0]["labels"]
     assert (labels["severity"], labels["category"], labels["source"]) == (
-        "critical", "payments", "postgres",
-    )  # fmt: skip
+        "critical",
+        "payments",
+        "postgres",
+    )
     assert took < 10
     shown = [line for line in lines if "PaymentSuccessRateLow" in line]
     assert shown[0].startswith("ALERT FIRING")

@@ -103,9 +103,13 @@ class Run:
 def _play(dsn: str, url: str, name: str) -> Iterator[Run]:
     """Play scenario ``name`` on the shop at ``dsn`` while the test measures."""
     with playing(
-        dsn, speed=SPEED, seconds=RUN_SECONDS, scenario=SCENARIOS[name],
-        timeline=TIMELINE, baseline=QUIET,
-    ) as played:  # fmt: skip
+        dsn,
+        speed=SPEED,
+        seconds=RUN_SECONDS,
+        scenario=SCENARIOS[name],
+        timeline=TIMELINE,
+        baseline=QUIET,
+    ) as played:
         yield Run(dsn, url, played)
 
 
@@ -244,9 +248,14 @@ def test_sms_failure_raises_the_twilio_failure_ratio_and_back(
                 )
 
             with playing(
-                pg_schema, speed=SPEED, seconds=RUN_SECONDS, scenario=SCENARIOS["sms-failure"],
-                timeline=TIMELINE, baseline=QUIET, sms=gateway,
-            ) as played:  # fmt: skip
+                pg_schema,
+                speed=SPEED,
+                seconds=RUN_SECONDS,
+                scenario=SCENARIOS["sms-failure"],
+                timeline=TIMELINE,
+                baseline=QUIET,
+                sms=gateway,
+            ) as played:
                 played.wait(Phase.INCIDENT)
                 before = texts()
                 played.wait(Phase.RECOVERY)

@@ -85,9 +85,15 @@ def test_poisson_draws_have_the_mean(mean: float) -> None:
 
 @pytest.mark.parametrize(
     "elapsed, phase",
-    [(0, Phase.BASELINE), (9.9, Phase.BASELINE), (10, Phase.INCIDENT), (29.9, Phase.INCIDENT),
-     (30, Phase.RECOVERY), (1e6, Phase.RECOVERY)],
-)  # fmt: skip
+    [
+        (0, Phase.BASELINE),
+        (9.9, Phase.BASELINE),
+        (10, Phase.INCIDENT),
+        (29.9, Phase.INCIDENT),
+        (30, Phase.RECOVERY),
+        (1e6, Phase.RECOVERY),
+    ],
+)
 def test_the_timeline_has_three_phases(elapsed: float, phase: Phase) -> None:
     assert Timeline(start_after=10, duration=20).phase(elapsed) is phase
 
@@ -107,8 +113,13 @@ def test_every_scenario_names_alerts_of_the_spec() -> None:
     from exporter.generate.alertdefs import ALERT_DEFS_BY_NAME
 
     assert set(SCENARIOS) == {
-        "oversell", "payment-outage", "webhook-stall", "sms-failure", "quiet-day", "flash-sale",
-    }  # fmt: skip
+        "oversell",
+        "payment-outage",
+        "webhook-stall",
+        "sms-failure",
+        "quiet-day",
+        "flash-sale",
+    }
     for scenario in SCENARIOS.values():
         assert scenario.expected_alerts
         assert set(scenario.expected_alerts) <= set(ALERT_DEFS_BY_NAME), scenario.name
@@ -156,10 +167,16 @@ def test_a_sales_day_follows_the_write_contract(shop: psycopg.Connection[Any]) -
     # Two virtual days in 60 fake seconds: sessions expire, refunds and retries come due.
     lines: list[str] = []
     sim = simulator(
-        shop, speed=2880, seconds=60, fake_clock=clock, sms=texts, lines=lines,
+        shop,
+        speed=2880,
+        seconds=60,
+        fake_clock=clock,
+        sms=texts,
+        lines=lines,
         settings=Settings(peak_per_hour=40, status_every=15.0),
-        start=THURSDAY, seed=1,
-    )  # fmt: skip
+        start=THURSDAY,
+        seed=1,
+    )
     tally = sim.run(threading.Event())
     assert contract_violations(shop) == {}
     total = tally.total
@@ -252,10 +269,15 @@ def test_the_sms_failure_scenario_fails_texts_with_twilio_codes(
     texts = Texts()
     marks: dict[Phase, int] = {}  # how many texts were sent when each phase began
     sim = simulator(
-        shop, speed=600, seconds=12, fake_clock=FakeClock(), sms=texts,
-        scenario=SCENARIOS["sms-failure"], timeline=Timeline(4, 4),
+        shop,
+        speed=600,
+        seconds=12,
+        fake_clock=FakeClock(),
+        sms=texts,
+        scenario=SCENARIOS["sms-failure"],
+        timeline=Timeline(4, 4),
         on_phase=lambda phase: marks.setdefault(phase, len(texts.sent)),
-    )  # fmt: skip
+    )
     sim.run(threading.Event())
 
     def failed_share(texts_sent: list[SmsOutcome]) -> float:

@@ -10,10 +10,16 @@ from exporter.demo.watch import Firing, transitions
 
 def _alert(name: str, escalation: str, state: str = "firing", **labels: str) -> dict[str, Any]:
     return {
-        "labels": {"alertname": name, "severity": "critical", "escalation": escalation,
-                   "category": "payments", "job": "boxoffice", **labels},
+        "labels": {
+            "alertname": name,
+            "severity": "critical",
+            "escalation": escalation,
+            "category": "payments",
+            "job": "boxoffice",
+            **labels,
+        },
         "state": state,
-    }  # fmt: skip
+    }
 
 
 def test_an_alert_fires_escalates_and_resolves_once_each() -> None:
@@ -21,12 +27,16 @@ def test_an_alert_fires_escalates_and_resolves_once_each() -> None:
     steps = [
         [_alert("PaymentSuccessRateLow", "1", "pending", source="postgres")],
         [_alert("PaymentSuccessRateLow", "1", source="postgres")],
-        [_alert("PaymentSuccessRateLow", "1", source="postgres"),
-         _alert("PaymentSuccessRateLow", "2", source="postgres")],
-        [_alert("PaymentSuccessRateLow", "2", source="postgres"),
-         _alert("PaymentSuccessRateLow", "1", source="postgres")],
+        [
+            _alert("PaymentSuccessRateLow", "1", source="postgres"),
+            _alert("PaymentSuccessRateLow", "2", source="postgres"),
+        ],
+        [
+            _alert("PaymentSuccessRateLow", "2", source="postgres"),
+            _alert("PaymentSuccessRateLow", "1", source="postgres"),
+        ],
         [],
-    ]  # fmt: skip
+    ]
     shown = []
     for alerts in steps:
         firing, lines = transitions(firing, alerts)
@@ -43,8 +53,10 @@ def test_an_alert_fires_escalates_and_resolves_once_each() -> None:
 def test_alerts_on_different_labels_are_told_apart() -> None:
     _firing, lines = transitions(
         {},
-        [_alert("InventoryOversold", "1", event="austin", tier="ga"),
-         _alert("InventoryOversold", "1", event="denver", tier="ga")],
-    )  # fmt: skip
+        [
+            _alert("InventoryOversold", "1", event="austin", tier="ga"),
+            _alert("InventoryOversold", "1", event="denver", tier="ga"),
+        ],
+    )
     assert len(lines) == 2
     assert "{event=austin,tier=ga}" in lines[0]

@@ -75,9 +75,12 @@ def own_postgres(tmp_path: Path) -> Iterator[tuple[StoppablePostgres, str]]:
 def _outage(**overrides: Any) -> dict[str, Any]:
     """A payment outage that starts once the pipeline watches and lasts past the test."""
     options: dict[str, Any] = {
-        "speed": SPEED, "seconds": 120.0, "scenario": SCENARIOS["payment-outage"],
-        "timeline": Timeline(WARMUP + 16, 100), "settings": Settings(peak_per_hour=300, abandon_share=0.02),
-    }  # fmt: skip
+        "speed": SPEED,
+        "seconds": 120.0,
+        "scenario": SCENARIOS["payment-outage"],
+        "timeline": Timeline(WARMUP + 16, 100),
+        "settings": Settings(peak_per_hour=300, abandon_share=0.02),
+    }
     options.update(overrides)
     return options
 
@@ -87,8 +90,11 @@ def _texted(pipeline: Pipeline, name: str, status: str = "firing") -> set[str]:
 
 
 def _first(pipeline: Pipeline, name: str, status: str, channel: str = "slack") -> float | None:
-    times = [n.at for n in pipeline.notifications()
-             if n.alertname == name and n.status == status and n.channel == channel]  # fmt: skip
+    times = [
+        n.at
+        for n in pipeline.notifications()
+        if n.alertname == name and n.status == status and n.channel == channel
+    ]
     return min(times) if times else None
 
 
@@ -109,8 +115,11 @@ def test_postgres_stopped_mid_incident_pages_source_down_and_holds_the_false_all
         assert isinstance(fake, TimedTwilio)
         with running_pipeline(dsn, speed=SPEED, twilio=fake) as pipeline:
             played.wait(Phase.INCIDENT, timeout=WARMUP + 30)
-            wait_for(lambda: {"oncall", "engineering-lead"} <= _texted(pipeline, PAYMENTS),
-                     timeout=30, interval=0.25)  # fmt: skip
+            wait_for(
+                lambda: {"oncall", "engineering-lead"} <= _texted(pipeline, PAYMENTS),
+                timeout=30,
+                interval=0.25,
+            )
             played.stop.set()  # the shop's app goes down with its database
             played.join()
             server.stop()
@@ -120,8 +129,11 @@ def test_postgres_stopped_mid_incident_pages_source_down_and_holds_the_false_all
             # (the rules keep it firing while its source is down) past its 10 s window.
             wait_for(lambda: _inhibited(pipeline, PAYMENTS), timeout=20, interval=0.2)
             inhibited = time.time()
-            wait_for(lambda: {"oncall", "engineering-lead"}
-                     <= _texted(pipeline, "ExporterSourceDown"), timeout=20, interval=0.25)  # fmt: skip
+            wait_for(
+                lambda: {"oncall", "engineering-lead"} <= _texted(pipeline, "ExporterSourceDown"),
+                timeout=20,
+                interval=0.25,
+            )
             source_down = pipeline.firing()
             time.sleep(max(0.0, stopped + 15 - time.time()))
             held = [a for a in pipeline.firing() if a["labels"]["alertname"] == PAYMENTS]
@@ -130,13 +142,21 @@ def test_postgres_stopped_mid_incident_pages_source_down_and_holds_the_false_all
 
             server.start()
             restarted = time.time()
-            wait_for(lambda: value(scrape(pipeline.exporter_url), "boxoffice_source_up",
-                                   source="postgres") == 1, timeout=30, interval=0.5)  # fmt: skip
-            wait_for(lambda: _first(pipeline, "ExporterSourceDown", "resolved"),
-                     timeout=30, interval=0.25)  # fmt: skip
+            wait_for(
+                lambda: (
+                    value(scrape(pipeline.exporter_url), "boxoffice_source_up", source="postgres")
+                    == 1
+                ),
+                timeout=30,
+                interval=0.5,
+            )
+            wait_for(
+                lambda: _first(pipeline, "ExporterSourceDown", "resolved"),
+                timeout=30,
+                interval=0.25,
+            )
             wait_for(lambda: _first(pipeline, PAYMENTS, "resolved"), timeout=30, interval=0.25)
-            alive = [c.name for c in pipeline.stack.supervisor.children
-                     if c.process.poll() is None]  # fmt: skip
+            alive = [c.name for c in pipeline.stack.supervisor.children if c.process.poll() is None]
             after = pipeline.notifications()
 
     labels = [a["labels"] for a in source_down if a["labels"]["alertname"] == "ExporterSourceDown"]
@@ -181,8 +201,11 @@ def test_twilio_down_while_paging_texts_everyone_once_when_it_recovers(
             assert not fake.arrivals
             fake.failing.clear()
             recovered = time.time()
-            wait_for(lambda: {"oncall", "engineering-lead"} <= _texted(pipeline, PAYMENTS),
-                     timeout=30, interval=0.25)  # fmt: skip
+            wait_for(
+                lambda: {"oncall", "engineering-lead"} <= _texted(pipeline, PAYMENTS),
+                timeout=30,
+                interval=0.25,
+            )
             time.sleep(3)  # more group intervals and retries: nothing is sent twice
             texts = [(to, body) for _at, to, body in fake.arrivals]
 

@@ -76,8 +76,11 @@ INVENTORY = frozenset({"InventoryLow", "InventoryCritical", "InventorySoldOut", 
 
 def ample(conn: psycopg.Connection[Any]) -> None:
     """Three events with far more room than a test sells: no inventory alert can fire."""
-    for slug, city in (("austin-2026-12-20", "Austin"), ("denver-2027-01-10", "Denver"),
-                       ("chicago-2027-01-24", "Chicago")):  # fmt: skip
+    for slug, city in (
+        ("austin-2026-12-20", "Austin"),
+        ("denver-2027-01-10", "Denver"),
+        ("chicago-2027-01-24", "Chicago"),
+    ):
         event = add_event(conn, slug, city, days_ahead=30)
         add_tier(conn, event, "ga", price_cents=14900, capacity=50_000)
         add_tier(conn, event, "vip", price_cents=39900, capacity=10_000)
@@ -97,7 +100,7 @@ def scarce(ga: int, vip: int) -> Callable[[psycopg.Connection[Any]], None]:
     return build
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Case:
     scenario: str
     required: dict[str, str]  # alert -> severity: must reach everyone its tiers name
@@ -120,17 +123,17 @@ class Case:
 
 CASES = [
     Case(
-        "payment-outage",
-        {"PaymentSuccessRateLow": "critical", "PaymentFailuresBurst": "critical"},
+        scenario="payment-outage",
+        required={"PaymentSuccessRateLow": "critical", "PaymentFailuresBurst": "critical"},
         allowed=frozenset({"CheckoutConversionLow"}),
     ),
     Case(
-        "webhook-stall",
-        {"WebhookProcessingErrors": "critical"},
+        scenario="webhook-stall",
+        required={"WebhookProcessingErrors": "critical"},
     ),
     Case(
-        "sms-failure",
-        {"SmsDeliveryFailureRateHigh": "high"},
+        scenario="sms-failure",
+        required={"SmsDeliveryFailureRateHigh": "high"},
         # The SMS SLO (99% delivered) burns its budget as fast as the carrier drops texts.
         # Its windows (1h and 6h) are not compressed: it still burns at the end.
         allowed=frozenset({"SLOErrorBudgetBurn"}),
@@ -138,8 +141,8 @@ CASES = [
         twilio_source=True,
     ),
     Case(
-        "oversell",
-        {"InventoryOversold": "critical"},
+        scenario="oversell",
+        required={"InventoryOversold": "critical"},
         # Austin's GA sells out in the first seconds (the shop's check still works), then
         # the broken check oversells it; the venue's extra seats sell out again after.
         allowed=INVENTORY,
@@ -148,8 +151,8 @@ CASES = [
         escalates=False,
     ),
     Case(
-        "flash-sale",
-        {"InventorySoldOut": "critical"},
+        scenario="flash-sale",
+        required={"InventorySoldOut": "critical"},
         # SalesVelocitySpike compares with last week, which a fresh Prometheus lacks.
         # CheckoutConversionLow (completed / created checkouts over its window) may fire: ten
         # times the checkouts open at once and complete a think time later, which holds the
@@ -162,10 +165,10 @@ CASES = [
         escalates=False,
     ),
     Case(
-        "quiet-day",
+        scenario="quiet-day",
         # NoRecentSales: 2 hours without a paid order, 12 s at 600x. RevenueBelowForecast
         # compares with last week, which a fresh Prometheus lacks.
-        {"NoRecentSales": "high"},
+        required={"NoRecentSales": "high"},
         allowed=frozenset({"RevenueBelowForecast"}),
         speed=600.0,
         peak=120.0,
@@ -175,7 +178,7 @@ CASES = [
 ]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Measured:
     scenario: str
     alert: str
@@ -227,9 +230,14 @@ def _misrouted(n: Notification) -> str | None:
 
 def _reached(notifications: list[Notification], name: str, severity: str, tier: str) -> bool:
     """Whether every receiver of ``tier`` for ``severity`` heard ``name`` firing."""
-    heard = {(n.channel, n.target) for n in notifications
-             if n.alertname == name and n.status == "firing" and n.tier == tier
-             and n.severity == severity}  # fmt: skip
+    heard = {
+        (n.channel, n.target)
+        for n in notifications
+        if n.alertname == name
+        and n.status == "firing"
+        and n.tier == tier
+        and n.severity == severity
+    }
     channels = SEVERITY_CHANNELS[severity]
     wanted = {("email", e) for e in TIER_EMAIL[tier]}
     if "sms" in channels:
@@ -255,7 +263,7 @@ def twilio() -> Iterator[TimedTwilio]:
         yield fake
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Outcome:
     delivered: list[Notification]
     lines: list[str]
@@ -270,16 +278,25 @@ def _play(case: Case, dsn: str, twilio: TimedTwilio, tmp_path: Path) -> Outcome:
     # A healthy shop, well clear of the thresholds: with a few hundred checkouts per window,
     # the simulator's 95% conversion sits two standard deviations above CheckoutConversionLow's
     # 90%, which it crosses now and then by chance; 98% does not.
-    settings = Settings(peak_per_hour=case.peak, abandon_share=0.02, refund_share=0.005,
-                        partial_refund_share=0.0, status_every=5.0)  # fmt: skip
+    settings = Settings(
+        peak_per_hour=case.peak,
+        abandon_share=0.02,
+        refund_share=0.005,
+        partial_refund_share=0.0,
+        status_every=5.0,
+    )
     # The shop trades before Prometheus starts watching, as a real one does: one that
     # opens under Prometheus' eyes has not converted its first checkouts yet.
     shop = playing(
-        dsn, speed=case.speed, seconds=WARMUP + case.start_after + case.incident_for + 40,
-        scenario=SCENARIOS[case.scenario], settings=settings, baseline=QUIET,
+        dsn,
+        speed=case.speed,
+        seconds=WARMUP + case.start_after + case.incident_for + 40,
+        scenario=SCENARIOS[case.scenario],
+        settings=settings,
+        baseline=QUIET,
         timeline=Timeline(WARMUP + case.start_after, case.incident_for),
         sms=TwilioGateway(twilio) if case.twilio_source else None,
-    )  # fmt: skip
+    )
     with shop as played, running_pipeline(dsn, speed=case.speed, twilio=twilio, **env) as pipeline:
         assert Phase.INCIDENT not in played.reached, "the incident began before the rules"
         played.wait(Phase.INCIDENT, timeout=WARMUP + case.start_after + 30)
@@ -294,7 +311,12 @@ def _play(case: Case, dsn: str, twilio: TimedTwilio, tmp_path: Path) -> Outcome:
         _wait_resolved(pipeline, case, seen)
         played.stop.set()
         played.join()
-        return Outcome(pipeline.notifications(), list(pipeline.lines), played, seen)
+        return Outcome(
+            delivered=pipeline.notifications(),
+            lines=list(pipeline.lines),
+            played=played,
+            seen=seen,
+        )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.scenario for c in CASES])
@@ -308,10 +330,22 @@ def test_scenario_reaches_the_right_people_and_resolves(
     _check(case, delivered, outcome.lines, played)
     first = next(iter(case.required))
     incident, active = played.entered_at[Phase.INCIDENT], outcome.seen.first[first]
-    sms = min(n.at for n in delivered
-              if n.channel == "sms" and n.alertname == first and n.status == "firing")  # fmt: skip
-    _report(Measured(case.scenario, first, case.speed, sms - incident, active - incident,
-                     sms - active, len(delivered)))  # fmt: skip
+    sms = min(
+        n.at
+        for n in delivered
+        if n.channel == "sms" and n.alertname == first and n.status == "firing"
+    )
+    _report(
+        Measured(
+            scenario=case.scenario,
+            alert=first,
+            speed=case.speed,
+            to_sms=sms - incident,
+            detection=active - incident,
+            notification=sms - active,
+            deliveries=len(delivered),
+        )
+    )
 
 
 def _wait_resolved(pipeline: Pipeline, case: Case, seen: ActiveAt) -> None:
@@ -321,8 +355,9 @@ def _wait_resolved(pipeline: Pipeline, case: Case, seen: ActiveAt) -> None:
     def quiet() -> bool:
         seen.look(pipeline)
         still = {a["labels"]["alertname"] for a in pipeline.firing()}
-        told = {(n.channel, n.alertname) for n in pipeline.notifications()
-                if n.status == "resolved"}  # fmt: skip
+        told = {
+            (n.channel, n.alertname) for n in pipeline.notifications() if n.status == "resolved"
+        }
         return not (still - case.lingering) and all(
             {("slack", name), ("sms", name)} <= told
             for name in case.required
@@ -349,8 +384,11 @@ def _check(case: Case, delivered: list[Notification], lines: list[str], played: 
     names = {n.alertname for n in delivered}
     unexpected = names - set(case.required) - case.allowed
     assert not unexpected, f"{case.scenario}: unexpected alerts {unexpected}\n{shown}"
-    wrong = [(n.channel, n.target, n.alertname, n.severity, n.tier, why)
-             for n in delivered if (why := _misrouted(n))]  # fmt: skip
+    wrong = [
+        (n.channel, n.target, n.alertname, n.severity, n.tier, why)
+        for n in delivered
+        if (why := _misrouted(n))
+    ]
     assert not wrong, f"{case.scenario}: deliveries off the routing matrix: {wrong}"
     for name, severity in case.required.items():
         assert _reached(delivered, name, severity, "1"), f"{name} tier 1 missed someone"

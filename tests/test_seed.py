@@ -9,8 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from exporter.db.seed import FAILURE_CODES, SeedError, seed_database
 from exporter.db.seed import TABLES as SEED_TABLES
+from exporter.db.seed import SeedError, seed_database
+from exporter.db.shop import FAILURE_CODES
 
 NOW = datetime(2026, 11, 24, 18, 30, tzinfo=UTC)
 ORDERS = 40_000

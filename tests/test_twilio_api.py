@@ -1,4 +1,4 @@
-"""The local Twilio API (exporter.demo.twilio_api) against Twilio's spec, over real HTTP, and
+"""The local Twilio server (exporter.demo.twilio_server) against Twilio's spec, over real HTTP, and
 the demo's LocalTwilio that serves it to the exporter."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import requests
 from exporter.config import load_config
 from exporter.demo.local_twilio import ORIGIN, LocalTwilio, TwilioGateway
 from exporter.demo.simulator import SmsOutcome
-from exporter.demo.twilio_api import TwilioApi, message_template
+from exporter.demo.twilio_server import LocalTwilioServer, message_template
 from tests.support.fake_stripe import FIXTURES
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.support.fakehttp import serving
@@ -34,10 +34,10 @@ def _spec() -> dict[str, Any]:
 @pytest.fixture
 def fake() -> Iterator[FakeTwilio]:
     with serving(FakeTwilio()) as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
-def _get(fake: TwilioApi, path: str, **params: str) -> requests.Response:
+def _get(fake: LocalTwilioServer, path: str, **params: str) -> requests.Response:
     return requests.get(
         f"{fake.url}{path}", params=params, auth=(fake.account_sid, fake.auth_token), timeout=5
     )
@@ -77,9 +77,16 @@ def test_the_list_pages_newest_first_with_twilios_envelope(fake: FakeTwilio) -> 
     sids = [fake.send(now - 100 + i, status="delivered") for i in range(25)]
     first = _get(fake, _messages_path(), PageSize="10").json()
     assert set(first) == {
-        "messages", "uri", "first_page_uri", "next_page_uri", "previous_page_uri",
-        "page", "page_size", "start", "end",
-    }  # fmt: skip
+        "messages",
+        "uri",
+        "first_page_uri",
+        "next_page_uri",
+        "previous_page_uri",
+        "page",
+        "page_size",
+        "start",
+        "end",
+    }
     seen = [m["sid"] for m in first["messages"]]
     assert (first["page"], first["start"], first["end"]) == (0, 0, 9)
     page = first
@@ -103,9 +110,9 @@ def test_the_list_filters_on_date_sent_on_or_after(fake: FakeTwilio) -> None:
     assert [m["sid"] for m in listed] == [new, edge]
     assert old not in {m["sid"] for m in listed}
     iso = datetime.fromtimestamp(base + 1, UTC).isoformat()
-    assert [m["sid"] for m in _get(fake, _messages_path(), **{"DateSent>": iso}).json()[
-        "messages"
-    ]] == [new]  # fmt: skip
+    assert [
+        m["sid"] for m in _get(fake, _messages_path(), **{"DateSent>": iso}).json()["messages"]
+    ] == [new]
 
 
 def test_wrong_credentials_and_unknown_paths_get_twilios_errors(fake: FakeTwilio) -> None:
@@ -116,7 +123,7 @@ def test_wrong_credentials_and_unknown_paths_get_twilios_errors(fake: FakeTwilio
 
 
 def test_keep_forgets_the_oldest_messages() -> None:
-    api = TwilioApi(ACCOUNT_SID, AUTH_TOKEN, keep=3)
+    api = LocalTwilioServer(ACCOUNT_SID, AUTH_TOKEN, keep=3)
     with serving(api):
         sids = [api.send(1_700_000_000.0 + i) for i in range(5)]
     assert list(api.messages) == sids[2:]
@@ -125,15 +132,24 @@ def test_keep_forgets_the_oldest_messages() -> None:
 @pytest.mark.parametrize(
     ("outcome", "fields"),
     [
-        (SmsOutcome(1, "delivered", None), {"status": "delivered", "error_code": None, "price": "-0.00790"}),
-        (SmsOutcome(2, "undelivered", "30003"), {"status": "undelivered", "error_code": 30003, "price": "-0.00790"}),
-        (SmsOutcome(3, "failed", "30008"), {"status": "failed", "error_code": 30008, "price": "0.00000"}),
+        (
+            SmsOutcome(1, "delivered", None),
+            {"status": "delivered", "error_code": None, "price": "-0.00790"},
+        ),
+        (
+            SmsOutcome(2, "undelivered", "30003"),
+            {"status": "undelivered", "error_code": 30003, "price": "-0.00790"},
+        ),
+        (
+            SmsOutcome(3, "failed", "30008"),
+            {"status": "failed", "error_code": 30008, "price": "0.00000"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_gateway_records_each_text_at_its_final_status(
     outcome: SmsOutcome, fields: dict[str, Any]
 ) -> None:
-    api = TwilioApi(ACCOUNT_SID, AUTH_TOKEN)
+    api = LocalTwilioServer(ACCOUNT_SID, AUTH_TOKEN)
     with serving(api):
         gateway = TwilioGateway(api, clock=lambda: 1_700_000_000.0)
         gateway.deliver(outcome)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from itertools import accumulate
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,62 +27,35 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from exporter.db.schema import create_schema, schema_sql
+from exporter.db.shop import (
+    ABANDONED_SHARE,
+    CITIES,
+    FAILED_SHARE,
+    FAILURE_CODES,
+    HOURLY,
+    PARTIAL_REFUND_SHARE,
+    PAYMENT_METHODS,
+    REFUNDED_SHARE,
+    SELLER_TIMEZONE,
+    WEBHOOK_ERRORS,
+    WEEKDAY,
+)
+from exporter.lifecycle import Failure
 
-SELLER_TIMEZONE = "America/New_York"
 TABLES = ("webhook_logs", "orders", "checkout_sessions", "ticket_tiers", "events")
-
-# (city, currency): a workshop touring US cities, with two European dates.
-CITIES: tuple[tuple[str, str], ...] = (
-    ("Atlanta", "usd"), ("Austin", "usd"), ("Chicago", "usd"), ("Dallas", "usd"),
-    ("Denver", "usd"), ("Houston", "usd"), ("Los Angeles", "usd"), ("Miami", "usd"),
-    ("Nashville", "usd"), ("New York", "usd"), ("Philadelphia", "usd"), ("Phoenix", "usd"),
-    ("Seattle", "usd"), ("London", "gbp"), ("Berlin", "eur"),
-)  # fmt: skip
-
-# Stripe error codes of failed card payments, roughly by how often they occur.
-FAILURE_CODES: tuple[tuple[str, float], ...] = (
-    ("card_declined", 0.45),
-    ("insufficient_funds", 0.18),
-    ("expired_card", 0.10),
-    ("incorrect_cvc", 0.10),
-    ("processing_error", 0.06),
-    ("authentication_required", 0.06),
-    ("incorrect_number", 0.04),
-    ("card_decline_rate_limit_exceeded", 0.01),
-)
-PAYMENT_METHODS: tuple[tuple[str, float], ...] = (
-    ("card", 0.80),
-    ("link", 0.10),
-    ("klarna", 0.05),
-    ("cashapp", 0.03),
-    ("us_bank_account", 0.02),
-)
-WEBHOOK_ERRORS = (
-    "No signatures found matching the expected signature for payload",
-    "canceling statement due to statement timeout",
-    "deadlock detected",
-    "upstream request timed out",
-)
-FAILED_SHARE = 0.04
-REFUNDED_SHARE = 0.02
-PARTIAL_REFUND_SHARE = 0.005
-ABANDONED_SHARE = 0.12
-
-# Relative sales by local hour (night quiet, lunch and evening peaks) and weekday (Mon..Sun).
-HOURLY = (0.15, 0.08, 0.05, 0.04, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 1.1, 1.3,
-           1.6, 1.5, 1.1, 1.0, 1.0, 1.2, 1.7, 1.9, 1.8, 1.4, 0.9, 0.45)  # fmt: skip
-WEEKDAY = (0.9, 1.1, 1.15, 1.2, 0.95, 0.8, 1.05)
 _TIER_SHARE = {"ga": 0.8, "vip": 0.2}
 
 _SALES_WINDOW = timedelta(days=120)
 _HISTORY = timedelta(days=365)
 
 
-class SeedError(Exception):
-    """The database cannot be seeded as asked (one line, for the CLI)."""
+class SeedError(Failure):
+    """The database cannot be seeded as asked (one line, for the CLI; bad input, exit 2)."""
+
+    exit_code = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SeedSummary:
     """How much demo data was written."""
 
@@ -93,7 +67,7 @@ class SeedSummary:
     cities: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Tier:
     id: int
     event_id: int
@@ -282,15 +256,15 @@ def _plan(conn: psycopg.Connection[Any], seed: int, now: datetime) -> list[_Tier
             days = max((end - start).total_seconds() / 86400, 1.0)
             tiers.append(
                 _Tier(
-                    len(tiers) + 1,
-                    event_id,
-                    tier,
-                    prices[tier],
-                    currency,
-                    start,
-                    end,
-                    event_id == cancelled_id,
-                    popularity * share * days,
+                    id=len(tiers) + 1,
+                    event_id=event_id,
+                    tier=tier,
+                    price_cents=prices[tier],
+                    currency=currency,
+                    window_start=start,
+                    window_end=end,
+                    cancelled=event_id == cancelled_id,
+                    weight=popularity * share * days,
                 )
             )
     with conn.cursor() as cur:
@@ -349,120 +323,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT (hashint8extended(i, salt) & 9007199254740991)::float8 / 9007199254740992.0 $$
 """
 
-# One statement per batch: orders, their checkout sessions (plus abandoned ones) and the
-# webhook deliveries they caused. Salts: seed * 64 + k, one k per independent choice.
-_BATCH_SQL = """
-WITH drawn AS MATERIALIZED (
-    SELECT g.i, t.*,
-           CASE WHEN pg_temp.rnd(g.i, %(seed)s * 64 + 2) < 0.12
-                THEN floor(pg_temp.rnd(g.i, %(seed)s * 64 + 3) * least(2, t.weeks))
-                ELSE floor(sqrt(pg_temp.rnd(g.i, %(seed)s * 64 + 3)) * t.weeks) END AS week,
-           width_bucket(pg_temp.rnd(g.i, %(seed)s * 64 + 4), %(hour_cum)s::float8[]) - 1 AS hour,
-           pg_temp.rnd(g.i, %(seed)s * 64 + 5) AS r_second,
-           5 + pg_temp.rnd(g.i, %(seed)s * 64 + 6) * 115 AS pay_delay,
-           pg_temp.rnd(g.i, %(seed)s * 64 + 7) AS r_status,
-           width_bucket(pg_temp.rnd(g.i, %(seed)s * 64 + 9), ARRAY[0, 0.55, 0.85, 0.95]) AS quantity,
-           pg_temp.rnd(g.i, %(seed)s * 64 + 10) < 0.25 AS is_member,
-           (ARRAY[0.10, 0.15, 0.20])[1 + floor(pg_temp.rnd(g.i, %(seed)s * 64 + 11) * 3)::int] AS discount
-    FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS g(i)
-    JOIN pg_temp.seed_tiers t
-      ON t.idx = width_bucket(pg_temp.rnd(g.i, %(seed)s * 64 + 1), %(tier_cum)s::float8[])
-),
-placed AS (
-    SELECT d.*,
-           -- Whole weeks back into the window keep the hour-of-week shape; the clamp only
-           -- catches windows shorter than a week.
-           greatest(d.window_start, least(d.window_end, CASE
-               WHEN d.raw_at > d.window_end THEN d.raw_at - interval '7 days'
-                    * ceil(extract(epoch FROM d.raw_at - d.window_end) / 604800)
-               WHEN d.raw_at < d.window_start THEN d.raw_at + interval '7 days'
-                    * ceil(extract(epoch FROM d.window_start - d.raw_at) / 604800)
-               ELSE d.raw_at END)) AS created_at
-    FROM (SELECT drawn.*,
-                 (drawn.week0 + make_interval(weeks => drawn.week::int, hours => drawn.hour,
-                                              secs => drawn.r_second * 3600))
-                 AT TIME ZONE %(tz)s AS raw_at
-          FROM drawn) d
-),
-decided AS (
-    SELECT p.*,
-           CASE WHEN p.created_at + make_interval(secs => p.pay_delay) > %(now)s THEN 'pending'
-                WHEN p.created_at > %(now)s - interval '15 minutes' AND p.r_status < 0.3 THEN 'pending'
-                WHEN p.r_status < %(failed)s THEN 'failed'
-                WHEN p.cancelled OR p.r_status < %(refunded)s THEN 'refunded'
-                ELSE 'completed' END AS status,
-           round(p.quantity * p.price_cents * (1 - CASE WHEN p.is_member THEN p.discount ELSE 0 END))::bigint AS amount,
-           'cs_live_a1' || substr(md5(%(seed)s || '/' || p.i), 1, 30) AS session_id
-    FROM placed p
-),
-final AS (
-    SELECT d.*,
-           CASE WHEN d.status IN ('completed', 'refunded')
-                THEN d.created_at + make_interval(secs => d.pay_delay) END AS paid_at,
-           d.status = 'completed' AND pg_temp.rnd(d.i, %(seed)s * 64 + 12) < %(partial)s AS partial
-    FROM decided d
-),
-refunds AS (
-    SELECT f.*,
-           CASE WHEN f.status = 'refunded' OR f.partial
-                THEN f.paid_at + (%(now)s - f.paid_at) * pg_temp.rnd(f.i, %(seed)s * 64 + 13) END AS refunded_at,
-           CASE WHEN f.status = 'refunded' THEN f.amount
-                WHEN f.partial THEN round(f.amount * (0.2 + 0.3 * pg_temp.rnd(f.i, %(seed)s * 64 + 14)))::bigint
-                ELSE 0 END AS refunded_amount
-    FROM final f
-),
-sessions AS (
-    INSERT INTO checkout_sessions (id, tier_id, quantity, status, created_at, completed_at, expires_at)
-    SELECT r.session_id, r.tier_id, r.quantity,
-           CASE WHEN r.paid_at IS NOT NULL THEN 'complete'
-                WHEN r.status = 'pending' AND r.created_at + interval '30 minutes' > %(now)s THEN 'open'
-                ELSE 'expired' END,
-           r.created_at, r.paid_at, r.created_at + interval '30 minutes'
-    FROM refunds r
-    UNION ALL
-    SELECT 'cs_live_b1' || substr(md5(%(seed)s || '/abandoned/' || r.i), 1, 30), r.tier_id, r.quantity,
-           CASE WHEN a.at + interval '30 minutes' > %(now)s THEN 'open' ELSE 'expired' END,
-           a.at, NULL, a.at + interval '30 minutes'
-    FROM refunds r
-    CROSS JOIN LATERAL (SELECT greatest(r.window_start, r.created_at
-                               - interval '2 days' * pg_temp.rnd(r.i, %(seed)s * 64 + 21)) AS at) a
-    WHERE pg_temp.rnd(r.i, %(seed)s * 64 + 20) < %(abandoned)s
-),
-inserted_orders AS (
-    INSERT INTO orders (id, checkout_session_id, tier_id, quantity, amount_total_cents, currency,
-                        payment_status, payment_method, failure_code, is_member, customer_email,
-                        created_at, paid_at, refunded_at, refunded_amount_cents)
-    SELECT r.i, r.session_id, r.tier_id, r.quantity, r.amount, r.currency, r.status,
-           (%(methods)s::text[])[width_bucket(pg_temp.rnd(r.i, %(seed)s * 64 + 15), %(method_cum)s::float8[])],
-           CASE WHEN r.status = 'failed'
-                THEN (%(codes)s::text[])[width_bucket(pg_temp.rnd(r.i, %(seed)s * 64 + 16), %(code_cum)s::float8[])] END,
-           r.is_member,
-           'buyer' || abs(hashint8extended(r.i, %(seed)s * 64 + 17) %% 150000) || '@example.com',
-           r.created_at, r.paid_at, r.refunded_at, r.refunded_amount
-    FROM refunds r
-)
-INSERT INTO webhook_logs (id, provider, event_type, status, last_error, created_at, updated_at)
-SELECT r.i * 4 + v.k, v.provider, v.event_type,
-       CASE WHEN pg_temp.rnd(r.i * 4 + v.k, %(seed)s * 64 + 30) < 0.015 THEN 'error' ELSE 'processed' END,
-       CASE WHEN pg_temp.rnd(r.i * 4 + v.k, %(seed)s * 64 + 30) < 0.015
-            THEN (%(webhook_errors)s::text[])[1 + floor(pg_temp.rnd(r.i * 4 + v.k, %(seed)s * 64 + 31) * 4)::int] END,
-       least(v.at + interval '2 seconds', %(now)s),
-       greatest(least(v.at + interval '2 seconds', %(now)s),
-                least(v.at + interval '2 seconds'
-                      + interval '10 minutes' * pg_temp.rnd(r.i * 4 + v.k, %(seed)s * 64 + 32), %(now)s))
-FROM refunds r
-CROSS JOIN LATERAL (VALUES
-    (0, 'stripe', 'checkout.session.completed', r.paid_at, r.paid_at IS NOT NULL),
-    (1, 'stripe', CASE WHEN r.status = 'failed' THEN 'payment_intent.payment_failed'
-                       ELSE 'payment_intent.succeeded' END,
-        coalesce(r.paid_at, r.created_at + make_interval(secs => r.pay_delay)),
-        r.paid_at IS NOT NULL OR r.status = 'failed'),
-    (2, 'stripe', 'charge.refunded', r.refunded_at, r.refunded_at IS NOT NULL),
-    (3, 'twilio', 'message.status', r.paid_at + interval '20 seconds',
-        r.paid_at IS NOT NULL AND pg_temp.rnd(r.i, %(seed)s * 64 + 33) < 0.3)
-) AS v(k, provider, event_type, at, keep)
-WHERE v.keep
-"""
+# One statement per batch, kept as SQL beside the schema.
+_BATCH_SQL = resources.files("exporter.db").joinpath("seed_batch.sql").read_text(encoding="utf-8")
 
 
 def _open_sessions(

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from exporter.lifecycle import Failure
 
-class ThrowawayUnavailableError(RuntimeError):
+
+class ThrowawayUnavailableError(Failure):
     """No way to start a local PostgreSQL here (pgserver is not installed)."""
 
 

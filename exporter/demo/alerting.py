@@ -37,7 +37,7 @@ from exporter.smsbridge.service import RunningParts, build_bridge
 MIN_GROUP_WAIT = 1.0  # seconds: Alertmanager's grouping never waits less in the demo
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TwilioAccount:
     """A Twilio API for the bridge to send through instead of its dry run."""
 
@@ -69,8 +69,11 @@ def compressed(timings: Timings, speed: float) -> Timings:
         def fast(value: Duration) -> Duration:
             return Duration(max(MIN_GROUP_WAIT, round(float(value) / speed)))
 
-        return Timing(fast(timing.group_wait), fast(timing.group_interval),
-                      fast(timing.repeat_interval))  # fmt: skip
+        return Timing(
+            group_wait=fast(timing.group_wait),
+            group_interval=fast(timing.group_interval),
+            repeat_interval=fast(timing.repeat_interval),
+        )
 
     return Timings(*(one(getattr(timings, f.name)) for f in dataclasses.fields(Timings)))
 
@@ -219,9 +222,14 @@ class Notifier:
         mode = "dry run: texts are printed" if self.twilio is None else self.twilio.api_base
         echo(f"sms-bridge ready: {self.bridge.server.url} ({mode})")
         routing = local_routing(
-            self.routing, directory, chat_url=self.chat.url, smtp=self.smtp.address,
-            bridge_url=self.bridge.server.url, bridge_token=token, speed=self.speed,
-        )  # fmt: skip
+            self.routing,
+            directory,
+            chat_url=self.chat.url,
+            smtp=self.smtp.address,
+            bridge_url=self.bridge.server.url,
+            bridge_token=token,
+            speed=self.speed,
+        )
         (directory / "templates").mkdir(exist_ok=True)
         (directory / "templates" / TEMPLATE_FILE).write_text(
             templates(routing, routing.source), encoding="utf-8"

@@ -24,7 +24,7 @@ class Tier:
         return self.row.capacity - self.taken
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Session:
     id: str
     tier: Tier
@@ -35,7 +35,7 @@ class Session:
     done: bool = False
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Paid:
     order_id: int
     tier: Tier
@@ -44,7 +44,7 @@ class Paid:
     full: bool  # a full refund is due, else a partial one
 
 
-@dataclass(order=True)
+@dataclass(order=True, kw_only=True)
 class _Timer:
     due: float
     seq: int
@@ -63,7 +63,8 @@ class Timers:
         return len(self._heap)
 
     def add(self, due: float, action: str, subject: object) -> None:
-        heapq.heappush(self._heap, _Timer(due, next(self._seq), action, subject))
+        timer = _Timer(due=due, seq=next(self._seq), action=action, subject=subject)
+        heapq.heappush(self._heap, timer)
 
     def due(self, now: float, limit: int) -> list[tuple[str, object]]:
         """Pop up to ``limit`` timers due at ``now``."""

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from exporter.db.seed import SELLER_TIMEZONE
+from exporter.db.shop import SELLER_TIMEZONE
 from exporter.demo.scenarios import SCENARIOS, Timeline
 from exporter.demo.shape import DemoClock
 from exporter.demo.simulator import Limits, Settings, Simulator, SmsGateway
@@ -22,7 +22,7 @@ MAX_RESUMES = 100  # database outages a demo rides out
 RETRY_EVERY = 2.0  # seconds between connection attempts while the database is away
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LiveOptions:
     scenario: str | None = None
     speed: float = 60.0

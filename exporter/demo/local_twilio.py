@@ -13,7 +13,7 @@ from typing import Any
 
 from exporter.config import Config
 from exporter.demo.simulator import SmsOutcome
-from exporter.demo.twilio_api import TwilioApi
+from exporter.demo.twilio_server import LocalTwilioServer
 
 Flags = dict[str, tuple[Any, str]]  # settings path -> (value, where it came from)
 ORIGIN = "the demo's local Twilio API"  # named by configuration errors about these settings
@@ -28,7 +28,7 @@ class TwilioGateway:
     """The simulator's SMS gateway: each confirmation text becomes a message of the local
     API with its final status, Twilio error code and price."""
 
-    def __init__(self, api: TwilioApi, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, api: LocalTwilioServer, clock: Callable[[], float] = time.time) -> None:
         self.api = api
         self._clock = clock
         self.sent = 0
@@ -52,7 +52,7 @@ class LocalTwilio:
 
     def __init__(self, *, keep: int = KEEP) -> None:
         self._keep = keep
-        self.api: TwilioApi | None = None
+        self.api: LocalTwilioServer | None = None
         self.gateway: TwilioGateway | None = None  # the simulator's, once started
         self._directory: Path | None = None
 
@@ -67,7 +67,9 @@ class LocalTwilio:
 
     def start(self) -> LocalTwilio:
         """Write the token file and start serving."""
-        api = TwilioApi("AC" + secrets.token_hex(16), secrets.token_hex(16), keep=self._keep)
+        api = LocalTwilioServer(
+            "AC" + secrets.token_hex(16), secrets.token_hex(16), keep=self._keep
+        )
         self._directory = Path(tempfile.mkdtemp(prefix="boxoffice-demo-twilio-"))
         self.token_file.write_text(api.auth_token, encoding="utf-8")
         self.token_file.chmod(0o600)

@@ -106,13 +106,6 @@ def compress(data: dict[str, Any], speed: float, min_window: float = MIN_WINDOW)
     return out
 
 
-def write_demo_rules(
-    thresholds: Path, speed: float, directory: Path, *, min_window: float = MIN_WINDOW
-) -> list[Path]:
-    """Write the demo profile and the rule files generated from it; return the rule files."""
-    return demo_profile(thresholds, speed, directory, min_window=min_window)[1]
-
-
 def demo_profile(
     thresholds: Path, speed: float, directory: Path, *, min_window: float = MIN_WINDOW
 ) -> tuple[RuleSet, list[Path]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 
-from exporter.db.seed import FAILURE_CODES
+from exporter.db.shop import FAILURE_CODES
 
 # Twilio error codes of messages that end failed or undelivered, by how often they occur.
 SMS_ERRORS: tuple[tuple[str, float], ...] = (
@@ -37,7 +37,7 @@ class Phase(Enum):
     RECOVERY = "recovery"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Effects:
     """How the shop behaves; the defaults are a normal day."""
 
@@ -57,7 +57,7 @@ class Effects:
 NORMAL = Effects()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scenario:
     name: str
     summary: str  # what the terminal says when the incident starts
@@ -72,47 +72,63 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         Scenario(
-            "payment-outage",
-            "the payment processor is failing: most payments end in processing_error",
-            Effects(failure_share=0.85, failure_codes=OUTAGE_CODES),
-            ("PaymentSuccessRateLow", "PaymentFailuresBurst", "CheckoutConversionLow"),
+            name="payment-outage",
+            summary="the payment processor is failing: most payments end in processing_error",
+            incident=Effects(failure_share=0.85, failure_codes=OUTAGE_CODES),
+            expected_alerts=(
+                "PaymentSuccessRateLow",
+                "PaymentFailuresBurst",
+                "CheckoutConversionLow",
+            ),
             fix="the processor recovers; payments succeed again",
         ),
         Scenario(
-            "oversell",
-            "the inventory check is broken: the GA tier with the fewest tickets left oversells",
-            Effects(focus_share=0.5, oversell=True),
-            ("InventoryOversold", "InventorySoldOut", "InventoryCritical", "InventoryLow"),
+            name="oversell",
+            summary=(
+                "the inventory check is broken: the GA tier with the fewest tickets left oversells"
+            ),
+            incident=Effects(focus_share=0.5, oversell=True),
+            expected_alerts=(
+                "InventoryOversold",
+                "InventorySoldOut",
+                "InventoryCritical",
+                "InventoryLow",
+            ),
             focus="fewest_left_ga",
             fix="the check is fixed and the venue adds seats for the oversold buyers",
         ),
         Scenario(
-            "webhook-stall",
-            "the webhook handler times out: most deliveries fail and Stripe retries them",
-            Effects(webhook_error_share=0.8, webhook_errors=STALL_ERRORS),
-            ("WebhookProcessingErrors",),
+            name="webhook-stall",
+            summary="the webhook handler times out: most deliveries fail and Stripe retries them",
+            incident=Effects(webhook_error_share=0.8, webhook_errors=STALL_ERRORS),
+            expected_alerts=("WebhookProcessingErrors",),
             fix="the handler is fixed; retried deliveries succeed",
         ),
         Scenario(
-            "sms-failure",
-            "the carrier drops texts: most confirmation SMS end undelivered",
-            Effects(sms_failure_share=0.6),
-            ("SmsDeliveryFailureRateHigh",),
+            name="sms-failure",
+            summary="the carrier drops texts: most confirmation SMS end undelivered",
+            incident=Effects(sms_failure_share=0.6),
+            expected_alerts=("SmsDeliveryFailureRateHigh",),
             fix="the carrier recovers",
             notes=("texts land in the demo's local Twilio API, read by the twilio source",),
         ),
         Scenario(
-            "quiet-day",
-            "sales stop: nobody reaches the checkout",
-            Effects(demand=0.0),
-            ("NoRecentSales", "RevenueBelowForecast"),
+            name="quiet-day",
+            summary="sales stop: nobody reaches the checkout",
+            incident=Effects(demand=0.0),
+            expected_alerts=("NoRecentSales", "RevenueBelowForecast"),
             fix="buyers come back",
         ),
         Scenario(
-            "flash-sale",
-            "a flash sale: ten times the buyers, half of them for the scarcest event",
-            Effects(demand=10.0, focus_share=0.5),
-            ("SalesVelocitySpike", "SelloutPredicted", "InventoryLow", "InventorySoldOut"),
+            name="flash-sale",
+            summary="a flash sale: ten times the buyers, half of them for the scarcest event",
+            incident=Effects(demand=10.0, focus_share=0.5),
+            expected_alerts=(
+                "SalesVelocitySpike",
+                "SelloutPredicted",
+                "InventoryLow",
+                "InventorySoldOut",
+            ),
             focus="fewest_left_event",
             fix="the sale ends; demand returns to normal",
         ),

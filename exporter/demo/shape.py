@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from exporter.db.seed import HOURLY, WEEKDAY
+from exporter.db.shop import HOURLY, WEEKDAY
 
 _PEAK = max(HOURLY) * max(WEEKDAY)
 

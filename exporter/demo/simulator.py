@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from exporter.db.seed import PAYMENT_METHODS, WEBHOOK_ERRORS
+from exporter.db.shop import PAYMENT_METHODS, WEBHOOK_ERRORS
 from exporter.demo.buyers import QUANTITIES, Inventory, Paid, Session, Tier, Timers
 from exporter.demo.report import Tally
 from exporter.demo.scenarios import (
@@ -55,7 +55,7 @@ class SmsGateway(Protocol):
     def deliver(self, outcome: SmsOutcome) -> None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Rates in the seller's (virtual) time; durations in virtual seconds."""
 
@@ -212,10 +212,10 @@ class Simulator:
         else:
             quantity = min(quantity, tier.left)  # the app's inventory check
         session = Session(
-            f"cs_demo_{self.rng.getrandbits(96):024x}",
-            tier,
-            quantity,
-            elapsed + self._real(self.settings.checkout_ttl),
+            id=f"cs_demo_{self.rng.getrandbits(96):024x}",
+            tier=tier,
+            quantity=quantity,
+            expires_at=elapsed + self._real(self.settings.checkout_ttl),
         )
         self.writer.open_session(session.id, tier.row.id, quantity, session.expires_at - elapsed)
         tier.taken += quantity
@@ -289,7 +289,13 @@ class Simulator:
         draw = self.rng.random()
         if draw < self.settings.refund_share + self.settings.partial_refund_share:
             full = draw < self.settings.refund_share
-            paid = Paid(order_id, session.tier, session.quantity, amount, full)
+            paid = Paid(
+                order_id=order_id,
+                tier=session.tier,
+                quantity=session.quantity,
+                amount_cents=amount,
+                full=full,
+            )
             self.timers.add(
                 elapsed + self._real_between(self.settings.refund_after), "refund", paid
             )

@@ -37,7 +37,7 @@ _SMS_FIRING = re.compile(
 _SMS_RESOLVED = re.compile(r"RESOLVED: (?P<name>[^ ,(]+)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Notification:
     """One delivery: which channel, to whom, about which alert group."""
 
@@ -57,14 +57,14 @@ def from_title(at: float, channel: str, target: str, title: str) -> Notification
     if found is None:
         return None
     return Notification(
-        at,
-        channel,
-        target,
-        found["status"].lower(),
-        found["name"],
-        (found["severity"] or "").lower(),
-        found["tier"] or "",
-        title,
+        at=at,
+        channel=channel,
+        target=target,
+        status=found["status"].lower(),
+        alertname=found["name"],
+        severity=(found["severity"] or "").lower(),
+        tier=found["tier"] or "",
+        text=title,
     )
 
 
@@ -74,17 +74,32 @@ def sms_notification(at: float, group: str, body: str) -> Notification | None:
     if firing is not None:
         severity = firing["severity"].lower()
         return Notification(
-            at, "sms", group, "firing", firing["name"],
-            "" if severity == "alert" else severity, firing["tier"] or "", body,
-        )  # fmt: skip
+            at=at,
+            channel="sms",
+            target=group,
+            status="firing",
+            alertname=firing["name"],
+            severity="" if severity == "alert" else severity,
+            tier=firing["tier"] or "",
+            text=body,
+        )
     resolved = _SMS_RESOLVED.match(body)
     if resolved is not None:
-        return Notification(at, "sms", group, "resolved", resolved["name"], "", "", body)
+        return Notification(
+            at=at,
+            channel="sms",
+            target=group,
+            status="resolved",
+            alertname=resolved["name"],
+            severity="",
+            tier="",
+            text=body,
+        )
     return None
 
 
 class Inbox:
-    """Every notification the demo's receivers got, in order; thread-safe.
+    """Where the demo's receivers hand each notification; thread-safe.
 
     The terminal gets one ROUTED line per alert group and tier, listing every channel it
     reached: deliveries of one Alertmanager flush arrive within a moment, so the inbox
@@ -95,18 +110,15 @@ class Inbox:
         self._echo = echo
         self._settle = settle
         self._lock = threading.Lock()
-        self._items: list[Notification] = []
         self._pending: list[Notification] = []
         self._timer: threading.Timer | None = None
         self._told: set[tuple[str, str, str]] = set()
-        self.unreadable = 0  # deliveries whose text did not parse
 
     def add(self, notification: Notification | None) -> None:
+        """Print ``notification`` with the others of its flush; None (unreadable) is dropped."""
+        if notification is None:
+            return
         with self._lock:
-            if notification is None:
-                self.unreadable += 1
-                return
-            self._items.append(notification)
             self._pending.append(notification)
             if self._timer is None:
                 self._timer = threading.Timer(self._settle, self.flush)
@@ -120,10 +132,6 @@ class Inbox:
             lines = routed_lines(pending, self._told)
         for line in lines:
             self._echo(line)
-
-    def all(self) -> list[Notification]:
-        with self._lock:
-            return list(self._items)
 
 
 _CHANNELS = ("slack", "pagerduty", "email", "sms")
@@ -141,9 +149,11 @@ def routed_lines(
     groups: dict[tuple[str, str, str, str], dict[str, set[str]]] = {}
     for n in notifications:
         # An SMS that says RESOLVED names neither severity nor tier: group by name.
-        key = (n.status, n.alertname, "", "") if n.status == "resolved" else (
-            n.status, n.alertname, n.severity, n.tier
-        )  # fmt: skip
+        key = (
+            (n.status, n.alertname, "", "")
+            if n.status == "resolved"
+            else (n.status, n.alertname, n.severity, n.tier)
+        )
         groups.setdefault(key, {}).setdefault(n.channel, set()).add(n.target)
     lines = []
     for (status, name, severity, tier), channels in groups.items():

@@ -94,6 +94,7 @@ class PrometheusStack:
         listen: str | None = None,
         routing: Path | None = None,
         twilio: TwilioAccount | None = None,
+        inbox: Inbox | None = None,
         min_window: float = MIN_WINDOW,
         poll: float = 1.0,
         settle: float | None = None,
@@ -108,7 +109,7 @@ class PrometheusStack:
         self._timer: threading.Timer | None = None
         self.directory = Path(tempfile.mkdtemp(prefix="boxoffice-demo-"))
         self.supervisor = Supervisor(self.directory, echo)
-        self.inbox = Inbox(echo)
+        self.inbox = Inbox(echo) if inbox is None else inbox
         self.watcher: AlertWatcher | None = None
         self.notifier: Notifier | None = None
         self.prometheus: Child | None = None
@@ -128,15 +129,22 @@ class PrometheusStack:
         if self.routing is not None:
             routing = load_routing(str(self.routing), str(self.routing))
             self.notifier = Notifier(
-                routing, ruleset, self.supervisor, self.inbox, speed=self.speed,
+                routing,
+                ruleset,
+                self.supervisor,
+                self.inbox,
+                speed=self.speed,
                 twilio=self.twilio,
-            )  # fmt: skip
+            )
             alertmanager = self.notifier.start(self.echo).url.removeprefix("http://")
         listen = self.listen or (DEFAULT_LISTEN if _free(DEFAULT_LISTEN) else None)
         self.prometheus = start_prometheus(
-            self.supervisor, self.target, [] if self.settle else rules, listen=listen,
+            self.supervisor,
+            self.target,
+            rule_files=[] if self.settle else rules,
+            listen=listen,
             alertmanager=alertmanager,
-        )  # fmt: skip
+        )
         if self.settle:
             self.echo(f"rules: evaluated once Prometheus holds {self.settle:g}s of data")
             self._timer = threading.Timer(self.settle, self._load_rules, (rules, alertmanager))

@@ -14,7 +14,7 @@ import psycopg
 from psycopg.rows import class_row
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TierRow:
     """An on-sale ticket tier with what is left of it right now."""
 

@@ -21,7 +21,7 @@ class SupervisorError(RuntimeError):
     """A child could not be started (one line, with the end of its log)."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Child:
     name: str
     process: subprocess.Popen[bytes]
@@ -51,7 +51,7 @@ class Supervisor:
         log = log_path.open("wb")
         # argv is a binary found on PATH and arguments the demo wrote itself.
         process = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-        child = Child(name, process, log_path, log, url)
+        child = Child(name=name, process=process, log_path=log_path, log=log, url=url)
         self.children.append(child)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

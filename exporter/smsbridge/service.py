@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
+from exporter.lifecycle import Failure, serve_until_signal
+from exporter.logs import setup_logging
 from exporter.smsbridge.app import SmsBridge, bridge_server
 from exporter.smsbridge.auth import Authenticator
 from exporter.smsbridge.config import BridgeConfig
@@ -16,7 +17,7 @@ from exporter.smsbridge.delivery import Delivery, Limit, Timing
 from exporter.smsbridge.digest import DigestSender
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.sender import DryRunSender, Sender, TwilioSender
-from exporter.smsbridge.store import IdempotencyStore, PostgresStore, SqliteStore
+from exporter.smsbridge.store import IdempotencyStore, PostgresStore, SqliteStore, StoreError
 from exporter.web.auth import BasicAuth
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.webconfig import WebConfig, load_web_config
@@ -131,13 +132,16 @@ def build_bridge(
     )
 
 
-def run_until(stop: threading.Event, parts: RunningParts, on_started: Callable[[], None]) -> None:
-    """Serve until ``stop`` is set; OSError when the address cannot be bound."""
+def run_bridge(config: BridgeConfig, *, address: str, echo: Callable[[str], None]) -> None:
+    """Serve until SIGTERM or SIGINT (Failure: the store cannot open, ``address`` is taken)."""
+    setup_logging(config.log_level, config.log_format, config.secrets)
     try:
-        parts.start()
+        parts = build_bridge(config)
+    except StoreError as exc:
+        raise Failure(str(exc)) from exc
+
+    def started() -> None:
         log.info("sms-bridge listening on %s", parts.server.url)
-        on_started()
-        while not stop.wait(1.0):
-            pass
-    finally:
-        parts.stop()
+        echo(f"sms-bridge ready: {parts.server.url}/alerts/<group>")
+
+    serve_until_signal(parts, address=address, on_started=started)

@@ -21,11 +21,12 @@ from typing import Any
 import requests
 
 from exporter.demo.alerting import TwilioAccount
-from exporter.demo.httpfake import Reply, Request
 from exporter.demo.sinks import Notification, sms_notification
 from exporter.demo.stack import PrometheusStack
 from tests.support.exporter import config_for, free_port, running_exporter, scrape_until, value
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.support.fakehttp import Reply, Request
+from tests.support.inbox import RecordingInbox
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 THRESHOLDS = ROOT / "rules" / "thresholds.yaml"
@@ -48,7 +49,7 @@ class TimedTwilio(FakeTwilio):
         return reply
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Pipeline:
     """A running pipeline and what it delivered."""
 
@@ -84,7 +85,9 @@ class Pipeline:
 
     def notifications(self) -> list[Notification]:
         """Everything delivered: Slack, PagerDuty, email and SMS, in arrival order."""
-        return sorted([*self.stack.inbox.all(), *self.texts()], key=lambda n: n.at)
+        inbox = self.stack.inbox
+        assert isinstance(inbox, RecordingInbox)
+        return sorted([*inbox.all(), *self.texts()], key=lambda n: n.at)
 
     def prometheus_alerts(self) -> list[dict[str, Any]]:
         response = requests.get(f"{self.prometheus_url}/api/v1/alerts", timeout=5)
@@ -111,16 +114,24 @@ def running_pipeline(
         scrape_until(url, lambda s: value(s, "boxoffice_source_up", source="postgres") == 1)
         lines: list[str] = []
         stack = PrometheusStack(
-            THRESHOLDS, speed, url.removeprefix("http://"), lines.append,
-            listen=f"127.0.0.1:{free_port()}", routing=ROUTING,
-            twilio=TwilioAccount(ACCOUNT_SID, AUTH_TOKEN, twilio.url),
-            min_window=MIN_WINDOW, poll=0.5,
-        )  # fmt: skip
+            THRESHOLDS,
+            speed,
+            url.removeprefix("http://"),
+            lines.append,
+            inbox=RecordingInbox(lines.append),
+            listen=f"127.0.0.1:{free_port()}",
+            routing=ROUTING,
+            twilio=TwilioAccount(
+                account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base=twilio.url
+            ),
+            min_window=MIN_WINDOW,
+            poll=0.5,
+        )
         try:
             stack.start()
             # Rules load once Prometheus holds a full shortest window (MIN_WINDOW seconds).
             assert stack.rules_loaded.wait(MIN_WINDOW + 20), "\n".join(lines)
-            yield Pipeline(dsn, url, stack, twilio, lines)
+            yield Pipeline(dsn=dsn, exporter_url=url, stack=stack, twilio=twilio, lines=lines)
         finally:
             stack.stop()
 

@@ -133,7 +133,7 @@ def simulator(
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Played:
     """A simulator on a thread, with an event per phase it has entered."""
 
@@ -166,7 +166,7 @@ class Played:
 def playing(dsn: str, **options: Any) -> Iterator[Played]:
     """Run ``simulator(**options)`` on its own connection and thread until it ends."""
     stop = threading.Event()
-    played = Played(threading.Thread(), stop)
+    played = Played(thread=threading.Thread(), stop=stop)
 
     def body() -> None:
         try:

@@ -1,11 +1,11 @@
-"""A local Twilio API 2010-04-01 for one account: Messages create/list/fetch and Balance.
+"""A local Twilio API 2010-04-01 for one account: Messages list/fetch and Balance.
 
 Messages have the fields of Twilio's message resource (:func:`message_template`). The list
 answers with Twilio's envelope (``messages``, ``next_page_uri``, ``page``, ``page_size``,
 ``start``, ``end``, ``uri``, ``first_page_uri``, ``previous_page_uri``), newest first,
 filtered by ``DateSent>`` (on or after), paged by ``PageSize`` and a ``PageToken`` cursor.
 Errors use Twilio's body ``{"code", "message", "more_info", "status"}``. The demo serves it
-to its exporter's Twilio source; the test suite drives it as its Twilio fake.
+to its exporter's Twilio source; the test suite's Twilio fake adds Messages create to it.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import copy
 import functools
 import itertools
 import threading
-import time
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
-from exporter.demo.httpfake import FakeServer, Reply, Request
+from exporter.demo.httpserver import LocalHttpServer, Reply, Request
 
 API_VERSION = "2010-04-01"
 
@@ -81,7 +80,7 @@ def _parse_date(text: str) -> float:
     return parsed.timestamp()
 
 
-class TwilioApi(FakeServer):
+class LocalTwilioServer(LocalHttpServer):
     """Twilio's Messages and Balance resources for one account, on 127.0.0.1.
 
     ``keep`` bounds the messages held: past it the oldest are forgotten, as a long demo
@@ -93,54 +92,45 @@ class TwilioApi(FakeServer):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.keep = keep
-        self._state_lock = threading.Lock()
+        self.state_lock = threading.Lock()
         self._ids = itertools.count(1)
         self.messages: dict[str, dict[str, Any]] = {}
         self.balance = {"account_sid": account_sid, "balance": "47.25", "currency": "USD"}
-        self.created: list[dict[str, Any]] = []  # messages created by POST, in order
 
     def send(self, sent: float, status: str = "queued", **fields: Any) -> str:
         """An outbound message sent at ``sent`` (Unix time); returns its SID."""
-        with self._state_lock:
-            return self._add(sent, status=status, **fields)
-
-    def update(self, sid: str, **fields: Any) -> None:
-        """Change a message (its status moving on, its price filled in)."""
-        with self._state_lock:
-            self.messages[sid].update(fields)
+        with self.state_lock:
+            return self.add(sent, status=status, **fields)
 
     def answer(self, request: Request) -> Reply:
         """Route a request like api.twilio.com would."""
-        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        if request.headers.get("Authorization") != f"Basic {expected}":
+        if not self.authorized(request):
             return error_reply(401, 20003, "Authenticate")
         account = f"/{API_VERSION}/Accounts/{self.account_sid}"
         if request.path == f"{account}/Balance.json":
             return Reply.json(200, self.balance)
-        if request.path == f"{account}/Messages.json":
-            if request.method == "POST":
-                return self._create(request)
+        if request.path == self.messages_path and request.method != "POST":
             return self._list(request)
         if request.path.startswith(f"{account}/Messages/") and request.path.endswith(".json"):
             sid = request.path[len(f"{account}/Messages/") : -len(".json")]
-            with self._state_lock:
+            with self.state_lock:
                 found = copy.deepcopy(self.messages.get(sid))
             if found is not None:
                 return Reply.json(200, found)
         return error_reply(404, 20404, f"The requested resource {request.path} was not found")
 
-    def refuse(self, form: dict[str, str]) -> Reply | None:
-        """Twilio's 400 errors for a create: 21604 no To, 21602 no Body, 21603 no sender."""
-        if not form.get("To"):
-            return error_reply(400, 21604, "A 'To' phone number is required.")
-        if not form.get("Body"):
-            return error_reply(400, 21602, "Message body is required.")
-        if not form.get("From") and not form.get("MessagingServiceSid"):
-            return error_reply(400, 21603, "A 'From' phone number is required.")
-        return None
+    @property
+    def messages_path(self) -> str:
+        """The path of the account's Messages list."""
+        return f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
 
-    def _add(self, sent: float, **fields: Any) -> str:
-        """Store a new message (the state lock held); returns its SID."""
+    def authorized(self, request: Request) -> bool:
+        """Whether ``request`` carries the account's credentials (HTTP basic auth)."""
+        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        return request.headers.get("Authorization") == f"Basic {expected}"
+
+    def add(self, sent: float, **fields: Any) -> str:
+        """Store a new message (hold ``state_lock``); returns its SID."""
         sid = f"SM{next(self._ids):032x}"
         base = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
         message = message_template()
@@ -160,28 +150,12 @@ class TwilioApi(FakeServer):
                 del self.messages[next(iter(self.messages))]
         return sid
 
-    def _create(self, request: Request) -> Reply:
-        """Messages create: form fields To, From or MessagingServiceSid, Body; 201 and the
-        message, or the error :meth:`refuse` gives."""
-        form = dict(parse_qsl(request.body.decode(), keep_blank_values=True))
-        refused = self.refuse(form)
-        if refused is not None:
-            return refused
-        with self._state_lock:
-            sid = self._add(time.time(), to=form["To"], body=form["Body"])
-            message = self.messages[sid]
-            message["from"] = form.get("From")
-            message["messaging_service_sid"] = form.get("MessagingServiceSid")
-            self.created.append(copy.deepcopy(message))
-            created = copy.deepcopy(message)
-        return Reply.json(201, created)
-
     def _list(self, request: Request) -> Reply:
         query = dict(request.query)
         size = int(query.get("PageSize", "50"))
         page = int(query.get("Page", "0"))
         since = _parse_date(query["DateSent>"]) if "DateSent>" in query else None
-        with self._state_lock:
+        with self.state_lock:
             items = [
                 m
                 for m in self.messages.values()
