@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.generate.alertmanager import OUTSIDE_BUSINESS_HOURS, alertmanager_config
-from exporter.generate.muting import WEEKDAYS, time_interval, weekday_ranges
+from exporter.generate.alertmanager.config import OUTSIDE_BUSINESS_HOURS, alertmanager_config
+from exporter.generate.alertmanager.muting import WEEKDAYS, time_interval, weekday_ranges
+from exporter.generate.alertmanager.route_tests import RouteCase, load_route_cases
 from exporter.generate.output import ALERTMANAGER_CONFIG, ROUTE_TESTS, load_inputs
-from exporter.generate.routetests import RouteCase, load_route_cases
 from exporter.generate.thresholds import BusinessHours
 
 ROOT = Path(__file__).parent.parent

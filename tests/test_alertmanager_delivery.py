@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from exporter.generate.alertmanager import alertmanager_config
+from exporter.generate.alertmanager.config import alertmanager_config
+from exporter.generate.alertmanager.routing import Duration, Routing, Timing, Timings
 from exporter.generate.output import load_inputs
-from exporter.generate.routing import Duration, Routing, Timing, Timings
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.thresholds import BusinessHours
 from exporter.smsbridge.service import RunningParts, build_bridge
 from tests.support.alertmanager import post_alerts, running_alertmanager

@@ -11,9 +11,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from exporter.generate.alertmanager import alertmanager_config
+from exporter.generate.alertmanager.config import alertmanager_config
+from exporter.generate.alertmanager.routing import Duration, Routing, Timings
 from exporter.generate.output import load_inputs
-from exporter.generate.routing import Duration, Routing, Timings
 from tests.support.alertmanager import alert_states, post_alerts, running_alertmanager
 from tests.support.exporter import wait_for
 

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 
 from exporter.catalog import CATALOG_BY_NAME, PROMETHEUS_SERIES
 from exporter.cli import main
-from exporter.generate.dash_inventory import inventory_steps
-from exporter.generate.dashboards import dashboard_files
-from exporter.generate.grafana_kit import DATASOURCE_UID, alert_steps
+from exporter.generate.grafana.dashboards import dashboard_files
+from exporter.generate.grafana.inventory_panels import inventory_steps
+from exporter.generate.grafana.kit import DATASOURCE_UID, alert_steps
 from exporter.generate.output import load_inputs
 from exporter.generate.promql import metric_names
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.thresholds import load_thresholds
 from tests.support.dashboards import (
     DASHBOARDS,

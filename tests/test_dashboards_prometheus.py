@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import load_config
 from exporter.db.seed import seed_database
-from exporter.generate.recording import local_offset
+from exporter.generate.rules.recording import local_offset
 from exporter.generate.thresholds import Thresholds, load_thresholds
 from tests.support.dashboards import ROOT, Target, targets
 from tests.support.data import add_tier

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from exporter.cli import main
 from exporter.config.errors import ConfigError
+from exporter.generate.alertmanager.routing import load_routing
 from exporter.generate.output import THRESHOLDS
-from exporter.generate.routing import load_routing
 from exporter.generate.verify import verify_bundle
 
 ROOT = Path(__file__).parent.parent

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.generate.alertmanager import TEMPLATE_FILE, alertmanager_config, muting_applies
-from exporter.generate.amtemplates import templates
-from exporter.generate.dashboards import DASHBOARDS_DIR, dashboard_files
-from exporter.generate.render import rule_files, test_file
-from exporter.generate.routetests import route_cases, route_tests_file
-from exporter.generate.routing import Routing, load_routing
-from exporter.generate.ruleset import RuleSet, build_ruleset
-from exporter.generate.runbooks import runbook
+from exporter.generate.alertmanager.config import TEMPLATE_FILE, alertmanager_config, muting_applies
+from exporter.generate.alertmanager.route_tests import route_cases, route_tests_file
+from exporter.generate.alertmanager.routing import Routing, load_routing
+from exporter.generate.alertmanager.templates import templates
+from exporter.generate.grafana.dashboards import DASHBOARDS_DIR, dashboard_files
+from exporter.generate.rules.render import rule_files, test_file
+from exporter.generate.rules.ruleset import RuleSet, build_ruleset
+from exporter.generate.rules.runbooks import runbook
 from exporter.generate.thresholds import load_thresholds
 
 THRESHOLDS = "rules/thresholds.yaml"

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from exporter.generate.alertmanager import alertmanager_config
+from exporter.generate.alertmanager.config import alertmanager_config
+from exporter.generate.alertmanager.route_tests import load_route_cases
+from exporter.generate.alertmanager.routing import Routing
 from exporter.generate.output import ROUTE_TESTS, Inputs, load_inputs, render_all, stale
-from exporter.generate.routetests import load_route_cases
-from exporter.generate.routing import Routing
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.generate.panel_queries import substitute_variables
+from exporter.generate.grafana.queries import substitute_variables
 
 ROOT = Path(__file__).parent.parent.parent
 DASHBOARDS = ROOT / "grafana" / "dashboards"

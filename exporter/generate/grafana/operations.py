@@ -7,10 +7,9 @@ from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
-from exporter.generate import alerts_availability as avail
-from exporter.generate.dash_delivery import sms_panels, webhook_panels
-from exporter.generate.dash_inventory import inventory_panels
-from exporter.generate.grafana_kit import (
+from exporter.generate.grafana.delivery_panels import sms_panels, webhook_panels
+from exporter.generate.grafana.inventory_panels import inventory_panels
+from exporter.generate.grafana.kit import (
     OK,
     SEVERITY_COLOURS,
     Board,
@@ -24,9 +23,10 @@ from exporter.generate.grafana_kit import (
     steps,
     up_down_stat,
 )
-from exporter.generate.panel_queries import SELECTOR, PanelQueries
-from exporter.generate.rules import duration_text
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.grafana.queries import SELECTOR, PanelQueries
+from exporter.generate.rules.alerts import availability as avail
+from exporter.generate.rules.model import duration_text
+from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.thresholds import Thresholds
 
 NAME = "operations"

@@ -13,22 +13,20 @@ from dataclasses import dataclass
 
 from exporter.catalog import CATALOG_BY_NAME, PROMETHEUS_SERIES
 from exporter.config.errors import ConfigError
-from exporter.generate import (
-    alerts_availability as avail,
-)
-from exporter.generate import (
-    alerts_business as biz,
-)
-from exporter.generate import (
-    alerts_ops as ops,
-)
-from exporter.generate import (
-    alerts_sales as sales,
-)
 from exporter.generate.alertdefs import ALERT_DEFS
 from exporter.generate.promql import metric_names
-from exporter.generate.recording import Recorder, time_rules
-from exporter.generate.rules import AlertBuild, AlertRule, RecordingRule, Scenario, tier_delays
+from exporter.generate.rules.alerts import availability as avail
+from exporter.generate.rules.alerts import messaging as ops
+from exporter.generate.rules.alerts import payments as biz
+from exporter.generate.rules.alerts import sales
+from exporter.generate.rules.model import (
+    AlertBuild,
+    AlertRule,
+    RecordingRule,
+    Scenario,
+    tier_delays,
+)
+from exporter.generate.rules.recording import Recorder, time_rules
 from exporter.generate.thresholds import Alert, Thresholds
 
 Builder = Callable[[Alert, Thresholds, Recorder], AlertBuild]

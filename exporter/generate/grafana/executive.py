@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import bargauge, stat
 from grafana_foundation_sdk.models import common
 
-from exporter.generate.grafana_kit import (
+from exporter.generate.grafana.kit import (
     OK,
     SEVERITY_COLOURS,
     Board,
@@ -18,8 +18,8 @@ from exporter.generate.grafana_kit import (
     steps,
     up_down_stat,
 )
-from exporter.generate.panel_queries import PanelQueries, per_tier, since_local_midnight
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.grafana.queries import PanelQueries, per_tier, since_local_midnight
+from exporter.generate.rules.ruleset import RuleSet
 
 NAME = "executive"
 TITLE = "boxoffice: executive"

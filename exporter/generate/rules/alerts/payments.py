@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from exporter.generate.alertkit import Ladder, describe, ladder, pct, span, variants
-from exporter.generate.recording import Recorder, by
-from exporter.generate.rules import AlertBuild, Scenario, Text, Variant, constant, duration_text
-from exporter.generate.scenario import Counter, gauge
+from exporter.generate.rules.alertkit import Ladder, describe, ladder, pct, span, variants
+from exporter.generate.rules.model import (
+    AlertBuild,
+    Scenario,
+    Text,
+    Variant,
+    constant,
+    duration_text,
+)
+from exporter.generate.rules.promtool_series import Counter, gauge
+from exporter.generate.rules.recording import Recorder, by
 from exporter.generate.thresholds import Alert, Thresholds
 
 AVAILABLE = "boxoffice_inventory_available_tickets"

@@ -4,12 +4,19 @@ error-budget burn with the Google SRE workbook's multiwindow, multi-burn-rate co
 from __future__ import annotations
 
 from exporter.config.errors import ConfigError
-from exporter.generate.alertkit import span
-from exporter.generate.alerts_business import _sel
-from exporter.generate.alerts_ops import histogram_series, selector_labels
-from exporter.generate.recording import Recorder
-from exporter.generate.rules import AlertBuild, Scenario, Text, Variant, constant, duration_text
-from exporter.generate.scenario import Counter
+from exporter.generate.rules.alertkit import span
+from exporter.generate.rules.alerts.messaging import histogram_series, selector_labels
+from exporter.generate.rules.alerts.payments import _sel
+from exporter.generate.rules.model import (
+    AlertBuild,
+    Scenario,
+    Text,
+    Variant,
+    constant,
+    duration_text,
+)
+from exporter.generate.rules.promtool_series import Counter
+from exporter.generate.rules.recording import Recorder
 from exporter.generate.selectors import SelectorError, matches, parse_selector, satisfying
 from exporter.generate.thresholds import Alert, Thresholds
 

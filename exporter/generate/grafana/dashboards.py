@@ -14,9 +14,9 @@ from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 
-from exporter.generate.grafana_kit import DATASOURCE, Board
-from exporter.generate.panel_queries import PanelQueries
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.grafana.kit import DATASOURCE, Board
+from exporter.generate.grafana.queries import PanelQueries
+from exporter.generate.rules.ruleset import RuleSet
 
 DASHBOARDS_DIR = "grafana/dashboards"
 # Alert annotations link to <dashboard_base_url>/boxoffice-<name>: these uids are a contract.
@@ -88,11 +88,11 @@ def render(board: Board) -> str:
 
 def dashboard_files(ruleset: RuleSet, source: str) -> dict[str, str]:
     """``grafana/dashboards/<name>.json`` -> text for the three dashboards."""
-    from exporter.generate import dash_business, dash_executive, dash_operations
+    from exporter.generate.grafana import business, executive, operations
 
     queries = PanelQueries(ruleset)
     out: dict[str, str] = {}
-    for module in (dash_executive, dash_operations, dash_business):
+    for module in (executive, operations, business):
         board = new_board(
             module.NAME, module.TITLE, module.PURPOSE, ruleset, source,
             refresh=module.REFRESH, since=module.SINCE,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 
-from exporter.generate.alertkit import describe, ladder, pct, span, variants
-from exporter.generate.alerts_business import AVAILABLE, EVENT, SOLD, _sel, ratio_scenario
-from exporter.generate.recording import (
+from exporter.generate.rules.alertkit import describe, ladder, pct, span, variants
+from exporter.generate.rules.alerts.payments import AVAILABLE, EVENT, SOLD, _sel, ratio_scenario
+from exporter.generate.rules.model import AlertBuild, Scenario, duration_text
+from exporter.generate.rules.promtool_series import Counter, gauge
+from exporter.generate.rules.recording import (
     Recorder,
     by,
     in_business_hours,
     local_midnight,
 )
-from exporter.generate.rules import AlertBuild, Scenario, duration_text
-from exporter.generate.scenario import Counter, gauge
 from exporter.generate.thresholds import Alert, Thresholds
 
 REVENUE = "boxoffice_revenue_total"

@@ -10,7 +10,7 @@ from grafana_foundation_sdk.builders import bargauge, heatmap, piechart, stat
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import piechart as piechart_model
 
-from exporter.generate.grafana_kit import (
+from exporter.generate.grafana.kit import (
     Board,
     alert_steps,
     legend,
@@ -22,10 +22,10 @@ from exporter.generate.grafana_kit import (
     series_panel,
     shown,
 )
-from exporter.generate.panel_queries import SELECTOR, PanelQueries, per_tier, scoped
-from exporter.generate.recording import by
-from exporter.generate.rules import duration_text
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.grafana.queries import SELECTOR, PanelQueries, per_tier, scoped
+from exporter.generate.rules.model import duration_text
+from exporter.generate.rules.recording import by
+from exporter.generate.rules.ruleset import RuleSet
 
 NAME = "business"
 TITLE = "boxoffice: business"

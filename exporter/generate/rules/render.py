@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from exporter.generate.recording import RATES_GROUP, TIME_GROUP
-from exporter.generate.rules import AlertRule, Model, RecordingRule, Scenario, duration_text
-from exporter.generate.ruleset import BuiltAlert, RuleSet
+from exporter.generate.rules.model import AlertRule, Model, RecordingRule, Scenario, duration_text
+from exporter.generate.rules.recording import RATES_GROUP, TIME_GROUP
+from exporter.generate.rules.ruleset import BuiltAlert, RuleSet
 
 
 class _Dumper(yaml.SafeDumper):

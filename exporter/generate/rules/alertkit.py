@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.generate.rules import Format, Text, Variant
+from exporter.generate.rules.model import Format, Text, Variant
 from exporter.generate.thresholds import Alert
 
 

@@ -15,7 +15,7 @@ from exporter.generate.localtime import (
     offset_periods,
     standard_offset,
 )
-from exporter.generate.rules import RecordingRule, duration_text
+from exporter.generate.rules.model import RecordingRule, duration_text
 from exporter.generate.thresholds import DAYS, Thresholds
 
 TIME_GROUP = "boxoffice-local-time"

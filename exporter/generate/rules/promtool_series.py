@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.generate.rules import Series
+from exporter.generate.rules.model import Series
 
 
 @dataclass(frozen=True)

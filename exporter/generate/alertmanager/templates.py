@@ -9,7 +9,7 @@ body. SMS text is not templated here: the SMS bridge writes it, sized in SMS seg
 
 from __future__ import annotations
 
-from exporter.generate.routing import Routing
+from exporter.generate.alertmanager.routing import Routing
 
 # Labels every notification already shows in its title.
 _SHOWN = "^(alertname|severity|category|escalation)$"

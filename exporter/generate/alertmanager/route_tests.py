@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.generate.alertdefs import SEVERITIES
-from exporter.generate.alertmanager import (
+from exporter.generate.alertmanager.config import (
     NOBODY,
     PAGERDUTY,
     slack_receiver,
     tier_has,
     tier_receiver,
 )
-from exporter.generate.render import dump, header
-from exporter.generate.routing import CATEGORIES, TIERS, Routing
+from exporter.generate.alertmanager.routing import CATEGORIES, TIERS, Routing
+from exporter.generate.rules.render import dump, header
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from exporter.generate.alertkit import describe, ladder, num, pct, span, variants
-from exporter.generate.alerts_business import _sel, ratio_scenario
-from exporter.generate.recording import Recorder, by
-from exporter.generate.rules import (
+from exporter.generate.rules.alertkit import describe, ladder, num, pct, span, variants
+from exporter.generate.rules.alerts.payments import _sel, ratio_scenario
+from exporter.generate.rules.model import (
     AlertBuild,
     Scenario,
     Series,
@@ -16,7 +15,8 @@ from exporter.generate.rules import (
     constant,
     duration_text,
 )
-from exporter.generate.scenario import Counter, gauge
+from exporter.generate.rules.promtool_series import Counter, gauge
+from exporter.generate.rules.recording import Recorder, by
 from exporter.generate.selectors import parse_selector, satisfying
 from exporter.generate.thresholds import Alert, Thresholds
 

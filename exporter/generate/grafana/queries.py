@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from exporter.generate.recording import Recorder, by
-from exporter.generate.rules import AlertBuild
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.rules.model import AlertBuild
+from exporter.generate.rules.recording import Recorder, by
+from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.thresholds import Alert, Thresholds
 
 AlertBuilder = Callable[[Alert, Thresholds, Recorder], AlertBuild]

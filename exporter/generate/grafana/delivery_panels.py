@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import stat
 
-from exporter.generate.grafana_kit import (
+from exporter.generate.grafana.kit import (
     Board,
     alert_steps,
     money_overrides,
@@ -14,8 +14,8 @@ from exporter.generate.grafana_kit import (
     runbook_links,
     series_panel,
 )
-from exporter.generate.panel_queries import PanelQueries
-from exporter.generate.rules import duration_text
+from exporter.generate.grafana.queries import PanelQueries
+from exporter.generate.rules.model import duration_text
 from exporter.generate.thresholds import Thresholds
 
 WEBHOOKS, WEBHOOKS_FAILED = (

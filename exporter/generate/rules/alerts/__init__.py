@@ -1,0 +1,1 @@
+"""Alert builders, one module per SPEC 5 category: conditions and promtool scenarios."""
