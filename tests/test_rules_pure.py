@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from exporter.generate.localtime import offset_expression, offset_periods, standard_offset
-from exporter.generate.promql import PromQLSyntaxError, metric_names
+from exporter.generate.promql import PromQLSyntaxError, duration_text, metric_names
 from exporter.generate.rules.alertkit import Ladder
-from exporter.generate.rules.model import Text, duration_text, format_value, humanize_duration
+from exporter.generate.rules.model import Text, format_value, humanize_duration
 from exporter.generate.rules.promtool_series import Counter
 from exporter.generate.selectors import parse_selector, satisfying
 

@@ -128,3 +128,25 @@ def _skip_bracket(expr: str, pos: int, opening: str, closing: str) -> int:
                 return pos + 1
         pos += 1
     raise PromQLSyntaxError(f"unclosed {opening!r}")
+
+
+_UNITS = (
+    ("w", 604_800_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1000),
+    ("ms", 1),
+)
+
+
+def duration_text(seconds: float) -> str:
+    """Prometheus duration text: 90 -> 1m30s, 86400 -> 1d, 0 -> 0s."""
+    if seconds == 0:
+        return "0s"
+    out, rest = "", round(seconds * 1000)
+    for unit, size in _UNITS:
+        if rest >= size:
+            out += f"{rest // size}{unit}"
+            rest %= size
+    return out

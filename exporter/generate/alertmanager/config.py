@@ -18,7 +18,7 @@ from typing import Any
 from exporter.generate.alertdefs import SEVERITIES, Severity
 from exporter.generate.alertmanager.muting import outside_business_hours, time_interval
 from exporter.generate.alertmanager.routing import TIERS, Routing
-from exporter.generate.rules.model import duration_text
+from exporter.generate.promql import duration_text
 from exporter.generate.rules.render import dump, header
 from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.thresholds import BusinessHours

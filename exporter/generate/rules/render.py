@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from exporter.generate.rules.model import AlertRule, Model, RecordingRule, Scenario, duration_text
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.model import AlertRule, Model, RecordingRule, Scenario
 from exporter.generate.rules.recording import RATES_GROUP, TIME_GROUP
 from exporter.generate.rules.ruleset import BuiltAlert, RuleSet
 
@@ -113,13 +114,13 @@ def _combine(mergeable: list[Scenario]) -> Scenario:
     first = mergeable[0]
     pairs = [pair for s in mergeable for pair in s.results()]
     return Scenario(
-        " + ".join(s.name for s in mergeable),
-        tuple(series for s in mergeable for series in s.series),
-        pairs[0][0],
-        pairs[0][1],
-        first.length_seconds,
-        first.step_seconds,
-        tuple(pairs[1:]),
+        name=" + ".join(s.name for s in mergeable),
+        series=tuple(series for s in mergeable for series in s.series),
+        labels=pairs[0][0],
+        model=pairs[0][1],
+        length_seconds=first.length_seconds,
+        step_seconds=first.step_seconds,
+        also=tuple(pairs[1:]),
     )
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.generate.promql import metric_names
-from exporter.generate.rules.model import duration_text
+from exporter.generate.promql import duration_text, metric_names
 from exporter.generate.rules.ruleset import BuiltAlert, RuleSet
 
 _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
