@@ -72,7 +72,7 @@ def compressed(timings: Timings, speed: float) -> Timings:
         return Timing(fast(timing.group_wait), fast(timing.group_interval),
                       fast(timing.repeat_interval))  # fmt: skip
 
-    return Timings(*(one(getattr(timings, f.name)) for f in dataclasses.fields(Timings)))
+    return Timings(**{f.name: one(getattr(timings, f.name)) for f in dataclasses.fields(Timings)})
 
 
 def _secret_file(path: Path, text: str) -> str:

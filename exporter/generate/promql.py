@@ -12,13 +12,35 @@ import re
 
 _KEYWORDS = frozenset(
     {
-        "and", "or", "unless", "bool", "by", "without", "on", "ignoring",
-        "group_left", "group_right", "offset", "inf", "nan", "atan2",
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "offset",
+        "inf",
+        "nan",
+        "atan2",
         # Aggregation operators may be followed by ``by (...)`` instead of a parenthesis.
-        "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-        "bottomk", "topk", "quantile",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
     }
-)  # fmt: skip
+)
 _LABEL_LIST_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
 _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")

@@ -103,7 +103,7 @@ class Endpoint:
     critical: Duration = field(check=positive)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Latency:
     histogram: str = field(doc="Base name of the app's latency histogram.")
     selector: str = field("", doc='Extra label matchers, e.g. job="ticket-app".')
@@ -118,7 +118,7 @@ class Slo:
     errors: str = field(doc="Selector of the failed ones (a counter).")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AlertSettings:
     enabled: bool = True
     severity: Severity | None = None
@@ -129,7 +129,7 @@ class AlertSettings:
     thresholds: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ThresholdsFile:
     timezone: str = field(check=_zone, doc="IANA time zone of the seller.")
     links: Links = field()

@@ -8,7 +8,6 @@ panels in a fixed order, ids counted in that order, keys sorted.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -21,8 +20,6 @@ from exporter.generate.rules.ruleset import RuleSet
 DASHBOARDS_DIR = "grafana/dashboards"
 # Alert annotations link to <dashboard_base_url>/boxoffice-<name>: these uids are a contract.
 UID_PREFIX = "boxoffice-"
-
-BoardBuilder = Callable[[Board, RuleSet, PanelQueries], None]
 
 
 def new_board(
@@ -94,9 +91,14 @@ def dashboard_files(ruleset: RuleSet, source: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for module in (executive, operations, business):
         board = new_board(
-            module.NAME, module.TITLE, module.PURPOSE, ruleset, source,
-            refresh=module.REFRESH, since=module.SINCE,
-        )  # fmt: skip
+            module.NAME,
+            module.TITLE,
+            module.PURPOSE,
+            ruleset,
+            source,
+            refresh=module.REFRESH,
+            since=module.SINCE,
+        )
         module.build(board, ruleset, queries)
         out[f"{DASHBOARDS_DIR}/{module.NAME}.json"] = render(board)
     return out
