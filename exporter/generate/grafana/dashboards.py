@@ -13,6 +13,7 @@ from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 
+from exporter.generate.grafana import business, executive, operations
 from exporter.generate.grafana.kit import DATASOURCE, Board
 from exporter.generate.grafana.queries import PanelQueries
 from exporter.generate.rules.ruleset import RuleSet
@@ -23,7 +24,7 @@ UID_PREFIX = "boxoffice-"
 
 
 def new_board(
-    name: str, title: str, purpose: str, ruleset: RuleSet, source: str, *, refresh: str, since: str
+    *, name: str, title: str, purpose: str, ruleset: RuleSet, source: str, refresh: str, since: str
 ) -> Board:
     """An empty dashboard with the shared header, time settings and template variables."""
     th = ruleset.thresholds
@@ -85,17 +86,15 @@ def render(board: Board) -> str:
 
 def dashboard_files(ruleset: RuleSet, source: str) -> dict[str, str]:
     """``grafana/dashboards/<name>.json`` -> text for the three dashboards."""
-    from exporter.generate.grafana import business, executive, operations
-
     queries = PanelQueries(ruleset)
     out: dict[str, str] = {}
     for module in (executive, operations, business):
         board = new_board(
-            module.NAME,
-            module.TITLE,
-            module.PURPOSE,
-            ruleset,
-            source,
+            name=module.NAME,
+            title=module.TITLE,
+            purpose=module.PURPOSE,
+            ruleset=ruleset,
+            source=source,
             refresh=module.REFRESH,
             since=module.SINCE,
         )
