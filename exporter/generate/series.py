@@ -23,6 +23,8 @@ DISPUTES = "boxoffice_stripe_disputes_total"
 REVENUE, REFUNDS = "boxoffice_revenue_total", "boxoffice_refunds_total"
 SOLD = "boxoffice_tickets_sold_total"
 AVAILABLE = "boxoffice_inventory_available_tickets"
+LAST_PAID = "boxoffice_last_paid_order_timestamp_seconds"
+LAST_SUCCESS = "boxoffice_source_last_success_timestamp_seconds"
 CREATED = "boxoffice_checkout_sessions_created_total"
 COMPLETED = "boxoffice_checkout_sessions_completed_total"
 WEBHOOKS = "boxoffice_webhook_events_total"
@@ -66,6 +68,16 @@ def by(metric: str, *, keep: tuple[str, ...] | None = None) -> str:
     """``max by (<labels>)``: replicas of the exporter report the same value (SPEC 6)."""
     labels = CATALOG_BY_NAME[metric].labels if keep is None else keep
     return f"max by ({', '.join(labels)})" if labels else "max"
+
+
+def latest(metric: str) -> str:
+    """A gauge's value, max over exporter replicas, by its labels."""
+    return f"{by(metric)} ({metric})"
+
+
+def age(metric: str) -> str:
+    """Seconds since a timestamp gauge, max over replicas."""
+    return f"time() - {latest(metric)}"
 
 
 def increase(metric: str, window: float, *, keep: tuple[str, ...] | None = None) -> NamedSeries:
@@ -144,7 +156,7 @@ def since_local_midnight(expr: str) -> str:
 
 
 def revenue_today() -> NamedSeries:
-    return _named("boxoffice:revenue:today", since_local_midnight(f"{by(REVENUE)} ({REVENUE})"))
+    return _named("boxoffice:revenue:today", since_local_midnight(latest(REVENUE)))
 
 
 def revenue_forecast(forecast: Forecast) -> NamedSeries:

@@ -116,9 +116,7 @@ def sms_panels(board: Board, th: Thresholds, q: PanelQueries) -> None:
         stat.Panel()
         .title("Twilio balance")
         .description("Prepaid Twilio balance.")
-        .with_target(
-            query("max by (currency) (boxoffice_twilio_balance)", "{{currency}}", instant=True)
-        )
+        .with_target(query(series.latest("boxoffice_twilio_balance"), "{{currency}}", instant=True))
         .thresholds(alert_steps(th.alerts["TwilioBalanceLow"]))
         .links(runbook_links(th, "TwilioBalanceLow"))
     )

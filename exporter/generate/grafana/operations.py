@@ -276,7 +276,7 @@ def _exporter(board: Board, th: Thresholds) -> None:
         series_panel("Data age", "Time since each source last collected successfully.")
         .with_target(
             query(
-                "time() - max by (source) (boxoffice_source_last_success_timestamp_seconds)",
+                series.age(series.LAST_SUCCESS),
                 "{{source}}",
             )
         )

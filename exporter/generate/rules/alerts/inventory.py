@@ -83,7 +83,7 @@ def inventory_fixed(alert: Alert, th: Thresholds, *, oversold: bool) -> AlertBui
         if oversold
         else Text("{tier} for {event} in {city} is sold out ({value} left).", "number")
     )
-    expr = f"{by(AVAILABLE)} ({AVAILABLE}) {op}"
+    expr = f"{series.latest(AVAILABLE)} {op}"
     if oversold:  # shown as how many tickets too many were sold
         expr = f"-({expr})"
     variant = Variant(severity=severity, expr=expr, summary=alert.spec.summary, description=text)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 
+from exporter.generate import series
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.alertkit import Builder, describe, ladder, span, variants
 from exporter.generate.rules.alerts.shapes import down_alert
 from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant, constant
 from exporter.generate.rules.promtool_series import gauge, selector
 from exporter.generate.rules.recording import Recorder
-from exporter.generate.series import by
 from exporter.generate.thresholds import Alert, Thresholds
 
 
@@ -55,9 +55,9 @@ def exporter_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
 
 
 def exporter_data_stale(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    metric = "boxoffice_source_last_success_timestamp_seconds"
+    metric = series.LAST_SUCCESS
     lad = ladder(alert)
-    age = f"time() - {by(metric)} ({metric})"
+    age = series.age(metric)
     build = AlertBuild(
         variants=variants(
             alert,

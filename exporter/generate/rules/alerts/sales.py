@@ -12,10 +12,9 @@ from exporter.generate.rules.model import AlertBuild, Scenario
 from exporter.generate.rules.promtool_series import Counter, gauge, selector
 from exporter.generate.rules.recording import Recorder, in_business_hours, local_midnight
 from exporter.generate.rules.scenarios import EVENT, ratio_scenario
-from exporter.generate.series import COMPLETED, CREATED, REVENUE, SOLD, by
+from exporter.generate.series import COMPLETED, CREATED, LAST_PAID, REVENUE, SOLD, by
 from exporter.generate.thresholds import Alert, Thresholds
 
-LAST_PAID = "boxoffice_last_paid_order_timestamp_seconds"
 WEEK = 7 * 86400.0
 BUSINESS = "on() boxoffice:business_hours == 1"
 
@@ -78,7 +77,7 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
 
 def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     lad = ladder(alert)
-    age = f"time() - {by(LAST_PAID)} ({LAST_PAID})"
+    age = series.age(LAST_PAID)
     conditions = {sev: f"{cond} and {BUSINESS}" for sev, cond in lad.conditions(age).items()}
     zone = th.file.timezone
     build = AlertBuild(

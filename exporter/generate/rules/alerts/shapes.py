@@ -6,7 +6,7 @@ from __future__ import annotations
 from exporter.generate.rules.alertkit import ladder, variants
 from exporter.generate.rules.model import AlertBuild, Format, Text, Variant
 from exporter.generate.rules.scenarios import gauge_cases
-from exporter.generate.series import by
+from exporter.generate.series import latest
 from exporter.generate.thresholds import Alert, Thresholds
 
 
@@ -25,7 +25,7 @@ def gauge_ladder(
     build = AlertBuild(
         variants=variants(
             alert,
-            lad.conditions(f"{by(metric)} ({metric})"),
+            lad.conditions(latest(metric)),
             lambda sev, t: Text(text.replace("{t}", f"{t:g}"), fmt),
         ),
         source=source,
@@ -49,7 +49,7 @@ def down_alert(
 ) -> AlertBuild:
     """A 0/1 gauge that alerts at 0, max over replicas."""
     severity: str = alert.severity or "high"
-    expr = f"{by(metric)} ({metric}) == 0"
+    expr = f"{latest(metric)} == 0"
     variant = Variant(
         severity=severity, expr=expr, summary=alert.spec.summary, description=Text(text, "number")
     )
