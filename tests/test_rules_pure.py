@@ -7,9 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from exporter.generate import series
+from exporter.generate.alertdefs import ALERT_DEFS
 from exporter.generate.localtime import offset_expression, offset_periods, standard_offset
 from exporter.generate.promql import PromQLSyntaxError, duration_text, metric_names
 from exporter.generate.rules.alertkit import Ladder
+from exporter.generate.rules.alerts import BUILDERS
 from exporter.generate.rules.model import Text, format_value, humanize_duration
 from exporter.generate.rules.promtool_series import Counter
 from exporter.generate.selectors import parse_selector, satisfying
@@ -242,3 +245,24 @@ def test_counter_model_matches_prometheus_increase_on_zero_start_counters() -> N
 def test_satisfying_labels(selector: str, avoid: str | None, labels: dict[str, str]) -> None:
     avoid_matchers = parse_selector(avoid)[1] if avoid else None
     assert satisfying(parse_selector(selector)[1], avoid_matchers) == labels
+
+
+def test_every_alert_has_exactly_one_builder() -> None:
+    assert sorted(BUILDERS) == sorted(d.name for d in ALERT_DEFS)
+
+
+def test_named_ratio_reads_its_parts_by_name_or_written_out() -> None:
+    ratio = series.ratio(series.SMS_FAILED, series.SMS, 3600.0, keep=())
+    assert ratio.name == "boxoffice:sms_messages_failed:ratio_increase1h"
+    assert (
+        ratio.expr == "boxoffice:sms_messages_failed:increase1h / boxoffice:sms_messages:increase1h"
+    )
+    assert [part.name for part in ratio.parts] == [
+        "boxoffice:sms_messages_failed:increase1h",
+        "boxoffice:sms_messages:increase1h",
+    ]
+    inline = ratio.written(lambda part: f"({part.expr})")
+    assert inline == (
+        "(sum (max by (error_code) (increase(boxoffice_sms_messages_failed_total[1h]))))"
+        " / (max (increase(boxoffice_sms_messages_total[1h])))"
+    )
