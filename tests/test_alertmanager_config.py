@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.generate.alertmanager import OUTSIDE_BUSINESS_HOURS, alertmanager_config
-from exporter.generate.muting import WEEKDAYS, time_interval, weekday_ranges
+from exporter.generate.alertmanager.config import OUTSIDE_BUSINESS_HOURS, alertmanager_config
+from exporter.generate.alertmanager.muting import WEEKDAYS, time_interval, weekday_ranges
+from exporter.generate.alertmanager.route_tests import RouteCase, load_route_cases
 from exporter.generate.output import ALERTMANAGER_CONFIG, ROUTE_TESTS, load_inputs
-from exporter.generate.routetests import RouteCase, load_route_cases
 from exporter.generate.thresholds import BusinessHours
 
 ROOT = Path(__file__).parent.parent
@@ -103,31 +103,43 @@ def test_amtool_routes_test_passes_every_generated_route_test() -> None:
 
 # The seeds' matrix, written out by hand (seed 000 channels, seed 001 tiers).
 SEED_CASES = [
-    ({"severity": "critical", "category": "payments", "escalation": "1"},
-     "slack-payment-alerts,slack-critical-alerts,pagerduty,tier1-email,tier1-sms"),
+    (
+        {"severity": "critical", "category": "payments", "escalation": "1"},
+        "slack-payment-alerts,slack-critical-alerts,pagerduty,tier1-email,tier1-sms",
+    ),
     ({"severity": "critical", "category": "payments", "escalation": "2"}, "tier2-email,tier2-sms"),
     ({"severity": "critical", "category": "sales", "escalation": "3"}, "tier3-email,tier3-sms"),
-    ({"severity": "critical", "category": "availability", "escalation": "1"},
-     "slack-alerts,slack-critical-alerts,pagerduty,tier1-email,tier1-sms"),
-    ({"severity": "high", "category": "inventory", "escalation": "1"},
-     "slack-inventory-alerts,tier1-email,tier1-sms"),
+    (
+        {"severity": "critical", "category": "availability", "escalation": "1"},
+        "slack-alerts,slack-critical-alerts,pagerduty,tier1-email,tier1-sms",
+    ),
+    (
+        {"severity": "high", "category": "inventory", "escalation": "1"},
+        "slack-inventory-alerts,tier1-email,tier1-sms",
+    ),
     ({"severity": "high", "category": "monitoring", "escalation": "2"}, "tier2-email,tier2-sms"),
-    ({"severity": "medium", "category": "inventory", "escalation": "1"},
-     "slack-inventory-alerts,tier1-email"),
+    (
+        {"severity": "medium", "category": "inventory", "escalation": "1"},
+        "slack-inventory-alerts,tier1-email",
+    ),
     ({"severity": "medium", "category": "payments", "escalation": "3"}, "tier3-email"),
     ({"severity": "low", "category": "sales", "escalation": "1"}, "slack-alerts,tier1-email"),
     ({"severity": "high", "category": "webhooks"}, "slack-alerts,tier1-email,tier1-sms"),
     ({"alertname": "Watchdog"}, "slack-alerts"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("labels", "receivers"), SEED_CASES)
 def test_seed_matrix_routes(labels: dict[str, str], receivers: str) -> None:
     args = [f"{k}={v}" for k, v in labels.items()]
     result = _amtool_run(
-        "config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receivers}",
+        "config",
+        "routes",
+        "test",
+        f"--config.file={CONFIG}",
+        f"--verify.receivers={receivers}",
         *args,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, f"{labels}: got {result.stdout.strip()}"
 
 
@@ -170,8 +182,15 @@ def test_no_secret_values_only_file_references() -> None:
     config = _generated()
     assert config["global"]["slack_api_url_file"].startswith("/run/secrets/")
     assert config["global"]["smtp_auth_password_file"].startswith("/run/secrets/")
-    for key in ("slack_api_url:", "smtp_auth_password:", "routing_key:", "service_key:",
-                "credentials:", "password:", "api_url:"):  # fmt: skip
+    for key in (
+        "slack_api_url:",
+        "smtp_auth_password:",
+        "routing_key:",
+        "service_key:",
+        "credentials:",
+        "password:",
+        "api_url:",
+    ):
         assert f" {key}" not in text, key
     hooks = [w for r in config["receivers"] for w in r.get("webhook_configs", [])]
     assert {w["url"] for w in hooks} == {

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from exporter.generate.alertmanager import alertmanager_config
+from exporter.generate.alertmanager.config import alertmanager_config
+from exporter.generate.alertmanager.routing import Duration, Routing, Timing, Timings
 from exporter.generate.output import load_inputs
-from exporter.generate.routing import Duration, Routing, Timing, Timings
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.thresholds import BusinessHours
 from exporter.smsbridge.service import RunningParts, build_bridge
 from tests.support.alertmanager import post_alerts, running_alertmanager
@@ -72,15 +72,17 @@ def _local(routing: Routing, tmp: Path, sink: str, bridge: str) -> Routing:
             f.pagerduty, routing_key_file=str(tmp / "pd_key"), url=f"{sink}/pagerduty"
         ),
         email=dataclasses.replace(
-            f.email, smarthost=f"127.0.0.1:{free_port()}",
-            auth_password_file=str(tmp / "smtp_password"), require_tls=False,
+            f.email,
+            smarthost=f"127.0.0.1:{free_port()}",
+            auth_password_file=str(tmp / "smtp_password"),
+            require_tls=False,
         ),
         sms_bridge=dataclasses.replace(
             f.sms_bridge, url=bridge, credentials_file=str(tmp / "bridge_token")
         ),
-        timing=Timings(fast, fast, fast, fast),
+        timing=Timings(critical=fast, high=fast, medium=fast, low=fast),
         templates_dir=str(ROOT / "alertmanager" / "templates"),
-    )  # fmt: skip
+    )
     return dataclasses.replace(routing, file=file)
 
 
@@ -93,12 +95,20 @@ def _outside_business_hours(ruleset: RuleSet) -> RuleSet:
 def _alert(name: str, severity: str, category: str, level: str, **labels: str) -> dict[str, Any]:
     runbook = f"https://git.example.com/boxoffice/blob/main/docs/runbooks/{name}.md"
     return {
-        "labels": {"alertname": name, "severity": severity, "category": category,
-                   "escalation": level, **labels},
-        "annotations": {"summary": f"{name} summary", "description": f"{name} value 0.91",
-                        "runbook_url": runbook,
-                        "dashboard_url": "http://localhost:3000/d/boxoffice-operations"},
-    }  # fmt: skip
+        "labels": {
+            "alertname": name,
+            "severity": severity,
+            "category": category,
+            "escalation": level,
+            **labels,
+        },
+        "annotations": {
+            "summary": f"{name} summary",
+            "description": f"{name} value 0.91",
+            "runbook_url": runbook,
+            "dashboard_url": "http://localhost:3000/d/boxoffice-operations",
+        },
+    }
 
 
 def _texted(twilio: FakeTwilio) -> dict[str, list[str]]:
@@ -121,12 +131,29 @@ def test_alerts_reach_the_matrix_channels_and_medium_is_muted_outside_business_h
             am_config = tmp_path / "alertmanager.yml"
             am_config.write_text(alertmanager_config(routing, ruleset, "test"))
             payment = _alert("PaymentSuccessRateLow", "critical", "payments", "1", source="stripe")
-            payment_t2 = _alert("PaymentSuccessRateLow", "critical", "payments", "2",
-                                source="stripe")  # fmt: skip
-            inventory_high = _alert("InventoryCritical", "high", "inventory", "1", event="nyc",
-                                    city="nyc", tier="vip", source="postgres")  # fmt: skip
-            inventory_medium = _alert("InventoryLow", "medium", "inventory", "1", event="nyc",
-                                      city="nyc", tier="ga", source="postgres")  # fmt: skip
+            payment_t2 = _alert(
+                "PaymentSuccessRateLow", "critical", "payments", "2", source="stripe"
+            )
+            inventory_high = _alert(
+                "InventoryCritical",
+                "high",
+                "inventory",
+                "1",
+                event="nyc",
+                city="nyc",
+                tier="vip",
+                source="postgres",
+            )
+            inventory_medium = _alert(
+                "InventoryLow",
+                "medium",
+                "inventory",
+                "1",
+                event="nyc",
+                city="nyc",
+                tier="ga",
+                source="postgres",
+            )
             with running_alertmanager(am_config, tmp_path) as am:
                 post_alerts(am, [payment, payment_t2, inventory_high, inventory_medium])
 
@@ -155,8 +182,10 @@ def test_alerts_reach_the_matrix_channels_and_medium_is_muted_outside_business_h
     assert titles["#inventory-alerts"] == "[FIRING:1] InventoryCritical (inventory) HIGH tier 1"
     # Slack hears tier 1 only, once per channel.
     assert sorted(m["channel"] for m in slack) == [
-        "#critical-alerts", "#inventory-alerts", "#payment-alerts",
-    ]  # fmt: skip
+        "#critical-alerts",
+        "#inventory-alerts",
+        "#payment-alerts",
+    ]
     critical = next(m for m in slack if m["channel"] == "#payment-alerts")["attachments"][0]
     assert critical["color"] == "#000000"
     assert critical["title_link"] == "http://localhost:3000/d/boxoffice-operations"
@@ -202,8 +231,10 @@ def test_twilio_outage_and_bridge_restart_mid_retry_text_each_recipient_exactly_
         running.start()
         try:
             with running_alertmanager(am_config, tmp_path) as am:
-                post_alerts(am, [_alert("PaymentSuccessRateLow", "critical", "payments", "1",
-                                        source="stripe")])  # fmt: skip
+                post_alerts(
+                    am,
+                    [_alert("PaymentSuccessRateLow", "critical", "payments", "1", source="stripe")],
+                )
 
                 def attempts_to_lead() -> int:
                     sent = [r for r in list(twilio.requests) if r.method == "POST"]

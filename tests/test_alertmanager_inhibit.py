@@ -11,9 +11,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from exporter.generate.alertmanager import alertmanager_config
+from exporter.generate.alertmanager.config import alertmanager_config
+from exporter.generate.alertmanager.routing import Duration, Routing, Timings
 from exporter.generate.output import load_inputs
-from exporter.generate.routing import Duration, Routing, Timings
 from tests.support.alertmanager import alert_states, post_alerts, running_alertmanager
 from tests.support.exporter import wait_for
 
@@ -37,10 +37,15 @@ def _quiet(routing: Routing) -> Routing:
 
 def _alert(name: str, severity: str, category: str, **labels: str) -> dict[str, Any]:
     return {
-        "labels": {"alertname": name, "severity": severity, "category": category,
-                   "escalation": "1", **labels},
+        "labels": {
+            "alertname": name,
+            "severity": severity,
+            "category": category,
+            "escalation": "1",
+            **labels,
+        },
         "annotations": {"summary": f"{name} test", "description": "value 1"},
-    }  # fmt: skip
+    }
 
 
 def _key(alert: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -61,8 +66,16 @@ def test_source_down_and_critical_inhibit_in_a_real_alertmanager(tmp_path: Path)
     high_same = _alert("EndpointLatencyHigh", "high", "availability", endpoint="checkout")
     high_other = _alert("EndpointLatencyHigh", "high", "availability", endpoint="register")
     high_tier2 = {**high_same, "labels": {**high_same["labels"], "escalation": "2"}}
-    alerts = [postgres_down, postgres_alert, stripe_alert, stripe_tier2, critical, high_same,
-              high_other, high_tier2]  # fmt: skip
+    alerts = [
+        postgres_down,
+        postgres_alert,
+        stripe_alert,
+        stripe_tier2,
+        critical,
+        high_same,
+        high_other,
+        high_tier2,
+    ]
 
     with running_alertmanager(config, tmp_path) as url:
         post_alerts(url, alerts)
@@ -88,8 +101,9 @@ def test_source_down_and_critical_inhibit_in_a_real_alertmanager(tmp_path: Path)
         assert status[_key(stripe_alert)]["state"] == "active"
 
         # The exporter itself down: every business alert (one with a source) is silenced.
-        exporter_down = _alert("ExporterDown", "critical", "monitoring",
-                               instance="exporter-1:9798", job="boxoffice")  # fmt: skip
+        exporter_down = _alert(
+            "ExporterDown", "critical", "monitoring", instance="exporter-1:9798", job="boxoffice"
+        )
         post_alerts(url, [exporter_down])
 
         def stripe_inhibited() -> dict[tuple[tuple[str, str], ...], dict[str, Any]] | None:

@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 import yaml
 
-from exporter.generate.grafana_kit import DATASOURCE_UID
+from exporter.generate.grafana.kit import DATASOURCE_UID
 
 ROOT = Path(__file__).parent.parent
 COMPOSE = ROOT / "docker-compose.yml"

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 
 from exporter.catalog import CATALOG_BY_NAME, PROMETHEUS_SERIES
 from exporter.cli import main
-from exporter.generate.dash_inventory import inventory_steps
-from exporter.generate.dashboards import dashboard_files
-from exporter.generate.grafana_kit import DATASOURCE_UID, alert_steps
+from exporter.generate.grafana.dashboards import dashboard_files
+from exporter.generate.grafana.inventory_panels import inventory_steps
+from exporter.generate.grafana.kit import DATASOURCE_UID, alert_steps
 from exporter.generate.output import load_inputs
 from exporter.generate.promql import metric_names
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.thresholds import load_thresholds
 from tests.support.dashboards import (
     DASHBOARDS,
@@ -45,9 +45,11 @@ def _ruleset(thresholds: Path | None = None) -> RuleSet:
 def _known_metrics(ruleset: RuleSet) -> set[str]:
     recorded = {r.record for r in (*ruleset.time_rules, *ruleset.rate_rules)}
     return (
-        set(CATALOG_BY_NAME) | recorded | set(ruleset.thresholds.file.app_metrics)
+        set(CATALOG_BY_NAME)
+        | recorded
+        | set(ruleset.thresholds.file.app_metrics)
         | PROMETHEUS_SERIES
-    )  # fmt: skip
+    )
 
 
 def _by_title(dashboard: dict[str, Any], title: str) -> dict[str, Any]:
@@ -110,8 +112,11 @@ def test_dashboard_json_is_what_grafana_loads(name: str) -> None:
         assert {"h", "w", "x", "y"} <= set(pos)
         assert pos["x"] >= 0 and pos["w"] > 0 and pos["x"] + pos["w"] <= 24, panel["title"]
         assert pos["h"] > 0 and pos["y"] >= 0
-        area = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"])
-                for y in range(pos["y"], pos["y"] + pos["h"])}  # fmt: skip
+        area = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
         assert not area & cells, f"{panel['title']} overlaps another panel"
         cells |= area
         if panel["type"] == "row":
@@ -143,15 +148,20 @@ def test_every_panel_query_is_promql_promtool_accepts(tmp_path: Path) -> None:
         pytest.fail("promtool not installed (scripts/test.sh installs Debian's prometheus)")
     items = [(f"dashboard:{t.dashboard}:panel{t.panel_id}_{t.ref_id}", t.promql) for t in targets()]
     for name in NAMES:
-        items += [(f"dashboard:{name}:var_{v}", sel.replace("$", "")) for v, sel in
-                  variable_selectors(name)]  # fmt: skip
+        items += [
+            (f"dashboard:{name}:var_{v}", sel.replace("$", ""))
+            for v, sel in variable_selectors(name)
+        ]
     assert len(items) >= 50
     path = tmp_path / "panels.yml"
     path.write_text(yaml.safe_dump(_rule_file(items)))
     result = subprocess.run(
-        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60,
+        [promtool, "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(items)} rules found" in result.stdout
 
@@ -187,15 +197,21 @@ def test_recorded_rates_are_read_not_recomputed() -> None:
         assert not any(rule.expr in e for e in exprs), f"{rule.record} is recomputed inline"
     read = {name for e in exprs for name in metric_names(e)}
     for record in (
-        "boxoffice:revenue:today", "boxoffice:revenue:forecast_today",
-        "boxoffice:tickets_sold:increase1h", "boxoffice:tickets_sold:increase1d",
+        "boxoffice:revenue:today",
+        "boxoffice:revenue:forecast_today",
+        "boxoffice:tickets_sold:increase1h",
+        "boxoffice:tickets_sold:increase1d",
         "boxoffice:checkout_sessions_completed:ratio_increase1h",
-        "boxoffice:payments_failed:ratio_increase5m", "boxoffice:payments_failed:increase10m",
-        "boxoffice:refunds:ratio_increase1d", "boxoffice:stripe_disputes:ratio_increase1d",
-        "boxoffice:webhook_events_failed:ratio_increase1h", "boxoffice:sms_cost:increase1h",
+        "boxoffice:payments_failed:ratio_increase5m",
+        "boxoffice:payments_failed:increase10m",
+        "boxoffice:refunds:ratio_increase1d",
+        "boxoffice:stripe_disputes:ratio_increase1d",
+        "boxoffice:webhook_events_failed:ratio_increase1h",
+        "boxoffice:sms_cost:increase1h",
         "boxoffice:sms_messages_failed:ratio_increase1h",
-        "boxoffice:endpoint_latency_seconds:p95_rate5m", "boxoffice:slo_errors:ratio_rate5m",
-    ):  # fmt: skip
+        "boxoffice:endpoint_latency_seconds:p95_rate5m",
+        "boxoffice:slo_errors:ratio_rate5m",
+    ):
         assert record in read, record
 
 
@@ -211,27 +227,53 @@ def test_panel_links_open_the_runbook_of_each_alert() -> None:
                 assert (ROOT / "docs" / "runbooks" / f"{alert}.md").is_file(), link["url"]
                 assert link["title"] == f"Runbook: {alert}" and link["targetBlank"]
                 linked.add(alert)
-    assert linked >= {"RefundRateHigh", "CheckoutConversionLow", "InventoryLow",
-                      "StripeWebhookBacklog", "SmsDeliveryFailureRateHigh", "ExporterSourceDown",
-                      "EndpointLatencyHigh", "PaymentFailuresBurst"}  # fmt: skip
+    assert linked >= {
+        "RefundRateHigh",
+        "CheckoutConversionLow",
+        "InventoryLow",
+        "StripeWebhookBacklog",
+        "SmsDeliveryFailureRateHigh",
+        "ExporterSourceDown",
+        "EndpointLatencyHigh",
+        "PaymentFailuresBurst",
+    }
 
 
 def test_committed_panels_carry_the_thresholds_that_page() -> None:
     executive, operations, business = (load(n) for n in NAMES)
     # RefundRateHigh: medium 5%, high 10%, larger is worse.
     assert _steps(_by_title(executive, "Refund rate")) == [
-        (None, "green"), (0.05, "yellow"), (0.1, "orange")]  # fmt: skip
+        (None, "green"),
+        (0.05, "yellow"),
+        (0.1, "orange"),
+    ]
     # CheckoutConversionLow: critical below 85%, high below 90%.
     assert _steps(_by_title(business, "Checkout conversion (1h)")) == [
-        (None, "red"), (0.85, "orange"), (0.9, "green")]  # fmt: skip
+        (None, "red"),
+        (0.85, "orange"),
+        (0.9, "green"),
+    ]
     # RevenueBelowForecast on the shortfall (40% critical, 20% high) shown as today/forecast.
     assert _steps(_by_title(executive, "Revenue against forecast")) == [
-        (None, "red"), (0.6, "orange"), (0.8, "green")]  # fmt: skip
+        (None, "red"),
+        (0.6, "orange"),
+        (0.8, "green"),
+    ]
     # Inventory: oversold, sold out, InventoryCritical (ga <= 5), InventoryLow (ga <= 10).
     assert _steps(_by_title(operations, "Tickets left: ga")) == [
-        (None, "dark-red"), (0, "red"), (1, "orange"), (6, "yellow"), (11, "green")]  # fmt: skip
+        (None, "dark-red"),
+        (0, "red"),
+        (1, "orange"),
+        (6, "yellow"),
+        (11, "green"),
+    ]
     assert _steps(_by_title(operations, "Tickets left: vip")) == [
-        (None, "dark-red"), (0, "red"), (1, "orange"), (3, "yellow"), (6, "green")]  # fmt: skip
+        (None, "dark-red"),
+        (0, "red"),
+        (1, "orange"),
+        (3, "yellow"),
+        (6, "green"),
+    ]
     latency = _by_title(operations, "Endpoint latency (p95)")
     per_endpoint = {
         o["matcher"]["options"]: [
@@ -241,13 +283,18 @@ def test_committed_panels_carry_the_thresholds_that_page() -> None:
     }
     assert per_endpoint["checkout"] == [(None, "green"), (3, "orange"), (5, "red")]
     assert per_endpoint["stripe_webhook"] == [(None, "green"), (1, "orange"), (2, "red")]
-    units = {p["title"]: p["fieldConfig"]["defaults"].get("unit") for p in panels(operations)
-             if p["type"] != "row"}  # fmt: skip
+    units = {
+        p["title"]: p["fieldConfig"]["defaults"].get("unit")
+        for p in panels(operations)
+        if p["type"] != "row"
+    }
     assert units["Endpoint latency (p95)"] == "s"
     assert units["Payment success rate"] == "percentunit"
     revenue = _by_title(executive, "Revenue today")
-    money = {o["matcher"]["options"]: o["properties"][0]["value"]
-             for o in revenue["fieldConfig"]["overrides"]}  # fmt: skip
+    money = {
+        o["matcher"]["options"]: o["properties"][0]["value"]
+        for o in revenue["fieldConfig"]["overrides"]
+    }
     assert money["^usd( .*)?$"] == "currencyUSD" and money["^eur( .*)?$"] == "currencyEUR"
 
 
@@ -261,20 +308,30 @@ def _changed_thresholds(tmp_path: Path, change: dict[str, dict[str, Any]]) -> Pa
 
 
 def test_panels_follow_a_changed_thresholds_yaml(tmp_path: Path) -> None:
-    path = _changed_thresholds(tmp_path, {
-        "RefundRateHigh": {"thresholds": {"high": 0.2, "medium": 0.07}},
-        "InventoryLow": {"thresholds": {"ga": 50, "vip": 8, "balcony": 30}},
-        "CheckoutConversionLow": {"window": "30m"},
-    })  # fmt: skip
+    path = _changed_thresholds(
+        tmp_path,
+        {
+            "RefundRateHigh": {"thresholds": {"high": 0.2, "medium": 0.07}},
+            "InventoryLow": {"thresholds": {"ga": 50, "vip": 8, "balcony": 30}},
+            "CheckoutConversionLow": {"window": "30m"},
+        },
+    )
     ruleset = _ruleset(path)
     files = dashboard_files(ruleset, "thresholds.yaml")
     executive = json.loads(files["grafana/dashboards/executive.json"])
     operations = json.loads(files["grafana/dashboards/operations.json"])
     business = json.loads(files["grafana/dashboards/business.json"])
     assert _steps(_by_title(executive, "Refund rate")) == [
-        (None, "green"), (0.07, "yellow"), (0.2, "orange")]  # fmt: skip
+        (None, "green"),
+        (0.07, "yellow"),
+        (0.2, "orange"),
+    ]
     assert _steps(_by_title(operations, "Tickets left: balcony")) == [
-        (None, "dark-red"), (0, "red"), (1, "yellow"), (31, "green")]  # fmt: skip
+        (None, "dark-red"),
+        (0, "red"),
+        (1, "yellow"),
+        (31, "green"),
+    ]
     conversion = _by_title(business, "Checkout conversion (30m)")
     assert conversion["targets"][0]["expr"] == (
         "boxoffice:checkout_sessions_completed:ratio_increase30m"
@@ -285,11 +342,20 @@ def test_panels_follow_a_changed_thresholds_yaml(tmp_path: Path) -> None:
 def test_disabled_alerts_draw_no_thresholds_and_panels_fall_back_to_inline_queries(
     tmp_path: Path,
 ) -> None:
-    path = _changed_thresholds(tmp_path, {
-        name: {"enabled": False}
-        for name in ("RefundRateHigh", "RevenueBelowForecast", "CheckoutConversionLow",
-                     "SalesVelocitySpike", "EndpointLatencyHigh", "SLOErrorBudgetBurn")
-    })  # fmt: skip
+    path = _changed_thresholds(
+        tmp_path,
+        {
+            name: {"enabled": False}
+            for name in (
+                "RefundRateHigh",
+                "RevenueBelowForecast",
+                "CheckoutConversionLow",
+                "SalesVelocitySpike",
+                "EndpointLatencyHigh",
+                "SLOErrorBudgetBurn",
+            )
+        },
+    )
     ruleset = _ruleset(path)
     files = dashboard_files(ruleset, "thresholds.yaml")
     boards = {n: json.loads(files[f"grafana/dashboards/{n}.json"]) for n in NAMES}
@@ -330,9 +396,13 @@ def test_alert_steps_pick_one_measure_of_a_mixed_ladder() -> None:
     th = load_thresholds(str(ROOT / "rules" / "thresholds.yaml"))
     errors = th.alerts["WebhookProcessingErrors"]
     assert [(s.value, s.color) for s in alert_steps(errors, keys=("high",)).build().steps] == [
-        (None, "green"), (5, "orange")]  # fmt: skip
+        (None, "green"),
+        (5, "orange"),
+    ]
     assert [(s.value, s.color) for s in alert_steps(errors, keys=("critical",)).build().steps] == [
-        (None, "green"), (0.1, "red")]  # fmt: skip
+        (None, "green"),
+        (0.1, "red"),
+    ]
 
 
 def test_inventory_steps_for_a_tier_without_level_thresholds() -> None:
@@ -341,13 +411,21 @@ def test_inventory_steps_for_a_tier_without_level_thresholds() -> None:
 
 
 def test_inventory_default_thresholds_colour_the_other_tiers(tmp_path: Path) -> None:
-    path = _changed_thresholds(tmp_path, {
-        "InventoryLow": {"thresholds": {"ga": 10, "default": 20}},
-        "InventoryCritical": {"thresholds": {"ga": 5, "default": 4}},
-    })  # fmt: skip
+    path = _changed_thresholds(
+        tmp_path,
+        {
+            "InventoryLow": {"thresholds": {"ga": 10, "default": 20}},
+            "InventoryCritical": {"thresholds": {"ga": 5, "default": 4}},
+        },
+    )
     th = load_thresholds(str(path))
     assert inventory_steps(th, None) == [
-        (None, "dark-red"), (0, "red"), (1.0, "orange"), (5, "yellow"), (21, "green")]  # fmt: skip
+        (None, "dark-red"),
+        (0, "red"),
+        (1.0, "orange"),
+        (5, "yellow"),
+        (21, "green"),
+    ]
     operations = json.loads(
         dashboard_files(_ruleset(path), "t")["grafana/dashboards/operations.json"]
     )
@@ -356,7 +434,14 @@ def test_inventory_default_thresholds_colour_the_other_tiers(tmp_path: Path) -> 
 
 
 def test_all_variable_values_become_match_all_regexes() -> None:
-    target = Target("d", 1, "t", "A", 'x{city=~"$city", event=~"$event", tier=~"$tier"}', False)
+    target = Target(
+        dashboard="d",
+        panel_id=1,
+        panel_title="t",
+        ref_id="A",
+        expr='x{city=~"$city", event=~"$event", tier=~"$tier"}',
+        instant=False,
+    )
     assert target.promql == 'x{city=~".*", event=~".*", tier=~".*"}'
 
 

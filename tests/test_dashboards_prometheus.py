@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import load_config
 from exporter.db.seed import seed_database
-from exporter.generate.recording import local_offset
+from exporter.generate.rules.recording import local_offset
 from exporter.generate.thresholds import Thresholds, load_thresholds
 from tests.support.dashboards import ROOT, Target, targets
 from tests.support.data import add_tier
@@ -59,8 +59,9 @@ def _scrape_typed(url: str) -> list[Scraped]:
     out = []
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            out.append(Scraped(sample.name, dict(sample.labels), sample.value,
-                               family.type == "counter"))  # fmt: skip
+            out.append(
+                Scraped(sample.name, dict(sample.labels), sample.value, family.type == "counter")
+            )
     return out
 
 
@@ -133,24 +134,27 @@ def prometheus(pg_schema: str, tmp_path: Path) -> Iterator[Prometheus]:
         serving(FakeTicketApp()) as app,
     ):
         _seed_fakes(stripe, twilio)  # type: ignore[arg-type]
-        config = load_config(None, env={
-            "BOXOFFICE_DSN": pg_schema,
-            "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "1s",
-            "BOXOFFICE_SOURCES_POSTGRES_TIMEOUT": "1s",
-            # Reconcile soon, so the drift panels have data within the test.
-            "BOXOFFICE_SOURCES_POSTGRES_INCREMENTAL_RECONCILE_INTERVAL": "2s",
-            "BOXOFFICE_SOURCES_STRIPE_ENABLED": "true",
-            "BOXOFFICE_SOURCES_STRIPE_API_KEY_FILE": str(tmp_path / "stripe_key"),
-            "BOXOFFICE_SOURCES_STRIPE_API_BASE": stripe.url,
-            "BOXOFFICE_SOURCES_STRIPE_INTERVAL": "1s",
-            "BOXOFFICE_SOURCES_TWILIO_ENABLED": "true",
-            "BOXOFFICE_SOURCES_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "BOXOFFICE_SOURCES_TWILIO_AUTH_TOKEN_FILE": str(tmp_path / "twilio_token"),
-            "BOXOFFICE_SOURCES_TWILIO_API_BASE": twilio.url,
-            "BOXOFFICE_SOURCES_TWILIO_INTERVAL": "1s",
-            "BOXOFFICE_SOURCES_HTTP_INTERVAL": "1s",
-            "BOXOFFICE_SOURCES_HTTP_TARGETS": f"[{{name: app, url: '{health.url}/health'}}]",
-        })  # fmt: skip
+        config = load_config(
+            None,
+            env={
+                "BOXOFFICE_DSN": pg_schema,
+                "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "1s",
+                "BOXOFFICE_SOURCES_POSTGRES_TIMEOUT": "1s",
+                # Reconcile soon, so the drift panels have data within the test.
+                "BOXOFFICE_SOURCES_POSTGRES_INCREMENTAL_RECONCILE_INTERVAL": "2s",
+                "BOXOFFICE_SOURCES_STRIPE_ENABLED": "true",
+                "BOXOFFICE_SOURCES_STRIPE_API_KEY_FILE": str(tmp_path / "stripe_key"),
+                "BOXOFFICE_SOURCES_STRIPE_API_BASE": stripe.url,
+                "BOXOFFICE_SOURCES_STRIPE_INTERVAL": "1s",
+                "BOXOFFICE_SOURCES_TWILIO_ENABLED": "true",
+                "BOXOFFICE_SOURCES_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+                "BOXOFFICE_SOURCES_TWILIO_AUTH_TOKEN_FILE": str(tmp_path / "twilio_token"),
+                "BOXOFFICE_SOURCES_TWILIO_API_BASE": twilio.url,
+                "BOXOFFICE_SOURCES_TWILIO_INTERVAL": "1s",
+                "BOXOFFICE_SOURCES_HTTP_INTERVAL": "1s",
+                "BOXOFFICE_SOURCES_HTTP_TARGETS": f"[{{name: app, url: '{health.url}/health'}}]",
+            },
+        )
         with running_exporter(config) as (_exporter, url):
 
             def all_up() -> list[Scraped] | None:
@@ -173,9 +177,12 @@ def _has_data(server: Prometheus, expr: str) -> bool:
 
 def test_every_panel_query_returns_data(prometheus: Prometheus) -> None:
     # Rates need two scrapes of the app; the recording rules need an evaluation after that.
-    for ready in ("boxoffice:endpoint_latency_seconds:p95_rate5m", "boxoffice:revenue:today",
-                  'boxoffice:slo_errors:ratio_rate5m{slo="web"}',
-                  "boxoffice:revenue:forecast_today"):  # fmt: skip
+    for ready in (
+        "boxoffice:endpoint_latency_seconds:p95_rate5m",
+        "boxoffice:revenue:today",
+        'boxoffice:slo_errors:ratio_rate5m{slo="web"}',
+        "boxoffice:revenue:forecast_today",
+    ):
         wait_for(partial(_has_data, prometheus, ready), timeout=30, interval=0.5)
     all_targets = targets()
     results: dict[str, list[dict[str, Any]]] = {}
@@ -185,9 +192,10 @@ def test_every_panel_query_returns_data(prometheus: Prometheus) -> None:
     assert empty == EXPECTED_EMPTY, sorted(empty)
     # Ratios whose denominators moved: finite numbers, not NaN.
     not_finite = [
-        key for key, result in results.items()
+        key
+        for key, result in results.items()
         if any(not math.isfinite(float(r["value"][1])) for r in result)
-    ]  # fmt: skip
+    ]
     assert not_finite == [], not_finite
     _check_some_values(results, all_targets)
 

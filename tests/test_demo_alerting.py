@@ -31,9 +31,9 @@ from exporter.demo.sinks import (
     sms_notification,
 )
 from exporter.demo.supervisor import Supervisor
-from exporter.generate.alertmanager import alertmanager_config
+from exporter.generate.alertmanager.config import alertmanager_config
+from exporter.generate.alertmanager.routing import Duration, Timing, Timings
 from exporter.generate.output import load_inputs
-from exporter.generate.routing import Duration, Timing, Timings
 from tests.support.alertmanager import post_alerts
 from tests.support.exporter import wait_for
 from tests.support.inbox import RecordingInbox

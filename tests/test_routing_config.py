@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from exporter.cli import main
 from exporter.config.errors import ConfigError
+from exporter.generate.alertmanager.routing import load_routing
 from exporter.generate.output import THRESHOLDS
-from exporter.generate.routing import load_routing
 from exporter.generate.verify import verify_bundle
 
 ROOT = Path(__file__).parent.parent
@@ -39,49 +39,110 @@ def _edited(path: str, value: object) -> dict[str, Any]:
 
 
 BAD = [
-    ("busines_hours", {},
-     "busines_hours: unknown key (known keys: audiences, channels, email, escalation, group_by, inhibit, mute_outside_business_hours, pagerduty, resolve_timeout, slack, sms_bridge, templates_dir, timing)"),
-    ("slack.api_url", "https://hooks.slack.com/services/T/B/x",
-     "slack.api_url: unknown key (known keys: api_url_file, channels, colors, critical_channel, default_channel, send_resolved)"),
-    ("slack.api_url_file", "secrets/slack",
-     "slack.api_url_file: must be an absolute path (as Alertmanager sees it), got 'secrets/slack'"),
-    ("slack.channels.refunds", "#refunds",
-     "slack.channels.refunds: unknown category (known: payments, inventory, sales, messaging, webhooks, availability, monitoring)"),
-    ("slack.channels.payments", "payment-alerts",
-     "slack.channels.payments: must be a Slack channel like #payment-alerts, got 'payment-alerts'"),
-    ("slack.critical_channel", "#alerts",
-     "slack.critical_channel: #alerts must be a channel of its own"),
-    ("slack.colors", {"high": "red"}, "slack.colors.high: must be a colour like #E74A3B, got 'red'"),
-    ("escalation.tier_2", ["cfo"],
-     "escalation.tier_2[0]: unknown audience 'cfo' (audiences: cto, engineering_lead, everyone, oncall, product)"),
-    ("escalation.tier_3", ["oncall"],
-     "escalation.tier_3[0]: 'oncall' is already told at an earlier tier"),
-    ("channels.high", ["slack", "sms", "fax"],
-     "channels.high[2]: must be one of slack, email, sms, pagerduty, got 'fax'"),
+    (
+        "busines_hours",
+        {},
+        "busines_hours: unknown key (known keys: audiences, channels, email, escalation, group_by, inhibit, mute_outside_business_hours, pagerduty, resolve_timeout, slack, sms_bridge, templates_dir, timing)",
+    ),
+    (
+        "slack.api_url",
+        "https://hooks.slack.com/services/T/B/x",
+        "slack.api_url: unknown key (known keys: api_url_file, channels, colors, critical_channel, default_channel, send_resolved)",
+    ),
+    (
+        "slack.api_url_file",
+        "secrets/slack",
+        "slack.api_url_file: must be an absolute path (as Alertmanager sees it), got 'secrets/slack'",
+    ),
+    (
+        "slack.channels.refunds",
+        "#refunds",
+        "slack.channels.refunds: unknown category (known: payments, inventory, sales, messaging, webhooks, availability, monitoring)",
+    ),
+    (
+        "slack.channels.payments",
+        "payment-alerts",
+        "slack.channels.payments: must be a Slack channel like #payment-alerts, got 'payment-alerts'",
+    ),
+    (
+        "slack.critical_channel",
+        "#alerts",
+        "slack.critical_channel: #alerts must be a channel of its own",
+    ),
+    (
+        "slack.colors",
+        {"high": "red"},
+        "slack.colors.high: must be a colour like #E74A3B, got 'red'",
+    ),
+    (
+        "escalation.tier_2",
+        ["cfo"],
+        "escalation.tier_2[0]: unknown audience 'cfo' (audiences: cto, engineering_lead, everyone, oncall, product)",
+    ),
+    (
+        "escalation.tier_3",
+        ["oncall"],
+        "escalation.tier_3[0]: 'oncall' is already told at an earlier tier",
+    ),
+    (
+        "channels.high",
+        ["slack", "sms", "fax"],
+        "channels.high[2]: must be one of slack, email, sms, pagerduty, got 'fax'",
+    ),
     ("pagerduty", DELETE, "channels.critical[3]: pagerduty needs the pagerduty section"),
-    ("pagerduty.service_key_file", "/etc/alertmanager/secrets/pd_v1",
-     "pagerduty: give routing_key_file (Events API v2) or service_key_file"),
-    ("pagerduty.url", "events.eu.pagerduty.com/v2/enqueue",
-     "pagerduty.url: must be an http(s) URL, got 'events.eu.pagerduty.com/v2/enqueue'"),
-    ("timing.high.repeat_interval", "1m",
-     "timing.high.repeat_interval: must be at least group_interval (300s)"),
-    ("timing.low.group_wait", "soon",
-     "timing.low.group_wait: not a duration like 30s, 5m or 1h30m: 'soon'"),
-    ("sms_bridge.credentials_file", DELETE,
-     "sms_bridge: give credentials_file (bearer token) or basic_auth: the bridge requires one"),
-    ("sms_bridge.url", "http://sms-bridge:9799/alerts/oncall",
-     "sms_bridge.url: give the bridge's base URL only: /alerts/<group> is added"),
-    ("audiences.oncall.sms_group", "on call",
-     "audiences.oncall.sms_group: SMS bridge group names are letters, digits, '_', '.' and '-' (as in sms_bridge.groups)"),
-    ("audiences.oncall.email", ["not-an-address"],
-     "audiences.oncall.email[0]: is not an email address: 'not-an-address'"),
-    ("audiences.board", {"email": ["board@example.com"]},
-     "audiences.board: is in no escalation tier"),
-    ("mute_outside_business_hours", ["medium", "info"],
-     "mute_outside_business_hours[1]: must be one of critical, high, medium, low, got 'info'"),
+    (
+        "pagerduty.service_key_file",
+        "/etc/alertmanager/secrets/pd_v1",
+        "pagerduty: give routing_key_file (Events API v2) or service_key_file",
+    ),
+    (
+        "pagerduty.url",
+        "events.eu.pagerduty.com/v2/enqueue",
+        "pagerduty.url: must be an http(s) URL, got 'events.eu.pagerduty.com/v2/enqueue'",
+    ),
+    (
+        "timing.high.repeat_interval",
+        "1m",
+        "timing.high.repeat_interval: must be at least group_interval (300s)",
+    ),
+    (
+        "timing.low.group_wait",
+        "soon",
+        "timing.low.group_wait: not a duration like 30s, 5m or 1h30m: 'soon'",
+    ),
+    (
+        "sms_bridge.credentials_file",
+        DELETE,
+        "sms_bridge: give credentials_file (bearer token) or basic_auth: the bridge requires one",
+    ),
+    (
+        "sms_bridge.url",
+        "http://sms-bridge:9799/alerts/oncall",
+        "sms_bridge.url: give the bridge's base URL only: /alerts/<group> is added",
+    ),
+    (
+        "audiences.oncall.sms_group",
+        "on call",
+        "audiences.oncall.sms_group: SMS bridge group names are letters, digits, '_', '.' and '-' (as in sms_bridge.groups)",
+    ),
+    (
+        "audiences.oncall.email",
+        ["not-an-address"],
+        "audiences.oncall.email[0]: is not an email address: 'not-an-address'",
+    ),
+    (
+        "audiences.board",
+        {"email": ["board@example.com"]},
+        "audiences.board: is in no escalation tier",
+    ),
+    (
+        "mute_outside_business_hours",
+        ["medium", "info"],
+        "mute_outside_business_hours[1]: must be one of critical, high, medium, low, got 'info'",
+    ),
     ("group_by", ["alertname", "ticket-tier"], "group_by[1]: is not a label name: 'ticket-tier'"),
     ("email", DELETE, "audiences.engineering_lead.email: needs the email section (SMTP server)"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("path", "value", "reason"), BAD, ids=[b[0] for b in BAD])
@@ -134,8 +195,11 @@ def test_generate_writes_the_committed_alertmanager_files_and_check_finds_them_s
     root = _repo_copy(tmp_path)
     runner = CliRunner()
     assert runner.invoke(main, ["generate", "--root", str(root)]).exit_code == 0
-    for rel in ("alertmanager/alertmanager.yml", "alertmanager/templates/boxoffice.tmpl",
-                "alertmanager/tests/routes.yml"):  # fmt: skip
+    for rel in (
+        "alertmanager/alertmanager.yml",
+        "alertmanager/templates/boxoffice.tmpl",
+        "alertmanager/tests/routes.yml",
+    ):
         assert (root / rel).read_text() == (ROOT / rel).read_text(), rel
     first = (root / "alertmanager/alertmanager.yml").read_text().splitlines()[1]
     assert first == (
@@ -167,11 +231,16 @@ def test_business_hours_change_in_thresholds_regenerates_the_muting(tmp_path: Pa
     config = yaml.safe_load((root / "alertmanager/alertmanager.yml").read_text())
     entries = config["time_intervals"][0]["time_intervals"]
     assert entries == [
-        {"times": [{"start_time": "00:00", "end_time": "08:00"},
-                   {"start_time": "18:00", "end_time": "24:00"}],
-         "weekdays": ["monday", "friday"], "location": "Europe/Paris"},
+        {
+            "times": [
+                {"start_time": "00:00", "end_time": "08:00"},
+                {"start_time": "18:00", "end_time": "24:00"},
+            ],
+            "weekdays": ["monday", "friday"],
+            "location": "Europe/Paris",
+        },
         {"weekdays": ["sunday", "tuesday:thursday", "saturday"], "location": "Europe/Paris"},
-    ]  # fmt: skip
+    ]
 
 
 def test_no_routing_file_no_alertmanager_output(tmp_path: Path) -> None:
@@ -205,6 +274,9 @@ def test_check_names_sms_groups_the_bridge_configuration_lacks(tmp_path: Path) -
     assert report.problems == tuple(
         f"alertmanager/routing.yaml: audiences.{name}.sms_group: no group {group!r} in "
         "sms_bridge.groups of boxoffice.yml"
-        for name, group in (("engineering_lead", "engineering-lead"), ("product", "product"),
-                            ("everyone", "everyone"))
-    )  # fmt: skip
+        for name, group in (
+            ("engineering_lead", "engineering-lead"),
+            ("product", "product"),
+            ("everyone", "everyone"),
+        )
+    )

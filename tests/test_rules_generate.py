@@ -19,14 +19,32 @@ RULES = ROOT / "rules"
 
 # SPEC 5, plus the stale-data alert issue 5 asks for.
 SPEC_ALERTS = {
-    "PaymentSuccessRateLow", "PaymentFailuresBurst", "InventoryLow", "InventoryCritical",
-    "InventorySoldOut", "InventoryOversold", "SelloutPredicted", "SalesVelocitySpike",
-    "NoRecentSales", "RevenueBelowForecast", "CheckoutConversionLow", "RefundRateHigh",
-    "DisputeRateHigh", "StripeWebhookBacklog", "WebhookProcessingErrors",
-    "SmsDeliveryFailureRateHigh", "SmsCostHigh", "TwilioBalanceLow", "AppHealthDegraded",
-    "ProbeFailing", "EndpointLatencyHigh", "SLOErrorBudgetBurn", "ExporterSourceDown",
-    "ExporterDown", "ExporterDataStale",
-}  # fmt: skip
+    "PaymentSuccessRateLow",
+    "PaymentFailuresBurst",
+    "InventoryLow",
+    "InventoryCritical",
+    "InventorySoldOut",
+    "InventoryOversold",
+    "SelloutPredicted",
+    "SalesVelocitySpike",
+    "NoRecentSales",
+    "RevenueBelowForecast",
+    "CheckoutConversionLow",
+    "RefundRateHigh",
+    "DisputeRateHigh",
+    "StripeWebhookBacklog",
+    "WebhookProcessingErrors",
+    "SmsDeliveryFailureRateHigh",
+    "SmsCostHigh",
+    "TwilioBalanceLow",
+    "AppHealthDegraded",
+    "ProbeFailing",
+    "EndpointLatencyHigh",
+    "SLOErrorBudgetBurn",
+    "ExporterSourceDown",
+    "ExporterDown",
+    "ExporterDataStale",
+}
 
 
 def _promtool() -> str:

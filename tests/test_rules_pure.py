@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from exporter.generate.alertkit import Ladder
+from exporter.generate import series
+from exporter.generate.alertdefs import ALERT_DEFS
 from exporter.generate.localtime import offset_expression, offset_periods, standard_offset
-from exporter.generate.promql import PromQLSyntaxError, metric_names
-from exporter.generate.rules import Text, duration_text, format_value, humanize_duration
-from exporter.generate.scenario import Counter
+from exporter.generate.promql import PromQLSyntaxError, duration_text, metric_names
+from exporter.generate.rules.alertkit import Ladder
+from exporter.generate.rules.alerts import BUILDERS
+from exporter.generate.rules.model import Text, format_value, humanize_duration
+from exporter.generate.rules.promtool_series import Counter
 from exporter.generate.selectors import parse_selector, satisfying
 
 
@@ -21,16 +24,36 @@ def _utc(text: str) -> int:
 
 # (zone, year, [(period start in UTC, offset seconds)])
 PERIODS = [
-    ("America/New_York", 2025, [("2025-01-01T00:00", -18000), ("2025-03-09T07:00", -14400), ("2025-11-02T06:00", -18000)]),
-    ("America/New_York", 2026, [("2026-01-01T00:00", -18000), ("2026-03-08T07:00", -14400), ("2026-11-01T06:00", -18000)]),
-    ("Europe/Berlin", 2025, [("2025-01-01T00:00", 3600), ("2025-03-30T01:00", 7200), ("2025-10-26T01:00", 3600)]),
-    ("Europe/London", 2025, [("2025-01-01T00:00", 0), ("2025-03-30T01:00", 3600), ("2025-10-26T01:00", 0)]),
+    (
+        "America/New_York",
+        2025,
+        [("2025-01-01T00:00", -18000), ("2025-03-09T07:00", -14400), ("2025-11-02T06:00", -18000)],
+    ),
+    (
+        "America/New_York",
+        2026,
+        [("2026-01-01T00:00", -18000), ("2026-03-08T07:00", -14400), ("2026-11-01T06:00", -18000)],
+    ),
+    (
+        "Europe/Berlin",
+        2025,
+        [("2025-01-01T00:00", 3600), ("2025-03-30T01:00", 7200), ("2025-10-26T01:00", 3600)],
+    ),
+    (
+        "Europe/London",
+        2025,
+        [("2025-01-01T00:00", 0), ("2025-03-30T01:00", 3600), ("2025-10-26T01:00", 0)],
+    ),
     # Southern hemisphere: summer time at both ends of the year.
-    ("Australia/Sydney", 2025, [("2025-01-01T00:00", 39600), ("2025-04-05T16:00", 36000), ("2025-10-04T16:00", 39600)]),
+    (
+        "Australia/Sydney",
+        2025,
+        [("2025-01-01T00:00", 39600), ("2025-04-05T16:00", 36000), ("2025-10-04T16:00", 39600)],
+    ),
     # Half-hour offsets and no daylight saving time.
     ("Asia/Kolkata", 2025, [("2025-01-01T00:00", 19800)]),
     ("UTC", 2025, [("2025-01-01T00:00", 0)]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("zone", "year", "expected"), PERIODS)
@@ -45,9 +68,14 @@ def test_offset_periods_follow_the_tz_database(
 
 @pytest.mark.parametrize(
     ("zone", "offset"),
-    [("America/New_York", -18000), ("Europe/Berlin", 3600), ("Australia/Sydney", 36000),
-     ("Asia/Kolkata", 19800), ("UTC", 0)],
-)  # fmt: skip
+    [
+        ("America/New_York", -18000),
+        ("Europe/Berlin", 3600),
+        ("Australia/Sydney", 36000),
+        ("Asia/Kolkata", 19800),
+        ("UTC", 0),
+    ],
+)
 def test_standard_offset(zone: str, offset: int) -> None:
     assert standard_offset(zone, 2025) == offset
 
@@ -63,21 +91,30 @@ def test_offset_expression_adds_only_the_periods_that_differ() -> None:
 NAMES = [
     ("up", ["up"]),
     ('up{job=~"boxoffice.*"} == 0', ["up"]),
-    ("sum by (le) (rate(http_request_duration_seconds_bucket[5m]))", ["http_request_duration_seconds_bucket"]),
-    ("max by (event, city, tier) (boxoffice_inventory_available_tickets) <= 10 > 5", ["boxoffice_inventory_available_tickets"]),
+    (
+        "sum by (le) (rate(http_request_duration_seconds_bucket[5m]))",
+        ["http_request_duration_seconds_bucket"],
+    ),
+    (
+        "max by (event, city, tier) (boxoffice_inventory_available_tickets) <= 10 > 5",
+        ["boxoffice_inventory_available_tickets"],
+    ),
     ("sum without (instance) (x) / on (a) group_left (b, c) y", ["x", "y"]),
     ("a:b:c offset 1w", ["a:b:c"]),
     ("x offset -5m + y @ 1609746000", ["x", "y"]),
     ("min_over_time((x and on() (d == on() (d @ end())))[1d:5m])", ["x", "d"]),
     ('label_replace(vector(1), "currency", "usd", "", "")', []),
-    ("time() - max(boxoffice_last_paid_order_timestamp_seconds)", ["boxoffice_last_paid_order_timestamp_seconds"]),
+    (
+        "time() - max(boxoffice_last_paid_order_timestamp_seconds)",
+        ["boxoffice_last_paid_order_timestamp_seconds"],
+    ),
     ("hour(t) * 60 + minute(t) >= bool 540", ["t"]),
     ("1e3 * x and ignoring(le) 0x1F > inf or nan < y", ["x", "y"]),
     ('x{a="b}", c=~"sum(y)"}', ["x"]),
     ("# a comment mentioning z\nx", ["x"]),
     ("sum(rate(x[5m])) unless on(slo) count(y)", ["x", "y"]),
     ("topk(3, x) or bottomk by (a) (2, y)", ["x", "y"]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("expr", "names"), NAMES)
@@ -93,20 +130,35 @@ def test_metric_names_refuses_unterminated(expr: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (1.5, "1.5s"), (59, "59s"), (60, "1m 0s"), (7200, "2h 0m 0s"),
-     (68400, "19h 0m 0s"), (90061, "1d 1h 1m 1s"), (-60, "-1m 0s")],
-)  # fmt: skip
+    [
+        (0, "0s"),
+        (1.5, "1.5s"),
+        (59, "59s"),
+        (60, "1m 0s"),
+        (7200, "2h 0m 0s"),
+        (68400, "19h 0m 0s"),
+        (90061, "1d 1h 1m 1s"),
+        (-60, "-1m 0s"),
+    ],
+)
 def test_humanize_duration_matches_prometheus(seconds: float, text: str) -> None:
     assert humanize_duration(seconds) == text
 
 
 @pytest.mark.parametrize(
     ("fmt", "value", "text"),
-    [("percent", 0.5, "50%"), ("percent", 2 / 3, "66.67%"), ("percent", 0.0999999999, "10%"),
-     ("number", 6.5, "6.5"), ("number", 12345, "1.234e+04"), ("money", 7.5, "7.50"),
-     ("seconds", 4.0000001, "4s"), ("factor", 19.999999999999996, "20x"),
-     ("duration", 600, "10m 0s")],
-)  # fmt: skip
+    [
+        ("percent", 0.5, "50%"),
+        ("percent", 2 / 3, "66.67%"),
+        ("percent", 0.0999999999, "10%"),
+        ("number", 6.5, "6.5"),
+        ("number", 12345, "1.234e+04"),
+        ("money", 7.5, "7.50"),
+        ("seconds", 4.0000001, "4s"),
+        ("factor", 19.999999999999996, "20x"),
+        ("duration", 600, "10m 0s"),
+    ],
+)
 def test_format_value(fmt: str, value: float, text: str) -> None:
     assert format_value(fmt, value) == text  # type: ignore[arg-type]
 
@@ -122,9 +174,17 @@ def test_text_renders_go_template_and_expected_text() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (90, "1m30s"), (300, "5m"), (86400, "1d"), (604800, "1w"), (0.5, "500ms"),
-     (259200, "3d"), (420, "7m")],
-)  # fmt: skip
+    [
+        (0, "0s"),
+        (90, "1m30s"),
+        (300, "5m"),
+        (86400, "1d"),
+        (604800, "1w"),
+        (0.5, "500ms"),
+        (259200, "3d"),
+        (420, "7m"),
+    ],
+)
 def test_duration_text(seconds: float, text: str) -> None:
     assert duration_text(seconds) == text
 
@@ -140,10 +200,17 @@ def test_ladder_conditions_exclude_more_severe_bands() -> None:
 
 @pytest.mark.parametrize(
     ("ladder", "value", "severity"),
-    [(UPWARD, 10, "critical"), (UPWARD, 9.99, "high"), (UPWARD, 3, "high"), (UPWARD, 2.9, None),
-     (DOWNWARD, 0.85, "high"), (DOWNWARD, 0.84, "critical"), (DOWNWARD, 0.9, None),
-     (UPWARD, None, None)],
-)  # fmt: skip
+    [
+        (UPWARD, 10, "critical"),
+        (UPWARD, 9.99, "high"),
+        (UPWARD, 3, "high"),
+        (UPWARD, 2.9, None),
+        (DOWNWARD, 0.85, "high"),
+        (DOWNWARD, 0.84, "critical"),
+        (DOWNWARD, 0.9, None),
+        (UPWARD, None, None),
+    ],
+)
 def test_ladder_severity(ladder: Ladder, value: float | None, severity: str | None) -> None:
     assert ladder.severity(value) == severity
 
@@ -167,12 +234,35 @@ def test_counter_model_matches_prometheus_increase_on_zero_start_counters() -> N
 
 @pytest.mark.parametrize(
     ("selector", "avoid", "labels"),
-    [('x{job="app", code=~"5.."}', None, {"code": "500", "job": "app"}),
-     ('x{job="app"}', 'x{job="app", code=~"5.."}', {"code": "200", "job": "app"}),
-     ('x{route=~"/api/inventory.*"}', None, {"route": "/api/inventory"}),
-     ('x{env!="prod"}', None, {"env": "500"}),
-     ("x", None, {})],
-)  # fmt: skip
+    [
+        ('x{job="app", code=~"5.."}', None, {"code": "500", "job": "app"}),
+        ('x{job="app"}', 'x{job="app", code=~"5.."}', {"code": "200", "job": "app"}),
+        ('x{route=~"/api/inventory.*"}', None, {"route": "/api/inventory"}),
+        ('x{env!="prod"}', None, {"env": "500"}),
+        ("x", None, {}),
+    ],
+)
 def test_satisfying_labels(selector: str, avoid: str | None, labels: dict[str, str]) -> None:
     avoid_matchers = parse_selector(avoid)[1] if avoid else None
     assert satisfying(parse_selector(selector)[1], avoid_matchers) == labels
+
+
+def test_every_alert_has_exactly_one_builder() -> None:
+    assert sorted(BUILDERS) == sorted(d.name for d in ALERT_DEFS)
+
+
+def test_named_ratio_reads_its_parts_by_name_or_written_out() -> None:
+    ratio = series.ratio(series.SMS_FAILED, series.SMS, 3600.0, keep=())
+    assert ratio.name == "boxoffice:sms_messages_failed:ratio_increase1h"
+    assert (
+        ratio.expr == "boxoffice:sms_messages_failed:increase1h / boxoffice:sms_messages:increase1h"
+    )
+    assert [part.name for part in ratio.parts] == [
+        "boxoffice:sms_messages_failed:increase1h",
+        "boxoffice:sms_messages:increase1h",
+    ]
+    inline = ratio.written(lambda part: f"({part.expr})")
+    assert inline == (
+        "(sum (max by (error_code) (increase(boxoffice_sms_messages_failed_total[1h]))))"
+        " / (max (increase(boxoffice_sms_messages_total[1h])))"
+    )

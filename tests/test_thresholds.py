@@ -20,48 +20,169 @@ MALFORMED: list[tuple[str, str]] = [
     ("timezone: [\n", "line 2: invalid YAML: expected the node content, but found '<stream end>'"),
     ("- a\n", "must be a mapping at the top level"),
     (NO_LINKS, "links: is required"),
-    (BASE.replace("America/New_York", "Mars/Olympus"), "timezone: unknown IANA time zone 'Mars/Olympus'"),
-    (BASE + "alert: {}\n", "alert: unknown key (known keys: alerts, app_metrics, business_hours, escalation, exporter_job, forecast, latency, links, slos, timezone, timezone_table)"),
-    (BASE + "alerts:\n  InventoryLo: {}\n", "alerts.InventoryLo: unknown alert (did you mean InventoryLow?)"),
-    (BASE + "alerts:\n  InventoryLow:\n    thresholds: {vip: -1}\n", "alerts.InventoryLow.thresholds.vip: must be >= 0, got -1"),
-    (BASE + "alerts:\n  InventoryLow:\n    thresholds: {GA: 10}\n", "alerts.InventoryLow.thresholds.GA: ticket tier names are lowercase letters, digits and _"),
-    (BASE + "alerts:\n  InventoryLow:\n    thresholds: {ga: ten}\n", "alerts.InventoryLow.thresholds.ga: must be a number, got 'ten'"),
-    (BASE + "alerts:\n  InventoryLow:\n    treshold: {ga: 1}\n", "alerts.InventoryLow.treshold: unknown key (known keys: enabled, for, labels, min_traffic, severity, thresholds, window)"),
-    (BASE + "alerts:\n  InventoryLow:\n    severity: urgent\n", "alerts.InventoryLow.severity: must be one of critical, high, medium, low, got 'urgent'"),
-    (BASE + "alerts:\n  InventoryLow:\n    for: soon\n", "alerts.InventoryLow.for: not a duration like 30s, 5m or 1h30m: 'soon'"),
-    (BASE + "alerts:\n  InventoryLow:\n    window: 5m\n", "alerts.InventoryLow.window: InventoryLow has no window to set"),
-    (BASE + "alerts:\n  InventoryLow:\n    labels: {severity: page}\n", "alerts.InventoryLow.labels.severity: is not a label name this alert may set"),
-    (BASE + "alerts:\n  InventoryLow:\n    enabled: 'no'\n", "alerts.InventoryLow.enabled: must be true or false, got 'no'"),
-    (BASE + "alerts:\n  InventorySoldOut:\n    thresholds: {ga: 0}\n", "alerts.InventorySoldOut.thresholds: InventorySoldOut takes no thresholds (see its condition)"),
-    (BASE + "alerts:\n  PaymentSuccessRateLow:\n    thresholds: {critical: 95}\n", "alerts.PaymentSuccessRateLow.thresholds.critical: must be a ratio between 0 and 1 (0.05 is 5%), got 95"),
-    (BASE + "alerts:\n  PaymentSuccessRateLow:\n    min_traffic: -5\n", "alerts.PaymentSuccessRateLow.min_traffic: must be >= 0, got -5"),
-    (BASE + "alerts:\n  PaymentFailuresBurst:\n    thresholds: {critical: 3, high: 10}\n", "alerts.PaymentFailuresBurst.thresholds.high: must be below critical (3)"),
-    (BASE + "alerts:\n  PaymentFailuresBurst:\n    thresholds: {hgih: 3}\n", "alerts.PaymentFailuresBurst.thresholds.hgih: unknown key (known keys: critical, high)"),
-    (BASE + "alerts:\n  PaymentFailuresBurst:\n    severity: high\n", "alerts.PaymentFailuresBurst.severity: cannot be set for PaymentFailuresBurst: thresholds are keyed by severity"),
-    (BASE + "alerts:\n  PaymentFailuresBurst:\n    min_traffic: 5\n", "alerts.PaymentFailuresBurst.min_traffic: PaymentFailuresBurst has no minimum-traffic guard"),
-    (BASE + "alerts:\n  CheckoutConversionLow:\n    thresholds: {critical: 0.9, high: 0.85}\n", "alerts.CheckoutConversionLow.thresholds.high: must be above critical (0.9)"),
-    (BASE + "alerts:\n  NoRecentSales:\n    thresholds: {high: soon}\n", "alerts.NoRecentSales.thresholds.high: not a duration like 30s, 5m or 1h30m: 'soon'"),
-    (BASE + "alerts:\n  NoRecentSales:\n    thresholds: {high: 2}\n", "alerts.NoRecentSales.thresholds.high: must be a duration like 2h, got 2"),
-    (BASE + "business_hours: {start: 9am}\n", "business_hours.start: must be a time of day like 09:00, got '9am'"),
-    (BASE + "business_hours: {start: '09:00', end: '09:00'}\n", "business_hours.end: must differ from business_hours.start"),
-    (BASE + "business_hours: {days: [mon, funday]}\n", "business_hours.days[1]: must be one of mon, tue, wed, thu, fri, sat, sun, got 'funday'"),
-    (BASE + "business_hours: {days: [mon, mon]}\n", "business_hours.days: must list at least one day, each once"),
-    (BASE + "timezone_table: {first_year: 2040, last_year: 2030}\n", "timezone_table: years must satisfy 1970 <= first_year <= last_year <= 2200"),
+    (
+        BASE.replace("America/New_York", "Mars/Olympus"),
+        "timezone: unknown IANA time zone 'Mars/Olympus'",
+    ),
+    (
+        BASE + "alert: {}\n",
+        "alert: unknown key (known keys: alerts, app_metrics, business_hours, escalation, exporter_job, forecast, latency, links, slos, timezone, timezone_table)",
+    ),
+    (
+        BASE + "alerts:\n  InventoryLo: {}\n",
+        "alerts.InventoryLo: unknown alert (did you mean InventoryLow?)",
+    ),
+    (
+        BASE + "alerts:\n  InventoryLow:\n    thresholds: {vip: -1}\n",
+        "alerts.InventoryLow.thresholds.vip: must be >= 0, got -1",
+    ),
+    (
+        BASE + "alerts:\n  InventoryLow:\n    thresholds: {GA: 10}\n",
+        "alerts.InventoryLow.thresholds.GA: ticket tier names are lowercase letters, digits and _",
+    ),
+    (
+        BASE + "alerts:\n  InventoryLow:\n    thresholds: {ga: ten}\n",
+        "alerts.InventoryLow.thresholds.ga: must be a number, got 'ten'",
+    ),
+    (
+        BASE + "alerts:\n  InventoryLow:\n    treshold: {ga: 1}\n",
+        "alerts.InventoryLow.treshold: unknown key (known keys: enabled, for, labels, min_traffic, severity, thresholds, window)",
+    ),
+    (
+        BASE + "alerts:\n  InventoryLow:\n    severity: urgent\n",
+        "alerts.InventoryLow.severity: must be one of critical, high, medium, low, got 'urgent'",
+    ),
+    (
+        BASE + "alerts:\n  InventoryLow:\n    for: soon\n",
+        "alerts.InventoryLow.for: not a duration like 30s, 5m or 1h30m: 'soon'",
+    ),
+    (
+        BASE + "alerts:\n  InventoryLow:\n    window: 5m\n",
+        "alerts.InventoryLow.window: InventoryLow has no window to set",
+    ),
+    (
+        BASE + "alerts:\n  InventoryLow:\n    labels: {severity: page}\n",
+        "alerts.InventoryLow.labels.severity: is not a label name this alert may set",
+    ),
+    (
+        BASE + "alerts:\n  InventoryLow:\n    enabled: 'no'\n",
+        "alerts.InventoryLow.enabled: must be true or false, got 'no'",
+    ),
+    (
+        BASE + "alerts:\n  InventorySoldOut:\n    thresholds: {ga: 0}\n",
+        "alerts.InventorySoldOut.thresholds: InventorySoldOut takes no thresholds (see its condition)",
+    ),
+    (
+        BASE + "alerts:\n  PaymentSuccessRateLow:\n    thresholds: {critical: 95}\n",
+        "alerts.PaymentSuccessRateLow.thresholds.critical: must be a ratio between 0 and 1 (0.05 is 5%), got 95",
+    ),
+    (
+        BASE + "alerts:\n  PaymentSuccessRateLow:\n    min_traffic: -5\n",
+        "alerts.PaymentSuccessRateLow.min_traffic: must be >= 0, got -5",
+    ),
+    (
+        BASE + "alerts:\n  PaymentFailuresBurst:\n    thresholds: {critical: 3, high: 10}\n",
+        "alerts.PaymentFailuresBurst.thresholds.high: must be below critical (3)",
+    ),
+    (
+        BASE + "alerts:\n  PaymentFailuresBurst:\n    thresholds: {hgih: 3}\n",
+        "alerts.PaymentFailuresBurst.thresholds.hgih: unknown key (known keys: critical, high)",
+    ),
+    (
+        BASE + "alerts:\n  PaymentFailuresBurst:\n    severity: high\n",
+        "alerts.PaymentFailuresBurst.severity: cannot be set for PaymentFailuresBurst: thresholds are keyed by severity",
+    ),
+    (
+        BASE + "alerts:\n  PaymentFailuresBurst:\n    min_traffic: 5\n",
+        "alerts.PaymentFailuresBurst.min_traffic: PaymentFailuresBurst has no minimum-traffic guard",
+    ),
+    (
+        BASE + "alerts:\n  CheckoutConversionLow:\n    thresholds: {critical: 0.9, high: 0.85}\n",
+        "alerts.CheckoutConversionLow.thresholds.high: must be above critical (0.9)",
+    ),
+    (
+        BASE + "alerts:\n  NoRecentSales:\n    thresholds: {high: soon}\n",
+        "alerts.NoRecentSales.thresholds.high: not a duration like 30s, 5m or 1h30m: 'soon'",
+    ),
+    (
+        BASE + "alerts:\n  NoRecentSales:\n    thresholds: {high: 2}\n",
+        "alerts.NoRecentSales.thresholds.high: must be a duration like 2h, got 2",
+    ),
+    (
+        BASE + "business_hours: {start: 9am}\n",
+        "business_hours.start: must be a time of day like 09:00, got '9am'",
+    ),
+    (
+        BASE + "business_hours: {start: '09:00', end: '09:00'}\n",
+        "business_hours.end: must differ from business_hours.start",
+    ),
+    (
+        BASE + "business_hours: {days: [mon, funday]}\n",
+        "business_hours.days[1]: must be one of mon, tue, wed, thu, fri, sat, sun, got 'funday'",
+    ),
+    (
+        BASE + "business_hours: {days: [mon, mon]}\n",
+        "business_hours.days: must list at least one day, each once",
+    ),
+    (
+        BASE + "timezone_table: {first_year: 2040, last_year: 2030}\n",
+        "timezone_table: years must satisfy 1970 <= first_year <= last_year <= 2200",
+    ),
     (BASE + "escalation: {tier2_after: 0s}\n", "escalation.tier2_after: must be > 0, got 0"),
-    (BASE + "exporter_job: '('\n", "exporter_job: is not a regular expression: missing ), unterminated subpattern at position 0"),
-    (BASE + "forecast: {method: daily_target}\n", "forecast.daily_target: is required with method daily_target"),
-    (BASE + "forecast: {method: weekly}\n", "forecast.method: must be one of same_time_last_week, daily_target, got 'weekly'"),
-    (BASE + "slos:\n  web: {objective: 100, total: x, errors: y}\n", "slos.web.objective: must be a percentage between 0 and 100, got 100"),
-    (BASE + "slos:\n  web: {objective: 99.9, total: 'sum(x)', errors: y}\n", "slos.web.total: must be one metric selector like name{label=\"value\"}, got 'sum(x)'"),
-    (BASE + "app_metrics: [http_requests_total]\nslos:\n  web: {objective: 99.9, total: 'http_request_total{job=\"app\"}', errors: 'http_requests_total{code=~\"5..\"}'}\n", "slos.web.total: unknown metric 'http_request_total': not published by the exporter, not a recording rule generated here, not declared under app_metrics"),
-    (BASE + "latency:\n  histogram: http_request_duration_seconds\n  endpoints:\n    checkout: {route: /checkout, high: 5s, critical: 3s}\n", "latency.endpoints.checkout.critical: must be above high (5s)"),
-    (BASE + "latency:\n  histogram: http_request_duration_seconds\n  endpoints:\n    checkout: {route: /checkout, high: 3s, critical: 5s}\n", "latency.histogram: unknown metric 'http_request_duration_seconds_bucket': not published by the exporter, not a recording rule generated here, not declared under app_metrics"),
-    (BASE + "app_metrics: [http_requests_total]\nslos:\n  web: {objective: 99.9, total: http_requests_total, errors: 'http_requests_total{code=~\"[45]xx\"}'}\n", "slos.web.errors: cannot make test series for it (no label values found for {code=~\"[45]xx\"}); use = matchers or simpler regexes"),
+    (
+        BASE + "exporter_job: '('\n",
+        "exporter_job: is not a regular expression: missing ), unterminated subpattern at position 0",
+    ),
+    (
+        BASE + "forecast: {method: daily_target}\n",
+        "forecast.daily_target: is required with method daily_target",
+    ),
+    (
+        BASE + "forecast: {method: weekly}\n",
+        "forecast.method: must be one of same_time_last_week, daily_target, got 'weekly'",
+    ),
+    (
+        BASE + "slos:\n  web: {objective: 100, total: x, errors: y}\n",
+        "slos.web.objective: must be a percentage between 0 and 100, got 100",
+    ),
+    (
+        BASE + "slos:\n  web: {objective: 99.9, total: 'sum(x)', errors: y}\n",
+        "slos.web.total: must be one metric selector like name{label=\"value\"}, got 'sum(x)'",
+    ),
+    (
+        BASE
+        + "app_metrics: [http_requests_total]\nslos:\n  web: {objective: 99.9, total: 'http_request_total{job=\"app\"}', errors: 'http_requests_total{code=~\"5..\"}'}\n",
+        "slos.web.total: unknown metric 'http_request_total': not published by the exporter, not a recording rule generated here, not declared under app_metrics",
+    ),
+    (
+        BASE
+        + "latency:\n  histogram: http_request_duration_seconds\n  endpoints:\n    checkout: {route: /checkout, high: 5s, critical: 3s}\n",
+        "latency.endpoints.checkout.critical: must be above high (5s)",
+    ),
+    (
+        BASE
+        + "latency:\n  histogram: http_request_duration_seconds\n  endpoints:\n    checkout: {route: /checkout, high: 3s, critical: 5s}\n",
+        "latency.histogram: unknown metric 'http_request_duration_seconds_bucket': not published by the exporter, not a recording rule generated here, not declared under app_metrics",
+    ),
+    (
+        BASE
+        + "app_metrics: [http_requests_total]\nslos:\n  web: {objective: 99.9, total: http_requests_total, errors: 'http_requests_total{code=~\"[45]xx\"}'}\n",
+        'slos.web.errors: cannot make test series for it (no label values found for {code=~"[45]xx"}); use = matchers or simpler regexes',
+    ),
     (BASE + "app_metrics: ['not a name']\n", "app_metrics[0]: is not a metric name: 'not a name'"),
-    (BASE + "exporter_job: 'a\"b'\n", "exporter_job: is not a regular expression: quotes and newlines cannot go into a PromQL string"),
-    (BASE + "slos:\n  web: {objective: 99.9, total: 'x{job=\"a\"}}', errors: y}\n", "slos.web.total: must be one metric selector like name{label=\"value\"}, got 'x{job=\"a\"}}'"),
-    (BASE + "slos:\n  web: {objective: 99.9, total: 'x{job=a}', errors: y}\n", "slos.web.total: must be one metric selector like name{label=\"value\"}, got 'x{job=a}'"),
-]  # fmt: skip
+    (
+        BASE + "exporter_job: 'a\"b'\n",
+        "exporter_job: is not a regular expression: quotes and newlines cannot go into a PromQL string",
+    ),
+    (
+        BASE + "slos:\n  web: {objective: 99.9, total: 'x{job=\"a\"}}', errors: y}\n",
+        'slos.web.total: must be one metric selector like name{label="value"}, got \'x{job="a"}}\'',
+    ),
+    (
+        BASE + "slos:\n  web: {objective: 99.9, total: 'x{job=a}', errors: y}\n",
+        "slos.web.total: must be one metric selector like name{label=\"value\"}, got 'x{job=a}'",
+    ),
+]
 
 
 @pytest.mark.parametrize(("text", "expected"), MALFORMED)

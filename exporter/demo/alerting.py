@@ -26,10 +26,10 @@ import yaml
 from exporter.config.typed import Duration
 from exporter.demo.sinks import ChatSinks, Inbox, SmtpSink, sms_notification
 from exporter.demo.supervisor import Child, Supervisor, SupervisorError, free_port
-from exporter.generate.alertmanager import TEMPLATE_FILE, alertmanager_config
-from exporter.generate.amtemplates import templates
-from exporter.generate.routing import Routing, Timing, Timings
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.alertmanager.config import TEMPLATE_FILE, alertmanager_config
+from exporter.generate.alertmanager.routing import Routing, Timing, Timings
+from exporter.generate.alertmanager.templates import templates
+from exporter.generate.rules.ruleset import RuleSet
 from exporter.smsbridge.config import BridgeConfig, load_bridge_config
 from exporter.smsbridge.sender import Sent
 from exporter.smsbridge.service import RunningParts, build_bridge
@@ -75,7 +75,7 @@ def compressed(timings: Timings, speed: float) -> Timings:
             repeat_interval=fast(timing.repeat_interval),
         )
 
-    return Timings(*(one(getattr(timings, f.name)) for f in dataclasses.fields(Timings)))
+    return Timings(**{f.name: one(getattr(timings, f.name)) for f in dataclasses.fields(Timings)})
 
 
 def _secret_file(path: Path, text: str) -> str:

@@ -24,9 +24,9 @@ import yaml
 from exporter.config.loader import read_yaml
 from exporter.config.typed import parse_duration
 from exporter.generate.alertdefs import ALERT_DEFS, AlertDef
-from exporter.generate.render import rule_files
-from exporter.generate.rules import duration_text
-from exporter.generate.ruleset import RuleSet, build_ruleset
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.rule_files import rule_files
+from exporter.generate.rules.ruleset import RuleSet, build_ruleset
 from exporter.generate.thresholds import DAYS, load_thresholds
 
 # Seconds. A ratio over a shorter window counts too few payments at demo rates: a healthy

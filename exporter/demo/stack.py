@@ -27,7 +27,7 @@ from exporter.demo.supervisor import (
     write_prometheus_config,
 )
 from exporter.demo.watch import AlertWatcher
-from exporter.generate.routing import load_routing
+from exporter.generate.alertmanager.routing import load_routing
 
 DEFAULT_LISTEN = "127.0.0.1:9090"
 

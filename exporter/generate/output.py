@@ -13,14 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.generate.alertmanager import TEMPLATE_FILE, alertmanager_config, muting_applies
-from exporter.generate.amtemplates import templates
-from exporter.generate.dashboards import DASHBOARDS_DIR, dashboard_files
-from exporter.generate.render import rule_files, test_file
-from exporter.generate.routetests import route_cases, route_tests_file
-from exporter.generate.routing import Routing, load_routing
-from exporter.generate.ruleset import RuleSet, build_ruleset
-from exporter.generate.runbooks import runbook
+from exporter.generate.alertmanager.config import TEMPLATE_FILE, alertmanager_config, muting_applies
+from exporter.generate.alertmanager.route_tests import route_cases, route_tests_file
+from exporter.generate.alertmanager.routing import Routing, load_routing
+from exporter.generate.alertmanager.templates import templates
+from exporter.generate.grafana.dashboards import DASHBOARDS_DIR, dashboard_files
+from exporter.generate.rules.promtool_tests import test_file
+from exporter.generate.rules.rule_files import rule_files
+from exporter.generate.rules.ruleset import RuleSet, build_ruleset
+from exporter.generate.rules.runbooks import runbook
 from exporter.generate.thresholds import load_thresholds
 
 THRESHOLDS = "rules/thresholds.yaml"
@@ -29,7 +30,7 @@ ALERTMANAGER_CONFIG = "alertmanager/alertmanager.yml"
 ROUTE_TESTS = "alertmanager/tests/routes.yml"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Inputs:
     """Everything producers read, loaded and checked."""
 
@@ -113,7 +114,7 @@ def load_inputs(root: Path, thresholds: str = THRESHOLDS, routing: str = ROUTING
     ruleset = build_ruleset(load_thresholds(path, shown))
     routing_path, routing_shown = _locate(root, routing)
     loaded = load_routing(routing_path, routing_shown) if os.path.exists(routing_path) else None
-    return Inputs(root, shown, ruleset, loaded)
+    return Inputs(root=root, thresholds_path=shown, ruleset=ruleset, routing=loaded)
 
 
 def _locate(root: Path, name: str) -> tuple[str, str]:

@@ -12,13 +12,35 @@ import re
 
 _KEYWORDS = frozenset(
     {
-        "and", "or", "unless", "bool", "by", "without", "on", "ignoring",
-        "group_left", "group_right", "offset", "inf", "nan", "atan2",
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "offset",
+        "inf",
+        "nan",
+        "atan2",
         # Aggregation operators may be followed by ``by (...)`` instead of a parenthesis.
-        "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
-        "bottomk", "topk", "quantile",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
     }
-)  # fmt: skip
+)
 _LABEL_LIST_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
 _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -128,3 +150,25 @@ def _skip_bracket(expr: str, pos: int, opening: str, closing: str) -> int:
                 return pos + 1
         pos += 1
     raise PromQLSyntaxError(f"unclosed {opening!r}")
+
+
+_UNITS = (
+    ("w", 604_800_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1000),
+    ("ms", 1),
+)
+
+
+def duration_text(seconds: float) -> str:
+    """Prometheus duration text: 90 -> 1m30s, 86400 -> 1d, 0 -> 0s."""
+    if seconds == 0:
+        return "0s"
+    out, rest = "", round(seconds * 1000)
+    for unit, size in _UNITS:
+        if rest >= size:
+            out += f"{rest // size}{unit}"
+            rest %= size
+    return out

@@ -86,3 +86,26 @@ def _assignments(names: list[str], hints: dict[str, str]) -> list[dict[str, str]
         out = [{**a, name: c} for a in out for c in choices]
         out = out[:5000]
     return out
+
+
+class UntestableSelector(SelectorError):
+    """No test series can be made for one of an SLO's selectors; ``key`` says which."""
+
+    def __init__(self, key: str, reason: SelectorError) -> None:
+        super().__init__(str(reason))
+        self.key = key
+
+
+def failed_and_good(total: str, errors: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels of a failed event (matching ``errors``) and of a good one (``total`` only)."""
+    total_name, total_matchers = parse_selector(total)
+    error_name, error_matchers = parse_selector(errors)
+    try:
+        bad = satisfying(error_matchers)
+    except SelectorError as exc:
+        raise UntestableSelector("errors", exc) from None
+    try:
+        good = satisfying(total_matchers, error_matchers if total_name == error_name else None)
+    except SelectorError as exc:
+        raise UntestableSelector("total", exc) from None
+    return bad, good

@@ -12,6 +12,7 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from exporter.catalog import CATALOG_BY_NAME, PROMETHEUS_SERIES
 from exporter.config.errors import ConfigError
 from exporter.config.loader import read_yaml
 from exporter.config.typed import (
@@ -30,7 +31,12 @@ from exporter.generate.alertdefs import (
     Severity,
 )
 from exporter.generate.promql import PromQLSyntaxError, metric_names
-from exporter.generate.selectors import SelectorError, parse_selector
+from exporter.generate.selectors import (
+    SelectorError,
+    UntestableSelector,
+    failed_and_good,
+    parse_selector,
+)
 from exporter.generate.threshold_values import ErrorAt, alert_thresholds
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -97,7 +103,7 @@ class Endpoint:
     critical: Duration = field(check=positive)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Latency:
     histogram: str = field(doc="Base name of the app's latency histogram.")
     selector: str = field("", doc='Extra label matchers, e.g. job="ticket-app".')
@@ -112,7 +118,7 @@ class Slo:
     errors: str = field(doc="Selector of the failed ones (a counter).")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AlertSettings:
     enabled: bool = True
     severity: Severity | None = None
@@ -123,7 +129,7 @@ class AlertSettings:
     thresholds: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ThresholdsFile:
     timezone: str = field(check=_zone, doc="IANA time zone of the seller.")
     links: Links = field()
@@ -138,7 +144,7 @@ class ThresholdsFile:
     alerts: dict[str, AlertSettings] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Alert:
     """One alert, defaults merged with thresholds.yaml; ``thresholds`` most severe first."""
 
@@ -150,6 +156,13 @@ class Alert:
     min_traffic: float | None
     labels: dict[str, str]
     thresholds: tuple[tuple[str, float], ...]
+
+    @property
+    def window(self) -> float:
+        """The window of an alert whose definition has one (alertdefs.py declares it)."""
+        if self.window_seconds is None:
+            raise ValueError(f"{self.spec.name} has no window")  # a builder bug
+        return self.window_seconds
 
 
 @dataclass(frozen=True)
@@ -198,7 +211,42 @@ def _check(source: str, parsed: ThresholdsFile) -> Thresholds:
         spec.name: _alert(spec, parsed.alerts.get(spec.name), join("alerts", spec.name), error)
         for spec in ALERT_DEFS
     }
+    if alerts["SLOErrorBudgetBurn"].enabled:
+        _check_slo_tests(parsed, error)
+    _check_metrics(parsed, error)
     return Thresholds(source, parsed, alerts)
+
+
+def _check_slo_tests(parsed: ThresholdsFile, error: ErrorAt) -> None:
+    """The SLO alert's promtool tests need label values each selector matches."""
+    for name, slo in sorted(parsed.slos.items()):
+        try:
+            failed_and_good(slo.total, slo.errors)
+        except UntestableSelector as exc:
+            raise error(join(join("slos", name), exc.key), _UNTESTABLE.format(exc)) from None
+
+
+_UNTESTABLE = "cannot make test series for it ({}); use = matchers or simpler regexes"
+
+
+def _check_metrics(parsed: ThresholdsFile, error: ErrorAt) -> None:
+    """Refuse an SLO or latency histogram nobody publishes (a typo would never fire)."""
+    known = set(CATALOG_BY_NAME) | set(parsed.app_metrics) | PROMETHEUS_SERIES
+    exprs = [
+        (join(join("slos", name), key), getattr(slo, key))
+        for name, slo in parsed.slos.items()
+        for key in ("total", "errors")
+    ]
+    if parsed.latency is not None:
+        exprs.append(("latency.histogram", parsed.latency.histogram + "_bucket"))
+    for where, expr in exprs:
+        for metric in metric_names(expr):
+            if metric not in known:
+                raise error(
+                    where,
+                    f"unknown metric {metric!r}: not published by the exporter, not a "
+                    "recording rule generated here, not declared under app_metrics",
+                )
 
 
 def _check_clock(parsed: ThresholdsFile, error: ErrorAt) -> None:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from exporter.generate.alertmanager import alertmanager_config
+from exporter.generate.alertmanager.config import alertmanager_config
+from exporter.generate.alertmanager.route_tests import load_route_cases
+from exporter.generate.alertmanager.routing import Routing
 from exporter.generate.output import ROUTE_TESTS, Inputs, load_inputs, render_all, stale
-from exporter.generate.routetests import load_route_cases
-from exporter.generate.routing import Routing
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,11 @@ def _amtool_checks(amtool: str, inputs: Inputs, route_tests: str, timeout: float
         # Our own generated file and the amtool found on PATH.
         checked = subprocess.run(  # noqa: S603
             [amtool, "check-config", str(config)],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if checked.returncode != 0:
             detail = [line.strip() for line in checked.stdout.splitlines() if "FAILED" in line]
             return [
@@ -113,8 +116,11 @@ def _amtool_checks(amtool: str, inputs: Inputs, route_tests: str, timeout: float
         for case in load_route_cases(yaml.safe_load(route_tests)):
             result = subprocess.run(  # noqa: S603
                 [amtool, *case.amtool_args(str(config))],
-                capture_output=True, text=True, timeout=timeout, check=False,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
             if result.returncode != 0:
                 labels = " ".join(f"{k}={v}" for k, v in case.labels.items())
                 failed.append(

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.generate.panel_queries import substitute_variables
+from exporter.generate.grafana.queries import substitute_variables
 
 ROOT = Path(__file__).parent.parent.parent
 DASHBOARDS = ROOT / "grafana" / "dashboards"
 NAMES = ("executive", "operations", "business")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Target:
     """One PromQL query of one panel."""
 
@@ -56,9 +56,15 @@ def targets(names: tuple[str, ...] = NAMES) -> list[Target]:
         for panel in panels(load(name)):
             for target in panel.get("targets", []):
                 found.append(
-                    Target(name, panel["id"], panel["title"], target["refId"], target["expr"],
-                           bool(target.get("instant")))
-                )  # fmt: skip
+                    Target(
+                        dashboard=name,
+                        panel_id=panel["id"],
+                        panel_title=panel["title"],
+                        ref_id=target["refId"],
+                        expr=target["expr"],
+                        instant=bool(target.get("instant")),
+                    )
+                )
     return found
 
 

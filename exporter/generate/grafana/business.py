@@ -10,7 +10,8 @@ from grafana_foundation_sdk.builders import bargauge, heatmap, piechart, stat
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import piechart as piechart_model
 
-from exporter.generate.grafana_kit import (
+from exporter.generate import series
+from exporter.generate.grafana.kit import (
     Board,
     alert_steps,
     legend,
@@ -22,10 +23,18 @@ from exporter.generate.grafana_kit import (
     series_panel,
     shown,
 )
-from exporter.generate.panel_queries import SELECTOR, PanelQueries, per_tier, scoped
-from exporter.generate.recording import by
-from exporter.generate.rules import duration_text
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.grafana.queries import SELECTOR, PanelQueries, per_tier
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.ruleset import RuleSet
+from exporter.generate.series import (
+    COMPLETED,
+    CREATED,
+    DISPUTES,
+    REFUNDS,
+    REVENUE,
+    SOLD,
+    by,
+)
 
 NAME = "business"
 TITLE = "boxoffice: business"
@@ -34,10 +43,6 @@ REFRESH = "5m"
 SINCE = "now-7d"
 
 HOUR, DAY = 3600.0, 86400.0
-SOLD = "boxoffice_tickets_sold_total"
-REVENUE = "boxoffice_revenue_total"
-CREATED = "boxoffice_checkout_sessions_created_total"
-COMPLETED = "boxoffice_checkout_sessions_completed_total"
 EXPIRED = "boxoffice_checkout_sessions_expired_total"
 
 
@@ -67,7 +72,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
             "Tickets per hour by city",
             "Tickets in paid orders per hour, summed per city.",
         )
-        .with_target(query(f"sum by (city) ({scoped(q.increase(SOLD, HOUR))})", "{{city}}"))
+        .with_target(query(f"sum by (city) ({q.scoped(series.increase(SOLD, HOUR))})", "{{city}}"))
         .unit("none")
         .legend(legend("lastNotNull", "max", "mean"))
         .thresholds(no_steps())
@@ -80,7 +85,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         "Gross revenue of paid orders per hour, per currency (all events).",
     )
     revenue = (
-        revenue.with_target(query(q.increase(REVENUE, HOUR), "{{currency}}"))
+        revenue.with_target(query(q.read(series.increase(REVENUE, HOUR)), "{{currency}}"))
         .legend(legend("lastNotNull", "max", "mean"))
         .thresholds(no_steps())
         .links(runbook_links(th, "RevenueBelowForecast"))
@@ -93,8 +98,11 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         piechart.Panel()
         .title("Tier popularity (24h)")
         .description("Share of tickets sold in the last 24 hours, by tier.")
-        .with_target(query(f"sum by (tier) ({scoped(q.increase(SOLD, DAY))})", "{{tier}}",
-                           instant=True))
+        .with_target(
+            query(
+                f"sum by (tier) ({q.scoped(series.increase(SOLD, DAY))})", "{{tier}}", instant=True
+            )
+        )
         .unit("none")
         .reduce_options(reduce_last())
         .pie_type(piechart_model.PieChartType.DONUT)
@@ -102,7 +110,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         .thresholds(no_steps()),
         width=6,
         height=9,
-    )  # fmt: skip
+    )
     board.add(
         bargauge.Panel()
         .title("Tickets sold by tier (all time)")
@@ -137,9 +145,9 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         bargauge.Panel()
         .title("Checkout funnel (24h)")
         .description("Checkout sessions created, completed and expired in the last 24 hours.")
-        .with_target(query(q.increase(CREATED, DAY), "created", instant=True))
-        .with_target(query(q.increase(COMPLETED, DAY), "completed", instant=True))
-        .with_target(query(q.increase(EXPIRED, DAY), "expired", instant=True))
+        .with_target(query(q.read(series.increase(CREATED, DAY)), "created", instant=True))
+        .with_target(query(q.read(series.increase(COMPLETED, DAY)), "completed", instant=True))
+        .with_target(query(q.read(series.increase(EXPIRED, DAY)), "expired", instant=True))
         .unit("none")
         .decimals(0)
         .orientation(common.VizOrientation.HORIZONTAL)
@@ -149,13 +157,13 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         height=8,
     )
     conversion = alerts["CheckoutConversionLow"]
-    window = conversion.window_seconds or HOUR
+    window = conversion.window
     board.add(
         series_panel(
             f"Checkout conversion ({duration_text(window)})",
             "Completed / created checkout sessions over the CheckoutConversionLow window.",
         )
-        .with_target(query(q.ratio(COMPLETED, CREATED, window), "conversion"))
+        .with_target(query(q.read(series.checkout_conversion(window)), "conversion"))
         .unit("percentunit")
         .max(1)
         .thresholds(alert_steps(conversion))
@@ -166,14 +174,14 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
 
     board.row("Refunds and disputes")
     refunds = alerts["RefundRateHigh"]
-    refund_window = refunds.window_seconds or DAY
+    refund_window = refunds.window
     rw = duration_text(refund_window)
     refunded = (
         series_panel(
             f"Refunded ({rw})",
             f"Refunded amount per {rw}, per currency.",
         )
-        .with_target(query(q.increase("boxoffice_refunds_total", refund_window), "{{currency}}"))
+        .with_target(query(q.read(series.increase(REFUNDS, refund_window)), "{{currency}}"))
         .thresholds(no_steps())
         .links(runbook_links(th, "RefundRateHigh"))
     )
@@ -186,7 +194,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         )
         .with_target(
             query(
-                q.ratio("boxoffice_refunds_total", REVENUE, refund_window, keep=("currency",)),
+                q.read(series.refund_ratio(refund_window)),
                 "{{currency}}",
             )
         )
@@ -197,7 +205,9 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         height=8,
     )
     disputes = alerts["DisputeRateHigh"]
-    dispute_window = disputes.window_seconds or DAY
+    dispute_window = disputes.window
+    stripe_refunds = series.increase("boxoffice_stripe_refunds_total", dispute_window)
+    stripe_disputes = series.increase(DISPUTES, dispute_window)
     board.add(
         stat.Panel()
         .title("Stripe refunds and disputes")
@@ -205,32 +215,22 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
             f"Refunds and disputes Stripe recorded in the last {duration_text(dispute_window)}, "
             "and disputes still open."
         )
-        .with_target(
-            query(q.increase("boxoffice_stripe_refunds_total", dispute_window), "refunds",
-                  instant=True)
-        )
-        .with_target(
-            query(q.increase("boxoffice_stripe_disputes_total", dispute_window), "opened",
-                  instant=True)
-        )
+        .with_target(query(q.read(stripe_refunds), "refunds", instant=True))
+        .with_target(query(q.read(stripe_disputes), "opened", instant=True))
         .with_target(query("max(boxoffice_stripe_disputes_open)", "open now", instant=True))
         .unit("none")
         .thresholds(no_steps())
         .links(runbook_links(th, "DisputeRateHigh")),
         width=5,
         height=8,
-    )  # fmt: skip
+    )
     board.add(
         stat.Panel()
         .title("Dispute rate")
         .description("Disputes / charges over the DisputeRateHigh window.")
         .with_target(
             query(
-                q.ratio(
-                    "boxoffice_stripe_disputes_total",
-                    "boxoffice_stripe_charges_total",
-                    dispute_window,
-                ),
+                q.read(series.dispute_ratio(dispute_window)),
                 "disputes",
                 instant=True,
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import bargauge
 from grafana_foundation_sdk.models import common
 
-from exporter.generate.grafana_kit import (
+from exporter.generate.grafana.kit import (
     OK,
     SEVERITY_COLOURS,
     Board,
@@ -15,7 +15,7 @@ from exporter.generate.grafana_kit import (
     runbook_links,
     steps,
 )
-from exporter.generate.panel_queries import SELECTOR
+from exporter.generate.grafana.queries import SELECTOR
 from exporter.generate.thresholds import Thresholds
 
 AVAILABLE = "boxoffice_inventory_available_tickets"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.generate.promql import metric_names
-from exporter.generate.rules import duration_text
-from exporter.generate.ruleset import BuiltAlert, RuleSet
+from exporter.generate.promql import duration_text, metric_names
+from exporter.generate.rules.ruleset import BuiltAlert, RuleSet
 
 _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
     "PaymentSuccessRateLow": (

@@ -1,31 +1,25 @@
 """Recording rules: the seller's local clock, and every rate and ratio the alerts read.
 
-Builders ask a :class:`Recorder` for a series by name; it keeps one rule per name, so the
-alerts and (later) the dashboards read the same cheap precomputed series.
+Builders hand a :class:`Recorder` the named series they read (``generate/series.py``); it
+keeps one rule per name, so alerts and dashboards read the same cheap precomputed series.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from exporter.catalog import CATALOG_BY_NAME
 from exporter.generate.localtime import (
     OffsetPeriod,
     offset_expression,
     offset_periods,
     standard_offset,
 )
-from exporter.generate.rules import RecordingRule, duration_text
+from exporter.generate.rules.model import RecordingRule
+from exporter.generate.series import NamedSeries
 from exporter.generate.thresholds import DAYS, Thresholds
 
 TIME_GROUP = "boxoffice-local-time"
 RATES_GROUP = "boxoffice-rates"
-
-
-def by(metric: str, *, keep: tuple[str, ...] | None = None) -> str:
-    """``max by (<labels>)``: replicas of the exporter report the same value (SPEC 6)."""
-    labels = CATALOG_BY_NAME[metric].labels if keep is None else keep
-    return f"max by ({', '.join(labels)})" if labels else "max"
 
 
 class Recorder:
@@ -40,7 +34,11 @@ class Recorder:
         self.home: dict[str, str | None] = {}
         self.category = ""
 
-    def record(self, name: str, expr: str) -> str:
+    def use(self, series: NamedSeries) -> str:
+        """Record ``series`` (after the series it reads) and return the name to read it by."""
+        for part in series.parts:
+            self.use(part)
+        name, expr = series.name, series.expr
         existing = self.rules.get(name)
         if existing is not None and existing.expr != expr:
             raise ValueError(f"two expressions for recording rule {name}")  # a builder bug
@@ -54,26 +52,6 @@ class Recorder:
     def filed(self, category: str | None) -> tuple[RecordingRule, ...]:
         """Rules of one category, or the shared ones for None."""
         return tuple(rule for name, rule in self.rules.items() if self.home[name] == category)
-
-    def increase(self, metric: str, window: float, *, keep: tuple[str, ...] | None = None) -> str:
-        """Increase over ``window``, max over replicas; failed counters summed over reasons."""
-        short = metric.removeprefix("boxoffice_").removesuffix("_total")
-        w = duration_text(window)
-        name = f"boxoffice:{short}:increase{w}"
-        labels = CATALOG_BY_NAME[metric].labels if keep is None else keep
-        inner = f"{by(metric)} (increase({metric}[{w}]))"
-        if labels != CATALOG_BY_NAME[metric].labels:
-            kept = f"sum by ({', '.join(labels)})" if labels else "sum"
-            inner = f"{kept} ({inner})"
-        return self.record(name, inner)
-
-    def ratio(self, failed: str, total: str, window: float, *, keep: tuple[str, ...] = ()) -> str:
-        """failed / total over ``window`` (both as increases), by the labels in ``keep``."""
-        short = failed.removeprefix("boxoffice_").removesuffix("_total")
-        name = f"boxoffice:{short}:ratio_increase{duration_text(window)}"
-        numerator = self.increase(failed, window, keep=keep)
-        denominator = self.increase(total, window, keep=keep)
-        return self.record(name, f"{numerator} / {denominator}")
 
 
 def time_rules(thresholds: Thresholds) -> list[RecordingRule]:

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.generate.alertdefs import SEVERITIES
-from exporter.generate.alertmanager import (
+from exporter.generate.alertmanager.config import (
     NOBODY,
     PAGERDUTY,
     slack_receiver,
     tier_has,
     tier_receiver,
 )
-from exporter.generate.render import dump, header
-from exporter.generate.routing import CATEGORIES, TIERS, Routing
+from exporter.generate.alertmanager.routing import CATEGORIES, TIERS, Routing
+from exporter.generate.yaml_text import dump, header
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,13 @@ class RouteCase:
     def amtool_args(self, config: str) -> list[str]:
         """Arguments of ``amtool`` that check this case against ``config``."""
         return [
-            "config", "routes", "test", f"--config.file={config}",
+            "config",
+            "routes",
+            "test",
+            f"--config.file={config}",
             f"--verify.receivers={','.join(self.receivers)}",
             *(f"{k}={v}" for k, v in self.labels.items()),
-        ]  # fmt: skip
+        ]
 
 
 def expected_receivers(
@@ -80,14 +83,20 @@ def route_cases(routing: Routing, muted: bool) -> list[RouteCase]:
         for tier in TIERS
     ]
     for severity in SEVERITIES:
-        cases.append(RouteCase(
-            {"severity": severity, "category": "payments"},
-            expected_receivers(routing, severity, "payments", None), severity in mute,
-        ))  # fmt: skip
-        cases.append(RouteCase(
-            {"severity": severity, "escalation": "1"},
-            expected_receivers(routing, severity, None, "1"), severity in mute,
-        ))  # fmt: skip
+        cases.append(
+            RouteCase(
+                {"severity": severity, "category": "payments"},
+                expected_receivers(routing, severity, "payments", None),
+                severity in mute,
+            )
+        )
+        cases.append(
+            RouteCase(
+                {"severity": severity, "escalation": "1"},
+                expected_receivers(routing, severity, None, "1"),
+                severity in mute,
+            )
+        )
     for labels in ({"alertname": "Custom"}, {"severity": "warning", "category": "payments"}):
         receivers = expected_receivers(routing, labels.get("severity", ""), None, None)
         cases.append(RouteCase(labels, receivers, False))

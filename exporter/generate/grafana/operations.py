@@ -7,10 +7,10 @@ from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
-from exporter.generate import alerts_availability as avail
-from exporter.generate.dash_delivery import sms_panels, webhook_panels
-from exporter.generate.dash_inventory import inventory_panels
-from exporter.generate.grafana_kit import (
+from exporter.generate import series
+from exporter.generate.grafana.delivery_panels import sms_panels, webhook_panels
+from exporter.generate.grafana.inventory_panels import inventory_panels
+from exporter.generate.grafana.kit import (
     OK,
     SEVERITY_COLOURS,
     Board,
@@ -24,9 +24,10 @@ from exporter.generate.grafana_kit import (
     steps,
     up_down_stat,
 )
-from exporter.generate.panel_queries import SELECTOR, PanelQueries
-from exporter.generate.rules import duration_text
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.grafana.queries import SELECTOR, PanelQueries
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.ruleset import RuleSet
+from exporter.generate.series import CHARGES_FAILED, PAYMENTS_FAILED
 from exporter.generate.thresholds import Thresholds
 
 NAME = "operations"
@@ -34,9 +35,6 @@ TITLE = "boxoffice: operations"
 PURPOSE = "Latency, error rates, inventory, webhooks, SMS and the exporter itself."
 REFRESH = "10s"
 SINCE = "now-6h"
-
-PAYMENTS, PAYMENTS_FAILED = "boxoffice_payments_total", "boxoffice_payments_failed_total"
-CHARGES, CHARGES_FAILED = "boxoffice_stripe_charges_total", "boxoffice_stripe_charges_failed_total"
 
 
 def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
@@ -54,13 +52,8 @@ def _app(board: Board, th: Thresholds, q: PanelQueries) -> None:
     alert = th.alerts["EndpointLatencyHigh"]
     board.row("Ticket app")
     if latency is not None and latency.endpoints:
-        w = duration_text(alert.window_seconds or 300.0)
-        p95 = q.built(
-            avail.endpoint_latency_high,
-            alert,
-            th,
-            f"boxoffice:endpoint_latency_seconds:p95_rate{w}",
-        )
+        w = duration_text(alert.window)
+        p95 = q.read(series.endpoint_p95(latency, alert.window))
         panel = (
             series_panel(
                 "Endpoint latency (p95)",
@@ -82,11 +75,8 @@ def _app(board: Board, th: Thresholds, q: PanelQueries) -> None:
                 name, [model.DynamicConfigValue("thresholds", limits.build())]
             )
         board.add(panel, width=12, height=8)
-    slo_alert = th.alerts["SLOErrorBudgetBurn"]
     if th.file.slos:
-        ratio = q.built(
-            avail.slo_error_budget_burn, slo_alert, th, "boxoffice:slo_errors:ratio_rate5m"
-        )
+        ratio = q.read(series.slo_error_ratio(th.file.slos, series.SLO_WINDOWS[0]))
         panel = (
             series_panel(
                 "Error ratio per SLO (5m)",
@@ -145,15 +135,15 @@ def _app(board: Board, th: Thresholds, q: PanelQueries) -> None:
 def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
     board.row("Payments")
     success = th.alerts["PaymentSuccessRateLow"]
-    window = success.window_seconds or 300.0
+    window = success.window
     board.add(
         series_panel(
             "Payment success rate",
             f"1 - failed / all payments over {duration_text(window)}, from the database and "
             "from Stripe's charges.",
         )
-        .with_target(query(f"1 - {q.ratio(PAYMENTS_FAILED, PAYMENTS, window)}", "database"))
-        .with_target(query(f"1 - {q.ratio(CHARGES_FAILED, CHARGES, window)}", "stripe"))
+        .with_target(query(f"1 - {_failure_ratio(q, 'postgres', window)}", "database"))
+        .with_target(query(f"1 - {_failure_ratio(q, 'stripe', window)}", "stripe"))
         .unit("percentunit")
         .max(1)
         .thresholds(alert_steps(success))
@@ -162,12 +152,14 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
         height=8,
     )
     burst = th.alerts["PaymentFailuresBurst"]
-    burst_window = burst.window_seconds or 600.0
+    burst_window = burst.window
+    db_failures = series.increase(PAYMENTS_FAILED, burst_window)
+    stripe_failures = series.increase(CHARGES_FAILED, burst_window)
     board.add(
         stat.Panel()
         .title(f"Failed payments ({duration_text(burst_window)})")
         .description("Failed payments in the PaymentFailuresBurst window.")
-        .with_target(query(q.increase(PAYMENTS_FAILED, burst_window, keep=()), instant=True))
+        .with_target(query(q.read(series.failed_payments(burst_window)), instant=True))
         .unit("none")
         .decimals(0)
         .thresholds(alert_steps(burst))
@@ -181,8 +173,8 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
             f"Failed payments per {duration_text(burst_window)} by failure code, from the "
             "database and from Stripe.",
         )
-        .with_target(query(q.increase(PAYMENTS_FAILED, burst_window), "db {{failure_code}}"))
-        .with_target(query(q.increase(CHARGES_FAILED, burst_window), "stripe {{failure_code}}"))
+        .with_target(query(q.read(db_failures), "db {{failure_code}}"))
+        .with_target(query(q.read(stripe_failures), "stripe {{failure_code}}"))
         .unit("none")
         .draw_style(common.GraphDrawStyle.BARS)
         .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
@@ -228,6 +220,12 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
         width=12,
         height=5,
     )
+
+
+def _failure_ratio(q: PanelQueries, source: str, window: float) -> str:
+    """Failed / all payments of one source, as PaymentSuccessRateLow reads it."""
+    _, failed, total = next(s for s in series.PAYMENT_SOURCES if s[0] == source)
+    return q.read(series.payment_failure_ratio(failed, total, window))
 
 
 def _exporter(board: Board, th: Thresholds) -> None:
@@ -278,7 +276,7 @@ def _exporter(board: Board, th: Thresholds) -> None:
         series_panel("Data age", "Time since each source last collected successfully.")
         .with_target(
             query(
-                "time() - max by (source) (boxoffice_source_last_success_timestamp_seconds)",
+                series.age(series.LAST_SUCCESS),
                 "{{source}}",
             )
         )

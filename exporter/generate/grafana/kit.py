@@ -8,7 +8,7 @@ that pages someone), runbook links, currency units and the panel layout with sta
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -30,12 +30,21 @@ OK = "green"
 
 # ISO currency code (the `currency` label, lowercase) -> Grafana unit.
 CURRENCY_UNITS: dict[str, str] = {
-    "usd": units.Dollars, "eur": units.Euro, "gbp": units.Pounds, "jpy": units.Yen,
-    "chf": units.SwissFranc, "sek": units.SwedishKrona, "nok": units.NorwegianKrone,
-    "dkk": units.DanishKrone, "pln": units.PolishZloty, "czk": units.CzechKoruna,
-    "brl": units.Real, "inr": units.IndianRupee, "zar": units.SouthAfricanRand,
+    "usd": units.Dollars,
+    "eur": units.Euro,
+    "gbp": units.Pounds,
+    "jpy": units.Yen,
+    "chf": units.SwissFranc,
+    "sek": units.SwedishKrona,
+    "nok": units.NorwegianKrone,
+    "dkk": units.DanishKrone,
+    "pln": units.PolishZloty,
+    "czk": units.CzechKoruna,
+    "brl": units.Real,
+    "inr": units.IndianRupee,
+    "zar": units.SouthAfricanRand,
     "krw": units.SouthKoreanWon,
-}  # fmt: skip
+}
 
 PanelBuilder = Builder[model.Panel]
 
@@ -190,10 +199,10 @@ class Board:
     """A dashboard being laid out: rows of panels, 24 columns wide, ids in order of adding."""
 
     dashboard: builders.Dashboard
-    _next_id: int = 1
-    _x: int = 0
-    _y: int = 0
-    _row_height: int = 0
+    _next_id: int = field(default=1, init=False)
+    _x: int = field(default=0, init=False)
+    _y: int = field(default=0, init=False)
+    _row_height: int = field(default=0, init=False)
 
     def row(self, title: str) -> None:
         self._newline()

@@ -9,7 +9,7 @@ body. SMS text is not templated here: the SMS bridge writes it, sized in SMS seg
 
 from __future__ import annotations
 
-from exporter.generate.routing import Routing
+from exporter.generate.alertmanager.routing import Routing
 
 # Labels every notification already shows in its title.
 _SHOWN = "^(alertname|severity|category|escalation)$"
@@ -23,12 +23,18 @@ def templates(routing: Routing, sources: str) -> str:
     """The text of boxoffice.tmpl; ``sources`` names the inputs in its header comment."""
     colors = routing.file.slack.colors
     color = (
-        '{{ if eq .Status "resolved" }}' + colors.resolved
-        + '{{ else if eq .CommonLabels.severity "critical" }}' + colors.critical
-        + '{{ else if eq .CommonLabels.severity "high" }}' + colors.high
-        + '{{ else if eq .CommonLabels.severity "medium" }}' + colors.medium
-        + "{{ else }}" + colors.low + "{{ end }}"
-    )  # fmt: skip
+        '{{ if eq .Status "resolved" }}'
+        + colors.resolved
+        + '{{ else if eq .CommonLabels.severity "critical" }}'
+        + colors.critical
+        + '{{ else if eq .CommonLabels.severity "high" }}'
+        + colors.high
+        + '{{ else if eq .CommonLabels.severity "medium" }}'
+        + colors.medium
+        + "{{ else }}"
+        + colors.low
+        + "{{ end }}"
+    )
     title = (
         "[{{ .Status | toUpper }}"
         '{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] '
@@ -79,16 +85,22 @@ def templates(routing: Routing, sources: str) -> str:
         f"`boxoffice generate` from {sources}; do not edit: change the input and "
         "regenerate. */}}\n"
     )
-    return head + "".join((
-        _define("boxoffice.title", title),
-        _define("boxoffice.dashboard_url", first % ("dashboard_url", "dashboard_url")),
-        _define("boxoffice.runbook_url", first % ("runbook_url", "runbook_url")),
-        _define("boxoffice.slack.color", color),
-        _define("boxoffice.slack.text", slack_text),
-        _define("boxoffice.pagerduty.severity", severity),
-        _define("boxoffice.pagerduty.firing", "{{ with .Alerts.Firing }}" + pagerduty_list
-                + "{{ end }}"),
-        _define("boxoffice.pagerduty.resolved", "{{ with .Alerts.Resolved }}" + pagerduty_list
-                + "{{ end }}"),
-        _define("boxoffice.email.text", email_text),
-    ))  # fmt: skip
+    return head + "".join(
+        (
+            _define("boxoffice.title", title),
+            _define("boxoffice.dashboard_url", first % ("dashboard_url", "dashboard_url")),
+            _define("boxoffice.runbook_url", first % ("runbook_url", "runbook_url")),
+            _define("boxoffice.slack.color", color),
+            _define("boxoffice.slack.text", slack_text),
+            _define("boxoffice.pagerduty.severity", severity),
+            _define(
+                "boxoffice.pagerduty.firing",
+                "{{ with .Alerts.Firing }}" + pagerduty_list + "{{ end }}",
+            ),
+            _define(
+                "boxoffice.pagerduty.resolved",
+                "{{ with .Alerts.Resolved }}" + pagerduty_list + "{{ end }}",
+            ),
+            _define("boxoffice.email.text", email_text),
+        )
+    )

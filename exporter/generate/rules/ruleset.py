@@ -8,71 +8,24 @@ same name and condition, ``for`` growing by the configured tier delays, labelled
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.catalog import CATALOG_BY_NAME, PROMETHEUS_SERIES
-from exporter.config.errors import ConfigError
-from exporter.generate import (
-    alerts_availability as avail,
-)
-from exporter.generate import (
-    alerts_business as biz,
-)
-from exporter.generate import (
-    alerts_ops as ops,
-)
-from exporter.generate import (
-    alerts_sales as sales,
-)
 from exporter.generate.alertdefs import ALERT_DEFS
 from exporter.generate.promql import metric_names
-from exporter.generate.recording import Recorder, time_rules
-from exporter.generate.rules import AlertBuild, AlertRule, RecordingRule, Scenario, tier_delays
+from exporter.generate.rules.alerts import BUILDERS
+from exporter.generate.rules.model import (
+    AlertBuild,
+    AlertRule,
+    RecordingRule,
+    Scenario,
+    tier_delays,
+)
+from exporter.generate.rules.recording import Recorder, time_rules
 from exporter.generate.thresholds import Alert, Thresholds
 
-Builder = Callable[[Alert, Thresholds, Recorder], AlertBuild]
 
-
-def _builders(th: Thresholds) -> dict[str, Builder]:
-    alerts = th.alerts
-    return {
-        "PaymentSuccessRateLow": biz.payment_success_rate_low,
-        "PaymentFailuresBurst": biz.payment_failures_burst,
-        "RefundRateHigh": biz.refund_rate_high,
-        "DisputeRateHigh": biz.dispute_rate_high,
-        "InventoryLow": lambda a, t, r: biz.inventory_level(a, t, r, alerts["InventoryCritical"]),
-        "InventoryCritical": lambda a, t, r: biz.inventory_level(a, t, r, None),
-        "InventorySoldOut": lambda a, t, r: biz.inventory_fixed(a, t, r, oversold=False),
-        "InventoryOversold": lambda a, t, r: biz.inventory_fixed(a, t, r, oversold=True),
-        "SelloutPredicted": sales.sellout_predicted,
-        "SalesVelocitySpike": sales.sales_velocity_spike,
-        "NoRecentSales": sales.no_recent_sales,
-        "RevenueBelowForecast": sales.revenue_below_forecast,
-        "CheckoutConversionLow": sales.checkout_conversion_low,
-        "StripeWebhookBacklog": ops.stripe_webhook_backlog,
-        "WebhookProcessingErrors": ops.webhook_processing_errors,
-        "SmsDeliveryFailureRateHigh": ops.sms_delivery_failure_rate_high,
-        "SmsCostHigh": ops.sms_cost_high,
-        "TwilioBalanceLow": ops.twilio_balance_low,
-        "AppHealthDegraded": lambda a, t, r: ops.down_alert(
-            a, t, "boxoffice_app_component_up", {"component": "database", "target": "app"},
-            "Component {component} of {target} reports unhealthy (up: {value}).", "http"),
-        "ProbeFailing": lambda a, t, r: ops.down_alert(
-            a, t, "boxoffice_probe_success", {"target": "app"},
-            "The HTTP probe of {target} fails (success: {value}).", "http"),
-        "EndpointLatencyHigh": avail.endpoint_latency_high,
-        "SLOErrorBudgetBurn": avail.slo_error_budget_burn,
-        "ExporterSourceDown": lambda a, t, r: ops.down_alert(
-            a, t, "boxoffice_source_up", {"source": "postgres"},
-            "boxoffice cannot collect from {source} (up: {value}); its business alerts are blind.",
-            ""),
-        "ExporterDown": ops.exporter_down,
-        "ExporterDataStale": ops.exporter_data_stale,
-    }  # fmt: skip
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BuiltAlert:
     """One alert of the product with its rules and test scenarios."""
 
@@ -82,7 +35,7 @@ class BuiltAlert:
     tier_delays: dict[str, tuple[float, ...]]  # per severity
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RuleSet:
     """Everything the rule files, tests and runbooks are rendered from."""
 
@@ -103,19 +56,22 @@ class RuleSet:
 def build_ruleset(th: Thresholds) -> RuleSet:
     """Build every enabled alert, then check every metric the rules read exists."""
     recorder = Recorder()
-    builders = _builders(th)
     built: list[BuiltAlert] = []
     for spec in ALERT_DEFS:
         alert = th.alerts[spec.name]
         if not alert.enabled:
             continue
         recorder.category = spec.category
-        result = builders[spec.name](alert, th, recorder)
+        result = BUILDERS[spec.name](alert, th, recorder)
         if not result.variants:
             continue  # nothing configured (no latency endpoints, no SLOs)
         built.append(_tiered(th, alert, result))
     ruleset = RuleSet(
-        th, tuple(time_rules(th)), tuple(recorder.rules.values()), tuple(built), recorder
+        thresholds=th,
+        time_rules=tuple(time_rules(th)),
+        rate_rules=tuple(recorder.rules.values()),
+        alerts=tuple(built),
+        recorder=recorder,
     )
     check_metric_names(ruleset)
     return ruleset
@@ -146,10 +102,20 @@ def _tiered(th: Thresholds, alert: Alert, result: AlertBuild) -> BuiltAlert:
             if alert.spec.category != "monitoring":
                 expr = held_while_blind(expr, alert.spec.name, labels)
             rules.append(
-                AlertRule(alert.spec.name, expr, alert.for_seconds + delay, labels,
-                          annotations, variant.severity, tier, variant.description)
-            )  # fmt: skip
-    return BuiltAlert(alert, tuple(rules), tuple(result.scenarios), delays)
+                AlertRule(
+                    alert=alert.spec.name,
+                    expr=expr,
+                    for_seconds=alert.for_seconds + delay,
+                    labels=labels,
+                    annotations=annotations,
+                    severity=variant.severity,
+                    tier=tier,
+                    text=variant.description,
+                )
+            )
+    return BuiltAlert(
+        alert=alert, rules=tuple(rules), scenarios=tuple(result.scenarios), tier_delays=delays
+    )
 
 
 def held_while_blind(expr: str, name: str, labels: dict[str, str]) -> str:
@@ -185,23 +151,14 @@ def held_while_blind(expr: str, name: str, labels: dict[str, str]) -> str:
 
 
 def check_metric_names(ruleset: RuleSet) -> None:
-    """Refuse a rule that reads a metric nobody publishes (a typo would never fire)."""
+    """Refuse a rule that reads a metric nobody publishes: a builder bug, as thresholds.py
+    already refused unknown metrics in the SLO and latency settings."""
     th = ruleset.thresholds
     recorded = {r.record for r in (*ruleset.time_rules, *ruleset.rate_rules)}
     known = set(CATALOG_BY_NAME) | recorded | set(th.file.app_metrics) | PROMETHEUS_SERIES
-    exprs: list[tuple[str, str]] = [
-        (f"recording rule {r.record}", r.expr) for r in ruleset.rate_rules
-    ]
+    exprs = [(f"recording rule {r.record}", r.expr) for r in ruleset.rate_rules]
     exprs += [(f"alerts.{r.alert}", r.expr) for b in ruleset.alerts for r in b.rules]
-    for name, slo in th.file.slos.items():
-        exprs += [(f"slos.{name}.total", slo.total), (f"slos.{name}.errors", slo.errors)]
-    if th.file.latency is not None:
-        exprs.append(("latency.histogram", th.file.latency.histogram + "_bucket"))
-    for where, expr in sorted(exprs, key=lambda e: not e[0].startswith(("slos", "latency"))):
-        for metric in metric_names(expr):
-            if metric not in known:
-                raise ConfigError(
-                    th.source, where,
-                    f"unknown metric {metric!r}: not published by the exporter, not a "
-                    "recording rule generated here, not declared under app_metrics",
-                )  # fmt: skip
+    for where, expr in exprs:
+        unknown = [m for m in metric_names(expr) if m not in known]
+        if unknown:
+            raise ValueError(f"{where} reads unknown metric {unknown[0]!r}")

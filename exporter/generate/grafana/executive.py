@@ -5,7 +5,8 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import bargauge, stat
 from grafana_foundation_sdk.models import common
 
-from exporter.generate.grafana_kit import (
+from exporter.generate import series
+from exporter.generate.grafana.kit import (
     OK,
     SEVERITY_COLOURS,
     Board,
@@ -18,8 +19,9 @@ from exporter.generate.grafana_kit import (
     steps,
     up_down_stat,
 )
-from exporter.generate.panel_queries import PanelQueries, per_tier, since_local_midnight
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.grafana.queries import PanelQueries, per_tier
+from exporter.generate.rules.ruleset import RuleSet
+from exporter.generate.series import SOLD, since_local_midnight
 
 NAME = "executive"
 TITLE = "boxoffice: executive"
@@ -28,11 +30,8 @@ REFRESH = "30s"
 SINCE = "now-24h"
 
 DAY = 86400.0
-SOLD = "boxoffice_tickets_sold_total"
 REFUNDED = "boxoffice_tickets_refunded_total"
 CAPACITY = "boxoffice_inventory_capacity_tickets"
-CREATED = "boxoffice_checkout_sessions_created_total"
-COMPLETED = "boxoffice_checkout_sessions_completed_total"
 
 
 def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
@@ -55,9 +54,10 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         .links(runbook_links(th, "RevenueBelowForecast", "NoRecentSales"))
     )
     money_overrides(revenue_panel)
-    if q.has("boxoffice:revenue:forecast_today"):
+    forecast_series = series.revenue_forecast(th.file.forecast)
+    if q.recorded(forecast_series):
         revenue_panel = revenue_panel.with_target(
-            query("boxoffice:revenue:forecast_today", "{{currency}} forecast", instant=True)
+            query(forecast_series.name, "{{currency}} forecast", instant=True)
         )
         # RevenueBelowForecast fires on the shortfall 1 - today/forecast; the panel shows
         # today/forecast, so each threshold t becomes 1 - t and lower is worse.
@@ -74,9 +74,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
             stat.Panel()
             .title("Revenue against forecast")
             .description("Today's revenue so far as a share of the forecast for this time.")
-            .with_target(
-                query(f"{revenue} / boxoffice:revenue:forecast_today", "{{currency}}", instant=True)
-            )
+            .with_target(query(f"{revenue} / {forecast_series.name}", "{{currency}}", instant=True))
             .unit("percentunit")
             .thresholds(steps(*pairs) if pairs else no_steps())
             .links(runbook_links(th, "RevenueBelowForecast")),
@@ -114,7 +112,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         height=5,
     )
     conversion = alerts["CheckoutConversionLow"]
-    window = conversion.window_seconds or 3600.0
+    in_window = series.checkout_conversion(conversion.window)
     board.add(
         stat.Panel()
         .title("Checkout conversion")
@@ -122,8 +120,8 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
             "Completed / created checkout sessions over 24 hours, and over the window "
             "CheckoutConversionLow watches."
         )
-        .with_target(query(q.ratio(COMPLETED, CREATED, DAY), "24h", instant=True))
-        .with_target(query(q.ratio(COMPLETED, CREATED, window), "alert window", instant=True))
+        .with_target(query(q.read(series.checkout_conversion(DAY)), "24h", instant=True))
+        .with_target(query(q.read(in_window), "alert window", instant=True))
         .unit("percentunit")
         .thresholds(alert_steps(conversion))
         .links(runbook_links(th, "CheckoutConversionLow")),
@@ -198,12 +196,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         .description("Refunded amount as a share of revenue over the RefundRateHigh window.")
         .with_target(
             query(
-                q.ratio(
-                    "boxoffice_refunds_total",
-                    "boxoffice_revenue_total",
-                    refunds.window_seconds or DAY,
-                    keep=("currency",),
-                ),
+                q.read(series.refund_ratio(refunds.window)),
                 "{{currency}}",
                 instant=True,
             )
@@ -216,9 +209,9 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
 
 
 def _revenue_today(q: PanelQueries) -> str:
-    if q.has("boxoffice:revenue:today"):
-        return "boxoffice:revenue:today"
-    return since_local_midnight("max by (currency) (boxoffice_revenue_total)")
+    """The recorded series when RevenueBelowForecast records it, else its expression."""
+    today = series.revenue_today()
+    return today.name if q.recorded(today) else today.expr
 
 
 def _severity_colour(key: str) -> str:

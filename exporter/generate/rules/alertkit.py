@@ -5,8 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.generate.rules import Format, Text, Variant
-from exporter.generate.thresholds import Alert
+from exporter.generate.rules.model import AlertBuild, Format, Text, Variant
+from exporter.generate.rules.recording import Recorder
+from exporter.generate.thresholds import Alert, Thresholds
+
+# (upward, strict) -> (operator entering a band, operator staying below the worse band)
+_OPERATORS = {
+    (True, True): (">", "<="),
+    (True, False): (">=", "<"),
+    (False, True): ("<", ">="),
+    (False, False): ("<=", ">"),
+}
 
 
 @dataclass(frozen=True)
@@ -23,9 +32,7 @@ class Ladder:
 
     def conditions(self, expr: str) -> dict[str, str]:
         """PromQL per severity, each band excluding the more severe ones."""
-        ops = {(True, True): (">", "<="), (True, False): (">=", "<"),
-               (False, True): ("<", ">="), (False, False): ("<=", ">")}  # fmt: skip
-        enter, below_worse = ops[(self.upward, self.strict)]
+        enter, below_worse = _OPERATORS[(self.upward, self.strict)]
         out: dict[str, str] = {}
         worse: float | None = None
         for severity, value in self.thresholds:
@@ -67,6 +74,10 @@ class Ladder:
         return out
 
 
+Builder = Callable[[Alert, Thresholds, Recorder], AlertBuild]
+"""Builds one alert from its checked settings, recording the named series it reads."""
+
+
 def ladder(alert: Alert, *, strict: bool = True) -> Ladder:
     """The alert's thresholds as a ladder, in the direction its definition says is worse."""
     return Ladder(alert.thresholds, alert.spec.upward, strict)
@@ -82,10 +93,10 @@ def variants(
     thresholds = dict(alert.thresholds)
     return [
         Variant(
-            severity,
-            expr,
-            summary or alert.spec.summary,
-            description(severity, thresholds.get(severity, 0.0)),
+            severity=severity,
+            expr=expr,
+            summary=summary or alert.spec.summary,
+            description=description(severity, thresholds.get(severity, 0.0)),
         )
         for severity, expr in conditions.items()
     ]

@@ -98,7 +98,7 @@ def _placeholders(text: str) -> list[str]:
     return names
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Variant:
     """One severity of an alert: its condition and how it describes itself."""
 
@@ -126,7 +126,7 @@ class Series:
     values: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scenario:
     """Test data for an alert and a model of what its conditions evaluate to over time."""
 
@@ -152,7 +152,7 @@ class RecordingRule:
     expr: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AlertRule:
     alert: str
     expr: str
@@ -181,16 +181,3 @@ def tier_delays(severity: str, tier2: float, tier3: float) -> list[float]:
     if severity == "low":
         return [0.0]
     return [0.0, tier2, tier3]
-
-
-def duration_text(seconds: float) -> str:
-    """Prometheus duration text: 90 -> 1m30s, 86400 -> 1d, 0 -> 0s."""
-    if seconds == 0:
-        return "0s"
-    out, rest = "", round(seconds * 1000)
-    for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000),
-                       ("m", 60_000), ("s", 1000), ("ms", 1)):  # fmt: skip
-        if rest >= size:
-            out += f"{rest // size}{unit}"
-            rest %= size
-    return out

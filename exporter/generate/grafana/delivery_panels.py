@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import stat
 
-from exporter.generate.grafana_kit import (
+from exporter.generate import series
+from exporter.generate.grafana.kit import (
     Board,
     alert_steps,
     money_overrides,
@@ -14,15 +15,10 @@ from exporter.generate.grafana_kit import (
     runbook_links,
     series_panel,
 )
-from exporter.generate.panel_queries import PanelQueries
-from exporter.generate.rules import duration_text
+from exporter.generate.grafana.queries import PanelQueries
+from exporter.generate.promql import duration_text
+from exporter.generate.series import SMS, SMS_FAILED
 from exporter.generate.thresholds import Thresholds
-
-WEBHOOKS, WEBHOOKS_FAILED = (
-    "boxoffice_webhook_events_total",
-    "boxoffice_webhook_events_failed_total",
-)
-SMS, SMS_FAILED = "boxoffice_sms_messages_total", "boxoffice_sms_messages_failed_total"
 
 
 def webhook_panels(board: Board, th: Thresholds, q: PanelQueries) -> None:
@@ -55,14 +51,14 @@ def webhook_panels(board: Board, th: Thresholds, q: PanelQueries) -> None:
         height=8,
     )
     errors = th.alerts["WebhookProcessingErrors"]
-    window = errors.window_seconds or 3600.0
+    window = errors.window
     w = duration_text(window)
     board.add(
         series_panel(
             f"Webhook processing errors ({w})",
             f"Webhooks our app failed to process in the last {w}, per provider.",
         )
-        .with_target(query(q.increase(WEBHOOKS_FAILED, window), "{{provider}}"))
+        .with_target(query(q.read(series.webhook_failures(window)), "{{provider}}"))
         .unit("none")
         .thresholds(alert_steps(errors, keys=("high",)))
         .links(runbook_links(th, "WebhookProcessingErrors")),
@@ -71,9 +67,7 @@ def webhook_panels(board: Board, th: Thresholds, q: PanelQueries) -> None:
     )
     board.add(
         series_panel(f"Webhook error ratio ({w})", "Failed / all webhooks per provider.")
-        .with_target(
-            query(q.ratio(WEBHOOKS_FAILED, WEBHOOKS, window, keep=("provider",)), "{{provider}}")
-        )
+        .with_target(query(q.read(series.webhook_failure_ratio(window)), "{{provider}}"))
         .unit("percentunit")
         .thresholds(alert_steps(errors, keys=("critical",)))
         .links(runbook_links(th, "WebhookProcessingErrors")),
@@ -85,22 +79,23 @@ def webhook_panels(board: Board, th: Thresholds, q: PanelQueries) -> None:
 def sms_panels(board: Board, th: Thresholds, q: PanelQueries) -> None:
     board.row("SMS")
     failing = th.alerts["SmsDeliveryFailureRateHigh"]
-    window = failing.window_seconds or 3600.0
+    window = failing.window
     w = duration_text(window)
+    sms = series.increase(SMS, window)
+    sms_failed = series.increase(SMS_FAILED, window, keep=())
     board.add(
         series_panel(f"SMS delivered and failed ({w})", "Messages that reached a final status.")
-        .with_target(query(f"{q.increase(SMS, window)} - {q.increase(SMS_FAILED, window, keep=())}",
-                           "delivered"))
-        .with_target(query(q.increase(SMS_FAILED, window), "failed {{error_code}}"))
+        .with_target(query(f"{q.read(sms)} - {q.read(sms_failed)}", "delivered"))
+        .with_target(query(q.read(series.increase(SMS_FAILED, window)), "failed {{error_code}}"))
         .unit("none")
         .thresholds(no_steps())
         .links(runbook_links(th, "SmsDeliveryFailureRateHigh")),
         width=8,
         height=8,
-    )  # fmt: skip
+    )
     board.add(
         series_panel(f"SMS failure ratio ({w})", "Failed and undelivered / all final messages.")
-        .with_target(query(q.ratio(SMS_FAILED, SMS, window), "failed"))
+        .with_target(query(q.read(series.sms_failure_ratio(window)), "failed"))
         .unit("percentunit")
         .thresholds(alert_steps(failing))
         .links(runbook_links(th, "SmsDeliveryFailureRateHigh")),
@@ -108,10 +103,10 @@ def sms_panels(board: Board, th: Thresholds, q: PanelQueries) -> None:
         height=8,
     )
     cost = th.alerts["SmsCostHigh"]
-    cost_window = cost.window_seconds or 3600.0
+    cost_window = cost.window
     cost_panel = (
         series_panel(f"SMS cost ({duration_text(cost_window)})", "Twilio spend per window.")
-        .with_target(query(q.increase("boxoffice_sms_cost_total", cost_window), "{{currency}}"))
+        .with_target(query(q.read(series.sms_cost(cost_window)), "{{currency}}"))
         .thresholds(alert_steps(cost))
         .links(runbook_links(th, "SmsCostHigh"))
     )
@@ -121,10 +116,9 @@ def sms_panels(board: Board, th: Thresholds, q: PanelQueries) -> None:
         stat.Panel()
         .title("Twilio balance")
         .description("Prepaid Twilio balance.")
-        .with_target(query("max by (currency) (boxoffice_twilio_balance)", "{{currency}}",
-                           instant=True))
+        .with_target(query(series.latest("boxoffice_twilio_balance"), "{{currency}}", instant=True))
         .thresholds(alert_steps(th.alerts["TwilioBalanceLow"]))
         .links(runbook_links(th, "TwilioBalanceLow"))
-    )  # fmt: skip
+    )
     money_overrides(balance)
     board.add(balance, width=5, height=8)

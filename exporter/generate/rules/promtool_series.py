@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.generate.rules import Series
+from exporter.generate.rules.model import Series
 
 
 @dataclass(frozen=True)
@@ -80,3 +80,9 @@ def _same(a: float, b: float) -> bool:
 def _num(value: float) -> str:
     text = repr(float(value))
     return text[:-2] if text.endswith(".0") else text
+
+
+def selector(metric: str, labels: dict[str, str]) -> str:
+    """An input series' selector: ``metric{k="v", ...}``, or the bare name without labels."""
+    inner = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+    return f"{metric}{{{inner}}}" if inner else metric

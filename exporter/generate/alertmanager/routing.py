@@ -26,8 +26,14 @@ from exporter.generate.threshold_values import ErrorAt
 
 Channel = Literal["slack", "email", "sms", "pagerduty"]
 CATEGORIES: tuple[Category, ...] = (
-    "payments", "inventory", "sales", "messaging", "webhooks", "availability", "monitoring",
-)  # fmt: skip
+    "payments",
+    "inventory",
+    "sales",
+    "messaging",
+    "webhooks",
+    "availability",
+    "monitoring",
+)
 TIERS: tuple[str, ...] = ("1", "2", "3")
 
 _SLACK_CHANNEL = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}")
@@ -70,7 +76,7 @@ def _color(value: str) -> str | None:
     return None if ok else f"must be a colour like #E74A3B, got {value!r}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Colors:
     """Slack attachment colour per severity (seed 000's palette) and for resolved alerts."""
 
@@ -81,7 +87,7 @@ class Colors:
     resolved: str = field("#2EB67D", check=_color)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Slack:
     api_url_file: str = field(check=_absolute, doc="File holding the incoming-webhook URL.")
     default_channel: str = field("#alerts", check=_slack_channel, doc="Categories not listed.")
@@ -91,7 +97,7 @@ class Slack:
     send_resolved: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PagerDuty:
     routing_key_file: str | None = field(None, check=_absolute, doc="Events API v2 key file.")
     service_key_file: str | None = field(None, check=_absolute, doc="Events API v1 key file.")
@@ -99,7 +105,7 @@ class PagerDuty:
     send_resolved: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Email:
     smarthost: str = field(check=_hostport, doc="SMTP server, host:port.")
     from_: str = field(key="from", check=_email)
@@ -115,7 +121,7 @@ class BasicAuth:
     password_file: str = field(check=_absolute)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SmsBridge:
     url: str = field(doc="Base URL of `boxoffice sms-bridge`; /alerts/<group> is appended.")
     credentials_file: str | None = field(None, check=_absolute, doc="Bearer token file.")
@@ -137,7 +143,7 @@ class Escalation:
     tier_3: list[str] = field(default_factory=list, doc="Audiences added when tier 3 fires.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Channels:
     critical: list[Channel] = field(default_factory=lambda: ["slack", "email", "sms", "pagerduty"])
     high: list[Channel] = field(default_factory=lambda: ["slack", "email", "sms"])
@@ -156,7 +162,7 @@ def _timing(wait: float, interval: float, repeat: float) -> Timing:
     return Timing(Duration(wait), Duration(interval), Duration(repeat))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Timings:
     critical: Timing = field(default_factory=lambda: _timing(10, 60, 3600))
     high: Timing = field(default_factory=lambda: _timing(30, 300, 4 * 3600))
@@ -171,7 +177,7 @@ class Inhibit:
     exporter_down: bool = field(True, doc="ExporterDown silences every business alert.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RoutingFile:
     slack: Slack = field()
     audiences: dict[str, Audience] = field()
@@ -283,8 +289,10 @@ def _check_pagerduty(pagerduty: PagerDuty, error: ErrorAt) -> None:
 def _check_bridge(bridge: SmsBridge, error: ErrorAt) -> None:
     parts = urlsplit(bridge.url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise error("sms_bridge.url", f"must be an http(s) URL like http://sms-bridge:9799, got "
-                    f"{bridge.url!r}")  # fmt: skip
+        raise error(
+            "sms_bridge.url",
+            f"must be an http(s) URL like http://sms-bridge:9799, got {bridge.url!r}",
+        )
     if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
         raise error("sms_bridge.url", "give the bridge's base URL only: /alerts/<group> is added")
     if (bridge.credentials_file is None) == (bridge.basic_auth is None):

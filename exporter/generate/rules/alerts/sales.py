@@ -1,76 +1,29 @@
-"""Builders of the sales alerts and sell-out prediction: velocity, forecast, silence, funnel."""
+"""Sales alerts (SPEC 5): velocity against last week, no recent sales in business hours,
+revenue below forecast, checkout conversion."""
 
 from __future__ import annotations
 
 import math
 
-from exporter.generate.alertkit import describe, ladder, pct, span, variants
-from exporter.generate.alerts_business import AVAILABLE, EVENT, SOLD, _sel, ratio_scenario
-from exporter.generate.recording import (
-    Recorder,
-    by,
-    in_business_hours,
-    local_midnight,
-)
-from exporter.generate.rules import AlertBuild, Scenario, duration_text
-from exporter.generate.scenario import Counter, gauge
+from exporter.generate import series
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.alertkit import Builder, describe, ladder, pct, span, variants
+from exporter.generate.rules.model import AlertBuild, Scenario
+from exporter.generate.rules.promtool_series import Counter, gauge, selector
+from exporter.generate.rules.recording import Recorder, in_business_hours, local_midnight
+from exporter.generate.rules.scenarios import EVENT, ratio_scenario
+from exporter.generate.series import COMPLETED, CREATED, LAST_PAID, REVENUE, SOLD, by
 from exporter.generate.thresholds import Alert, Thresholds
 
-REVENUE = "boxoffice_revenue_total"
-LAST_PAID = "boxoffice_last_paid_order_timestamp_seconds"
 WEEK = 7 * 86400.0
 BUSINESS = "on() boxoffice:business_hours == 1"
 
 
-def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    window = alert.window_seconds or 86400.0
-    lad = ladder(alert)
-    sold = rec.increase(SOLD, window)
-    expr = f"({by(AVAILABLE)} ({AVAILABLE}) > 0) / ({sold} / {window:g})"
-    w = duration_text(window)
-    build = AlertBuild(
-        variants(
-            alert,
-            lad.conditions(expr),
-            lambda sev, t: describe(
-                f"At the sales rate of the last {w}, {{tier}} for {{event}} in {{city}} "
-                f"sells out in {{value}} (alerting under {duration_text(t)}).",
-                "duration",
-            ),
-        ),
-        source="postgres",
-    )
-    length = span(alert, th.file.escalation.tier3_after)
-    horizon = lad.thresholds[-1][1]
-    sales = Counter.linear(1 / 60)  # one ticket a minute
-    # Prediction = available * window / sold-so-far: it falls as the window fills.
-    for name, available in (
-        ("firing", math.ceil(horizon * 600 / (60 * window))),  # crosses after ~10 minutes
-        ("near", math.ceil(1.1 * horizon * length / (60 * window))),  # still above at the end
-    ):
-        labels = {**EVENT, "event": f"{EVENT['event']}-{name}", "tier": "ga"}
-
-        def model(t: float, available: float = available) -> dict[str, float]:
-            sold_in_window = sales.increase(window, t, 60)
-            if not sold_in_window:
-                return {}
-            value = available / (sold_in_window / window)
-            severity = lad.severity(value)
-            return {severity: value} if severity else {}
-
-        series = (
-            gauge(_sel(AVAILABLE, labels), available, length, 60),
-            sales.series(_sel(SOLD, labels), length, 60),
-        )
-        build.scenarios.append(Scenario(name, series, labels, model, length, merge="all"))
-    return build
-
-
 def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    window = alert.window_seconds or 3600.0
+    window = alert.window
     lad = ladder(alert)
     w = duration_text(window)
-    now = rec.increase(SOLD, window)
+    now = rec.use(series.increase(SOLD, window))
     last_week = f"{by(SOLD)} (increase({SOLD}[{w}] offset 1w))"
     expr = f"{now} / ({last_week} > 0)"
     conditions = {
@@ -78,7 +31,7 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
         for sev, cond in lad.conditions(expr).items()
     }
     build = AlertBuild(
-        variants(
+        variants=variants(
             alert,
             conditions,
             lambda sev, t: describe(
@@ -107,18 +60,28 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
             severity = lad.severity(value)
             return {severity: value} if severity else {}
 
-        series = (counter.series(_sel(SOLD, labels), length, step),)
-        build.scenarios.append(Scenario(target, series, labels, model, length, step, merge="all"))
+        input_series = (counter.series(selector(SOLD, labels), length, step),)
+        build.scenarios.append(
+            Scenario(
+                name=target,
+                series=input_series,
+                labels=labels,
+                model=model,
+                length_seconds=length,
+                step_seconds=step,
+                merge="all",
+            )
+        )
     return build
 
 
 def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     lad = ladder(alert)
-    age = f"time() - {by(LAST_PAID)} ({LAST_PAID})"
+    age = series.age(LAST_PAID)
     conditions = {sev: f"{cond} and {BUSINESS}" for sev, cond in lad.conditions(age).items()}
     zone = th.file.timezone
     build = AlertBuild(
-        variants(
+        variants=variants(
             alert,
             conditions,
             lambda sev, t: describe(
@@ -142,8 +105,17 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
             severity = lad.severity(value)
             return {severity: value} if severity else {}
 
-        series = (gauge(LAST_PAID, last_paid, length, step),)
-        build.scenarios.append(Scenario(target, series, {}, model, length, step))
+        input_series = (gauge(LAST_PAID, last_paid, length, step),)
+        build.scenarios.append(
+            Scenario(
+                name=target,
+                series=input_series,
+                labels={},
+                model=model,
+                length_seconds=length,
+                step_seconds=step,
+            )
+        )
     return build
 
 
@@ -162,23 +134,12 @@ def _opening(th: Thresholds, start: float, step: float = 60.0) -> tuple[float, f
 
 def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     lad = ladder(alert)
-    today = rec.record(
-        "boxoffice:revenue:today",
-        f"{by(REVENUE)} ({REVENUE})\n- min_over_time(\n    ({by(REVENUE)} ({REVENUE})\n"
-        "      and on() (boxoffice:local_day == on() (boxoffice:local_day @ end()))\n"
-        "    )[1d:5m]\n  )",
-    )
+    today = rec.use(series.revenue_today())
     forecast_cfg = th.file.forecast
+    forecast = rec.use(series.revenue_forecast(forecast_cfg))
     if forecast_cfg.method == "same_time_last_week":
-        forecast = rec.record("boxoffice:revenue:forecast_today", f"{today} offset 1w")
         how = "same time last week"
     else:
-        targets = [
-            f'label_replace(vector({target:g}), "currency", "{currency}", "", "")'
-            " * on() group_left() (boxoffice:local_minute_of_day / 1440)"
-            for currency, target in sorted(forecast_cfg.daily_target.items())
-        ]
-        forecast = rec.record("boxoffice:revenue:forecast_today", "\nor ".join(targets))
         how = "the daily target prorated"
     shortfall = f"1 - {today} / {forecast}"
     conditions = {
@@ -186,7 +147,7 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         for sev, cond in lad.conditions(shortfall).items()
     }
     build = AlertBuild(
-        variants(
+        variants=variants(
             alert,
             conditions,
             lambda sev, t: describe(
@@ -207,10 +168,8 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         start = 0.0
         step, opens = _opening(th, start)
     if not daily:  # the first business hours of a day that began in the second week
-        opens = next(
-            t for t in range(int(start), int(start) + 8 * 86400, int(step))
-            if in_business_hours(th, t) and local_midnight(th, t) >= start
-        )  # fmt: skip
+        grid = range(int(start), int(start) + 8 * 86400, int(step))
+        opens = next(t for t in grid if in_business_hours(th, t) and local_midnight(th, t) >= start)
     length = opens + span(alert, th.file.escalation.tier3_after)
     usual = max(alert.min_traffic or 0.0, 100.0) / 3600  # reaches the guard within an hour
 
@@ -240,29 +199,33 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
             severity = lad.severity(value)
             return {severity: value} if severity else {}
 
-        series = (counter.series(_sel(REVENUE, labels), length, step),)
+        input_series = (counter.series(selector(REVENUE, labels), length, step),)
         build.scenarios.append(
-            Scenario(target, series, labels, model, length, step, merge="" if daily else "all")
+            Scenario(
+                name=target,
+                series=input_series,
+                labels=labels,
+                model=model,
+                length_seconds=length,
+                step_seconds=step,
+                merge="" if daily else "all",
+            )
         )
     return build
 
 
 def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    window = alert.window_seconds or 3600.0
+    window = alert.window
     lad = ladder(alert)
-    created, completed = (
-        "boxoffice_checkout_sessions_created_total",
-        "boxoffice_checkout_sessions_completed_total",
-    )
-    ratio = rec.ratio(completed, created, window)
-    volume = rec.increase(created, window)
+    ratio = rec.use(series.checkout_conversion(window))
+    volume = rec.use(series.increase(CREATED, window))
     conditions = {
         sev: f"{cond} and on() {volume} >= {alert.min_traffic:g}"
         for sev, cond in lad.conditions(ratio).items()
     }
     w = duration_text(window)
     build = AlertBuild(
-        variants(
+        variants=variants(
             alert,
             conditions,
             lambda sev, t: describe(
@@ -276,8 +239,22 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
     for target, share in lad.targets(ceiling=1.0):
         build.scenarios.append(
             ratio_scenario(
-                target, alert, th, lad, part=(completed, {}), whole=(created, {}),
-                share=share, labels={},
+                target,
+                alert,
+                th,
+                lad,
+                part=(COMPLETED, {}),
+                whole=(CREATED, {}),
+                share=share,
+                labels={},
             )
-        )  # fmt: skip
+        )
     return build
+
+
+BUILDERS: dict[str, Builder] = {
+    "SalesVelocitySpike": sales_velocity_spike,
+    "NoRecentSales": no_recent_sales,
+    "RevenueBelowForecast": revenue_below_forecast,
+    "CheckoutConversionLow": checkout_conversion_low,
+}

@@ -8,25 +8,23 @@ panels in a fixed order, ids counted in that order, keys sorted.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 
-from exporter.generate.grafana_kit import DATASOURCE, Board
-from exporter.generate.panel_queries import PanelQueries
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.grafana import business, executive, operations
+from exporter.generate.grafana.kit import DATASOURCE, Board
+from exporter.generate.grafana.queries import PanelQueries
+from exporter.generate.rules.ruleset import RuleSet
 
 DASHBOARDS_DIR = "grafana/dashboards"
 # Alert annotations link to <dashboard_base_url>/boxoffice-<name>: these uids are a contract.
 UID_PREFIX = "boxoffice-"
 
-BoardBuilder = Callable[[Board, RuleSet, PanelQueries], None]
-
 
 def new_board(
-    name: str, title: str, purpose: str, ruleset: RuleSet, source: str, *, refresh: str, since: str
+    *, name: str, title: str, purpose: str, ruleset: RuleSet, source: str, refresh: str, since: str
 ) -> Board:
     """An empty dashboard with the shared header, time settings and template variables."""
     th = ruleset.thresholds
@@ -88,15 +86,18 @@ def render(board: Board) -> str:
 
 def dashboard_files(ruleset: RuleSet, source: str) -> dict[str, str]:
     """``grafana/dashboards/<name>.json`` -> text for the three dashboards."""
-    from exporter.generate import dash_business, dash_executive, dash_operations
-
     queries = PanelQueries(ruleset)
     out: dict[str, str] = {}
-    for module in (dash_executive, dash_operations, dash_business):
+    for module in (executive, operations, business):
         board = new_board(
-            module.NAME, module.TITLE, module.PURPOSE, ruleset, source,
-            refresh=module.REFRESH, since=module.SINCE,
-        )  # fmt: skip
+            name=module.NAME,
+            title=module.TITLE,
+            purpose=module.PURPOSE,
+            ruleset=ruleset,
+            source=source,
+            refresh=module.REFRESH,
+            since=module.SINCE,
+        )
         module.build(board, ruleset, queries)
         out[f"{DASHBOARDS_DIR}/{module.NAME}.json"] = render(board)
     return out

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.generate.alertdefs import SEVERITIES, Severity
-from exporter.generate.muting import outside_business_hours, time_interval
-from exporter.generate.render import dump, header
-from exporter.generate.routing import TIERS, Routing
-from exporter.generate.rules import duration_text
-from exporter.generate.ruleset import RuleSet
+from exporter.generate.alertmanager.muting import outside_business_hours, time_interval
+from exporter.generate.alertmanager.routing import TIERS, Routing
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.thresholds import BusinessHours
+from exporter.generate.yaml_text import dump, header
 
 OUTSIDE_BUSINESS_HOURS = "outside-business-hours"
 NOBODY = "nobody"  # an escalation tier with no audience for a channel: nothing to send
@@ -121,17 +121,21 @@ def inhibit_rules(routing: Routing, ruleset: RuleSet) -> list[dict[str, Any]]:
         equal = identifying_labels(ruleset)
         for i, severity in enumerate(SEVERITIES[:-1]):
             lower = "|".join(SEVERITIES[i + 1 :])
-            rules.append({
-                "source_matchers": [f'severity="{severity}"'],
-                "target_matchers": [f'severity=~"{lower}"'],
-                "equal": list(equal),
-            })  # fmt: skip
+            rules.append(
+                {
+                    "source_matchers": [f'severity="{severity}"'],
+                    "target_matchers": [f'severity=~"{lower}"'],
+                    "equal": list(equal),
+                }
+            )
     if inhibit.source_down:
-        rules.append({
-            "source_matchers": ['alertname="ExporterSourceDown"'],
-            "target_matchers": list(business),
-            "equal": ["source"],
-        })  # fmt: skip
+        rules.append(
+            {
+                "source_matchers": ['alertname="ExporterSourceDown"'],
+                "target_matchers": list(business),
+                "equal": ["source"],
+            }
+        )
     if inhibit.exporter_down:
         rules.append(
             {"source_matchers": ['alertname="ExporterDown"'], "target_matchers": list(business)}
@@ -154,14 +158,16 @@ def _route(routing: Routing, muted: bool) -> dict[str, Any]:
                 child["mute_time_intervals"] = [OUTSIDE_BUSINESS_HOURS]
             child["continue"] = True
             children.append(child)
-        branches.append({
-            "receiver": NOBODY,
-            "matchers": [f'severity="{severity}"'],
-            "group_wait": duration_text(timing.group_wait),
-            "group_interval": duration_text(timing.group_interval),
-            "repeat_interval": duration_text(timing.repeat_interval),
-            "routes": children,
-        })  # fmt: skip
+        branches.append(
+            {
+                "receiver": NOBODY,
+                "matchers": [f'severity="{severity}"'],
+                "group_wait": duration_text(timing.group_wait),
+                "group_interval": duration_text(timing.group_interval),
+                "repeat_interval": duration_text(timing.repeat_interval),
+                "routes": children,
+            }
+        )
     return {
         "receiver": slack_receiver(routing.file.slack.default_channel),
         "group_by": list(routing.file.group_by),
@@ -190,46 +196,59 @@ def _receivers(routing: Routing, used: set[str]) -> list[dict[str, Any]]:
             pd["service_key_file"] = f.pagerduty.service_key_file
         if f.pagerduty.url is not None:
             pd["url"] = f.pagerduty.url
-        pd.update({
-            "send_resolved": f.pagerduty.send_resolved,
-            "client": "boxoffice",
-            "client_url": _tmpl("boxoffice.dashboard_url"),
-            "description": _tmpl("boxoffice.title"),
-            "severity": _tmpl("boxoffice.pagerduty.severity"),
-            "class": '{{ .CommonLabels.alertname }}',
-            "group": '{{ .CommonLabels.category }}',
-            "details": {
-                "firing": _tmpl("boxoffice.pagerduty.firing"),
-                "resolved": _tmpl("boxoffice.pagerduty.resolved"),
-                "num_firing": "{{ .Alerts.Firing | len }}",
-                "num_resolved": "{{ .Alerts.Resolved | len }}",
-                "severity": "{{ .CommonLabels.severity }}",
-                "category": "{{ .CommonLabels.category }}",
-                "escalation": "{{ .CommonLabels.escalation }}",
-                "summary": "{{ .CommonAnnotations.summary }}",
-                "runbook_url": _tmpl("boxoffice.runbook_url"),
-                "dashboard_url": _tmpl("boxoffice.dashboard_url"),
-            },
-        })  # fmt: skip
+        pd.update(
+            {
+                "send_resolved": f.pagerduty.send_resolved,
+                "client": "boxoffice",
+                "client_url": _tmpl("boxoffice.dashboard_url"),
+                "description": _tmpl("boxoffice.title"),
+                "severity": _tmpl("boxoffice.pagerduty.severity"),
+                "class": "{{ .CommonLabels.alertname }}",
+                "group": "{{ .CommonLabels.category }}",
+                "details": {
+                    "firing": _tmpl("boxoffice.pagerduty.firing"),
+                    "resolved": _tmpl("boxoffice.pagerduty.resolved"),
+                    "num_firing": "{{ .Alerts.Firing | len }}",
+                    "num_resolved": "{{ .Alerts.Resolved | len }}",
+                    "severity": "{{ .CommonLabels.severity }}",
+                    "category": "{{ .CommonLabels.category }}",
+                    "escalation": "{{ .CommonLabels.escalation }}",
+                    "summary": "{{ .CommonAnnotations.summary }}",
+                    "runbook_url": _tmpl("boxoffice.runbook_url"),
+                    "dashboard_url": _tmpl("boxoffice.dashboard_url"),
+                },
+            }
+        )
         out.append({"name": PAGERDUTY, "pagerduty_configs": [pd]})
     for tier in TIERS:
         audiences = [(n, f.audiences[n]) for n in routing.tier_audiences(tier)]
         email = tier_receiver(tier, "email")
         if email in used:
-            out.append({"name": email, "email_configs": [
+            out.append(
                 {
-                    "to": ", ".join(a.email),
-                    "send_resolved": f.email.send_resolved if f.email else False,
-                    "headers": {"Subject": _tmpl("boxoffice.title")},
-                    "text": _tmpl("boxoffice.email.text"),
+                    "name": email,
+                    "email_configs": [
+                        {
+                            "to": ", ".join(a.email),
+                            "send_resolved": f.email.send_resolved if f.email else False,
+                            "headers": {"Subject": _tmpl("boxoffice.title")},
+                            "text": _tmpl("boxoffice.email.text"),
+                        }
+                        for _name, a in audiences
+                        if a.email
+                    ],
                 }
-                for _name, a in audiences if a.email
-            ]})  # fmt: skip
+            )
         sms = tier_receiver(tier, "sms")
         if sms in used and f.sms_bridge is not None:
-            out.append({"name": sms, "webhook_configs": [
-                _webhook(routing, a.sms_group) for _name, a in audiences if a.sms_group
-            ]})  # fmt: skip
+            out.append(
+                {
+                    "name": sms,
+                    "webhook_configs": [
+                        _webhook(routing, a.sms_group) for _name, a in audiences if a.sms_group
+                    ],
+                }
+            )
     return out
 
 
@@ -250,8 +269,12 @@ def _webhook(routing: Routing, group: str) -> dict[str, Any]:
     assert bridge is not None  # routing.yaml checks: an sms_group needs the sms_bridge section
     http: dict[str, Any]
     if bridge.basic_auth is not None:
-        http = {"basic_auth": {"username": bridge.basic_auth.username,
-                               "password_file": bridge.basic_auth.password_file}}  # fmt: skip
+        http = {
+            "basic_auth": {
+                "username": bridge.basic_auth.username,
+                "password_file": bridge.basic_auth.password_file,
+            }
+        }
     else:
         http = {"authorization": {"type": "Bearer", "credentials_file": bridge.credentials_file}}
     return {

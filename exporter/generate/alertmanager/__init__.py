@@ -1,0 +1,1 @@
+"""Alertmanager: routing.yaml loaded and checked, alertmanager.yml, templates, route tests."""

@@ -1,0 +1,1 @@
+"""Prometheus rules: recording and alerting rules, their promtool tests and runbooks."""

@@ -1,0 +1,216 @@
+"""Availability alerts (SPEC 5): the ticket app's health and probes, endpoint latency from
+its histogram, and SLO error-budget burn with the Google SRE workbook's multiwindow,
+multi-burn-rate conditions."""
+
+from __future__ import annotations
+
+from exporter.generate import series
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.alertkit import Builder, span
+from exporter.generate.rules.alerts.shapes import down_alert
+from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant, constant
+from exporter.generate.rules.promtool_series import Counter, selector
+from exporter.generate.rules.recording import Recorder
+from exporter.generate.rules.scenarios import histogram_series, selector_labels
+from exporter.generate.selectors import failed_and_good, matches, parse_selector
+from exporter.generate.thresholds import Alert, Thresholds
+
+# (short window, long window, burn factor): page on the first two, ticket on the last two.
+PAGE = ((300.0, 3600.0, 14.4), (1800.0, 21600.0, 6.0))
+TICKET = ((7200.0, 86400.0, 3.0), (21600.0, 259200.0, 1.0))
+# Burn rates the test scenarios run at: in and just short of each severity.
+_BURN_CASES = (("critical", 20.0), ("near-critical", 5.5), ("high", 4.0), ("near-high", 0.9))
+
+
+def app_health_degraded(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    return down_alert(
+        alert,
+        th,
+        metric="boxoffice_app_component_up",
+        labels={"component": "database", "target": "app"},
+        text="Component {component} of {target} reports unhealthy (up: {value}).",
+        source="http",
+    )
+
+
+def probe_failing(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    return down_alert(
+        alert,
+        th,
+        metric="boxoffice_probe_success",
+        labels={"target": "app"},
+        text="The HTTP probe of {target} fails (success: {value}).",
+        source="http",
+    )
+
+
+def endpoint_latency_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    latency = th.file.latency
+    build = AlertBuild()
+    if latency is None or not latency.endpoints:
+        return build
+    w = duration_text(alert.window)
+    p95 = rec.use(series.endpoint_p95(latency, alert.window))
+    text = "p95 latency of {{endpoint}} is {{value}} over the last {} (threshold {}).".format(
+        w, "{t}"
+    )
+    for severity in ("critical", "high"):
+        parts = []
+        for name, endpoint in sorted(latency.endpoints.items()):
+            cond = f'{p95}{{endpoint="{name}"}} > {endpoint.critical:g}'
+            if severity == "high":
+                cond = f'{p95}{{endpoint="{name}"}} > {endpoint.high:g} <= {endpoint.critical:g}'
+            parts.append(cond)
+        limit = "its " + severity + " limit in rules/thresholds.yaml"
+        build.variants.append(
+            Variant(
+                severity=severity,
+                expr="\nor ".join(parts),
+                summary=alert.spec.summary,
+                description=Text(text.replace("{t}", limit), "seconds"),
+            )
+        )
+    bucket = f"{latency.histogram}_bucket"
+    base = selector_labels(latency.selector)
+    length = span(alert, th.file.escalation.tier3_after)
+    for name, endpoint in sorted(latency.endpoints.items()):
+        labels = {**base, latency.endpoint_label: endpoint.route}
+        for target, value in (
+            ("critical", endpoint.critical * 1.5),
+            ("near-critical", endpoint.critical * 0.95),
+            ("high", (endpoint.high + endpoint.critical) / 2),
+            ("near-high", endpoint.high * 0.9),
+        ):
+            shown = 0.95 * round(value / 0.95, 6)
+            level: str | None = (
+                "critical"
+                if shown > endpoint.critical
+                else "high"
+                if shown > endpoint.high
+                else None
+            )
+            result = {level: shown} if level else {}
+            build.scenarios.append(
+                Scenario(
+                    name=f"{name}-{target}",
+                    series=histogram_series(bucket, labels, value, length),
+                    labels={"endpoint": name},
+                    model=constant(result, 60),
+                    length_seconds=length,
+                    merge=target,
+                )
+            )
+    return build
+
+
+def slo_error_budget_burn(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    build = AlertBuild()
+    slos = sorted(th.file.slos.items())
+    if not slos:
+        return build
+    for window in series.SLO_WINDOWS:
+        rec.use(series.slo_error_ratio(th.file.slos, window))
+    pages, tickets = [], []
+    for name, slo in slos:
+        budget = 1 - slo.objective / 100
+        page = " or ".join(_burning(name, budget, *p) for p in PAGE)
+        pages.append(page)
+        ticket = " or ".join(_burning(name, budget, *p) for p in TICKET)
+        tickets.append(f"(({ticket})\n  unless on(slo) ({page}))")
+    for severity, clauses, what in (
+        ("critical", pages, "5m and 1h above 14.4x, or 30m and 6h above 6x"),
+        ("high", tickets, "2h and 1d above 3x, or 6h and 3d above 1x"),
+    ):
+        text = f"SLO {{slo}} burns its error budget at {{value}} the sustainable rate ({what})."
+        build.variants.append(
+            Variant(
+                severity=severity,
+                expr="\nor ".join(clauses),
+                summary=alert.spec.summary,
+                description=Text(text, "factor"),
+            )
+        )
+    build.scenarios = _slo_scenarios(alert, th)
+    return build
+
+
+def _burning(name: str, budget: float, short: float, long: float, factor: float) -> str:
+    """Both windows of one SLO burn its budget faster than ``factor``."""
+    burns = [
+        f'{series.slo_error_ratio_name(w)}{{slo="{name}"}} / {budget!r} > {factor:g}'
+        for w in (short, long)
+    ]
+    return f"({burns[0]} and {burns[1]})"
+
+
+def _burn_severity(burn: float) -> str | None:
+    if any(burn > f for *_, f in PAGE):
+        return "critical"
+    if any(burn > f for *_, f in TICKET):
+        return "high"
+    return None
+
+
+def _slo_scenarios(alert: Alert, th: Thresholds) -> list[Scenario]:
+    """One group per burn level; every SLO gets a bad and a good series in it.
+
+    Selectors may overlap (web requests include inventory requests), so what each SLO
+    sees is computed from all series of the group, as Prometheus will.
+    """
+    slos = sorted(th.file.slos.items())
+    length = span(alert, th.file.escalation.tier3_after)
+    parsed = {
+        name: (parse_selector(slo.total), parse_selector(slo.errors), 1 - slo.objective / 100)
+        for name, slo in slos
+    }
+    # Loading checked every SLO's selectors can be satisfied (thresholds.py).
+    test_labels = {name: failed_and_good(slo.total, slo.errors) for name, slo in slos}
+    out = []
+    for target, factor in _BURN_CASES:
+        rates: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for name, ((total_name, total_m), (error_name, _), budget) in parsed.items():
+            requests, bad_share = 10.0, budget * factor
+            bad, good = test_labels[name]
+            in_total = total_name == error_name and matches(bad, total_m)
+            good_rate = requests * (1 - bad_share) if in_total else requests
+            for key, rate in (
+                ((error_name, tuple(bad.items())), requests * bad_share),
+                ((total_name, tuple(good.items())), good_rate),
+            ):
+                rates[key] = rates.get(key, 0.0) + rate
+        results = []
+        for name, ((total_name, total_m), (error_name, error_m), budget) in parsed.items():
+            seen_total = sum(
+                r for (m, lb), r in rates.items() if m == total_name and matches(dict(lb), total_m)
+            )
+            seen_bad = sum(
+                r for (m, lb), r in rates.items() if m == error_name and matches(dict(lb), error_m)
+            )
+            burn = seen_bad / seen_total / budget if seen_total else 0.0
+            severity = _burn_severity(burn)
+            result = {severity: burn} if severity else {}
+            results.append(({"slo": name}, constant(result, 60)))
+        input_series = tuple(
+            Counter.linear(rate).series(selector(metric, dict(labels)), length, 60)
+            for (metric, labels), rate in sorted(rates.items())
+        )
+        (labels, model), *also = results
+        out.append(
+            Scenario(
+                name=target,
+                series=input_series,
+                labels=labels,
+                model=model,
+                length_seconds=length,
+                also=tuple(also),
+            )
+        )
+    return out
+
+
+BUILDERS: dict[str, Builder] = {
+    "AppHealthDegraded": app_health_degraded,
+    "ProbeFailing": probe_failing,
+    "EndpointLatencyHigh": endpoint_latency_high,
+    "SLOErrorBudgetBurn": slo_error_budget_burn,
+}

@@ -1,0 +1,166 @@
+"""Inventory alerts (SPEC 5): tickets running low per tier, sold out, oversold, and the
+sell-out prediction from the recent sales rate."""
+
+from __future__ import annotations
+
+import math
+
+from exporter.generate import series
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.alertkit import Builder, describe, ladder, span, variants
+from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant, constant
+from exporter.generate.rules.promtool_series import Counter, gauge, selector
+from exporter.generate.rules.recording import Recorder
+from exporter.generate.rules.scenarios import EVENT
+from exporter.generate.series import AVAILABLE, SOLD, by
+from exporter.generate.thresholds import Alert, Thresholds
+
+
+def _tier_selector(tier: str, listed: list[str]) -> str:
+    if tier != "default":
+        return f'{{tier="{tier}"}}'
+    others = "|".join(t for t in listed if t != "default")
+    return f'{{tier!~"{others}"}}' if others else ""
+
+
+def inventory_level(alert: Alert, th: Thresholds, floor_alert: Alert | None) -> AlertBuild:
+    """InventoryLow / InventoryCritical: per tier, at or below the threshold and above the
+    next alert's (``floor_alert``), so one tier is in one band at a time."""
+    severity: str = alert.severity or "medium"
+    floors = dict(floor_alert.thresholds) if floor_alert and floor_alert.enabled else {}
+    listed = [tier for tier, _ in alert.thresholds]
+    clauses, bands = [], []
+    for tier, threshold in alert.thresholds:
+        floor = floors.get(tier, floors.get("default", 0.0))
+        tiers = _tier_selector(tier, listed)
+        clauses.append(f"{by(AVAILABLE)} ({AVAILABLE}{tiers}) <= {threshold:g} > {floor:g}")
+        bands.append((tier, threshold, floor))
+    text = Text(
+        "{value} {tier} tickets left for {event} in {city} "
+        "(alerting at " + ", ".join(f"{t} <= {v:g}" for t, v, _ in bands) + ").",
+        "number",
+    )
+    variant = Variant(
+        severity=severity, expr="\nor ".join(clauses), summary=alert.spec.summary, description=text
+    )
+    build = AlertBuild(variants=[variant], source="postgres")
+    for tier, threshold, floor in bands:
+        label_tier = tier if tier != "default" else "general"
+        for name, value in ((tier, threshold), (f"near-{tier}", threshold + 1)):
+            result = {severity: value} if floor < value <= threshold else {}
+            build.scenarios.append(_gauge_scenario(name, alert, th, label_tier, value, result))
+    return build
+
+
+def inventory_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    return inventory_level(alert, th, th.alerts["InventoryCritical"])
+
+
+def inventory_critical(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    return inventory_level(alert, th, None)
+
+
+def _gauge_scenario(
+    name: str, alert: Alert, th: Thresholds, tier: str, value: float, result: dict[str, float]
+) -> Scenario:
+    labels = {**EVENT, "event": f"{EVENT['event']}-{name}", "tier": tier}
+    length = span(alert, th.file.escalation.tier3_after)
+    return Scenario(
+        name=name,
+        series=(gauge(selector(AVAILABLE, labels), value, length, 60),),
+        labels=labels,
+        model=constant(result),
+        length_seconds=length,
+        merge="all",
+    )
+
+
+def inventory_fixed(alert: Alert, th: Thresholds, *, oversold: bool) -> AlertBuild:
+    severity: str = alert.severity or "critical"
+    op = "< 0" if oversold else "== 0"
+    text = (
+        Text("{tier} for {event} in {city} is oversold by {value} tickets.", "number")
+        if oversold
+        else Text("{tier} for {event} in {city} is sold out ({value} left).", "number")
+    )
+    expr = f"{series.latest(AVAILABLE)} {op}"
+    if oversold:  # shown as how many tickets too many were sold
+        expr = f"-({expr})"
+    variant = Variant(severity=severity, expr=expr, summary=alert.spec.summary, description=text)
+    build = AlertBuild(variants=[variant], source="postgres")
+    cases = ((-2.0, True), (0.0, False)) if oversold else ((0.0, True), (1.0, False))
+    for (value, fires), name in zip(cases, ("firing", "near"), strict=True):
+        shown = -value if oversold else value
+        result = {severity: shown} if fires else {}
+        build.scenarios.append(_gauge_scenario(name, alert, th, "ga", value, result))
+    return build
+
+
+def inventory_sold_out(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    return inventory_fixed(alert, th, oversold=False)
+
+
+def inventory_oversold(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    return inventory_fixed(alert, th, oversold=True)
+
+
+def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    window = alert.window
+    lad = ladder(alert)
+    sold = rec.use(series.increase(SOLD, window))
+    expr = f"({by(AVAILABLE)} ({AVAILABLE}) > 0) / ({sold} / {window:g})"
+    w = duration_text(window)
+    build = AlertBuild(
+        variants=variants(
+            alert,
+            lad.conditions(expr),
+            lambda sev, t: describe(
+                f"At the sales rate of the last {w}, {{tier}} for {{event}} in {{city}} "
+                f"sells out in {{value}} (alerting under {duration_text(t)}).",
+                "duration",
+            ),
+        ),
+        source="postgres",
+    )
+    length = span(alert, th.file.escalation.tier3_after)
+    horizon = lad.thresholds[-1][1]
+    sales = Counter.linear(1 / 60)  # one ticket a minute
+    # Prediction = available * window / sold-so-far: it falls as the window fills.
+    for name, available in (
+        ("firing", math.ceil(horizon * 600 / (60 * window))),  # crosses after ~10 minutes
+        ("near", math.ceil(1.1 * horizon * length / (60 * window))),  # still above at the end
+    ):
+        labels = {**EVENT, "event": f"{EVENT['event']}-{name}", "tier": "ga"}
+
+        def model(t: float, available: float = available) -> dict[str, float]:
+            sold_in_window = sales.increase(window, t, 60)
+            if not sold_in_window:
+                return {}
+            value = available / (sold_in_window / window)
+            severity = lad.severity(value)
+            return {severity: value} if severity else {}
+
+        input_series = (
+            gauge(selector(AVAILABLE, labels), available, length, 60),
+            sales.series(selector(SOLD, labels), length, 60),
+        )
+        build.scenarios.append(
+            Scenario(
+                name=name,
+                series=input_series,
+                labels=labels,
+                model=model,
+                length_seconds=length,
+                merge="all",
+            )
+        )
+    return build
+
+
+BUILDERS: dict[str, Builder] = {
+    "InventoryLow": inventory_low,
+    "InventoryCritical": inventory_critical,
+    "InventorySoldOut": inventory_sold_out,
+    "InventoryOversold": inventory_oversold,
+    "SelloutPredicted": sellout_predicted,
+}

@@ -1,0 +1,97 @@
+"""Monitoring alerts (SPEC 5): boxoffice itself, a source that cannot collect, an exporter
+Prometheus cannot scrape, and data gone stale."""
+
+from __future__ import annotations
+
+import re
+
+from exporter.generate import series
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.alertkit import Builder, describe, ladder, span, variants
+from exporter.generate.rules.alerts.shapes import down_alert
+from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant, constant
+from exporter.generate.rules.promtool_series import gauge, selector
+from exporter.generate.rules.recording import Recorder
+from exporter.generate.thresholds import Alert, Thresholds
+
+
+def exporter_source_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    return down_alert(
+        alert,
+        th,
+        metric="boxoffice_source_up",
+        labels={"source": "postgres"},
+        text="boxoffice cannot collect from {source} (up: {value}); its business alerts are blind.",
+        source="",
+    )
+
+
+def exporter_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    severity: str = alert.severity or "critical"
+    job = th.file.exporter_job
+    expr = f'up{{job=~"{job}"}} == 0'
+    text = Text("Prometheus cannot scrape {instance} of job {job} (up: {value}).", "number")
+    variant = Variant(severity=severity, expr=expr, summary=alert.spec.summary, description=text)
+    build = AlertBuild(variants=[variant])
+    name = next(c for c in ("boxoffice", "boxoffice-exporter", job) if re.fullmatch(job, c))
+    length = span(alert, th.file.escalation.tier3_after)
+    cases: tuple[tuple[str, float, dict[str, float]], ...] = (
+        ("firing", 0.0, {severity: 0.0}),
+        ("near", 1.0, {}),
+    )
+    for i, (case, value, result) in enumerate(cases):
+        labels = {"instance": f"exporter-{i + 1}:9798", "job": name}
+        build.scenarios.append(
+            Scenario(
+                name=case,
+                series=(gauge(selector("up", labels), value, length, 60),),
+                labels=labels,
+                model=constant(result),
+                length_seconds=length,
+                merge="all",
+            )
+        )
+    return build
+
+
+def exporter_data_stale(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    metric = series.LAST_SUCCESS
+    lad = ladder(alert)
+    age = series.age(metric)
+    build = AlertBuild(
+        variants=variants(
+            alert,
+            lad.conditions(age),
+            lambda sev, t: describe(
+                f"Source {{source}} last collected {{value}} ago (threshold {duration_text(t)}).",
+                "duration",
+            ),
+        ),
+    )
+    length = span(alert, th.file.escalation.tier3_after)
+    for i, (target, age_value) in enumerate(lad.targets()):
+        labels = {"source": f"source{i}"}
+        last = -age_value if not target.startswith("near") else length - age_value
+
+        def model(t: float, last: float = last) -> dict[str, float]:
+            severity = lad.severity(t - last)
+            return {severity: t - last} if severity else {}
+
+        build.scenarios.append(
+            Scenario(
+                name=target,
+                series=(gauge(selector(metric, labels), last, length, 60),),
+                labels=labels,
+                model=model,
+                length_seconds=length,
+                merge="all",
+            )
+        )
+    return build
+
+
+BUILDERS: dict[str, Builder] = {
+    "ExporterSourceDown": exporter_source_down,
+    "ExporterDown": exporter_down,
+    "ExporterDataStale": exporter_data_stale,
+}

@@ -1,0 +1,185 @@
+"""Payments alerts (SPEC 5): success rate, failure bursts, refund and dispute rates."""
+
+from __future__ import annotations
+
+from exporter.generate import series
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.alertkit import Builder, describe, ladder, pct, span, variants
+from exporter.generate.rules.model import AlertBuild, Scenario
+from exporter.generate.rules.promtool_series import Counter, selector
+from exporter.generate.rules.recording import Recorder
+from exporter.generate.rules.scenarios import ratio_scenario
+from exporter.generate.series import NamedSeries
+from exporter.generate.thresholds import Alert, Thresholds
+
+
+def payment_success_rate_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    window = alert.window
+    lad = ladder(alert)
+    per_source: dict[str, dict[str, str]] = {}
+    for source, failed, total in series.PAYMENT_SOURCES:
+        ratio = rec.use(series.payment_failure_ratio(failed, total, window))
+        volume = rec.use(series.increase(total, window))
+        success = f'label_replace(1 - {ratio}, "source", "{source}", "", "")'
+        per_source[source] = {
+            sev: f"{cond} and on() {volume} >= {alert.min_traffic:g}"
+            for sev, cond in lad.conditions(success).items()
+        }
+    conditions = {
+        sev: "\n  or ".join(f"({c[sev]})" for c in per_source.values())
+        for sev in per_source["postgres"]
+    }
+    w = duration_text(window)
+    build = AlertBuild(
+        variants=variants(
+            alert,
+            conditions,
+            lambda sev, t: describe(
+                f"Payment success rate ({{source}}) is {{value}} over the last {w}, "
+                f"below {pct(t)}, with at least {alert.min_traffic:g} payments.",
+                "percent",
+            ),
+        )
+    )
+    for target, success_rate in lad.targets(ceiling=1.0):
+        build.scenarios.append(
+            ratio_scenario(
+                target,
+                alert,
+                th,
+                lad,
+                part=(series.PAYMENTS_FAILED, {"failure_code": "card_declined"}),
+                whole=(series.PAYMENTS, {}),
+                share=1 - success_rate,
+                labels={"source": "postgres"},
+                shown="success",
+            )
+        )
+    return build
+
+
+def payment_failures_burst(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    window = alert.window
+    lad = ladder(alert, strict=False)
+    failed = rec.use(series.failed_payments(window))
+    w = duration_text(window)
+    build = AlertBuild(
+        variants=variants(
+            alert,
+            lad.conditions(failed),
+            lambda sev, t: describe(
+                f"{{value}} payments failed in the last {w} (threshold {t:g}).", "number"
+            ),
+        ),
+        source="postgres",
+    )
+    for target, count in lad.targets():
+        counter = Counter.linear(count / window)
+        length = span(alert, th.file.escalation.tier3_after, window)
+
+        def model(t: float, counter: Counter = counter) -> dict[str, float]:
+            value = counter.increase(window, t, 60)
+            severity = lad.severity(value)
+            return {severity: value} if severity and value is not None else {}
+
+        input_series = counter.series(
+            selector(series.PAYMENTS_FAILED, {"failure_code": "card_declined"}), length, 60
+        )
+        build.scenarios.append(
+            Scenario(
+                name=target,
+                series=(input_series,),
+                labels={},
+                model=model,
+                length_seconds=length,
+            )
+        )
+    return build
+
+
+def money_ratio_alert(
+    alert: Alert,
+    th: Thresholds,
+    rec: Recorder,
+    *,
+    ratio: NamedSeries,
+    part: str,
+    whole: str,
+    keep: tuple[str, ...],
+    text: str,
+    labels: dict[str, str],
+    source: str,
+) -> AlertBuild:
+    """``ratio`` (part / whole) above the ladder, with ``whole`` at least min_traffic."""
+    window = alert.window
+    lad = ladder(alert)
+    name = rec.use(ratio)
+    volume = rec.use(series.increase(whole, window, keep=keep))
+    on = f"on({', '.join(keep)})" if keep else "on()"
+    conditions = {
+        sev: f"{cond} and {on} {volume} >= {alert.min_traffic:g}"
+        for sev, cond in lad.conditions(name).items()
+    }
+    w = duration_text(window)
+    build = AlertBuild(
+        variants=variants(
+            alert,
+            conditions,
+            lambda sev, t: describe(text.replace("{w}", w).replace("{t}", pct(t)), "percent"),
+        ),
+        source=source,
+    )
+    for i, (target, share) in enumerate(lad.targets(ceiling=1.0)):
+        distinct = {k: f"{v}{i}" if i else v for k, v in labels.items()}
+        build.scenarios.append(
+            ratio_scenario(
+                target,
+                alert,
+                th,
+                lad,
+                part=(part, distinct),
+                whole=(whole, distinct),
+                share=share,
+                labels=distinct,
+                merge="all" if labels else "",
+            )
+        )
+    return build
+
+
+def refund_rate_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    return money_ratio_alert(
+        alert,
+        th,
+        rec,
+        ratio=series.refund_ratio(alert.window),
+        part=series.REFUNDS,
+        whole=series.REVENUE,
+        keep=("currency",),
+        labels={"currency": "usd"},
+        source="postgres",
+        text="Refunds are {value} of {currency} revenue over the last {w} (threshold {t}).",
+    )
+
+
+def dispute_rate_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    return money_ratio_alert(
+        alert,
+        th,
+        rec,
+        ratio=series.dispute_ratio(alert.window),
+        part=series.DISPUTES,
+        whole=series.CHARGES,
+        keep=(),
+        labels={},
+        source="stripe",
+        text="Disputes are {value} of Stripe charges over the last {w} (threshold {t}).",
+    )
+
+
+BUILDERS: dict[str, Builder] = {
+    "PaymentSuccessRateLow": payment_success_rate_low,
+    "PaymentFailuresBurst": payment_failures_burst,
+    "RefundRateHigh": refund_rate_high,
+    "DisputeRateHigh": dispute_rate_high,
+}

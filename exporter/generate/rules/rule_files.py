@@ -1,0 +1,53 @@
+"""YAML text of the rule files: recording.yml and one file per alert category."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.model import AlertRule, RecordingRule
+from exporter.generate.rules.recording import RATES_GROUP, TIME_GROUP
+from exporter.generate.rules.ruleset import RuleSet
+from exporter.generate.yaml_text import dump, header
+
+
+def _recording(rule: RecordingRule) -> dict[str, Any]:
+    return {"record": rule.record, "expr": rule.expr}
+
+
+def _alerting(rule: AlertRule) -> dict[str, Any]:
+    return {
+        "alert": rule.alert,
+        "expr": rule.expr,
+        "for": duration_text(rule.for_seconds),
+        "labels": rule.labels,
+        "annotations": rule.annotations,
+    }
+
+
+def rule_files(ruleset: RuleSet, source: str) -> dict[str, str]:
+    """``<file name>.yml`` -> text: recording.yml and one file per alert category."""
+    groups: list[dict[str, Any]] = [
+        {"name": TIME_GROUP, "rules": [_recording(r) for r in ruleset.time_rules]}
+    ]
+    shared = ruleset.shared_rules()
+    if shared:
+        groups.append({"name": RATES_GROUP, "rules": [_recording(r) for r in shared]})
+    files: dict[str, dict[str, Any]] = {"recording": {"groups": groups}}
+    for built in ruleset.alerts:
+        category = built.alert.spec.category
+        if category not in files:
+            rates = ruleset.category_rules(category)
+            files[category] = {"groups": []}
+            if rates:
+                files[category]["groups"].append(
+                    {"name": f"boxoffice-{category}-rates", "rules": [_recording(r) for r in rates]}
+                )
+            files[category]["groups"].append({"name": f"boxoffice-{category}", "rules": []})
+        files[category]["groups"][-1]["rules"].extend(_alerting(r) for r in built.rules)
+    what = {"recording": "Recording rules: the local clock, and rates read by several categories."}
+    return {
+        f"{name}.yml": header(source, what.get(name, f"Alerting rules, category {name}."))
+        + dump(body)
+        for name, body in files.items()
+    }

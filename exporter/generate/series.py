@@ -1,0 +1,202 @@
+"""Named series: the PromQL that alert rules and dashboard panels share, declared once.
+
+A :class:`NamedSeries` is a recording rule's name with the expression it stands for. Alert
+builders record it (``Recorder.use``) and compare its name; a panel reads the name when the
+rule set records that exact expression, and the expression inline when it does not (the
+alert is disabled), so it shows the number the alert compares either way. A series built on
+other named series (a ratio of two increases) keeps them as parts, so either side writes it
+out without parsing PromQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from exporter.catalog import CATALOG_BY_NAME
+from exporter.generate.promql import duration_text
+from exporter.generate.thresholds import Forecast, Latency, Slo
+
+PAYMENTS, PAYMENTS_FAILED = "boxoffice_payments_total", "boxoffice_payments_failed_total"
+CHARGES, CHARGES_FAILED = "boxoffice_stripe_charges_total", "boxoffice_stripe_charges_failed_total"
+DISPUTES = "boxoffice_stripe_disputes_total"
+REVENUE, REFUNDS = "boxoffice_revenue_total", "boxoffice_refunds_total"
+SOLD = "boxoffice_tickets_sold_total"
+AVAILABLE = "boxoffice_inventory_available_tickets"
+LAST_PAID = "boxoffice_last_paid_order_timestamp_seconds"
+LAST_SUCCESS = "boxoffice_source_last_success_timestamp_seconds"
+CREATED = "boxoffice_checkout_sessions_created_total"
+COMPLETED = "boxoffice_checkout_sessions_completed_total"
+WEBHOOKS = "boxoffice_webhook_events_total"
+WEBHOOKS_FAILED = "boxoffice_webhook_events_failed_total"
+SMS, SMS_FAILED = "boxoffice_sms_messages_total", "boxoffice_sms_messages_failed_total"
+SMS_COST = "boxoffice_sms_cost_total"
+
+# Windows the SLO error ratios are recorded over, shortest first: the burn-rate alert pairs
+# them, the operations dashboard shows the shortest.
+SLO_WINDOWS = (300.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0, 259200.0)
+# Payment failures per source: the alert reads both, the panel shows both.
+PAYMENT_SOURCES = (("postgres", PAYMENTS_FAILED, PAYMENTS), ("stripe", CHARGES_FAILED, CHARGES))
+
+
+@dataclass(frozen=True)
+class NamedSeries:
+    """A recording rule name and its expression, as text pieces and the series it reads."""
+
+    name: str
+    pieces: tuple[str | NamedSeries, ...]
+
+    @property
+    def parts(self) -> tuple[NamedSeries, ...]:
+        return tuple(p for p in self.pieces if isinstance(p, NamedSeries))
+
+    @property
+    def expr(self) -> str:
+        """The expression as recorded: each part read by its rule name."""
+        return self.written(lambda part: part.name)
+
+    def written(self, read: Callable[[NamedSeries], str]) -> str:
+        """The expression with each part written as ``read(part)``."""
+        return "".join(p if isinstance(p, str) else read(p) for p in self.pieces)
+
+
+def _named(name: str, expr: str) -> NamedSeries:
+    return NamedSeries(name=name, pieces=(expr,))
+
+
+def by(metric: str, *, keep: tuple[str, ...] | None = None) -> str:
+    """``max by (<labels>)``: replicas of the exporter report the same value (SPEC 6)."""
+    labels = CATALOG_BY_NAME[metric].labels if keep is None else keep
+    return f"max by ({', '.join(labels)})" if labels else "max"
+
+
+def latest(metric: str) -> str:
+    """A gauge's value, max over exporter replicas, by its labels."""
+    return f"{by(metric)} ({metric})"
+
+
+def age(metric: str) -> str:
+    """Seconds since a timestamp gauge, max over replicas."""
+    return f"time() - {latest(metric)}"
+
+
+def increase(metric: str, window: float, *, keep: tuple[str, ...] | None = None) -> NamedSeries:
+    """Increase over ``window``, max over replicas; failed counters summed over reasons."""
+    short = metric.removeprefix("boxoffice_").removesuffix("_total")
+    w = duration_text(window)
+    labels = CATALOG_BY_NAME[metric].labels if keep is None else keep
+    inner = f"{by(metric)} (increase({metric}[{w}]))"
+    if labels != CATALOG_BY_NAME[metric].labels:
+        kept = f"sum by ({', '.join(labels)})" if labels else "sum"
+        inner = f"{kept} ({inner})"
+    return _named(f"boxoffice:{short}:increase{w}", inner)
+
+
+def ratio(failed: str, total: str, window: float, *, keep: tuple[str, ...] = ()) -> NamedSeries:
+    """failed / total over ``window`` (both as increases), by the labels in ``keep``."""
+    short = failed.removeprefix("boxoffice_").removesuffix("_total")
+    numerator = increase(failed, window, keep=keep)
+    denominator = increase(total, window, keep=keep)
+    return NamedSeries(
+        name=f"boxoffice:{short}:ratio_increase{duration_text(window)}",
+        pieces=(numerator, " / ", denominator),
+    )
+
+
+def payment_failure_ratio(failed: str, total: str, window: float) -> NamedSeries:
+    """Failed / all payments of one source (PAYMENT_SOURCES)."""
+    return ratio(failed, total, window)
+
+
+def failed_payments(window: float) -> NamedSeries:
+    """Failed payments of every failure code together."""
+    return increase(PAYMENTS_FAILED, window, keep=())
+
+
+def refund_ratio(window: float) -> NamedSeries:
+    return ratio(REFUNDS, REVENUE, window, keep=("currency",))
+
+
+def dispute_ratio(window: float) -> NamedSeries:
+    return ratio(DISPUTES, CHARGES, window, keep=())
+
+
+def checkout_conversion(window: float) -> NamedSeries:
+    """Completed / created checkout sessions."""
+    return ratio(COMPLETED, CREATED, window)
+
+
+def webhook_failure_ratio(window: float) -> NamedSeries:
+    return ratio(WEBHOOKS_FAILED, WEBHOOKS, window, keep=("provider",))
+
+
+def webhook_failures(window: float) -> NamedSeries:
+    return increase(WEBHOOKS_FAILED, window)
+
+
+def sms_failure_ratio(window: float) -> NamedSeries:
+    return ratio(SMS_FAILED, SMS, window, keep=())
+
+
+def sms_cost(window: float) -> NamedSeries:
+    return increase(SMS_COST, window)
+
+
+def since_local_midnight(expr: str) -> str:
+    """How much a counter expression grew since the seller's local midnight.
+
+    The current value minus the lowest value seen since the local day
+    (``boxoffice:local_day``, DST-aware) began.
+    """
+    return (
+        f"{expr}\n- min_over_time(\n    ({expr}\n"
+        "      and on() (boxoffice:local_day == on() (boxoffice:local_day @ end()))\n"
+        "    )[1d:5m]\n  )"
+    )
+
+
+def revenue_today() -> NamedSeries:
+    return _named("boxoffice:revenue:today", since_local_midnight(latest(REVENUE)))
+
+
+def revenue_forecast(forecast: Forecast) -> NamedSeries:
+    """What today's revenue should be by now: last week's, or the daily target prorated."""
+    name = "boxoffice:revenue:forecast_today"
+    if forecast.method == "same_time_last_week":
+        return NamedSeries(name=name, pieces=(revenue_today(), " offset 1w"))
+    targets = [
+        f'label_replace(vector({target:g}), "currency", "{currency}", "", "")'
+        " * on() group_left() (boxoffice:local_minute_of_day / 1440)"
+        for currency, target in sorted(forecast.daily_target.items())
+    ]
+    return _named(name, "\nor ".join(targets))
+
+
+def endpoint_p95(latency: Latency, window: float) -> NamedSeries:
+    """p95 latency of each configured endpoint, from the app's histogram."""
+    w = duration_text(window)
+    bucket = f"{latency.histogram}_bucket"
+    extra = f"{latency.selector}, " if latency.selector else ""
+    clauses = []
+    for name, endpoint in sorted(latency.endpoints.items()):
+        matcher = f'{extra}{latency.endpoint_label}="{endpoint.route}"'
+        rate = f"sum by (le) (rate({bucket}{{{matcher}}}[{w}]))"
+        clauses.append(
+            f'label_replace(histogram_quantile(0.95, {rate}), "endpoint", "{name}", "", "")'
+        )
+    return _named(f"boxoffice:endpoint_latency_seconds:p95_rate{w}", "\nor ".join(clauses))
+
+
+def slo_error_ratio_name(window: float) -> str:
+    return f"boxoffice:slo_errors:ratio_rate{duration_text(window)}"
+
+
+def slo_error_ratio(slos: dict[str, Slo], window: float) -> NamedSeries:
+    """Failed / all events of each availability objective, labelled by ``slo``."""
+    w = duration_text(window)
+    clauses = [
+        f"label_replace(sum(rate({slo.errors}[{w}])) / sum(rate({slo.total}[{w}]))"
+        f', "slo", "{name}", "", "")'
+        for name, slo in sorted(slos.items())
+    ]
+    return _named(slo_error_ratio_name(window), "\nor ".join(clauses))
