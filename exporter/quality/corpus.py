@@ -8,6 +8,7 @@ as they see a real scrape.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -79,7 +80,7 @@ def openmetrics_lines(corpus: Corpus) -> Iterator[str]:
 
 
 def _number(value: float) -> str:
-    if value != value:  # NaN, which a ratio of two empty increases yields
+    if math.isnan(value):  # a ratio of two empty increases
         return "NaN"
     if value in (float("inf"), float("-inf")):
         return "+Inf" if value > 0 else "-Inf"

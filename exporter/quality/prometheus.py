@@ -37,7 +37,7 @@ def backfill(lines: Iterable[str], work: Path, data_dir: Path) -> None:
     with source.open("w") as handle:
         handle.writelines(lines)
     data_dir.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603 - our own arguments, no shell
         [
             binary("promtool"),
             "tsdb",
@@ -79,7 +79,7 @@ class Server:
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         log = (self.data_dir.parent / "prometheus.log").open("ab")
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - our own arguments, no shell
             [
                 binary("prometheus"),
                 f"--config.file={config}",

@@ -11,13 +11,20 @@ state machine; splitting it would scatter the shop's state over several files.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 import random
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections import defaultdict
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from exporter.quality.corpus import Corpus, Labels, Window
+from exporter.quality.catalogue import (
+    ONSALE_DECAY_S,
+    TICKETS_PER_ORDER,
+    TIER_SHARE,
+    Tier,
+    catalogue,
+    onsale_moment,
+)
+from exporter.quality.corpus import Corpus, Window
 from exporter.quality.incidents import Incident, Kind
 from exporter.quality.profiles import (
     BAD_NUMBER_CODES,
@@ -28,96 +35,11 @@ from exporter.quality.profiles import (
 )
 from exporter.quality.sampling import binomial, poisson, split
 
-_CITIES = ("boston", "chicago", "denver", "austin", "seattle", "portland", "miami", "atlanta")
-_TIER_SHARE = {"ga": 0.8, "vip": 0.2}
-_TICKETS_PER_ORDER = 1.9
 _COMPLETE_AFTER_S = 300
 _EXPIRE_AFTER_S = 1800
-_ONSALE_DECAY_S = 3 * 3600.0
 _PROVIDER_CODES = (("30008", 0.6), ("30001", 0.4))
 _TESTING_CODES = (("card_declined", 0.6), ("incorrect_cvc", 0.3), ("expired_card", 0.1))
 _COMPONENTS = ("database", "redis", "stripe")
-_TINY_CAPACITY = 8
-
-
-@dataclass(kw_only=True)
-class _Tier:
-    event: str
-    city: str
-    tier: str
-    capacity: int
-    opens: float
-    show: float
-    onsale: bool = False
-    sold: int = 0
-    refunded: int = 0
-    reserved: int = 0
-
-    @property
-    def labels(self) -> Labels:
-        return (("city", self.city), ("event", self.event), ("tier", self.tier))
-
-    @property
-    def available(self) -> int:
-        return self.capacity - self.sold + self.refunded - self.reserved
-
-    def on_sale(self, t: float) -> bool:
-        return self.opens <= t < self.show
-
-
-def _local_midnight(t: float, tz: ZoneInfo) -> datetime:
-    local = datetime.fromtimestamp(t, tz)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def onsale_moment(profile: ShopProfile, window: Window, tz: ZoneInfo) -> float:
-    """Tuesday 10:00 local in the profile's on-sale week (weeks counted from the start)."""
-    monday = _local_midnight(window.start, tz)
-    monday -= timedelta(days=monday.weekday())
-    moment = monday + timedelta(days=7 * profile.onsale_week + 1, hours=10)
-    return moment.replace(tzinfo=tz).timestamp()
-
-
-def _catalogue(profile: ShopProfile, window: Window, onsale_at: float) -> list[_Tier]:
-    span = profile.event_days * 86400.0
-    stagger = span / profile.events
-    tiers: list[_Tier] = []
-    k = 0
-    opens = window.start - span + stagger
-    while opens < window.end:
-        factor = profile.capacity_factors[k % len(profile.capacity_factors)]
-        for tier, share in _TIER_SHARE.items():
-            demand = profile.orders_per_day * profile.event_days / profile.events
-            capacity = max(1, round(demand * _TICKETS_PER_ORDER * share * factor))
-            if tier == "vip" and k % 3 == 0:
-                capacity = _TINY_CAPACITY
-            tiers.append(
-                _Tier(
-                    event=f"show-{k:03d}",
-                    city=_CITIES[k % len(_CITIES)],
-                    tier=tier,
-                    capacity=capacity,
-                    opens=opens,
-                    show=opens + span,
-                )
-            )
-        k += 1
-        opens += stagger
-    # The on-sale event: sized to sell out within hours of the spike.
-    burst = profile.orders_per_day / 86400 * (profile.onsale_spike - 1) * _ONSALE_DECAY_S
-    for tier, share in _TIER_SHARE.items():
-        tiers.append(
-            _Tier(
-                event="onsale-tour",
-                city="new-york",
-                tier=tier,
-                capacity=max(2, round(burst * _TICKETS_PER_ORDER * share * 0.7)),
-                opens=onsale_at,
-                show=onsale_at + span,
-                onsale=True,
-            )
-        )
-    return tiers
 
 
 class _Shop:
@@ -138,8 +60,8 @@ class _Shop:
         self.rng = rng
         self.corpus = Corpus(window=window)
         self.onsale_at = onsale_moment(profile, window, tz)
-        self.tiers = _catalogue(profile, window, self.onsale_at)
-        self.pending: dict[int, list[tuple[_Tier, int, int]]] = {}
+        self.tiers = catalogue(profile, window, self.onsale_at)
+        self.pending: dict[int, list[tuple[Tier, int, int, bool]]] = {}
         self.c: defaultdict[str, float] = defaultdict(float)
         self.codes: dict[str, dict[str, float]] = {"pay": {}, "sms": {}}
         self.last_paid = window.start - 600.0
@@ -148,7 +70,7 @@ class _Shop:
         self.disputes_open = 0.0
         self.backlog = 0.0
         self.last_success: dict[str, float] = {}
-        self.oversold: tuple[_Tier, int] | None = None
+        self.oversold: tuple[Tier, int] | None = None
         self.system_failed = 0
         mean_hour = sum(HOURLY_SHAPE) / 24
         mean_day = sum(WEEKLY_SHAPE) / 7
@@ -186,7 +108,7 @@ class _Shop:
         spike = 0.0
         if t >= self.onsale_at:
             spike = (
-                base * (self.p.onsale_spike - 1) * math.exp(-(t - self.onsale_at) / _ONSALE_DECAY_S)
+                base * (self.p.onsale_spike - 1) * math.exp(-(t - self.onsale_at) / ONSALE_DECAY_S)
             )
         live = [x for x in self.tiers if x.on_sale(t) and not x.onsale]
         events = max(1, len({x.event for x in live}))
@@ -198,17 +120,21 @@ class _Shop:
             if not tier.on_sale(t):
                 continue
             orders = spike if tier.onsale else seasonal / events
-            mean = orders * _TIER_SHARE[tier.tier] / max(self.p.checkout_completion, 0.05)
+            mean = orders * TIER_SHARE[tier.tier] / max(self.p.checkout_completion, 0.05)
             n = poisson(self.rng, mean)
             seats = max(0, tier.available)
-            n = min(n, seats // 2 if seats >= 2 else seats)
+            n = min(n, (seats + 1) // 2)
             if n == 0:
                 continue
             created += n
-            tier.reserved += 2 * n
+            hold = min(2 * n, seats)
+            tier.reserved += hold
             completing = binomial(self.rng, n, completion)
-            self.pending.setdefault(step + complete_in, []).append((tier, completing, 0))
-            self.pending.setdefault(step + expire_in, []).append((tier, 0, n - completing))
+            hold_completing = min(hold, 2 * completing)
+            due = self.pending.setdefault(step + complete_in, [])
+            due.append((tier, completing, hold_completing, True))
+            due = self.pending.setdefault(step + expire_in, [])
+            due.append((tier, n - completing, hold - hold_completing, False))
         return created
 
     def _close_sessions(self, step: int, t: float) -> tuple[int, int, int, float]:
@@ -217,17 +143,18 @@ class _Shop:
         revenue = 0.0
         outage = self._active(t, Kind.PROCESSOR_OUTAGE)
         system_failed = 0
-        for tier, completing, expiring in self.pending.pop(step, []):
-            tier.reserved -= 2 * (completing + expiring)
-            expired += expiring
-            if completing == 0:
+        for tier, sessions, hold, completes in self.pending.pop(step, []):
+            tier.reserved -= hold
+            if not completes:
+                expired += sessions
                 continue
+            completing = sessions
             if outage is not None:
                 failed = binomial(self.rng, completing, outage.severity)
                 system_failed += failed
                 expired += failed
                 completing -= failed
-            wanted = completing + poisson(self.rng, completing * (_TICKETS_PER_ORDER - 1))
+            wanted = completing + poisson(self.rng, completing * (TICKETS_PER_ORDER - 1))
             room = max(0, tier.capacity - tier.sold + tier.refunded - max(0, tier.reserved))
             sold = min(wanted, room)
             orders = min(completing, sold)
@@ -256,7 +183,64 @@ class _Shop:
             tier.refunded += extra  # the double-sold seats are refunded: the fix
             self.oversold = None
 
+    def _payments(self, t: float, paid: int) -> int:
+        """Failed charge attempts this step: issuer declines, card testing, system failures."""
+        p, rng = self.p, self.rng
+        declines = poisson(rng, paid * p.decline_rate / (1 - p.decline_rate))
+        codes = split(rng, declines, DECLINE_CODES)
+        testing = self._active(t, Kind.CARD_TESTING)
+        if testing is not None:
+            # Bots test cards at their own pace, whatever the shop's size.
+            per_minute = max(p.orders_per_day / 1440, 1.0) * testing.severity
+            attempts = poisson(rng, per_minute * self.w.interval / 60)
+            rejected = binomial(rng, attempts, 0.9)
+            for code, n in split(rng, rejected, _TESTING_CODES).items():
+                codes[code] = codes.get(code, 0) + n
+            self._add("testing_ok", attempts - rejected)
+        codes["processing_error"] = self.system_failed
+        self._count_codes("pay", codes)
+        return sum(codes.values())
+
+    def _messaging(self, t: float, paid: int) -> tuple[int, float]:
+        """SMS reaching a final status this step, and their cost."""
+        p, rng = self.p, self.rng
+        sms = poisson(rng, paid * p.sms_per_order)
+        drain = self._active(t, Kind.TWILIO_DRAIN)
+        pumped = 0
+        if drain is not None:
+            # SMS pumping with auto-recharge failing: the balance runs dry by the incident's end.
+            left = (drain.end - t) / self.w.interval
+            pumped = round(max(0.0, self.twilio_balance - 1.0) / max(left, 1.0) / p.sms_price_usd)
+        codes = split(rng, binomial(rng, sms, p.sms_bad_number_rate), BAD_NUMBER_CODES)
+        provider = self._active(t, Kind.SMS_PROVIDER_FAILURE)
+        if provider is not None:
+            lost = binomial(rng, sms - sum(codes.values()), provider.severity)
+            codes.update(split(rng, lost, _PROVIDER_CODES))
+        self._count_codes("sms", codes)
+        cost = (sms + pumped) * p.sms_price_usd
+        self.twilio_balance -= cost
+        if drain is None and self.twilio_balance < p.twilio_recharge_below_usd:
+            self.twilio_balance += p.twilio_recharge_usd
+        return sms + pumped, cost
+
+    def _webhooks(self, t: float, stripe_events: int) -> tuple[int, int, float]:
+        """Stripe webhooks logged and failed this step, and events still pending delivery."""
+        delivered = stripe_events
+        failed = binomial(self.rng, stripe_events, self.p.webhook_error_rate)
+        if self._active(t, Kind.WEBHOOK_STALL) is not None:
+            failed = stripe_events  # our handler errors; Stripe keeps retrying
+            self.backlog += stripe_events
+        elif self._active(t, Kind.ENDPOINT_DISABLED) is not None:
+            delivered = failed = 0  # Stripe stopped sending
+            self.backlog += stripe_events
+        else:
+            self.backlog = 0.0
+        # Events a few seconds old are still pending their first delivery.
+        pending = poisson(self.rng, stripe_events / self.w.interval * 3) + self.backlog
+        return delivered, failed, pending
+
     def step(self, step: int) -> None:
+        """Advance one scrape interval and record what the exporter serves at its end."""
         t = self.w.at(step)
         p, rng = self.p, self.rng
         self._oversell(t)
@@ -264,56 +248,9 @@ class _Shop:
         paid, expired, tickets, revenue = self._close_sessions(step, t)
         if paid:
             self.last_paid = t - rng.uniform(0, self.w.interval)
-        declines = poisson(rng, paid * p.decline_rate / (1 - p.decline_rate))
-        decline_codes = split(rng, declines, DECLINE_CODES)
-        testing = self._active(t, Kind.CARD_TESTING)
-        if testing is not None:
-            per_step = max(self.p.orders_per_day / 1440, 1.0) * testing.severity
-            attempts = poisson(rng, per_step * self.w.interval / 60)
-            rejected = binomial(rng, attempts, 0.9)
-            for code, n in split(rng, rejected, _TESTING_CODES).items():
-                decline_codes[code] = decline_codes.get(code, 0) + n
-            self._add("testing_ok", attempts - rejected)
-        decline_codes["processing_error"] = self.system_failed
-        failed = sum(decline_codes.values())
-        self._count_codes("pay", decline_codes)
-        attempts_total = self._add("attempts", paid + failed) + self.c.get("testing_ok", 0)
-
-        sms = poisson(rng, paid * p.sms_per_order)
-        drain = self._active(t, Kind.TWILIO_DRAIN)
-        pumped = 0
-        if drain is not None:
-            left = (drain.end - t) / self.w.interval
-            pumped = round(max(0.0, self.twilio_balance - 1.0) / max(left, 1.0) / p.sms_price_usd)
-        sms_codes = split(rng, binomial(rng, sms, p.sms_bad_number_rate), BAD_NUMBER_CODES)
-        provider = self._active(t, Kind.SMS_PROVIDER_FAILURE)
-        if provider is not None:
-            healthy = sms - sum(sms_codes.values())
-            lost = binomial(rng, healthy, provider.severity)
-            for code, n in split(rng, lost, _PROVIDER_CODES).items():
-                sms_codes[code] = n
-        self._count_codes("sms", sms_codes)
-        cost = (sms + pumped) * p.sms_price_usd
-        self.twilio_balance -= cost
-        if drain is None and self.twilio_balance < p.twilio_recharge_below_usd:
-            self.twilio_balance += p.twilio_recharge_usd
-
-        stripe_events = 2 * (paid + failed) + 1
-        stalled = self._active(t, Kind.WEBHOOK_STALL)
-        disabled = self._active(t, Kind.ENDPOINT_DISABLED)
-        delivered = stripe_events
-        stripe_failed = binomial(rng, stripe_events, p.webhook_error_rate)
-        if stalled is not None:
-            stripe_failed = stripe_events
-            self.backlog += stripe_events
-        elif disabled is not None:
-            delivered = stripe_failed = 0
-            self.backlog += stripe_events
-        else:
-            self.backlog = 0.0
-        per_second = stripe_events / self.w.interval
-        pending = poisson(rng, per_second * 3) + self.backlog
-
+        failed = self._payments(t, paid)
+        messages, cost = self._messaging(t, paid)
+        delivered, stripe_failed, pending = self._webhooks(t, 2 * (paid + failed) + 1)
         disputes = poisson(rng, paid * p.dispute_rate)
         self.disputes_open = self.disputes_open * math.exp(-self.w.interval / 604800) + disputes
         self.stripe_pending_usd = (
@@ -324,20 +261,21 @@ class _Shop:
             "sessions_completed": paid,
             "sessions_expired": expired,
             "payments": paid + failed,
+            "attempts": paid + failed,
             "revenue": revenue,
             "tickets": tickets,
-            "sms": sms + pumped,
+            "sms": messages,
             "sms_cost": cost,
             "wh_stripe": delivered,
             "wh_stripe_failed": stripe_failed,
-            "wh_twilio": sms + pumped,
-            "wh_twilio_failed": binomial(rng, sms + pumped, p.webhook_error_rate),
+            "wh_twilio": messages,
+            "wh_twilio_failed": binomial(rng, messages, p.webhook_error_rate),
             "disputes": disputes,
             "stripe_refunds": binomial(rng, paid, p.refund_rate),
         }
         for name, amount in counters.items():
             self._add(name, amount)
-        self._record(step, t, attempts_total=attempts_total, pending=pending, disabled=disabled)
+        self._record(step, t, pending=pending)
 
     def _source_live(self, t: float, source: str) -> bool:
         if self._active(t, Kind.EXPORTER_DOWN) is not None:
@@ -345,9 +283,7 @@ class _Shop:
         down = self._active(t, Kind.SOURCE_DOWN)
         return down is None or down.target != source
 
-    def _record(
-        self, step: int, t: float, *, attempts_total: float, pending: float, disabled: object
-    ) -> None:
+    def _record(self, step: int, t: float, *, pending: float) -> None:
         put = self.corpus.put
         c = self.c
         exporter_up = self._active(t, Kind.EXPORTER_DOWN) is None
@@ -380,7 +316,7 @@ class _Shop:
         if self._source_live(t, "postgres"):
             self._record_postgres(step, t)
         if self._source_live(t, "stripe"):
-            put(step, "boxoffice_stripe_charges_total", attempts_total)
+            put(step, "boxoffice_stripe_charges_total", c["attempts"] + c["testing_ok"])
             for code, n in self.codes["pay"].items():
                 put(step, "boxoffice_stripe_charges_failed_total", n, (("failure_code", code),))
             put(step, "boxoffice_stripe_refunds_total", c["stripe_refunds"])
@@ -396,7 +332,7 @@ class _Shop:
                 step, "boxoffice_stripe_balance", 0.0, (("currency", "usd"), ("state", "available"))
             )
             put(step, "boxoffice_stripe_events_pending_webhooks", float(pending))
-            off = disabled is not None
+            off = self._active(t, Kind.ENDPOINT_DISABLED) is not None
             put(
                 step,
                 "boxoffice_stripe_webhook_endpoints",
@@ -485,7 +421,8 @@ def simulate(
     seed: int = 0,
 ) -> Corpus:
     """The exporter's series for ``profile`` over ``window``, with ``incidents`` injected."""
-    shop = _Shop(profile, window, incidents, ZoneInfo(timezone), random.Random(seed))
+    rng = random.Random(seed)  # noqa: S311 - simulated traffic, reproducible by seed
+    shop = _Shop(profile, window, incidents, ZoneInfo(timezone), rng)
     for step in range(window.steps):
         shop.step(step)
     return shop.corpus
