@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -53,8 +54,12 @@ def window_of(config: BenchConfig) -> tuple[Window, float]:
     )
 
 
+def _print(line: str) -> None:
+    print(line, flush=True)  # workers share the terminal; lines must not wait in a buffer
+
+
 def run_profile(
-    profile: ShopProfile, index: int, config: BenchConfig, log: Callable[[str], None] = print
+    profile: ShopProfile, index: int, config: BenchConfig, log: Callable[[str], None] = _print
 ) -> ShopRun:
     """Simulate, inject, evaluate and collect the notifications of one profile."""
     window, scored_from = window_of(config)
@@ -67,8 +72,10 @@ def run_profile(
     )
     rules = load(config.rules)
 
+    began = time.monotonic()
+
     def say(line: str) -> None:
-        log(f"[{profile.name}] {line.strip()}")
+        log(f"[{profile.name} {time.monotonic() - began:5.0f}s] {line.strip()}")
 
     with tempfile.TemporaryDirectory(dir=config.work, prefix="bench-") as work:
         episodes = evaluate(

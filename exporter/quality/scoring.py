@@ -5,9 +5,11 @@ Definitions (docs/alerting-quality.md states them for readers):
 - A notification is one firing episode of a first-tier rule; a page is one of severity high
   or critical.
 - A notification *detects* an incident when its alert is among the incident kind's expected
-  alerts and it fires at some point between the incident's start and its end plus the kind's
-  detection budget. Its detection time is from the incident's start to its first firing (zero
-  when it was already firing); its reset time is from the incident's end to its resolution.
+  alerts and it starts firing between the incident's start and its end plus the kind's
+  detection budget (an alert already firing before the incident sends nothing new, so it does
+  not count). Its detection time is from the incident's start to that first firing; its reset
+  time is from the incident's end to its resolution (negative: it resolved while the incident
+  still ran).
 - Precision of an alert is the share of its notifications that detect an incident; recall is
   the share of the incidents expecting it that it detects.
 - A notification is *healthy-time noise* when it overlaps no incident (incident windows are
@@ -53,8 +55,7 @@ def detects(episode: Episode, incident: Incident) -> bool:
     expected = incident.expectation
     return (
         episode.alert in expected.alerts
-        and episode.start <= incident.end + expected.budget_s
-        and episode.end > incident.start
+        and incident.start <= episode.start <= incident.end + expected.budget_s
     )
 
 
@@ -109,7 +110,7 @@ def _first_detection(episodes: list[Episode], incident: Incident) -> tuple[float
     hits = [e for e in episodes if detects(e, incident)]
     if not hits:
         return None
-    detection = max(0.0, min(e.start for e in hits) - incident.start)
+    detection = min(e.start for e in hits) - incident.start
     reset = max(e.end for e in hits) - incident.end
     return detection, reset
 
@@ -228,9 +229,9 @@ def alert_table(scores: Scores, shop_weeks: float) -> list[str]:
 def kind_table(scores: Scores) -> list[str]:
     """Recall and timing per incident kind, by any expected alert."""
     rows = [
-        "| incident | injected | caught | detection (median / max) | reset (median / max)"
-        " | caught by | expected alerts |",
-        "|---|---:|---:|---|---|---|---|",
+        "| incident | injected | caught | caught within budget | detection (median / max)"
+        " | reset (median / max) | caught by | expected alerts |",
+        "|---|---:|---:|---:|---|---|---|---|",
     ]
     for kind in Kind:
         cell = scores.kinds.get(kind)
@@ -238,8 +239,11 @@ def kind_table(scores: Scores) -> list[str]:
             continue
         detection = _timing(cell.detection_s)
         reset = _timing(cell.reset_s)
+        budget = EXPECTED[kind].budget_s
+        in_budget = sum(1 for d in cell.detection_s if d <= budget)
         rows.append(
-            f"| {kind.value} | {cell.injected} | {cell.detected} | {detection} | {reset}"
+            f"| {kind.value} | {cell.injected} | {cell.detected} | {in_budget} ({duration(budget)})"
+            f" | {detection} | {reset}"
             f" | {', '.join(sorted(cell.by)) or '-'} | {', '.join(sorted(EXPECTED[kind].alerts))} |"
         )
     return rows
