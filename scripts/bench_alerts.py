@@ -16,6 +16,8 @@ timezone, which the simulated seasonality follows.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -46,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--thresholds", type=Path, default=ROOT / "rules" / "thresholds.yaml")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (TSDBs)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    parser.add_argument(
+        "--dump", type=Path, default=None, help="write every incident and notification as JSON"
+    )
     args = parser.parse_args(argv)
 
     profiles = (
@@ -100,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(text)
     if args.markdown is not None:
         args.markdown.write_text(text)
+    if args.dump is not None:
+        args.dump.write_text(json.dumps([dataclasses.asdict(r) for r in runs], indent=1) + "\n")
     return 0
 
 
