@@ -63,6 +63,8 @@ class AlertRule:
 
 @dataclass(frozen=True)
 class RuleSet:
+    """Every rule of the files read, recording and alerting, in file order."""
+
     recording: tuple[RecordingRule, ...]
     alerts: tuple[AlertRule, ...]
 

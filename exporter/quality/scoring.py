@@ -66,7 +66,7 @@ def overlaps_incident(episode: Episode, incidents: tuple[Incident, ...]) -> bool
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AlertScore:
     """Counts and timings of one (alert, severity) over every run."""
 
@@ -87,7 +87,7 @@ class AlertScore:
         return self.detected / self.expected if self.expected else None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class KindScore:
     """Recall and detection time of one incident kind, by any of its expected alerts."""
 
@@ -98,8 +98,10 @@ class KindScore:
     by: set[str] = field(default_factory=set)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Scores:
+    """Everything the tables print, from one set of runs."""
+
     alerts: dict[tuple[str, str], AlertScore]
     kinds: dict[Kind, KindScore]
     # Per profile: (healthy shop-weeks, pages, medium/low notifications) in healthy time.
