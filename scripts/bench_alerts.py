@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.profiles == "all"
         else tuple(PROFILES_BY_NAME[name] for name in args.profiles.split(","))
     )
-    kinds = {
-        "all": tuple(Kind),
-        "none": (),
-    }.get(args.incidents) or tuple(Kind(k) for k in args.incidents.split(","))
+    named: dict[str, tuple[Kind, ...]] = {"all": tuple(Kind), "none": ()}
+    kinds = named.get(args.incidents)
+    if kinds is None:
+        kinds = tuple(Kind(k) for k in args.incidents.split(","))
     timezone = str(yaml.safe_load(args.thresholds.read_text()).get("timezone", "UTC"))
     rule_files = tuple(sorted(args.rules.glob("*.yml")))
     config = BenchConfig(
