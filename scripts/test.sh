@@ -5,7 +5,7 @@
 # `prometheus-alertmanager` (real promtool, amtool, prometheus, alertmanager) and the Python
 # dependencies in .venv. PostgreSQL: BOXOFFICE_TEST_DSN if set, else the server at
 # 127.0.0.1:5432, else a throwaway cluster started by the test suite (pip package pgserver).
-# Then: ruff, ruff format --check, mypy --strict, pytest. Extra arguments go to pytest.
+# Then: ruff, ruff format --check, mypy --strict, the import contract (lint-imports), pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,5 +56,7 @@ log "ruff format --check"
 .venv/bin/ruff format --check .
 log "mypy --strict"
 .venv/bin/mypy
+log "import contract (docs/architecture.md)"
+.venv/bin/lint-imports --no-cache
 log "pytest"
 .venv/bin/pytest "$@"
