@@ -19,19 +19,7 @@ from exporter.config.credentials import resolve_credentials, secret_value
 from exporter.config.errors import ConfigError
 from exporter.config.settings import DatabaseSettings, Settings
 from exporter.config.typed import build, join
-from exporter.config.yamlfile import read_mapping, read_yaml
-
-# read_yaml is re-exported for the modules that still import it from here; its home is
-# config.yamlfile.
-__all__ = [
-    "NO_FILE",
-    "BoundMetric",
-    "Config",
-    "Database",
-    "load_config",
-    "load_settings",
-    "read_yaml",
-]
+from exporter.config.yamlfile import read_mapping
 
 ENV_PREFIX = "BOXOFFICE_"
 # Fixed names scripts and containers rely on (SPEC 3); everything else maps by schema path.

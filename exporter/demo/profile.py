@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from exporter.config.loader import read_yaml
 from exporter.config.typed import parse_duration
+from exporter.config.yamlfile import read_mapping
 from exporter.generate.alertdefs import ALERT_DEFS, AlertDef
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.rule_files import rule_files
@@ -110,9 +110,7 @@ def demo_profile(
     thresholds: Path, speed: float, directory: Path, *, min_window: float = MIN_WINDOW
 ) -> tuple[RuleSet, list[Path]]:
     """Write the demo profile and its rule files; return its rule set and the rule files."""
-    data = read_yaml(str(thresholds))
-    if not isinstance(data, dict):
-        raise ValueError(f"{thresholds}: must be a mapping at the top level")
+    data = read_mapping(str(thresholds))
     directory.mkdir(parents=True, exist_ok=True)
     profile = directory / "thresholds.demo.yaml"
     _write(profile, yaml.safe_dump(compress(data, speed, min_window), sort_keys=False))

@@ -14,15 +14,14 @@ from typing import Any, Literal
 
 from exporter.catalog import CATALOG_BY_NAME, PROMETHEUS_SERIES
 from exporter.config.errors import ConfigError
-from exporter.config.loader import read_yaml
 from exporter.config.typed import (
     Duration,
     at_least,
-    build,
     field,
     join,
     positive,
 )
+from exporter.config.yamlfile import load_typed
 from exporter.generate.alertdefs import (
     ALERT_DEFS,
     ALERT_DEFS_BY_NAME,
@@ -181,13 +180,7 @@ def load_thresholds(path: str, name: str | None = None) -> Thresholds:
     repository, so generated output does not depend on where the checkout lives).
     """
     name = name or path
-    try:
-        data = read_yaml(path)
-    except ConfigError as exc:
-        raise ConfigError(name, exc.path, exc.reason) from None
-    if not isinstance(data, dict):
-        raise ConfigError(name, "", "must be a mapping at the top level")
-    parsed = build(ThresholdsFile, data, source=name)
+    parsed = load_typed(ThresholdsFile, path, name=name)
     return _check(name, parsed)
 
 

@@ -19,8 +19,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from exporter.config.errors import ConfigError
-from exporter.config.loader import read_yaml
-from exporter.config.typed import Duration, build, field, join, positive
+from exporter.config.typed import Duration, field, join, positive
+from exporter.config.yamlfile import load_typed
 from exporter.generate.alertdefs import SEVERITIES, Category, Severity
 from exporter.generate.threshold_values import ErrorAt
 
@@ -222,13 +222,7 @@ class Routing:
 def load_routing(path: str, name: str | None = None) -> Routing:
     """Read, type and check routing.yaml; ConfigError on the first problem."""
     name = name or path
-    try:
-        data = read_yaml(path)
-    except ConfigError as exc:
-        raise ConfigError(name, exc.path, exc.reason) from None
-    if not isinstance(data, dict):
-        raise ConfigError(name, "", "must be a mapping at the top level")
-    parsed = build(RoutingFile, data, source=name)
+    parsed = load_typed(RoutingFile, path, name=name)
     _check(name, parsed)
     return Routing(name, parsed)
 
