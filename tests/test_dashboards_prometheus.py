@@ -46,7 +46,7 @@ STEP = 300.0
 WEEK = 7 * 86400.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scraped:
     name: str
     labels: dict[str, str]
@@ -60,7 +60,12 @@ def _scrape_typed(url: str) -> list[Scraped]:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             out.append(
-                Scraped(sample.name, dict(sample.labels), sample.value, family.type == "counter")
+                Scraped(
+                    name=sample.name,
+                    labels=dict(sample.labels),
+                    value=sample.value,
+                    counter=family.type == "counter",
+                )
             )
     return out
 
@@ -78,14 +83,26 @@ def _history(scraped: list[Scraped], instance: str, th: Thresholds, now: float) 
             continue
         labels = {**series.labels, "job": "boxoffice", "instance": instance}
         samples += [
-            Sample(series.name, labels, series.value * (0.5 + 0.4 * (t - start) / (end - start)), t)
+            Sample(
+                name=series.name,
+                labels=labels,
+                value=series.value * (0.5 + 0.4 * (t - start) / (end - start)),
+                at=t,
+            )
             for t in times
         ]
     for t in times:
         offset = local_offset(th, t)
-        samples.append(Sample("boxoffice:timezone_offset_seconds", {}, float(offset), t))
         samples.append(
-            Sample("boxoffice:local_day", {}, float(math.floor((t + offset) / 86400)), t)
+            Sample(name="boxoffice:timezone_offset_seconds", labels={}, value=float(offset), at=t)
+        )
+        samples.append(
+            Sample(
+                name="boxoffice:local_day",
+                labels={},
+                value=float(math.floor((t + offset) / 86400)),
+                at=t,
+            )
         )
     revenue = {
         s.labels["currency"]: s.value for s in scraped if s.name == "boxoffice_revenue_total"
@@ -94,7 +111,12 @@ def _history(scraped: list[Scraped], instance: str, th: Thresholds, now: float) 
         t = now - WEEK + minute * 60
         for currency, value in revenue.items():
             samples.append(
-                Sample("boxoffice:revenue:today", {"currency": currency}, value * 0.1, t)
+                Sample(
+                    name="boxoffice:revenue:today",
+                    labels={"currency": currency},
+                    value=value * 0.1,
+                    at=t,
+                )
             )
     return samples
 

@@ -43,7 +43,7 @@ START = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 Series = dict[tuple[str, tuple[str, ...]], float]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Shop:
     """The reference schema driven on a test clock, one committed change per step."""
 
@@ -261,7 +261,7 @@ class Harness:
 @pytest.fixture
 def shop(pg_schema: str) -> Iterator[Shop]:
     with psycopg.connect(pg_schema, autocommit=True) as conn:
-        yield Shop(conn, pg_schema)
+        yield Shop(conn=conn, dsn=pg_schema)
 
 
 Step = tuple[str, int, Any]

@@ -6,6 +6,10 @@ few dozen rows planned in Python; orders, checkout sessions and webhook logs are
 set-based, one statement per batch. Capacities are set last, from the sales, so the data
 has what the alerts need to show at any size: one oversold tier, a sold-out event, nearly
 sold-out tiers, the rest comfortably on sale.
+
+Why one module of ~430 lines: planning the catalogue, the batches and the capacities share
+the hash salts and the shape tables, and splitting them would scatter one deterministic recipe
+over several files; the per-batch SQL already lives apart in ``seed_batch.sql``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from exporter.app import run_exporter
 from exporter.config import Config, ConfigError
+from exporter.config.listen import parse_listen_address
 from exporter.db.commands import connect, seed_with_progress
 from exporter.db.schema import create_schema
 from exporter.db.throwaway import ThrowawayPostgres
@@ -95,8 +96,10 @@ def _run(
             replace=False,
             inventory_incidents=not calm,
         )
-    host, _, port = options.listen_address.rpartition(":")
-    target = f"{host or '127.0.0.1'}:{port}"
+    # The configuration has checked the address with this same parser.
+    host, port = parse_listen_address(options.listen_address)
+    shown = f"[{host}]" if ":" in host else host
+    target = f"{shown or '127.0.0.1'}:{port}"
     companions.stack = _prometheus_stack(options, target, echo)
     if options.simulate:
         lasts = options.incident_for or (180.0 if options.scenario == "quiet-day" else 120.0)
@@ -112,7 +115,7 @@ def _run(
         )
 
     def started() -> None:
-        echo(f"exporter ready: http://{host or 'localhost'}:{port}/metrics (Ctrl-C to stop)")
+        echo(f"exporter ready: http://{shown or 'localhost'}:{port}/metrics (Ctrl-C to stop)")
         companions.start()
 
     run_exporter(config, on_started=started)

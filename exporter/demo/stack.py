@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 
 from exporter.config.errors import ConfigError
+from exporter.config.listen import parse_listen_address
 from exporter.demo.alerting import Notifier, TwilioAccount, alertmanager_binary
 from exporter.demo.live import LiveSimulator
 from exporter.demo.local_twilio import LocalTwilio
@@ -66,10 +67,11 @@ def _wanted(
 
 
 def _free(address: str) -> bool:
-    host, _, port = address.rpartition(":")
-    with socket.socket() as sock:
+    host, port = parse_listen_address(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
         try:
-            sock.bind((host, int(port)))
+            sock.bind((host, port))
         except OSError:
             return False
     return True

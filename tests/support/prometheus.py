@@ -21,7 +21,7 @@ import yaml
 from tests.support.exporter import free_port, wait_for
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Sample:
     """One historical sample: metric name, labels, value, Unix time in seconds."""
 
@@ -61,10 +61,20 @@ def backfill(samples: Iterable[Sample], data_dir: Path) -> None:
     source.write_text(openmetrics(samples))
     data_dir.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics",
-         "--max-block-duration=24h", str(source), str(data_dir)],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        [
+            _binary("promtool"),
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=24h",
+            str(source),
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
 
 
 @dataclass
@@ -100,11 +110,17 @@ def running_prometheus(
     port = free_port()
     log = (tmp / "prometheus.log").open("w")
     process = subprocess.Popen(
-        [_binary("prometheus"), f"--config.file={tmp / 'prometheus.yml'}",
-         f"--storage.tsdb.path={tmp / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-         "--storage.tsdb.retention.time=30d"],
-        stdout=log, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            _binary("prometheus"),
+            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=30d",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
 

@@ -52,7 +52,7 @@ def new_board(
     )
     for variable in _variables():
         dashboard = dashboard.with_variable(variable)
-    return Board(dashboard)
+    return Board(dashboard=dashboard)
 
 
 def _variables() -> list[builders.QueryVariable]:

@@ -194,7 +194,7 @@ def reduce_last(*, all_values: bool = False) -> common_builders.ReduceDataOption
     return common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(all_values)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Board:
     """A dashboard being laid out: rows of panels, 24 columns wide, ids in order of adding."""
 
