@@ -149,7 +149,11 @@ class _NoPool:
 
 def test_reconcilers_run_only_once_started() -> None:
     source = PostgresSource(
-        databases={"default": Database(name="default", dsn="dbname=x", pool_max_size=1, connect_timeout=1.0)},
+        databases={
+            "default": Database(
+                name="default", dsn="dbname=x", pool_max_size=1, connect_timeout=1.0
+            )
+        },
         metrics=[BoundMetric(spec=CATALOG_BY_NAME["boxoffice_payments_total"], database="default")],
         interval=30,
         timeout=10,
