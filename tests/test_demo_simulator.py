@@ -17,7 +17,16 @@ import pytest
 
 from exporter.demo.buyers import Timers
 from exporter.demo.report import Counts, describe
-from exporter.demo.scenarios import NORMAL, SCENARIOS, Effects, Phase, Timeline, effects
+from exporter.demo.scenarios import (
+    NORMAL,
+    SCENARIOS,
+    SMS_ERRORS,
+    SMS_PROVIDER_ERRORS,
+    Effects,
+    Phase,
+    Timeline,
+    effects,
+)
 from exporter.demo.shape import DemoClock, arrival_rate, demand_shape, poisson
 from exporter.demo.simulator import Settings, SmsOutcome
 from tests.support.shop import (
@@ -184,12 +193,12 @@ def test_a_sales_day_follows_the_write_contract(shop: psycopg.Connection[Any]) -
     orders = dict(shop.execute("SELECT payment_status, count(*) FROM orders GROUP BY 1").fetchall())
     assert orders.get("completed", 0) + orders.get("refunded", 0) == total.paid
     assert orders["failed"] == total.failed
-    assert 0.005 < total.failed / (total.paid + total.failed) < 0.05  # ~2%
+    assert 0.02 < total.failed / (total.paid + total.failed) < 0.10  # ~5% declined
     assert orders.get("refunded", 0) >= 1
     row = shop.execute(
         "SELECT count(*) FILTER (WHERE status = 'expired'), count(*) FROM checkout_sessions"
     ).fetchone()
-    assert row is not None and 0.02 < row[0] / row[1] < 0.15  # abandoned and failed checkouts
+    assert row is not None and 0.35 < row[0] / row[1] < 0.65  # about half abandoned
     webhooks = dict(
         shop.execute("SELECT provider || '/' || status, count(*) FROM webhook_logs GROUP BY 1")
     )
@@ -276,6 +285,7 @@ def test_the_sms_failure_scenario_fails_texts_with_twilio_codes(
         sms=texts,
         scenario=SCENARIOS["sms-failure"],
         timeline=Timeline(4, 4),
+        settings=Settings(peak_per_hour=480),
         on_phase=lambda phase: marks.setdefault(phase, len(texts.sent)),
     )
     sim.run(threading.Event())
@@ -286,8 +296,12 @@ def test_the_sms_failure_scenario_fails_texts_with_twilio_codes(
     start, end = marks[Phase.INCIDENT], marks[Phase.RECOVERY]
     assert end - start > 30
     assert failed_share(texts.sent[start:end]) > 0.4  # 60% of the incident's texts
-    assert failed_share(texts.sent[:start] + texts.sent[end:]) < 0.1  # 2% otherwise
+    assert failed_share(texts.sent[:start] + texts.sent[end:]) < 0.1  # 3% otherwise
     failed = [t for t in texts.sent if t.status != "delivered"]
     assert {t.status for t in failed} == {"failed", "undelivered"}
-    assert all(t.error_code and t.error_code.startswith("300") for t in failed)
+    recipient = {code for code, _ in SMS_ERRORS}
+    provider = {code for code, _ in SMS_PROVIDER_ERRORS}
+    assert all(t.error_code in recipient | provider for t in failed)
+    during = [t for t in texts.sent[start:end] if t.status != "delivered"]
+    assert sum(t.error_code in provider for t in during) > 0.8 * len(during)
     assert all(t.error_code is None for t in texts.sent if t.status == "delivered")

@@ -10,15 +10,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 
-from exporter.db.shop import FAILURE_CODES
-
-# Twilio error codes of messages that end failed or undelivered, by how often they occur.
+# A healthy shop's declined cards: the issuer's answers (customer behaviour), a few fraud
+# blocks and, rarely, a processor error.
+DECLINE_CODES: tuple[tuple[str, float], ...] = (
+    ("card_declined", 0.48),
+    ("insufficient_funds", 0.22),
+    ("expired_card", 0.09),
+    ("incorrect_cvc", 0.09),
+    ("authentication_required", 0.06),
+    ("incorrect_number", 0.04),
+    ("fraudulent", 0.015),
+    ("processing_error", 0.005),
+)
+# Twilio error codes of texts to numbers that cannot take them: the recipient's problem.
 SMS_ERRORS: tuple[tuple[str, float], ...] = (
     ("30003", 0.35),  # unreachable destination handset
     ("30005", 0.20),  # unknown destination handset
-    ("30006", 0.15),  # landline or unreachable carrier
-    ("30007", 0.20),  # message filtered by the carrier
-    ("30008", 0.10),  # unknown error
+    ("30006", 0.25),  # landline or unreachable carrier
+    ("21211", 0.10),  # invalid 'To' phone number
+    ("30007", 0.10),  # message filtered by the carrier
+)
+# Twilio error codes of a failing provider: ours to fix.
+SMS_PROVIDER_ERRORS: tuple[tuple[str, float], ...] = (
+    ("30008", 0.70),  # unknown error
+    ("30001", 0.30),  # queue overflow
 )
 OUTAGE_CODES: tuple[tuple[str, float], ...] = (
     ("processing_error", 0.85),
@@ -42,14 +57,15 @@ class Effects:
     """How the shop behaves; the defaults are a normal day."""
 
     demand: float = 1.0  # multiplier of arriving buyers
-    failure_share: float = 0.02  # payments that fail: a card decline rate of a healthy shop
-    failure_codes: tuple[tuple[str, float], ...] = FAILURE_CODES
-    # Webhook deliveries a healthy handler fails on: at the demo's 2,400 deliveries an hour,
-    # under WebhookProcessingErrors' 5 errors an hour.
+    # Payment attempts that fail: a healthy online shop's cards are declined 3-10% of the time.
+    failure_share: float = 0.05
+    failure_codes: tuple[tuple[str, float], ...] = DECLINE_CODES
+    # Webhook deliveries a healthy handler fails on now and then.
     webhook_error_share: float = 0.001
     webhook_errors: tuple[str, ...] = ()  # empty: the seeder's everyday errors
-    # Confirmation texts that end failed/undelivered: inside the SMS SLO (99% delivered).
-    sms_failure_share: float = 0.005
+    # Confirmation texts to numbers that cannot take them (landlines, typos): 1-5% of texts.
+    sms_failure_share: float = 0.03
+    sms_errors: tuple[tuple[str, float], ...] = SMS_ERRORS
     focus_share: float = 0.0  # share of new buyers sent to the scenario's focus tier
     oversell: bool = False  # the inventory check is broken for the focus tier
 
@@ -106,10 +122,10 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="sms-failure",
-            summary="the carrier drops texts: most confirmation SMS end undelivered",
-            incident=Effects(sms_failure_share=0.6),
+            summary="the SMS provider fails: most confirmation texts end failed (30008, 30001)",
+            incident=Effects(sms_failure_share=0.6, sms_errors=SMS_PROVIDER_ERRORS),
             expected_alerts=("SmsDeliveryFailureRateHigh",),
-            fix="the carrier recovers",
+            fix="the provider recovers",
             notes=("texts land in the demo's local Twilio API, read by the twilio source",),
         ),
         Scenario(

@@ -27,7 +27,6 @@ from exporter.demo.buyers import QUANTITIES, Inventory, Paid, Session, Tier, Tim
 from exporter.demo.report import Tally
 from exporter.demo.scenarios import (
     NORMAL,
-    SMS_ERRORS,
     Effects,
     Phase,
     Scenario,
@@ -63,7 +62,8 @@ class Settings:
     checkout_ttl: float = 1800.0  # Stripe's shortest session lifetime
     think_time: tuple[float, float] = (20.0, 240.0)
     processing: tuple[float, float] = (1.0, 6.0)  # pending -> completed/failed
-    abandon_share: float = 0.05  # the seeds' healthy checkout converts over 95%
+    # Buyers who open Stripe Checkout and leave: real completion is 35-70%.
+    abandon_share: float = 0.5
     retry_share: float = 0.5  # buyers trying another card after a failure
     refund_share: float = 0.02
     partial_refund_share: float = 0.005
@@ -321,7 +321,7 @@ class Simulator:
 
     def _text(self, order_id: int, now: Effects, elapsed: float) -> None:
         failed = self.rng.random() < now.sms_failure_share
-        code = pick_weighted(self.rng, SMS_ERRORS) if failed else None
+        code = pick_weighted(self.rng, now.sms_errors) if failed else None
         status = ("undelivered" if self.rng.random() < 0.7 else "failed") if failed else "delivered"
         if self.sms is not None:
             self.sms.deliver(SmsOutcome(order_id, status, code))
