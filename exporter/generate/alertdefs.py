@@ -157,6 +157,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         summary="Tickets running low",
         tiers={"ga": 10, "vip": 5},
         standing=True,
+        keep_firing_for=30 * M,
         relative=(("capacity_share", 0.10, "ratio"),),
     ),
     _single(
@@ -167,6 +168,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         summary="Tickets almost gone",
         tiers={"ga": 5, "vip": 2},
         standing=True,
+        keep_firing_for=30 * M,
         relative=(("capacity_share", 0.05, "ratio"),),
     ),
     _single(
@@ -176,6 +178,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         severity="low",
         summary="Ticket tier sold out",
         standing=True,
+        keep_firing_for=H,
         notify_once=True,
     ),
     _single(
@@ -195,6 +198,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         window=D,
         upward=False,
         standing=True,
+        keep_firing_for=H,
     ),
     _ladder(
         name="SalesVelocitySpike",

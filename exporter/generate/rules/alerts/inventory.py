@@ -35,6 +35,12 @@ def _limit(alert: Alert, tier: str, tiers: str) -> tuple[float, float, str]:
     return cap, share, f"clamp_max({capacity} * {num(share)}, {num(cap)})"
 
 
+def sold_out_lately(tiers: str) -> str:
+    """Tiers that were sold out in the last hour: expiring checkouts hand a few seats back
+    after a sell-out, which is InventorySoldOut's business (it keeps firing), not news."""
+    return f"{by(AVAILABLE).replace('max', 'min')} (min_over_time({AVAILABLE}{tiers}[1h])) <= 0"
+
+
 def inventory_level(alert: Alert, th: Thresholds, floor_alert: Alert | None) -> AlertBuild:
     """InventoryLow / InventoryCritical: per tier, tickets left at or below the smaller of
     the tier's cap (thresholds) and a share of its capacity (``relative.capacity_share``),
@@ -50,7 +56,7 @@ def inventory_level(alert: Alert, th: Thresholds, floor_alert: Alert | None) -> 
         clause = f"({by(AVAILABLE)} ({AVAILABLE}{tiers}) > 0) <= {limit_expr}"
         if floor is not None:
             clause += f" > {_limit(floor, tier, tiers)[2]}"
-        clauses.append(clause)
+        clauses.append(f"({clause}\nunless {sold_out_lately(tiers)})")
     share = alert.relative["capacity_share"]
     text = Text(
         "{value} {tier} tickets left for {event} in {city} (alerting at "
@@ -151,7 +157,11 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
     window = alert.window
     lad = ladder(alert)
     sold = rec.use(series.increase(SOLD, window))
-    expr = f"({by(AVAILABLE)} ({AVAILABLE}) > 0) / ({sold} / {window:g})"
+    # Tiers that sold out in the last hour are InventorySoldOut's, even when expiring
+    # checkouts hand a few seats back.
+    expr = (
+        f"({by(AVAILABLE)} ({AVAILABLE}) > 0) / ({sold} / {window:g})\nunless {sold_out_lately('')}"
+    )
     w = duration_text(window)
     build = AlertBuild(
         variants=variants(
