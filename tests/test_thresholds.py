@@ -35,8 +35,7 @@ MALFORMED: list[tuple[str, str]] = [
     ),
     (
         BASE + "alerts:\n  SmsCostHigh:\n    relative: {runway: 1h}\n",
-        "alerts.SmsCostHigh.relative.runway: unknown setting of SmsCostHigh "
-        "(known: spend_factor)",
+        "alerts.SmsCostHigh.relative.runway: unknown setting of SmsCostHigh (known: spend_factor)",
     ),
     (
         BASE + "escalation: {top_tier: {high: 4}}\n",
