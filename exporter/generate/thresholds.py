@@ -343,7 +343,6 @@ def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: ErrorA
             "category",
             "escalation",
             "alertname",
-            "notify",
         ) or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label):
             raise error(join(join(path, "labels"), label), "is not a label name this alert may set")
     thresholds = alert_thresholds(spec, settings.thresholds, join(path, "thresholds"), error)
