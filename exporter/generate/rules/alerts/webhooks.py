@@ -16,24 +16,25 @@ from exporter.generate.thresholds import Alert, Thresholds
 
 PENDING = "boxoffice_stripe_events_pending_webhooks"
 ENDPOINTS = "boxoffice_stripe_webhook_endpoints"
-_DAY = 86400.0
+_HOUR = 3600.0
 
 
 def stripe_webhook_backlog(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     """Pending Stripe events above the threshold (a floor) and above ``relative.backlog_of``
-    of the shop's normal Stripe webhook volume (the last day's average rate), so a shop
-    that receives hundreds of webhooks a minute is not "backlogged" by its own traffic."""
+    of the shop's Stripe webhook volume (the last hour's rate, events our app logged whether
+    it processed them or not), so a shop that receives hundreds of webhooks a minute is not
+    "backlogged" by its own traffic, and a quiet night does not hide a stall."""
     lad = ladder(alert)
     backlog_of = alert.relative["backlog_of"]
-    daily = rec.use(series.increase(WEBHOOKS, _DAY))
+    hourly = rec.use(series.increase(WEBHOOKS, _HOUR))
     pending = series.latest(PENDING)
-    normal = f'({num(backlog_of / _DAY)} * sum({daily}{{provider="stripe"}}) or vector(0))'
+    normal = f'({num(backlog_of / _HOUR)} * sum({hourly}{{provider="stripe"}}) or vector(0))'
     conditions = {
         sev: f"{cond} and {pending} > {normal}" for sev, cond in lad.conditions(pending).items()
     }
     text = (
         "{value} recent Stripe events still have webhooks to deliver (alerting above {t} and "
-        f"above {duration_text(backlog_of)} of the shop's normal Stripe webhook volume)."
+        f"above {duration_text(backlog_of)} of the last hour's Stripe webhook volume)."
     )
     build = AlertBuild(
         variants=variants(
@@ -47,15 +48,15 @@ def stripe_webhook_backlog(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
     cases = (
         ("floor", floor * 1.5, 0.0),
         ("near-floor", floor, 0.0),
-        ("busy", 900.0, 200.0),
-        ("near-busy", 300.0, 200.0),
+        ("busy", 900.0, 2.0),
+        ("near-busy", 300.0, 2.0),
     )
     for i, (name, value, per_second) in enumerate(cases):
         labels = {"provider": "stripe", "instance": f"shop{i}"}
         hooks = Counter.linear(per_second)
 
         def model(t: float, value: float = value, hooks: Counter = hooks) -> dict[str, float]:
-            volume = (hooks.increase(_DAY, t, 60) or 0.0) * backlog_of / _DAY
+            volume = (hooks.increase(_HOUR, t, 60) or 0.0) * backlog_of / _HOUR
             severity = lad.severity(value)
             return {severity: value} if severity and value > volume else {}
 
