@@ -377,6 +377,22 @@ def test_scoring_counts_detections_noise_and_timings() -> None:
     assert (pages, quiet) == (1, 0)
 
 
+def test_a_sell_out_told_once_is_counted_but_is_no_noise() -> None:
+    sold_out = Episode(
+        alert="InventorySoldOut",
+        severity="low",
+        labels=(("tier", "ga"),),
+        start=400_000,
+        end=404_000,
+        informational=True,
+    )
+    run = ShopRun(profile="p", start=0, end=7 * DAY, incidents=(), episodes=(sold_out,))
+    scores = score([run], {"InventorySoldOut": {"low"}})
+    cell = scores.alerts[("InventorySoldOut", "low")]
+    assert (cell.notifications, cell.noise) == (1, 0)
+    assert scores.noise["p"][1:] == (0, 0)
+
+
 # ---------------------------------------------------------------- in a real Prometheus
 
 

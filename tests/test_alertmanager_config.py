@@ -101,7 +101,8 @@ def test_amtool_routes_test_passes_every_generated_route_test() -> None:
     assert failures == []
 
 
-# The seeds' matrix, written out by hand (seed 000 channels, seed 001 tiers).
+# The seeds' matrix, written out by hand (seed 000 channels, seed 001 tiers: critical
+# escalates to tier 3, high to tier 2, medium and low never).
 SEED_CASES = [
     (
         {"severity": "critical", "category": "payments", "escalation": "1"},
@@ -122,10 +123,28 @@ SEED_CASES = [
         {"severity": "medium", "category": "inventory", "escalation": "1"},
         "slack-inventory-alerts,tier1-email",
     ),
-    ({"severity": "medium", "category": "payments", "escalation": "3"}, "tier3-email"),
+    ({"severity": "high", "category": "payments", "escalation": "3"}, "nobody"),
+    ({"severity": "medium", "category": "payments", "escalation": "2"}, "nobody"),
+    ({"severity": "medium", "category": "payments", "escalation": "3"}, "nobody"),
+    ({"severity": "low", "category": "sales", "escalation": "2"}, "nobody"),
     ({"severity": "low", "category": "sales", "escalation": "1"}, "slack-alerts,tier1-email"),
     ({"severity": "high", "category": "webhooks"}, "slack-alerts,tier1-email,tier1-sms"),
     ({"alertname": "Watchdog"}, "slack-alerts"),
+    # Sold out: the business channel once, never PagerDuty or SMS, whatever the severity.
+    (
+        {
+            "alertname": "InventorySoldOut",
+            "severity": "low",
+            "category": "inventory",
+            "escalation": "1",
+            "notify": "once",
+        },
+        "once-slack-inventory-alerts,once-email",
+    ),
+    (
+        {"severity": "critical", "category": "inventory", "escalation": "1", "notify": "once"},
+        "once-slack-inventory-alerts,once-email",
+    ),
 ]
 
 
@@ -148,15 +167,22 @@ def test_medium_and_low_leaves_are_muted_outside_business_hours_and_others_are_n
     intervals = {i["name"] for i in config["time_intervals"]}
     assert intervals == {OUTSIDE_BUSINESS_HOURS}
     branches = {b["matchers"][0]: b for b in config["route"]["routes"]}
-    assert set(branches) == {f'severity="{s}"' for s in ("critical", "high", "medium", "low")}
+    severities = {f'severity="{s}"' for s in ("critical", "high", "medium", "low")}
+    assert set(branches) == {'notify="once"'} | severities
     for matcher, branch in branches.items():
-        muted = matcher in ('severity="medium"', 'severity="low"')
+        # The business channel (notify="once") keeps business hours too.
+        muted = matcher in ('severity="medium"', 'severity="low"', 'notify="once"')
         assert branch["routes"], matcher
         for leaf in branch["routes"]:
             assert leaf.get("mute_time_intervals") == ([OUTSIDE_BUSINESS_HOURS] if muted else None)
     assert "mute_time_intervals" not in config["route"]
-    muted_cases = {c.labels.get("severity") for c in _cases() if c.muted_outside_business_hours}
+    muted_cases = {
+        c.labels.get("severity")
+        for c in _cases()
+        if c.muted_outside_business_hours and "notify" not in c.labels
+    }
     assert muted_cases == {"medium", "low"}
+    assert all(c.muted_outside_business_hours for c in _cases() if "notify" in c.labels)
 
 
 def test_inhibit_rules() -> None:

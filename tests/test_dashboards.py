@@ -259,17 +259,18 @@ def test_committed_panels_carry_the_thresholds_that_page() -> None:
         (0.6, "orange"),
         (0.8, "green"),
     ]
-    # Inventory: oversold, sold out, InventoryCritical (ga <= 5), InventoryLow (ga <= 10).
+    # Inventory: oversold, sold out (low: a success), InventoryCritical (ga <= 5),
+    # InventoryLow (ga <= 10); the caps, the capacity share applies per tier.
     assert _steps(_by_title(operations, "Tickets left: ga")) == [
         (None, "dark-red"),
-        (0, "red"),
+        (0, "blue"),
         (1, "orange"),
         (6, "yellow"),
         (11, "green"),
     ]
     assert _steps(_by_title(operations, "Tickets left: vip")) == [
         (None, "dark-red"),
-        (0, "red"),
+        (0, "blue"),
         (1, "orange"),
         (3, "yellow"),
         (6, "green"),
@@ -328,7 +329,7 @@ def test_panels_follow_a_changed_thresholds_yaml(tmp_path: Path) -> None:
     ]
     assert _steps(_by_title(operations, "Tickets left: balcony")) == [
         (None, "dark-red"),
-        (0, "red"),
+        (0, "blue"),
         (1, "yellow"),
         (31, "green"),
     ]
@@ -380,7 +381,7 @@ def test_disabled_alerts_draw_no_thresholds_and_panels_fall_back_to_inline_queri
     [
         ("PaymentFailuresBurst", [(None, "green"), (3, "orange"), (10, "red")]),
         ("PaymentSuccessRateLow", [(None, "red"), (0.95, "green")]),
-        ("TwilioBalanceLow", [(None, "orange"), (20, "green")]),
+        ("TwilioBalanceLow", [(None, "orange"), (5, "green")]),
         ("NoRecentSales", [(None, "green"), (7200, "orange"), (14400, "red")]),
         ("SmsCostHigh", [(None, "green"), (5, "yellow")]),
         ("InventorySoldOut", [(None, "green")]),  # fixed alerts carry no numbers
@@ -407,7 +408,7 @@ def test_alert_steps_pick_one_measure_of_a_mixed_ladder() -> None:
 
 def test_inventory_steps_for_a_tier_without_level_thresholds() -> None:
     th = load_thresholds(str(ROOT / "rules" / "thresholds.yaml"))
-    assert inventory_steps(th, None) == [(None, "dark-red"), (0, "red"), (1.0, "green")]
+    assert inventory_steps(th, None) == [(None, "dark-red"), (0, "blue"), (1.0, "green")]
 
 
 def test_inventory_default_thresholds_colour_the_other_tiers(tmp_path: Path) -> None:
@@ -421,7 +422,7 @@ def test_inventory_default_thresholds_colour_the_other_tiers(tmp_path: Path) -> 
     th = load_thresholds(str(path))
     assert inventory_steps(th, None) == [
         (None, "dark-red"),
-        (0, "red"),
+        (0, "blue"),
         (1.0, "orange"),
         (5, "yellow"),
         (21, "green"),

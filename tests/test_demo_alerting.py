@@ -275,8 +275,8 @@ def test_the_dry_run_bridge_prints_texts_behind_a_real_alertmanager(tmp_path: Pa
     for where in (
         "slack #critical-alerts #inventory-alerts",
         "pagerduty trigger",
-        "email eng-lead@example.com oncall@example.com",
-        "sms engineering-lead oncall",
+        "email oncall@example.com",
+        "sms oncall",
     ):
         assert where in shown, shown
     assert not any(n.channel == "sms" and n.target.startswith("+") for n in inbox.all())

@@ -46,7 +46,13 @@ def test_the_demo_profile_compresses_waits_but_not_latency_targets() -> None:
     assert alerts["NoRecentSales"]["thresholds"] == {"critical": "4m", "high": "2m"}
     assert alerts["RefundRateHigh"]["window"] == "24m"
     assert alerts["InventoryLow"]["for"] == "0s"  # the alert's default, compressed too
-    assert demo["escalation"] == {"tier2_after": "5s", "tier3_after": "15s"}
+    assert demo["escalation"] == {
+        "tier2_after": "5s",
+        "tier3_after": "15s",
+        "top_tier": {"critical": 3, "high": 2, "medium": 1, "low": 1},  # not a wait
+    }
+    assert alerts["InventorySoldOut"]["keep_firing_for"] == "1m"  # hysteresis waits too
+    assert alerts["TwilioBalanceLow"]["relative"] == {"runway": "2m"}  # so does a runway
     assert demo["latency"] == data["latency"]
     assert data["alerts"]["PaymentSuccessRateLow"]["for"] == "2m", "the input is not changed"
 

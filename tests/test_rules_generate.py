@@ -44,6 +44,7 @@ SPEC_ALERTS = {
     "ExporterSourceDown",
     "ExporterDown",
     "ExporterDataStale",
+    "StripeWebhookEndpointDisabled",  # issue 15
 }
 
 
@@ -126,14 +127,34 @@ def test_every_alert_is_labelled_annotated_tested_and_has_a_runbook() -> None:
         assert (ROOT / "docs" / "runbooks" / f"{name}.md").is_file()
 
 
-def test_escalation_tiers_hold_longer() -> None:
+# Seed 001: critical reaches the executives (tier 3), high the lead (tier 2), medium and low
+# never escalate; standing states (inventory, a prediction, a balance) never escalate.
+TOP_TIER = {"critical": ["1", "2", "3"], "high": ["1", "2"], "medium": ["1"], "low": ["1"]}
+STANDING = {
+    "InventoryLow",
+    "InventoryCritical",
+    "InventorySoldOut",
+    "SelloutPredicted",
+    "TwilioBalanceLow",
+}
+
+
+def test_escalation_follows_severity_and_standing_states_never_escalate() -> None:
     for name, alert_rules in _rules_by_alert().items():
         by_tier: dict[str, dict[str, str]] = {}
         for rule in alert_rules:
             labels = rule["labels"]
             by_tier.setdefault(labels["severity"], {})[labels["escalation"]] = str(rule["for"])
         for severity, tiers in by_tier.items():
-            assert sorted(tiers) == (["1"] if severity == "low" else ["1", "2", "3"]), name
+            expected = ["1"] if name in STANDING else TOP_TIER[severity]
+            assert sorted(tiers) == expected, (name, severity)
+
+
+def test_sold_out_notifies_once_and_is_no_page() -> None:
+    (rule,) = _rules_by_alert()["InventorySoldOut"]
+    assert rule["labels"]["notify"] == "once"
+    assert rule["labels"]["severity"] == "low"
+    assert rule["keep_firing_for"] == "1h"
 
 
 def _copy_thresholds(tmp_path: Path, edit: dict[str, object] | None = None) -> Path:

@@ -29,6 +29,19 @@ MALFORMED: list[tuple[str, str]] = [
         "alert: unknown key (known keys: alerts, app_metrics, business_hours, escalation, exporter_job, forecast, latency, links, slos, timezone, timezone_table)",
     ),
     (
+        BASE + "alerts:\n  InventoryLow:\n    relative: {capacity_share: 2}\n",
+        "alerts.InventoryLow.relative.capacity_share: must be a ratio between 0 and 1 "
+        "(0.05 is 5%), got 2",
+    ),
+    (
+        BASE + "alerts:\n  SmsCostHigh:\n    relative: {runway: 1h}\n",
+        "alerts.SmsCostHigh.relative.runway: unknown setting of SmsCostHigh (known: spend_factor)",
+    ),
+    (
+        BASE + "escalation: {top_tier: {high: 4}}\n",
+        "escalation.top_tier.high: must be a tier 1, 2 or 3, got 4",
+    ),
+    (
         BASE + "alerts:\n  InventoryLo: {}\n",
         "alerts.InventoryLo: unknown alert (did you mean InventoryLow?)",
     ),
@@ -46,7 +59,7 @@ MALFORMED: list[tuple[str, str]] = [
     ),
     (
         BASE + "alerts:\n  InventoryLow:\n    treshold: {ga: 1}\n",
-        "alerts.InventoryLow.treshold: unknown key (known keys: enabled, for, labels, min_traffic, severity, thresholds, window)",
+        "alerts.InventoryLow.treshold: unknown key (known keys: enabled, for, keep_firing_for, labels, min_traffic, relative, severity, thresholds, window)",
     ),
     (
         BASE + "alerts:\n  InventoryLow:\n    severity: urgent\n",

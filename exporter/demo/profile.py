@@ -2,8 +2,9 @@
 
 The simulator plays the seller's day ``speed`` times faster, so a rule that waits 2 minutes
 or reads a 5-minute window must wait and read ``speed`` times less to see the same sales.
-Compressed: each alert's ``for`` and ``window``, thresholds that are durations (no sale for
-2h) and the escalation delays. A window is never shorter than ``min_window``; when one is
+Compressed: each alert's ``for``, ``keep_firing_for`` and ``window``, thresholds and
+``relative`` settings that are durations (no sale for 2h, a 2h runway) and the escalation
+delays. A window is never shorter than ``min_window``; when one is
 raised to it, the counts that go with it (``min_traffic``, count and money thresholds) grow
 by the same factor, so the rule still asks for the same rate of the seller's day.
 Not compressed: latency targets (they are request durations, not waiting times) and "same
@@ -101,6 +102,15 @@ def compress(data: dict[str, Any], speed: float, min_window: float = MIN_WINDOW)
             settings["min_traffic"] = _scaled(
                 settings.get("min_traffic", spec.min_traffic), stretch
             )
+        keep = settings.get("keep_firing_for", duration_text(spec.keep_firing_for))
+        settings["keep_firing_for"] = _compressed(keep, speed, 0.0)
+        relative = dict(settings.get("relative") or {})
+        for name, default, measure in spec.relative:
+            if measure == "duration":
+                given_value = relative.get(name, duration_text(default))
+                relative[name] = _compressed(given_value, speed, MIN_WAIT)
+        if relative:
+            settings["relative"] = relative
         alerts[spec.name] = settings
     out["alerts"] = alerts
     return out

@@ -7,7 +7,7 @@ threshold measures are the contract Alertmanager routing and the runbooks rely o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
@@ -37,6 +37,16 @@ class AlertDef:
     min_traffic: float | None = None
     summary: str = ""
     upward: bool = True  # a larger value is worse (failures); False: smaller is (success)
+    # Describes a standing state (inventory, a prediction, a balance), not an incident: it
+    # never escalates whatever its severity.
+    standing: bool = False
+    # Notifies once on the business channel (label notify="once"): never pages nor repeats.
+    notify_once: bool = False
+    # Hysteresis: how long a firing alert keeps firing after its condition stops holding.
+    keep_firing_for: float = 0.0
+    # Settings that make the threshold relative to the shop (thresholds.yaml ``relative``):
+    # name -> (default, measure). Each builder documents what its names mean.
+    relative: tuple[tuple[str, float, Measure], ...] = ()
 
 
 def _ladder(
@@ -50,6 +60,7 @@ def _ladder(
     window: float | None = None,
     min_traffic: float | None = None,
     upward: bool = True,
+    **extra: Any,
 ) -> AlertDef:
     measures = measure if isinstance(measure, dict) else dict.fromkeys(thresholds, measure)
     return AlertDef(
@@ -63,6 +74,7 @@ def _ladder(
         min_traffic=min_traffic,
         summary=summary,
         upward=upward,
+        **extra,
     )
 
 
@@ -76,6 +88,7 @@ def _single(
     tiers: dict[str, float] | None = None,
     for_seconds: float = 0.0,
     window: float | None = None,
+    **extra: Any,
 ) -> AlertDef:
     measure: dict[str, Measure] = {"*": "count"} if tiers is not None else {}
     return AlertDef(
@@ -88,6 +101,7 @@ def _single(
         for_seconds=for_seconds,
         window_seconds=window,
         summary=summary,
+        **extra,
     )
 
 
@@ -122,6 +136,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         for_seconds=15 * M,
         window=D,
         min_traffic=100,
+        keep_firing_for=15 * M,
     ),
     _ladder(
         name="DisputeRateHigh",
@@ -132,6 +147,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         for_seconds=15 * M,
         window=D,
         min_traffic=50,
+        keep_firing_for=15 * M,
     ),
     _single(
         name="InventoryLow",
@@ -140,6 +156,9 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         severity="medium",
         summary="Tickets running low",
         tiers={"ga": 10, "vip": 5},
+        standing=True,
+        keep_firing_for=30 * M,
+        relative=(("capacity_share", 0.10, "ratio"),),
     ),
     _single(
         name="InventoryCritical",
@@ -148,13 +167,19 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         severity="high",
         summary="Tickets almost gone",
         tiers={"ga": 5, "vip": 2},
+        standing=True,
+        keep_firing_for=30 * M,
+        relative=(("capacity_share", 0.05, "ratio"),),
     ),
     _single(
         name="InventorySoldOut",
         category="inventory",
         keys="fixed",
-        severity="critical",
+        severity="low",
         summary="Ticket tier sold out",
+        standing=True,
+        keep_firing_for=H,
+        notify_once=True,
     ),
     _single(
         name="InventoryOversold",
@@ -172,6 +197,8 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         for_seconds=15 * M,
         window=D,
         upward=False,
+        standing=True,
+        keep_firing_for=H,
     ),
     _ladder(
         name="SalesVelocitySpike",
@@ -217,6 +244,16 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         measure="count",
         summary="Stripe has a backlog of undelivered webhooks",
         for_seconds=10 * M,
+        keep_firing_for=10 * M,
+        relative=(("backlog_of", 5 * M, "duration"),),
+    ),
+    _single(
+        name="StripeWebhookEndpointDisabled",
+        category="webhooks",
+        keys="fixed",
+        severity="critical",
+        summary="Stripe disabled a webhook endpoint",
+        for_seconds=2 * M,
     ),
     _ladder(
         name="WebhookProcessingErrors",
@@ -243,17 +280,21 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         thresholds={"medium": 5.0},
         measure="money",
         summary="SMS spend per hour above budget",
-        for_seconds=15 * M,
+        for_seconds=5 * M,
         window=H,
+        keep_firing_for=15 * M,
+        relative=(("spend_factor", 3.0, "factor"),),
     ),
     _ladder(
         name="TwilioBalanceLow",
         category="messaging",
-        thresholds={"high": 20.0},
+        thresholds={"high": 5.0},
         measure="money",
         summary="Twilio balance low",
         for_seconds=5 * M,
         upward=False,
+        standing=True,
+        relative=(("runway", 2 * H, "duration"),),
     ),
     _single(
         name="AppHealthDegraded",
@@ -279,6 +320,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         summary="Endpoint p95 latency above target",
         for_seconds=5 * M,
         window=5 * M,
+        keep_firing_for=5 * M,
     ),
     _single(
         name="SLOErrorBudgetBurn",

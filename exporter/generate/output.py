@@ -13,7 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.generate.alertmanager.config import TEMPLATE_FILE, alertmanager_config, muting_applies
+from exporter.generate.alertmanager.config import (
+    TEMPLATE_FILE,
+    alertmanager_config,
+    muting_applies,
+    top_tiers,
+)
 from exporter.generate.alertmanager.route_tests import route_cases, route_tests_file
 from exporter.generate.alertmanager.routing import Routing, load_routing
 from exporter.generate.alertmanager.templates import templates
@@ -92,7 +97,9 @@ def produce_alertmanager(inputs: Inputs) -> dict[str, str]:
     return {
         ALERTMANAGER_CONFIG: alertmanager_config(inputs.routing, inputs.ruleset, sources),
         f"alertmanager/templates/{TEMPLATE_FILE}": templates(inputs.routing, inputs.routing.source),
-        ROUTE_TESTS: route_tests_file(route_cases(inputs.routing, muted), sources),
+        ROUTE_TESTS: route_tests_file(
+            route_cases(inputs.routing, muted, top_tiers(inputs.ruleset)), sources
+        ),
     }
 
 

@@ -46,6 +46,20 @@ def alert_thresholds(
     return tuple(sorted(values.items()))
 
 
+def relative_settings(
+    spec: AlertDef, given: dict[str, Any], path: str, error: ErrorAt
+) -> dict[str, float]:
+    """The alert's shop-relative settings (alertdefs ``relative``), defaults when absent."""
+    known = {name: (default, measure) for name, default, measure in spec.relative}
+    values = {name: default for name, (default, _) in known.items()}
+    for key, raw in given.items():
+        if key not in known:
+            names = ", ".join(sorted(known)) or "none"
+            raise error(join(path, key), f"unknown setting of {spec.name} (known: {names})")
+        values[key] = _threshold_value(known[key][1], raw, join(path, key), error)
+    return values
+
+
 def _threshold_value(measure: str, raw: Any, where: str, error: ErrorAt) -> float:
     if measure == "duration":
         value = _duration(raw, where, error)

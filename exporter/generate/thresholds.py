@@ -10,6 +10,7 @@ import difflib
 import re
 import zoneinfo
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Literal
 
 from exporter.catalog import CATALOG_BY_NAME, PROMETHEUS_SERIES
@@ -36,7 +37,7 @@ from exporter.generate.selectors import (
     failed_and_good,
     parse_selector,
 )
-from exporter.generate.threshold_values import ErrorAt, alert_thresholds
+from exporter.generate.threshold_values import ErrorAt, alert_thresholds, relative_settings
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -81,10 +82,30 @@ class Links:
     dashboard_base_url: str = field(doc="Grafana base URL of the generated dashboards.")
 
 
+def _tier(value: int) -> str | None:
+    return None if value in (1, 2, 3) else f"must be a tier 1, 2 or 3, got {value!r}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopTiers:
+    """The highest escalation tier each severity reaches (seed 001's matrix)."""
+
+    critical: int = field(3, check=_tier, doc="Tier 3: executives.")
+    high: int = field(2, check=_tier, doc="Tier 2: the lead.")
+    medium: int = field(1, check=_tier, doc="Never escalates.")
+    low: int = field(1, check=_tier, doc="Never escalates.")
+
+
 @dataclass(frozen=True)
 class Escalation:
     tier2_after: Duration = field(Duration(300), check=positive, doc="Tier 2 after this long.")
     tier3_after: Duration = field(Duration(900), check=positive, doc="Tier 3 after this long.")
+    top_tier: TopTiers = field(default_factory=TopTiers, doc="Highest tier per severity.")
+
+    def tiers(self, severity: str) -> int:
+        """How many tiers an alert of ``severity`` has."""
+        top: int = getattr(self.top_tier, severity, 1)
+        return top
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,8 @@ class AlertSettings:
     min_traffic: float | None = field(None, check=at_least(0))
     labels: dict[str, str] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
+    keep_firing_for: Duration | None = field(None, doc="Hysteresis (Prometheus >= 2.42).")
+    relative: dict[str, Any] = field(default_factory=dict, doc="Shop-relative settings.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +178,8 @@ class Alert:
     min_traffic: float | None
     labels: dict[str, str]
     thresholds: tuple[tuple[str, float], ...]
+    keep_firing_for: float = 0.0
+    relative: dict[str, float] = dataclass_field(default_factory=dict)
 
     @property
     def window(self) -> float:
@@ -313,11 +338,16 @@ def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: ErrorA
     if settings.min_traffic is not None and spec.min_traffic is None:
         raise error(join(path, "min_traffic"), f"{spec.name} has no minimum-traffic guard")
     for label in settings.labels:
-        if label in ("severity", "category", "escalation", "alertname") or not re.fullmatch(
-            r"[a-zA-Z_][a-zA-Z0-9_]*", label
-        ):
+        if label in (
+            "severity",
+            "category",
+            "escalation",
+            "alertname",
+        ) or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label):
             raise error(join(join(path, "labels"), label), "is not a label name this alert may set")
     thresholds = alert_thresholds(spec, settings.thresholds, join(path, "thresholds"), error)
+    relative = relative_settings(spec, settings.relative, join(path, "relative"), error)
+    keep = spec.keep_firing_for if settings.keep_firing_for is None else settings.keep_firing_for
     return Alert(
         spec=spec,
         enabled=settings.enabled,
@@ -327,6 +357,8 @@ def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: ErrorA
         min_traffic=spec.min_traffic if settings.min_traffic is None else settings.min_traffic,
         labels=dict(sorted(settings.labels.items())),
         thresholds=thresholds,
+        keep_firing_for=float(keep),
+        relative=relative,
     )
 
 

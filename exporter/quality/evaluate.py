@@ -105,7 +105,14 @@ def episodes_of(
         return rule.holds_while_blind and t in blind.get(source, set())
 
     return [
-        Episode(alert=rule.alert, severity=rule.severity, labels=labels, start=start, end=end)
+        Episode(
+            alert=rule.alert,
+            severity=rule.severity,
+            labels=labels,
+            start=start,
+            end=end,
+            informational=rule.labels.get("notify") == "once",
+        )
         for labels, start, end in replay(
             active,
             span.times,

@@ -14,7 +14,8 @@ Definitions (docs/alerting-quality.md states them for readers):
   the share of the incidents expecting it that it detects.
 - A notification is *healthy-time noise* when it overlaps no incident (incident windows are
   widened by the detection budget and an hour of aftermath); noise per shop-week divides them
-  by the healthy time simulated.
+  by the healthy time simulated. Alerts labelled ``notify="once"`` (a tier sold out) are
+  counted per alert but never as noise: Alertmanager tells the business channel once.
 """
 
 from __future__ import annotations
@@ -127,8 +128,8 @@ def _count_notifications(
         cell.notifications += 1
         if any(detects(episode, i) for i in run.incidents):
             cell.true_positive += 1
-        if overlaps_incident(episode, run.incidents):
-            continue
+        if episode.informational or overlaps_incident(episode, run.incidents):
+            continue  # notify="once": the business channel's news (a sell-out), not noise
         cell.noise += 1
         if episode.severity in PAGE_SEVERITIES:
             pages += 1

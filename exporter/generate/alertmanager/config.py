@@ -1,11 +1,16 @@
 """alertmanager/alertmanager.yml from routing.yaml, the business hours and the rule set.
 
-The route tree has one branch per severity (its timing) and under it one leaf per
+The route tree starts with the informational branch: alerts labelled ``notify="once"`` (a
+state worth knowing, like a tier sold out) go to the business channel (the category's Slack
+channel and routing.yaml's informational audiences by email) with a repeat interval of a
+year, and stop there: whatever their severity, they never page, escalate or repeat. Then
+one branch per severity (its timing) and under it one leaf per
 notification: the Slack channel of the alert's category, #critical-alerts for critical
 ones, PagerDuty, then the email and SMS receivers of the alert's escalation tier. Leaves
 ``continue``, so an alert reaches every leaf it matches. Slack and PagerDuty hear only tier
 1: an alert's tier 1 fires first and keeps firing while tiers 2 and 3 do, so the shared
-channels are told once, and each tier's alert adds its own audience. Tiers never inhibit
+channels are told once, and each tier's alert adds its own audience; a severity has leaves
+for the tiers it reaches only (thresholds.yaml ``escalation.top_tier``). Tiers never inhibit
 each other. Leaves of the severities muted outside business hours carry
 ``mute_time_intervals`` (Alertmanager does not pass those down to child routes).
 """
@@ -35,6 +40,15 @@ def slack_receiver(channel: str) -> str:
 
 def tier_receiver(tier: str, kind: str) -> str:
     return f"tier{tier}-{kind}"
+
+
+INFORMATIONAL = 'notify="once"'
+ONCE_EMAIL = "once-email"
+
+
+def once_receiver(channel: str) -> str:
+    """The Slack receiver of informational alerts: no resolved message unless configured."""
+    return f"once-{channel.lstrip('#')}"
 
 
 def tier_matcher(tier: str) -> str:
@@ -77,8 +91,8 @@ def _slack_leaves(routing: Routing) -> list[Leaf]:
     return leaves
 
 
-def leaves(routing: Routing, severity: Severity) -> list[Leaf]:
-    """The notifications of one severity, in routing-tree order."""
+def leaves(routing: Routing, severity: Severity, top: int = 3) -> list[Leaf]:
+    """The notifications of one severity reaching tier ``top`` at most, in tree order."""
     channels = routing.channels(severity)
     first = tier_matcher("1")
     out: list[Leaf] = []
@@ -88,11 +102,52 @@ def leaves(routing: Routing, severity: Severity) -> list[Leaf]:
             out.append(Leaf((first,), slack_receiver(routing.file.slack.critical_channel)))
     if "pagerduty" in channels:
         out.append(Leaf((first,), PAGERDUTY))
-    for tier in TIERS:
+    for tier in TIERS[:top]:
         for kind in ("email", "sms"):
             if kind in channels and tier_has(routing, tier, kind):
                 out.append(Leaf((tier_matcher(tier),), tier_receiver(tier, kind)))
     return out
+
+
+def informational_leaves(routing: Routing) -> list[Leaf]:
+    """Where notify="once" alerts go: the category's Slack channel, the listed audiences."""
+    info = routing.file.informational
+    out: list[Leaf] = []
+    if info.slack:
+        out += [
+            Leaf(leaf.matchers, once_receiver(leaf.receiver)) for leaf in _slack_leaves(routing)
+        ]
+    if any(routing.file.audiences[name].email for name in info.audiences):
+        out.append(Leaf((), ONCE_EMAIL))
+    return out
+
+
+def _informational_route(routing: Routing, muted: bool) -> dict[str, Any]:
+    """First in the tree and not continuing: these alerts never reach a severity branch, so
+    no PagerDuty, SMS or escalation, whatever their severity label says."""
+    timing = routing.timing("low")
+    mute = muted and bool(routing.file.mute_outside_business_hours)
+    children = []
+    for leaf in informational_leaves(routing):
+        child: dict[str, Any] = {"receiver": leaf.receiver}
+        if leaf.matchers:
+            child["matchers"] = list(leaf.matchers)
+        if mute:
+            child["mute_time_intervals"] = [OUTSIDE_BUSINESS_HOURS]
+        child["continue"] = True
+        children.append(child)
+    group_by = list(routing.file.group_by)
+    if group_by != ["..."]:  # one notification per ticket tier
+        group_by += [label for label in ("event", "city", "tier") if label not in group_by]
+    return {
+        "receiver": NOBODY,
+        "matchers": [INFORMATIONAL],
+        "group_by": group_by,
+        "group_wait": duration_text(routing.timing("medium").group_wait),
+        "group_interval": duration_text(timing.group_interval),
+        "repeat_interval": duration_text(routing.file.informational.repeat_interval),
+        "routes": children,
+    }
 
 
 def identifying_labels(ruleset: RuleSet) -> list[str]:
@@ -143,14 +198,14 @@ def inhibit_rules(routing: Routing, ruleset: RuleSet) -> list[dict[str, Any]]:
     return rules
 
 
-def _route(routing: Routing, muted: bool) -> dict[str, Any]:
+def _route(routing: Routing, muted: bool, tops: dict[str, int]) -> dict[str, Any]:
     root_timing = routing.timing("high")
-    branches = []
+    branches = [_informational_route(routing, muted)]
     for severity in SEVERITIES:
         timing = routing.timing(severity)
         mute = muted and severity in routing.file.mute_outside_business_hours
         children = []
-        for leaf in leaves(routing, severity):
+        for leaf in leaves(routing, severity, tops[severity]):
             child: dict[str, Any] = {"receiver": leaf.receiver}
             if leaf.matchers:
                 child["matchers"] = list(leaf.matchers)
@@ -188,6 +243,21 @@ def _receivers(routing: Routing, used: set[str]) -> list[dict[str, Any]]:
         name = slack_receiver(channel)
         if name in used:
             out.append({"name": name, "slack_configs": [_slack(routing, channel)]})
+    info = f.informational
+    for channel in channels:
+        name = once_receiver(slack_receiver(channel))
+        if name in used:
+            slack = {**_slack(routing, channel), "send_resolved": info.send_resolved}
+            out.append({"name": name, "slack_configs": [slack]})
+    if ONCE_EMAIL in used:
+        to = [address for n in info.audiences for address in f.audiences[n].email]
+        once_email = {
+            "to": ", ".join(to),
+            "send_resolved": info.send_resolved,
+            "headers": {"Subject": _tmpl("boxoffice.title")},
+            "text": _tmpl("boxoffice.email.text"),
+        }
+        out.append({"name": ONCE_EMAIL, "email_configs": [once_email]})
     if PAGERDUTY in used and f.pagerduty is not None:
         pd: dict[str, Any] = {}
         if f.pagerduty.routing_key_file:
@@ -305,7 +375,7 @@ def alertmanager_config(routing: Routing, ruleset: RuleSet, sources: str) -> str
     th = ruleset.thresholds.file
     intervals = time_interval(th.business_hours, th.timezone)
     muted = muting_applies(routing, th.business_hours)
-    route = _route(routing, muted)
+    route = _route(routing, muted, top_tiers(ruleset))
     used = {route["receiver"]} | {
         leaf["receiver"] for branch in route["routes"] for leaf in branch["routes"]
     }
@@ -323,6 +393,12 @@ def alertmanager_config(routing: Routing, ruleset: RuleSet, sources: str) -> str
         "muting, inhibition."
     )
     return header(sources, what) + dump(config)
+
+
+def top_tiers(ruleset: RuleSet) -> dict[str, int]:
+    """How far each severity escalates (thresholds.yaml ``escalation.top_tier``)."""
+    esc = ruleset.thresholds.file.escalation
+    return {severity: esc.tiers(severity) for severity in SEVERITIES}
 
 
 def muting_applies(routing: Routing, hours: BusinessHours) -> bool:

@@ -1,4 +1,5 @@
-"""Generated route tests: for every severity x category x escalation tier, who is told.
+"""Generated route tests: for every severity x category x escalation tier, who is told
+(nobody beyond the tier a severity reaches), and where notify="once" alerts go.
 
 The expectations are worked out per alert from routing.yaml's matrix (the severity's
 channels, the category's Slack channel, the tier's audiences), not from the route tree,
@@ -14,7 +15,9 @@ from typing import Any
 from exporter.generate.alertdefs import SEVERITIES
 from exporter.generate.alertmanager.config import (
     NOBODY,
+    ONCE_EMAIL,
     PAGERDUTY,
+    once_receiver,
     slack_receiver,
     tier_has,
     tier_receiver,
@@ -44,9 +47,14 @@ class RouteCase:
 
 
 def expected_receivers(
-    routing: Routing, severity: str, category: str | None, tier: str | None
+    routing: Routing,
+    severity: str,
+    category: str | None,
+    tier: str | None,
+    top: int = 3,
 ) -> tuple[str, ...]:
-    """Who hears about an alert: ``None`` for a label the alert does not carry."""
+    """Who hears about an alert: ``None`` for a label the alert does not carry; ``top`` is
+    the highest tier its severity reaches (escalation.top_tier of thresholds.yaml)."""
     if severity not in SEVERITIES:
         return (slack_receiver(routing.file.slack.default_channel),)
     channels = routing.channels(severity)
@@ -60,7 +68,7 @@ def expected_receivers(
                 out.append(slack_receiver(routing.file.slack.critical_channel))
         if "pagerduty" in channels:
             out.append(PAGERDUTY)
-    if level in TIERS:
+    if level in TIERS[:top]:
         out += [
             tier_receiver(level, kind)
             for kind in ("email", "sms")
@@ -69,31 +77,52 @@ def expected_receivers(
     return tuple(out) or (NOBODY,)
 
 
-def route_cases(routing: Routing, muted: bool) -> list[RouteCase]:
-    """The full matrix, then alerts missing a label (hand-written rules)."""
+def informational_receivers(routing: Routing, category: str) -> tuple[str, ...]:
+    """Who hears about a notify="once" alert of ``category``, whatever its severity."""
+    info = routing.file.informational
+    out: list[str] = []
+    if info.slack:
+        out.append(once_receiver(slack_receiver(routing.slack_channel(category))))
+    if any(routing.file.audiences[name].email for name in info.audiences):
+        out.append(ONCE_EMAIL)
+    return tuple(out) or (NOBODY,)
+
+
+def route_cases(routing: Routing, muted: bool, tops: dict[str, int]) -> list[RouteCase]:
+    """The full matrix, informational alerts, then alerts missing a label (hand-written
+    rules). ``tops``: the highest tier each severity reaches."""
     mute = set(routing.file.mute_outside_business_hours) if muted else set()
     cases = [
         RouteCase(
             {"severity": severity, "category": category, "escalation": tier},
-            expected_receivers(routing, severity, category, tier),
+            expected_receivers(routing, severity, category, tier, tops[severity]),
             severity in mute,
         )
         for severity in SEVERITIES
         for category in CATEGORIES
         for tier in TIERS
     ]
+    cases += [
+        RouteCase(
+            {"severity": severity, "category": category, "escalation": "1", "notify": "once"},
+            informational_receivers(routing, category),
+            bool(mute),
+        )
+        for severity in ("critical", "low")
+        for category in CATEGORIES
+    ]
     for severity in SEVERITIES:
         cases.append(
             RouteCase(
                 {"severity": severity, "category": "payments"},
-                expected_receivers(routing, severity, "payments", None),
+                expected_receivers(routing, severity, "payments", None, tops[severity]),
                 severity in mute,
             )
         )
         cases.append(
             RouteCase(
                 {"severity": severity, "escalation": "1"},
-                expected_receivers(routing, severity, None, "1"),
+                expected_receivers(routing, severity, None, "1", tops[severity]),
                 severity in mute,
             )
         )

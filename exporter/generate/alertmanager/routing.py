@@ -170,6 +170,21 @@ class Timings:
     low: Timing = field(default_factory=lambda: _timing(300, 1800, 24 * 3600))
 
 
+@dataclass(frozen=True, kw_only=True)
+class Informational:
+    """Alerts labelled notify="once" (a state worth knowing, e.g. a tier sold out): told once
+    on the business channel, never paged, escalated or repeated."""
+
+    slack: bool = field(True, doc="The Slack channel of the alert's category.")
+    audiences: list[str] = field(default_factory=list, doc="Also told by email (never SMS).")
+    repeat_interval: Duration = field(
+        Duration(365 * 86400.0),
+        check=positive,
+        doc="Reminder interval; Alertmanager's --data.retention (120h) caps it in practice.",
+    )
+    send_resolved: bool = field(False, doc="Also tell when it resolves.")
+
+
 @dataclass(frozen=True)
 class Inhibit:
     by_severity: bool = field(True, doc="A severity silences lower ones of the same alert.")
@@ -196,6 +211,7 @@ class RoutingFile:
     resolve_timeout: Duration = field(Duration(300), check=positive)
     templates_dir: str = field("/etc/alertmanager/templates", check=_absolute)
     inhibit: Inhibit = field(default_factory=Inhibit)
+    informational: Informational = field(default_factory=Informational)
 
 
 @dataclass(frozen=True)
@@ -328,6 +344,13 @@ def _check_tiers(parsed: RoutingFile, error: ErrorAt) -> None:
             if name in used:
                 raise error(join(where, i), f"{name!r} is already told at an earlier tier")
             used.add(name)
+    for i, name in enumerate(parsed.informational.audiences):
+        where = join("informational.audiences", i)
+        if name not in parsed.audiences:
+            known = ", ".join(sorted(parsed.audiences))
+            raise error(where, f"unknown audience {name!r} (audiences: {known})")
+        if not parsed.audiences[name].email:
+            raise error(where, f"{name!r} has no email address (informational alerts are email)")
     if not parsed.escalation.tier_1:
         raise error("escalation.tier_1", "name at least one audience")
     unused = sorted(set(parsed.audiences) - used)

@@ -162,6 +162,7 @@ class AlertRule:
     severity: str
     tier: int
     text: Text  # the description, to expand the text promtool expects
+    keep_firing_for: float = 0.0
 
 
 @dataclass
@@ -173,11 +174,9 @@ class AlertBuild:
     source: str = ""  # the exporter source it is computed from, for inhibition
 
 
-def tier_delays(severity: str, tier2: float, tier3: float) -> list[float]:
-    """Extra hold time of each escalation tier: tier 1 at once, then tier 2 and tier 3.
-
-    Low-severity alerts do not escalate (seed 001's matrix stops at medium).
-    """
-    if severity == "low":
-        return [0.0]
-    return [0.0, tier2, tier3]
+def tier_delays(tiers: int, tier2: float, tier3: float) -> list[float]:
+    """Extra hold time of each of an alert's ``tiers`` escalation tiers: tier 1 at once, then
+    tier 2 and tier 3. How many tiers a severity reaches is thresholds.yaml's
+    ``escalation.top_tier`` (seed 001: critical 3, high 2, medium and low 1); alerts of a
+    standing state have one."""
+    return [0.0, tier2, tier3][: max(1, min(tiers, 3))]

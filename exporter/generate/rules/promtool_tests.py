@@ -68,7 +68,7 @@ def _test_group(built: BuiltAlert, scenario: Scenario) -> dict[str, Any]:
     tests: list[dict[str, Any]] = []
     for t in sorted(times):
         expected: list[dict[str, Any]] = [
-            _expected(scenario, rule, labels, model, t) for labels, model, rule in firing.at(t)
+            _expected(rule, labels, value) for labels, rule, value in firing.at(t)
         ]
         tests.append(
             {
@@ -93,38 +93,50 @@ Key = tuple[int, int]  # (result index in the scenario, rule index)
 
 
 class Firing:
-    """When each rule fires for each result series of a scenario, following ``for``."""
+    """When each rule fires for each result series of a scenario, following ``for`` and
+    ``keep_firing_for``, with the value its annotations show."""
 
     def __init__(self, rules: list[AlertRule], results: list[tuple[dict[str, str], Model]]) -> None:
         self.rules = rules
         self.results = results
-        self.timeline: dict[float, list[Key]] = {}
+        self.timeline: dict[float, dict[Key, float]] = {}
         self.starts: dict[Key, float] = {}  # start of each run that lasts to the end
 
-    def at(self, t: float) -> list[tuple[dict[str, str], Model, AlertRule]]:
+    def at(self, t: float) -> list[tuple[dict[str, str], AlertRule, float]]:
         return [
-            (self.results[r][0], self.results[r][1], self.rules[i])
-            for r, i in self.timeline.get(t, [])
+            (self.results[r][0], self.rules[i], value)
+            for (r, i), value in self.timeline.get(t, {}).items()
         ]
 
 
 def simulate(built: BuiltAlert, scenario: Scenario) -> Firing:
-    """Step through the scenario as promtool will, tracking each severity's active run."""
+    """Step through the scenario as promtool will, tracking each rule's active run."""
     results = scenario.results()
     firing = Firing(list(built.rules), results)
     active: list[dict[str, float]] = [{} for _ in results]
+    kept: dict[Key, tuple[float, float]] = {}  # firing, condition gone: since, last value
+    shown: dict[Key, float] = {}
     times: list[float] = []
     t, last = 0.0, _last_step(scenario)
     while t <= last:
-        now: list[Key] = []
+        now: dict[Key, float] = {}
         for r, (_labels, model) in enumerate(results):
             holding = model(t)
             active[r] = {s: active[r].get(s, t) for s in holding}
-            now += [
-                (r, i)
-                for i, rule in enumerate(built.rules)
-                if rule.severity in active[r] and t - active[r][rule.severity] >= rule.for_seconds
-            ]
+            for i, rule in enumerate(built.rules):
+                key = (r, i)
+                since = active[r].get(rule.severity)
+                if since is not None and (key in shown or t - since >= rule.for_seconds):
+                    now[key] = shown[key] = holding[rule.severity]
+                    kept.pop(key, None)
+                elif key in shown and rule.keep_firing_for:
+                    off, value = kept.setdefault(key, (t, shown[key]))
+                    if t - off < rule.keep_firing_for:
+                        now[key] = value
+                    else:
+                        del shown[key], kept[key]
+                else:
+                    shown.pop(key, None)
         firing.timeline[t] = now
         times.append(t)
         t += scenario.step_seconds
@@ -138,10 +150,7 @@ def simulate(built: BuiltAlert, scenario: Scenario) -> Firing:
     return firing
 
 
-def _expected(
-    scenario: Scenario, rule: AlertRule, labels: dict[str, str], model: Model, t: float
-) -> dict[str, Any]:
-    value = model(t)[rule.severity]
+def _expected(rule: AlertRule, labels: dict[str, str], value: float) -> dict[str, Any]:
     return {
         "exp_labels": {**labels, **rule.labels},
         "exp_annotations": {

@@ -16,13 +16,16 @@ def _recording(rule: RecordingRule) -> dict[str, Any]:
 
 
 def _alerting(rule: AlertRule) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "alert": rule.alert,
         "expr": rule.expr,
         "for": duration_text(rule.for_seconds),
-        "labels": rule.labels,
-        "annotations": rule.annotations,
     }
+    if rule.keep_firing_for:
+        out["keep_firing_for"] = duration_text(rule.keep_firing_for)
+    out["labels"] = rule.labels
+    out["annotations"] = rule.annotations
+    return out
 
 
 def rule_files(ruleset: RuleSet, source: str) -> dict[str, str]:

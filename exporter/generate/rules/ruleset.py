@@ -3,7 +3,9 @@
 Escalation is done with rules: each severity of an alert becomes up to three rules with the
 same name and condition, ``for`` growing by the configured tier delays, labelled
 ``escalation="1"``, ``"2"``, ``"3"``. Held 5 minutes, tiers 1 and 2 fire together; held
-15 minutes, all three. Alertmanager routes each tier to its audience.
+15 minutes, all three. How far a severity escalates is ``escalation.top_tier`` (critical to
+tier 3, high to tier 2, medium and low never); alerts of a standing state never escalate.
+Alertmanager routes each tier to its audience.
 """
 
 from __future__ import annotations
@@ -84,13 +86,16 @@ def _tiered(th: Thresholds, alert: Alert, result: AlertBuild) -> BuiltAlert:
     delays: dict[str, tuple[float, ...]] = {}
     dashboard = "business" if alert.spec.category in ("sales", "inventory") else "operations"
     for variant in result.variants:
-        tiers = tier_delays(variant.severity, float(esc.tier2_after), float(esc.tier3_after))
+        top = 1 if alert.spec.standing else esc.tiers(variant.severity)
+        tiers = tier_delays(top, float(esc.tier2_after), float(esc.tier3_after))
         delays[variant.severity] = tuple(tiers)
         for tier, delay in enumerate(tiers, start=1):
             labels = {"severity": variant.severity, "category": alert.spec.category}
             if result.source:
                 labels["source"] = result.source
             labels["escalation"] = str(tier)
+            if alert.spec.notify_once:
+                labels["notify"] = "once"
             labels.update(alert.labels)
             annotations = {
                 "summary": variant.summary,
@@ -111,6 +116,7 @@ def _tiered(th: Thresholds, alert: Alert, result: AlertBuild) -> BuiltAlert:
                     severity=variant.severity,
                     tier=tier,
                     text=variant.description,
+                    keep_firing_for=alert.keep_firing_for,
                 )
             )
     return BuiltAlert(

@@ -74,12 +74,23 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
         "Twilio console, Messaging logs: error codes of the failed messages.",
         "Carrier filtering (30007) or unreachable numbers (30003) need different fixes.",
     ),
+    "StripeWebhookEndpointDisabled": (
+        "Stripe dashboard, Developers, Webhooks: which endpoint is disabled, and why (Stripe "
+        "disables an endpoint that failed deliveries for days, or someone did).",
+        "Fix what made deliveries fail, then enable the endpoint again; Stripe resends the "
+        "events of the last days it could not deliver.",
+        "Orders paid meanwhile stay pending in our database: tell support.",
+    ),
     "SmsCostHigh": (
+        "SMS pumping? Many messages to unfamiliar (often premium or foreign) numbers with no "
+        "order behind them: enable Twilio's SMS Pumping Protection, geo permissions.",
         "A loop sending the same SMS? Look for repeated recipients in the Twilio logs.",
         "International numbers cost more: check the destinations.",
     ),
     "TwilioBalanceLow": (
         "Top up the Twilio account or enable auto-recharge; SMS stop when it reaches zero.",
+        "Auto-recharge on and still draining? Check the payment method Twilio charges, and "
+        "whether spend jumped (SmsCostHigh, SMS pumping).",
     ),
     "AppHealthDegraded": (
         "Open the app's health endpoint and read the failing component's status.",
@@ -141,15 +152,8 @@ def runbook(built: BuiltAlert, ruleset: RuleSet) -> str:
             "",
         ]
     lines += _recording_rules_read(built, ruleset)
-    esc = th.file.escalation
+    lines += ["## Escalation", "", *_escalation(built), ""]
     lines += [
-        "## Escalation",
-        "",
-        f'The condition held at once fires `escalation="1"`; held '
-        f'{duration_text(float(esc.tier2_after))} longer it also fires `escalation="2"`, and '
-        f'{duration_text(float(esc.tier3_after))} longer `escalation="3"` (low severity does '
-        "not escalate). Alertmanager sends each tier to a wider audience.",
-        "",
         "## First checks",
         "",
     ]
@@ -169,6 +173,39 @@ def runbook(built: BuiltAlert, ruleset: RuleSet) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _escalation(built: BuiltAlert) -> list[str]:
+    """What the tiers of this alert are, from the rules generated for it."""
+    spec = built.alert.spec
+    out: list[str] = []
+    if spec.notify_once:
+        out.append(
+            'It never escalates and carries `notify="once"`: Alertmanager tells the business '
+            "channel once and never pages or repeats (docs/alerting.md)."
+        )
+    elif spec.standing:
+        out.append("It describes a standing state, not an incident: it never escalates.")
+    for severity, delays in built.tier_delays.items():
+        if len(delays) == 1 and not spec.standing:
+            out.append(f"`{severity}` does not escalate (`escalation.top_tier`).")
+        elif len(delays) > 1:
+            later = [
+                f'{duration_text(float(d))} longer `escalation="{i}"`'
+                for i, d in enumerate(delays[1:], start=2)
+            ]
+            out.append(
+                f'`{severity}`: the condition held fires `escalation="1"`; held '
+                + ", ".join(later)
+                + ". Alertmanager sends each tier to a wider audience."
+            )
+    if built.alert.keep_firing_for:
+        out.append(
+            f"Once firing, it keeps firing {duration_text(built.alert.keep_firing_for)} after "
+            "its condition stops holding (`keep_firing_for`), so a value hovering at the "
+            "threshold notifies once."
+        )
+    return [" ".join(out)]
 
 
 def _recording_rules_read(built: BuiltAlert, ruleset: RuleSet) -> list[str]:

@@ -1,5 +1,6 @@
-"""Inventory alerts (SPEC 5): tickets running low per tier, sold out, oversold, and the
-sell-out prediction from the recent sales rate."""
+"""Inventory alerts (SPEC 5): tickets running low per tier (relative to the tier's
+capacity), sold out (a success: notified once), oversold, and the sell-out prediction from
+the recent sales rate. All but oversold describe a standing state and never escalate."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import math
 
 from exporter.generate import series
 from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, describe, ladder, span, variants
+from exporter.generate.rules.alertkit import Builder, describe, ladder, num, pct, span, variants
 from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant, constant
 from exporter.generate.rules.promtool_series import Counter, gauge, selector
 from exporter.generate.rules.recording import Recorder
 from exporter.generate.rules.scenarios import EVENT
 from exporter.generate.series import AVAILABLE, SOLD, by
 from exporter.generate.thresholds import Alert, Thresholds
+
+CAPACITY = "boxoffice_inventory_capacity_tickets"
 
 
 def _tier_selector(tier: str, listed: list[str]) -> str:
@@ -23,32 +26,69 @@ def _tier_selector(tier: str, listed: list[str]) -> str:
     return f'{{tier!~"{others}"}}' if others else ""
 
 
+def _limit(alert: Alert, tier: str, tiers: str) -> tuple[float, float, str]:
+    """The tier's cap, the alert's share of capacity and the PromQL limit: the smaller."""
+    caps = dict(alert.thresholds)
+    cap = caps.get(tier, caps.get("default", 0.0))
+    share = alert.relative["capacity_share"]
+    capacity = f"{by(CAPACITY)} ({CAPACITY}{tiers})"
+    return cap, share, f"clamp_max({capacity} * {num(share)}, {num(cap)})"
+
+
+def sold_out_lately(tiers: str) -> str:
+    """Tiers that were sold out in the last hour: expiring checkouts hand a few seats back
+    after a sell-out, which is InventorySoldOut's business (it keeps firing), not news."""
+    return f"{by(AVAILABLE).replace('max', 'min')} (min_over_time({AVAILABLE}{tiers}[1h])) <= 0"
+
+
 def inventory_level(alert: Alert, th: Thresholds, floor_alert: Alert | None) -> AlertBuild:
-    """InventoryLow / InventoryCritical: per tier, at or below the threshold and above the
-    next alert's (``floor_alert``), so one tier is in one band at a time."""
+    """InventoryLow / InventoryCritical: per tier, tickets left at or below the smaller of
+    the tier's cap (thresholds) and a share of its capacity (``relative.capacity_share``),
+    above the next alert's limit (``floor_alert``) so one tier is in one band at a time,
+    and only while some are left (sold out is InventorySoldOut's)."""
     severity: str = alert.severity or "medium"
-    floors = dict(floor_alert.thresholds) if floor_alert and floor_alert.enabled else {}
+    floor = floor_alert if floor_alert is not None and floor_alert.enabled else None
     listed = [tier for tier, _ in alert.thresholds]
-    clauses, bands = [], []
-    for tier, threshold in alert.thresholds:
-        floor = floors.get(tier, floors.get("default", 0.0))
+    clauses = []
+    for tier, _threshold in alert.thresholds:
         tiers = _tier_selector(tier, listed)
-        clauses.append(f"{by(AVAILABLE)} ({AVAILABLE}{tiers}) <= {threshold:g} > {floor:g}")
-        bands.append((tier, threshold, floor))
+        _cap, _share, limit_expr = _limit(alert, tier, tiers)
+        clause = f"({by(AVAILABLE)} ({AVAILABLE}{tiers}) > 0) <= {limit_expr}"
+        if floor is not None:
+            clause += f" > {_limit(floor, tier, tiers)[2]}"
+        clauses.append(f"({clause}\nunless {sold_out_lately(tiers)})")
+    share = alert.relative["capacity_share"]
     text = Text(
-        "{value} {tier} tickets left for {event} in {city} "
-        "(alerting at " + ", ".join(f"{t} <= {v:g}" for t, v, _ in bands) + ").",
+        "{value} {tier} tickets left for {event} in {city} (alerting at "
+        + pct(share)
+        + " of capacity, at most "
+        + ", ".join(f"{t} {v:g}" for t, v in alert.thresholds)
+        + ").",
         "number",
     )
     variant = Variant(
         severity=severity, expr="\nor ".join(clauses), summary=alert.spec.summary, description=text
     )
     build = AlertBuild(variants=[variant], source="postgres")
-    for tier, threshold, floor in bands:
+    for tier, cap in alert.thresholds:
         label_tier = tier if tier != "default" else "general"
-        for name, value in ((tier, threshold), (f"near-{tier}", threshold + 1)):
-            result = {severity: value} if floor < value <= threshold else {}
-            build.scenarios.append(_gauge_scenario(name, alert, th, label_tier, value, result))
+        # A big tier (the cap binds), a small one (the share binds), a tiny one (never).
+        for size, raw in (("big", 2 * cap / share), ("small", cap / share / 2), ("tiny", 8)):
+            capacity = float(math.ceil(raw))
+            limit = min(cap, share * capacity)
+            low = 0.0
+            if floor is not None:
+                f_caps = dict(floor.thresholds)
+                f_cap = f_caps.get(tier, f_caps.get("default", 0.0))
+                low = min(f_cap, floor.relative["capacity_share"] * capacity)
+            # At the limit, one above it; a tiny tier: its last ticket, and sold out.
+            values = (1, 0) if size == "tiny" else (math.floor(limit), math.floor(limit) + 1)
+            for name, value in zip((size, f"near-{size}"), values, strict=True):
+                result = {severity: float(value)} if value > 0 and low < value <= limit else {}
+                scenario = _gauge_scenario(
+                    f"{tier}-{name}", alert, th, label_tier, float(value), result, capacity
+                )
+                build.scenarios.append(scenario)
     return build
 
 
@@ -61,13 +101,22 @@ def inventory_critical(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuil
 
 
 def _gauge_scenario(
-    name: str, alert: Alert, th: Thresholds, tier: str, value: float, result: dict[str, float]
+    name: str,
+    alert: Alert,
+    th: Thresholds,
+    tier: str,
+    value: float,
+    result: dict[str, float],
+    capacity: float = 100.0,
 ) -> Scenario:
     labels = {**EVENT, "event": f"{EVENT['event']}-{name}", "tier": tier}
     length = span(alert, th.file.escalation.tier3_after)
     return Scenario(
         name=name,
-        series=(gauge(selector(AVAILABLE, labels), value, length, 60),),
+        series=(
+            gauge(selector(AVAILABLE, labels), value, length, 60),
+            gauge(selector(CAPACITY, labels), capacity, length, 60),
+        ),
         labels=labels,
         model=constant(result),
         length_seconds=length,
@@ -108,7 +157,11 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
     window = alert.window
     lad = ladder(alert)
     sold = rec.use(series.increase(SOLD, window))
-    expr = f"({by(AVAILABLE)} ({AVAILABLE}) > 0) / ({sold} / {window:g})"
+    # Tiers that sold out in the last hour are InventorySoldOut's, even when expiring
+    # checkouts hand a few seats back.
+    expr = (
+        f"({by(AVAILABLE)} ({AVAILABLE}) > 0) / ({sold} / {window:g})\nunless {sold_out_lately('')}"
+    )
     w = duration_text(window)
     build = AlertBuild(
         variants=variants(

@@ -1,17 +1,19 @@
-"""Messaging alerts (SPEC 5): SMS failing to deliver, SMS spend, and the Twilio balance."""
+"""Messaging alerts (SPEC 5): SMS failing to deliver, SMS spend far above what the shop's
+orders explain, and the Twilio balance's runway at the current spend."""
 
 from __future__ import annotations
 
 from exporter.generate import series
 from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, describe, ladder, pct, span, variants
-from exporter.generate.rules.alerts.shapes import gauge_ladder
+from exporter.generate.rules.alertkit import Builder, describe, ladder, num, pct, span, variants
 from exporter.generate.rules.model import AlertBuild, Scenario
-from exporter.generate.rules.promtool_series import Counter, selector
+from exporter.generate.rules.promtool_series import Counter, gauge, selector
 from exporter.generate.rules.recording import Recorder
 from exporter.generate.rules.scenarios import ratio_scenario
-from exporter.generate.series import SMS, SMS_COST, SMS_FAILED
+from exporter.generate.series import COMPLETED, SMS, SMS_COST, SMS_FAILED
 from exporter.generate.thresholds import Alert, Thresholds
+
+BALANCE = "boxoffice_twilio_balance"
 
 
 def sms_delivery_failure_rate_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
@@ -52,36 +54,137 @@ def sms_delivery_failure_rate_high(alert: Alert, th: Thresholds, rec: Recorder) 
     return build
 
 
+_WEEK = 7 * 86400.0
+_HOUR = 3600.0
+
+
+def _usual_spend(rec: Recorder, window: float) -> str:
+    """What SMS for the last ``window``'s paid orders usually cost: the last week's spend per
+    paid order (SMS follow orders, so an on-sale is normal spend) times those orders."""
+    week = rec.use(series.sms_cost(_WEEK))
+    orders_week = rec.use(series.increase(COMPLETED, _WEEK))
+    orders = rec.use(series.increase(COMPLETED, window))
+    return f"({week} / on() group_left clamp_min({orders_week}, 1) * on() group_left {orders})"
+
+
 def sms_cost_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    """SMS spend over the window above the ladder's amount (a floor) and above
+    ``relative.spend_factor`` times what the window's paid orders usually cost in SMS:
+    pumping and loops, not a busy day."""
     window = alert.window
     lad = ladder(alert)
+    factor = alert.relative["spend_factor"]
     spend = rec.use(series.sms_cost(window))
+    usual = f"({num(factor)} * {_usual_spend(rec, window)} or {spend} * 0)"
+    conditions = {
+        sev: f"{cond} and {spend} > {usual}" for sev, cond in lad.conditions(spend).items()
+    }
     w = duration_text(window)
     build = AlertBuild(
         variants=variants(
             alert,
-            lad.conditions(spend),
+            conditions,
             lambda sev, t: describe(
-                f"SMS spend was {{value}} {{currency}} in the last {w} (threshold {t:g}).",
+                f"SMS spend was {{value}} {{currency}} in the last {w}, over {factor:g}x what "
+                f"SMS for its paid orders usually cost (and over {t:g}).",
                 "money",
             ),
         ),
         source="twilio",
     )
     length = span(alert, th.file.escalation.tier3_after, window)
-    for i, (target, amount) in enumerate(lad.targets()):
+    floor = lad.thresholds[-1][1]
+    # (name, spend per window, paid orders per window): orders explain the spend or not.
+    cases = [(name, amount, 0.0) for name, amount in lad.targets()]
+    cases += [("busy", floor * 4, floor * 4 / 0.02), ("pumping", floor * 4, 10.0)]
+    for i, (name, amount, orders_per_window) in enumerate(cases):
         labels = {"currency": f"c{i}"}
         counter = Counter.linear(amount / window)
+        paid = Counter.linear(orders_per_window / window)
 
-        def model(t: float, counter: Counter = counter) -> dict[str, float]:
+        def model(t: float, counter: Counter = counter, paid: Counter = paid) -> dict[str, float]:
             value = counter.increase(window, t, 60)
+            if value is None:
+                return {}
+            orders = paid.increase(window, t, 60) or 0.0
+            per_order = (counter.increase(_WEEK, t, 60) or 0.0) / max(
+                paid.increase(_WEEK, t, 60) or 0.0, 1.0
+            )
             severity = lad.severity(value)
-            return {severity: value} if severity and value is not None else {}
+            if not severity or not value > factor * per_order * orders:
+                return {}
+            return {severity: value}
 
         build.scenarios.append(
             Scenario(
-                name=target,
-                series=(counter.series(selector(SMS_COST, labels), length, 60),),
+                name=name,
+                series=(
+                    counter.series(selector(SMS_COST, labels), length, 60),
+                    paid.series(selector(COMPLETED, {"instance": f"shop{i}"}), length, 60),
+                ),
+                labels=labels,
+                model=model,
+                length_seconds=length,
+            )
+        )
+    return build
+
+
+def twilio_balance_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    """The runway: how long the balance lasts at the last hour's SMS spend, under
+    ``relative.runway``; or the balance under the ladder's amount (a floor) whatever the
+    spend. The value is the runway in seconds either way."""
+    lad = ladder(alert)
+    runway = alert.relative["runway"]
+    spend = rec.use(series.sms_cost(_HOUR))
+    balance = series.latest(BALANCE)
+    left = f"({balance} / ({spend} / {num(_HOUR)}))"
+    conditions = {sev: f"{left} and {cond}" for sev, cond in lad.conditions(balance).items()}
+    worst = lad.thresholds[0][0]
+    conditions[worst] = f"{left} < {num(runway)}\nor {conditions[worst]}"
+    build = AlertBuild(
+        variants=variants(
+            alert,
+            conditions,
+            lambda sev, t: describe(
+                "The Twilio balance lasts {value} at the last hour's SMS spend (alerting under "
+                f"{duration_text(runway)} of runway, or under {t:g} {{currency}} of balance).",
+                "duration",
+            ),
+        ),
+        source="twilio",
+    )
+    length = span(alert, th.file.escalation.tier3_after, _HOUR)
+    floor = lad.thresholds[-1][1]
+    # (name, balance, spend per hour): the runway binds, then the floor.
+    cases = (
+        ("runway", 100.0, 100.0 * _HOUR / runway * 2.37),
+        ("near-runway", 100.0, 100.0 * _HOUR / runway * 0.37),
+        ("floor", floor * 0.63, floor * 0.13 * _HOUR / runway),
+        ("near-floor", floor * 2.1, floor * 0.13 * _HOUR / runway),
+    )
+    for i, (name, amount, per_hour) in enumerate(cases):
+        labels = {"currency": f"c{i}"}
+        counter = Counter.linear(per_hour / _HOUR)
+
+        def model(t: float, amount: float = amount, counter: Counter = counter) -> dict[str, float]:
+            spent = counter.increase(_HOUR, t, 60)
+            if not spent:
+                return {}
+            value = amount / (spent / _HOUR)
+            severity = lad.severity(amount)
+            out = {severity: value} if severity else {}
+            if value < runway:
+                out[lad.thresholds[0][0]] = value
+            return out
+
+        build.scenarios.append(
+            Scenario(
+                name=name,
+                series=(
+                    gauge(selector(BALANCE, labels), amount, length, 60),
+                    counter.series(selector(SMS_COST, labels), length, 60),
+                ),
                 labels=labels,
                 model=model,
                 length_seconds=length,
@@ -89,18 +192,6 @@ def sms_cost_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
             )
         )
     return build
-
-
-def twilio_balance_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    return gauge_ladder(
-        alert,
-        th,
-        metric="boxoffice_twilio_balance",
-        labels={"currency": "usd"},
-        text="Twilio balance is {value} {currency} (threshold {t}).",
-        fmt="money",
-        source="twilio",
-    )
 
 
 BUILDERS: dict[str, Builder] = {

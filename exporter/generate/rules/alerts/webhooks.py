@@ -1,29 +1,100 @@
-"""Webhook alerts (SPEC 5): Stripe's undelivered backlog, and webhooks our app failed to
-process (a failure share with a traffic guard, or a plain count)."""
+"""Webhook alerts (SPEC 5): Stripe's undelivered backlog (relative to the shop's webhook
+volume), a Stripe endpoint disabled, and webhooks our app failed to process (a failure share
+with a traffic guard, or a plain count)."""
 
 from __future__ import annotations
 
 from exporter.generate import series
 from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, num, pct, span
-from exporter.generate.rules.alerts.shapes import gauge_ladder
+from exporter.generate.rules.alertkit import Builder, ladder, num, pct, span, variants
 from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant
-from exporter.generate.rules.promtool_series import Counter, selector
+from exporter.generate.rules.promtool_series import Counter, gauge, selector
 from exporter.generate.rules.recording import Recorder
+from exporter.generate.rules.scenarios import gauge_cases
 from exporter.generate.series import WEBHOOKS, WEBHOOKS_FAILED
 from exporter.generate.thresholds import Alert, Thresholds
 
+PENDING = "boxoffice_stripe_events_pending_webhooks"
+ENDPOINTS = "boxoffice_stripe_webhook_endpoints"
+_HOUR = 3600.0
+
 
 def stripe_webhook_backlog(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    return gauge_ladder(
-        alert,
-        th,
-        metric="boxoffice_stripe_events_pending_webhooks",
-        labels={},
-        text="{value} recent Stripe events still have webhooks to deliver (threshold {t}).",
-        fmt="number",
+    """Pending Stripe events above the threshold (a floor) and above ``relative.backlog_of``
+    of the shop's Stripe webhook volume (the last hour's rate, events our app logged whether
+    it processed them or not), so a shop that receives hundreds of webhooks a minute is not
+    "backlogged" by its own traffic, and a quiet night does not hide a stall."""
+    lad = ladder(alert)
+    backlog_of = alert.relative["backlog_of"]
+    hourly = rec.use(series.increase(WEBHOOKS, _HOUR))
+    pending = series.latest(PENDING)
+    normal = f'({num(backlog_of / _HOUR)} * sum({hourly}{{provider="stripe"}}) or vector(0))'
+    conditions = {
+        sev: f"{cond} and {pending} > {normal}" for sev, cond in lad.conditions(pending).items()
+    }
+    text = (
+        "{value} recent Stripe events still have webhooks to deliver (alerting above {t} and "
+        f"above {duration_text(backlog_of)} of the last hour's Stripe webhook volume)."
+    )
+    build = AlertBuild(
+        variants=variants(
+            alert, conditions, lambda sev, t: Text(text.replace("{t}", f"{t:g}"), "number")
+        ),
         source="stripe",
     )
+    length = span(alert, th.file.escalation.tier3_after)
+    floor = lad.thresholds[-1][1]
+    # (name, pending, Stripe webhooks per second): the floor binds, then the volume does.
+    cases = (
+        ("floor", floor * 1.5, 0.0),
+        ("near-floor", floor, 0.0),
+        ("busy", 900.0, 2.0),
+        ("near-busy", 300.0, 2.0),
+    )
+    for i, (name, value, per_second) in enumerate(cases):
+        labels = {"provider": "stripe", "instance": f"shop{i}"}
+        hooks = Counter.linear(per_second)
+
+        def model(t: float, value: float = value, hooks: Counter = hooks) -> dict[str, float]:
+            volume = (hooks.increase(_HOUR, t, 60) or 0.0) * backlog_of / _HOUR
+            severity = lad.severity(value)
+            return {severity: value} if severity and value > volume else {}
+
+        build.scenarios.append(
+            Scenario(
+                name=name,
+                series=(
+                    gauge(selector(PENDING, {"instance": f"shop{i}"}), value, length, 60),
+                    hooks.series(selector(WEBHOOKS, labels), length, 60),
+                ),
+                labels={},
+                model=model,
+                length_seconds=length,
+            )
+        )
+    return build
+
+
+def stripe_webhook_endpoint_disabled(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    """A webhook endpoint Stripe disabled (after failing deliveries for days, or by hand):
+    Stripe sends it nothing until someone enables it again."""
+    severity: str = alert.severity or "critical"
+    expr = f'max by (status) ({ENDPOINTS}{{status="disabled"}}) > 0'
+    text = Text(
+        "{value} Stripe webhook endpoint(s) disabled: Stripe sends them no events until they "
+        "are enabled again in the Stripe Dashboard.",
+        "number",
+    )
+    variant = Variant(severity=severity, expr=expr, summary=alert.spec.summary, description=text)
+    build = AlertBuild(variants=[variant], source="stripe")
+    build.scenarios = gauge_cases(
+        alert,
+        th,
+        ENDPOINTS,
+        {"status": "disabled"},
+        [("firing", 1.0, {severity: 1.0}), ("near", 0.0, {})],
+    )
+    return build
 
 
 def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
@@ -117,5 +188,6 @@ def _scenarios(alert: Alert, th: Thresholds, limits: dict[str, float]) -> list[S
 
 BUILDERS: dict[str, Builder] = {
     "StripeWebhookBacklog": stripe_webhook_backlog,
+    "StripeWebhookEndpointDisabled": stripe_webhook_endpoint_disabled,
     "WebhookProcessingErrors": webhook_processing_errors,
 }
