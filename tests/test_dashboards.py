@@ -259,7 +259,7 @@ def test_committed_panels_carry_the_thresholds_that_page() -> None:
         (0.6, "orange"),
         (0.8, "green"),
     ]
-    # Inventory: oversold, sold out (low: a success), InventoryCritical (ga <= 5),
+    # Inventory: oversold, sold out (blue: a success told once), InventoryCritical (ga <= 5),
     # InventoryLow (ga <= 10); the caps, the capacity share applies per tier.
     assert _steps(_by_title(operations, "Tickets left: ga")) == [
         (None, "dark-red"),

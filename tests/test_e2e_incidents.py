@@ -158,7 +158,7 @@ CASES = [
     ),
     Case(
         scenario="flash-sale",
-        required={"InventorySoldOut": "low"},
+        required={"InventorySoldOut": "critical"},
         # SalesVelocitySpike compares with last week, which a fresh Prometheus lacks.
         # CheckoutConversionLow (completed / created checkouts over its window) may fire: ten
         # times the checkouts open at once and complete a think time later, which holds the

@@ -153,7 +153,7 @@ def test_escalation_follows_severity_and_standing_states_never_escalate() -> Non
 def test_sold_out_notifies_once_and_is_no_page() -> None:
     (rule,) = _rules_by_alert()["InventorySoldOut"]
     assert rule["labels"]["notify"] == "once"
-    assert rule["labels"]["severity"] == "low"
+    assert rule["labels"]["severity"] == "critical"  # SPEC 5; its route never pages
     assert rule["keep_firing_for"] == "1h"
 
 
