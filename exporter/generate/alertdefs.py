@@ -37,6 +37,8 @@ class AlertDef:
     min_traffic: float | None = None
     summary: str = ""
     upward: bool = True  # a larger value is worse (failures); False: smaller is (success)
+    min_ratio: float | None = None  # a ratio floor beside the thresholds (min_ratio key)
+    baseline_seconds: float | None = None  # the window of the shop's own normal (baseline key)
 
 
 def _ladder(
@@ -50,6 +52,8 @@ def _ladder(
     window: float | None = None,
     min_traffic: float | None = None,
     upward: bool = True,
+    min_ratio: float | None = None,
+    baseline: float | None = None,
 ) -> AlertDef:
     measures = measure if isinstance(measure, dict) else dict.fromkeys(thresholds, measure)
     return AlertDef(
@@ -63,6 +67,8 @@ def _ladder(
         min_traffic=min_traffic,
         summary=summary,
         upward=upward,
+        min_ratio=min_ratio,
+        baseline_seconds=baseline,
     )
 
 
@@ -112,6 +118,19 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         measure="count",
         summary="Burst of failed payments",
         window=10 * M,
+        min_ratio=0.03,
+    ),
+    _ladder(
+        name="DeclineRateAnomalous",
+        category="payments",
+        thresholds={"high": 4.0},
+        measure="factor",
+        summary="Card declines far above the shop's normal (card testing?)",
+        for_seconds=2 * M,
+        window=10 * M,
+        min_traffic=20,
+        min_ratio=0.5,
+        baseline=D,
     ),
     _ladder(
         name="RefundRateHigh",

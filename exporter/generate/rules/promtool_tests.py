@@ -146,6 +146,8 @@ def _expected(
         "exp_labels": {**labels, **rule.labels},
         "exp_annotations": {
             **rule.annotations,
-            "description": rule.text.expand(labels, value),
+            "description": rule.text.expand(
+                labels, value, scenario.queried(t) if scenario.queried else None
+            ),
         },
     }
