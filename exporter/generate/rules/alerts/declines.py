@@ -58,6 +58,7 @@ def decline_rate_anomalous(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         # (name, attempts/s before and after `at`, declined share before and after, at)
         ("card-testing", (1.0, 6.0), (0.05, 0.76), start),
         ("healthy-surge", (1.0, 10.0), (0.08, 0.08), start),
+        ("near-high", (1.0, 6.0), (0.15, 0.57), start),  # 3.8x a 15% normal
         ("no-history-yet", (1.0, 6.0), (0.05, 0.76), 2 * _HOUR),
     ]
     for name, rates, shares, at in cases:
