@@ -20,6 +20,11 @@ SMS_ERRORS: tuple[tuple[str, float], ...] = (
     ("30007", 0.20),  # message filtered by the carrier
     ("30008", 0.10),  # unknown error
 )
+# Provider and account failures (ours, issue 15's "system" class): what an SMS outage looks like.
+PROVIDER_SMS_ERRORS: tuple[tuple[str, float], ...] = (
+    ("30008", 0.6),  # unknown error
+    ("30001", 0.4),  # queue overflow
+)
 OUTAGE_CODES: tuple[tuple[str, float], ...] = (
     ("processing_error", 0.85),
     ("card_declined", 0.10),
@@ -50,6 +55,7 @@ class Effects:
     webhook_errors: tuple[str, ...] = ()  # empty: the seeder's everyday errors
     # Confirmation texts that end failed/undelivered: inside the SMS SLO (99% delivered).
     sms_failure_share: float = 0.005
+    sms_errors: tuple[tuple[str, float], ...] = SMS_ERRORS
     focus_share: float = 0.0  # share of new buyers sent to the scenario's focus tier
     oversell: bool = False  # the inventory check is broken for the focus tier
 
@@ -106,8 +112,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="sms-failure",
-            summary="the carrier drops texts: most confirmation SMS end undelivered",
-            incident=Effects(sms_failure_share=0.6),
+            summary="Twilio fails to deliver: most confirmation SMS fail with provider errors",
+            incident=Effects(sms_failure_share=0.6, sms_errors=PROVIDER_SMS_ERRORS),
             expected_alerts=("SmsDeliveryFailureRateHigh",),
             fix="the carrier recovers",
             notes=("texts land in the demo's local Twilio API, read by the twilio source",),

@@ -27,7 +27,6 @@ from exporter.demo.buyers import QUANTITIES, Inventory, Paid, Session, Tier, Tim
 from exporter.demo.report import Tally
 from exporter.demo.scenarios import (
     NORMAL,
-    SMS_ERRORS,
     Effects,
     Phase,
     Scenario,
@@ -321,7 +320,7 @@ class Simulator:
 
     def _text(self, order_id: int, now: Effects, elapsed: float) -> None:
         failed = self.rng.random() < now.sms_failure_share
-        code = pick_weighted(self.rng, SMS_ERRORS) if failed else None
+        code = pick_weighted(self.rng, now.sms_errors) if failed else None
         status = ("undelivered" if self.rng.random() < 0.7 else "failed") if failed else "delivered"
         if self.sms is not None:
             self.sms.deliver(SmsOutcome(order_id, status, code))

@@ -319,8 +319,8 @@ class _Shop:
             put(step, "boxoffice_stripe_charges_total", c["attempts"] + c["testing_ok"])
             for code, n in self.codes["pay"].items():
                 kind = "system" if code == "processing_error" else "customer_decline"
-                labels = (("failure_code", code), ("failure_class", kind))
-                put(step, "boxoffice_stripe_charges_failed_total", n, labels)
+                classed = (("failure_code", code), ("failure_class", kind))
+                put(step, "boxoffice_stripe_charges_failed_total", n, classed)
             put(step, "boxoffice_stripe_refunds_total", c["stripe_refunds"])
             put(step, "boxoffice_stripe_disputes_total", c["disputes"])
             put(step, "boxoffice_stripe_disputes_open", float(round(self.disputes_open)))
