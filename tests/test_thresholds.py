@@ -184,7 +184,8 @@ MALFORMED: list[tuple[str, str]] = [
     ),
     # Failure classes (issue 15): one class per code, plain codes, only the known classes.
     (
-        BASE + "payment_failure_classes: {customer_decline: [card_declined], fraud_block: [card_declined]}\n",
+        BASE
+        + "payment_failure_classes: {customer_decline: [card_declined], fraud_block: [card_declined]}\n",
         "payment_failure_classes.fraud_block[0]: 'card_declined' is already listed under customer_decline",
     ),
     (
