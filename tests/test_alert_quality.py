@@ -134,6 +134,13 @@ def test_rates_stay_within_the_profiles_bounds(
         "incorrect_cvc",
         "processing_error",
     }
+    # Classed as the Stripe source classes them: only processing errors are ours.
+    classes = {
+        (dict(lb)["failure_code"], dict(lb)["failure_class"])
+        for n, lb in corpus.series
+        if n == "boxoffice_stripe_charges_failed_total"
+    }
+    assert all((kind == "system") == (code == "processing_error") for code, kind in classes)
     orders_per_day = completed / 3
     assert orders_per_day == pytest.approx(profile.orders_per_day, rel=0.25)
 
