@@ -319,7 +319,7 @@ class _Shop:
             put(step, "boxoffice_stripe_charges_total", c["attempts"] + c["testing_ok"])
             for code, n in self.codes["pay"].items():
                 kind = "system" if code == "processing_error" else "customer_decline"
-                classed = (("failure_code", code), ("failure_class", kind))
+                classed = (("failure_class", kind), ("failure_code", code))  # sorted
                 put(step, "boxoffice_stripe_charges_failed_total", n, classed)
             put(step, "boxoffice_stripe_refunds_total", c["stripe_refunds"])
             put(step, "boxoffice_stripe_disputes_total", c["disputes"])
