@@ -208,7 +208,7 @@ def test_recorded_rates_are_read_not_recomputed() -> None:
         "boxoffice:stripe_disputes:ratio_increase1d",
         "boxoffice:webhook_events_failed:ratio_increase1h",
         "boxoffice:sms_cost:increase1h",
-        "boxoffice:sms_messages_failed_system:ratio_increase15m",
+        "boxoffice:sms_messages_failed_system:ratio_increase30m",
         "boxoffice:endpoint_latency_seconds:p95_rate5m",
         "boxoffice:slo_errors:ratio_rate5m",
     ):

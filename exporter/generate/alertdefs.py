@@ -253,7 +253,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         measure="ratio",
         summary="SMS failing to deliver",
         for_seconds=5 * M,
-        window=15 * M,
+        window=30 * M,
         min_traffic=20,
     ),
     _ladder(
