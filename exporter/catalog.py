@@ -194,8 +194,10 @@ _STRIPE = (
     _stripe(
         "boxoffice_stripe_charges_failed_total",
         "counter",
-        "Stripe charges that failed, by failure_code ('unknown' when Stripe gives none).",
+        "Stripe charges that failed, by failure_code ('unknown' when Stripe gives none) and "
+        "failure_class (customer_decline, fraud_block or system, from Stripe's outcome).",
         "failure_code",
+        "failure_class",
     ),
     _stripe(
         "boxoffice_stripe_refunds_total",

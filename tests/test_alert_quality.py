@@ -134,6 +134,13 @@ def test_rates_stay_within_the_profiles_bounds(
         "incorrect_cvc",
         "processing_error",
     }
+    # Classed as the Stripe source classes them: only processing errors are ours.
+    classes = {
+        (dict(lb)["failure_code"], dict(lb)["failure_class"])
+        for n, lb in corpus.series
+        if n == "boxoffice_stripe_charges_failed_total"
+    }
+    assert all((kind == "system") == (code == "processing_error") for code, kind in classes)
     orders_per_day = completed / 3
     assert orders_per_day == pytest.approx(profile.orders_per_day, rel=0.25)
 
@@ -217,13 +224,21 @@ def test_processor_outage_fails_its_share_with_system_errors() -> None:
     corpus = simulate(PROFILES_BY_NAME["arena-25/min"], window, (outage,), timezone=TZ, seed=1)
     steps = _steps(window, outage)
     failed = _between(
-        corpus.values("boxoffice_stripe_charges_failed_total", failure_code="processing_error"),
+        corpus.values(
+            "boxoffice_stripe_charges_failed_total",
+            failure_code="processing_error",
+            failure_class="system",
+        ),
         steps[0],
         steps[-1],
     )
     attempts = _between(corpus.values("boxoffice_stripe_charges_total"), steps[0], steps[-1])
     assert 0.2 <= failed / attempts <= 0.35
-    before = corpus.values("boxoffice_stripe_charges_failed_total", failure_code="processing_error")
+    before = corpus.values(
+        "boxoffice_stripe_charges_failed_total",
+        failure_code="processing_error",
+        failure_class="system",
+    )
     assert (before[steps[0] - 1] or 0.0) == 0.0
 
 

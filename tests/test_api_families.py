@@ -38,7 +38,7 @@ def _samples(families: Sequence[Metric]) -> dict[tuple[str, tuple[tuple[str, str
 
 STRIPE = StripeView(
     charges=120,
-    charges_failed={"card_declined": 3, "unknown": 1},
+    charges_failed={("card_declined", "customer_decline"): 3, ("unknown", "system"): 1},
     refunds=2,
     disputes=1,
     disputes_open=1,
@@ -57,8 +57,16 @@ STRIPE = StripeView(
     ("name", "labels", "expected"),
     [
         ("boxoffice_stripe_charges_total", {}, 120),
-        ("boxoffice_stripe_charges_failed_total", {"failure_code": "card_declined"}, 3),
-        ("boxoffice_stripe_charges_failed_total", {"failure_code": "unknown"}, 1),
+        (
+            "boxoffice_stripe_charges_failed_total",
+            {"failure_code": "card_declined", "failure_class": "customer_decline"},
+            3,
+        ),
+        (
+            "boxoffice_stripe_charges_failed_total",
+            {"failure_code": "unknown", "failure_class": "system"},
+            1,
+        ),
         ("boxoffice_stripe_refunds_total", {}, 2),
         ("boxoffice_stripe_disputes_total", {}, 1),
         ("boxoffice_stripe_disputes_open", {}, 1),

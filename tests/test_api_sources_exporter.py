@@ -105,8 +105,16 @@ def _seed(fakes: Fakes) -> None:
 
 EXPECTED = [
     ("boxoffice_stripe_charges_total", {}, 10),
-    ("boxoffice_stripe_charges_failed_total", {"failure_code": "card_declined"}, 2),
-    ("boxoffice_stripe_charges_failed_total", {"failure_code": "expired_card"}, 1),
+    (
+        "boxoffice_stripe_charges_failed_total",
+        {"failure_code": "card_declined", "failure_class": "customer_decline"},
+        2,
+    ),
+    (
+        "boxoffice_stripe_charges_failed_total",
+        {"failure_code": "expired_card", "failure_class": "customer_decline"},
+        1,
+    ),
     ("boxoffice_stripe_refunds_total", {}, 1),
     ("boxoffice_stripe_disputes_total", {}, 2),
     ("boxoffice_stripe_disputes_open", {}, 1),

@@ -46,7 +46,7 @@ def _catalog(source: str) -> set[Shape]:
 def test_api_sources_publish_exactly_their_catalog_entries() -> None:
     stripe = StripeView(
         charges=1,
-        charges_failed={"card_declined": 1},
+        charges_failed={("card_declined", "customer_decline"): 1},
         refunds=1,
         disputes=1,
         disputes_open=1,

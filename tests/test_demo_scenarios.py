@@ -277,4 +277,5 @@ def test_sms_failure_raises_the_twilio_failure_ratio_and_back(
 
     assert ratio(during, before) > ceiling
     assert ratio(after, during) < ceiling
+    # Provider errors (ours), the class SmsDeliveryFailureRateHigh counts.
     assert total(during, "boxoffice_sms_messages_failed_total", error_code="30008") > 0

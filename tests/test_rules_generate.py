@@ -46,6 +46,8 @@ SPEC_ALERTS = {
     "ExporterDataStale",
     "StripeWebhookEndpointDisabled",  # issue 15
 }
+# Alerts the issues added later (SPEC 5: they join the contract).
+ADDED_ALERTS = {"DeclineRateAnomalous"}
 
 
 def _promtool() -> str:
@@ -60,7 +62,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_spec_alert_is_defined() -> None:
-    assert {d.name for d in ALERT_DEFS} == SPEC_ALERTS
+    assert {d.name for d in ALERT_DEFS} == SPEC_ALERTS | ADDED_ALERTS
 
 
 def test_committed_output_is_current() -> None:
@@ -102,7 +104,7 @@ def _rules_by_alert() -> dict[str, list[dict[str, object]]]:
 
 def test_every_alert_is_labelled_annotated_tested_and_has_a_runbook() -> None:
     rules = _rules_by_alert()
-    assert set(rules) == SPEC_ALERTS
+    assert set(rules) == SPEC_ALERTS | ADDED_ALERTS
     for name, alert_rules in rules.items():
         tests = yaml.safe_load((RULES / "tests" / f"{name}.yml").read_text())
         fired: set[tuple[str, str]] = set()

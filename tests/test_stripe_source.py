@@ -13,7 +13,13 @@ from exporter.sources import stripe as stripe_source
 from exporter.sources.base import Collection
 from exporter.sources.pacing import BudgetedSession
 from exporter.sources.stripe_api import make_client
-from tests.support.fake_stripe import API_KEY, FakeStripe, rate_limit_reply, server_error_reply
+from tests.support.fake_stripe import (
+    API_KEY,
+    FakeStripe,
+    outcome,
+    rate_limit_reply,
+    server_error_reply,
+)
 from tests.support.fakehttp import MALFORMED, Hang, Reply, serving
 from tests.support.sources import watching
 
@@ -68,7 +74,7 @@ def test_2500_charges_in_one_window_are_paged_across_cycles_and_counted_exactly(
     assert totals == [1000, 2000, 2500, 2500, 2500]
     assert pages[:3] == [10, 10, 5]
     assert max(pages) <= 10
-    assert dict(source.totals.charges_failed) == {"card_declined": 50}
+    assert dict(source.totals.charges_failed) == {("card_declined", "customer_decline"): 50}
 
 
 def test_a_charge_that_appears_late_is_counted_once(fake: FakeStripe) -> None:
@@ -95,10 +101,16 @@ def test_a_pending_charge_is_counted_once_at_its_final_status(fake: FakeStripe) 
     source = _source(fake.url)
     assert source.collect().ok
     assert source.totals.charges == 0
-    fake.update("charge", charge, status="failed", failure_code="insufficient_funds")
+    fake.update(
+        "charge",
+        charge,
+        status="failed",
+        failure_code="insufficient_funds",
+        outcome=outcome("failed", "insufficient_funds"),
+    )
     assert source.collect().ok
     assert source.totals.charges == 1
-    assert dict(source.totals.charges_failed) == {"insufficient_funds": 1}
+    assert dict(source.totals.charges_failed) == {("insufficient_funds", "customer_decline"): 1}
     assert source.collect().ok
     assert source.totals.charges == 1
 
@@ -261,3 +273,39 @@ def test_a_watched_object_that_vanished_is_dropped(fake: FakeStripe) -> None:
     del fake.objects["charge"][charge]
     assert source.collect().ok
     assert watching(source)["charges"] == 0
+
+
+def test_failed_charges_are_classed_from_stripes_outcome(fake: FakeStripe) -> None:
+    now = int(time.time())
+    fake.add_charge(now - 40)
+    fake.add_charge(now - 39, status="failed", failure_code="insufficient_funds")
+    fake.add_charge(now - 38, status="failed", failure_code="card_declined")
+    # Radar blocked it: Stripe still reports card_declined, with outcome.type blocked.
+    radar = outcome(
+        "failed", "highest_risk_level", kind="blocked", network_status="not_sent_to_network"
+    )
+    fake.add_charge(now - 37, status="failed", failure_code="card_declined", outcome=radar)
+    fake.add_charge(now - 36, status="failed", failure_code="processing_error")
+    fake.add_charge(
+        now - 35,
+        status="failed",
+        failure_code="card_declined",
+        outcome=outcome("failed", "stolen_card"),
+    )
+    source = _source(fake.url)
+    result = source.collect()
+    assert result.ok, result.failures
+    assert dict(source.totals.charges_failed) == {
+        ("insufficient_funds", "customer_decline"): 1,
+        ("card_declined", "customer_decline"): 1,
+        ("card_declined", "fraud_block"): 2,
+        ("processing_error", "system"): 1,
+    }
+    failed = {
+        tuple(sorted(s.labels.items())): s.value
+        for family in result.families
+        if family.name == "boxoffice_stripe_charges_failed"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    assert failed[(("failure_class", "system"), ("failure_code", "processing_error"))] == 1

@@ -26,7 +26,7 @@ MALFORMED: list[tuple[str, str]] = [
     ),
     (
         BASE + "alert: {}\n",
-        "alert: unknown key (known keys: alerts, app_metrics, business_hours, escalation, exporter_job, forecast, latency, links, slos, timezone, timezone_table)",
+        "alert: unknown key (known keys: alerts, app_metrics, business_hours, escalation, exporter_job, forecast, latency, links, payment_failure_classes, slos, sms_failure_classes, timezone, timezone_table)",
     ),
     (
         BASE + "alerts:\n  InventoryLow:\n    relative: {capacity_share: 2}\n",
@@ -59,7 +59,7 @@ MALFORMED: list[tuple[str, str]] = [
     ),
     (
         BASE + "alerts:\n  InventoryLow:\n    treshold: {ga: 1}\n",
-        "alerts.InventoryLow.treshold: unknown key (known keys: enabled, for, keep_firing_for, labels, min_traffic, relative, severity, thresholds, window)",
+        "alerts.InventoryLow.treshold: unknown key (known keys: baseline, enabled, for, keep_firing_for, labels, min_ratio, min_traffic, relative, severity, thresholds, window)",
     ),
     (
         BASE + "alerts:\n  InventoryLow:\n    severity: urgent\n",
@@ -194,6 +194,28 @@ MALFORMED: list[tuple[str, str]] = [
     (
         BASE + "slos:\n  web: {objective: 99.9, total: 'x{job=a}', errors: y}\n",
         "slos.web.total: must be one metric selector like name{label=\"value\"}, got 'x{job=a}'",
+    ),
+    # Failure classes (issue 15): one class per code, plain codes, only the known classes.
+    (
+        BASE
+        + "payment_failure_classes: {customer_decline: [card_declined], fraud_block: [card_declined]}\n",
+        "payment_failure_classes.fraud_block[0]: 'card_declined' is already listed under customer_decline",
+    ),
+    (
+        BASE + "payment_failure_classes: {customer_decline: ['card|declined']}\n",
+        "payment_failure_classes.customer_decline[0]: must be a failure code (letters, digits, _), got 'card|declined'",
+    ),
+    (
+        BASE + "sms_failure_classes: {carrier: ['30003']}\n",
+        "sms_failure_classes.carrier: unknown key (known keys: recipient)",
+    ),
+    (
+        BASE + "alerts:\n  DeclineRateAnomalous: {min_ratio: 2}\n",
+        "alerts.DeclineRateAnomalous.min_ratio: must be a ratio between 0 and 1, got 2",
+    ),
+    (
+        BASE + "alerts:\n  PaymentSuccessRateLow: {baseline: 1d}\n",
+        "alerts.PaymentSuccessRateLow.baseline: PaymentSuccessRateLow has no baseline window",
     ),
 ]
 

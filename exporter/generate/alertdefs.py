@@ -47,6 +47,8 @@ class AlertDef:
     # Settings that make the threshold relative to the shop (thresholds.yaml ``relative``):
     # name -> (default, measure). Each builder documents what its names mean.
     relative: tuple[tuple[str, float, Measure], ...] = ()
+    min_ratio: float | None = None  # a ratio floor beside the thresholds (min_ratio key)
+    baseline_seconds: float | None = None  # the window of the shop's own normal (baseline key)
 
 
 def _ladder(
@@ -60,6 +62,8 @@ def _ladder(
     window: float | None = None,
     min_traffic: float | None = None,
     upward: bool = True,
+    min_ratio: float | None = None,
+    baseline: float | None = None,
     **extra: Any,
 ) -> AlertDef:
     measures = measure if isinstance(measure, dict) else dict.fromkeys(thresholds, measure)
@@ -74,6 +78,8 @@ def _ladder(
         min_traffic=min_traffic,
         summary=summary,
         upward=upward,
+        min_ratio=min_ratio,
+        baseline_seconds=baseline,
         **extra,
     )
 
@@ -126,6 +132,19 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         measure="count",
         summary="Burst of failed payments",
         window=10 * M,
+        min_ratio=0.03,
+    ),
+    _ladder(
+        name="DeclineRateAnomalous",
+        category="payments",
+        thresholds={"high": 4.0},
+        measure="factor",
+        summary="Card declines far above the shop's normal (card testing?)",
+        for_seconds=2 * M,
+        window=10 * M,
+        min_traffic=20,
+        min_ratio=0.5,
+        baseline=D,
     ),
     _ladder(
         name="RefundRateHigh",
@@ -271,7 +290,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         measure="ratio",
         summary="SMS failing to deliver",
         for_seconds=5 * M,
-        window=H,
+        window=30 * M,
         min_traffic=20,
     ),
     _ladder(

@@ -30,6 +30,12 @@ from exporter.generate.alertdefs import (
     AlertDef,
     Severity,
 )
+from exporter.generate.failure_classes import (
+    CLASSIFIED,
+    PaymentFailureClasses,
+    SmsFailureClasses,
+    check_classes,
+)
 from exporter.generate.promql import PromQLSyntaxError, metric_names
 from exporter.generate.selectors import (
     SelectorError,
@@ -145,6 +151,8 @@ class AlertSettings:
     for_: Duration | None = field(None, key="for")
     window: Duration | None = field(None, check=positive)
     min_traffic: float | None = field(None, check=at_least(0))
+    min_ratio: float | None = field(None, check=at_least(0))
+    baseline: Duration | None = field(None, check=positive)
     labels: dict[str, str] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
     keep_firing_for: Duration | None = field(None, doc="Hysteresis (Prometheus >= 2.42).")
@@ -163,6 +171,8 @@ class ThresholdsFile:
     app_metrics: list[str] = field(default_factory=list)
     latency: Latency | None = None
     slos: dict[str, Slo] = field(default_factory=dict)
+    payment_failure_classes: PaymentFailureClasses = field(default_factory=PaymentFailureClasses)
+    sms_failure_classes: SmsFailureClasses = field(default_factory=SmsFailureClasses)
     alerts: dict[str, AlertSettings] = field(default_factory=dict)
 
 
@@ -180,6 +190,8 @@ class Alert:
     thresholds: tuple[tuple[str, float], ...]
     keep_firing_for: float = 0.0
     relative: dict[str, float] = dataclass_field(default_factory=dict)
+    min_ratio: float | None = None
+    baseline_seconds: float | None = None
 
     @property
     def window(self) -> float:
@@ -214,6 +226,8 @@ def _check(source: str, parsed: ThresholdsFile) -> Thresholds:
         return ConfigError(source, where, reason)
 
     _check_clock(parsed, error)
+    check_classes("payment_failure_classes", parsed.payment_failure_classes.classes(), error)
+    check_classes("sms_failure_classes", parsed.sms_failure_classes.classes(), error)
     _check_latency(parsed.latency, error)
     for name, slo in parsed.slos.items():
         if not _NAME.fullmatch(name):
@@ -249,7 +263,7 @@ _UNTESTABLE = "cannot make test series for it ({}); use = matchers or simpler re
 
 def _check_metrics(parsed: ThresholdsFile, error: ErrorAt) -> None:
     """Refuse an SLO or latency histogram nobody publishes (a typo would never fire)."""
-    known = set(CATALOG_BY_NAME) | set(parsed.app_metrics) | PROMETHEUS_SERIES
+    known = set(CATALOG_BY_NAME) | set(parsed.app_metrics) | PROMETHEUS_SERIES | set(CLASSIFIED)
     exprs = [
         (join(join("slos", name), key), getattr(slo, key))
         for name, slo in parsed.slos.items()
@@ -337,6 +351,14 @@ def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: ErrorA
         raise error(join(path, "window"), f"{spec.name} has no window to set")
     if settings.min_traffic is not None and spec.min_traffic is None:
         raise error(join(path, "min_traffic"), f"{spec.name} has no minimum-traffic guard")
+    if settings.min_ratio is not None and spec.min_ratio is None:
+        raise error(join(path, "min_ratio"), f"{spec.name} has no minimum-ratio guard")
+    if settings.min_ratio is not None and not 0 < settings.min_ratio < 1:
+        raise error(
+            join(path, "min_ratio"), f"must be a ratio between 0 and 1, got {settings.min_ratio:g}"
+        )
+    if settings.baseline is not None and spec.baseline_seconds is None:
+        raise error(join(path, "baseline"), f"{spec.name} has no baseline window")
     for label in settings.labels:
         if label in (
             "severity",
@@ -359,6 +381,10 @@ def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: ErrorA
         thresholds=thresholds,
         keep_firing_for=float(keep),
         relative=relative,
+        min_ratio=spec.min_ratio if settings.min_ratio is None else settings.min_ratio,
+        baseline_seconds=(
+            spec.baseline_seconds if settings.baseline is None else float(settings.baseline)
+        ),
     )
 
 

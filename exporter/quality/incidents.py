@@ -67,7 +67,7 @@ EXPECTED: dict[Kind, Expectation] = {
         4 * _HOUR,
     ),
     Kind.CARD_TESTING: _e(
-        "PaymentFailuresBurst PaymentSuccessRateLow DeclineRateAnomalous",
+        "DeclineRateAnomalous",
         10 * _MIN,
         20 * _MIN,
         90 * _MIN,

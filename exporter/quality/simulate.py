@@ -318,7 +318,9 @@ class _Shop:
         if self._source_live(t, "stripe"):
             put(step, "boxoffice_stripe_charges_total", c["attempts"] + c["testing_ok"])
             for code, n in self.codes["pay"].items():
-                put(step, "boxoffice_stripe_charges_failed_total", n, (("failure_code", code),))
+                kind = "system" if code == "processing_error" else "customer_decline"
+                classed = (("failure_class", kind), ("failure_code", code))  # sorted
+                put(step, "boxoffice_stripe_charges_failed_total", n, classed)
             put(step, "boxoffice_stripe_refunds_total", c["stripe_refunds"])
             put(step, "boxoffice_stripe_disputes_total", c["disputes"])
             put(step, "boxoffice_stripe_disputes_open", float(round(self.disputes_open)))

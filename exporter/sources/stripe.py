@@ -13,6 +13,9 @@ Counting rules (README "Stripe, Twilio and HTTP sources"):
   ``boxoffice_stripe_charges_failed_total`` and never twice in the total;
 * a refund counts once, when it has succeeded (failed or canceled refunds never count);
 * a dispute counts once when first seen; it is followed while open for the open gauge.
+
+A failed charge is also classed (``failure_class``: customer_decline, fraud_block or system)
+from Stripe's ``outcome`` and ``failure_code`` (``stripe_outcome.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from exporter.sources.pacing import (
 )
 from exporter.sources.samples import major_units
 from exporter.sources.stripe_api import Balance, Charge, Dispute, Page, Refund, StripeApi
+from exporter.sources.stripe_outcome import failure_class
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -57,7 +61,7 @@ class StripeTotals:
     """Running totals since the exporter started."""
 
     charges: int = 0
-    charges_failed: Counter[str] = field(default_factory=Counter)
+    charges_failed: Counter[tuple[str, str]] = field(default_factory=Counter)  # (code, class)
     refunds: int = 0
     disputes: int = 0
 
@@ -67,7 +71,7 @@ class StripeView:
     """Everything one successful cycle publishes."""
 
     charges: int
-    charges_failed: dict[str, int]
+    charges_failed: dict[tuple[str, str], int]  # (failure_code, failure_class) -> count
     refunds: int
     disputes: int
     disputes_open: int
@@ -80,8 +84,8 @@ def stripe_families(view: StripeView) -> list[Metric]:
     """The Stripe metric families of one cycle (pure)."""
     charges = family("boxoffice_stripe_charges_total", value=float(view.charges))
     failed = family("boxoffice_stripe_charges_failed_total")
-    for code in sorted(view.charges_failed):
-        failed.add_metric([code], float(view.charges_failed[code]))
+    for key in sorted(view.charges_failed):
+        failed.add_metric(list(key), float(view.charges_failed[key]))
     refunds = family("boxoffice_stripe_refunds_total", value=float(view.refunds))
     disputes = family("boxoffice_stripe_disputes_total", value=float(view.disputes))
     disputes_open = family("boxoffice_stripe_disputes_open", value=float(view.disputes_open))
@@ -238,7 +242,13 @@ class StripeSource:
     def _count_charge(self, charge: Charge) -> None:
         self.totals.charges += 1
         if charge.status == "failed":
-            self.totals.charges_failed[charge.failure_code or UNKNOWN] += 1
+            kind = failure_class(
+                outcome_type=charge.outcome_type,
+                network_status=charge.network_status,
+                failure_code=charge.failure_code,
+                reason=charge.outcome_reason,
+            )
+            self.totals.charges_failed[(charge.failure_code or UNKNOWN, kind)] += 1
 
     def _count_refund(self, _refund: Refund) -> None:
         self.totals.refunds += 1

@@ -34,6 +34,11 @@ class Charge:
     created: int
     status: str  # succeeded | pending | failed
     failure_code: str | None
+    outcome_type: str | None = (
+        None  # authorized | manual_review | issuer_declined | blocked | invalid
+    )
+    network_status: str | None = None  # approved_by_network | declined_by_network | …
+    outcome_reason: str | None = None  # e.g. a decline code, highest_risk_level, rule
 
 
 @dataclass(frozen=True)
@@ -237,14 +242,24 @@ def _statuses(endpoints: list[Any]) -> list[str]:
 
 
 def _charge(obj: Any) -> Charge:
+    outcome = getattr(obj, "outcome", None)
     return _convert(
         lambda: Charge(
             id=str(obj.id),
             created=int(obj.created),
             status=str(obj.status),
-            failure_code=str(obj.failure_code) if getattr(obj, "failure_code", None) else None,
+            failure_code=_text_field(obj, "failure_code"),
+            outcome_type=_text_field(outcome, "type"),
+            network_status=_text_field(outcome, "network_status"),
+            outcome_reason=_text_field(outcome, "reason"),
         )
     )
+
+
+def _text_field(obj: Any, name: str) -> str | None:
+    """A string field of an SDK object, None when the object or the field is absent or null."""
+    value = getattr(obj, name, None) if obj is not None else None
+    return str(value) if value else None
 
 
 def _refund(obj: Any) -> Refund:

@@ -36,6 +36,34 @@ def resource(kind: str, **fields: Any) -> dict[str, Any]:
     return obj
 
 
+def outcome(
+    status: str,
+    reason: str | None,
+    *,
+    kind: str | None = None,
+    network_status: str | None = None,
+) -> dict[str, Any]:
+    """Stripe's ``outcome`` of a charge: authorized, or declined by the issuer for ``reason``.
+
+    ``kind`` and ``network_status`` override Stripe's usual pair, e.g. ``blocked`` and
+    ``not_sent_to_network`` for a charge Radar blocked, or ``invalid``.
+    """
+    fields = dict(_fixtures()["charge"]["outcome"])
+    if status == "succeeded":
+        fields.update(type="authorized", network_status="approved_by_network", reason=None)
+        fields["seller_message"] = "Payment complete."
+    elif status == "failed":
+        fields.update(type="issuer_declined", network_status="declined_by_network", reason=reason)
+        fields["seller_message"] = f"The bank returned the decline code `{reason}`."
+    else:
+        return fields | {"type": "authorized", "network_status": None}
+    if kind is not None:
+        fields["type"] = kind
+    if network_status is not None:
+        fields["network_status"] = network_status
+    return fields
+
+
 def rate_limit_reply(retry_after: float | None = 1) -> Reply:
     """Stripe's answer to too many requests."""
     headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
@@ -105,17 +133,21 @@ class FakeStripe(FakeServer):
     def add_charge(
         self, created: int, status: str = "succeeded", failure_code: str | None = None, **kw: Any
     ) -> str:
-        """A charge; failed ones get a failure code and message like Stripe's."""
-        return self.add(
-            "charge",
-            created,
-            status=status,
-            paid=status == "succeeded",
-            captured=status == "succeeded",
-            failure_code=failure_code,
-            failure_message="Your card was declined." if failure_code else None,
-            **kw,
-        )
+        """A charge; failed ones get a failure code, message and outcome like Stripe's.
+
+        A failed charge's ``outcome`` is an issuer decline unless ``outcome`` is given
+        (e.g. :func:`blocked_outcome`); a succeeded one is authorized.
+        """
+        fields: dict[str, Any] = {
+            "status": status,
+            "paid": status == "succeeded",
+            "captured": status == "succeeded",
+            "failure_code": failure_code,
+            "failure_message": "Your card was declined." if failure_code else None,
+            "outcome": outcome(status, failure_code),
+        }
+        fields.update(kw)
+        return self.add("charge", created, **fields)
 
     def update(self, kind: str, oid: str, **fields: Any) -> None:
         """Change an object (a status moving on)."""

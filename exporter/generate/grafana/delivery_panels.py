@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import stat
 
-from exporter.generate import series
+from exporter.generate import class_series, series
 from exporter.generate.grafana.kit import (
     Board,
     alert_steps,
@@ -94,8 +94,11 @@ def sms_panels(board: Board, th: Thresholds, q: PanelQueries) -> None:
         height=8,
     )
     board.add(
-        series_panel(f"SMS failure ratio ({w})", "Failed and undelivered / all final messages.")
-        .with_target(query(q.read(series.sms_failure_ratio(window)), "failed"))
+        series_panel(
+            f"SMS failure ratio ({w})",
+            "SMS failed for a reason on our side (provider, account) / all final messages.",
+        )
+        .with_target(query(q.read(class_series.sms_failure_ratio(window, th)), "failed"))
         .unit("percentunit")
         .thresholds(alert_steps(failing))
         .links(runbook_links(th, "SmsDeliveryFailureRateHigh")),

@@ -7,7 +7,7 @@ from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
-from exporter.generate import series
+from exporter.generate import class_series, series
 from exporter.generate.grafana.delivery_panels import sms_panels, webhook_panels
 from exporter.generate.grafana.inventory_panels import inventory_panels
 from exporter.generate.grafana.kit import (
@@ -142,8 +142,8 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
             f"1 - failed / all payments over {duration_text(window)}, from the database and "
             "from Stripe's charges.",
         )
-        .with_target(query(f"1 - {_failure_ratio(q, 'postgres', window)}", "database"))
-        .with_target(query(f"1 - {_failure_ratio(q, 'stripe', window)}", "stripe"))
+        .with_target(query(f"1 - {_failure_ratio(q, th, 'postgres', window)}", "database"))
+        .with_target(query(f"1 - {_failure_ratio(q, th, 'stripe', window)}", "stripe"))
         .unit("percentunit")
         .max(1)
         .thresholds(alert_steps(success))
@@ -158,8 +158,8 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
     board.add(
         stat.Panel()
         .title(f"Failed payments ({duration_text(burst_window)})")
-        .description("Failed payments in the PaymentFailuresBurst window.")
-        .with_target(query(q.read(series.failed_payments(burst_window)), instant=True))
+        .description("Payments failed for a system reason in the PaymentFailuresBurst window.")
+        .with_target(query(q.read(class_series.failed("postgres", burst_window, th)), instant=True))
         .unit("none")
         .decimals(0)
         .thresholds(alert_steps(burst))
@@ -222,10 +222,9 @@ def _payments(board: Board, th: Thresholds, q: PanelQueries) -> None:
     )
 
 
-def _failure_ratio(q: PanelQueries, source: str, window: float) -> str:
-    """Failed / all payments of one source, as PaymentSuccessRateLow reads it."""
-    _, failed, total = next(s for s in series.PAYMENT_SOURCES if s[0] == source)
-    return q.read(series.payment_failure_ratio(failed, total, window))
+def _failure_ratio(q: PanelQueries, th: Thresholds, source: str, window: float) -> str:
+    """System-failed / all payments of one source, as PaymentSuccessRateLow reads it."""
+    return q.read(class_series.failure_ratio(source, window, th))
 
 
 def _exporter(board: Board, th: Thresholds) -> None:

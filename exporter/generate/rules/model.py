@@ -68,25 +68,59 @@ def humanize_duration(value: float) -> str:
 
 
 @dataclass(frozen=True)
+class Query:
+    """A number a description reads at alert time: ``record{label="<the alert's label>"}``."""
+
+    name: str  # its {placeholder} in the template
+    record: str
+    label: str
+    fmt: Format
+
+
+@dataclass(frozen=True)
 class Text:
-    """A description: literal text with ``{label}`` and one ``{value}`` placeholder."""
+    """A description: literal text with ``{label}`` and one ``{value}`` placeholder.
+
+    ``queries`` fill more placeholders from a PromQL query when the alert fires (the shop's
+    normal, e.g.); promtool expands them against its test data too.
+    """
 
     template: str
     fmt: Format
+    queries: tuple[Query, ...] = ()
 
     def go(self) -> str:
         """The Go template Prometheus expands."""
-        out = self.template.replace("{value}", "\x00")
+        out = self._marked()
         for name in _placeholders(out):
             out = out.replace("{" + name + "}", "{{ $labels." + name + " }}")
+        for i, q in enumerate(self.queries):
+            shown = _TEMPLATES[q.fmt].replace("$value", "(. | first | value)")
+            out = out.replace(
+                chr(1 + i),
+                f'{{{{ with printf "{q.record}{{{q.label}=%q}}" $labels.{q.label} | query }}}}'
+                f"{shown}{{{{ end }}}}",
+            )
         return out.replace("\x00", _TEMPLATES[self.fmt])
 
-    def expand(self, labels: dict[str, str], value: float) -> str:
-        """The text promtool must see for an alert with ``labels`` and ``value``."""
-        out = self.template.replace("{value}", "\x00")
+    def expand(
+        self, labels: dict[str, str], value: float, extra: dict[str, float] | None = None
+    ) -> str:
+        """The text promtool must see for an alert with ``labels`` and ``value``; ``extra``
+        holds what each query returns (left out: the query returns nothing)."""
+        out = self._marked()
         for name in _placeholders(out):
             out = out.replace("{" + name + "}", labels.get(name, "<no value>"))
+        for i, q in enumerate(self.queries):
+            found = (extra or {}).get(q.name)
+            out = out.replace(chr(1 + i), "" if found is None else format_value(q.fmt, found))
         return out.replace("\x00", format_value(self.fmt, value))
+
+    def _marked(self) -> str:
+        out = self.template.replace("{value}", "\x00")
+        for i, q in enumerate(self.queries):
+            out = out.replace("{" + q.name + "}", chr(1 + i))
+        return out
 
 
 def _placeholders(text: str) -> list[str]:
@@ -141,6 +175,8 @@ class Scenario:
     # Scenarios of one alert with the same ``merge`` key use distinct labels and share one
     # test group; empty: a group of its own.
     merge: str = ""
+    # What the description's queries return at a moment (Text.queries); not merged.
+    queried: Callable[[float], dict[str, float]] | None = None
 
     def results(self) -> list[tuple[dict[str, str], Model]]:
         return [(self.labels, self.model), *self.also]

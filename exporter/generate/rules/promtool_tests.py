@@ -68,7 +68,7 @@ def _test_group(built: BuiltAlert, scenario: Scenario) -> dict[str, Any]:
     tests: list[dict[str, Any]] = []
     for t in sorted(times):
         expected: list[dict[str, Any]] = [
-            _expected(rule, labels, value) for labels, rule, value in firing.at(t)
+            _expected(scenario, rule, labels, value, t) for labels, rule, value in firing.at(t)
         ]
         tests.append(
             {
@@ -150,11 +150,15 @@ def simulate(built: BuiltAlert, scenario: Scenario) -> Firing:
     return firing
 
 
-def _expected(rule: AlertRule, labels: dict[str, str], value: float) -> dict[str, Any]:
+def _expected(
+    scenario: Scenario, rule: AlertRule, labels: dict[str, str], value: float, t: float
+) -> dict[str, Any]:
     return {
         "exp_labels": {**labels, **rule.labels},
         "exp_annotations": {
             **rule.annotations,
-            "description": rule.text.expand(labels, value),
+            "description": rule.text.expand(
+                labels, value, scenario.queried(t) if scenario.queried else None
+            ),
         },
     }

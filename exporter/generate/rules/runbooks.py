@@ -8,12 +8,22 @@ from exporter.generate.rules.ruleset import BuiltAlert, RuleSet
 _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
     "PaymentSuccessRateLow": (
         "Stripe status page and the Stripe dashboard's failed payments: one card network or all?",
-        "`boxoffice_payments_failed_total` by `failure_code`: declines (buyers) or errors (us)?",
+        'It counts system failures only (`failure_class="system"`): which `failure_code`s? '
+        "A code new to the map in thresholds.yaml is `system` until it is listed.",
         "Recent deploys of the checkout code; the app's logs around checkout and webhooks.",
     ),
     "PaymentFailuresBurst": (
-        "Failure codes of the burst: `card_declined` from one buyer retrying, or many buyers?",
-        "Stripe Radar: a card-testing attack looks like many small failed payments.",
+        "System failures only: `processing_error` (processor), or a code the "
+        "`payment_failure_classes` map in thresholds.yaml does not list yet?",
+        "Stripe status page: an outage of one card network or of Stripe itself?",
+    ),
+    "DeclineRateAnomalous": (
+        "Stripe dashboard, failed payments: many small attempts, new cards, one IP or BIN? "
+        "That is card testing.",
+        "Turn on or tighten Radar rules (block by velocity, require CVC/postal code), add a "
+        "CAPTCHA to checkout, rate-limit the checkout endpoint.",
+        "A bank or network outage declining real buyers looks the same: is one card brand "
+        "or country behind it?",
     ),
     "RefundRateHigh": (
         "Was an event cancelled or moved? Refund waves follow announcements.",
@@ -72,7 +82,9 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
     ),
     "SmsDeliveryFailureRateHigh": (
         "Twilio console, Messaging logs: error codes of the failed messages.",
-        "Carrier filtering (30007) or unreachable numbers (30003) need different fixes.",
+        "It counts our failures only (provider, account: 30001, 30008, 20003, …); the "
+        "recipient's (30003 unreachable, 30006 landline, 30007 carrier filtering, 21211, …) "
+        "are listed under `sms_failure_classes` in thresholds.yaml and never count.",
     ),
     "StripeWebhookEndpointDisabled": (
         "Stripe dashboard, Developers, Webhooks: which endpoint is disabled, and why (Stripe "

@@ -9,6 +9,7 @@ from __future__ import annotations
 from exporter.generate.rules.alertkit import Builder
 from exporter.generate.rules.alerts import (
     availability,
+    declines,
     inventory,
     messaging,
     monitoring,
@@ -19,6 +20,7 @@ from exporter.generate.rules.alerts import (
 
 BUILDERS: dict[str, Builder] = {
     **payments.BUILDERS,
+    **declines.BUILDERS,
     **inventory.BUILDERS,
     **sales.BUILDERS,
     **messaging.BUILDERS,

@@ -4,8 +4,9 @@ multi-burn-rate conditions."""
 
 from __future__ import annotations
 
-from exporter.generate import series
-from exporter.generate.promql import duration_text
+from exporter.generate import class_series, series
+from exporter.generate.failure_classes import CLASSIFIED
+from exporter.generate.promql import duration_text, metric_names
 from exporter.generate.rules.alertkit import Builder, span
 from exporter.generate.rules.alerts.shapes import down_alert
 from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant, constant
@@ -13,7 +14,7 @@ from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder
 from exporter.generate.rules.scenarios import histogram_series, selector_labels
 from exporter.generate.selectors import failed_and_good, matches, parse_selector
-from exporter.generate.thresholds import Alert, Thresholds
+from exporter.generate.thresholds import Alert, Slo, Thresholds
 
 # (short window, long window, burn factor): page on the first two, ticket on the last two.
 PAGE = ((300.0, 3600.0, 14.4), (1800.0, 21600.0, 6.0))
@@ -103,11 +104,19 @@ def endpoint_latency_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
     return build
 
 
+def classified_in(slos: list[tuple[str, Slo]]) -> list[str]:
+    """Classified failure counters (recording rules) the SLO selectors read."""
+    names = {m for _, slo in slos for sel in (slo.total, slo.errors) for m in metric_names(sel)}
+    return [name for name in CLASSIFIED if name in names]
+
+
 def slo_error_budget_burn(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     build = AlertBuild()
     slos = sorted(th.file.slos.items())
     if not slos:
         return build
+    for name in classified_in(slos):
+        rec.use(class_series.classified_named(name, th))  # before the ratios that read it
     for window in series.SLO_WINDOWS:
         rec.use(series.slo_error_ratio(th.file.slos, window))
     pages, tickets = [], []

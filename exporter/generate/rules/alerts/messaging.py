@@ -3,10 +3,12 @@ orders explain, and the Twilio balance's runway at the current spend."""
 
 from __future__ import annotations
 
-from exporter.generate import series
+from dataclasses import replace
+
+from exporter.generate import class_series, series
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.alertkit import Builder, describe, ladder, num, pct, span, variants
-from exporter.generate.rules.model import AlertBuild, Scenario
+from exporter.generate.rules.model import AlertBuild, Scenario, constant
 from exporter.generate.rules.promtool_series import Counter, gauge, selector
 from exporter.generate.rules.recording import Recorder
 from exporter.generate.rules.scenarios import ratio_scenario
@@ -19,7 +21,7 @@ BALANCE = "boxoffice_twilio_balance"
 def sms_delivery_failure_rate_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     window = alert.window
     lad = ladder(alert)
-    ratio = rec.use(series.sms_failure_ratio(window))
+    ratio = rec.use(class_series.sms_failure_ratio(window, th))
     volume = rec.use(series.increase(SMS, window))
     conditions = {
         sev: f"{cond} and on() {volume} >= {alert.min_traffic:g}"
@@ -31,8 +33,9 @@ def sms_delivery_failure_rate_high(alert: Alert, th: Thresholds, rec: Recorder) 
             alert,
             conditions,
             lambda sev, t: describe(
-                f"{{value}} of SMS that reached a final status in the last {w} failed or were "
-                f"undelivered (threshold {pct(t)}).",
+                f"{{value}} of SMS that reached a final status in the last {w} failed for a "
+                f"reason on our side (provider or account; the recipient's bad numbers and "
+                f"carrier filtering not counted) (threshold {pct(t)}).",
                 "percent",
             ),
         ),
@@ -45,12 +48,24 @@ def sms_delivery_failure_rate_high(alert: Alert, th: Thresholds, rec: Recorder) 
                 alert,
                 th,
                 lad,
-                part=(SMS_FAILED, {"error_code": "30003"}),
+                part=(SMS_FAILED, {"error_code": "30008"}),
                 whole=(SMS, {}),
                 share=share,
                 labels={},
             )
         )
+    # Landlines and invalid numbers are the recipient's problem: never a delivery outage.
+    recipient = ratio_scenario(
+        "recipient-failures-only",
+        alert,
+        th,
+        lad,
+        part=(SMS_FAILED, {"error_code": "30006"}),
+        whole=(SMS, {}),
+        share=0.5,
+        labels={},
+    )
+    build.scenarios.append(replace(recipient, model=constant({})))
     return build
 
 

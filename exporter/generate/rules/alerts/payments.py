@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from exporter.generate import series
+from dataclasses import replace
+
+from exporter.generate import class_series, series
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.alertkit import Builder, describe, ladder, pct, span, variants
-from exporter.generate.rules.model import AlertBuild, Scenario
+from exporter.generate.rules.model import AlertBuild, Scenario, constant
 from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder
 from exporter.generate.rules.scenarios import ratio_scenario
@@ -17,8 +19,8 @@ def payment_success_rate_low(alert: Alert, th: Thresholds, rec: Recorder) -> Ale
     window = alert.window
     lad = ladder(alert)
     per_source: dict[str, dict[str, str]] = {}
-    for source, failed, total in series.PAYMENT_SOURCES:
-        ratio = rec.use(series.payment_failure_ratio(failed, total, window))
+    for source, _failed, total in series.PAYMENT_SOURCES:
+        ratio = rec.use(class_series.failure_ratio(source, window, th))
         volume = rec.use(series.increase(total, window))
         success = f'label_replace(1 - {ratio}, "source", "{source}", "", "")'
         per_source[source] = {
@@ -36,7 +38,8 @@ def payment_success_rate_low(alert: Alert, th: Thresholds, rec: Recorder) -> Ale
             conditions,
             lambda sev, t: describe(
                 f"Payment success rate ({{source}}) is {{value}} over the last {w}, "
-                f"below {pct(t)}, with at least {alert.min_traffic:g} payments.",
+                f"below {pct(t)}, with at least {alert.min_traffic:g} payments "
+                "(system failures only: card declines and fraud blocks are not outages).",
                 "percent",
             ),
         )
@@ -48,47 +51,82 @@ def payment_success_rate_low(alert: Alert, th: Thresholds, rec: Recorder) -> Ale
                 alert,
                 th,
                 lad,
-                part=(series.PAYMENTS_FAILED, {"failure_code": "card_declined"}),
+                part=(series.PAYMENTS_FAILED, {"failure_code": "processing_error"}),
                 whole=(series.PAYMENTS, {}),
                 share=1 - success_rate,
                 labels={"source": "postgres"},
                 shown="success",
             )
         )
+    # Declines are customer behaviour: half the attempts declined is no outage.
+    declined = ratio_scenario(
+        "declines-only",
+        alert,
+        th,
+        lad,
+        part=(series.PAYMENTS_FAILED, {"failure_code": "card_declined"}),
+        whole=(series.PAYMENTS, {}),
+        share=0.5,
+        labels={"source": "postgres"},
+        shown="success",
+    )
+    build.scenarios.append(replace(declined, model=constant({})))
     return build
 
 
 def payment_failures_burst(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    """System failures: at least the ladder's count AND at least min_ratio of attempts, so a
+    big healthy shop's trickle of processing errors never pages."""
     window = alert.window
     lad = ladder(alert, strict=False)
-    failed = rec.use(series.failed_payments(window))
+    failed = rec.use(class_series.failed("postgres", window, th))
+    ratio = rec.use(class_series.failure_ratio("postgres", window, th))
+    floor = alert.min_ratio or 0.0
+    conditions = {
+        sev: f"{cond} and on() {ratio} >= {floor:g}" for sev, cond in lad.conditions(failed).items()
+    }
     w = duration_text(window)
     build = AlertBuild(
         variants=variants(
             alert,
-            lad.conditions(failed),
+            conditions,
             lambda sev, t: describe(
-                f"{{value}} payments failed in the last {w} (threshold {t:g}).", "number"
+                f"{{value}} payments failed for a system reason in the last {w} (threshold "
+                f"{t:g}, and at least {pct(floor)} of attempts; declines not counted).",
+                "number",
             ),
         ),
         source="postgres",
     )
-    for target, count in lad.targets():
-        counter = Counter.linear(count / window)
-        length = span(alert, th.file.escalation.tier3_after, window)
+    length = span(alert, th.file.escalation.tier3_after, window)
+    cases = [(target, count, 2 * floor, "processing_error") for target, count in lad.targets()]
+    high = lad.thresholds[0][1]
+    cases.append(("big-shop-trickle", 3 * high, floor / 2, "processing_error"))
+    cases.append(("declines-only", 3 * high, 0.5, "card_declined"))
+    for target, count, share, code in cases:
+        bad = Counter.linear(count / window)
+        total = Counter.linear(count / window / share)
+        system = code == "processing_error"
 
-        def model(t: float, counter: Counter = counter) -> dict[str, float]:
-            value = counter.increase(window, t, 60)
+        def model(
+            t: float, bad: Counter = bad, total: Counter = total, system: bool = system
+        ) -> dict[str, float]:
+            value = bad.increase(window, t, 60)
+            attempts = total.increase(window, t, 60)
+            if not system or value is None or not attempts or value / attempts < floor:
+                return {}
             severity = lad.severity(value)
-            return {severity: value} if severity and value is not None else {}
+            return {severity: value} if severity else {}
 
-        input_series = counter.series(
-            selector(series.PAYMENTS_FAILED, {"failure_code": "card_declined"}), length, 60
-        )
         build.scenarios.append(
             Scenario(
                 name=target,
-                series=(input_series,),
+                series=(
+                    bad.series(
+                        selector(series.PAYMENTS_FAILED, {"failure_code": code}), length, 60
+                    ),
+                    total.series(selector(series.PAYMENTS, {}), length, 60),
+                ),
                 labels={},
                 model=model,
                 length_seconds=length,
