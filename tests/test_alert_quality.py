@@ -114,14 +114,16 @@ def test_rates_stay_within_the_profiles_bounds(
     completed = _sum_last(corpus, "boxoffice_checkout_sessions_completed_total")
     assert 0.3 <= completed / created <= profile.checkout_completion * 1.05
     sms = _sum_last(corpus, "boxoffice_sms_messages_total")
-    bad = _sum_last(corpus, "boxoffice_sms_messages_failed_total")
-    assert bad / sms == pytest.approx(profile.sms_bad_number_rate, rel=0.2)
-    codes = {
-        dict(lb)["error_code"]
-        for n, lb in corpus.series
+    failed = {
+        dict(lb)["error_code"]: _last(v)
+        for (n, lb), v in corpus.series.items()
         if n == "boxoffice_sms_messages_failed_total"
     }
-    assert codes <= {"30003", "30005", "30006", "21211"}
+    ours = failed.pop("30008", 0.0)  # the provider's rare unknown error
+    assert set(failed) <= {"30003", "30005", "30006", "21211"}
+    # A few thousand texts in three days: the bad-number share is within chance of the profile's.
+    assert sum(failed.values()) / sms == pytest.approx(profile.sms_bad_number_rate, rel=0.35)
+    assert ours / sms < 0.002
     reasons = {
         dict(lb)["failure_code"]
         for n, lb in corpus.series

@@ -191,6 +191,20 @@ def slo_error_ratio_name(window: float) -> str:
     return f"boxoffice:slo_errors:ratio_rate{duration_text(window)}"
 
 
+def slo_error_count_name(window: float) -> str:
+    return f"boxoffice:slo_errors:increase{duration_text(window)}"
+
+
+def slo_error_count(slos: dict[str, Slo], window: float) -> NamedSeries:
+    """Failed events of each availability objective over ``window``, labelled by ``slo``."""
+    w = duration_text(window)
+    clauses = [
+        f'label_replace(sum(increase({slo.errors}[{w}])), "slo", "{name}", "", "")'
+        for name, slo in sorted(slos.items())
+    ]
+    return _named(slo_error_count_name(window), "\nor ".join(clauses))
+
+
 def slo_error_ratio(slos: dict[str, Slo], window: float) -> NamedSeries:
     """Failed / all events of each availability objective, labelled by ``slo``."""
     w = duration_text(window)

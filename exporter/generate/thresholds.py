@@ -142,6 +142,12 @@ class Slo:
     objective: float = field(check=_objective, doc="Availability target in percent.")
     total: str = field(doc="Selector of all requests or events (a counter).")
     errors: str = field(doc="Selector of the failed ones (a counter).")
+    min_errors: float = field(
+        5,
+        check=at_least(0),
+        doc="Failed events the long window must hold before it burns: one failure at a "
+        "small shop is a large share of a short window, not an incident.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -52,6 +52,9 @@ class ShopProfile:
     checkout_completion: float = 0.5
     sms_per_order: float = 1.5
     sms_bad_number_rate: float = 0.03
+    # Failures that are ours on a healthy day: a processor hiccup, a provider's unknown error.
+    system_failure_rate: float = 0.0002  # of charge attempts (processing_error)
+    sms_system_failure_rate: float = 0.0005  # of texts (30008)
     sms_price_usd: float = 0.0083
     webhook_error_rate: float = 0.002
     ticket_price_usd: float = 45.0

@@ -197,7 +197,8 @@ class _Shop:
             for code, n in split(rng, rejected, _TESTING_CODES).items():
                 codes[code] = codes.get(code, 0) + n
             self._add("testing_ok", attempts - rejected)
-        codes["processing_error"] = self.system_failed
+        hiccups = poisson(rng, paid * p.system_failure_rate)
+        codes["processing_error"] = self.system_failed + hiccups
         self._count_codes("pay", codes)
         return sum(codes.values())
 
@@ -212,10 +213,12 @@ class _Shop:
             left = (drain.end - t) / self.w.interval
             pumped = round(max(0.0, self.twilio_balance - 1.0) / max(left, 1.0) / p.sms_price_usd)
         codes = split(rng, binomial(rng, sms, p.sms_bad_number_rate), BAD_NUMBER_CODES)
+        codes["30008"] = binomial(rng, sms - sum(codes.values()), p.sms_system_failure_rate)
         provider = self._active(t, Kind.SMS_PROVIDER_FAILURE)
         if provider is not None:
             lost = binomial(rng, sms - sum(codes.values()), provider.severity)
-            codes.update(split(rng, lost, _PROVIDER_CODES))
+            for code, n in split(rng, lost, _PROVIDER_CODES).items():
+                codes[code] = codes.get(code, 0) + n
         self._count_codes("sms", codes)
         cost = (sms + pumped) * p.sms_price_usd
         self.twilio_balance -= cost

@@ -4,12 +4,14 @@ multi-burn-rate conditions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from exporter.generate import class_series, series
 from exporter.generate.failure_classes import CLASSIFIED
 from exporter.generate.promql import duration_text, metric_names
 from exporter.generate.rules.alertkit import Builder, span
 from exporter.generate.rules.alerts.shapes import down_alert
-from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant, constant
+from exporter.generate.rules.model import AlertBuild, Model, Scenario, Text, Variant, constant
 from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder
 from exporter.generate.rules.scenarios import histogram_series, selector_labels
@@ -119,12 +121,14 @@ def slo_error_budget_burn(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
         rec.use(class_series.classified_named(name, th))  # before the ratios that read it
     for window in series.SLO_WINDOWS:
         rec.use(series.slo_error_ratio(th.file.slos, window))
+    for *_, long, _factor in PAGE + TICKET:
+        rec.use(series.slo_error_count(th.file.slos, long))
     pages, tickets = [], []
     for name, slo in slos:
         budget = 1 - slo.objective / 100
-        page = " or ".join(_burning(name, budget, *p) for p in PAGE)
+        page = " or ".join(_burning(name, budget, slo.min_errors, *p) for p in PAGE)
         pages.append(page)
-        ticket = " or ".join(_burning(name, budget, *p) for p in TICKET)
+        ticket = " or ".join(_burning(name, budget, slo.min_errors, *p) for p in TICKET)
         tickets.append(f"(({ticket})\n  unless on(slo) ({page}))")
     for severity, clauses, what in (
         ("critical", pages, "5m and 1h above 14.4x, or 30m and 6h above 6x"),
@@ -143,13 +147,17 @@ def slo_error_budget_burn(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
     return build
 
 
-def _burning(name: str, budget: float, short: float, long: float, factor: float) -> str:
-    """Both windows of one SLO burn its budget faster than ``factor``."""
+def _burning(
+    name: str, budget: float, min_errors: float, short: float, long: float, factor: float
+) -> str:
+    """Both windows of one SLO burn its budget faster than ``factor``, and the long one
+    holds at least ``min_errors`` failures."""
     burns = [
         f'{series.slo_error_ratio_name(w)}{{slo="{name}"}} / {budget!r} > {factor:g}'
         for w in (short, long)
     ]
-    return f"({burns[0]} and {burns[1]})"
+    enough = f'{series.slo_error_count_name(long)}{{slo="{name}"}} >= {min_errors:g}'
+    return f"({burns[0]} and {burns[1]} and on(slo) {enough})"
 
 
 def _burn_severity(burn: float) -> str | None:
@@ -178,7 +186,8 @@ def _slo_scenarios(alert: Alert, th: Thresholds) -> list[Scenario]:
     for target, factor in _BURN_CASES:
         rates: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         for name, ((total_name, total_m), (error_name, _), budget) in parsed.items():
-            requests, bad_share = 10.0, budget * factor
+            # Busy enough that every long window holds min_errors failures from the start.
+            requests, bad_share = 1000.0, budget * factor
             bad, good = test_labels[name]
             in_total = total_name == error_name and matches(bad, total_m)
             good_rate = requests * (1 - bad_share) if in_total else requests
@@ -199,22 +208,50 @@ def _slo_scenarios(alert: Alert, th: Thresholds) -> list[Scenario]:
             severity = _burn_severity(burn)
             result = {severity: burn} if severity else {}
             results.append(({"slo": name}, constant(result, 60)))
-        input_series = tuple(
-            Counter.linear(rate).series(selector(metric, dict(labels)), length, 60)
-            for (metric, labels), rate in sorted(rates.items())
-        )
-        (labels, model), *also = results
-        out.append(
-            Scenario(
-                name=target,
-                series=input_series,
-                labels=labels,
-                model=model,
-                length_seconds=length,
-                also=tuple(also),
-            )
-        )
+        counters = {key: Counter.linear(rate) for key, rate in rates.items()}
+        out.append(_slo_group(target, counters, results, length))
+    out.append(_few_failures(parsed, test_labels, length))
     return out
+
+
+Rates = dict[tuple[str, tuple[tuple[str, str], ...]], Counter]
+
+
+def _slo_group(
+    target: str,
+    counters: Rates,
+    results: list[tuple[dict[str, str], Model]],
+    length: float,
+) -> Scenario:
+    input_series = tuple(
+        counter.series(selector(metric, dict(labels)), length, 60)
+        for (metric, labels), counter in sorted(counters.items(), key=lambda kv: kv[0])
+    )
+    (labels, model), *also = results
+    return Scenario(
+        name=target,
+        series=input_series,
+        labels=labels,
+        model=model,
+        length_seconds=length,
+        also=tuple(also),
+    )
+
+
+def _few_failures(
+    parsed: dict[str, tuple[Any, Any, float]],
+    test_labels: dict[str, tuple[dict[str, str], dict[str, str]]],
+    length: float,
+) -> Scenario:
+    """A small shop (36 events an hour) failing 3 an hour: a huge share of every window, but
+    fewer failures than min_errors in the scenario, so no burn."""
+    counters: Rates = {}
+    for name, ((total_name, _), (error_name, _), _budget) in parsed.items():
+        bad, good = test_labels[name]
+        counters[(error_name, tuple(bad.items()))] = Counter.linear(1 / 1200)
+        counters[(total_name, tuple(good.items()))] = Counter.linear(0.01)
+    results = [({"slo": name}, constant({}, 60)) for name in parsed]
+    return _slo_group("few-failures-at-a-small-shop", counters, results, length)
 
 
 BUILDERS: dict[str, Builder] = {
