@@ -101,12 +101,20 @@ MALFORMED: list[tuple[str, str]] = [
         "alerts.CheckoutConversionLow.thresholds.high: must be above critical (0.9)",
     ),
     (
-        BASE + "alerts:\n  NoRecentSales:\n    thresholds: {high: soon}\n",
-        "alerts.NoRecentSales.thresholds.high: not a duration like 30s, 5m or 1h30m: 'soon'",
+        BASE + "alerts:\n  ExporterDataStale:\n    thresholds: {high: soon}\n",
+        "alerts.ExporterDataStale.thresholds.high: not a duration like 30s, 5m or 1h30m: 'soon'",
     ),
     (
-        BASE + "alerts:\n  NoRecentSales:\n    thresholds: {high: 2}\n",
-        "alerts.NoRecentSales.thresholds.high: must be a duration like 2h, got 2",
+        BASE + "alerts:\n  ExporterDataStale:\n    thresholds: {high: 2}\n",
+        "alerts.ExporterDataStale.thresholds.high: must be a duration like 2h, got 2",
+    ),
+    (
+        BASE + "alerts:\n  NoRecentSales:\n    thresholds: {high: 2h}\n",
+        "alerts.NoRecentSales.thresholds.high: must be a number, got '2h'",
+    ),
+    (
+        BASE + "baseline: {weeks: 3, min_weeks: 4}\n",
+        "baseline.min_weeks: must be at most weeks (3)",
     ),
     (
         BASE + "business_hours: {start: 9am}\n",
@@ -139,7 +147,7 @@ MALFORMED: list[tuple[str, str]] = [
     ),
     (
         BASE + "forecast: {method: weekly}\n",
-        "forecast.method: must be one of same_time_last_week, daily_target, got 'weekly'",
+        "forecast.method: must be one of seasonal, same_time_last_week, daily_target, got 'weekly'",
     ),
     (
         BASE + "slos:\n  web: {objective: 100, total: x, errors: y}\n",

@@ -11,6 +11,7 @@ from exporter.generate.grafana.kit import (
     SEVERITY_COLOURS,
     Board,
     alert_steps,
+    floor_steps,
     money_overrides,
     no_steps,
     query,
@@ -127,12 +128,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         .with_target(query(q.read(series.checkout_conversion(DAY)), "24h", instant=True))
         .with_target(query(q.read(in_window), "alert window", instant=True))
         .unit("percentunit")
-        .thresholds(
-            steps(
-                (None, SEVERITY_COLOURS["critical"]),
-                (th.file.baseline.completion_floor if conversion.enabled else 0.0, OK),
-            )
-        )
+        .thresholds(floor_steps(conversion, th.file.baseline.completion_floor))
         .links(runbook_links(th, "CheckoutConversionLow")),
         width=7,
         height=5,
