@@ -62,8 +62,10 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     )
     per_hour = 12.0  # paid orders an hour at the same hour of past weeks
     stop = 2 * WEEK + 6 * 3600  # sales stop, two weeks and six hours in
-    length = stop + span(alert, th.file.escalation.tier3_after, 3 * 3600)
     orders = Counter(((math.inf, per_hour / 3600),))
+    # How long each case runs after the stop: the expected orders at its end are (in half
+    # hours of silence) 6 per step, so 1 step stays short of high, 3 hold high, 6 critical.
+    cases = [("near-high", 1), ("high", 3), ("critical", 6)]
 
     def paid(t: float) -> float | None:
         inc = orders.increase(3600, t, STEP)
@@ -78,20 +80,21 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
         severity = lad.severity(value)
         return {severity: value} if severity else {}
 
-    input_series = (
-        orders.series(selector(PAYMENTS, {}), length, STEP),
-        _last_paid(stop, length),
-    )
-    build.scenarios.append(
-        Scenario(
-            name="sales stop",
-            series=input_series,
-            labels={},
-            model=model,
-            length_seconds=length,
-            step_seconds=STEP,
+    for name, steps in cases:
+        length = stop + steps * STEP
+        build.scenarios.append(
+            Scenario(
+                name=name,
+                series=(
+                    orders.series(selector(PAYMENTS, {}), length, STEP),
+                    _last_paid(stop, length),
+                ),
+                labels={},
+                model=model,
+                length_seconds=length,
+                step_seconds=STEP,
+            )
         )
-    )
     return build
 
 
@@ -151,7 +154,7 @@ def _conversion_scenarios(
     length = change + span(alert, th.file.escalation.tier3_after, 3 * 3600)
     out = []
     shares = [(sev, share * 0.8) for sev, share in alert.thresholds]
-    shares.append(("healthy", 0.97))
+    shares.append((f"near-{alert.thresholds[-1][0]}", 0.97))
     for name, share in shares:
         created = Counter.linear(per_second)
         done = Counter(((change, per_second * usual), (math.inf, per_second * usual * share)))
