@@ -201,7 +201,7 @@ def test_recorded_rates_are_read_not_recomputed() -> None:
         "boxoffice:revenue:forecast_today",
         "boxoffice:tickets_sold:increase1h",
         "boxoffice:tickets_sold:increase1d",
-        "boxoffice:checkout_sessions_completed:ratio_increase1h",
+        "boxoffice:checkout_completion:ratio_increase1h",
         "boxoffice:payments_failed:ratio_increase5m",
         "boxoffice:payments_failed:increase10m",
         "boxoffice:refunds:ratio_increase1d",
@@ -333,7 +333,7 @@ def test_panels_follow_a_changed_thresholds_yaml(tmp_path: Path) -> None:
     ]
     conversion = _by_title(business, "Checkout conversion (30m)")
     assert conversion["targets"][0]["expr"] == (
-        "boxoffice:checkout_sessions_completed:ratio_increase30m"
+        "boxoffice:checkout_completion:ratio_increase30m"
     )
     assert "from thresholds.yaml" in executive["description"]
 

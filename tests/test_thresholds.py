@@ -26,7 +26,7 @@ MALFORMED: list[tuple[str, str]] = [
     ),
     (
         BASE + "alert: {}\n",
-        "alert: unknown key (known keys: alerts, app_metrics, business_hours, escalation, exporter_job, forecast, latency, links, slos, timezone, timezone_table)",
+        "alert: unknown key (known keys: alerts, app_metrics, baseline, business_hours, escalation, exporter_job, forecast, latency, links, slos, timezone, timezone_table)",
     ),
     (
         BASE + "alerts:\n  InventoryLo: {}\n",
