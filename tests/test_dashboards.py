@@ -332,9 +332,7 @@ def test_panels_follow_a_changed_thresholds_yaml(tmp_path: Path) -> None:
         (31, "green"),
     ]
     conversion = _by_title(business, "Checkout conversion (30m)")
-    assert conversion["targets"][0]["expr"] == (
-        "boxoffice:checkout_completion:ratio_increase30m"
-    )
+    assert conversion["targets"][0]["expr"] == ("boxoffice:checkout_completion:ratio_increase30m")
     assert "from thresholds.yaml" in executive["description"]
 
 

@@ -38,47 +38,50 @@ def weekly_median(
     return statistics.median(known) if len(known) >= baseline.min_weeks else None
 
 
+# Silences NoRecentSales weighs: the longest one without a paid order is compared with the
+# orders the baseline expected in that long.
+SILENCES = (300.0, 600.0, 1800.0, 3600.0, 3 * 3600.0, 8 * 3600.0, 86400.0)
+
+
 def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     base = th.file.baseline
     lad = ladder(alert, strict=False)
-    hourly = rec.use(series.seasonal(series.paid_orders(3600.0), base))
-    age = series.age(LAST_PAID)
-    expected = f"{hourly} * on() ({age}) / 3600"
-    silent = f"on() ({age}) >= {num(base.min_silence)}"
-    conditions = {sev: f"{cond} and {silent}" for sev, cond in lad.conditions(expected).items()}
-    silence = duration_text(base.min_silence)
+    windows = [w for w in SILENCES if w >= base.min_silence] or [float(base.min_silence)]
+    expected = rec.use(series.expected_in_silence(windows, base))
+    conditions = lad.conditions(expected)
     build = AlertBuild(
         variants=variants(
             alert,
             conditions,
             lambda sev, t: describe(
-                "No paid order although this shop's normal for this hour of the week (the "
-                f"median of past weeks) expected {{value}} by now; alerting at {t:g} expected "
-                f"orders and at least {silence} of silence.",
+                "No paid order for longer than this shop's normal for this time of the week "
+                "(the median of past weeks) needs to sell {value} orders; alerting at "
+                f"{t:g} expected orders.",
                 "number",
             ),
         ),
         source="postgres",
     )
-    per_hour = 12.0  # paid orders an hour at the same hour of past weeks
+    per_hour = 12.0  # orders an hour at the same time of past weeks
     stop = 2 * WEEK + 6 * 3600  # sales stop, two weeks and six hours in
     orders = Counter(((math.inf, per_hour / 3600),))
-    # How long each case runs after the stop: the expected orders at its end are (in half
-    # hours of silence) 6 per step, so 1 step stays short of high, 3 hold high, 6 critical.
+    # How long each case runs after the stop, in half hours: the longest silence it reaches
+    # (30m, 1h30m, 3h) expected 6, 12 and 36 orders.
     cases = [("near-high", 1), ("high", 3), ("critical", 6)]
 
-    def paid(t: float) -> float | None:
-        inc = orders.increase(3600, t, STEP)
-        return None if inc is None or t < 3600 else inc
-
     def model(t: float) -> dict[str, float]:
-        normal = weekly_median(paid, t, base)
         silence = max(0.0, t - stop)
-        if normal is None or silence < base.min_silence:
-            return {}
-        value = normal * silence / 3600
-        severity = lad.severity(value)
-        return {severity: value} if severity else {}
+        values = []
+        for w in windows:
+
+            def sold(moment: float, w: float = w) -> float | None:
+                return orders.increase(w, moment, STEP)
+
+            normal = weekly_median(sold, t, base)
+            if normal is not None and silence >= w:
+                values.append(normal)
+        severity = lad.severity(max(values)) if values else None
+        return {severity: max(values)} if severity else {}
 
     for name, steps in cases:
         length = stop + steps * STEP

@@ -32,15 +32,17 @@ def stripe_webhook_backlog(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
 
 def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     """Errors far above the provider's own normal share (seed 003's band: the median of the
-    same hour in past weeks plus ``baseline.z`` binomial deviations), with the seeds'
+    share over the same day of past weeks plus ``baseline.z`` binomial deviations), with the seeds'
     numbers as floors: a share above ``critical`` pages critical, more than ``high``
     errors in the window high."""
     window = alert.window
     w = duration_text(window)
     base = th.file.baseline
-    ratio_series = series.webhook_failure_ratio(window)
-    ratio = rec.use(ratio_series)
-    normal = rec.use(series.seasonal(ratio_series, base, valid=" >= 0"))
+    ratio = rec.use(series.webhook_failure_ratio(window))
+    # The normal share from whole days (the same day of past weeks): an hour holds too few
+    # errors at a healthy 0.1-0.2% for its median to be a steady normal.
+    daily = series.webhook_failure_ratio(86400.0)
+    normal = rec.use(series.seasonal(daily, base, valid=" >= 0"))
     volume = rec.use(series.increase(WEBHOOKS, window))
     errors = rec.use(series.webhook_failures(window))
     band = f"{normal} + {num(base.z)} * sqrt({normal} * (1 - {normal}) / {volume})"
@@ -48,7 +50,7 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
     limits = dict(alert.thresholds)
     guard = alert.min_traffic or 0.0
     build = AlertBuild(source="postgres")
-    normally = "far above this provider's normal for this hour of the week"
+    normally = "far above this provider's normal (the median of the same day in past weeks)"
     critical = None
     if "critical" in limits:
         critical = f"{ratio} > {num(limits['critical'])} and {beyond} and {volume} >= {num(guard)}"
@@ -103,7 +105,7 @@ def _scenarios(alert: Alert, th: Thresholds, limits: dict[str, float]) -> list[S
 
         def model(t: float, total: Counter = total, bad: Counter = bad) -> dict[str, float]:
             def share_at(moment: float) -> float | None:
-                n, f = total.increase(window, moment, STEP), bad.increase(window, moment, STEP)
+                n, f = total.increase(86400, moment, STEP), bad.increase(86400, moment, STEP)
                 return None if n is None or f is None or n == 0 else f / n
 
             n, f = total.increase(window, t, STEP), bad.increase(window, t, STEP)
