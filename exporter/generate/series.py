@@ -195,6 +195,14 @@ def seasonal(
     )
 
 
+def orders_in(window: float) -> NamedSeries:
+    """Orders whose payment reached a terminal state over ``window``. Its own name: the
+    payments alerts record ``boxoffice:payments:increase5m`` in their file, and a name two
+    categories shared would move to recording.yml."""
+    w = duration_text(window)
+    return _named(f"boxoffice:orders:increase{w}", latest_increase(PAYMENTS, w))
+
+
 def expected_in_silence(windows: list[float], baseline: Baseline) -> NamedSeries:
     """Orders the shop normally completes (terminal payments: paid, or failed) in the
     longest of ``windows`` that passed without a paid order: the median of the same
@@ -202,10 +210,7 @@ def expected_in_silence(windows: list[float], baseline: Baseline) -> NamedSeries
     pieces: list[str | NamedSeries] = ["max (\n"]
     for i, window in enumerate(windows):
         w = duration_text(window)
-        # Its own name: the payments alerts record boxoffice:payments:increase5m for their
-        # files, and one name shared by two categories would move to recording.yml.
-        orders = _named(f"boxoffice:orders:increase{w}", f"{latest_increase(PAYMENTS, w)}")
-        normal = seasonal(orders, baseline)
+        normal = seasonal(orders_in(window), baseline)
         pieces += ["  or " if i else "  ", "label_replace(", normal]
         pieces.append(f' and on() ({age(LAST_PAID)}) >= {window:g}, "silence", "{w}", "", "")\n')
     pieces.append(")")

@@ -8,14 +8,14 @@ from collections.abc import Callable
 
 from exporter.generate import series
 from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, describe, ladder, pct, span, variants
+from exporter.generate.rules.alertkit import Builder, describe, ladder, num, pct, span, variants
 from exporter.generate.rules.alerts import seasonal
 from exporter.generate.rules.alerts.seasonal import STEP, WEEK, weekly_median
-from exporter.generate.rules.model import AlertBuild, Scenario
+from exporter.generate.rules.model import AlertBuild, Scenario, Series
 from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder, in_business_hours, local_midnight
 from exporter.generate.rules.scenarios import EVENT
-from exporter.generate.series import REVENUE, SOLD
+from exporter.generate.series import PAYMENTS, REVENUE, SOLD
 from exporter.generate.thresholds import Alert, Thresholds
 
 BUSINESS = "on() boxoffice:business_hours == 1"
@@ -29,8 +29,12 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
     now = rec.use(sold)
     normal = rec.use(series.seasonal(sold, th.file.baseline))
     expr = f"{now} / ({normal} > 0)"
+    # Beyond chance too: tickets come about two to an order, so their count varies about
+    # twice as much as a Poisson count (a quiet night's few tickets are no spike).
+    z = num(th.file.baseline.z)
+    chance = f"{now} > {normal} + {z} * sqrt(2 * {normal})"
     conditions = {
-        sev: f"{cond} and {now} >= {alert.min_traffic:g}"
+        sev: f"{cond} and {now} >= {alert.min_traffic:g} and {chance}"
         for sev, cond in lad.conditions(expr).items()
     }
     build = AlertBuild(
@@ -58,6 +62,8 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
 
             current, normal = sold_at(t), weekly_median(sold_at, t, th.file.baseline)
             if current is None or not normal or current < (alert.min_traffic or 0.0):
+                return {}
+            if current <= normal + th.file.baseline.z * math.sqrt(2 * normal):
                 return {}
             severity = lad.severity(current / normal)
             return {severity: current / normal} if severity else {}
@@ -98,8 +104,9 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         "same_time_last_week": "same time last week",
     }.get(forecast_cfg.method, "the daily target prorated")
     shortfall = f"1 - {today} / {forecast}"
+    chance = _beyond_chance(th, rec, today, forecast)
     conditions = {
-        sev: f"{cond} and {forecast} >= {alert.min_traffic:g} and {BUSINESS}"
+        sev: f"{cond} and {forecast} >= {alert.min_traffic:g} and {BUSINESS}{chance}"
         for sev, cond in lad.conditions(shortfall).items()
     }
     build = AlertBuild(
@@ -131,6 +138,9 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         opens = next(t for t in grid if in_business_hours(th, t) and local_midnight(th, t) >= start)
     length = opens + span(alert, th.file.escalation.tier3_after)
     usual = max(alert.min_traffic or 0.0, 100.0) / 3600  # reaches the guard within an hour
+    if chance:  # enough orders (100 an hour, 10 each) for a 20% shortfall to be no chance
+        usual = max(usual, 1000.0 / 3600)
+    orders = Counter.linear(usual / 10)
 
     for i, (target, short) in enumerate(lad.targets(ceiling=1.0)):
         # Same week-on-week data for every case, one currency each: one promtool group.
@@ -142,17 +152,23 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         def today_at(t: float, counter: Counter = counter) -> float:
             return counter.at(t) - counter.at(max(0.0, local_midnight(th, t)))
 
-        def model(t: float, today_at=today_at) -> dict[str, float]:  # type: ignore[no-untyped-def]
+        def model(t: float, today_at=today_at, counter=counter) -> dict[str, float]:  # type: ignore[no-untyped-def]
             if not in_business_hours(th, t) or t < step:
                 return {}
             expected = _forecast_at(th, t, today_at, daily)
             if expected is None or expected < (alert.min_traffic or 0.0) or expected <= 0:
                 return {}
+            if chance and not _beyond_chance_at(th, t, expected, today_at(t), counter, orders):
+                return {}
             value = 1 - today_at(t) / expected
             severity = lad.severity(value)
             return {severity: value} if severity else {}
 
-        input_series = (counter.series(selector(REVENUE, labels), length, step),)
+        input_series: tuple[Series, ...] = (
+            counter.series(selector(REVENUE, labels), length, step),
+        )
+        if chance and i == 0:
+            input_series += (orders.series(selector(PAYMENTS, {}), length, step),)
         build.scenarios.append(
             Scenario(
                 name=target,
@@ -165,6 +181,27 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
             )
         )
     return build
+
+
+def _beyond_chance(th: Thresholds, rec: Recorder, today: str, forecast: str) -> str:
+    """For the seasonal forecast: the shortfall must also exceed chance, ``baseline.z``
+    standard deviations of a day's revenue made of orders of the usual size (revenue over
+    orders in the last day), so a shop of ten orders a day is not paged for two missing."""
+    if th.file.forecast.method != "seasonal":
+        return ""
+    # Read inline: RefundRateHigh records the same day's revenue in the payments file.
+    revenue = series.latest_increase(REVENUE, "1d")
+    orders = rec.use(series.orders_in(86400.0))
+    size = f"({revenue} / on() group_left() {orders})"
+    z = num(th.file.baseline.z)
+    return f"\nand {forecast} - {today} > {z} * sqrt({forecast} * {size})"
+
+
+def _beyond_chance_at(
+    th: Thresholds, t: float, expected: float, today: float, revenue: Counter, orders: Counter
+) -> bool:
+    size = (revenue.at(t) - revenue.at(t - 86400)) / (orders.at(t) - orders.at(t - 86400))
+    return expected - today > th.file.baseline.z * math.sqrt(expected * size)
 
 
 def _forecast_at(
