@@ -66,8 +66,8 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     stop = 2 * WEEK + 6 * 3600  # sales stop, two weeks and six hours in
     orders = Counter(((math.inf, per_hour / 3600),))
     # How long each case runs after the stop, in half hours: the longest silence it reaches
-    # (30m, 1h30m, 3h) expected 6, 12 and 36 orders.
-    cases = [("near-high", 1), ("high", 3), ("critical", 6)]
+    # (30m, 1h, 3h) expected 6, 12 and 36 orders, held long enough for every tier.
+    cases = [("near-high", 1), ("high", 3), ("critical", 8)]
 
     def model(t: float) -> dict[str, float]:
         silence = max(0.0, t - stop)
