@@ -3,8 +3,8 @@
     .venv/bin/python scripts/bench_alerts.py [--weeks 4] [--profiles all] [--jobs 2]
 
 Simulates each healthy shop profile (exporter/quality/profiles.py) at a 60s scrape interval
-for a warm-up week plus --weeks scored weeks, injects one incident of every kind at random
-times (fixed --seed), backfills the raw exporter series into a throwaway Prometheus,
+for two warm-up weeks (the history the seasonal baselines need) plus --weeks scored weeks,
+injects one incident of every kind at random times (fixed --seed), backfills the raw exporter series into a throwaway Prometheus,
 materializes the recording rules of rules/generated/*.yml, replays every first-tier alert
 at the 60s evaluation interval, and prints three tables: per alert and severity, per
 incident kind, and healthy-time notifications per profile. docs/alerting-quality.md
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weeks", type=int, default=4, help="scored weeks per profile")
-    parser.add_argument("--warmup-weeks", type=int, default=1)
+    parser.add_argument("--warmup-weeks", type=int, default=2)
     parser.add_argument("--interval", type=int, default=60, help="scrape and evaluation, s")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--jobs", type=int, default=2, help="profiles evaluated at once")

@@ -2,13 +2,14 @@
 seeded demo sales (PostgreSQL) and the fake Stripe, Twilio and app health APIs, plus the
 ticket app's own metrics, and evaluated the generated recording rules.
 
-A day of history and last week's revenue are backfilled from the exporter's first scrape
+A day of history and today's revenue in the two past weeks are backfilled from the exporter's first scrape
 (counters ramping up to the value it serves), so the "today", "last hour", peak-hours and
 forecast panels have the history they read in production.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -40,6 +41,9 @@ from tests.support.prometheus import Prometheus, Sample, backfill, running_prome
 EXPECTED_EMPTY = {
     # The cardinality guard folded nothing: the counter has no series until it does.
     "operations/Series folded by the cardinality guard (1h)/A",
+    # The shop's normal completion is a seasonal baseline: it needs two past weeks of the
+    # completion ratio, which only a Prometheus that ran for two weeks has.
+    "business/Checkout conversion (1h)/B",
 }
 HISTORY = 26 * 3600.0  # a full local day before now, whatever the time of day
 STEP = 300.0
@@ -72,7 +76,7 @@ def _scrape_typed(url: str) -> list[Scraped]:
 
 def _history(scraped: list[Scraped], instance: str, th: Thresholds, now: float) -> list[Sample]:
     """Counters ramping to their current value over the last day, the local clock rules over
-    the same day, and today's revenue a week ago (what the forecast rule reads)."""
+    the same day, and today's revenue one and two weeks ago (what the forecast rule reads)."""
     start, end = now - HISTORY, now - 30
     times = [start + i * STEP for i in range(int((end - start) // STEP) + 1)]
     # Every 30 s over the last 10 minutes: short windows (5m rates) see the counters move.
@@ -107,8 +111,9 @@ def _history(scraped: list[Scraped], instance: str, th: Thresholds, now: float) 
     revenue = {
         s.labels["currency"]: s.value for s in scraped if s.name == "boxoffice_revenue_total"
     }
-    for minute in range(-30, 16):
-        t = now - WEEK + minute * 60
+    # The seasonal forecast is the median of the same time in past weeks, from two weeks on.
+    for minute, weeks in itertools.product(range(-30, 16), (1, 2)):
+        t = now - weeks * WEEK + minute * 60
         for currency, value in revenue.items():
             samples.append(
                 Sample(

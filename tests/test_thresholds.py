@@ -26,20 +26,7 @@ MALFORMED: list[tuple[str, str]] = [
     ),
     (
         BASE + "alert: {}\n",
-        "alert: unknown key (known keys: alerts, app_metrics, business_hours, escalation, exporter_job, forecast, latency, links, payment_failure_classes, slos, sms_failure_classes, timezone, timezone_table)",
-    ),
-    (
-        BASE + "alerts:\n  InventoryLow:\n    relative: {capacity_share: 2}\n",
-        "alerts.InventoryLow.relative.capacity_share: must be a ratio between 0 and 1 "
-        "(0.05 is 5%), got 2",
-    ),
-    (
-        BASE + "alerts:\n  SmsCostHigh:\n    relative: {runway: 1h}\n",
-        "alerts.SmsCostHigh.relative.runway: unknown setting of SmsCostHigh (known: spend_factor)",
-    ),
-    (
-        BASE + "escalation: {top_tier: {high: 4}}\n",
-        "escalation.top_tier.high: must be a tier 1, 2 or 3, got 4",
+        "alert: unknown key (known keys: alerts, app_metrics, baseline, business_hours, escalation, exporter_job, forecast, latency, links, payment_failure_classes, slos, sms_failure_classes, timezone, timezone_table)",
     ),
     (
         BASE + "alerts:\n  InventoryLo: {}\n",
@@ -114,12 +101,20 @@ MALFORMED: list[tuple[str, str]] = [
         "alerts.CheckoutConversionLow.thresholds.high: must be above critical (0.9)",
     ),
     (
-        BASE + "alerts:\n  NoRecentSales:\n    thresholds: {high: soon}\n",
-        "alerts.NoRecentSales.thresholds.high: not a duration like 30s, 5m or 1h30m: 'soon'",
+        BASE + "alerts:\n  ExporterDataStale:\n    thresholds: {high: soon}\n",
+        "alerts.ExporterDataStale.thresholds.high: not a duration like 30s, 5m or 1h30m: 'soon'",
     ),
     (
-        BASE + "alerts:\n  NoRecentSales:\n    thresholds: {high: 2}\n",
-        "alerts.NoRecentSales.thresholds.high: must be a duration like 2h, got 2",
+        BASE + "alerts:\n  ExporterDataStale:\n    thresholds: {high: 2}\n",
+        "alerts.ExporterDataStale.thresholds.high: must be a duration like 2h, got 2",
+    ),
+    (
+        BASE + "alerts:\n  NoRecentSales:\n    thresholds: {high: 2h}\n",
+        "alerts.NoRecentSales.thresholds.high: must be a number, got '2h'",
+    ),
+    (
+        BASE + "baseline: {weeks: 3, min_weeks: 4}\n",
+        "baseline.min_weeks: must be at most weeks (3)",
     ),
     (
         BASE + "business_hours: {start: 9am}\n",
@@ -152,7 +147,7 @@ MALFORMED: list[tuple[str, str]] = [
     ),
     (
         BASE + "forecast: {method: weekly}\n",
-        "forecast.method: must be one of same_time_last_week, daily_target, got 'weekly'",
+        "forecast.method: must be one of seasonal, same_time_last_week, daily_target, got 'weekly'",
     ),
     (
         BASE + "slos:\n  web: {objective: 100, total: x, errors: y}\n",

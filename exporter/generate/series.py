@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from exporter.catalog import CATALOG_BY_NAME
 from exporter.generate.promql import duration_text
-from exporter.generate.thresholds import Forecast, Latency, Slo
+from exporter.generate.thresholds import Baseline, Forecast, Latency, Slo
 
 PAYMENTS, PAYMENTS_FAILED = "boxoffice_payments_total", "boxoffice_payments_failed_total"
 CHARGES, CHARGES_FAILED = "boxoffice_stripe_charges_total", "boxoffice_stripe_charges_failed_total"
@@ -73,6 +73,11 @@ def by(metric: str, *, keep: tuple[str, ...] | None = None) -> str:
 def latest(metric: str) -> str:
     """A gauge's value, max over exporter replicas, by its labels."""
     return f"{by(metric)} ({metric})"
+
+
+def latest_increase(metric: str, window: str) -> str:
+    """Increase of a counter over ``window`` (text), max over replicas, by its labels."""
+    return f"{by(metric)} (increase({metric}[{window}]))"
 
 
 def age(metric: str) -> str:
@@ -155,13 +160,99 @@ def since_local_midnight(expr: str) -> str:
     )
 
 
+# The label telling the past weeks of a seasonal baseline apart ("1" is a week ago).
+WEEK_LABEL = "baseline_week"
+
+
+def past_weeks(base: NamedSeries, baseline: Baseline, *, valid: str = "") -> NamedSeries:
+    """``base`` at the same moment of each of the past weeks, labelled by ``baseline_week``.
+
+    ``valid`` filters each week's sample (``>= 0`` drops the NaN of an empty ratio).
+    """
+    pieces: list[str | NamedSeries] = []
+    for week in range(1, baseline.weeks + 1):
+        pieces += ["\nor " if week > 1 else "", "label_replace(", base]
+        pieces.append(f' offset {week}w{valid}, "{WEEK_LABEL}", "{week}", "", "")')
+    return NamedSeries(name=f"{base.name}:past_weeks", pieces=tuple(pieces))
+
+
+def seasonal(
+    base: NamedSeries, baseline: Baseline, *, valid: str = "", name: str = ""
+) -> NamedSeries:
+    """The shop's normal for ``base``: the median of the same hour of the week over the past
+    weeks (one outlier week, such as an on-sale, does not move it), and no series at all
+    until ``min_weeks`` of those weeks exist, so the alerts reading it stay silent."""
+    weeks = past_weeks(base, baseline, valid=valid)
+    return NamedSeries(
+        name=name or f"{base.name}:baseline",
+        pieces=(
+            f"quantile without ({WEEK_LABEL}) (0.5, ",
+            weeks,
+            f")\nand count without ({WEEK_LABEL}) (",
+            weeks,
+            f") >= {baseline.min_weeks}",
+        ),
+    )
+
+
+def orders_in(window: float) -> NamedSeries:
+    """Orders whose payment reached a terminal state over ``window``. Its own name: the
+    payments alerts record ``boxoffice:payments:increase5m`` in their file, and a name two
+    categories shared would move to recording.yml."""
+    w = duration_text(window)
+    return _named(f"boxoffice:orders:increase{w}", latest_increase(PAYMENTS, w))
+
+
+def expected_in_silence(windows: list[float], baseline: Baseline) -> NamedSeries:
+    """Orders the shop normally completes (terminal payments: paid, or failed) in the
+    longest of ``windows`` that passed without a paid order: the median of the same
+    window in past weeks, so a quiet night expects few and a busy evening many."""
+    pieces: list[str | NamedSeries] = ["max (\n"]
+    for i, window in enumerate(windows):
+        w = duration_text(window)
+        normal = seasonal(orders_in(window), baseline)
+        pieces += ["  or " if i else "  ", "label_replace(", normal]
+        pieces.append(f' and on() ({age(LAST_PAID)}) >= {window:g}, "silence", "{w}", "", "")\n')
+    pieces.append(")")
+    return NamedSeries(name="boxoffice:payments:expected_in_silence", pieces=tuple(pieces))
+
+
+def tickets_sold_all(window: float) -> NamedSeries:
+    """Tickets sold over ``window`` by the whole shop (every event, city and tier)."""
+    w = duration_text(window)
+    named = f"boxoffice:tickets_sold_all:increase{w}"
+    return NamedSeries(name=named, pieces=("sum (", increase(SOLD, window), ")"))
+
+
+def completion_ratio(window: float, delay: float) -> NamedSeries:
+    """Sessions completed over ``window`` / sessions created over the same window ``delay``
+    earlier: a session completes minutes after it opens, so an on-sale surge of new sessions
+    does not read as a dip in completion."""
+    return NamedSeries(
+        name=f"boxoffice:checkout_completion:ratio_increase{duration_text(window)}",
+        pieces=(increase(COMPLETED, window), " / ", created_before(window, delay)),
+    )
+
+
+def created_before(window: float, delay: float) -> NamedSeries:
+    """Checkout sessions created over ``window``, ``delay`` ago (the completion ratio's base)."""
+    w, d = duration_text(window), duration_text(delay)
+    return _named(
+        f"boxoffice:checkout_sessions_created:increase{w}_offset{d}",
+        f"{by(CREATED)} (increase({CREATED}[{w}] offset {d}))",
+    )
+
+
 def revenue_today() -> NamedSeries:
     return _named("boxoffice:revenue:today", since_local_midnight(latest(REVENUE)))
 
 
-def revenue_forecast(forecast: Forecast) -> NamedSeries:
-    """What today's revenue should be by now: last week's, or the daily target prorated."""
+def revenue_forecast(forecast: Forecast, baseline: Baseline) -> NamedSeries:
+    """What today's revenue should be by now: the median of the same time in past weeks,
+    last week's, or the daily target prorated."""
     name = "boxoffice:revenue:forecast_today"
+    if forecast.method == "seasonal":
+        return seasonal(revenue_today(), baseline, name=name)
     if forecast.method == "same_time_last_week":
         return NamedSeries(name=name, pieces=(revenue_today(), " offset 1w"))
     targets = [

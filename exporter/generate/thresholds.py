@@ -116,9 +116,24 @@ class Escalation:
 
 @dataclass(frozen=True)
 class Forecast:
-    method: Literal["same_time_last_week", "daily_target"] = "same_time_last_week"
+    method: Literal["seasonal", "same_time_last_week", "daily_target"] = "seasonal"
     daily_target: dict[str, float] = field(
         default_factory=dict, doc="Revenue target per day per currency (daily_target method)."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Baseline:
+    """Each shop's own normal (issue 15, seed 003's anomaly bands)."""
+
+    weeks: int = field(4, check=at_least(1), doc="Past weeks the median is taken over.")
+    min_weeks: int = field(2, check=at_least(1), doc="Weeks of history before alerts read it.")
+    z: float = field(4.0, check=positive, doc="Band width in binomial standard deviations.")
+    completion_floor: float = field(
+        0.10, check=at_least(0), doc="Checkout completion below this is never normal."
+    )
+    min_silence: Duration = field(
+        Duration(300), check=positive, doc="NoRecentSales never fires on a shorter silence."
     )
 
 
@@ -174,6 +189,7 @@ class ThresholdsFile:
     escalation: Escalation = field(default_factory=Escalation)
     exporter_job: str = field("boxoffice.*", doc="Regex of the exporter's scrape job(s).")
     forecast: Forecast = field(default_factory=Forecast)
+    baseline: Baseline = field(default_factory=Baseline)
     app_metrics: list[str] = field(default_factory=list)
     latency: Latency | None = None
     slos: dict[str, Slo] = field(default_factory=dict)
@@ -306,6 +322,8 @@ def _check_clock(parsed: ThresholdsFile, error: ErrorAt) -> None:
     for i, name in enumerate(parsed.app_metrics):
         if not _METRIC.fullmatch(name):
             raise error(join("app_metrics", i), f"is not a metric name: {name!r}")
+    if parsed.baseline.min_weeks > parsed.baseline.weeks:
+        raise error("baseline.min_weeks", f"must be at most weeks ({parsed.baseline.weeks})")
     if parsed.forecast.method == "daily_target":
         if not parsed.forecast.daily_target:
             raise error("forecast.daily_target", "is required with method daily_target")

@@ -14,6 +14,7 @@ from exporter.generate import series
 from exporter.generate.grafana.kit import (
     Board,
     alert_steps,
+    floor_steps,
     legend,
     money_overrides,
     no_steps,
@@ -25,6 +26,7 @@ from exporter.generate.grafana.kit import (
 )
 from exporter.generate.grafana.queries import SELECTOR, PanelQueries, per_tier
 from exporter.generate.promql import duration_text
+from exporter.generate.rules.alerts.seasonal import COMPLETION_DELAY
 from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.series import (
     COMPLETED,
@@ -158,15 +160,20 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
     )
     conversion = alerts["CheckoutConversionLow"]
     window = conversion.window
+    baseline = th.file.baseline
+    completion = series.completion_ratio(window, COMPLETION_DELAY)
     board.add(
         series_panel(
             f"Checkout conversion ({duration_text(window)})",
-            "Completed / created checkout sessions over the CheckoutConversionLow window.",
+            "Completed / created checkout sessions over the CheckoutConversionLow window "
+            "(created 5 minutes earlier), and the shop's normal for this hour of the week "
+            "(the median of past weeks) that the alert compares it with.",
         )
-        .with_target(query(q.read(series.checkout_conversion(window)), "conversion"))
+        .with_target(query(q.read(completion), "completion"))
+        .with_target(query(q.read(series.seasonal(completion, baseline, valid=" >= 0")), "normal"))
         .unit("percentunit")
         .max(1)
-        .thresholds(alert_steps(conversion))
+        .thresholds(floor_steps(conversion, baseline.completion_floor))
         .links(runbook_links(th, "CheckoutConversionLow")),
         width=14,
         height=8,

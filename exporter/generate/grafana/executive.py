@@ -11,6 +11,7 @@ from exporter.generate.grafana.kit import (
     SEVERITY_COLOURS,
     Board,
     alert_steps,
+    floor_steps,
     money_overrides,
     no_steps,
     query,
@@ -20,6 +21,7 @@ from exporter.generate.grafana.kit import (
     up_down_stat,
 )
 from exporter.generate.grafana.queries import PanelQueries, per_tier
+from exporter.generate.rules.alerts.seasonal import COMPLETION_DELAY
 from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.series import SOLD, since_local_midnight
 
@@ -54,7 +56,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         .links(runbook_links(th, "RevenueBelowForecast", "NoRecentSales"))
     )
     money_overrides(revenue_panel)
-    forecast_series = series.revenue_forecast(th.file.forecast)
+    forecast_series = series.revenue_forecast(th.file.forecast, th.file.baseline)
     if q.recorded(forecast_series):
         revenue_panel = revenue_panel.with_target(
             query(forecast_series.name, "{{currency}} forecast", instant=True)
@@ -97,33 +99,36 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         width=4,
         height=5,
     )
-    no_sales = alerts["NoRecentSales"]
     board.add(
         stat.Panel()
         .title("Last paid order")
-        .description("Time since the newest paid order; NoRecentSales pages in business hours.")
+        .description(
+            "Time since the newest paid order; NoRecentSales pages when the shop's own normal "
+            "for this hour of the week expected enough orders in that time."
+        )
         .with_target(
             query("time() - max(boxoffice_last_paid_order_timestamp_seconds)", instant=True)
         )
         .unit("s")
-        .thresholds(alert_steps(no_sales))
+        .thresholds(no_steps())
         .links(runbook_links(th, "NoRecentSales")),
         width=3,
         height=5,
     )
     conversion = alerts["CheckoutConversionLow"]
-    in_window = series.checkout_conversion(conversion.window)
+    in_window = series.completion_ratio(conversion.window, COMPLETION_DELAY)
     board.add(
         stat.Panel()
         .title("Checkout conversion")
         .description(
             "Completed / created checkout sessions over 24 hours, and over the window "
-            "CheckoutConversionLow watches."
+            "CheckoutConversionLow watches (sessions created 5 minutes earlier), which it "
+            "compares with the shop's own normal for this hour of the week."
         )
         .with_target(query(q.read(series.checkout_conversion(DAY)), "24h", instant=True))
         .with_target(query(q.read(in_window), "alert window", instant=True))
         .unit("percentunit")
-        .thresholds(alert_steps(conversion))
+        .thresholds(floor_steps(conversion, th.file.baseline.completion_floor))
         .links(runbook_links(th, "CheckoutConversionLow")),
         width=7,
         height=5,

@@ -94,6 +94,14 @@ def alert_steps(alert: Alert, *, keys: Sequence[str] | None = None) -> builders.
     return steps(first, *((v, c) for (_, v), c in zip(falling, colours, strict=True)))
 
 
+def floor_steps(alert: Alert, floor: float) -> builders.ThresholdsConfig:
+    """The most severe colour below an absolute floor, green above (a baseline alert's only
+    fixed number; the rest of its band moves with the shop's own normal)."""
+    if not alert.enabled:
+        return no_steps()
+    return steps((None, _colour(alert, alert.thresholds[0][0])), (floor, OK))
+
+
 def _colour(alert: Alert, key: str) -> str:
     severity = key if key in SEVERITY_COLOURS else (alert.severity or "high")
     return SEVERITY_COLOURS[severity]

@@ -1,21 +1,23 @@
-"""Sales alerts (SPEC 5): velocity against last week, no recent sales in business hours,
-revenue below forecast, checkout conversion."""
+"""Sales alerts (SPEC 5): velocity against the shop's seasonal baseline and revenue below
+forecast; NoRecentSales and CheckoutConversionLow live in ``seasonal.py``."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from exporter.generate import series
 from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, describe, ladder, pct, span, variants
-from exporter.generate.rules.model import AlertBuild, Scenario
-from exporter.generate.rules.promtool_series import Counter, gauge, selector
+from exporter.generate.rules.alertkit import Builder, describe, ladder, num, pct, span, variants
+from exporter.generate.rules.alerts import seasonal
+from exporter.generate.rules.alerts.seasonal import STEP, WEEK, weekly_median
+from exporter.generate.rules.model import AlertBuild, Scenario, Series
+from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder, in_business_hours, local_midnight
-from exporter.generate.rules.scenarios import EVENT, ratio_scenario
-from exporter.generate.series import COMPLETED, CREATED, LAST_PAID, REVENUE, SOLD, by
+from exporter.generate.rules.scenarios import EVENT
+from exporter.generate.series import PAYMENTS, REVENUE, SOLD
 from exporter.generate.thresholds import Alert, Thresholds
 
-WEEK = 7 * 86400.0
 BUSINESS = "on() boxoffice:business_hours == 1"
 
 
@@ -23,11 +25,16 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
     window = alert.window
     lad = ladder(alert)
     w = duration_text(window)
-    now = rec.use(series.increase(SOLD, window))
-    last_week = f"{by(SOLD)} (increase({SOLD}[{w}] offset 1w))"
-    expr = f"{now} / ({last_week} > 0)"
+    sold = series.tickets_sold_all(window)
+    now = rec.use(sold)
+    normal = rec.use(series.seasonal(sold, th.file.baseline))
+    expr = f"{now} / ({normal} > 0)"
+    # Beyond chance too: tickets come about two to an order, so their count varies about
+    # twice as much as a Poisson count (a quiet night's few tickets are no spike).
+    z = num(th.file.baseline.z)
+    chance = f"{now} > {normal} + {z} * sqrt(2 * {normal})"
     conditions = {
-        sev: f"{cond} and {now} >= {alert.min_traffic:g}"
+        sev: f"{cond} and {now} >= {alert.min_traffic:g} and {chance}"
         for sev, cond in lad.conditions(expr).items()
     }
     build = AlertBuild(
@@ -35,85 +42,40 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
             alert,
             conditions,
             lambda sev, t: describe(
-                f"{{tier}} tickets for {{event}} in {{city}} sell at {{value}} the rate of the "
-                f"same {w} last week (alerting above {t:g}x).",
+                f"Tickets sell at {{value}} this shop's normal rate for this {w} of the week "
+                f"(the median of past weeks; alerting above {t:g}x).",
                 "factor",
             ),
         ),
         source="postgres",
     )
-    step = 1800.0  # a week of data: half-hour steps keep promtool quick
-    base = max(alert.min_traffic or 0.0, 10.0) / window  # last week's tickets per second
-    length = WEEK + window + span(alert, th.file.escalation.tier3_after)
+    base = max(alert.min_traffic or 0.0, 10.0) / window  # tickets per second in past weeks
+    change = 2 * WEEK + 6 * 3600
+    length = change + window + span(alert, th.file.escalation.tier3_after)
     for target, factor in lad.targets():
-        counter = Counter(((WEEK, base), (math.inf, base * factor)))
+        counter = Counter(((change, base), (math.inf, base * factor)))
         labels = {**EVENT, "event": f"{EVENT['event']}-{target}", "tier": "ga"}
 
         def model(t: float, counter: Counter = counter) -> dict[str, float]:
-            current = counter.increase(window, t, step)
-            if current is None or t - WEEK < step or current < (alert.min_traffic or 0.0):
-                return {}
-            before = counter.at(t - WEEK) - counter.at(max(0.0, t - WEEK - window))
-            if before <= 0:
-                return {}
-            value = current / before
-            severity = lad.severity(value)
-            return {severity: value} if severity else {}
+            def sold_at(moment: float) -> float | None:
+                return counter.increase(window, moment, STEP) if moment >= window else None
 
-        input_series = (counter.series(selector(SOLD, labels), length, step),)
+            current, normal = sold_at(t), weekly_median(sold_at, t, th.file.baseline)
+            if current is None or not normal or current < (alert.min_traffic or 0.0):
+                return {}
+            if current <= normal + th.file.baseline.z * math.sqrt(2 * normal):
+                return {}
+            severity = lad.severity(current / normal)
+            return {severity: current / normal} if severity else {}
+
         build.scenarios.append(
             Scenario(
                 name=target,
-                series=input_series,
-                labels=labels,
-                model=model,
-                length_seconds=length,
-                step_seconds=step,
-                merge="all",
-            )
-        )
-    return build
-
-
-def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    lad = ladder(alert)
-    age = series.age(LAST_PAID)
-    conditions = {sev: f"{cond} and {BUSINESS}" for sev, cond in lad.conditions(age).items()}
-    zone = th.file.timezone
-    build = AlertBuild(
-        variants=variants(
-            alert,
-            conditions,
-            lambda sev, t: describe(
-                f"No paid order for {{value}} during business hours ({zone}); "
-                f"alerting after {duration_text(t)}.",
-                "duration",
-            ),
-        ),
-        source="postgres",
-    )
-    step, opens = _opening(th, 0.0)
-    length = opens + span(alert, th.file.escalation.tier3_after)
-    for target, age_value in lad.targets():
-        # Firing: that old when business hours open. Near: that old when the test ends.
-        last_paid = opens - age_value if not target.startswith("near") else length - age_value
-
-        def model(t: float, last_paid: float = last_paid) -> dict[str, float]:
-            if not in_business_hours(th, t):
-                return {}
-            value = t - last_paid
-            severity = lad.severity(value)
-            return {severity: value} if severity else {}
-
-        input_series = (gauge(LAST_PAID, last_paid, length, step),)
-        build.scenarios.append(
-            Scenario(
-                name=target,
-                series=input_series,
+                series=(counter.series(selector(SOLD, labels), length, STEP),),
                 labels={},
                 model=model,
                 length_seconds=length,
-                step_seconds=step,
+                step_seconds=STEP,
             )
         )
     return build
@@ -136,14 +98,15 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
     lad = ladder(alert)
     today = rec.use(series.revenue_today())
     forecast_cfg = th.file.forecast
-    forecast = rec.use(series.revenue_forecast(forecast_cfg))
-    if forecast_cfg.method == "same_time_last_week":
-        how = "same time last week"
-    else:
-        how = "the daily target prorated"
+    forecast = rec.use(series.revenue_forecast(forecast_cfg, th.file.baseline))
+    how = {
+        "seasonal": "the median of the same time of day in past weeks",
+        "same_time_last_week": "same time last week",
+    }.get(forecast_cfg.method, "the daily target prorated")
     shortfall = f"1 - {today} / {forecast}"
+    chance = _beyond_chance(th, rec, today, forecast)
     conditions = {
-        sev: f"{cond} and {forecast} >= {alert.min_traffic:g} and {BUSINESS}"
+        sev: f"{cond} and {forecast} >= {alert.min_traffic:g} and {BUSINESS}{chance}"
         for sev, cond in lad.conditions(shortfall).items()
     }
     build = AlertBuild(
@@ -158,7 +121,10 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         ),
         source="postgres",
     )
-    if forecast_cfg.method == "same_time_last_week":
+    if forecast_cfg.method == "seasonal":
+        step, start = STEP, 2 * WEEK
+        daily = 0.0
+    elif forecast_cfg.method == "same_time_last_week":
         step, start = 600.0, WEEK
         daily = 0.0
     else:
@@ -172,6 +138,9 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         opens = next(t for t in grid if in_business_hours(th, t) and local_midnight(th, t) >= start)
     length = opens + span(alert, th.file.escalation.tier3_after)
     usual = max(alert.min_traffic or 0.0, 100.0) / 3600  # reaches the guard within an hour
+    if chance:  # enough orders (100 an hour, 10 each) for a 20% shortfall to be no chance
+        usual = max(usual, 1000.0 / 3600)
+    orders = Counter.linear(usual / 10)
 
     for i, (target, short) in enumerate(lad.targets(ceiling=1.0)):
         # Same week-on-week data for every case, one currency each: one promtool group.
@@ -183,23 +152,23 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         def today_at(t: float, counter: Counter = counter) -> float:
             return counter.at(t) - counter.at(max(0.0, local_midnight(th, t)))
 
-        def model(t: float, today_at=today_at) -> dict[str, float]:  # type: ignore[no-untyped-def]
+        def model(t: float, today_at=today_at, counter=counter) -> dict[str, float]:  # type: ignore[no-untyped-def]
             if not in_business_hours(th, t) or t < step:
                 return {}
-            if daily:
-                midnight = local_midnight(th, t)
-                expected = daily * ((t - midnight) // 60) / 1440
-            elif t - WEEK >= 0:
-                expected = today_at(t - WEEK)
-            else:
+            expected = _forecast_at(th, t, today_at, daily)
+            if expected is None or expected < (alert.min_traffic or 0.0) or expected <= 0:
                 return {}
-            if expected < (alert.min_traffic or 0.0) or expected <= 0:
+            if chance and not _beyond_chance_at(th, t, expected, today_at(t), counter, orders):
                 return {}
             value = 1 - today_at(t) / expected
             severity = lad.severity(value)
             return {severity: value} if severity else {}
 
-        input_series = (counter.series(selector(REVENUE, labels), length, step),)
+        input_series: tuple[Series, ...] = (
+            counter.series(selector(REVENUE, labels), length, step),
+        )
+        if chance and i == 0:
+            input_series += (orders.series(selector(PAYMENTS, {}), length, step),)
         build.scenarios.append(
             Scenario(
                 name=target,
@@ -214,47 +183,42 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
     return build
 
 
-def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    window = alert.window
-    lad = ladder(alert)
-    ratio = rec.use(series.checkout_conversion(window))
-    volume = rec.use(series.increase(CREATED, window))
-    conditions = {
-        sev: f"{cond} and on() {volume} >= {alert.min_traffic:g}"
-        for sev, cond in lad.conditions(ratio).items()
-    }
-    w = duration_text(window)
-    build = AlertBuild(
-        variants=variants(
-            alert,
-            conditions,
-            lambda sev, t: describe(
-                f"Only {{value}} of checkout sessions created in the last {w} completed "
-                f"(alerting under {pct(t)}).",
-                "percent",
-            ),
-        ),
-        source="postgres",
-    )
-    for target, share in lad.targets(ceiling=1.0):
-        build.scenarios.append(
-            ratio_scenario(
-                target,
-                alert,
-                th,
-                lad,
-                part=(COMPLETED, {}),
-                whole=(CREATED, {}),
-                share=share,
-                labels={},
-            )
-        )
-    return build
+def _beyond_chance(th: Thresholds, rec: Recorder, today: str, forecast: str) -> str:
+    """For the seasonal forecast: the shortfall must also exceed chance, ``baseline.z``
+    standard deviations of a day's revenue made of orders of the usual size (revenue over
+    orders in the last day), so a shop of ten orders a day is not paged for two missing."""
+    if th.file.forecast.method != "seasonal":
+        return ""
+    # Read inline: RefundRateHigh records the same day's revenue in the payments file.
+    revenue = series.latest_increase(REVENUE, "1d")
+    orders = rec.use(series.orders_in(86400.0))
+    size = f"({revenue} / on() group_left() {orders})"
+    z = num(th.file.baseline.z)
+    return f"\nand {forecast} - {today} > {z} * sqrt({forecast} * {size})"
+
+
+def _beyond_chance_at(
+    th: Thresholds, t: float, expected: float, today: float, revenue: Counter, orders: Counter
+) -> bool:
+    size = (revenue.at(t) - revenue.at(t - 86400)) / (orders.at(t) - orders.at(t - 86400))
+    return expected - today > th.file.baseline.z * math.sqrt(expected * size)
+
+
+def _forecast_at(
+    th: Thresholds, t: float, today_at: Callable[[float], float], daily: float
+) -> float | None:
+    """What ``boxoffice:revenue:forecast_today`` records at ``t`` in the scenarios."""
+    if daily:
+        midnight = local_midnight(th, t)
+        return daily * ((t - midnight) // 60) / 1440
+    if th.file.forecast.method == "seasonal":
+        return weekly_median(today_at, t, th.file.baseline)
+    return today_at(t - WEEK) if t - WEEK >= 0 else None
 
 
 BUILDERS: dict[str, Builder] = {
     "SalesVelocitySpike": sales_velocity_spike,
-    "NoRecentSales": no_recent_sales,
+    "NoRecentSales": seasonal.no_recent_sales,
     "RevenueBelowForecast": revenue_below_forecast,
-    "CheckoutConversionLow": checkout_conversion_low,
+    "CheckoutConversionLow": seasonal.checkout_conversion_low,
 }

@@ -1,12 +1,16 @@
 """Webhook alerts (SPEC 5): Stripe's undelivered backlog (relative to the shop's webhook
-volume), a Stripe endpoint disabled, and webhooks our app failed to process (a failure share
-with a traffic guard, or a plain count)."""
+volume), a Stripe endpoint disabled, and webhooks our app failed to process far above the
+provider's own normal (a failure share with a traffic guard, or a count, the seeds' numbers
+as floors)."""
 
 from __future__ import annotations
+
+import math
 
 from exporter.generate import series
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.alertkit import Builder, ladder, num, pct, span, variants
+from exporter.generate.rules.alerts.seasonal import STEP, WEEK, weekly_median
 from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant
 from exporter.generate.rules.promtool_series import Counter, gauge, selector
 from exporter.generate.rules.recording import Recorder
@@ -98,20 +102,32 @@ def stripe_webhook_endpoint_disabled(alert: Alert, th: Thresholds, rec: Recorder
 
 
 def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    """Errors far above the provider's own normal share (seed 003's band: the median of the
+    share over the same day of past weeks plus ``baseline.z`` binomial deviations), with the seeds'
+    numbers as floors: a share above ``critical`` pages critical, more than ``high``
+    errors in the window high."""
     window = alert.window
     w = duration_text(window)
+    base = th.file.baseline
     ratio = rec.use(series.webhook_failure_ratio(window))
+    # The normal share from whole days (the same day of past weeks): an hour holds too few
+    # errors at a healthy 0.1-0.2% for its median to be a steady normal.
+    daily = series.webhook_failure_ratio(86400.0)
+    normal = rec.use(series.seasonal(daily, base, valid=" >= 0"))
     volume = rec.use(series.increase(WEBHOOKS, window))
     errors = rec.use(series.webhook_failures(window))
+    band = f"{normal} + {num(base.z)} * sqrt({normal} * (1 - {normal}) / {volume})"
+    beyond = f"{ratio} > {band}"
     limits = dict(alert.thresholds)
     guard = alert.min_traffic or 0.0
     build = AlertBuild(source="postgres")
+    normally = "far above this provider's normal (the median of the same day in past weeks)"
     critical = None
     if "critical" in limits:
-        critical = f"{ratio} > {num(limits['critical'])} and {volume} >= {num(guard)}"
+        critical = f"{ratio} > {num(limits['critical'])} and {beyond} and {volume} >= {num(guard)}"
         text = (
-            f"{{value}} of {{provider}} webhooks failed in the last {w} "
-            f"(threshold {pct(limits['critical'])})."
+            f"{{value}} of {{provider}} webhooks failed in the last {w}, {normally} "
+            f"(alerting above {pct(limits['critical'])})."
         )
         build.variants.append(
             Variant(
@@ -122,12 +138,12 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
             )
         )
     if "high" in limits:
-        high = f"{errors} > {num(limits['high'])}"
+        high = f"{errors} > {num(limits['high'])} and {beyond}"
         if critical:
             high += f"\nunless on(provider) ({critical})"
         text = (
-            f"{{value}} {{provider}} webhooks failed in the last {w} "
-            f"(threshold {limits['high']:g})."
+            f"{{value}} {{provider}} webhooks failed in the last {w}, {normally} "
+            f"(alerting above {limits['high']:g})."
         )
         build.variants.append(
             Variant(
@@ -142,36 +158,42 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
 
 
 def _scenarios(alert: Alert, th: Thresholds, limits: dict[str, float]) -> list[Scenario]:
-    window = alert.window
+    """Two weeks at a normal share of errors, then a change at each provider."""
+    window, base = alert.window, th.file.baseline
     guard = alert.min_traffic or 0.0
-    length = span(alert, th.file.escalation.tier3_after, window)
-    crit, high_limit = limits.get("critical", 2.0), limits.get("high", float("inf"))
-    cases: list[tuple[str, float, float]] = []  # name, failed share, failed per window
-    if "critical" in limits:
-        cases.append(("critical", min(crit * 2, 0.9), max(guard, 50) * crit * 2))
-        cases.append(("near-critical", crit * 0.9, max(guard * crit, 50 * crit)))
-    if "high" in limits:
-        share = crit / 2 if "critical" in limits else 0.05
-        cases += [("high", share, high_limit * 1.5), ("near-high", share, high_limit * 0.9)]
+    change = 2 * WEEK + 6 * 3600
+    length = change + span(alert, th.file.escalation.tier3_after, window)
+    usual = 0.002
+    # name, webhooks per window, failed share after the change
+    cases = [("critical", 1000.0, 0.5), ("high", 1000.0, 0.03), ("near-high", 1000.0, 0.004)]
+    cases.append(("healthy at volume", 20000.0, usual))
     out = []
-    for i, (name, share, failed_per_window) in enumerate(cases):
+    for i, (name, per_window, share) in enumerate(cases):
         labels = {"provider": f"provider{i}"}
-        fail_rate = failed_per_window / window
-        ok_total, bad = Counter.linear(fail_rate / share), Counter.linear(fail_rate)
+        rate = per_window / window
+        total = Counter.linear(rate)
+        bad = Counter(((change, rate * usual), (float("inf"), rate * share)))
 
-        def model(t: float, total_c: Counter = ok_total, bad_c: Counter = bad) -> dict[str, float]:
-            n, f = total_c.increase(window, t, 60), bad_c.increase(window, t, 60)
-            if n is None or f is None or n == 0:
+        def model(t: float, total: Counter = total, bad: Counter = bad) -> dict[str, float]:
+            def share_at(moment: float) -> float | None:
+                n, f = total.increase(86400, moment, STEP), bad.increase(86400, moment, STEP)
+                return None if n is None or f is None or n == 0 else f / n
+
+            n, f = total.increase(window, t, STEP), bad.increase(window, t, STEP)
+            normal = weekly_median(share_at, t, base)
+            if n is None or f is None or normal is None:
                 return {}
-            if "critical" in limits and f / n > crit and n >= guard:
+            if f / n <= normal + base.z * math.sqrt(normal * (1 - normal) / n):
+                return {}
+            if "critical" in limits and f / n > limits["critical"] and n >= guard:
                 return {"critical": f / n}
-            if "high" in limits and f > high_limit:
+            if "high" in limits and f > limits["high"]:
                 return {"high": f}
             return {}
 
         input_series = (
-            ok_total.series(selector(WEBHOOKS, labels), length, 60),
-            bad.series(selector(WEBHOOKS_FAILED, labels), length, 60),
+            total.series(selector(WEBHOOKS, labels), length, STEP),
+            bad.series(selector(WEBHOOKS_FAILED, labels), length, STEP),
         )
         out.append(
             Scenario(
@@ -180,6 +202,7 @@ def _scenarios(alert: Alert, th: Thresholds, limits: dict[str, float]) -> list[S
                 labels=labels,
                 model=model,
                 length_seconds=length,
+                step_seconds=STEP,
                 merge="all",
             )
         )

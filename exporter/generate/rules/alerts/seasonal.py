@@ -1,0 +1,198 @@
+"""Sales alerts judged against the shop's own seasonal baseline (issue 15): no paid order
+although the baseline expected several, and checkout completion far below its normal.
+
+Their promtool scenarios run two weeks of history at half-hour steps (cheap for promtool)
+and then change: the baseline (``series.seasonal``) exists from two weeks on.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+
+from exporter.generate import series
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.alertkit import describe, ladder, num, span, variants
+from exporter.generate.rules.model import AlertBuild, Scenario, Series
+from exporter.generate.rules.promtool_series import Counter, selector
+from exporter.generate.rules.recording import Recorder
+from exporter.generate.series import COMPLETED, CREATED, LAST_PAID, PAYMENTS
+from exporter.generate.thresholds import Alert, Baseline, Thresholds
+
+WEEK = 7 * 86400.0
+STEP = 1800.0  # scenario step: two weeks of history in 700 evaluations
+# A session completes minutes after it opens (Stripe Checkout: about 5 minutes, expiring at
+# 30): completion compares the sessions completed in the window with those created in the
+# same window this long before, so a surge of new sessions is no dip.
+COMPLETION_DELAY = 300.0
+
+
+def weekly_median(
+    value: Callable[[float], float | None], t: float, baseline: Baseline
+) -> float | None:
+    """What ``series.seasonal`` records at ``t``: the median of ``value`` at the same moment
+    of each past week that has one, or None with fewer than ``min_weeks`` of them."""
+    past = [value(t - k * WEEK) for k in range(1, baseline.weeks + 1) if t - k * WEEK >= 0]
+    known = [v for v in past if v is not None]
+    return statistics.median(known) if len(known) >= baseline.min_weeks else None
+
+
+# Silences NoRecentSales weighs: the longest one without a paid order is compared with the
+# orders the baseline expected in that long.
+SILENCES = (300.0, 600.0, 1800.0, 3600.0, 3 * 3600.0, 8 * 3600.0, 86400.0)
+
+
+def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    base = th.file.baseline
+    lad = ladder(alert, strict=False)
+    windows = [w for w in SILENCES if w >= base.min_silence] or [float(base.min_silence)]
+    expected = rec.use(series.expected_in_silence(windows, base))
+    conditions = lad.conditions(expected)
+    build = AlertBuild(
+        variants=variants(
+            alert,
+            conditions,
+            lambda sev, t: describe(
+                "No paid order for longer than this shop's normal for this time of the week "
+                "(the median of past weeks) needs to sell {value} orders; alerting at "
+                f"{t:g} expected orders.",
+                "number",
+            ),
+        ),
+        source="postgres",
+    )
+    per_hour = 12.0  # orders an hour at the same time of past weeks
+    stop = 2 * WEEK + 6 * 3600  # sales stop, two weeks and six hours in
+    orders = Counter(((math.inf, per_hour / 3600),))
+    # How long each case runs after the stop, in half hours: the longest silence it reaches
+    # (30m, 1h, 3h) expected 6, 12 and 36 orders, held long enough for every tier.
+    cases = [("near-high", 1), ("high", 3), ("critical", 8)]
+
+    def model(t: float) -> dict[str, float]:
+        silence = max(0.0, t - stop)
+        values = []
+        for w in windows:
+
+            def sold(moment: float, w: float = w) -> float | None:
+                return orders.increase(w, moment, STEP)
+
+            normal = weekly_median(sold, t, base)
+            if normal is not None and silence >= w:
+                values.append(normal)
+        severity = lad.severity(max(values)) if values else None
+        return {severity: max(values)} if severity else {}
+
+    for name, steps in cases:
+        length = stop + steps * STEP
+        build.scenarios.append(
+            Scenario(
+                name=name,
+                series=(
+                    orders.series(selector(PAYMENTS, {}), length, STEP),
+                    _last_paid(stop, length),
+                ),
+                labels={},
+                model=model,
+                length_seconds=length,
+                step_seconds=STEP,
+            )
+        )
+    return build
+
+
+def _last_paid(stop: float, length: float) -> Series:
+    """The last paid order's time: each step until ``stop``, then frozen."""
+    steps = int(stop // STEP)
+    rest = int(length // STEP) - steps
+    return Series(selector(LAST_PAID, {}), f"0+{num(STEP)}x{steps} {num(stop)}x{rest - 1}")
+
+
+def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    base = th.file.baseline
+    window = alert.window
+    lad = ladder(alert)
+    ratio_series = series.completion_ratio(window, COMPLETION_DELAY)
+    ratio = rec.use(ratio_series)
+    normal = rec.use(series.seasonal(ratio_series, base, valid=" >= 0"))
+    created = rec.use(series.created_before(window, COMPLETION_DELAY))
+    band = f"{normal} - {num(base.z)} * sqrt({normal} * (1 - {normal}) / {created})"
+    guard = f"{created} >= {num(alert.min_traffic or 0.0)}"
+    floor = f"{ratio} < {num(base.completion_floor)}"
+    conditions: dict[str, str] = {}
+    worse = ""
+    for severity, share in alert.thresholds:
+        below = f"({ratio} < {normal} * {num(share)} and {ratio} < {band}"
+        if not worse:
+            below += f" or {floor}"
+        cond = f"{normal} and ({below}) and {guard})"
+        conditions[severity] = cond + (f"\nunless ({worse})" if worse else "")
+        worse = cond
+    w = duration_text(window)
+    build = AlertBuild(
+        variants=variants(
+            alert,
+            conditions,
+            lambda sev, t: describe(
+                f"Checkout completion over the last {w} fell below {t:g}x this shop's normal "
+                "for this hour of the week, beyond its usual spread; normally {value} of "
+                "sessions complete (the median of past weeks).",
+                "percent",
+            ),
+        ),
+        source="postgres",
+    )
+    build.scenarios = _conversion_scenarios(alert, th, lad.severity)
+    return build
+
+
+def _conversion_scenarios(
+    alert: Alert, th: Thresholds, band: Callable[[float | None], str | None]
+) -> list[Scenario]:
+    base = th.file.baseline
+    window = alert.window
+    usual = 0.5  # completion in past weeks
+    per_second = max(4 * (alert.min_traffic or 0.0), 400.0) / window  # sessions created
+    change = 2 * WEEK + 6 * 3600
+    length = change + span(alert, th.file.escalation.tier3_after, 3 * 3600)
+    out = []
+    shares = [(sev, share * 0.8) for sev, share in alert.thresholds]
+    shares.append((f"near-{alert.thresholds[-1][0]}", 0.97))
+    for name, share in shares:
+        created = Counter.linear(per_second)
+        done = Counter(((change, per_second * usual), (math.inf, per_second * usual * share)))
+
+        def completion(t: float, done: Counter = done, created: Counter = created) -> float | None:
+            if t < 4 * 3600:  # the first hours: the created window is not full yet
+                return None
+            n = created.at(t - COMPLETION_DELAY) - created.at(t - COMPLETION_DELAY - window)
+            return (done.at(t) - done.at(t - window)) / n
+
+        def model(
+            t: float, completion: Callable[[float], float | None] = completion
+        ) -> dict[str, float]:
+            normal, now = weekly_median(completion, t, base), completion(t)
+            if normal is None or now is None:
+                return {}
+            n = per_second * window
+            spread = base.z * math.sqrt(normal * (1 - normal) / n)
+            beyond = now < normal - spread
+            severity = band(now / normal) if beyond else None
+            if now < base.completion_floor:
+                severity = alert.thresholds[0][0]
+            return {severity: normal} if severity else {}
+
+        out.append(
+            Scenario(
+                name=name,
+                series=(
+                    created.series(selector(CREATED, {}), length, STEP),
+                    done.series(selector(COMPLETED, {}), length, STEP),
+                ),
+                labels={},
+                model=model,
+                length_seconds=length,
+                step_seconds=STEP,
+            )
+        )
+    return out
