@@ -297,10 +297,11 @@ def slo_error_count(slos: dict[str, Slo], window: float) -> NamedSeries:
 
 
 def slo_error_ratio(slos: dict[str, Slo], window: float) -> NamedSeries:
-    """Failed / all events of each availability objective, labelled by ``slo``."""
+    """Failed / all events of each availability objective, labelled by ``slo``: 0 while
+    events flow and none failed (a class of failures that never happened has no series)."""
     w = duration_text(window)
     clauses = [
-        f"label_replace(sum(rate({slo.errors}[{w}])) / sum(rate({slo.total}[{w}]))"
+        f"label_replace((sum(rate({slo.errors}[{w}])) or vector(0)) / sum(rate({slo.total}[{w}]))"
         f', "slo", "{name}", "", "")'
         for name, slo in sorted(slos.items())
     ]
