@@ -43,7 +43,8 @@ def test_the_demo_profile_compresses_waits_but_not_latency_targets() -> None:
     assert alerts["PaymentFailuresBurst"]["thresholds"] == {"critical": 30, "high": 9}
     assert alerts["WebhookProcessingErrors"]["window"] == "1m"  # 1h / 60: no floor, no growth
     assert alerts["WebhookProcessingErrors"]["thresholds"] == {"critical": 0.1, "high": 5}
-    assert alerts["NoRecentSales"]["thresholds"] == {"critical": "4m", "high": "2m"}
+    assert alerts["NoRecentSales"]["thresholds"] == {"critical": 20, "high": 10}  # orders
+    assert demo["baseline"]["min_silence"] == "30s"  # its silences shrink to the window floor
     assert alerts["RefundRateHigh"]["window"] == "24m"
     assert alerts["InventoryLow"]["for"] == "0s"  # the alert's default, compressed too
     assert demo["escalation"] == {
@@ -94,7 +95,7 @@ def test_payment_outage_fires_payment_success_rate_low_and_resolves(
                 scenario=SCENARIOS["payment-outage"],
                 timeline=Timeline(start_after=3, duration=6),
                 baseline=QUIET,
-                settings=Settings(peak_per_hour=600),
+                settings=Settings(peak_per_hour=1200),  # half the checkouts are abandoned
             ) as played:
                 played.wait(Phase.INCIDENT)
                 assert _firing(server.url, "PaymentSuccessRateLow") == []

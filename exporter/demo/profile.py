@@ -4,9 +4,10 @@ The simulator plays the seller's day ``speed`` times faster, so a rule that wait
 or reads a 5-minute window must wait and read ``speed`` times less to see the same sales.
 Compressed: each alert's ``for``, ``keep_firing_for`` and ``window``, thresholds and
 ``relative`` settings that are durations (no sale for 2h, a 2h runway) and the escalation
-delays. A window is never shorter than ``min_window``; when one is
-raised to it, the counts that go with it (``min_traffic``, count and money thresholds) grow
-by the same factor, so the rule still asks for the same rate of the seller's day.
+delays, and NoRecentSales' shortest silence (``baseline.min_silence``). A window is never
+shorter than ``min_window``; when one is raised to it, the counts that go with it
+(``min_traffic``, count and money thresholds) grow by the same factor, so the rule still
+asks for the same rate of the seller's day.
 Not compressed: latency targets (they are request durations, not waiting times) and "same
 time last week" offsets (wall-clock facts). Business hours become the whole week: the demo's
 seller lives on a compressed clock, so the wall clock's business hours would gate its rules
@@ -28,7 +29,7 @@ from exporter.generate.alertdefs import ALERT_DEFS, AlertDef
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.rule_files import rule_files
 from exporter.generate.rules.ruleset import RuleSet, build_ruleset
-from exporter.generate.thresholds import DAYS, load_thresholds
+from exporter.generate.thresholds import DAYS, Baseline, load_thresholds
 
 # Seconds. A ratio over a shorter window counts too few payments at demo rates: a healthy
 # shop's 2% of declines would cross the 5% threshold by chance.
@@ -84,6 +85,11 @@ def compress(data: dict[str, Any], speed: float, min_window: float = MIN_WINDOW)
         escalation[key] = _compressed(value, speed, MIN_WAIT)
     if escalation:
         out["escalation"] = escalation
+    # NoRecentSales' silences are multiples of min_silence: they shrink with the day.
+    baseline = dict(out.get("baseline") or {})
+    silence = baseline.get("min_silence", duration_text(Baseline().min_silence))
+    baseline["min_silence"] = _compressed(silence, speed, min_window)
+    out["baseline"] = baseline
     given = out.get("alerts") or {}
     alerts: dict[str, Any] = {}
     for spec in ALERT_DEFS:  # every alert: one left to its defaults waits too

@@ -206,13 +206,17 @@ def orders_in(window: float) -> NamedSeries:
 def expected_in_silence(windows: list[float], baseline: Baseline) -> NamedSeries:
     """Orders the shop normally completes (terminal payments: paid, or failed) in the
     longest of ``windows`` that passed without a paid order: the median of the same
-    window in past weeks, so a quiet night expects few and a busy evening many."""
+    window in past weeks, so a quiet night expects few and a busy evening many. Until the
+    shop has that history, the orders of the window just before: a sudden stop of a shop
+    that was selling briskly."""
     pieces: list[str | NamedSeries] = ["max (\n"]
     for i, window in enumerate(windows):
         w = duration_text(window)
         normal = seasonal(orders_in(window), baseline)
-        pieces += ["  or " if i else "  ", "label_replace(", normal]
-        pieces.append(f' and on() ({age(LAST_PAID)}) >= {window:g}, "silence", "{w}", "", "")\n')
+        pieces += ["  or " if i else "  ", "label_replace((", normal, " or ", orders_in(window)]
+        pieces.append(
+            f' offset {w}) and on() ({age(LAST_PAID)}) >= {window:g}, "silence", "{w}", "", "")\n'
+        )
     pieces.append(")")
     return NamedSeries(name="boxoffice:payments:expected_in_silence", pieces=tuple(pieces))
 

@@ -7,6 +7,7 @@ and then change: the baseline (``series.seasonal``) exists from two weeks on.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Callable
@@ -38,15 +39,16 @@ def weekly_median(
     return statistics.median(known) if len(known) >= baseline.min_weeks else None
 
 
-# Silences NoRecentSales weighs: the longest one without a paid order is compared with the
-# orders the baseline expected in that long.
-SILENCES = (300.0, 600.0, 1800.0, 3600.0, 3 * 3600.0, 8 * 3600.0, 86400.0)
+# Silences NoRecentSales weighs, in multiples of baseline.min_silence (5m: 5m to 1d): the
+# longest one without a paid order is compared with the orders the baseline expected in that
+# long.
+SILENCES = (1, 2, 6, 12, 36, 96, 288)
 
 
 def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     base = th.file.baseline
     lad = ladder(alert, strict=False)
-    windows = [w for w in SILENCES if w >= base.min_silence] or [float(base.min_silence)]
+    windows = [float(m * base.min_silence) for m in SILENCES]
     expected = rec.use(series.expected_in_silence(windows, base))
     conditions = lad.conditions(expected)
     build = AlertBuild(
@@ -67,9 +69,13 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     orders = Counter(((math.inf, per_hour / 3600),))
     # How long each case runs after the stop, in half hours: the longest silence it reaches
     # (30m, 1h, 3h) expected 6, 12 and 36 orders, held long enough for every tier.
-    cases = [("near-high", 1), ("high", 3), ("critical", 8)]
+    cases = [("near-high", 1, stop), ("high", 3, stop), ("critical", 8, stop)]
+    # Before any history: a shop selling 12 an hour stops six hours in; the hour before the
+    # silence (12 orders) is what it expected.
+    early = 6 * 3600.0
+    cases.append(("high before any history", 3, early))
 
-    def model(t: float) -> dict[str, float]:
+    def model(t: float, stop: float) -> dict[str, float]:
         silence = max(0.0, t - stop)
         values = []
         for w in windows:
@@ -78,22 +84,24 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
                 return orders.increase(w, moment, STEP)
 
             normal = weekly_median(sold, t, base)
+            if normal is None:  # no history yet: the window just before
+                normal = sold(t - w)
             if normal is not None and silence >= w:
                 values.append(normal)
         severity = lad.severity(max(values)) if values else None
         return {severity: max(values)} if severity else {}
 
-    for name, steps in cases:
-        length = stop + steps * STEP
+    for name, steps, stopped in cases:
+        length = stopped + steps * STEP
         build.scenarios.append(
             Scenario(
                 name=name,
                 series=(
                     orders.series(selector(PAYMENTS, {}), length, STEP),
-                    _last_paid(stop, length),
+                    _last_paid(stopped, length),
                 ),
                 labels={},
-                model=model,
+                model=functools.partial(model, stop=stopped),
                 length_seconds=length,
                 step_seconds=STEP,
             )

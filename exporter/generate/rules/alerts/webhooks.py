@@ -118,16 +118,22 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
     errors = rec.use(series.webhook_failures(window))
     band = f"{normal} + {num(base.z)} * sqrt({normal} * (1 - {normal}) / {volume})"
     beyond = f"{ratio} > {band}"
+    # Before min_weeks of history there is no normal: the seeds' share alone pages critical.
+    unknown = f"({ratio} unless on(provider) {normal})"
     limits = dict(alert.thresholds)
     guard = alert.min_traffic or 0.0
     build = AlertBuild(source="postgres")
     normally = "far above this provider's normal (the median of the same day in past weeks)"
     critical = None
     if "critical" in limits:
-        critical = f"{ratio} > {num(limits['critical'])} and {beyond} and {volume} >= {num(guard)}"
+        critical = (
+            f"{ratio} > {num(limits['critical'])} and ({beyond} or {unknown})"
+            f" and {volume} >= {num(guard)}"
+        )
         text = (
             f"{{value}} of {{provider}} webhooks failed in the last {w}, {normally} "
-            f"(alerting above {pct(limits['critical'])})."
+            f"(alerting above {pct(limits['critical'])}; before two weeks of history, above "
+            "that alone)."
         )
         build.variants.append(
             Variant(
@@ -158,21 +164,27 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
 
 
 def _scenarios(alert: Alert, th: Thresholds, limits: dict[str, float]) -> list[Scenario]:
-    """Two weeks at a normal share of errors, then a change at each provider."""
+    """Two weeks at a normal share of errors, then a change at each provider; and a stall
+    before any history exists."""
     window, base = alert.window, th.file.baseline
     guard = alert.min_traffic or 0.0
     change = 2 * WEEK + 6 * 3600
     length = change + span(alert, th.file.escalation.tier3_after, window)
     usual = 0.002
-    # name, webhooks per window, failed share after the change
-    cases = [("critical", 1000.0, 0.5), ("high", 1000.0, 0.03), ("near-high", 1000.0, 0.004)]
-    cases.append(("healthy at volume", 20000.0, usual))
+    # name, webhooks per window, failed share after the change, when it changes
+    cases = [
+        ("critical", 1000.0, 0.5, change),
+        ("high", 1000.0, 0.03, change),
+        ("near-high", 1000.0, 0.004, change),
+        ("healthy at volume", 20000.0, usual, change),
+        ("critical before any history", 1000.0, 0.5, 6 * 3600.0),
+    ]
     out = []
-    for i, (name, per_window, share) in enumerate(cases):
+    for i, (name, per_window, share, at) in enumerate(cases):
         labels = {"provider": f"provider{i}"}
         rate = per_window / window
         total = Counter.linear(rate)
-        bad = Counter(((change, rate * usual), (float("inf"), rate * share)))
+        bad = Counter(((at, rate * usual), (float("inf"), rate * share)))
 
         def model(t: float, total: Counter = total, bad: Counter = bad) -> dict[str, float]:
             def share_at(moment: float) -> float | None:
@@ -181,15 +193,16 @@ def _scenarios(alert: Alert, th: Thresholds, limits: dict[str, float]) -> list[S
 
             n, f = total.increase(window, t, STEP), bad.increase(window, t, STEP)
             normal = weekly_median(share_at, t, base)
-            if n is None or f is None or normal is None:
+            if n is None or f is None or n == 0:
                 return {}
+            critical = "critical" in limits and f / n > limits["critical"] and n >= guard
+            if normal is None:  # no history yet: the seeds' critical share alone
+                return {"critical": f / n} if critical else {}
             if f / n <= normal + base.z * math.sqrt(normal * (1 - normal) / n):
                 return {}
-            if "critical" in limits and f / n > limits["critical"] and n >= guard:
+            if critical:
                 return {"critical": f / n}
-            if "high" in limits and f > limits["high"]:
-                return {"high": f}
-            return {}
+            return {"high": f} if "high" in limits and f > limits["high"] else {}
 
         input_series = (
             total.series(selector(WEBHOOKS, labels), length, STEP),
