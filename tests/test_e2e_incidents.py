@@ -52,7 +52,7 @@ TIER_EMAIL = {
 TOP_TIER = {"critical": "3", "high": "2", "medium": "1", "low": "1"}
 # notify="once" alerts: the business channel (the category's Slack channel and product's
 # email), never SMS, PagerDuty or a higher tier.
-ONCE = frozenset({"InventorySoldOut"})
+ONCE = frozenset({"InventorySoldOut", "InventoryLow", "InventoryCritical", "SelloutPredicted"})
 ONCE_EMAIL = {"product@example.com"}
 SEVERITY_CHANNELS = {
     "critical": {"slack", "email", "sms", "pagerduty"},

@@ -176,6 +176,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         summary="Tickets running low",
         tiers={"ga": 10, "vip": 5},
         standing=True,
+        notify_once=True,  # a state of the business, told once: never a page
         keep_firing_for=30 * M,
         relative=(("capacity_share", 0.10, "ratio"),),
     ),
@@ -187,6 +188,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         summary="Tickets almost gone",
         tiers={"ga": 5, "vip": 2},
         standing=True,
+        notify_once=True,  # a state of the business, told once: never a page
         keep_firing_for=30 * M,
         relative=(("capacity_share", 0.05, "ratio"),),
     ),
@@ -217,6 +219,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         window=D,
         upward=False,
         standing=True,
+        notify_once=True,  # a state of the business, told once: never a page
         keep_firing_for=H,
     ),
     _ladder(

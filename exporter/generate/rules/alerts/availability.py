@@ -121,8 +121,8 @@ def slo_error_budget_burn(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
         rec.use(class_series.classified_named(name, th))  # before the ratios that read it
     for window in series.SLO_WINDOWS:
         rec.use(series.slo_error_ratio(th.file.slos, window))
-    for *_, long, _factor in PAGE + TICKET:
-        rec.use(series.slo_error_count(th.file.slos, long))
+    for window in series.SLO_WINDOWS:
+        rec.use(series.slo_error_count(th.file.slos, window))
     pages, tickets = [], []
     for name, slo in slos:
         budget = 1 - slo.objective / 100
@@ -150,14 +150,14 @@ def slo_error_budget_burn(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
 def _burning(
     name: str, budget: float, min_errors: float, short: float, long: float, factor: float
 ) -> str:
-    """Both windows of one SLO burn its budget faster than ``factor``, and the long one
-    holds at least ``min_errors`` failures."""
+    """Both windows of one SLO burn its budget faster than ``factor``, each on at least
+    ``min_errors`` failures (a few failures more or less is chance, not a burn)."""
     burns = [
         f'{series.slo_error_ratio_name(w)}{{slo="{name}"}} / {budget!r} > {factor:g}'
+        f' and on(slo) {series.slo_error_count_name(w)}{{slo="{name}"}} >= {min_errors:g}'
         for w in (short, long)
     ]
-    enough = f'{series.slo_error_count_name(long)}{{slo="{name}"}} >= {min_errors:g}'
-    return f"({burns[0]} and {burns[1]} and on(slo) {enough})"
+    return f"({burns[0]} and {burns[1]})"
 
 
 def _burn_severity(burn: float) -> str | None:

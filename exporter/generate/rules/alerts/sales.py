@@ -105,6 +105,11 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
     }.get(forecast_cfg.method, "the daily target prorated")
     shortfall = f"1 - {today} / {forecast}"
     chance = _beyond_chance(th, rec, today, forecast)
+    if forecast_cfg.method == "seasonal":
+        # Weeks differ by more than chance (which events are on sale, which sold out): the
+        # day must also be below every past week, not just their median.
+        weeks = rec.use(series.past_weeks(series.revenue_today(), th.file.baseline))
+        chance += f"\nand {today} < min without ({series.WEEK_LABEL}) ({weeks})"
     conditions = {
         sev: f"{cond} and {forecast} >= {alert.min_traffic:g} and {BUSINESS}{chance}"
         for sev, cond in lad.conditions(shortfall).items()
