@@ -94,6 +94,10 @@ def _opening(th: Thresholds, start: float, step: float = 60.0) -> tuple[float, f
     return step, float(next(t for t in grid if in_business_hours(th, t)))
 
 
+# The seasonal forecast's day must be this share of its lowest past week, or less.
+LOWEST_WEEK_SHARE = 0.9
+
+
 def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     lad = ladder(alert)
     today = rec.use(series.revenue_today())
@@ -107,9 +111,10 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
     chance = _beyond_chance(th, rec, today, forecast)
     if forecast_cfg.method == "seasonal":
         # Weeks differ by more than chance (which events are on sale, which sold out): the
-        # day must also be below every past week, not just their median.
+        # day must also be a tenth below the lowest past week, not just below their median.
         weeks = rec.use(series.past_weeks(series.revenue_today(), th.file.baseline))
-        chance += f"\nand {today} < min without ({series.WEEK_LABEL}) ({weeks})"
+        lowest = f"min without ({series.WEEK_LABEL}) ({weeks})"
+        chance += f"\nand {today} < {num(LOWEST_WEEK_SHARE)} * {lowest}"
     conditions = {
         sev: f"{cond} and {forecast} >= {alert.min_traffic:g} and {BUSINESS}{chance}"
         for sev, cond in lad.conditions(shortfall).items()
