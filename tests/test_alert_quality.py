@@ -24,7 +24,7 @@ from exporter.quality.firing import Episode, replay
 from exporter.quality.incidents import EXPECTED, Incident, Kind, schedule
 from exporter.quality.profiles import PROFILES, PROFILES_BY_NAME, ShopProfile
 from exporter.quality.rules import load, parse, seconds
-from exporter.quality.scoring import ShopRun, detects, score
+from exporter.quality.scoring import ShopRun, detects, overlaps_incident, score
 from exporter.quality.simulate import onsale_moment, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -392,6 +392,25 @@ def test_scoring_counts_detections_noise_and_timings() -> None:
     assert (kind.injected, kind.detected, kind.by) == (1, 1, {"PaymentSuccessRateLow"})
     _, pages, quiet = scores.noise["p"]
     assert (pages, quiet) == (1, 0)
+
+
+def test_a_days_total_still_short_after_the_incident_is_no_noise() -> None:
+    broken = _one(Kind.CHECKOUT_BROKEN, start_h=7, hours=3)
+
+    def at(alert: str, hour: float) -> Episode:
+        return Episode(
+            alert=alert,
+            severity="high",
+            labels=(),
+            start=START + hour * 3600,
+            end=START + (hour + 1) * 3600,
+        )
+
+    # Revenue lost in the morning leaves the day short in the afternoon: about the incident.
+    assert overlaps_incident(at("RevenueBelowForecast", 13), (broken,))
+    # An alert the incident does not explain, at the same time, is noise; so is the next day.
+    assert not overlaps_incident(at("WebhookProcessingErrors", 13), (broken,))
+    assert not overlaps_incident(at("RevenueBelowForecast", 13 + 24), (broken,))
 
 
 def test_a_sell_out_told_once_is_counted_but_is_no_noise() -> None:

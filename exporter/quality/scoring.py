@@ -29,6 +29,7 @@ from exporter.quality.incidents import EXPECTED, Incident, Kind
 
 PAGE_SEVERITIES = frozenset({"critical", "high"})
 AFTERMATH_S = 3600.0
+DAY_S = 86400.0
 WEEK_S = 7 * 86400.0
 
 
@@ -61,8 +62,13 @@ def detects(episode: Episode, incident: Incident) -> bool:
 
 
 def overlaps_incident(episode: Episode, incidents: tuple[Incident, ...]) -> bool:
+    """Whether ``episode`` is about an incident rather than noise: it overlaps the incident
+    (plus its budget and an hour of aftermath), or it is one of the incident's expected
+    alerts starting later the same day, as a day's total (revenue so far) shows what the
+    incident lost until the day ends."""
     return any(
-        episode.start <= i.end + i.expectation.budget_s + AFTERMATH_S and episode.end > i.start
+        (episode.start <= i.end + i.expectation.budget_s + AFTERMATH_S and episode.end > i.start)
+        or (episode.alert in i.expectation.alerts and i.start <= episode.start <= i.end + DAY_S)
         for i in incidents
     )
 
