@@ -13,10 +13,14 @@ channels are told once, and each tier's alert adds its own audience; a severity 
 for the tiers it reaches only (thresholds.yaml ``escalation.top_tier``). Tiers never inhibit
 each other. Leaves of the severities muted outside business hours carry
 ``mute_time_intervals`` (Alertmanager does not pass those down to child routes).
+
+One module, a little over 400 lines: the leaves, the route tree, receivers and inhibition
+are one document whose parts name each other's receivers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,13 +126,10 @@ def informational_leaves(routing: Routing) -> list[Leaf]:
     return out
 
 
-def _informational_route(routing: Routing, muted: bool) -> dict[str, Any]:
-    """First in the tree and not continuing: these alerts never reach a severity branch, so
-    no PagerDuty, SMS or escalation, whatever their severity label says."""
-    timing = routing.timing("low")
-    mute = muted and bool(routing.file.mute_outside_business_hours)
+def _leaf_routes(found: Iterable[Leaf], mute: bool) -> list[dict[str, Any]]:
+    """One child route per receiver leaf; each continues so every audience hears it."""
     children = []
-    for leaf in informational_leaves(routing):
+    for leaf in found:
         child: dict[str, Any] = {"receiver": leaf.receiver}
         if leaf.matchers:
             child["matchers"] = list(leaf.matchers)
@@ -136,6 +137,15 @@ def _informational_route(routing: Routing, muted: bool) -> dict[str, Any]:
             child["mute_time_intervals"] = [OUTSIDE_BUSINESS_HOURS]
         child["continue"] = True
         children.append(child)
+    return children
+
+
+def _informational_route(routing: Routing, muted: bool) -> dict[str, Any]:
+    """First in the tree and not continuing: these alerts never reach a severity branch, so
+    no PagerDuty, SMS or escalation, whatever their severity label says."""
+    timing = routing.timing("low")
+    mute = muted and bool(routing.file.mute_outside_business_hours)
+    children = _leaf_routes(informational_leaves(routing), mute)
     group_by = list(routing.file.group_by)
     if group_by != ["..."]:  # one notification per ticket tier
         group_by += [label for label in ("event", "city", "tier") if label not in group_by]
@@ -204,15 +214,7 @@ def _route(routing: Routing, muted: bool, tops: dict[str, int]) -> dict[str, Any
     for severity in SEVERITIES:
         timing = routing.timing(severity)
         mute = muted and severity in routing.file.mute_outside_business_hours
-        children = []
-        for leaf in leaves(routing, severity, tops[severity]):
-            child: dict[str, Any] = {"receiver": leaf.receiver}
-            if leaf.matchers:
-                child["matchers"] = list(leaf.matchers)
-            if mute:
-                child["mute_time_intervals"] = [OUTSIDE_BUSINESS_HOURS]
-            child["continue"] = True
-            children.append(child)
+        children = _leaf_routes(leaves(routing, severity, tops[severity]), mute)
         branches.append(
             {
                 "receiver": NOBODY,
