@@ -203,8 +203,11 @@ def _has_data(server: Prometheus, expr: str) -> bool:
 
 
 def test_every_panel_query_returns_data(prometheus: Prometheus) -> None:
-    # Rates need two scrapes of the app; the recording rules need an evaluation after that.
+    # Rates need two scrapes of the app and of the exporter; the recording rules need an
+    # evaluation after that.
     for ready in (
+        "rate(boxoffice_source_errors_total[5m])",
+        "increase(boxoffice_postgres_reconciliations_total[1d])",
         "boxoffice:endpoint_latency_seconds:p95_rate5m",
         "boxoffice:revenue:today",
         'boxoffice:slo_errors:ratio_rate5m{slo="web"}',
