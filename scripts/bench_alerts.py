@@ -28,7 +28,7 @@ from exporter.quality.bench import BenchConfig, run
 from exporter.quality.incidents import Kind
 from exporter.quality.profiles import PROFILES, PROFILES_BY_NAME
 from exporter.quality.rules import load
-from exporter.quality.scoring import alert_table, kind_table, noise_table, score
+from exporter.quality.scoring import alert_table, kind_table, missed_table, noise_table, score
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         "### Healthy-time notifications per profile",
         "",
         *noise_table(scores),
+        "",
+        "### Missed incidents, and the harm they did",
+        "",
+        *missed_table(runs, timezone),
     ]
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)

@@ -24,7 +24,7 @@ from exporter.quality.firing import Episode, replay
 from exporter.quality.incidents import EXPECTED, Incident, Kind, schedule
 from exporter.quality.profiles import PROFILES, PROFILES_BY_NAME, ShopProfile
 from exporter.quality.rules import load, parse, seconds
-from exporter.quality.scoring import ShopRun, detects, overlaps_incident, score
+from exporter.quality.scoring import ShopRun, detects, missed_table, overlaps_incident, score
 from exporter.quality.simulate import onsale_moment, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,6 +242,27 @@ def test_processor_outage_fails_its_share_with_system_errors() -> None:
         failure_class="system",
     )
     assert (before[steps[0] - 1] or 0.0) == 0.0
+    # The harm tallied is the outage's own failures: all the day's system failures but the
+    # background hiccups (0.02% of charges, a handful a day at this size).
+    day_failed = _last(before)
+    day_attempts = _last(corpus.values("boxoffice_stripe_charges_total"))
+    assert 0 <= day_failed - corpus.effects[0] <= 0.001 * day_attempts
+    assert corpus.effects[0] >= 0.9 * failed
+
+
+def test_broken_checkout_harm_is_the_orders_a_healthy_day_sold_then() -> None:
+    window = _days(1)
+    broken = _one(Kind.CHECKOUT_BROKEN, start_h=12, hours=2)
+    profile = PROFILES_BY_NAME["venue-1k/day"]
+    harmed = simulate(profile, window, (broken,), timezone=TZ, seed=1)
+    healthy = simulate(profile, window, timezone=TZ, seed=1)
+    steps = _steps(window, broken)
+    # Sessions opened in the outage would have completed 5 minutes later.
+    lag = 300 // window.interval
+    sold = _between(healthy.values("boxoffice_payments_total"), steps[0] + lag, steps[-1] + lag)
+    assert sold > 20
+    assert abs(harmed.effects[0] - sold) <= 4 * math.sqrt(sold)
+    assert simulate(profile, window, timezone=TZ, seed=1).effects == {}
 
 
 def test_source_down_drops_that_sources_series_only() -> None:
@@ -392,6 +413,25 @@ def test_scoring_counts_detections_noise_and_timings() -> None:
     assert (kind.injected, kind.detected, kind.by) == (1, 1, {"PaymentSuccessRateLow"})
     _, pages, quiet = scores.noise["p"]
     assert (pages, quiet) == (1, 0)
+
+
+def test_missed_incidents_are_listed_with_their_harm() -> None:
+    caught = _one(Kind.PROCESSOR_OUTAGE, start_h=12, hours=1)
+    missed = _one(Kind.CHECKOUT_BROKEN, start_h=3, hours=2)
+    stale = _one(Kind.SOURCE_DOWN, start_h=20, hours=0.5)
+    run = ShopRun(
+        profile="club",
+        start=START,
+        end=START + 7 * DAY,
+        incidents=(caught, missed, stale),
+        episodes=(_episode("PaymentFailuresBurst", caught.start + 60, caught.end),),
+        effects=(12.0, 1.5, None),
+    )
+    rows = missed_table([run], TZ)
+    assert rows[2:] == [
+        "| club | checkout_broken | Mon 03:00 | 2.0h | 1.5 orders the shop normally sells in that time |",
+        "| club | source_down | Mon 20:00 | 30m | - |",
+    ]
 
 
 def test_a_days_total_still_short_after_the_incident_is_no_noise() -> None:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from exporter.quality.corpus import Window
 from exporter.quality.evaluate import evaluate
-from exporter.quality.incidents import Kind, schedule
+from exporter.quality.incidents import EFFECT_UNITS, Kind, schedule
 from exporter.quality.profiles import ShopProfile
 from exporter.quality.rules import load
 from exporter.quality.scoring import WEEK_S, ShopRun
@@ -93,6 +93,10 @@ def run_profile(
         end=window.end,
         incidents=incidents,
         episodes=tuple(episodes),
+        effects=tuple(
+            corpus.effects.get(i, 0.0) if incident.kind in EFFECT_UNITS else None
+            for i, incident in enumerate(incidents)
+        ),
     )
 
 

@@ -41,6 +41,9 @@ class Corpus:
 
     window: Window
     series: dict[SeriesKey, list[float | None]] = field(default_factory=dict)
+    # Per injected incident (by its index in the schedule): the harm it did, in the unit
+    # incidents.EFFECT_UNITS names for its kind.
+    effects: dict[int, float] = field(default_factory=dict)
 
     def put(self, step: int, name: str, value: float, labels: Labels = ()) -> None:
         values = self.series.get((name, labels))

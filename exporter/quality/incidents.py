@@ -88,6 +88,16 @@ EXPECTED: dict[Kind, Expectation] = {
     Kind.EXPORTER_DOWN: _e("ExporterDown", 3 * _MIN, 10 * _MIN, _HOUR),
 }
 
+# What an incident did to the shop, for the kinds whose harm is counted in events (the
+# simulator tallies it): a miss with almost no harm done is a different story from a miss
+# that cost the seller dozens of orders.
+EFFECT_UNITS: dict[Kind, str] = {
+    Kind.PROCESSOR_OUTAGE: "charges failed by the outage",
+    Kind.SMS_PROVIDER_FAILURE: "texts failed by the provider",
+    Kind.CHECKOUT_BROKEN: "orders the shop normally sells in that time",
+    Kind.CONVERSION_DRIFT: "orders lost to the drift",
+}
+
 # Which exporter source a source-down incident takes out, in turn.
 SOURCES: tuple[str, ...] = ("postgres", "stripe", "twilio", "http")
 

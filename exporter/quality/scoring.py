@@ -23,9 +23,11 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from exporter.quality.firing import Episode
-from exporter.quality.incidents import EXPECTED, Incident, Kind
+from exporter.quality.incidents import EFFECT_UNITS, EXPECTED, Incident, Kind
 
 PAGE_SEVERITIES = frozenset({"critical", "high"})
 AFTERMATH_S = 3600.0
@@ -42,6 +44,8 @@ class ShopRun:
     end: float
     incidents: tuple[Incident, ...]
     episodes: tuple[Episode, ...]
+    # The harm each incident did (incidents.EFFECT_UNITS), None for kinds not counted.
+    effects: tuple[float | None, ...] = ()
 
     @property
     def healthy_weeks(self) -> float:
@@ -270,4 +274,25 @@ def noise_table(scores: Scores) -> list[str]:
             f"| {profile} | {weeks:.1f} | {pages} | {pages / weeks if weeks else 0:.1f}"
             f" | {quiet} | {quiet / weeks if weeks else 0:.1f} |"
         )
+    return rows
+
+
+def missed_table(runs: list[ShopRun], timezone: str) -> list[str]:
+    """Every incident no expected alert caught, with when it struck and the harm it did."""
+    tz = ZoneInfo(timezone)
+    rows = [
+        "| profile | incident | started (local) | lasted | harm done |",
+        "|---|---|---|---|---|",
+    ]
+    for run in runs:
+        effects = run.effects or (None,) * len(run.incidents)
+        for incident, effect in zip(run.incidents, effects, strict=True):
+            if _first_detection(list(run.episodes), incident) is not None:
+                continue
+            started = datetime.fromtimestamp(incident.start, tz).strftime("%a %H:%M")
+            harm = "-" if effect is None else f"{effect:.1f} {EFFECT_UNITS[incident.kind]}"
+            rows.append(
+                f"| {run.profile} | {incident.kind.value} | {started}"
+                f" | {duration(incident.end - incident.start)} | {harm} |"
+            )
     return rows

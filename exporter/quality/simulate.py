@@ -83,6 +83,11 @@ class _Shop:
                 return incident
         return None
 
+    def _harm(self, incident: Incident, amount: float) -> None:
+        """Tally what ``incident`` cost the shop (see incidents.EFFECT_UNITS)."""
+        index = self.incidents.index(incident)
+        self.corpus.effects[index] = self.corpus.effects.get(index, 0.0) + amount
+
     def _add(self, name: str, amount: float) -> float:
         self.c[name] = self.c.get(name, 0.0) + amount
         return self.c[name]
@@ -127,6 +132,14 @@ class _Shop:
             if n == 0:
                 continue
             created += n
+            lost = n * (self.p.checkout_completion - completion)
+            if lost > 0:
+                # Expected, not drawn: the tally must not move the random stream.
+                cause = self._active(t, Kind.CHECKOUT_BROKEN) or self._active(
+                    t, Kind.CONVERSION_DRIFT
+                )
+                if cause is not None:
+                    self._harm(cause, lost)
             hold = min(2 * n, seats)
             tier.reserved += hold
             completing = binomial(self.rng, n, completion)
@@ -152,6 +165,7 @@ class _Shop:
             if outage is not None:
                 failed = binomial(self.rng, completing, outage.severity)
                 system_failed += failed
+                self._harm(outage, failed)
                 expired += failed
                 completing -= failed
             wanted = completing + poisson(self.rng, completing * (TICKETS_PER_ORDER - 1))
@@ -217,6 +231,7 @@ class _Shop:
         provider = self._active(t, Kind.SMS_PROVIDER_FAILURE)
         if provider is not None:
             lost = binomial(rng, sms - sum(codes.values()), provider.severity)
+            self._harm(provider, lost)
             for code, n in split(rng, lost, _PROVIDER_CODES).items():
                 codes[code] = codes.get(code, 0) + n
         self._count_codes("sms", codes)
