@@ -17,7 +17,7 @@ from exporter.catalog import CATALOG_BY_NAME, PROMETHEUS_SERIES
 from exporter.cli import main
 from exporter.generate.grafana.dashboards import dashboard_files
 from exporter.generate.grafana.inventory_panels import inventory_steps
-from exporter.generate.grafana.kit import DATASOURCE_UID, alert_steps
+from exporter.generate.grafana.kit import DATASOURCE_UID, DATASOURCE_VARIABLE, alert_steps
 from exporter.generate.output import load_inputs
 from exporter.generate.promql import metric_names
 from exporter.generate.rules.ruleset import RuleSet
@@ -34,6 +34,7 @@ from tests.support.dashboards import (
 )
 
 PROVISIONED = ROOT / "grafana" / "provisioning"
+CHOSEN = "${datasource}"  # what every panel, query and variable reads
 # Core Grafana panel plugins the generator may use.
 PANEL_TYPES = {"row", "stat", "timeseries", "bargauge", "piechart", "heatmap", "table"}
 
@@ -78,8 +79,10 @@ def test_three_dashboards_with_the_uids_alert_annotations_link_to() -> None:
 def test_provisioned_datasource_and_provider_match_the_dashboards() -> None:
     datasource = yaml.safe_load((PROVISIONED / "datasources" / "prometheus.yml").read_text())
     (source,) = datasource["datasources"]
+    # The dashboards' datasource variable starts on this uid; being the default Prometheus,
+    # it is also what Grafana falls back to.
     assert source["uid"] == DATASOURCE_UID
-    assert source["type"] == "prometheus"
+    assert source["type"] == "prometheus" and source["isDefault"] is True
     provider = yaml.safe_load((PROVISIONED / "dashboards" / "boxoffice.yml").read_text())
     (files,) = provider["providers"]
     assert files["type"] == "file"
@@ -121,16 +124,22 @@ def test_dashboard_json_is_what_grafana_loads(name: str) -> None:
         cells |= area
         if panel["type"] == "row":
             continue
-        assert panel["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}
+        assert panel["datasource"] == {"type": "prometheus", "uid": CHOSEN}
         refs = [t["refId"] for t in panel["targets"]]
         assert refs and len(refs) == len(set(refs)), panel["title"]
         for target in panel["targets"]:
-            assert target["datasource"]["uid"] == DATASOURCE_UID
+            assert target["datasource"] == {"type": "prometheus", "uid": CHOSEN}
             assert target["expr"].strip()
-    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    assert set(variables) == {"city", "event", "tier"}
-    for variable in variables.values():
-        assert variable["type"] == "query" and variable["datasource"]["uid"] == DATASOURCE_UID
+    assert DATASOURCE_UID not in json.dumps(panels(dashboard))  # no hard-coded uid anywhere
+    listed = dashboard["templating"]["list"]
+    # The datasource comes first: the other variables query it.
+    assert [v["name"] for v in listed] == [DATASOURCE_VARIABLE, "city", "event", "tier"]
+    source = listed[0]
+    assert source["type"] == "datasource" and source["query"] == "prometheus"
+    assert not source["multi"] and not source["includeAll"]
+    assert source["current"]["value"] == DATASOURCE_UID
+    for variable in listed[1:]:
+        assert variable["type"] == "query" and variable["datasource"]["uid"] == CHOSEN
         assert variable["includeAll"] and variable["multi"]
 
 

@@ -1,8 +1,9 @@
 """`boxoffice generate`: run every producer, then write (atomically) or compare.
 
 A producer turns the loaded inputs into ``{relative path: content}``. Rules, their tests and
-runbooks are the first; Alertmanager configuration and dashboards add producers here. All
-producers run before anything is written, so bad input writes nothing.
+runbooks are the first; Alertmanager configuration and dashboards add producers here. The
+Kubernetes manifests are made last, from the files the producers rendered. All producers run
+before anything is written, so bad input writes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from exporter.generate.alertmanager.route_tests import route_cases, route_tests_
 from exporter.generate.alertmanager.routing import Routing, load_routing
 from exporter.generate.alertmanager.templates import templates
 from exporter.generate.grafana.dashboards import DASHBOARDS_DIR, dashboard_files
+from exporter.generate.kubernetes import KUBERNETES_DIR, Sources, kubernetes_files
 from exporter.generate.rules.promtool_tests import test_file
 from exporter.generate.rules.rule_files import rule_files
 from exporter.generate.rules.ruleset import RuleSet, build_ruleset
@@ -56,6 +58,7 @@ OWNED = (
     ("alertmanager", ".yml"),
     ("alertmanager/templates", ".tmpl"),
     ("alertmanager/tests", ".yml"),
+    (KUBERNETES_DIR, ".yaml"),
 )
 
 
@@ -112,6 +115,15 @@ PRODUCERS: tuple[Producer, ...] = (
 )
 
 
+# Where the Kubernetes manifests find the plain files they wrap.
+KUBERNETES_SOURCES = Sources(
+    rules_dir="rules/generated",
+    dashboards_dir=DASHBOARDS_DIR,
+    alertmanager_config=ALERTMANAGER_CONFIG,
+    templates_dir="alertmanager/templates",
+)
+
+
 def load_inputs(root: Path, thresholds: str = THRESHOLDS, routing: str = ROUTING) -> Inputs:
     """Load and check every input; ConfigError on the first problem.
 
@@ -135,6 +147,8 @@ def render_all(inputs: Inputs, producers: tuple[Producer, ...] = PRODUCERS) -> d
     out: dict[str, str] = {}
     for producer in producers:
         out.update(producer(inputs))
+    # The Kubernetes objects wrap the files just rendered, so they cannot say anything else.
+    out.update(kubernetes_files(out, KUBERNETES_SOURCES))
     return dict(sorted(out.items()))
 
 

@@ -75,6 +75,8 @@ def variable_selectors(name: str) -> list[tuple[str, str]]:
     """(variable name, the series selector inside its label_values() query)."""
     out = []
     for variable in load(name)["templating"]["list"]:
+        if variable["type"] == "datasource":
+            continue  # picks a datasource, reads no series
         query = variable["query"]
         text = query if isinstance(query, str) else query["query"]
         match = _LABEL_VALUES.fullmatch(text.strip())

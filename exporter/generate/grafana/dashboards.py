@@ -14,7 +14,12 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 
 from exporter.generate.grafana import business, executive, operations
-from exporter.generate.grafana.kit import DATASOURCE, Board
+from exporter.generate.grafana.kit import (
+    DATASOURCE,
+    DATASOURCE_UID,
+    DATASOURCE_VARIABLE,
+    Board,
+)
 from exporter.generate.grafana.queries import PanelQueries
 from exporter.generate.rules.ruleset import RuleSet
 
@@ -50,9 +55,22 @@ def new_board(
             .keep_time(True)
         )
     )
+    dashboard = dashboard.with_variable(_datasource_variable())
     for variable in _variables():
         dashboard = dashboard.with_variable(variable)
     return Board(dashboard=dashboard)
+
+
+def _datasource_variable() -> builders.DatasourceVariable:
+    """Which Prometheus every panel reads: any of the Grafana's Prometheus datasources."""
+    return (
+        builders.DatasourceVariable(DATASOURCE_VARIABLE)
+        .label("Data source")
+        .type("prometheus")
+        .current(
+            model.VariableOption(selected=True, text="Prometheus (boxoffice)", value=DATASOURCE_UID)
+        )
+    )
 
 
 def _variables() -> list[builders.QueryVariable]:

@@ -1,6 +1,6 @@
 """Building blocks of the generated dashboards, on Grafana's typed foundation SDK.
 
-Everything a panel shares lives here: the provisioned datasource, severity colours,
+Everything a panel shares lives here: the datasource variable, severity colours,
 threshold steps derived from an alert of thresholds.yaml (so the line on a panel is the number
 that pages someone), runbook links, currency units and the panel layout with stable ids.
 """
@@ -21,8 +21,13 @@ from grafana_foundation_sdk.models import prometheus as prometheus_model
 
 from exporter.generate.thresholds import Alert, Thresholds
 
+# Every panel and query variable reads the Prometheus chosen in the `datasource` variable, so
+# the dashboards work in any Grafana (kube-prometheus-stack's uid is "prometheus", a Grafana
+# Cloud stack's is generated). The docker compose stack provisions DATASOURCE_UID, the
+# variable's initial choice; where no datasource has it, Grafana picks its default Prometheus.
+DATASOURCE_VARIABLE = "datasource"
 DATASOURCE_UID = "boxoffice-prometheus"
-DATASOURCE = model.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+DATASOURCE = model.DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE_VARIABLE}}}")
 
 # Severity colours, the same on every dashboard: worse is warmer.
 SEVERITY_COLOURS = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue"}
@@ -50,7 +55,7 @@ PanelBuilder = Builder[model.Panel]
 
 
 def query(expr: str, legend: str = "", *, instant: bool = False) -> prometheus.Dataquery:
-    """One PromQL target on the provisioned datasource (refId is set by :class:`Board`)."""
+    """One PromQL target on the chosen datasource (refId is set by :class:`Board`)."""
     target = prometheus.Dataquery().expr(expr).datasource(DATASOURCE)
     if legend:
         target = target.legend_format(legend)
