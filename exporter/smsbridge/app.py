@@ -16,11 +16,12 @@ from typing import cast
 
 from prometheus_client import CollectorRegistry
 
+from exporter.printable import log_safe
 from exporter.smsbridge.auth import Authenticator
 from exporter.smsbridge.delivery import Delivery
 from exporter.smsbridge.metrics import BridgeMetrics
-from exporter.smsbridge.payload import PayloadError, parse_notification
-from exporter.smsbridge.text import sms_text
+from exporter.smsbridge.payload import Notification, PayloadError, parse_notification
+from exporter.smsbridge.text import invalid_escalations, sms_text
 from exporter.web.handler import Handler
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.webconfig import WebConfig
@@ -85,9 +86,20 @@ class SmsBridge:
             reason = "malformed" if str(exc).startswith("body ") else "schema"
             return self.reject(reason, 400, f"not an Alertmanager webhook: {exc}")
         self.metrics.received.inc()
+        log_invalid_escalations(notification)
         text = sms_text(notification, self.max_segments)
         report = self.delivery.deliver(notification, self.groups[group], text)
         return Answer(report.status, report.summary())
+
+
+def log_invalid_escalations(notification: Notification) -> None:
+    """Warn about each ``escalation`` label that is not a tier: the SMS goes out without one."""
+    for name, value in invalid_escalations(notification.firing):
+        log.warning(
+            "alert %s: escalation label %s is not a whole number 0-999; the SMS shows no tier",
+            log_safe(name, 64),
+            log_safe(value, 16),
+        )
 
 
 class BridgeHandler(Handler):
@@ -154,12 +166,13 @@ class BridgeHandler(Handler):
         try:
             answer = self.bridge.notify(group, body)
         except Exception:
-            log.exception("error handling a webhook for group %s", group[:64])
+            log.exception("error handling a webhook for group %s", log_safe(group, 64))
             answer = Answer(500, "internal error")
         self._answer(answer)
 
     def _answer(self, answer: Answer) -> None:
-        body = (answer.text.rstrip("\n") + "\n").encode()
+        # backslashreplace: an answer quoting a lone surrogate from the body still encodes.
+        body = (answer.text.rstrip("\n") + "\n").encode("utf-8", "backslashreplace")
         self._send(answer.status, _TEXT, body, head=False)
 
 
