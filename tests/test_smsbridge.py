@@ -446,3 +446,28 @@ def test_the_dry_run_log_line_has_no_raw_control_characters(
         assert not [c for c in line if ord(c) < 0x20 or c == "\x7f"], line
     # The ignored tier is logged, with the alert's name escaped, not obeyed.
     assert any("escalation" in line and "Forged\\r\\n" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("framing", "status"),
+    [
+        ("Content-Length: 2\r\nContent-Length: 999\r\n", 400),
+        ("Content-Length: 2\r\nContent-Length: 2\r\n", 400),
+        ("Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", 400),
+        ("Transfer-Encoding: chunked\r\nContent-Length: 2\r\n", 400),
+        ("Content-Length: " + "9" * 5000 + "\r\n", 413),
+    ],
+)
+def test_ambiguous_or_absurd_framing_is_refused_and_the_connection_closes(
+    tmp_path: Path, twilio: FakeTwilio, framing: str, status: int
+) -> None:
+    """Issue 16 item 7 (RFC 9112 section 6.3): never guess where a body ends."""
+    with running_bridge(config(tmp_path, twilio.url)) as (_parts, url):
+        head = (
+            f"POST /alerts/oncall HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {BEARER}\r\n"
+            f"{framing}\r\n{{}}"
+        ).encode()
+        answer = _raw(url, head)
+        assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+        assert b"Connection: close" in answer
+    assert twilio.created == []

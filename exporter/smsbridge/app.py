@@ -22,6 +22,7 @@ from exporter.smsbridge.delivery import Delivery
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.payload import Notification, PayloadError, parse_notification
 from exporter.smsbridge.text import invalid_escalations, sms_text
+from exporter.web.framing import content_length
 from exporter.web.handler import Handler
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.webconfig import WebConfig
@@ -65,16 +66,16 @@ class SmsBridge:
         self.metrics.rejected.labels(reason).inc()
         return Answer(status, text)
 
-    def check_length(self, group: str, content_length: str | None, chunked: bool) -> Answer | None:
-        """Refuse before reading: unknown group, no length, too large. None when fine."""
+    def check_length(self, group: str, length: int | None) -> Answer | None:
+        """Refuse before reading: unknown group, no length (chunked), too large. None when fine.
+
+        ``length`` is the Content-Length of a request whose framing the server has checked.
+        """
         if group not in self.groups:
             return self.reject("unknown_group", 404, f"no recipient group named {group[:64]!r}")
-        if chunked or content_length is None:
+        if length is None:
             return self.reject("length_required", 411, "Content-Length is required")
-        text = content_length.strip()
-        if not (text.isascii() and text.isdigit()):
-            return self.reject("malformed", 400, "Content-Length is not a number")
-        if int(text) > self.max_body_bytes:
+        if length > self.max_body_bytes:
             return self.reject("too_large", 413, f"body larger than {self.max_body_bytes} bytes")
         return None
 
@@ -135,6 +136,10 @@ class BridgeHandler(Handler):
             allow = {"Allow": "GET, HEAD, POST"}
             self._send(405, _TEXT, b"method not allowed\n", head=False, extra=allow)
 
+    def _refuse_framing(self, problem: str) -> None:
+        self.bridge.metrics.rejected.labels("malformed").inc()
+        super()._refuse_framing(problem)
+
     def parse_request(self) -> bool:
         self._body_read = False  # per request: a keep-alive connection serves several
         return super().parse_request()
@@ -150,13 +155,12 @@ class BridgeHandler(Handler):
             self._answer(self.bridge.reject("unknown_group", 404, "POST to /alerts/<group>"))
             return
         group = path[len(_ALERTS) :]
-        refused = self.bridge.check_length(
-            group, self.headers.get("Content-Length"), "Transfer-Encoding" in self.headers
-        )
+        length = content_length(self.headers)
+        refused = self.bridge.check_length(group, length)
         if refused is not None:
             self._answer(refused)
             return
-        length = int(self.headers["Content-Length"].strip())
+        assert length is not None
         # Bounded: at most max_body_bytes, and the connection's timeout ends a slow sender.
         body = self.rfile.read(length)
         self._body_read = True

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from exporter.web.auth import BasicAuth
 from exporter.web.encoding import ExpositionCache, accepts_gzip
+from exporter.web.framing import framing_problem
 
 log = logging.getLogger("exporter.web")
 
@@ -98,7 +99,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def parse_request(self) -> bool:
         self.connections.busy(self.request)
-        return super().parse_request()
+        if not super().parse_request():
+            return False
+        problem = framing_problem(self.headers, self.request_version)
+        if problem is None:
+            return True
+        self._refuse_framing(problem)
+        return False
+
+    def _refuse_framing(self, problem: str) -> None:
+        """400 and close: a body that cannot be delimited makes the rest of the stream noise."""
+        self.close_connection = True
+        self._send(400, _TEXT, f"bad request: {problem}\n".encode(), head=False, close=True)
 
     def handle_one_request(self) -> None:
         super().handle_one_request()
@@ -166,13 +178,14 @@ class Handler(BaseHTTPRequestHandler):
         *,
         head: bool,
         extra: dict[str, str] | None = None,
+        close: bool = False,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in {**self.site.headers, **(extra or {})}.items():
             self.send_header(name, value)
-        if self._has_unread_body():
+        if close or self._has_unread_body():
             # The body was never read; what follows it on this connection is not a request.
             self.close_connection = True
             self.send_header("Connection", "close")
