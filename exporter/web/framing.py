@@ -23,6 +23,7 @@ from email.message import Message
 # A Content-Length with more digits than this is past any body we would read (and int()
 # of 5000 digits raises); handlers answer 413 for it, not 400.
 MAX_LENGTH_DIGITS = 18
+_PAST_ANY_LIMIT: int = 10**MAX_LENGTH_DIGITS
 
 
 def content_length(headers: Message) -> int | None:
@@ -32,7 +33,7 @@ def content_length(headers: Message) -> int | None:
         return None
     digits = value.strip()
     if len(digits) > MAX_LENGTH_DIGITS:
-        return 10**MAX_LENGTH_DIGITS  # more than any limit; never converted digit by digit
+        return _PAST_ANY_LIMIT  # more than any limit; never converted digit by digit
     return int(digits)
 
 
