@@ -4,16 +4,20 @@ slow clients and connection caps, web config files. Real sockets on 127.0.0.1.""
 from __future__ import annotations
 
 import email.message
+import logging
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from exporter.cli import main
 from exporter.web.framing import framing_problem
 from exporter.web.server import ExporterHTTPServer
-from exporter.web.webconfig import WebConfig
+from exporter.web.webconfig import WebConfig, load_web_config
 
 Serve = Callable[..., str]
 
@@ -129,3 +133,59 @@ def test_the_exporter_answers_400_and_closes_on_ambiguous_framing(
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert b"Connection: close" in answer
     assert answer.count(b"HTTP/1.1 ") == 1
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n", "# all commented out\n# basic_auth_users:\n"])
+def test_an_empty_web_config_file_is_served_as_exporter_toolkit_does_but_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    """Issue 16 item 12: a truncated or unmounted file would silently turn auth off."""
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="exporter.web"):
+        assert load_web_config(str(path)) == WebConfig()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert str(path) in warnings[0] and "without basic auth or TLS" in warnings[0]
+
+
+def test_a_web_config_that_configures_something_is_not_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+    with caplog.at_level(logging.WARNING, logger="exporter.web"):
+        load_web_config(str(path))
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.mkdir(), "cannot read: Is a directory"),
+        (lambda p: None, "cannot read: No such file or directory"),
+        (lambda p: p.write_text("basic_auth_users: [\n"), "invalid YAML"),
+        (lambda p: p.write_bytes(b"\xff\xfe\x00"), "is not UTF-8 text"),
+        (lambda p: p.write_text("just a string\n"), "must be a mapping at the top level"),
+    ],
+)
+@pytest.mark.parametrize("command", ["serve", "sms-bridge"])
+def test_an_unreadable_or_non_yaml_web_config_exits_2_with_one_line(
+    tmp_path: Path, make: Callable[[Path], object], reason: str, command: str
+) -> None:
+    web = tmp_path / "web.yml"
+    make(web)
+    config = tmp_path / "boxoffice.yml"
+    # Named in the file, not by the flag: click itself refuses a directory given as a flag.
+    config.write_text(
+        f"sms_bridge:\n  dry_run: true\n  unauthenticated: true\n  web_config_file: {web}\n"
+        "  groups: {oncall: ['+14155550101']}\n  listen_address: '127.0.0.1:1'\n"
+        f"web:\n  listen_address: '127.0.0.1:1'\n  config_file: {web}\n"
+    )
+    args = [command, "--config", str(config)]
+    if command == "serve":
+        args += ["--dsn", "postgresql://127.0.0.1:1/none"]
+    result = CliRunner().invoke(main, args, env={})
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1
+    assert result.output.startswith(f"boxoffice: {web}") and reason in result.output
