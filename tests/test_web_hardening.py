@@ -3,6 +3,7 @@ slow clients and connection caps, web config files. Real sockets on 127.0.0.1.""
 
 from __future__ import annotations
 
+import base64
 import email.message
 import logging
 import socket
@@ -15,6 +16,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from exporter.cli import main
+from exporter.config import ConfigError
+from exporter.web.auth import MAX_BCRYPT_COST, BasicAuth
 from exporter.web.framing import framing_problem
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.webconfig import WebConfig, load_web_config
@@ -95,6 +98,10 @@ def serve() -> Iterator[Serve]:
     yield start
     for server in servers:
         server.shutdown()
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -189,3 +196,78 @@ def test_an_unreadable_or_non_yaml_web_config_exits_2_with_one_line(
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1
     assert result.output.startswith(f"boxoffice: {web}") and reason in result.output
+
+
+def _shaped_hash(cost: int, fill: str = "a") -> str:
+    """A string of a bcrypt hash's shape: enough where the checker is a recording fake."""
+    return f"$2b${cost:02d}$" + fill * 53
+
+
+@pytest.mark.parametrize("cost", [15, 20, 31])
+def test_bcrypt_costs_above_the_maximum_are_refused_at_load(tmp_path: Path, cost: int) -> None:
+    """Issue 16 item 9: cost 31 hung start-up; 15 made every unknown user cost 2 s."""
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: '{_shaped_hash(cost)}'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(str(path))
+    assert str(caught.value) == (
+        f"{path}: basic_auth_users.alice: bcrypt cost {cost} is above the maximum "
+        f"{MAX_BCRYPT_COST}; hash it again with htpasswd -nBC 10"
+    )
+
+
+def test_the_maximum_bcrypt_cost_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: '{_shaped_hash(MAX_BCRYPT_COST)}'\n")
+    assert list(load_web_config(str(path)).basic_auth_users) == ["alice"]
+
+
+def test_basic_auth_refuses_a_cost_above_the_maximum_in_code_too() -> None:
+    with pytest.raises(ValueError, match="above the maximum"):
+        BasicAuth({"alice": _shaped_hash(MAX_BCRYPT_COST + 1)})
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.costs: list[int] = []
+        self.hashes: list[bytes] = []
+
+    def __call__(self, password: bytes, hashed: bytes) -> bool:
+        self.costs.append(int(hashed[4:6]))
+        self.hashes.append(hashed)
+        return False
+
+
+def test_an_unknown_user_costs_what_a_known_one_does() -> None:
+    """Issue 16 item 10: with one user, every unknown name pays that user's cost."""
+    checker = _Recorder()
+    auth = BasicAuth({"alice": _shaped_hash(12)}, check_password=checker)
+    for i in range(20):
+        assert not auth.allows(_basic(f"nobody{i}", "pw"))
+    assert checker.costs == [12] * 20
+    assert _shaped_hash(12).encode() not in checker.hashes  # a decoy, not alice's hash
+
+
+def test_unknown_names_pay_the_configured_costs_in_proportion_and_consistently() -> None:
+    """Costs differ per user: an unknown name gets one user's cost, picked by a keyed hash of
+    the name, so it looks like some real user; the same name always costs the same, and one
+    slow user among ten makes about a tenth of unknown names slow, not all of them."""
+    users = {f"user{i}": _shaped_hash(4, fill="abcdefghij"[i]) for i in range(9)}
+    users["slow"] = _shaped_hash(14)
+    checker = _Recorder()
+    auth = BasicAuth(users, check_password=checker)
+    for i in range(400):
+        auth.allows(_basic(f"guess{i}", "pw"))
+    slow = checker.costs.count(14)
+    assert set(checker.costs) == {4, 14}
+    assert 10 <= slow <= 100  # about 40 of 400 (binomial, p = 0.1; bounds far in the tails)
+    first = list(checker.costs)
+    for i in range(400):
+        auth.allows(_basic(f"guess{i}", "other password"))
+    assert checker.costs[400:] == first  # a name's cost never changes
+    # The choice is keyed by the configured hashes: stable across restarts of one config.
+    again = _Recorder()
+    restarted = BasicAuth(users, check_password=again)
+    for i in range(400):
+        restarted.allows(_basic(f"guess{i}", "pw"))
+    assert again.costs == first

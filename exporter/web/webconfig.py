@@ -14,6 +14,7 @@ from pathlib import Path
 from exporter.config.errors import ConfigError
 from exporter.config.typed import field
 from exporter.config.yamlfile import load_typed, read_yaml
+from exporter.web.auth import MAX_BCRYPT_COST, MIN_BCRYPT_COST
 from exporter.web.tls import TLS_VERSIONS, TLSConfig, build_ssl_context
 
 log = logging.getLogger("exporter.web")
@@ -158,8 +159,15 @@ def _check_user(source: str, user: str, hashed: str) -> None:
     if ":" in user:
         raise ConfigError(source, "basic_auth_users", f"user name {user!r} must not contain ':'")
     match = _BCRYPT.fullmatch(hashed)
-    if match is None or not 4 <= int(match.group(1)) <= 31:
+    if match is None or int(match.group(1)) < MIN_BCRYPT_COST:
         # The value is a secret (or a password pasted by mistake): name it, never show it.
         raise ConfigError(
             source, f"basic_auth_users.{user}", "is not a bcrypt hash (htpasswd -nB gives one)"
+        )
+    if int(match.group(1)) > MAX_BCRYPT_COST:
+        raise ConfigError(
+            source,
+            f"basic_auth_users.{user}",
+            f"bcrypt cost {int(match.group(1))} is above the maximum {MAX_BCRYPT_COST}; "
+            "hash it again with htpasswd -nBC 10",
         )
