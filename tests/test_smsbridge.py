@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from exporter.smsbridge.payload import PayloadError, parse_notification
 from exporter.smsbridge.sender import mask
+from exporter.web.limits import ServerLimits
 from tests.support.alerts import alert, payment_alert, webhook
 from tests.support.bridge import (
     BEARER,
@@ -471,3 +472,33 @@ def test_ambiguous_or_absurd_framing_is_refused_and_the_connection_closes(
         assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
         assert b"Connection: close" in answer
     assert twilio.created == []
+
+
+def test_a_trickled_webhook_body_is_cut_at_the_request_deadline(
+    tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    """Issue 16 item 11: a body sent a byte at a time used to be accepted after 40 s."""
+    document = json.dumps(_notification()).encode()
+    limits = ServerLimits(request_timeout=1.0)
+    with running_bridge(config(tmp_path, twilio.url), limits) as (_parts, url):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(
+                f"POST /alerts/oncall HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {BEARER}\r\n"
+                f"Content-Length: {len(document)}\r\n\r\n".encode()
+            )
+            cut = False
+            for byte in document[:40]:  # 8 s of trickling at most
+                try:
+                    sock.sendall(bytes([byte]))
+                    sock.settimeout(0.2)
+                    cut = sock.recv(4096) is not None
+                except TimeoutError:
+                    continue
+                except OSError:
+                    cut = True
+                if cut:
+                    break
+            assert cut
+        assert post(url, _notification()).status_code == 200  # the server is fine
+    assert len(twilio.created) == 3  # only from the complete webhook

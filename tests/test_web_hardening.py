@@ -4,9 +4,13 @@ slow clients and connection caps, web config files. Real sockets on 127.0.0.1.""
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.message
 import logging
 import socket
+import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from exporter.cli import main
 from exporter.config import ConfigError
 from exporter.web.auth import MAX_BCRYPT_COST, BasicAuth
 from exporter.web.framing import framing_problem
+from exporter.web.limits import ServerLimits
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.webconfig import WebConfig, load_web_config
 
@@ -271,3 +276,122 @@ def test_unknown_names_pay_the_configured_costs_in_proportion_and_consistently()
     for i in range(400):
         restarted.allows(_basic(f"guess{i}", "pw"))
     assert again.costs == first
+
+
+def _connection_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "http-conn" and t.is_alive())
+
+
+def _wait(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    """Poll ``condition`` every 50 ms for at most ``seconds`` (and 200 tries); whether it
+    came true. Shorter than the server's idle timeout, so only eviction can close sockets."""
+    end = time.monotonic() + seconds
+    for _ in range(200):
+        if condition():
+            return True
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server hung up (EOF or reset) or answered, without waiting long."""
+    sock.settimeout(0.01)
+    try:
+        return sock.recv(65536) is not None
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def test_a_trickled_request_is_cut_at_the_request_deadline(serve: Serve) -> None:
+    """Issue 16 item 11: a byte every 0.2 s used to keep a request alive for ever; the
+    deadline (1 s here) counts from the request's first byte, however steady the trickle."""
+    url = serve(limits=ServerLimits(request_timeout=1.0))
+    with socket.create_connection(host_port(url), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        cut = False
+        for _ in range(40):  # 8 s of trickling at most
+            try:
+                sock.sendall(b"X-Slow: y\r\n")
+            except OSError:
+                cut = True
+                break
+            if _closed_by_server(sock):
+                cut = True
+                break
+            time.sleep(0.2)
+        assert cut
+
+
+def test_idle_connections_past_the_cap_take_no_threads_and_metrics_still_answers(
+    serve: Serve,
+) -> None:
+    """Issue 16 item 11: 300 idle half-open requests made about 200 threads."""
+    before = _connection_threads()
+    url = serve(limits=ServerLimits(max_connections=4))
+    idle = [socket.create_connection(host_port(url), timeout=5) for _ in range(12)]
+    try:
+        for sock in idle[:6]:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\n")  # half a request
+        # The oldest ones are hung up to make room: never more threads than the cap.
+        assert _wait(lambda: sum(_closed_by_server(s) for s in idle) >= 8)
+        assert _wait(lambda: _connection_threads() - before <= 4)
+        for _ in range(3):
+            answer = exchange(url, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:100]
+            assert b"boxoffice_test_up 1.0" in answer
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_when_every_slot_is_busy_a_new_connection_gets_503_at_once(serve: Serve) -> None:
+    release = threading.Event()
+
+    def slow_page() -> str:
+        release.wait(10)
+        return "<h1>slow</h1>"
+
+    url = serve(limits=ServerLimits(max_connections=2), landing_page=slow_page)
+    busy = [socket.create_connection(host_port(url), timeout=5) for _ in range(2)]
+    try:
+        for sock in busy:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _wait(lambda: _connection_threads() >= 2)
+        time.sleep(0.2)  # both requests parsed and waiting on the page
+        answer = exchange(url, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 503 Service Unavailable"), answer[:100]
+        assert b"Retry-After: 1" in answer
+    finally:
+        release.set()
+        for sock in busy:
+            sock.close()
+
+
+def test_slow_clients_do_not_delay_metrics_for_others(serve: Serve) -> None:
+    url = serve(limits=ServerLimits(max_connections=4, request_timeout=2.0))
+    slow = [socket.create_connection(host_port(url), timeout=5) for _ in range(8)]
+    try:
+        for sock in slow:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n")
+        for _ in range(5):
+            answer = exchange(url, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:100]
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_the_listen_backlog_is_sized(serve: Serve) -> None:
+    """The backlog was 5: a burst of scrapes and probes met SYN retries (1 s each)."""
+    url = serve()
+    port = host_port(url)[1]
+    listing = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True, timeout=10
+    ).stdout.split()
+    # ss shows a listening socket's backlog as its Send-Q (third column).
+    assert int(listing[2]) == ServerLimits().backlog == 128

@@ -24,6 +24,7 @@ from exporter.smsbridge.payload import Notification, PayloadError, parse_notific
 from exporter.smsbridge.text import invalid_escalations, sms_text
 from exporter.web.framing import content_length
 from exporter.web.handler import Handler
+from exporter.web.limits import ServerLimits
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.webconfig import WebConfig
 
@@ -186,6 +187,7 @@ def bridge_server(
     registry: CollectorRegistry,
     listen_address: str,
     web_config: WebConfig | None,
+    limits: ServerLimits | None = None,
 ) -> ExporterHTTPServer:
     """The exporter's HTTP server (TLS, threads, graceful stop) serving the bridge."""
     # The bridge checks credentials itself (bearer or basic); the web config's users
@@ -196,4 +198,5 @@ def bridge_server(
         listen_address=listen_address,
         web_config=web,
         handler=BridgeHandler.for_bridge(bridge),
+        limits=limits,
     )
