@@ -8,6 +8,7 @@ import contextlib
 import email.message
 import logging
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -26,6 +27,7 @@ from exporter.web.framing import framing_problem
 from exporter.web.limits import ServerLimits
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.webconfig import WebConfig, load_web_config
+from tests.support.certs import make_pki
 
 Serve = Callable[..., str]
 
@@ -395,3 +397,32 @@ def test_the_listen_backlog_is_sized(serve: Serve) -> None:
     ).stdout.split()
     # ss shows a listening socket's backlog as its Send-Q (third column).
     assert int(listing[2]) == ServerLimits().backlog == 128
+
+
+def test_a_stalled_tls_handshake_is_cut_and_tls_scrapes_go_on_past_the_cap(
+    serve: Serve, tmp_path: Path
+) -> None:
+    pki = make_pki(tmp_path)
+    path = tmp_path / "web.yml"
+    path.write_text(
+        f"tls_server_config:\n  cert_file: {pki.server_cert}\n  key_file: {pki.server_key}\n"
+    )
+    url = serve(
+        load_web_config(str(path)), limits=ServerLimits(request_timeout=1.0, max_connections=3)
+    )
+    stalled = [socket.create_connection(host_port(url), timeout=5) for _ in range(6)]
+    try:
+        stalled[0].sendall(b"\x16\x03\x01\x00")  # the first bytes of a ClientHello, no more
+        # The stalled ones are hung up: the handshake has a deadline, and the cap evicts.
+        assert _wait(lambda: all(_closed_by_server(s) for s in stalled))
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        for _ in range(3):
+            with (
+                socket.create_connection(host_port(url), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            ):
+                tls.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert tls.recv(4096).startswith(b"HTTP/1.1 200 OK")
+    finally:
+        for sock in stalled:
+            sock.close()
