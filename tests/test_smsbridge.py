@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from exporter.smsbridge.payload import PayloadError, parse_notification
 from exporter.smsbridge.sender import mask
+from exporter.web.limits import ServerLimits
 from tests.support.alerts import alert, payment_alert, webhook
 from tests.support.bridge import (
     BEARER,
@@ -400,3 +401,104 @@ def test_a_storm_to_one_recipient_is_coalesced_into_a_digest(
         assert _metric(url, "messages_deferred_total") == 2
         assert post(url, _notification(group_key="storm-2"), group="solo").status_code == 200
     assert len(twilio.created) == 2
+
+
+HOSTILE_LABELS = [
+    {"escalation": "²"},
+    {"escalation": "9" * 5000},
+    {"alertname": "Forged\udc80"},  # a lone surrogate: JSON can carry it, UTF-8 cannot
+    {"alertname": "Forged\r\nlevel=error msg=fake", "category": "pay\rments\x1b[2J"},
+    {"summary_annotation": "line\u2028two\x00"},
+]
+
+
+def test_any_label_value_gets_its_sms_never_a_5xx(tmp_path: Path, twilio: FakeTwilio) -> None:
+    """Issue 16 items 3-5: a label is never worth losing a page over."""
+    with running_bridge(config(tmp_path, twilio.url)) as (_parts, url):
+        for i, labels in enumerate(HOSTILE_LABELS):
+            fields = dict(labels)
+            summary = fields.pop("summary_annotation", "Payment success 91% over 5m")
+            name = fields.pop("alertname", "PaymentSuccessRateLow")
+            document = webhook(
+                alert(name, fingerprint=f"f{i:015d}", summary=summary, **fields),
+                group_key=f"hostile-{i}",
+            )
+            answer = post(url, document, group="solo")
+            assert answer.status_code == 200, (labels, answer.text)
+            assert len(twilio.created) == i + 1
+            sent = twilio.created[-1]["body"]
+            assert not [c for c in sent if c in "\r\n\x00\x1b\u2028"], sent
+    bodies = [m["body"] for m in twilio.created]
+    assert bodies[2] == "CRITICAL: 1 firing: Forged? (payments) - Payment success 91% over 5m"
+    assert bodies[3].startswith("CRITICAL: 1 firing: Forged level=error msg=fake (pay ments [2J)")
+
+
+def test_the_dry_run_log_line_has_no_raw_control_characters(
+    tmp_path: Path, twilio: FakeTwilio, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    cfg = config(tmp_path, twilio.url, dry_run=True, account_sid=None, auth_token_file=None)
+    forged = alert("Forged\r\nlevel=error msg=fake", category="x\x1b[2J", escalation="²")
+    with running_bridge(cfg) as (_parts, url):
+        assert post(url, webhook(forged), group="solo").status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("exporter.smsbridge")]
+    assert any(line.startswith("dry run: SMS to ") for line in lines), lines
+    for line in lines:
+        assert not [c for c in line if ord(c) < 0x20 or c == "\x7f"], line
+    # The ignored tier is logged, with the alert's name escaped, not obeyed.
+    assert any("escalation" in line and "Forged\\r\\n" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("framing", "status"),
+    [
+        ("Content-Length: 2\r\nContent-Length: 999\r\n", 400),
+        ("Content-Length: 2\r\nContent-Length: 2\r\n", 400),
+        ("Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", 400),
+        ("Transfer-Encoding: chunked\r\nContent-Length: 2\r\n", 400),
+        ("Content-Length: " + "9" * 5000 + "\r\n", 413),
+    ],
+)
+def test_ambiguous_or_absurd_framing_is_refused_and_the_connection_closes(
+    tmp_path: Path, twilio: FakeTwilio, framing: str, status: int
+) -> None:
+    """Issue 16 item 7 (RFC 9112 section 6.3): never guess where a body ends."""
+    with running_bridge(config(tmp_path, twilio.url)) as (_parts, url):
+        head = (
+            f"POST /alerts/oncall HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {BEARER}\r\n"
+            f"{framing}\r\n{{}}"
+        ).encode()
+        answer = _raw(url, head)
+        assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+        assert b"Connection: close" in answer
+    assert twilio.created == []
+
+
+def test_a_trickled_webhook_body_is_cut_at_the_request_deadline(
+    tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    """Issue 16 item 11: a body sent a byte at a time used to be accepted after 40 s."""
+    document = json.dumps(_notification()).encode()
+    limits = ServerLimits(request_timeout=1.0)
+    with running_bridge(config(tmp_path, twilio.url), limits) as (_parts, url):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(
+                f"POST /alerts/oncall HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {BEARER}\r\n"
+                f"Content-Length: {len(document)}\r\n\r\n".encode()
+            )
+            cut = False
+            for byte in document[:40]:  # 8 s of trickling at most
+                try:
+                    sock.sendall(bytes([byte]))
+                    sock.settimeout(0.2)
+                    cut = sock.recv(4096) is not None
+                except TimeoutError:
+                    continue
+                except OSError:
+                    cut = True
+                if cut:
+                    break
+            assert cut
+        assert post(url, _notification()).status_code == 200  # the server is fine
+    assert len(twilio.created) == 3  # only from the complete webhook

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from exporter.cli import main
+from exporter.smsbridge.config import load_bridge_config
 from tests.support.bridge import write_config
 
 API = "http://127.0.0.1:9"
@@ -123,3 +124,36 @@ def test_help_names_the_command() -> None:
     assert "/alerts/<group>" in output
     assert "--unauthenticated" in output
     assert "--dry-run" in output
+
+
+def test_groups_come_from_the_environment_when_the_file_has_none(tmp_path: Path) -> None:
+    """Issue 16 item 8: BOXOFFICE_SMS_BRIDGE_GROUPS is a YAML/JSON mapping, like the key."""
+    path = write_config(tmp_path, API, groups=None)
+    env = {"BOXOFFICE_SMS_BRIDGE_GROUPS": '{"oncall": ["+14155550101", "+14155550102"]}'}
+    config = load_bridge_config(path, env=env)
+    assert config.groups == {"oncall": ("+14155550101", "+14155550102")}
+    # The environment wins over the file, as for every other key.
+    path = write_config(tmp_path, API, groups={"file": ["+14155550109"]})
+    env = {"BOXOFFICE_SMS_BRIDGE_GROUPS": "{pager: ['+14155550103']}"}
+    assert load_bridge_config(path, env=env).groups == {"pager": ("+14155550103",)}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("{oncall: [+14155550101]}", "must be a string"),  # unquoted: YAML reads a number
+        ('{"oncall": ["4155550101"]}', "must be an E.164 number like +14155552671"),
+        ("oncall", "must be a mapping"),
+        ("{oncall: [", "must be a mapping"),
+        ("{}", "name at least one group of recipients"),
+    ],
+)
+def test_bad_groups_in_the_environment_exit_2_naming_the_variable(
+    tmp_path: Path, taken: str, value: str, reason: str
+) -> None:
+    path = write_config(tmp_path, API, listen_address=taken, groups=None)
+    code, output = _run("--config", path, env={"BOXOFFICE_SMS_BRIDGE_GROUPS": value})
+    assert code == 2, output
+    assert output.count("\n") == 1
+    assert output.startswith("boxoffice: environment variable BOXOFFICE_SMS_BRIDGE_GROUPS"), output
+    assert reason in output

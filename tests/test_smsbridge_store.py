@@ -225,3 +225,41 @@ def test_a_digest_left_by_a_dead_bridge_is_taken_again(
     assert store.take_deferred(RECIPIENT, now=1002, lease=LEASE) == []
     again = store.take_deferred(RECIPIENT, now=1001 + LEASE + 1, lease=LEASE)
     assert [(d.key, d.stale) for d in again] == [("k", True)]
+
+
+def _open_together(dsn: str, count: int) -> tuple[list[PostgresStore], list[str]]:
+    barrier = threading.Barrier(count, timeout=10)
+    opened: list[PostgresStore] = []
+    failed: list[str] = []
+    lock = threading.Lock()
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            store = PostgresStore(dsn, max_size=1)
+        except StoreError as exc:
+            with lock:
+                failed.append(str(exc))
+            return
+        with lock:
+            opened.append(store)
+
+    threads = [threading.Thread(target=start) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return opened, failed
+
+
+def test_bridges_starting_together_on_a_fresh_database_all_open(
+    new_database: Callable[[], str],
+) -> None:
+    """Issue 16 item 6: CREATE TABLE IF NOT EXISTS races on PostgreSQL's catalog
+    (pg_type_typname_nsp_index); four stores start at once on a new database, four times."""
+    for _round in range(4):
+        opened, failed = _open_together(new_database(), 4)
+        for store in opened:
+            store.close()
+        assert failed == []
+        assert len(opened) == 4

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.smsbridge.payload import notification_from
-from exporter.smsbridge.text import compose, digest, encoding_of, fit, measure, sms_text
+from exporter.smsbridge.text import (
+    compose,
+    digest,
+    encoding_of,
+    escalation_tier,
+    fit,
+    measure,
+    sms_text,
+)
 from tests.support.alerts import alert, payment_alert, webhook
 
 THUMBS = "\U0001f44d"  # outside the BMP: a surrogate pair in UCS-2
@@ -162,3 +172,51 @@ def test_digest_puts_the_newest_first_and_fits_the_cap() -> None:
     assert long.startswith("20 updates, newest first: CRITICAL: 1 firing: Alert19 (sales) | ")
     assert long.endswith("...")
     assert measure(long).segments == 1
+
+
+def _unsafe_characters(text: str) -> list[str]:
+    return [c for c in text if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")]
+
+
+HOSTILE = [
+    # labels of one firing alert, the SMS text expected
+    ({"escalation": "²"}, "CRITICAL: 1 firing: Odd (payments)"),
+    ({"escalation": "9" * 5000}, "CRITICAL: 1 firing: Odd (payments)"),
+    ({"escalation": "-1"}, "CRITICAL: 1 firing: Odd (payments)"),
+    ({"escalation": " 2"}, "CRITICAL: 1 firing: Odd (payments)"),
+    ({"alertname": "Odd\r\nlevel=error msg=forged"}, "CRITICAL: 1 firing: Odd level=error"),
+    ({"category": "pay\rments\x00\x1b[31m"}, "CRITICAL: 1 firing: Odd (pay ments [31m)"),
+    ({"alertname": "Odd\ud800"}, "CRITICAL: 1 firing: Odd? (payments)"),
+    ({"category": "a\u2028b\u202ec\x85d"}, "CRITICAL: 1 firing: Odd (a b c d)"),
+]
+
+
+@pytest.mark.parametrize(("labels", "expected"), HOSTILE)
+def test_any_label_value_gives_a_clean_sendable_text(labels: dict[str, str], expected: str) -> None:
+    fields = {"alertname": "Odd", "category": "payments", **labels}
+    document = alert(fields.pop("alertname"), category=fields.pop("category"), **fields)
+    text = sms_text(_notification(document), 3)  # type: ignore[arg-type]
+    assert text.startswith(expected)
+    assert _unsafe_characters(text) == []
+    text.encode("utf-8")  # strict: what the Twilio request is built from
+
+
+TIERS = [
+    ("1", 1),
+    ("3", 3),
+    ("10", 10),
+    ("999", 999),
+    ("1000", None),
+    ("²", None),
+    ("٣", None),  # an Arabic-Indic digit: int() reads it, Alertmanager rules never write it
+    ("9" * 5000, None),
+    ("", None),
+    ("two", None),
+    ("+2", None),
+    ("2 ", None),
+]
+
+
+@pytest.mark.parametrize(("value", "tier"), TIERS)
+def test_escalation_tier_accepts_small_whole_numbers_only(value: str, tier: int | None) -> None:
+    assert escalation_tier(value) == tier

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class ConfigError(Exception):
     """Bad input: names the file, the path inside it and what is wrong.
@@ -18,3 +20,17 @@ class ConfigError(Exception):
     def __str__(self) -> str:
         where = f"{self.source}: {self.path}" if self.path else self.source
         return f"{where}: {self.reason}"
+
+
+def blamed(origins: Mapping[str, str], source: str, path: str, reason: str) -> ConfigError:
+    """The error at ``path``, blamed on the variable or flag that set it or an ancestor.
+
+    A mapping set whole from the environment (``BOXOFFICE_SMS_BRIDGE_GROUPS``) names the
+    variable and the path inside its value; anything else names the file.
+    """
+    cuts = [i for i, char in enumerate(path) if char in ".["]
+    for end in [len(path), *reversed(cuts)]:
+        origin = origins.get(path[:end])
+        if origin is not None:
+            return ConfigError(origin, path[end:].lstrip("."), reason)
+    return ConfigError(source, path or "(top level)", reason)

@@ -255,6 +255,9 @@ def _match_type(tp: Any, rest: list[str], path: str) -> tuple[str, Any] | None:
         return _match_path(tp, rest, path) if rest else None
     if get_origin(tp) is dict:
         value_type = get_args(tp)[1]
+        if not rest and not dataclasses.is_dataclass(value_type):
+            # A mapping of plain values (sms_bridge.groups) is set whole, as YAML or JSON.
+            return path, tp
         for split in range(1, len(rest)):
             found = _match_type(value_type, rest[split:], join(path, "_".join(rest[:split])))
             if found is not None:
@@ -265,7 +268,7 @@ def _match_type(tp: Any, rest: list[str], path: str) -> tuple[str, Any] | None:
 
 def _env_value(raw: str, leaf: Any) -> Any:
     """Strings stay as written; other types are read as a YAML scalar (5, true, 30s, [a, b])."""
-    if leaf is str or str in get_args(leaf):
+    if leaf is str or (get_origin(leaf) is not dict and str in get_args(leaf)):
         return raw
     try:
         return yaml.safe_load(raw)

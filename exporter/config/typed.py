@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from exporter.config.errors import ConfigError
+from exporter.config.errors import ConfigError, blamed
 
 T = TypeVar("T")
 
@@ -96,10 +96,7 @@ class _Builder:
         self.origins = origins
 
     def error(self, path: str, reason: str) -> ConfigError:
-        origin = self.origins.get(path)
-        if origin is not None:
-            return ConfigError(origin, "", reason)
-        return ConfigError(self.source, path or "(top level)", reason)
+        return blamed(self.origins, self.source, path, reason)
 
     def value(self, tp: Any, data: Any, path: str) -> Any:
         origin = get_origin(tp)

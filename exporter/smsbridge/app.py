@@ -16,12 +16,15 @@ from typing import cast
 
 from prometheus_client import CollectorRegistry
 
+from exporter.printable import log_safe
 from exporter.smsbridge.auth import Authenticator
 from exporter.smsbridge.delivery import Delivery
 from exporter.smsbridge.metrics import BridgeMetrics
-from exporter.smsbridge.payload import PayloadError, parse_notification
-from exporter.smsbridge.text import sms_text
+from exporter.smsbridge.payload import Notification, PayloadError, parse_notification
+from exporter.smsbridge.text import invalid_escalations, sms_text
+from exporter.web.framing import content_length
 from exporter.web.handler import Handler
+from exporter.web.limits import ServerLimits
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.webconfig import WebConfig
 
@@ -64,16 +67,16 @@ class SmsBridge:
         self.metrics.rejected.labels(reason).inc()
         return Answer(status, text)
 
-    def check_length(self, group: str, content_length: str | None, chunked: bool) -> Answer | None:
-        """Refuse before reading: unknown group, no length, too large. None when fine."""
+    def check_length(self, group: str, length: int | None) -> Answer | None:
+        """Refuse before reading: unknown group, no length (chunked), too large. None when fine.
+
+        ``length`` is the Content-Length of a request whose framing the server has checked.
+        """
         if group not in self.groups:
             return self.reject("unknown_group", 404, f"no recipient group named {group[:64]!r}")
-        if chunked or content_length is None:
+        if length is None:
             return self.reject("length_required", 411, "Content-Length is required")
-        text = content_length.strip()
-        if not (text.isascii() and text.isdigit()):
-            return self.reject("malformed", 400, "Content-Length is not a number")
-        if int(text) > self.max_body_bytes:
+        if length > self.max_body_bytes:
             return self.reject("too_large", 413, f"body larger than {self.max_body_bytes} bytes")
         return None
 
@@ -85,9 +88,20 @@ class SmsBridge:
             reason = "malformed" if str(exc).startswith("body ") else "schema"
             return self.reject(reason, 400, f"not an Alertmanager webhook: {exc}")
         self.metrics.received.inc()
+        log_invalid_escalations(notification)
         text = sms_text(notification, self.max_segments)
         report = self.delivery.deliver(notification, self.groups[group], text)
         return Answer(report.status, report.summary())
+
+
+def log_invalid_escalations(notification: Notification) -> None:
+    """Warn about each ``escalation`` label that is not a tier: the SMS goes out without one."""
+    for name, value in invalid_escalations(notification.firing):
+        log.warning(
+            "alert %s: escalation label %s is not a whole number 0-999; the SMS shows no tier",
+            log_safe(name, 64),
+            log_safe(value, 16),
+        )
 
 
 class BridgeHandler(Handler):
@@ -123,6 +137,10 @@ class BridgeHandler(Handler):
             allow = {"Allow": "GET, HEAD, POST"}
             self._send(405, _TEXT, b"method not allowed\n", head=False, extra=allow)
 
+    def _refuse_framing(self, problem: str) -> None:
+        self.bridge.metrics.rejected.labels("malformed").inc()
+        super()._refuse_framing(problem)
+
     def parse_request(self) -> bool:
         self._body_read = False  # per request: a keep-alive connection serves several
         return super().parse_request()
@@ -138,13 +156,12 @@ class BridgeHandler(Handler):
             self._answer(self.bridge.reject("unknown_group", 404, "POST to /alerts/<group>"))
             return
         group = path[len(_ALERTS) :]
-        refused = self.bridge.check_length(
-            group, self.headers.get("Content-Length"), "Transfer-Encoding" in self.headers
-        )
+        length = content_length(self.headers)
+        refused = self.bridge.check_length(group, length)
         if refused is not None:
             self._answer(refused)
             return
-        length = int(self.headers["Content-Length"].strip())
+        assert length is not None
         # Bounded: at most max_body_bytes, and the connection's timeout ends a slow sender.
         body = self.rfile.read(length)
         self._body_read = True
@@ -154,12 +171,13 @@ class BridgeHandler(Handler):
         try:
             answer = self.bridge.notify(group, body)
         except Exception:
-            log.exception("error handling a webhook for group %s", group[:64])
+            log.exception("error handling a webhook for group %s", log_safe(group, 64))
             answer = Answer(500, "internal error")
         self._answer(answer)
 
     def _answer(self, answer: Answer) -> None:
-        body = (answer.text.rstrip("\n") + "\n").encode()
+        # backslashreplace: an answer quoting a lone surrogate from the body still encodes.
+        body = (answer.text.rstrip("\n") + "\n").encode("utf-8", "backslashreplace")
         self._send(answer.status, _TEXT, body, head=False)
 
 
@@ -169,6 +187,7 @@ def bridge_server(
     registry: CollectorRegistry,
     listen_address: str,
     web_config: WebConfig | None,
+    limits: ServerLimits | None = None,
 ) -> ExporterHTTPServer:
     """The exporter's HTTP server (TLS, threads, graceful stop) serving the bridge."""
     # The bridge checks credentials itself (bearer or basic); the web config's users
@@ -179,4 +198,5 @@ def bridge_server(
         listen_address=listen_address,
         web_config=web,
         handler=BridgeHandler.for_bridge(bridge),
+        limits=limits,
     )

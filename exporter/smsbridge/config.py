@@ -11,7 +11,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from exporter.config.credentials import ErrorAt, secret_value
-from exporter.config.errors import ConfigError
+from exporter.config.errors import ConfigError, blamed
 from exporter.config.loader import load_settings
 from exporter.config.settings import SmsBridgeSettings
 from exporter.config.typed import join
@@ -46,8 +46,7 @@ def load_bridge_config(
     source, settings, origins = load_settings(path, env=env, flags=flags)
 
     def error(setting: str, reason: str) -> ConfigError:
-        origin = origins.get(setting)
-        return ConfigError(origin, "", reason) if origin else ConfigError(source, setting, reason)
+        return blamed(origins, source, setting, reason)
 
     bridge = settings.sms_bridge
     groups = _groups(bridge, error)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from exporter.printable import log_safe
+
 Status = Literal["firing", "resolved"]
 
 _STATUSES = ("firing", "resolved")
@@ -151,7 +153,7 @@ def _labels(document: dict[str, Any], key: str, path: str, *, required: bool) ->
         raise PayloadError(f"{path}: must be an object of strings, got {_kind(value)}")
     for name, item in value.items():
         if not isinstance(item, str):
-            raise PayloadError(f"{path}.{name[:40]}: must be a string, got {_kind(item)}")
+            raise PayloadError(f"{path}.{log_safe(name, 40)}: must be a string, got {_kind(item)}")
     return dict(value)
 
 

@@ -19,12 +19,14 @@ from typing import Protocol
 import requests
 from twilio.rest import Client
 
+from exporter.printable import log_safe
 from exporter.sources.pacing import parse_retry_after
 from exporter.twilio_http import QuietHttpClient
 
 log = logging.getLogger(__name__)
 
 _PHONE = re.compile(r"\+?\d[\d ().-]{5,}\d")
+_LOGGED_BODY_LIMIT = 2000  # longer than any SMS max_segments allows (10 x 153)
 RATE_LIMIT_CODES = frozenset({20429, 14107})
 # Errors about the recipient itself (invalid, unreachable, opted out, not a mobile,
 # region not enabled): no retry can fix them, so they are recorded and never retried.
@@ -188,5 +190,5 @@ class DryRunSender:
     def send(self, to: str, body: str, *, timeout: float) -> Sent:
         """Log the message; never fails."""
         self._count += 1
-        self._log.info("dry run: SMS to %s: %s", mask(to), body)
+        self._log.info("dry run: SMS to %s: %s", mask(to), log_safe(body, _LOGGED_BODY_LIMIT))
         return Sent(f"dry-run-{self._count}")

@@ -19,6 +19,7 @@ from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.sender import DryRunSender, Sender, TwilioSender
 from exporter.smsbridge.store import IdempotencyStore, PostgresStore, SqliteStore, StoreError
 from exporter.web.auth import BasicAuth
+from exporter.web.limits import ServerLimits
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.webconfig import WebConfig, load_web_config
 
@@ -63,6 +64,7 @@ def build_bridge(
     listen_address: str | None = None,
     store: IdempotencyStore | None = None,
     sender: Sender | None = None,
+    limits: ServerLimits | None = None,
 ) -> RunningParts:
     """Everything the bridge needs, checked; nothing is served until ``start``."""
     settings = config.settings
@@ -126,6 +128,7 @@ def build_bridge(
         registry=registry,
         listen_address=listen_address or settings.listen_address,
         web_config=web_config,
+        limits=limits,
     )
     return RunningParts(
         server=server, store=store, registry=registry, bridge=bridge, digests=digests

@@ -42,6 +42,9 @@ State = Literal["claimed", "sent", "rejected", "deferred"]
 Verdict = Literal["send", "sent", "rejected", "deferred", "busy"]
 
 _TABLE = "sms_bridge_messages"
+# The advisory lock key serialising schema creation: a fixed 64-bit number derived from the
+# table name, so it is the same for every bridge and unlikely to meet another program's.
+_SCHEMA_LOCK = int.from_bytes(hashlib.sha256(_TABLE.encode()).digest()[:8], "big", signed=True)
 
 
 class StoreError(Exception):
@@ -136,6 +139,20 @@ _INDEX = f"CREATE INDEX IF NOT EXISTS {_TABLE}_recent ON {_TABLE} (recipient_has
 _DIGEST_ROWS = (
     "(state = 'deferred' OR (state = 'claimed' AND body IS NOT NULL AND claimed_at < %s))"
 )
+
+
+def create_schema_once(conn: psycopg.Connection[Any]) -> None:
+    """Create the table and index, safe when several bridges start at once.
+
+    ``CREATE … IF NOT EXISTS`` is not atomic in PostgreSQL: two sessions can both find the
+    table missing and one then fails on the catalog's unique index
+    (``pg_type_typname_nsp_index``). A transaction-level advisory lock makes the second
+    wait for the first to commit, after which its ``IF NOT EXISTS`` finds the table.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        conn.execute(_SCHEMA)
+        conn.execute(_INDEX)
 
 
 class IdempotencyStore:
@@ -339,8 +356,7 @@ class PostgresStore(IdempotencyStore):
         # when the database is unreachable, and the table exists before the first webhook.
         try:
             with psycopg.connect(dsn, connect_timeout=timeout, autocommit=True) as conn:
-                conn.execute(_SCHEMA)
-                conn.execute(_INDEX)
+                create_schema_once(conn)
         except psycopg.Error as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             password = conninfo_to_dict(dsn).get("password")

@@ -9,6 +9,11 @@ part never ends in the middle of an escape or a surrogate pair, so such a charac
 does not fit moves whole to the next part. Texts longer than the cap are cut at a whole
 character (never between a letter and its combining accent or inside a joined emoji) and
 end with an ellipsis.
+
+Label and annotation values are cleaned before they reach the text (:func:`exporter.printable.
+plain_text`): one line, no control characters, a lone surrogate shown as ``?``, so any value
+gives a text Twilio can take. An ``escalation`` label that is not a whole number 0-999 shows
+no tier (the SMS still goes out; the bridge logs a warning).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from exporter.printable import plain_text
 from exporter.smsbridge.payload import Alert, Notification
 
 Encoding = Literal["GSM-7", "UCS-2"]
@@ -31,6 +37,7 @@ _GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
 _CAPACITY = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
 _ELLIPSIS = {"GSM-7": "...", "UCS-2": "…"}
 _ZWJ = "\u200d"
+_MAX_TIER_DIGITS = 3
 
 SEVERITIES = ("critical", "high", "medium", "low")
 
@@ -114,28 +121,42 @@ def _severity(alerts: Sequence[Alert]) -> str | None:
     return next((s for s in SEVERITIES if s in found), None)
 
 
-def _escalation(alerts: Sequence[Alert]) -> str | None:
-    tiers = [a.labels["escalation"] for a in alerts if a.labels.get("escalation")]
-    if not tiers:
-        return None
-    return max(tiers, key=lambda t: (t.isdigit(), int(t) if t.isdigit() else 0, t))
+def escalation_tier(value: str) -> int | None:
+    """The tier an ``escalation`` label names: a whole number 0-999 in ASCII digits, else None.
+
+    The generated rules write 1, 2 or 3. Anything else (``"²"``, 5000 digits, ``"two"``) is
+    not a tier: the SMS is still sent, without one (see :func:`invalid_escalations`).
+    """
+    if 1 <= len(value) <= _MAX_TIER_DIGITS and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def invalid_escalations(alerts: Sequence[Alert]) -> list[tuple[str, str]]:
+    """(alert name, label value) of each alert whose ``escalation`` is set but not a tier."""
+    return [
+        (a.name, a.labels["escalation"])
+        for a in alerts
+        if a.labels.get("escalation") and escalation_tier(a.labels["escalation"]) is None
+    ]
+
+
+def _escalation(alerts: Sequence[Alert]) -> int | None:
+    tiers = [escalation_tier(a.labels.get("escalation", "")) for a in alerts]
+    return max((t for t in tiers if t is not None), default=None)
 
 
 def _names(alerts: Sequence[Alert]) -> str:
     counts: dict[tuple[str, str], int] = {}
     for alert in alerts:
-        key = (alert.name, alert.labels.get("category", ""))
+        # Label values reach the text cleaned: one line, no control characters.
+        key = (plain_text(alert.name) or "alert", plain_text(alert.labels.get("category", "")))
         counts[key] = counts.get(key, 0) + 1
     shown = []
     for (name, category), count in counts.items():
         item = f"{name} ({category})" if category else name
         shown.append(f"{item} x{count}" if count > 1 else item)
     return ", ".join(shown)
-
-
-def _clean(text: str) -> str:
-    """One line: newlines and runs of spaces in annotations become single spaces."""
-    return " ".join(text.split())
 
 
 def compose(notification: Notification) -> str:
@@ -149,11 +170,11 @@ def compose(notification: Notification) -> str:
         resolved = notification.resolved
         more = notification.truncated_alerts
         tail = f" +{more} more" if more else ""
-        return f"RESOLVED: {_names(resolved)}{tail}"
+        return plain_text(f"RESOLVED: {_names(resolved)}{tail}")
     severity = _severity(firing)
     tier = _escalation(firing)
     head = severity.upper() if severity else "ALERT"
-    if tier:
+    if tier is not None:
         head += f" tier {tier}"
     count = len(firing) + notification.truncated_alerts
     text = f"{head}: {count} firing: {_names(firing)}"
@@ -161,10 +182,10 @@ def compose(notification: Notification) -> str:
         text += f" +{notification.truncated_alerts} more"
     if notification.resolved:
         text += f"; {len(notification.resolved)} resolved"
-    summary = _clean(firing[0].annotations.get("summary", ""))
+    summary = plain_text(firing[0].annotations.get("summary", ""))
     if summary:
         text += f" - {summary}"
-    return text
+    return plain_text(text)
 
 
 def sms_text(notification: Notification, max_segments: int) -> str:

@@ -1,18 +1,20 @@
-"""One HTTP connection of the exporter: routing, basic auth, and knowing when it is idle."""
+"""One HTTP connection of the exporter: routing, basic auth, framing, a deadline per request."""
 
 from __future__ import annotations
 
-import contextlib
+import io
 import logging
-import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 
 from exporter.web.auth import BasicAuth
+from exporter.web.connections import Connections
+from exporter.web.deadline import DeadlineReader
 from exporter.web.encoding import ExpositionCache, accepts_gzip
+from exporter.web.framing import framing_problem
+from exporter.web.limits import ServerLimits
 
 log = logging.getLogger("exporter.web")
 
@@ -30,59 +32,13 @@ class Site:
     headers: dict[str, str]
 
 
-class Connections:
-    """Open connections and whether each sits between requests, for a graceful shutdown.
-
-    An idle keep-alive connection has nothing to finish, so shutdown hangs it up at once;
-    a busy one finishes its response and then closes instead of waiting for another.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle: dict[socket.socket, bool] = {}
-        self._closing = False
-
-    def opened(self, sock: socket.socket) -> bool:
-        """Track a new connection; False when shutting down and it should be dropped."""
-        with self._lock:
-            if self._closing:
-                return False
-            self._idle[sock] = True
-            return True
-
-    def busy(self, sock: socket.socket) -> None:
-        """A request line arrived: the connection is in flight until its response is sent."""
-        with self._lock:
-            self._idle[sock] = False
-
-    def idle(self, sock: socket.socket) -> bool:
-        """The response is sent; False when the connection should close rather than wait."""
-        with self._lock:
-            self._idle[sock] = True
-            return not self._closing
-
-    def closed(self, sock: socket.socket) -> None:
-        """Forget a connection that has been closed."""
-        with self._lock:
-            self._idle.pop(sock, None)
-
-    def close_idle(self) -> None:
-        """Refuse new connections and hang up the idle ones; busy ones close when done."""
-        with self._lock:
-            self._closing = True
-            idle = [sock for sock, is_idle in self._idle.items() if is_idle]
-        for sock in idle:
-            # socket.socket's own shutdown, also for TLS sockets: it only ends the blocked
-            # read in the connection's thread, which then closes cleanly.
-            with contextlib.suppress(OSError):  # already gone
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
 class Handler(BaseHTTPRequestHandler):
     """Serves one connection: telemetry path, /healthz, the landing page; auth on all."""
 
     site: Site
     connections: Connections
+    limits: ServerLimits
+    _reader: DeadlineReader
     # Headers and body are separate writes: without TCP_NODELAY, Nagle's algorithm meets the
     # client's delayed ACK and every response waits about 40 ms.
     disable_nagle_algorithm = True
@@ -91,16 +47,40 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     @classmethod
-    def serving(cls, site: Site, connections: Connections) -> type[Handler]:
-        """A handler class bound to one server's site and connection table."""
-        bound = type("BoundHandler", (cls,), {"site": site, "connections": connections})
-        return cast("type[Handler]", bound)
+    def serving(
+        cls, site: Site, connections: Connections, limits: ServerLimits | None = None
+    ) -> type[Handler]:
+        """A handler class bound to one server's site, connection table and limits."""
+        attributes = {"site": site, "connections": connections, "limits": limits or ServerLimits()}
+        return cast("type[Handler]", type("BoundHandler", (cls,), attributes))
+
+    def setup(self) -> None:
+        super().setup()
+        # Every read of the request goes through the deadline; the plain makefile reader
+        # is closed so that it does not keep the socket open after the handler closes it.
+        plain, self._reader = self.rfile, DeadlineReader(self.connection, self.limits)
+        self.rfile = io.BufferedReader(self._reader)
+        plain.close()
 
     def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        problem = framing_problem(self.headers, self.request_version)
+        if problem is not None:
+            self._refuse_framing(problem)
+            return False
+        # A complete request head: from now on the connection is busy, never hung up to
+        # make room for another (see Connections).
         self.connections.busy(self.request)
-        return super().parse_request()
+        return True
+
+    def _refuse_framing(self, problem: str) -> None:
+        """400 and close: a body that cannot be delimited makes the rest of the stream noise."""
+        self.close_connection = True
+        self._send(400, _TEXT, f"bad request: {problem}\n".encode(), head=False, close=True)
 
     def handle_one_request(self) -> None:
+        self._reader.new_request()
         super().handle_one_request()
         if not self.connections.idle(self.request):
             self.close_connection = True
@@ -166,13 +146,14 @@ class Handler(BaseHTTPRequestHandler):
         *,
         head: bool,
         extra: dict[str, str] | None = None,
+        close: bool = False,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in {**self.site.headers, **(extra or {})}.items():
             self.send_header(name, value)
-        if self._has_unread_body():
+        if close or self._has_unread_body():
             # The body was never read; what follows it on this connection is not a request.
             self.close_connection = True
             self.send_header("Connection", "close")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import socket
@@ -18,18 +19,21 @@ from prometheus_client import CollectorRegistry
 
 from exporter.config.listen import parse_listen_address
 from exporter.web.auth import BasicAuth
+from exporter.web.connections import Connections
 from exporter.web.encoding import ExpositionCache
-from exporter.web.handler import Connections, Handler, Site
+from exporter.web.handler import Handler, Site
+from exporter.web.limits import ServerLimits
 from exporter.web.tls import client_san_allowed
 from exporter.web.webconfig import WebConfig, build_ssl_context
 
 log = logging.getLogger("exporter.web")
 
-# Bounds a stalled handshake, a half-sent request and an idle keep-alive connection alike;
-# Prometheus reuses its connection well within this at any usual scrape interval.
-_CONNECTION_TIMEOUT = 30.0
-_SHUTDOWN_GRACE = _CONNECTION_TIMEOUT  # a response stalled on a slow reader ends by then
 _SHUTDOWN_JOIN = 5.0
+# The whole answer to a connection refused at the cap, sent without waiting.
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 17\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many clients\n"
+)
 _NO_IPV6 = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT)
 
 
@@ -45,23 +49,40 @@ class _Server(ThreadingHTTPServer):
         tls: ssl.SSLContext | None,
         allowed_sans: tuple[str, ...],
         connections: Connections,
+        limits: ServerLimits,
     ) -> None:
         self.tls = tls
         self.allowed_sans = allowed_sans
         self.connections = connections
+        self.limits = limits
+        self.request_queue_size = limits.backlog  # read by server_activate's listen()
         self._handlers: set[threading.Thread] = set()
         self._handlers_lock = threading.Lock()
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        if self.connections.admit(request) is None:
+            self._refuse(request)
+            return
         # Daemon threads, so a stuck client can never keep the process alive, yet tracked,
         # so server_close() can wait for the requests in flight.
         thread = threading.Thread(
-            target=self._process, args=(request, client_address), name="http-conn", daemon=True
+            target=self._process,
+            args=(request, client_address),
+            name="http-conn",
+            daemon=True,
         )
         with self._handlers_lock:
             self._handlers.add(thread)
         thread.start()
+
+    def _refuse(self, request: socket.socket) -> None:
+        """Every slot is busy answering: say so at once (plain HTTP) and hang up."""
+        if self.tls is None:
+            request.setblocking(False)
+            with contextlib.suppress(OSError):
+                request.send(_BUSY)
+        self.shutdown_request(request)
 
     def _process(self, request: Any, client_address: Any) -> None:
         try:
@@ -73,7 +94,8 @@ class _Server(ThreadingHTTPServer):
     def server_close(self) -> None:
         """Close the listening socket, then wait (bounded) for connections to finish."""
         super().server_close()
-        deadline = time.monotonic() + _SHUTDOWN_GRACE
+        # A response stalled on a slow reader ends within one idle timeout.
+        deadline = time.monotonic() + self.limits.idle_timeout
         with self._handlers_lock:
             handlers = list(self._handlers)
         for thread in handlers:
@@ -92,26 +114,33 @@ class _Server(ThreadingHTTPServer):
             log.exception("error serving %s", client_address[0])
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(_CONNECTION_TIMEOUT)
+        key = request.fileno()
+        try:
+            self._serve(request, client_address, key)
+        finally:
+            # Before the socket closes: the key is its file descriptor, which the next
+            # accepted connection may reuse.
+            self.connections.forget(key)
+
+    def _serve(self, request: socket.socket, client_address: Any, key: int) -> None:
+        request.settimeout(self.limits.idle_timeout)
         if self.tls is None:
-            self._serve(request, client_address)
+            super().finish_request(request, client_address)
             return
         # The handshake runs in the connection's own thread, so a client stalling it cannot
         # hold up everyone else's accept; the TLS socket then owns the connection.
         with self.tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False) as tls:
-            self._serve(tls, client_address)
-
-    def _serve(self, sock: socket.socket, client_address: Any) -> None:
-        if not self.connections.opened(sock):
-            return  # shutting down
-        try:
-            if isinstance(sock, ssl.SSLSocket) and not self._handshake(sock, client_address[0]):
-                return
-            super().finish_request(sock, client_address)
-        finally:
-            self.connections.closed(sock)
+            try:
+                self.connections.wrapped(key, tls)
+                if self._handshake(tls, client_address[0]):
+                    super().finish_request(tls, client_address)
+            finally:
+                self.connections.forget(key)
 
     def _handshake(self, sock: ssl.SSLSocket, client: str) -> bool:
+        # One deadline for the whole handshake (the ssl module applies the timeout to
+        # do_handshake as a whole), like the request deadline for a request.
+        sock.settimeout(self.limits.request_timeout)
         try:
             sock.do_handshake()
         except (ssl.SSLError, OSError) as exc:
@@ -120,6 +149,7 @@ class _Server(ThreadingHTTPServer):
         if self.allowed_sans and not client_san_allowed(sock.getpeercert(), self.allowed_sans):
             log.debug("client certificate of %s has none of client_allowed_sans", client)
             return False
+        sock.settimeout(self.limits.idle_timeout)
         return True
 
 
@@ -156,8 +186,10 @@ class ExporterHTTPServer:
         telemetry_path: str = "/metrics",
         version: Callable[[], Hashable] | None = None,
         handler: type[Handler] = Handler,
+        limits: ServerLimits | None = None,
     ) -> None:
         self._host, self._port = parse_listen_address(listen_address)
+        self._limits = limits or ServerLimits()
         self._web = web_config or WebConfig()
         users = self._web.basic_auth_users
         self._site = Site(
@@ -185,13 +217,19 @@ class ExporterHTTPServer:
         tls_config = self._web.tls_server_config
         # Build TLS before binding, so a bad certificate leaves no socket behind.
         tls = build_ssl_context(tls_config) if tls_config is not None else None
-        connections = Connections()
-        handler = self._handler.serving(self._site, connections)
+        limits = self._limits
+        connections = Connections(limits.max_connections)
+        handler = self._handler.serving(self._site, connections, limits)
         sans = tls_config.client_allowed_sans if tls_config else ()
 
         def bind(server_class: type[_Server], host: str) -> _Server:
             return server_class(
-                (host, self._port), handler, tls=tls, allowed_sans=sans, connections=connections
+                (host, self._port),
+                handler,
+                tls=tls,
+                allowed_sans=sans,
+                connections=connections,
+                limits=limits,
             )
 
         if ":" in self._host:

@@ -6,14 +6,18 @@ Prometheus scrape config with ``basic_auth`` and ``tls_config`` works against bo
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from exporter.config.errors import ConfigError
 from exporter.config.typed import field
-from exporter.config.yamlfile import load_typed
+from exporter.config.yamlfile import load_typed, read_yaml
+from exporter.web.auth import MAX_BCRYPT_COST, MIN_BCRYPT_COST
 from exporter.web.tls import TLS_VERSIONS, TLSConfig, build_ssl_context
+
+log = logging.getLogger("exporter.web")
 
 __all__ = ["HTTPConfig", "TLSConfig", "WebConfig", "build_ssl_context", "load_web_config"]
 
@@ -62,6 +66,7 @@ class WebConfig:
 
 def load_web_config(path: str) -> WebConfig:
     """Read and check a web config file, certificates included; problems are ConfigErrors."""
+    warn_if_empty(path)
     config = load_typed(WebConfig, path, unsupported=_UNSUPPORTED)
     for header, value in config.http_server_config.headers.items():
         _check_header(path, header, value)
@@ -74,6 +79,21 @@ def load_web_config(path: str) -> WebConfig:
     tls = _check_tls(path, config.tls_server_config, Path(path).absolute().parent)
     build_ssl_context(tls, source=path)  # fail now, not on the first scrape
     return replace(config, tls_server_config=tls)
+
+
+def warn_if_empty(path: str) -> None:
+    """Log a warning when the file holds no YAML at all (empty, blank or only comments).
+
+    exporter-toolkit serves such a file as "no auth, no TLS", and so do we, for
+    compatibility; but a truncated file or an unmounted secret looks exactly like this,
+    so it is said out loud. A file that cannot be read or parsed is a ConfigError.
+    """
+    if read_yaml(path) is None:
+        log.warning(
+            "web config file %s is empty: serving without basic auth or TLS; if it should "
+            "configure them, it is truncated or not mounted",
+            path,
+        )
 
 
 def _resolve(base: Path, value: str | None) -> str | None:
@@ -139,8 +159,15 @@ def _check_user(source: str, user: str, hashed: str) -> None:
     if ":" in user:
         raise ConfigError(source, "basic_auth_users", f"user name {user!r} must not contain ':'")
     match = _BCRYPT.fullmatch(hashed)
-    if match is None or not 4 <= int(match.group(1)) <= 31:
+    if match is None or int(match.group(1)) < MIN_BCRYPT_COST:
         # The value is a secret (or a password pasted by mistake): name it, never show it.
         raise ConfigError(
             source, f"basic_auth_users.{user}", "is not a bcrypt hash (htpasswd -nB gives one)"
+        )
+    if int(match.group(1)) > MAX_BCRYPT_COST:
+        raise ConfigError(
+            source,
+            f"basic_auth_users.{user}",
+            f"bcrypt cost {int(match.group(1))} is above the maximum {MAX_BCRYPT_COST}; "
+            "hash it again with htpasswd -nBC 10",
         )

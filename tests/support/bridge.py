@@ -12,6 +12,7 @@ import yaml
 
 from exporter.smsbridge.config import BridgeConfig, load_bridge_config
 from exporter.smsbridge.service import RunningParts, build_bridge
+from exporter.web.limits import ServerLimits
 from tests.support.alerts import body
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
 
@@ -50,9 +51,11 @@ def config(directory: Path, api_base: str, **bridge: Any) -> BridgeConfig:
 
 
 @contextmanager
-def running_bridge(cfg: BridgeConfig) -> Iterator[tuple[RunningParts, str]]:
+def running_bridge(
+    cfg: BridgeConfig, limits: ServerLimits | None = None
+) -> Iterator[tuple[RunningParts, str]]:
     """Serve a bridge on a free port; yield it and its base URL; stop it afterwards."""
-    parts = build_bridge(cfg, listen_address="127.0.0.1:0")
+    parts = build_bridge(cfg, listen_address="127.0.0.1:0", limits=limits)
     parts.start()
     try:
         yield parts, parts.server.url
