@@ -17,6 +17,7 @@ import yaml
 from exporter.catalog import POSTGRES_PACK, CatalogMetric
 from exporter.config.credentials import resolve_credentials, secret_value
 from exporter.config.errors import ConfigError
+from exporter.config.readonly_sql import sql_problem
 from exporter.config.settings import DatabaseSettings, Settings
 from exporter.config.typed import build, join
 from exporter.config.yamlfile import read_mapping
@@ -152,8 +153,10 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
                 f"no database named {database!r} (defined: {defined})",
             )
         sql = override.sql if override and override.sql else None
-        if sql is not None and not sql.strip().rstrip(";").strip():
-            raise error(join(join("metrics", spec.name), "sql"), "must not be empty")
+        if sql is not None:
+            problem = sql_problem(sql)
+            if problem is not None:
+                raise error(join(join("metrics", spec.name), "sql"), problem)
         metrics.append(
             BoundMetric(
                 spec=spec,

@@ -248,7 +248,9 @@ class MetricSettings:
         None,
         doc=(
             "Replacement SQL: one column per label of the metric, named like it, and a "
-            "numeric column `value` (money in minor units, e.g. cents)."
+            "numeric column `value` (money in minor units, e.g. cents). Exactly one read-only "
+            "statement (SELECT, WITH … SELECT, VALUES or TABLE); docs/security.md lists the "
+            "functions refused."
         ),
     )
 

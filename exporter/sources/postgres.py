@@ -277,10 +277,16 @@ class PostgresSource:
             return DatabaseRead(database=database, unavailable=first_line(exc))
 
 
+_CURSOR = "boxoffice_query"
+
+
 def _run_query(conn: psycopg.Connection[Any], query: BoundQuery, sql: str) -> QueryResult:
     try:
         # A savepoint per query: one broken metric does not abort the others.
-        with conn.transaction(), conn.cursor() as cur:
+        # A server-side cursor: DECLARE goes by the extended protocol, which refuses a
+        # second statement, and DECLARE itself takes only SELECT or VALUES without
+        # data-modifying WITH clauses (the simple protocol would run all of `…; INSERT …`).
+        with conn.transaction(), conn.cursor(name=_CURSOR) as cur:
             cur.execute(sql.encode())
             columns = tuple((d.name, type_name(conn, d.type_code)) for d in cur.description or [])
             return QueryResult(query=query, columns=columns, rows=tuple(cur.fetchall()))
