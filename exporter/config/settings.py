@@ -104,6 +104,18 @@ class PostgresSourceSettings:
         doc="Cardinality guard: series past this per metric are folded into label value 'other'.",
         check=at_least(1),
     )
+    max_rows_per_query: int = field(
+        10000,
+        doc="Rows read from one query per collection; the rest are not fetched and are counted "
+        "in boxoffice_query_rows_truncated_total.",
+        check=at_least(1),
+    )
+    max_label_length: int = field(
+        256,
+        doc="Longest label value published, in characters; a longer one is cut (ending in '…' "
+        "and a hash) and counted in boxoffice_label_values_truncated_total.",
+        check=at_least(16),
+    )
     incremental: IncrementalSettings = field(default_factory=IncrementalSettings)
 
 
