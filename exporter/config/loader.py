@@ -20,7 +20,7 @@ from exporter.config.errors import ConfigError
 from exporter.config.readonly_sql import sql_problem
 from exporter.config.settings import DatabaseSettings, Settings
 from exporter.config.typed import build, join
-from exporter.config.yamlfile import read_mapping
+from exporter.config.yamlfile import YamlLimitError, parse_yaml, read_mapping
 
 ENV_PREFIX = "BOXOFFICE_"
 # Fixed names scripts and containers rely on (SPEC 3); everything else maps by schema path.
@@ -237,7 +237,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
             if resolved is None:
                 continue  # not ours (e.g. BOXOFFICE_TEST_DSN for the test suite)
             match, leaf = resolved
-        found[match] = (_env_value(env[name], leaf), name)
+        found[match] = (_env_value(env[name], leaf, name), name)
     return found
 
 
@@ -266,11 +266,13 @@ def _match_type(tp: Any, rest: list[str], path: str) -> tuple[str, Any] | None:
     return (path, tp) if not rest else None
 
 
-def _env_value(raw: str, leaf: Any) -> Any:
+def _env_value(raw: str, leaf: Any, name: str) -> Any:
     """Strings stay as written; other types are read as a YAML scalar (5, true, 30s, [a, b])."""
     if leaf is str or str in get_args(leaf):
         return raw
     try:
-        return yaml.safe_load(raw)
+        return parse_yaml(raw)
+    except YamlLimitError as exc:
+        raise ConfigError(f"environment variable {name}", "", exc.problem) from None
     except yaml.YAMLError:
         return raw

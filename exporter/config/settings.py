@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,7 +11,28 @@ from exporter.config.typed import Check, Duration, at_least, field, positive
 
 
 def _path(value: str) -> str | None:
-    return None if value.startswith("/") else f"must start with '/', got {value!r}"
+    if not value.startswith("/"):
+        return f"must start with '/', got {value!r}"
+    if value == "/":
+        return "must not be '/', which serves the landing page"
+    if value.rstrip("/") == "/healthz":
+        return "must not be '/healthz', which serves the health check"
+    if not _URL_PATH.fullmatch(value):
+        return f"may only hold letters, digits and -._~/ characters, got {value!r}"
+    return None
+
+
+_URL_PATH = re.compile(r"[A-Za-z0-9._~/-]+")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+
+
+def _headers(headers: dict[str, str]) -> str | None:
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            return f"{name!r} is not a valid header name"
+        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+            return f"{name}: must not contain control characters (CR, LF, …)"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,9 +241,12 @@ class HttpTargetSettings:
         default_factory=dict,
         doc="Request headers. Values of Authorization, Cookie and *token*/*key* headers "
         "are treated as secrets; prefer header_files for them.",
+        check=_headers,
     )
     header_files: dict[str, str] = field(
-        default_factory=dict, doc="Request headers whose values are read from files (secrets)."
+        default_factory=dict,
+        doc="Request headers whose values are read from files (secrets).",
+        check=_headers,
     )
     components_path: str | None = field(
         None,

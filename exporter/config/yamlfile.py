@@ -19,8 +19,45 @@ from exporter.config.typed import build
 T = TypeVar("T")
 
 
+# Resource bounds on any YAML input (docs/security.md): nesting and integer size.
+MAX_DEPTH = 64
+MAX_INT_DIGITS = 18
+
+
+class YamlLimitError(yaml.YAMLError):
+    """YAML that is well formed but past a resource bound."""
+
+    def __init__(self, problem: str, mark: yaml.Mark | None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys instead of silently keeping the last."""
+    """Safe YAML that refuses duplicate keys, deep nesting and huge integers.
+
+    PyYAML composes recursively, so 1000 nested levels end in a RecursionError and a
+    5000-digit integer in Python's int-conversion ValueError: both become one-line errors.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise YamlLimitError(f"nested deeper than {MAX_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _bounded_int(loader: _StrictLoader, node: yaml.ScalarNode) -> Any:
+    digits = sum(c.isalnum() for c in str(node.value))
+    if digits > MAX_INT_DIGITS + 2:  # room for a 0x / 0o prefix
+        raise YamlLimitError(f"integer with more than {MAX_INT_DIGITS} digits", node.start_mark)
+    return loader.construct_yaml_int(node)
 
 
 def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
@@ -36,6 +73,12 @@ def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = F
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text strictly; raises yaml.YAMLError (YamlLimitError past a bound)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def read_yaml(path: str) -> Any:
@@ -47,7 +90,7 @@ def read_yaml(path: str) -> Any:
     except UnicodeDecodeError:
         raise ConfigError(path, "", "is not UTF-8 text") from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
