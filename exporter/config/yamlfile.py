@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 
 from exporter.config.errors import ConfigError
-from exporter.config.typed import build
+from exporter.config.typed import build, join
 
 T = TypeVar("T")
 
@@ -121,18 +121,46 @@ def load_typed(
     *,
     name: str | None = None,
     unsupported: Mapping[str, str] | None = None,
+    plain_text: bool = False,
 ) -> T:
     """Read a YAML file into the frozen dataclass ``cls``, unknown keys refused.
 
     ``unsupported`` maps dotted keys a file format defines but we do not implement to what
     to do instead, so the user reads that rather than a bare "unknown key".
+    ``plain_text`` refuses control characters and Go template delimiters in every key and
+    string, for files whose values end up in generated YAML, PromQL and templates.
     """
     source = name or path
     data = read_mapping(path, name=name)
+    if plain_text:
+        found = text_problem(data)
+        if found is not None:
+            raise ConfigError(source, *found)
     for dotted, reason in (unsupported or {}).items():
         if _present(data, dotted.split(".")):
             raise ConfigError(source, dotted, reason)
     return build(cls, data, source=source)
+
+
+def text_problem(data: Any, path: str = "") -> tuple[str, str] | None:
+    """The first (path, reason) of a string that is not plain text, or None."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            sub = join(path, str(key))
+            found = text_problem(key, sub) or text_problem(value, sub)
+            if found is not None:
+                return found
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            found = text_problem(item, join(path, index))
+            if found is not None:
+                return found
+    elif isinstance(data, str):
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in data):
+            return path, "must not contain control characters (newline, CR, …)"
+        if "{{" in data or "}}" in data:
+            return path, "must not contain {{ or }} (Go template delimiters)"
+    return None
 
 
 def _present(data: Any, keys: list[str]) -> bool:
