@@ -100,3 +100,24 @@ def test_hostile_routing_values_exit_2(tmp_path: Path, old: str, new: str, expec
     assert result.exit_code == 2, result.output
     assert result.output == f"boxoffice: alertmanager/routing.yaml: {expected}\n"
     assert not (tmp_path / "rules" / "generated").exists()
+
+
+def test_generate_writes_nothing_when_promtool_refuses_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate itself: a promtool that refuses everything stops the write, one line, exit 2."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "promtool"
+    fake.write_text("#!/bin/sh\necho 'FAILED: 1:1: parse error: unexpected \"}\"' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{Path(shutil.which('amtool') or '/usr/bin').parent}")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "thresholds.yaml").write_text(BASE)
+    result = CliRunner().invoke(main, ["generate", "--root", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        "boxoffice: rules/thresholds.yaml: nothing written, the output fails a check: "
+        'promtool check rules failed: FAILED: 1:1: parse error: unexpected "}"\n'
+    )
+    assert not (tmp_path / "rules" / "generated").exists()
