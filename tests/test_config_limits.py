@@ -94,3 +94,23 @@ def test_the_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr[-2000:]
     assert len(done.stderr.strip().splitlines()) == 1
     assert "nested deeper than" in done.stderr
+
+
+LAUGHS = "a0: &a0 [1]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]\n" for i in range(1, 45))
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("? []\n: 1\n", "mapping keys must be plain values"),
+        ("web: {{ $value }}\n", "mapping keys must be plain values"),
+        ("web: &w [*w]\n", "an alias refers to a node that contains it"),
+        (LAUGHS, "more than 100000 values once aliases are expanded"),
+        ('? "a\\nb"\n: 1\n', "unknown key"),
+    ],
+)
+def test_yaml_shapes_found_by_fuzzing_are_one_line(tmp_path: Path, text: str, reason: str) -> None:
+    """Found by tests/test_fuzz_config.py: each was a traceback or a hang, or two lines."""
+    error = _load_file(tmp_path, text)
+    assert reason in error.reason
+    assert "\n" not in str(error)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class ConfigError(Exception):
     """Bad input: names the file, the path inside it and what is wrong.
@@ -17,4 +19,12 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         where = f"{self.source}: {self.path}" if self.path else self.source
-        return f"{where}: {self.reason}"
+        # One line whatever the input held: a key or value may carry CR, LF or ESC.
+        return _CONTROL.sub(_escape, f"{where}: {self.reason}")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return repr(match.group(0))[1:-1]

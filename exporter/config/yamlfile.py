@@ -22,12 +22,14 @@ T = TypeVar("T")
 # Resource bounds on any YAML input (docs/security.md): nesting and integer size.
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 18
+MAX_ALIASES = 100
+MAX_NODES = 100_000  # after alias expansion ("billion laughs" multiplies every later walk)
 
 
 class YamlLimitError(yaml.YAMLError):
     """YAML that is well formed but past a resource bound."""
 
-    def __init__(self, problem: str, mark: yaml.Mark | None) -> None:
+    def __init__(self, problem: str, mark: Any) -> None:
         super().__init__(problem)
         self.problem = problem
         self.problem_mark = mark
@@ -41,16 +43,53 @@ class _StrictLoader(yaml.SafeLoader):
     """
 
     _depth = 0
+    _aliases = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise YamlLimitError(f"more than {MAX_ALIASES} aliases", event.start_mark)
+            if event.anchor in self._open:
+                raise YamlLimitError("an alias refers to a node that contains it", event.start_mark)
         self._depth += 1
+        is_alias = isinstance(event, yaml.AliasEvent)
+        anchor = None if is_alias else getattr(event, "anchor", None)
+        if anchor is not None:
+            self._open = self._open | {anchor}
         try:
             if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-                raise YamlLimitError(f"nested deeper than {MAX_DEPTH} levels", mark)
+                raise YamlLimitError(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+            if anchor is not None:
+                self._open = self._open - {anchor}
+
+    _open: frozenset[str] = frozenset()
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if node is not None and _expanded_size(node, {}) > MAX_NODES:
+            raise YamlLimitError(f"more than {MAX_NODES} values once aliases are expanded", None)
+        return node
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Values ``node`` stands for once every alias is expanded (shared nodes counted once each)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(
+            _expanded_size(key, sizes) + _expanded_size(value, sizes) for key, value in node.value
+        )
+    sizes[id(node)] = size
+    return size
 
 
 def _bounded_int(loader: _StrictLoader, node: yaml.ScalarNode) -> Any:
@@ -63,6 +102,13 @@ def _bounded_int(loader: _StrictLoader, node: yaml.ScalarNode) -> Any:
 def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _value in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "mapping keys must be plain values, not lists or mappings",
+                key_node.start_mark,
+            )
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
