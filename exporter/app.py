@@ -18,7 +18,7 @@ from exporter.lifecycle import serve_until_signal
 from exporter.logs import Redactor, setup_logging
 from exporter.sources.base import Source
 from exporter.sources.guard import CardinalityGuard
-from exporter.sources.postgres import IncrementalOptions, PostgresSource
+from exporter.sources.postgres import IncrementalOptions, PostgresSource, QueryBounds
 from exporter.web.landing import render_landing_page
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.webconfig import WebConfig, load_web_config
@@ -38,6 +38,10 @@ def build_sources(config: Config) -> list[Source]:
                 interval=float(postgres.interval),
                 timeout=postgres.effective_timeout,
                 guard=CardinalityGuard(postgres.max_series_per_metric),
+                bounds=QueryBounds(
+                    max_rows=postgres.max_rows_per_query,
+                    max_label_length=postgres.max_label_length,
+                ),
                 incremental=IncrementalOptions(
                     overlap=float(postgres.incremental.overlap),
                     track_for=float(postgres.incremental.track_for),

@@ -13,9 +13,12 @@ Echo = Callable[[str], None]
 
 def generate(root: Path, thresholds: str, *, check: bool, out: Echo, err: Echo) -> bool:
     """Write the generated files, or with ``check`` only compare them; False when stale."""
+    from exporter.config import ConfigError
     from exporter.generate.output import load_inputs, render_all, stale, write_all
+    from exporter.generate.verify import check_before_writing
 
-    outputs = render_all(load_inputs(root, thresholds))
+    inputs = load_inputs(root, thresholds)
+    outputs = render_all(inputs)
     if check:
         problems = stale(root, outputs)
         for rel in problems:
@@ -24,6 +27,14 @@ def generate(root: Path, thresholds: str, *, check: bool, out: Echo, err: Echo) 
             return False
         out(f"{len(outputs)} generated files up to date")
         return True
+    problems, skipped = check_before_writing(inputs, outputs)
+    if problems:
+        # Input that passed every check yet gives output the tools refuse: write nothing.
+        raise ConfigError(
+            thresholds, "", f"nothing written, the output fails a check: {problems[0]}"
+        )
+    for tool in skipped:
+        err(f"boxoffice: {tool} not installed: the generated files were not checked with it")
     changed = write_all(root, outputs)
     out(f"{len(outputs)} files generated, {len(changed)} changed")
     return True

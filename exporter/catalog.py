@@ -337,6 +337,20 @@ _SELF = (
         "collections; raise max_series_per_metric or narrow the query if this grows.",
         "metric",
     ),
+    _self(
+        "boxoffice_query_rows_truncated_total",
+        "counter",
+        "Rows a configured query returned past sources.postgres.max_rows_per_query, not "
+        "fetched and not published, summed over collections; narrow the query.",
+        "metric",
+    ),
+    _self(
+        "boxoffice_label_values_truncated_total",
+        "counter",
+        "Label values longer than sources.postgres.max_label_length, published cut, summed "
+        "over collections; fix the query or raise the limit.",
+        "metric",
+    ),
     _self("boxoffice_build_info", "info", "boxoffice version.", "version"),
 )
 

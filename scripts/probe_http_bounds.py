@@ -6,7 +6,7 @@
 2. Headers trickled a line every 0.5 s: seconds until the server hangs up (deadline 10 s).
 3. /metrics scraped 20 times while those 300 clients keep trying: the slowest answer.
 4. 500 sequential connects: how many took longer than 0.5 s (a SYN retry takes 1 s).
-docs/security-web-bridge.md records the bounds; the numbers depend on the machine.
+docs/security.md records the bounds; the numbers depend on the machine.
 """
 
 from __future__ import annotations

@@ -76,6 +76,8 @@ def test_exporter_self_metrics_match_the_catalog() -> None:
         last_duration=0.1,
     )
     snapshot.dropped["boxoffice_tickets_sold_total"] = 1
+    snapshot.cut[("boxoffice_query_rows_truncated_total", "boxoffice_revenue_total")] = 1
+    snapshot.cut[("boxoffice_label_values_truncated_total", "boxoffice_revenue_total")] = 1
     collector = ExporterCollector(lambda: [snapshot], "1.0")
     assert _shapes(collector.collect()) == _catalog("exporter")
 

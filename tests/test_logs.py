@@ -67,3 +67,74 @@ def test_runner_scrubs_failure_texts_before_anyone_sees_them() -> None:
 
     snapshot = SourceRunner(Leaky(), redact=Redactor([DSN, "pa55word"])).run_once()
     assert snapshot.last_error == f"cannot reach {REDACTED}"
+
+
+def test_third_party_lines_lose_tokens_in_url_queries_and_echoed_authorization(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A real urllib3 debug line and an upstream echoing the header, through setup_logging."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import requests
+
+    from exporter.logs import setup_logging
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = f"you sent Authorization: {self.headers['Authorization']}".encode()
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    basic = base64.b64encode(b"probe:hunter2hunter2").decode()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    # Only the header value is a configured secret; neither the query token nor the
+    # base64 body echo is known to the redactor by value.
+    setup_logging("debug", "logfmt", secrets=[f"Basic {basic}"])
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/health?api_token=QUERYSECRET42&x=1"
+        response = requests.get(url, headers={"Authorization": f"Basic {basic}"}, timeout=5)
+        logging.getLogger("exporter.sources.http").warning("upstream said %s", response.text)
+        logging.getLogger("some.library").debug("user %s", basic)
+    finally:
+        server.shutdown()
+        server.server_close()
+        logging.getLogger().handlers.clear()
+    err = capsys.readouterr().err
+    assert "urllib3.connectionpool" in err and "/health?api_token=" in err
+    assert "QUERYSECRET42" not in err
+    assert basic not in err
+    assert "hunter2" not in err
+    assert "x=1" in err  # only secret-looking parameters are cut
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("GET https://u:p4ssw0rd@example.com/x", "p4ssw0rd"),
+        ("GET /h?access_key=AKIA123&b=2", "AKIA123"),
+        ("GET /h?sig=abcdef", "abcdef"),
+        ('{"authorization": "Bearer eyJhbGciOi"}', "eyJhbGciOi"),
+        ("Proxy-Authorization: Basic Zm9vOmJhcg==", "Zm9vOmJhcg=="),
+    ],
+)
+def test_secret_shapes_are_redacted_without_being_known(text: str, secret: str) -> None:
+    line = RedactingFormatter("logfmt").format(_record(text))
+    assert secret not in line and REDACTED in line
+
+
+def test_dsn_help_warns_it_is_visible_in_ps() -> None:
+    from click.testing import CliRunner
+
+    from exporter.cli import main
+
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert "visible to other users" in " ".join(result.output.split())

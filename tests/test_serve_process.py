@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -191,20 +192,28 @@ def test_queries_run_read_only(pg_schema: str) -> None:
     env = {"BOXOFFICE_DSN": pg_schema, "BOXOFFICE_METRICS_BOXOFFICE_PAYMENTS_TOTAL_SQL": sneaky}
     result = run_boxoffice("check", env=env)
     assert result.returncode == 2
+    # Refused at load, before any database is reached (issue 16).
     assert result.stderr.strip() == (
-        "boxoffice: configuration: metrics.boxoffice_payments_total.sql: WITH clause containing a "
-        "data-modifying statement must be at the top level (database 'default')"
+        "boxoffice: environment variable BOXOFFICE_METRICS_BOXOFFICE_PAYMENTS_TOTAL_SQL: "
+        "must only read: DELETE is not allowed"
     )
-    # Run for real, past the startup check: the read-only transaction refuses it.
-    (source,) = build_sources(
-        config_for(pg_schema, BOXOFFICE_METRICS_BOXOFFICE_PAYMENTS_TOTAL_SQL=sneaky)
+    # Run for real, past the load check: the server-side cursor refuses it.
+    config = config_for(pg_schema)
+    metrics = tuple(
+        dataclasses.replace(m, sql=sneaky) if m.spec.name == "boxoffice_payments_total" else m
+        for m in config.metrics
     )
+    (source,) = build_sources(dataclasses.replace(config, metrics=metrics))
     try:
         failures = source.collect().failures
     finally:
         source.close()
     assert [(f.reason, f.message) for f in failures] == [
-        ("query", "boxoffice_payments_total: cannot execute SELECT in a read-only transaction")
+        (
+            "query",
+            "boxoffice_payments_total: DECLARE CURSOR must not contain data-modifying "
+            "statements in WITH",
+        )
     ]
     with psycopg.connect(pg_schema) as conn:
         assert conn.execute("SELECT count(*) FROM orders").fetchone() == (1,)

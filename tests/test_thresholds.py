@@ -183,8 +183,12 @@ MALFORMED: list[tuple[str, str]] = [
         "exporter_job: is not a regular expression: quotes and newlines cannot go into a PromQL string",
     ),
     (
-        BASE + "slos:\n  web: {objective: 99.9, total: 'x{job=\"a\"}}', errors: y}\n",
-        'slos.web.total: must be one metric selector like name{label="value"}, got \'x{job="a"}}\'',
+        BASE + "slos:\n  web: {objective: 99.9, total: 'x{job=\"a\"}} or y', errors: y}\n",
+        "slos.web.total: must not contain {{ or }} (Go template delimiters)",
+    ),
+    (
+        BASE + "slos:\n  web: {objective: 99.9, total: 'x{job=\"a\"} }', errors: y}\n",
+        'slos.web.total: must be one metric selector like name{label="value"}, got \'x{job="a"} }\'',
     ),
     (
         BASE + "slos:\n  web: {objective: 99.9, total: 'x{job=a}', errors: y}\n",

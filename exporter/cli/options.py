@@ -43,7 +43,9 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
         "--dsn",
         metavar="URI",
-        help="libpq URI of the default database [env: BOXOFFICE_DSN, or BOXOFFICE_DSN_FILE].",
+        help="libpq URI of the default database [env: BOXOFFICE_DSN, or BOXOFFICE_DSN_FILE]. "
+        "A password given here is visible to other users of the machine (ps, /proc): prefer "
+        "BOXOFFICE_DSN_FILE or BOXOFFICE_DSN.",
     )(func)
     return click.option(
         "--config",

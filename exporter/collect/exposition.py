@@ -9,6 +9,7 @@ from prometheus_client.core import Metric
 
 from exporter.catalog import REASONS
 from exporter.collect.scheduler import Snapshot
+from exporter.sources.base import CUT_FAMILIES
 from exporter.sources.families import family, info_family
 
 
@@ -20,6 +21,8 @@ def self_metrics(snapshots: Sequence[tuple[Snapshot, bool]], version: str) -> li
     errors = family("boxoffice_source_errors_total")
     dropped = family("boxoffice_series_dropped_total")
     dropped_by_metric: dict[str, int] = {}
+    cut = {name: family(name) for name in CUT_FAMILIES}
+    cut_totals: dict[tuple[str, str], int] = {}
     for snap, fresh in snapshots:
         up.add_metric([snap.source], 1.0 if snap.up and fresh else 0.0)
         if snap.last_success is not None:
@@ -30,10 +33,14 @@ def self_metrics(snapshots: Sequence[tuple[Snapshot, bool]], version: str) -> li
             errors.add_metric([snap.source, reason], float(snap.errors.get(reason, 0)))
         for metric, count in snap.dropped.items():
             dropped_by_metric[metric] = dropped_by_metric.get(metric, 0) + count
+        for key, count in snap.cut.items():
+            cut_totals[key] = cut_totals.get(key, 0) + count
     for metric in sorted(dropped_by_metric):
         dropped.add_metric([metric], float(dropped_by_metric[metric]))
+    for (name, metric), count in sorted(cut_totals.items()):
+        cut[name].add_metric([metric], float(count))
     build = info_family("boxoffice_build_info", {"version": version})
-    return [up, last, duration, errors, dropped, build]
+    return [up, last, duration, errors, dropped, *cut.values(), build]
 
 
 class ExporterCollector:

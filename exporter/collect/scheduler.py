@@ -32,6 +32,7 @@ class Snapshot:
     finished_monotonic: float | None = None
     errors: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
+    cut: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def fresh(self, now_monotonic: float) -> bool:
         """False when the source has not finished a cycle for much longer than it should.
@@ -52,6 +53,8 @@ def next_snapshot(
     errors.update(f.reason for f in result.failures)
     dropped = Counter(previous.dropped)
     dropped.update(result.dropped)
+    cut = Counter(previous.cut)
+    cut.update(result.cut)
     return Snapshot(
         source=previous.source,
         interval=previous.interval,
@@ -65,6 +68,7 @@ def next_snapshot(
         finished_monotonic=mono,
         errors=errors,
         dropped=dropped,
+        cut=cut,
     )
 
 
@@ -112,6 +116,7 @@ class SourceRunner:
                 for f in result.failures
             ),
             result.dropped,
+            result.cut,
         )
         for failure in result.failures:
             log.warning("source %s: %s: %s", self.source.name, failure.reason, failure.message)

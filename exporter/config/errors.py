@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 
@@ -19,7 +20,8 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         where = f"{self.source}: {self.path}" if self.path else self.source
-        return f"{where}: {self.reason}"
+        # One line whatever the input held: a key or value may carry CR, LF or ESC.
+        return _CONTROL.sub(_escape, f"{where}: {self.reason}")
 
 
 def blamed(origins: Mapping[str, str], source: str, path: str, reason: str) -> ConfigError:
@@ -34,3 +36,10 @@ def blamed(origins: Mapping[str, str], source: str, path: str, reason: str) -> C
         if origin is not None:
             return ConfigError(origin, path[end:].lstrip("."), reason)
     return ConfigError(source, path or "(top level)", reason)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return repr(match.group(0))[1:-1]

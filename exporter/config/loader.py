@@ -17,9 +17,10 @@ import yaml
 from exporter.catalog import POSTGRES_PACK, CatalogMetric
 from exporter.config.credentials import resolve_credentials, secret_value
 from exporter.config.errors import ConfigError
+from exporter.config.readonly_sql import sql_problem
 from exporter.config.settings import DatabaseSettings, Settings
 from exporter.config.typed import build, join
-from exporter.config.yamlfile import read_mapping
+from exporter.config.yamlfile import YamlLimitError, parse_yaml, read_mapping
 
 ENV_PREFIX = "BOXOFFICE_"
 # Fixed names scripts and containers rely on (SPEC 3); everything else maps by schema path.
@@ -152,8 +153,10 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
                 f"no database named {database!r} (defined: {defined})",
             )
         sql = override.sql if override and override.sql else None
-        if sql is not None and not sql.strip().rstrip(";").strip():
-            raise error(join(join("metrics", spec.name), "sql"), "must not be empty")
+        if sql is not None:
+            problem = sql_problem(sql)
+            if problem is not None:
+                raise error(join(join("metrics", spec.name), "sql"), problem)
         metrics.append(
             BoundMetric(
                 spec=spec,
@@ -234,7 +237,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
             if resolved is None:
                 continue  # not ours (e.g. BOXOFFICE_TEST_DSN for the test suite)
             match, leaf = resolved
-        found[match] = (_env_value(env[name], leaf), name)
+        found[match] = (_env_value(env[name], leaf, name), name)
     return found
 
 
@@ -266,11 +269,13 @@ def _match_type(tp: Any, rest: list[str], path: str) -> tuple[str, Any] | None:
     return (path, tp) if not rest else None
 
 
-def _env_value(raw: str, leaf: Any) -> Any:
+def _env_value(raw: str, leaf: Any, name: str) -> Any:
     """Strings stay as written; other types are read as a YAML scalar (5, true, 30s, [a, b])."""
     if leaf is str or (get_origin(leaf) is not dict and str in get_args(leaf)):
         return raw
     try:
-        return yaml.safe_load(raw)
+        return parse_yaml(raw)
+    except YamlLimitError as exc:
+        raise ConfigError(f"environment variable {name}", "", exc.problem) from None
     except yaml.YAMLError:
         return raw

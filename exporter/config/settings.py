@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,7 +11,28 @@ from exporter.config.typed import Check, Duration, at_least, field, positive
 
 
 def _path(value: str) -> str | None:
-    return None if value.startswith("/") else f"must start with '/', got {value!r}"
+    if not value.startswith("/"):
+        return f"must start with '/', got {value!r}"
+    if value == "/":
+        return "must not be '/', which serves the landing page"
+    if value.rstrip("/") == "/healthz":
+        return "must not be '/healthz', which serves the health check"
+    if not _URL_PATH.fullmatch(value):
+        return f"may only hold letters, digits and -._~/ characters, got {value!r}"
+    return None
+
+
+_URL_PATH = re.compile(r"[A-Za-z0-9._~/-]+")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+
+
+def _headers(headers: dict[str, str]) -> str | None:
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            return f"{name!r} is not a valid header name"
+        if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+            return f"{name}: must not contain control characters (CR, LF, …)"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +125,18 @@ class PostgresSourceSettings:
         1000,
         doc="Cardinality guard: series past this per metric are folded into label value 'other'.",
         check=at_least(1),
+    )
+    max_rows_per_query: int = field(
+        10000,
+        doc="Rows read from one query per collection; the rest are not fetched and are counted "
+        "in boxoffice_query_rows_truncated_total.",
+        check=at_least(1),
+    )
+    max_label_length: int = field(
+        256,
+        doc="Longest label value published, in characters; a longer one is cut (ending in '…' "
+        "and a hash) and counted in boxoffice_label_values_truncated_total.",
+        check=at_least(16),
     )
     incremental: IncrementalSettings = field(default_factory=IncrementalSettings)
 
@@ -207,9 +241,12 @@ class HttpTargetSettings:
         default_factory=dict,
         doc="Request headers. Values of Authorization, Cookie and *token*/*key* headers "
         "are treated as secrets; prefer header_files for them.",
+        check=_headers,
     )
     header_files: dict[str, str] = field(
-        default_factory=dict, doc="Request headers whose values are read from files (secrets)."
+        default_factory=dict,
+        doc="Request headers whose values are read from files (secrets).",
+        check=_headers,
     )
     components_path: str | None = field(
         None,
@@ -248,7 +285,9 @@ class MetricSettings:
         None,
         doc=(
             "Replacement SQL: one column per label of the metric, named like it, and a "
-            "numeric column `value` (money in minor units, e.g. cents)."
+            "numeric column `value` (money in minor units, e.g. cents). Exactly one read-only "
+            "statement (SELECT, WITH … SELECT, VALUES or TABLE); docs/security.md lists the "
+            "functions refused."
         ),
     )
 

@@ -8,6 +8,7 @@ reason, so the CLI can print one line and exit 2.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -25,6 +26,11 @@ Check = Callable[[Any], str | None]
 class Duration(float):
     """Seconds, written in configuration the Prometheus way: ``30s``, ``1m30s``, ``500ms``."""
 
+
+# Bounds on numbers in any configuration (docs/security.md): a duration beyond a year or a
+# count beyond 1e15 is a typo, and would overflow timers and sleeps later.
+MAX_DURATION = 366 * 86400.0
+MAX_NUMBER = 10**15
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -191,10 +197,14 @@ class _Builder:
         if tp is int:
             if isinstance(data, bool) or not isinstance(data, int):
                 raise self.error(path, f"must be an integer, got {data!r}")
+            if abs(data) > MAX_NUMBER:
+                raise self.error(path, f"must be at most {MAX_NUMBER:.0e} in magnitude")
             return data
         if tp is float:
             if isinstance(data, bool) or not isinstance(data, int | float):
                 raise self.error(path, f"must be a number, got {data!r}")
+            if not math.isfinite(data) or abs(data) > MAX_NUMBER:
+                raise self.error(path, f"must be a finite number at most {MAX_NUMBER:.0e}")
             return float(data)
         if tp is str:
             if not isinstance(data, str):
@@ -216,6 +226,8 @@ class _Builder:
             raise self.error(path, f"must be a duration like 30s, got {_kind(data)}")
         if seconds < 0:
             raise self.error(path, "must not be negative")
+        if not seconds <= MAX_DURATION:  # also NaN
+            raise self.error(path, "must be at most 366d")
         return Duration(seconds)
 
 

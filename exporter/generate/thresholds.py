@@ -36,7 +36,7 @@ from exporter.generate.failure_classes import (
     SmsFailureClasses,
     check_classes,
 )
-from exporter.generate.promql import PromQLSyntaxError, metric_names
+from exporter.generate.promql import PromQLSyntaxError, duration_text, metric_names
 from exporter.generate.selectors import (
     SelectorError,
     UntestableSelector,
@@ -82,10 +82,21 @@ class BusinessHours:
     days: list[Day] = field(default_factory=lambda: list(DAYS), doc="Days they start on.")
 
 
+def _link(value: str) -> str | None:
+    # Links reach annotations (Go templates), Slack/email bodies and dashboards' HTML.
+    if not value.startswith(("https://", "http://")):
+        return f"must be an http(s) URL, got {value!r}"
+    if any(c in value for c in "\"'`<> \\"):
+        return "must not contain quotes, spaces, backslashes or <>"
+    return None
+
+
 @dataclass(frozen=True)
 class Links:
-    runbook_base_url: str = field(doc="Runbooks, one <Alert>.md page each.")
-    dashboard_base_url: str = field(doc="Grafana base URL of the generated dashboards.")
+    runbook_base_url: str = field(check=_link, doc="Runbooks, one <Alert>.md page each.")
+    dashboard_base_url: str = field(
+        check=_link, doc="Grafana base URL of the generated dashboards."
+    )
 
 
 def _tier(value: int) -> str | None:
@@ -239,7 +250,7 @@ def load_thresholds(path: str, name: str | None = None) -> Thresholds:
     repository, so generated output does not depend on where the checkout lives).
     """
     name = name or path
-    parsed = load_typed(ThresholdsFile, path, name=name)
+    parsed = load_typed(ThresholdsFile, path, name=name, plain_text=True)
     return _check(name, parsed)
 
 
@@ -248,6 +259,12 @@ def _check(source: str, parsed: ThresholdsFile) -> Thresholds:
         return ConfigError(source, where, reason)
 
     _check_clock(parsed, error)
+    escalation = parsed.escalation
+    if escalation.tier3_after <= escalation.tier2_after:
+        raise error(
+            "escalation.tier3_after",
+            f"must be after tier2_after ({duration_text(escalation.tier2_after)})",
+        )
     check_classes("payment_failure_classes", parsed.payment_failure_classes.classes(), error)
     check_classes("sms_failure_classes", parsed.sms_failure_classes.classes(), error)
     _check_latency(parsed.latency, error)
@@ -391,6 +408,11 @@ def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: ErrorA
             "alertname",
         ) or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label):
             raise error(join(join(path, "labels"), label), "is not a label name this alert may set")
+        if not _LABEL_VALUE.fullmatch(settings.labels[label]):
+            raise error(
+                join(join(path, "labels"), label),
+                "must not contain quotes, backslashes, newlines or {{ }}",
+            )
     thresholds = alert_thresholds(spec, settings.thresholds, join(path, "thresholds"), error)
     relative = relative_settings(spec, settings.relative, join(path, "relative"), error)
     keep = spec.keep_firing_for if settings.keep_firing_for is None else settings.keep_firing_for

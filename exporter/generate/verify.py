@@ -53,30 +53,65 @@ def verify_bundle(
     if bridge_groups is not None and inputs.routing is not None:
         problems += unknown_sms_groups(inputs.routing, *bridge_groups)
     skipped: list[str] = []
-    rule_files = sorted(p for p in outputs if p.startswith("rules/generated/"))
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        skipped.append("promtool")
-    elif rule_files:
-        # The arguments are our own generated file names and the promtool found on PATH.
-        result = subprocess.run(  # noqa: S603
-            [promtool, "check", "rules", *rule_files],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()
-            problems.append(f"promtool check rules failed: {detail[-1] if detail else '?'}")
+    problems += _promtool_check(root, outputs, skipped, timeout)
     if inputs.routing is not None:
         amtool = shutil.which("amtool")
         if amtool is None:
             skipped.append("amtool")
         else:
-            problems += _amtool_checks(amtool, inputs, outputs[ROUTE_TESTS], timeout)
+            templates = str(inputs.root / "alertmanager" / "templates")
+            problems += _amtool_checks(amtool, inputs, templates, timeout, outputs[ROUTE_TESTS])
     return BundleReport(len(outputs), tuple(problems), tuple(skipped))
+
+
+def check_before_writing(
+    inputs: Inputs, outputs: dict[str, str], *, timeout: float = 120
+) -> tuple[list[str], list[str]]:
+    """Problems promtool and amtool find in ``outputs`` written to a scratch directory.
+
+    Returns (problems, tools not installed). `boxoffice generate` writes nothing unless
+    this is clean, so whatever it writes loads in Prometheus and Alertmanager.
+    """
+    skipped: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="boxoffice-generate-") as tmp:
+        scratch = Path(tmp)
+        for rel, text in outputs.items():
+            (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+            (scratch / rel).write_text(text, encoding="utf-8")
+        problems = _promtool_check(scratch, outputs, skipped, timeout)
+        if inputs.routing is not None:
+            amtool = shutil.which("amtool")
+            if amtool is None:
+                skipped.append("amtool")
+            else:
+                templates = str(scratch / "alertmanager" / "templates")
+                problems += _amtool_checks(amtool, inputs, templates, timeout, None)
+    return problems, skipped
+
+
+def _promtool_check(
+    root: Path, outputs: Collection[str], skipped: list[str], timeout: float
+) -> list[str]:
+    rule_files = sorted(p for p in outputs if p.startswith("rules/generated/"))
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        skipped.append("promtool")
+        return []
+    if not rule_files:
+        return []
+    # The arguments are our own generated file names and the promtool found on PATH.
+    result = subprocess.run(  # noqa: S603
+        [promtool, "check", "rules", *rule_files],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode == 0:
+        return []
+    detail = (result.stderr or result.stdout).strip().splitlines()
+    return [f"promtool check rules failed: {detail[-1] if detail else '?'}"]
 
 
 def unknown_sms_groups(routing: Routing, source: str, groups: Collection[str]) -> list[str]:
@@ -89,10 +124,11 @@ def unknown_sms_groups(routing: Routing, source: str, groups: Collection[str]) -
     ]
 
 
-def _amtool_checks(amtool: str, inputs: Inputs, route_tests: str, timeout: float) -> list[str]:
-    """amtool check-config with the repository's templates, then every route test."""
+def _amtool_checks(
+    amtool: str, inputs: Inputs, templates: str, timeout: float, route_tests: str | None
+) -> list[str]:
+    """amtool check-config with the templates in ``templates``, then every route test."""
     assert inputs.routing is not None
-    templates = str(inputs.root / "alertmanager" / "templates")
     local = dataclasses.replace(
         inputs.routing, file=dataclasses.replace(inputs.routing.file, templates_dir=templates)
     )
@@ -112,7 +148,9 @@ def _amtool_checks(amtool: str, inputs: Inputs, route_tests: str, timeout: float
             return [
                 f"amtool check-config failed: {detail[0] if detail else checked.stderr.strip()}"
             ]
-        failed = []
+        failed: list[str] = []
+        if route_tests is None:
+            return failed
         for case in load_route_cases(yaml.safe_load(route_tests)):
             result = subprocess.run(  # noqa: S603
                 [amtool, *case.amtool_args(str(config))],

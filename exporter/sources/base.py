@@ -8,6 +8,11 @@ from typing import Protocol
 
 from prometheus_client.core import Metric
 
+# The self-metrics counting what a resource bound cut (catalog names).
+ROWS_TRUNCATED = "boxoffice_query_rows_truncated_total"
+LABELS_TRUNCATED = "boxoffice_label_values_truncated_total"
+CUT_FAMILIES = (ROWS_TRUNCATED, LABELS_TRUNCATED)
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -32,6 +37,8 @@ class Collection:
     families: tuple[Metric, ...] = ()
     failures: tuple[Failure, ...] = ()
     dropped: Mapping[str, int] = field(default_factory=dict)
+    # What a bound cut, by (self-metric name, metric): rows not fetched, labels shortened.
+    cut: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

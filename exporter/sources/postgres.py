@@ -16,10 +16,11 @@ from typing import Any
 import psycopg
 from prometheus_client.core import Metric
 from psycopg import errors as pgerrors
+from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from exporter.config import BoundMetric, Database
-from exporter.sources.base import Collection, Failure
+from exporter.sources.base import LABELS_TRUNCATED, ROWS_TRUNCATED, Collection, Failure
 from exporter.sources.engine_series import ENGINE_METRICS
 from exporter.sources.explain import SeqScan, cycle_statements, find_seq_scans, now_on
 from exporter.sources.guard import CardinalityGuard
@@ -38,6 +39,7 @@ from exporter.sources.samples import (
     ColumnMismatchError,
     Sample,
     check_columns,
+    clip_label,
     to_family,
     to_samples,
 )
@@ -51,6 +53,18 @@ class IncrementalOptions:
     track_for: float
     reconcile_interval: float
     full_timeout: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryBounds:
+    """What one configured query may cost: rows fetched, characters per label value."""
+
+    max_rows: int = 10000
+    max_label_length: int = 256
+
+
+# Rows fetched per round trip: peak memory is about this many rows before labels are cut.
+_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,8 @@ class QueryResult:
     columns: tuple[tuple[str, str], ...] = ()
     rows: tuple[tuple[Any, ...], ...] = ()
     failure: Failure | None = None
+    rows_cut: int = 0  # rows past the bound, neither fetched nor published
+    labels_cut: int = 0  # label values shortened to the bound
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +108,7 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
     families: list[Metric] = []
     failures: list[Failure] = []
     dropped: dict[str, int] = {}
+    cut: dict[tuple[str, str], int] = {}
 
     def publish(spec: MetricSpec, samples: list[Sample]) -> None:
         kept, folded = guard.apply(spec.name, samples, spec.fold)
@@ -115,13 +132,19 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
             if result.failure is not None:
                 continue
             spec = result.query.spec
+            for name, count in (
+                (ROWS_TRUNCATED, result.rows_cut),
+                (LABELS_TRUNCATED, result.labels_cut),
+            ):
+                if count:
+                    cut[(name, spec.name)] = count
             try:
                 samples = to_samples(spec, result.columns, result.rows)
             except ColumnMismatchError as exc:
                 failures.append(Failure("columns", f"{spec.name}: {exc}"))
                 continue
             publish(spec, samples)
-    return Collection(tuple(families), tuple(failures), dropped)
+    return Collection(tuple(families), tuple(failures), dropped, cut)
 
 
 class PostgresSource:
@@ -141,12 +164,14 @@ class PostgresSource:
         interval: float,
         timeout: float,
         guard: CardinalityGuard,
+        bounds: QueryBounds | None = None,
         incremental: IncrementalOptions | None = None,
         pool_factory: Callable[[Database], ConnectionPool] = make_pool,
     ) -> None:
         self.interval = interval
         self.timeout = timeout
         self._guard = guard
+        self._bounds = bounds or QueryBounds()
         self._databases = databases
         self._all: dict[str, list[BoundQuery]] = {}
         for metric in metrics:
@@ -268,7 +293,9 @@ class PostgresSource:
                 if imported is not None:
                     imported = import_snapshot(conn, imported)
                 set_statement_timeout(conn, self.timeout)
-                results = tuple(_run_query(conn, query, sql) for query, sql in queries)
+                results = tuple(
+                    _run_query(conn, query, sql, self._bounds) for query, sql in queries
+                )
                 if engine is None:
                     return DatabaseRead(database=database, queries=results)
                 set_statement_timeout(conn, engine.statement_timeout)
@@ -277,19 +304,64 @@ class PostgresSource:
             return DatabaseRead(database=database, unavailable=first_line(exc))
 
 
-def _run_query(conn: psycopg.Connection[Any], query: BoundQuery, sql: str) -> QueryResult:
+_CURSOR = "boxoffice_query"
+
+
+def _run_query(
+    conn: psycopg.Connection[Any], query: BoundQuery, sql: str, bounds: QueryBounds
+) -> QueryResult:
     try:
         # A savepoint per query: one broken metric does not abort the others.
-        with conn.transaction(), conn.cursor() as cur:
+        # A server-side cursor: DECLARE goes by the extended protocol, which refuses a
+        # second statement, and DECLARE itself takes only SELECT or VALUES without
+        # data-modifying WITH clauses (the simple protocol would run all of `…; INSERT …`).
+        with conn.transaction(), conn.cursor(name=_CURSOR) as cur:
             cur.execute(sql.encode())
             columns = tuple((d.name, type_name(conn, d.type_code)) for d in cur.description or [])
-            return QueryResult(query=query, columns=columns, rows=tuple(cur.fetchall()))
+            if check_columns(query.spec, columns) is not None:
+                return QueryResult(query=query, columns=columns)  # reported when converted
+            return _fetch_bounded(conn, cur, query, columns, bounds)
     except pgerrors.QueryCanceled as exc:
         return QueryResult(query=query, failure=_failure("timeout", query.spec.name, exc))
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise
     except psycopg.Error as exc:
         return QueryResult(query=query, failure=_failure("query", query.spec.name, exc))
+
+
+def _fetch_bounded(
+    conn: psycopg.Connection[Any],
+    cur: psycopg.ServerCursor[Any],
+    query: BoundQuery,
+    columns: tuple[tuple[str, str], ...],
+    bounds: QueryBounds,
+) -> QueryResult:
+    """At most ``bounds.max_rows`` rows, label values cut as they arrive; the rest counted."""
+    names = [name for name, _type in columns]
+    label_at = [names.index(label) for label in query.spec.labels]
+    rows: list[tuple[Any, ...]] = []
+    labels_cut = 0
+    while len(rows) < bounds.max_rows:
+        batch = cur.fetchmany(min(_BATCH, bounds.max_rows - len(rows)))
+        if not batch:
+            break
+        for raw in batch:
+            row = list(raw)
+            for i in label_at:
+                if row[i] is not None:
+                    row[i], clipped = clip_label(str(row[i]), bounds.max_label_length)
+                    labels_cut += clipped
+            rows.append(tuple(row))
+    rows_cut = 0
+    if len(rows) == bounds.max_rows:
+        # The server counts the rest without sending it (MOVE's command tag carries the count).
+        moved = conn.execute(
+            pgsql.SQL("MOVE FORWARD ALL FROM {}").format(pgsql.Identifier(_CURSOR))
+        )
+        rows_cut = max(0, moved.rowcount)
+    return QueryResult(
+        query=query, columns=columns, rows=tuple(rows), rows_cut=rows_cut, labels_cut=labels_cut
+    )
 
 
 def _read_engine(

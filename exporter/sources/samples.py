@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from hashlib import sha256
 
 from prometheus_client.core import Metric
 
@@ -89,6 +90,21 @@ def to_samples(
             value = major_units(value, currency)
         samples.append(Sample(labels, value))
     return samples
+
+
+CLIP_MARKER = "…"
+
+
+def clip_label(value: str, limit: int) -> tuple[str, bool]:
+    """``value`` cut to ``limit`` characters, and whether it was cut.
+
+    A cut value ends with the marker and a short hash of the whole, so two long values
+    sharing a prefix stay two series instead of colliding into one.
+    """
+    if len(value) <= limit:
+        return value, False
+    digest = sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{value[: limit - len(digest) - 1]}{CLIP_MARKER}{digest}", True
 
 
 def major_units(minor: float, currency: str) -> float:

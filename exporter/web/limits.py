@@ -1,7 +1,7 @@
 """What one client may cost the HTTP server: time, connections, threads, bytes.
 
 Shared by the exporter and the SMS bridge (both run :class:`~exporter.web.server.
-ExporterHTTPServer`). docs/security-web-bridge.md lists every bound and why it is that size.
+ExporterHTTPServer`). docs/security.md lists every bound and why it is that size.
 """
 
 from __future__ import annotations

@@ -238,7 +238,7 @@ class Routing:
 def load_routing(path: str, name: str | None = None) -> Routing:
     """Read, type and check routing.yaml; ConfigError on the first problem."""
     name = name or path
-    parsed = load_typed(RoutingFile, path, name=name)
+    parsed = load_typed(RoutingFile, path, name=name, plain_text=True)
     _check(name, parsed)
     return Routing(name, parsed)
 
