@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from exporter.config import ConfigError, load_config
 from exporter.generate.alertmanager.routing import load_routing
 from exporter.generate.thresholds import load_thresholds
+from exporter.smsbridge.config import load_bridge_config
+from exporter.web.webconfig import load_web_config
 
 ROOT = Path(__file__).parent.parent
 FUZZ = settings(
@@ -117,8 +119,8 @@ TEXTS = st.one_of(
 )
 
 
-def _mutants(shipped: Path) -> st.SearchStrategy[str]:
-    base = yaml.safe_load(shipped.read_text())
+def _mutants(shipped: Path | dict[str, Any]) -> st.SearchStrategy[str]:
+    base = yaml.safe_load(shipped.read_text()) if isinstance(shipped, Path) else shipped
     paths = _leaves(base)
     return st.builds(
         lambda path, value: _dump(_replace(base, path, value)),
@@ -182,3 +184,34 @@ def test_environment_values_never_traceback(name: str, value: str) -> None:
         load_config(None, env=env)
     except ConfigError as exc:
         assert "\n" not in str(exc)
+
+
+# An exporter-toolkit web config using every section (the files it names do not exist, so the
+# unmutated file is itself a one-line error: a missing certificate).
+WEB_CONFIG: dict[str, Any] = {
+    "tls_server_config": {
+        "cert_file": "server.crt",
+        "key_file": "server.key",
+        "client_auth_type": "RequireAndVerifyClientCert",
+        "client_ca_file": "ca.crt",
+        "min_version": "TLS12",
+    },
+    "http_server_config": {"headers": {"X-Frame-Options": "deny"}},
+    "basic_auth_users": {"prometheus": "$2b$04$" + "a" * 53},
+}
+
+
+@FUZZ
+@given(
+    st.one_of(
+        TEXTS, _mutants(WEB_CONFIG), _mutants({"basic_auth_users": WEB_CONFIG["basic_auth_users"]})
+    )
+)
+def test_web_config_loader_never_tracebacks(text: str) -> None:
+    _holds(load_web_config, text)
+
+
+@FUZZ
+@given(st.one_of(TEXTS, _mutants(ROOT / "docker" / "sms-bridge.yml")))
+def test_sms_bridge_config_loader_never_tracebacks(text: str) -> None:
+    _holds(lambda path: load_bridge_config(path, env={}), text)
