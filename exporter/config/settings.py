@@ -341,6 +341,24 @@ class SmsBridgeSettings:
         Duration(30), doc="The window of recipient_limit.", check=positive
     )
     dry_run: bool = field(False, doc="Log each SMS instead of sending it (Twilio is not called).")
+    heartbeat_group: str | None = field(
+        None,
+        doc="Group texted, once, when Alertmanager's Watchdog heartbeat (POST /heartbeat) stops "
+        "arriving for heartbeat_timeout, and once when it is back: routing.yaml's tier 1 SMS "
+        "group. Unset: heartbeats are recorded, nobody is texted.",
+    )
+    heartbeat_timeout: Duration = field(
+        Duration(300),
+        doc="Silence after which the alerting pipeline counts as down; keep it several "
+        "times routing.yaml's heartbeat.interval.",
+        check=positive,
+    )
+    balance_interval: Duration = field(
+        Duration(600),
+        doc="How often the bridge reads its Twilio account's balance "
+        "(boxoffice_sms_bridge_twilio_balance).",
+        check=positive,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,8 +18,10 @@ from prometheus_client import CollectorRegistry
 
 from exporter.smsbridge.auth import Authenticator
 from exporter.smsbridge.delivery import Delivery
+from exporter.smsbridge.heartbeat import HeartbeatWatch
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.payload import PayloadError, parse_notification
+from exporter.smsbridge.store import StoreError
 from exporter.smsbridge.text import sms_text
 from exporter.web.handler import Handler
 from exporter.web.server import ExporterHTTPServer
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _TEXT = "text/plain; charset=utf-8"
 _ALERTS = "/alerts/"
+_HEARTBEAT = "/heartbeat"
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,10 @@ class SmsBridge:
         authenticator: Authenticator,
         max_body_bytes: int,
         max_segments: int,
+        heartbeat: HeartbeatWatch | None = None,
     ) -> None:
         self.groups = groups
+        self.heartbeat_watch = heartbeat
         self.delivery = delivery
         self.metrics = metrics
         self.authenticator = authenticator
@@ -68,6 +73,10 @@ class SmsBridge:
         """Refuse before reading: unknown group, no length, too large. None when fine."""
         if group not in self.groups:
             return self.reject("unknown_group", 404, f"no recipient group named {group[:64]!r}")
+        return self.check_size(content_length, chunked)
+
+    def check_size(self, content_length: str | None, chunked: bool) -> Answer | None:
+        """Refuse a body without a length, or too large, before reading it. None when fine."""
         if chunked or content_length is None:
             return self.reject("length_required", 411, "Content-Length is required")
         text = content_length.strip()
@@ -76,6 +85,22 @@ class SmsBridge:
         if int(text) > self.max_body_bytes:
             return self.reject("too_large", 413, f"body larger than {self.max_body_bytes} bytes")
         return None
+
+    def heartbeat(self, body: bytes) -> Answer:
+        """Alertmanager's Watchdog notification (docs/sms-bridge.md, "Heartbeat")."""
+        if self.heartbeat_watch is None:
+            return self.reject("unknown_group", 404, "no heartbeat watch in this bridge")
+        try:
+            parse_notification(body)
+        except PayloadError as exc:
+            reason = "malformed" if str(exc).startswith("body ") else "schema"
+            return self.reject(reason, 400, f"not an Alertmanager webhook: {exc}")
+        try:
+            self.heartbeat_watch.received()
+        except StoreError as exc:
+            log.warning("cannot record a heartbeat: %s", exc)
+            return Answer(503, "cannot record the heartbeat now")
+        return Answer(200, "heartbeat recorded")
 
     def notify(self, group: str, body: bytes) -> Answer:
         """Handle a complete webhook body for a known group."""
@@ -134,6 +159,9 @@ class BridgeHandler(Handler):
         if not self._authorized(head=False):
             return
         path = self.path.split("?", 1)[0]
+        if path == _HEARTBEAT:
+            self._post_heartbeat()
+            return
         if not path.startswith(_ALERTS) or "/" in path[len(_ALERTS) :]:
             self._answer(self.bridge.reject("unknown_group", 404, "POST to /alerts/<group>"))
             return
@@ -157,6 +185,21 @@ class BridgeHandler(Handler):
             log.exception("error handling a webhook for group %s", group[:64])
             answer = Answer(500, "internal error")
         self._answer(answer)
+
+    def _post_heartbeat(self) -> None:
+        refused = self.bridge.check_size(
+            self.headers.get("Content-Length"), "Transfer-Encoding" in self.headers
+        )
+        if refused is not None:
+            self._answer(refused)
+            return
+        length = int(self.headers["Content-Length"].strip())
+        body = self.rfile.read(length)  # bounded as for /alerts/<group>
+        self._body_read = True
+        if len(body) < length:
+            self.close_connection = True
+            return
+        self._answer(self.bridge.heartbeat(body))
 
     def _answer(self, answer: Answer) -> None:
         body = (answer.text.rstrip("\n") + "\n").encode()

@@ -60,6 +60,11 @@ def load_bridge_config(
             "the bridge needs credentials: give bearer_token(_file) or basic_auth_users in "
             "web_config_file, or run with --unauthenticated",
         )
+    if bridge.heartbeat_group is not None and bridge.heartbeat_group not in groups:
+        raise error(
+            join(_BASE, "heartbeat_group"),
+            f"names no group (groups: {', '.join(sorted(groups))})",
+        )
     token = None if bridge.dry_run else _twilio(bridge, error)
     store_dsn = secret_value(
         bridge.store_dsn, bridge.store_dsn_file, join(_BASE, "store_dsn"), error

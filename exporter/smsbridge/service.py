@@ -12,9 +12,12 @@ from exporter.lifecycle import Failure, serve_until_signal
 from exporter.logs import setup_logging
 from exporter.smsbridge.app import SmsBridge, bridge_server
 from exporter.smsbridge.auth import Authenticator
+from exporter.smsbridge.balance import BalanceWatch, twilio_balance
+from exporter.smsbridge.beats import Beats, MemoryBeats, StoredBeats
 from exporter.smsbridge.config import BridgeConfig
 from exporter.smsbridge.delivery import Delivery, Limit, Timing
 from exporter.smsbridge.digest import DigestSender
+from exporter.smsbridge.heartbeat import HeartbeatWatch
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.sender import DryRunSender, Sender, TwilioSender
 from exporter.smsbridge.store import IdempotencyStore, PostgresStore, SqliteStore, StoreError
@@ -34,18 +37,24 @@ class RunningParts:
     registry: CollectorRegistry
     bridge: SmsBridge
     digests: DigestSender | None
+    heartbeat: HeartbeatWatch | None = None
+    balance: BalanceWatch | None = None
 
     def start(self) -> None:
-        """Bind and serve in the background; send digests in the background."""
+        """Bind and serve; send digests, watch the heartbeat and the balance, all in the
+        background."""
         self.server.start()
-        if self.digests is not None:
-            self.digests.start()
+        for part in (self.digests, self.heartbeat, self.balance):
+            if part is not None:
+                part.start()
 
     def stop(self) -> None:
-        """Stop serving (in-flight webhooks finish) and the digests, then close the store."""
+        """Stop serving (in-flight webhooks finish) and the background parts, then close
+        the store."""
         self.server.shutdown()
-        if self.digests is not None:
-            self.digests.stop()
+        for part in (self.digests, self.heartbeat, self.balance):
+            if part is not None:
+                part.stop()
         if self.store is not None:
             self.store.close()
 
@@ -113,8 +122,30 @@ def build_bridge(
             timing=timing,
             max_segments=settings.max_segments,
         )
+    beats: Beats = MemoryBeats() if store is None else StoredBeats(store)
+    group = settings.heartbeat_group
+    heartbeat = HeartbeatWatch(
+        beats=beats,
+        sender=sender,
+        recipients=config.groups[group] if group else None,
+        timeout=float(settings.heartbeat_timeout),
+        request_timeout=float(settings.request_timeout),
+        max_segments=settings.max_segments,
+        metrics=metrics,
+        registry=registry,
+    )
+    balance = None
+    if not settings.dry_run and settings.account_sid and config.auth_token:
+        fetch = twilio_balance(
+            account_sid=settings.account_sid,
+            auth_token=config.auth_token,
+            api_base=settings.api_base,
+            timeout=float(settings.request_timeout),
+        )
+        balance = BalanceWatch(fetch, registry=registry, interval=float(settings.balance_interval))
     bridge = SmsBridge(
         groups=config.groups,
+        heartbeat=heartbeat,
         delivery=delivery,
         metrics=metrics,
         authenticator=authenticator,
@@ -128,7 +159,13 @@ def build_bridge(
         web_config=web_config,
     )
     return RunningParts(
-        server=server, store=store, registry=registry, bridge=bridge, digests=digests
+        server=server,
+        store=store,
+        registry=registry,
+        bridge=bridge,
+        digests=digests,
+        heartbeat=heartbeat,
+        balance=balance,
     )
 
 
