@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
+from urllib.parse import parse_qsl
 
 from prometheus_client import CollectorRegistry
 
+from exporter.smsbridge.ack import AckStore, page_tier, with_code
 from exporter.smsbridge.auth import Authenticator
 from exporter.smsbridge.delivery import Delivery
 from exporter.smsbridge.heartbeat import HeartbeatWatch
+from exporter.smsbridge.inbound import Acknowledger
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.payload import PayloadError, parse_notification
 from exporter.smsbridge.store import StoreError
@@ -32,6 +36,8 @@ log = logging.getLogger(__name__)
 _TEXT = "text/plain; charset=utf-8"
 _ALERTS = "/alerts/"
 _HEARTBEAT = "/heartbeat"
+_INBOUND = "/twilio/inbound"  # signed by Twilio instead of our credentials
+_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>\n'
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,13 @@ class SmsBridge:
         max_body_bytes: int,
         max_segments: int,
         heartbeat: HeartbeatWatch | None = None,
+        acks: AckStore | None = None,
+        acknowledger: Acknowledger | None = None,
     ) -> None:
         self.groups = groups
         self.heartbeat_watch = heartbeat
+        self.acks = acks  # set: each page of tier 1 or 2 carries an ACK code
+        self.acknowledger = acknowledger
         self.delivery = delivery
         self.metrics = metrics
         self.authenticator = authenticator
@@ -111,6 +121,14 @@ class SmsBridge:
             return self.reject(reason, 400, f"not an Alertmanager webhook: {exc}")
         self.metrics.received.inc()
         text = sms_text(notification, self.max_segments)
+        tier = page_tier(notification) if self.acks is not None else None
+        if self.acks is not None and tier is not None:
+            try:
+                code = self.acks.record(notification, tier, self.groups[group], time.time())
+            except StoreError as exc:
+                log.warning("cannot record the ACK code of a page: %s", exc)
+                return Answer(503, "cannot record the page's ACK code now")
+            text = with_code(text, code, self.max_segments)
         report = self.delivery.deliver(notification, self.groups[group], text)
         return Answer(report.status, report.summary())
 
@@ -127,7 +145,7 @@ class BridgeHandler(Handler):
         return cast("type[BridgeHandler]", type("SmsBridgeHandler", (cls,), {"bridge": bridge}))
 
     def _authorized(self, *, head: bool) -> bool:
-        if self.path.split("?", 1)[0] == "/healthz":
+        if self.path.split("?", 1)[0] in ("/healthz", _INBOUND):
             return True
         if self.bridge.authenticator.allows(self.headers.get("Authorization")):
             return True
@@ -162,6 +180,9 @@ class BridgeHandler(Handler):
         if path == _HEARTBEAT:
             self._post_heartbeat()
             return
+        if path == _INBOUND:
+            self._post_inbound()
+            return
         if not path.startswith(_ALERTS) or "/" in path[len(_ALERTS) :]:
             self._answer(self.bridge.reject("unknown_group", 404, "POST to /alerts/<group>"))
             return
@@ -186,20 +207,42 @@ class BridgeHandler(Handler):
             answer = Answer(500, "internal error")
         self._answer(answer)
 
-    def _post_heartbeat(self) -> None:
+    def _read_small_body(self) -> bytes | None:
+        """The body, bounded as for /alerts/<group>; None when answered (or hung up)."""
         refused = self.bridge.check_size(
             self.headers.get("Content-Length"), "Transfer-Encoding" in self.headers
         )
         if refused is not None:
             self._answer(refused)
-            return
+            return None
         length = int(self.headers["Content-Length"].strip())
-        body = self.rfile.read(length)  # bounded as for /alerts/<group>
+        body = self.rfile.read(length)
         self._body_read = True
         if len(body) < length:
             self.close_connection = True
+            return None
+        return body
+
+    def _post_heartbeat(self) -> None:
+        body = self._read_small_body()
+        if body is not None:
+            self._answer(self.bridge.heartbeat(body))
+
+    def _post_inbound(self) -> None:
+        acknowledger = self.bridge.acknowledger
+        if acknowledger is None:
+            self._answer(self.bridge.reject("unknown_group", 404, "replies are not taken here"))
             return
-        self._answer(self.bridge.heartbeat(body))
+        body = self._read_small_body()
+        if body is None:
+            return
+        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        outcome = acknowledger.handle(self.headers.get("X-Twilio-Signature"), params)
+        if outcome == "bad_signature":
+            self._answer(Answer(403, "bad signature"))
+            return
+        # Anything signed is answered 200 (empty TwiML), so Twilio does not retry it.
+        self._send(200, "text/xml; charset=utf-8", _TWIML, head=False)
 
     def _answer(self, answer: Answer) -> None:
         body = (answer.text.rstrip("\n") + "\n").encode()

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.lifecycle import Failure, serve_until_signal
 from exporter.logs import setup_logging
+from exporter.smsbridge.ack import AckStore, Page, SilenceError
 from exporter.smsbridge.app import SmsBridge, bridge_server
 from exporter.smsbridge.auth import Authenticator
 from exporter.smsbridge.balance import BalanceWatch, twilio_balance
@@ -18,6 +19,7 @@ from exporter.smsbridge.config import BridgeConfig
 from exporter.smsbridge.delivery import Delivery, Limit, Timing
 from exporter.smsbridge.digest import DigestSender
 from exporter.smsbridge.heartbeat import HeartbeatWatch
+from exporter.smsbridge.inbound import Acknowledger, AckSettings
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.sender import DryRunSender, Sender, TwilioSender
 from exporter.smsbridge.store import IdempotencyStore, PostgresStore, SqliteStore, StoreError
@@ -143,9 +145,12 @@ def build_bridge(
             timeout=float(settings.request_timeout),
         )
         balance = BalanceWatch(fetch, registry=registry, interval=float(settings.balance_interval))
+    acks, acknowledger = _acknowledgement(config, store, sender, registry)
     bridge = SmsBridge(
         groups=config.groups,
         heartbeat=heartbeat,
+        acks=acks,
+        acknowledger=acknowledger,
         delivery=delivery,
         metrics=metrics,
         authenticator=authenticator,
@@ -169,6 +174,34 @@ def build_bridge(
     )
 
 
+def _acknowledgement(
+    config: BridgeConfig,
+    store: IdempotencyStore | None,
+    sender: Sender,
+    registry: CollectorRegistry,
+) -> tuple[AckStore | None, Acknowledger | None]:
+    """ACK codes and the inbound webhook, when alertmanager_url is set (not in a dry run:
+    without the auth token no reply can be verified)."""
+    settings = config.settings
+    if settings.alertmanager_url is None or store is None or settings.dry_run:
+        return None, None
+    acks = AckStore(store)
+    acknowledger = Acknowledger(
+        acks=acks,
+        settings=AckSettings(
+            alertmanager_url=settings.alertmanager_url,
+            duration=float(settings.ack_duration),
+            request_timeout=float(settings.request_timeout),
+        ),
+        sender=sender,
+        auth_token=config.auth_token,
+        inbound_url=settings.inbound_url,
+        registry=registry,
+        slack_url=config.ack_slack_url,
+    )
+    return acks, acknowledger
+
+
 def run_bridge(config: BridgeConfig, *, address: str, echo: Callable[[str], None]) -> None:
     """Serve until SIGTERM or SIGINT (Failure: the store cannot open, ``address`` is taken)."""
     setup_logging(config.log_level, config.log_format, config.secrets)
@@ -182,3 +215,47 @@ def run_bridge(config: BridgeConfig, *, address: str, echo: Callable[[str], None
         echo(f"sms-bridge ready: {parts.server.url}/alerts/<group>")
 
     serve_until_signal(parts, address=address, on_started=started)
+
+
+class UnknownPage(Failure):
+    """No page with that code or alert name: bad input."""
+
+    exit_code = 2
+
+
+def acknowledge(config: BridgeConfig, target: str, *, by: str) -> tuple[Page, str]:
+    """``boxoffice ack``: silence the higher tiers of a page, by its code or its alert's name
+    (the latest page of it); the page and the silence ID. Failure when it cannot be done."""
+    settings = config.settings
+    if settings.alertmanager_url is None:
+        raise Failure(f"{config.source}: sms_bridge.alertmanager_url: is not set")
+    try:
+        store = open_store(config)
+    except StoreError as exc:
+        raise Failure(str(exc)) from exc
+    try:
+        acks = AckStore(store)
+        page = acks.page(target.upper()) or acks.by_alertname(target)
+        if page is None:
+            raise UnknownPage(f"no page with code or alert name {target!r} in the bridge's store")
+        acknowledger = Acknowledger(
+            acks=acks,
+            settings=AckSettings(
+                alertmanager_url=settings.alertmanager_url,
+                duration=float(settings.ack_duration),
+                request_timeout=float(settings.request_timeout),
+            ),
+            sender=None,
+            auth_token=None,
+            inbound_url=None,
+            registry=None,
+            slack_url=config.ack_slack_url,
+        )
+        try:
+            return page, acknowledger.acknowledge(page, by=by)
+        except SilenceError as exc:
+            raise Failure(f"silence not created: {exc}") from exc
+    except StoreError as exc:
+        raise Failure(str(exc)) from exc
+    finally:
+        store.close()
