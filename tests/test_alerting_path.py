@@ -71,7 +71,7 @@ def test_alertmanager_stopped_texts_the_oncall_group_once_and_again_when_back(
         routing = local_routing(inputs.routing, tmp_path, sink=sink.url, bridge=bridge_url)
         am_config = write_alertmanager_config(tmp_path, routing, inputs.ruleset)
         cfg = config(
-            tmp_path, twilio.url, groups=GROUPS, heartbeat_group="oncall", heartbeat_timeout="6s"
+            tmp_path, twilio.url, groups=GROUPS, heartbeat_group="oncall", heartbeat_timeout="10s"
         )
         alerting = (f"127.0.0.1:{am_port}",)
         with running_prometheus(prom_dir, {}, rules, alertmanagers=alerting):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import parse_qsl
@@ -63,7 +63,9 @@ class SmsBridge:
         heartbeat: HeartbeatWatch | None = None,
         acks: AckStore | None = None,
         acknowledger: Acknowledger | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        self.wall = wall
         self.groups = groups
         self.heartbeat_watch = heartbeat
         self.acks = acks  # set: each page of tier 1 or 2 carries an ACK code
@@ -124,7 +126,7 @@ class SmsBridge:
         tier = page_tier(notification) if self.acks is not None else None
         if self.acks is not None and tier is not None:
             try:
-                code = self.acks.record(notification, tier, self.groups[group], time.time())
+                code = self.acks.record(notification, tier, self.groups[group], self.wall())
             except StoreError as exc:
                 log.warning("cannot record the ACK code of a page: %s", exc)
                 return Answer(503, "cannot record the page's ACK code now")
