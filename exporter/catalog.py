@@ -361,3 +361,31 @@ CATALOG_BY_NAME: dict[str, CatalogMetric] = {m.name: m for m in CATALOG}
 
 # Series Prometheus itself writes, which rules may read like any other.
 PROMETHEUS_SERIES = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE"})
+
+# The alerting path's own series (issue 19), which the rules on that path read: Prometheus'
+# and Alertmanager's self-metrics (scraped as the jobs `prometheus` and `alertmanager`), and
+# the SMS bridge's (`exporter.smsbridge.metrics`; a test checks the names match).
+ALERTMANAGER_NOTIFICATIONS = "alertmanager_notifications_total"
+ALERTMANAGER_NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
+PROMETHEUS_RULE_FAILURES = "prometheus_rule_evaluation_failures_total"
+PROMETHEUS_NOTIFICATION_ERRORS = "prometheus_notifications_errors_total"
+PROMETHEUS_NOTIFICATIONS_DROPPED = "prometheus_notifications_dropped_total"
+PROMETHEUS_ALERTMANAGERS = "prometheus_notifications_alertmanagers_discovered"
+BRIDGE_MESSAGES_FAILED = "boxoffice_sms_bridge_messages_failed_total"
+BRIDGE_MESSAGES_DEFERRED = "boxoffice_sms_bridge_messages_deferred_total"
+BRIDGE_TWILIO_BALANCE = "boxoffice_sms_bridge_twilio_balance"
+BRIDGE_PIPELINE_DOWN = "boxoffice_sms_bridge_pipeline_down"
+ALERTING_PATH_SERIES = frozenset(
+    {
+        ALERTMANAGER_NOTIFICATIONS,
+        ALERTMANAGER_NOTIFICATIONS_FAILED,
+        PROMETHEUS_RULE_FAILURES,
+        PROMETHEUS_NOTIFICATION_ERRORS,
+        PROMETHEUS_NOTIFICATIONS_DROPPED,
+        PROMETHEUS_ALERTMANAGERS,
+        BRIDGE_MESSAGES_FAILED,
+        BRIDGE_MESSAGES_DEFERRED,
+        BRIDGE_TWILIO_BALANCE,
+        BRIDGE_PIPELINE_DOWN,
+    }
+)

@@ -167,6 +167,9 @@ def test_medium_and_low_leaves_are_muted_outside_business_hours_and_others_are_n
     intervals = {i["name"] for i in config["time_intervals"]}
     assert intervals == {OUTSIDE_BUSINESS_HOURS}
     branches = {b["matchers"][0]: b for b in config["route"]["routes"]}
+    # The heartbeat branch (a leaf of its own) goes to a machine: never muted.
+    heartbeat = branches.pop('notify="heartbeat"')
+    assert "routes" not in heartbeat and "mute_time_intervals" not in heartbeat
     severities = {f'severity="{s}"' for s in ("critical", "high", "medium", "low")}
     assert set(branches) == {'notify="once"'} | severities
     for matcher, branch in branches.items():
@@ -182,7 +185,11 @@ def test_medium_and_low_leaves_are_muted_outside_business_hours_and_others_are_n
         if c.muted_outside_business_hours and "notify" not in c.labels
     }
     assert muted_cases == {"medium", "low"}
-    assert all(c.muted_outside_business_hours for c in _cases() if "notify" in c.labels)
+    informational = [c for c in _cases() if c.labels.get("notify") == "once"]
+    assert informational and all(c.muted_outside_business_hours for c in informational)
+    heartbeat = [c for c in _cases() if c.labels.get("notify") == "heartbeat"]
+    assert [c.receivers for c in heartbeat] == [("heartbeat",)]
+    assert not heartbeat[0].muted_outside_business_hours
 
 
 def test_inhibit_rules() -> None:
@@ -218,7 +225,8 @@ def test_no_secret_values_only_file_references() -> None:
         "api_url:",
     ):
         assert f" {key}" not in text, key
-    hooks = [w for r in config["receivers"] for w in r.get("webhook_configs", [])]
+    sms = [r for r in config["receivers"] if r["name"] != "heartbeat"]
+    hooks = [w for r in sms for w in r.get("webhook_configs", [])]
     assert {w["url"] for w in hooks} == {
         f"http://sms-bridge:9799/alerts/{g}"
         for g in ("engineering-lead", "oncall", "cto", "product", "everyone")

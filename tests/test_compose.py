@@ -259,6 +259,9 @@ def test_prometheus_config_names_compose_services_and_promtool_accepts_it(tmp_pa
     config["rule_files"] = [str(ROOT / directory / Path(pattern).name)]
     (tmp_path / "password").write_text("x")
     exporter_job["basic_auth"]["password_file"] = str(tmp_path / "password")
+    for job in config["scrape_configs"]:  # the bridge's token, as promtool can read it
+        if "authorization" in job:
+            job["authorization"]["credentials_file"] = str(tmp_path / "password")
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     promtool = shutil.which("promtool")
@@ -326,7 +329,36 @@ def test_alertmanager_config_fits_the_compose_stack() -> None:
     for url in hooks:
         parsed = urlsplit(url)
         assert parsed.hostname in services, url
-        assert parsed.path.removeprefix("/alerts/") in bridge["groups"], url
+        if parsed.path != "/heartbeat":  # the Watchdog's, to the bridge itself
+            assert parsed.path.removeprefix("/alerts/") in bridge["groups"], url
+    assert "http://sms-bridge:9799/heartbeat" in hooks
+
+
+def test_the_alerting_path_is_scraped_and_the_bridge_watches_the_heartbeat() -> None:
+    """Prometheus scrapes itself, Alertmanager and the bridge (with the bridge's token) as the
+    jobs the monitoring rules name; the bridge texts routing.yaml's tier 1 SMS group."""
+    services = _services()
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert jobs["prometheus"]["static_configs"][0]["targets"] == ["localhost:9090"]
+    assert jobs["alertmanager"]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    bridge_job = jobs["sms-bridge"]
+    assert bridge_job["static_configs"][0]["targets"] == ["sms-bridge:9799"]
+    token = bridge_job["authorization"]["credentials_file"]
+    assert token == "/run/secrets/sms_bridge_token"
+    assert "sms_bridge_token" in services["prometheus"]["secrets"]
+    rules = (ROOT / "rules" / "generated" / "monitoring.yml").read_text()
+    for metric in (
+        "alertmanager_notifications_failed_total",
+        "prometheus_rule_evaluation_failures_total",
+        "prometheus_notifications_errors_total",
+        "boxoffice_sms_bridge_messages_failed_total",
+    ):
+        assert metric in rules, metric
+    bridge = yaml.safe_load((ROOT / "docker" / "sms-bridge.yml").read_text())["sms_bridge"]
+    routing = yaml.safe_load((ROOT / "alertmanager" / "routing.yaml").read_text())
+    tier_1 = {routing["audiences"][a].get("sms_group") for a in routing["escalation"]["tier_1"]}
+    assert bridge["heartbeat_group"] in tier_1
 
 
 def test_prometheus_config_names_only_compose_services() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from exporter import __version__
+from exporter.cli.ack import ack
 from exporter.cli.check import check
 from exporter.cli.db import db
 from exporter.cli.demo import demo
@@ -26,5 +27,5 @@ def main() -> None:
     """
 
 
-for _command in (serve, check, db, demo, generate, sms_bridge):
+for _command in (serve, check, db, demo, generate, sms_bridge, ack):
     main.add_command(_command)

@@ -380,6 +380,44 @@ class SmsBridgeSettings:
         Duration(30), doc="The window of recipient_limit.", check=positive
     )
     dry_run: bool = field(False, doc="Log each SMS instead of sending it (Twilio is not called).")
+    heartbeat_group: str | None = field(
+        None,
+        doc="Group texted, once, when Alertmanager's Watchdog heartbeat (POST /heartbeat) stops "
+        "arriving for heartbeat_timeout, and once when it is back: routing.yaml's tier 1 SMS "
+        "group. Unset: heartbeats are recorded, nobody is texted.",
+    )
+    heartbeat_timeout: Duration = field(
+        Duration(300),
+        doc="Silence after which the alerting pipeline counts as down; keep it several "
+        "times routing.yaml's heartbeat.interval.",
+        check=positive,
+    )
+    alertmanager_url: str | None = field(
+        None,
+        doc="Alertmanager the bridge creates silences in when a page is acknowledged by SMS "
+        "reply (ACK <code>); unset: pages carry no code and replies are not taken.",
+        check=_base_url,
+    )
+    inbound_url: str | None = field(
+        None,
+        doc="The public URL of POST /twilio/inbound exactly as configured in Twilio (the "
+        "X-Twilio-Signature covers it); required with alertmanager_url.",
+        check=_base_url,
+    )
+    ack_duration: Duration = field(
+        Duration(3600),
+        doc="How long an acknowledgement silences the higher escalation tiers.",
+        check=positive,
+    )
+    ack_slack_url_file: str | None = field(
+        None, doc="File holding a Slack incoming-webhook URL told who acknowledged what."
+    )
+    balance_interval: Duration = field(
+        Duration(600),
+        doc="How often the bridge reads its Twilio account's balance "
+        "(boxoffice_sms_bridge_twilio_balance).",
+        check=positive,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

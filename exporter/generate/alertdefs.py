@@ -42,6 +42,9 @@ class AlertDef:
     standing: bool = False
     # Notifies once on the business channel (label notify="once"): never pages nor repeats.
     notify_once: bool = False
+    # The always-firing heartbeat (label notify="heartbeat"): routed to the heartbeat
+    # receiver only, never to people.
+    heartbeat: bool = False
     # Hysteresis: how long a firing alert keeps firing after its condition stops holding.
     keep_firing_for: float = 0.0
     # Settings that make the threshold relative to the shop (thresholds.yaml ``relative``):
@@ -377,6 +380,76 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         thresholds={"high": 10 * M},
         measure="duration",
         summary="boxoffice data is stale",
+    ),
+    # The alerting path itself (issue 19): rules/alerts/pipeline.py.
+    _single(
+        name="Watchdog",
+        category="monitoring",
+        keys="fixed",
+        severity="low",
+        summary="Heartbeat of the alerting pipeline (always firing)",
+        heartbeat=True,
+    ),
+    _ladder(
+        name="AlertmanagerNotificationsFailing",
+        category="monitoring",
+        thresholds={"high": 0.01},
+        measure="ratio",
+        summary="Alertmanager cannot deliver notifications to an integration",
+        for_seconds=5 * M,
+        window=5 * M,
+    ),
+    _ladder(
+        name="PrometheusRuleEvaluationFailing",
+        category="monitoring",
+        thresholds={"high": 0},
+        measure="count",
+        summary="Prometheus fails to evaluate rules",
+        for_seconds=5 * M,
+        window=5 * M,
+    ),
+    _ladder(
+        name="PrometheusNotificationsFailing",
+        category="monitoring",
+        thresholds={"high": 0},
+        measure="count",
+        summary="Prometheus cannot send alerts to Alertmanager",
+        for_seconds=5 * M,
+        window=5 * M,
+    ),
+    _single(
+        name="PrometheusAlertmanagerMissing",
+        category="monitoring",
+        keys="fixed",
+        severity="high",
+        summary="Prometheus has no Alertmanager to send alerts to",
+        for_seconds=5 * M,
+    ),
+    _ladder(
+        name="SmsBridgeSendsFailing",
+        category="monitoring",
+        thresholds={"high": 0},
+        measure="count",
+        summary="The SMS bridge cannot send SMS",
+        for_seconds=5 * M,
+        window=10 * M,
+    ),
+    _ladder(
+        name="SmsBridgeSendsDeferred",
+        category="monitoring",
+        thresholds={"medium": 0},
+        measure="count",
+        summary="The SMS bridge holds SMS past recipients' rate limits",
+        window=10 * M,
+    ),
+    _ladder(
+        name="SmsBridgeTwilioBalanceLow",
+        category="monitoring",
+        thresholds={"high": 5.0},
+        measure="money",
+        summary="The SMS bridge's Twilio balance is low",
+        upward=False,
+        standing=True,
     ),
 )
 

@@ -105,6 +105,8 @@ def parse(documents: Iterable[dict[str, Any]]) -> RuleSet:
                 if "record" in rule:
                     raw_recording.append((str(rule["record"]), str(rule["expr"])))
                     continue
+                if (rule.get("labels") or {}).get("notify") == "heartbeat":
+                    continue  # the Watchdog: always firing, heard by a machine, never people
                 alerts.append(
                     AlertRule(
                         alert=str(rule["alert"]),

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
+from urllib.parse import parse_qsl
 
 from prometheus_client import CollectorRegistry
 
 from exporter.printable import log_safe
+from exporter.smsbridge.ack import AckStore, page_tier, with_code
 from exporter.smsbridge.auth import Authenticator
 from exporter.smsbridge.delivery import Delivery
+from exporter.smsbridge.heartbeat import HeartbeatWatch
+from exporter.smsbridge.inbound import Acknowledger
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.payload import Notification, PayloadError, parse_notification
+from exporter.smsbridge.store import StoreError
 from exporter.smsbridge.text import invalid_escalations, sms_text
 from exporter.web.framing import content_length
 from exporter.web.handler import Handler
@@ -32,6 +38,9 @@ log = logging.getLogger(__name__)
 
 _TEXT = "text/plain; charset=utf-8"
 _ALERTS = "/alerts/"
+_HEARTBEAT = "/heartbeat"
+_INBOUND = "/twilio/inbound"  # signed by Twilio instead of our credentials
+_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>\n'
 
 
 @dataclass(frozen=True)
@@ -54,8 +63,16 @@ class SmsBridge:
         authenticator: Authenticator,
         max_body_bytes: int,
         max_segments: int,
+        heartbeat: HeartbeatWatch | None = None,
+        acks: AckStore | None = None,
+        acknowledger: Acknowledger | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        self.wall = wall
         self.groups = groups
+        self.heartbeat_watch = heartbeat
+        self.acks = acks  # set: each page of tier 1 or 2 carries an ACK code
+        self.acknowledger = acknowledger
         self.delivery = delivery
         self.metrics = metrics
         self.authenticator = authenticator
@@ -74,11 +91,31 @@ class SmsBridge:
         """
         if group not in self.groups:
             return self.reject("unknown_group", 404, f"no recipient group named {group[:64]!r}")
+        return self.check_size(length)
+
+    def check_size(self, length: int | None) -> Answer | None:
+        """Refuse a body without a length (chunked), or too large, before reading it."""
         if length is None:
             return self.reject("length_required", 411, "Content-Length is required")
         if length > self.max_body_bytes:
             return self.reject("too_large", 413, f"body larger than {self.max_body_bytes} bytes")
         return None
+
+    def heartbeat(self, body: bytes) -> Answer:
+        """Alertmanager's Watchdog notification (docs/sms-bridge.md, "Heartbeat")."""
+        if self.heartbeat_watch is None:
+            return self.reject("unknown_group", 404, "no heartbeat watch in this bridge")
+        try:
+            parse_notification(body)
+        except PayloadError as exc:
+            reason = "malformed" if str(exc).startswith("body ") else "schema"
+            return self.reject(reason, 400, f"not an Alertmanager webhook: {exc}")
+        try:
+            self.heartbeat_watch.received()
+        except StoreError as exc:
+            log.warning("cannot record a heartbeat: %s", exc)
+            return Answer(503, "cannot record the heartbeat now")
+        return Answer(200, "heartbeat recorded")
 
     def notify(self, group: str, body: bytes) -> Answer:
         """Handle a complete webhook body for a known group."""
@@ -90,6 +127,14 @@ class SmsBridge:
         self.metrics.received.inc()
         log_invalid_escalations(notification)
         text = sms_text(notification, self.max_segments)
+        tier = page_tier(notification) if self.acks is not None else None
+        if self.acks is not None and tier is not None:
+            try:
+                code = self.acks.record(notification, tier, self.groups[group], self.wall())
+            except StoreError as exc:
+                log.warning("cannot record the ACK code of a page: %s", exc)
+                return Answer(503, "cannot record the page's ACK code now")
+            text = with_code(text, code, self.max_segments)
         report = self.delivery.deliver(notification, self.groups[group], text)
         return Answer(report.status, report.summary())
 
@@ -116,7 +161,7 @@ class BridgeHandler(Handler):
         return cast("type[BridgeHandler]", type("SmsBridgeHandler", (cls,), {"bridge": bridge}))
 
     def _authorized(self, *, head: bool) -> bool:
-        if self.path.split("?", 1)[0] == "/healthz":
+        if self.path.split("?", 1)[0] in ("/healthz", _INBOUND):
             return True
         if self.bridge.authenticator.allows(self.headers.get("Authorization")):
             return True
@@ -152,6 +197,12 @@ class BridgeHandler(Handler):
         if not self._authorized(head=False):
             return
         path = self.path.split("?", 1)[0]
+        if path == _HEARTBEAT:
+            self._post_heartbeat()
+            return
+        if path == _INBOUND:
+            self._post_inbound()
+            return
         if not path.startswith(_ALERTS) or "/" in path[len(_ALERTS) :]:
             self._answer(self.bridge.reject("unknown_group", 404, "POST to /alerts/<group>"))
             return
@@ -174,6 +225,42 @@ class BridgeHandler(Handler):
             log.exception("error handling a webhook for group %s", log_safe(group, 64))
             answer = Answer(500, "internal error")
         self._answer(answer)
+
+    def _read_small_body(self) -> bytes | None:
+        """The body, bounded as for /alerts/<group>; None when answered (or hung up)."""
+        length = content_length(self.headers)
+        refused = self.bridge.check_size(length)
+        if refused is not None:
+            self._answer(refused)
+            return None
+        assert length is not None
+        body = self.rfile.read(length)
+        self._body_read = True
+        if len(body) < length:
+            self.close_connection = True
+            return None
+        return body
+
+    def _post_heartbeat(self) -> None:
+        body = self._read_small_body()
+        if body is not None:
+            self._answer(self.bridge.heartbeat(body))
+
+    def _post_inbound(self) -> None:
+        acknowledger = self.bridge.acknowledger
+        if acknowledger is None:
+            self._answer(self.bridge.reject("unknown_group", 404, "replies are not taken here"))
+            return
+        body = self._read_small_body()
+        if body is None:
+            return
+        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        outcome = acknowledger.handle(self.headers.get("X-Twilio-Signature"), params)
+        if outcome == "bad_signature":
+            self._answer(Answer(403, "bad signature"))
+            return
+        # Anything signed is answered 200 (empty TwiML), so Twilio does not retry it.
+        self._send(200, "text/xml; charset=utf-8", _TWIML, head=False)
 
     def _answer(self, answer: Answer) -> None:
         # backslashreplace: an answer quoting a lone surrogate from the body still encodes.

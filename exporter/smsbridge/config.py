@@ -34,6 +34,7 @@ class BridgeConfig:
     auth_token: str | None = dataclasses.field(repr=False)
     store_dsn: str | None = dataclasses.field(repr=False)
     secrets: frozenset[str] = dataclasses.field(repr=False)
+    ack_slack_url: str | None = dataclasses.field(default=None, repr=False)
 
 
 def load_bridge_config(
@@ -59,11 +60,22 @@ def load_bridge_config(
             "the bridge needs credentials: give bearer_token(_file) or basic_auth_users in "
             "web_config_file, or run with --unauthenticated",
         )
+    if bridge.heartbeat_group is not None and bridge.heartbeat_group not in groups:
+        raise error(
+            join(_BASE, "heartbeat_group"),
+            f"names no group (groups: {', '.join(sorted(groups))})",
+        )
+    if bridge.alertmanager_url is not None and bridge.inbound_url is None:
+        raise error(
+            join(_BASE, "inbound_url"),
+            "is required with alertmanager_url: Twilio signs replies for that URL",
+        )
     token = None if bridge.dry_run else _twilio(bridge, error)
     store_dsn = secret_value(
         bridge.store_dsn, bridge.store_dsn_file, join(_BASE, "store_dsn"), error
     )
-    secrets = {s for s in (bearer, token, store_dsn) if s}
+    slack = secret_value(None, bridge.ack_slack_url_file, join(_BASE, "ack_slack_url"), error)
+    secrets = {s for s in (bearer, token, store_dsn, slack) if s}
     if store_dsn is not None:
         try:
             password = conninfo_to_dict(store_dsn).get("password")
@@ -83,6 +95,7 @@ def load_bridge_config(
         auth_token=token,
         store_dsn=store_dsn,
         secrets=frozenset(secrets),
+        ack_slack_url=slack,
     )
 
 

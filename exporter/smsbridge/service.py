@@ -10,11 +10,16 @@ from prometheus_client import CollectorRegistry
 
 from exporter.lifecycle import Failure, serve_until_signal
 from exporter.logs import setup_logging
+from exporter.smsbridge.ack import AckStore, Page, SilenceError
 from exporter.smsbridge.app import SmsBridge, bridge_server
 from exporter.smsbridge.auth import Authenticator
+from exporter.smsbridge.balance import BalanceWatch, twilio_balance
+from exporter.smsbridge.beats import Beats, MemoryBeats, StoredBeats
 from exporter.smsbridge.config import BridgeConfig
 from exporter.smsbridge.delivery import Delivery, Limit, Timing
 from exporter.smsbridge.digest import DigestSender
+from exporter.smsbridge.heartbeat import HeartbeatWatch
+from exporter.smsbridge.inbound import Acknowledger, AckSettings
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.sender import DryRunSender, Sender, TwilioSender
 from exporter.smsbridge.store import IdempotencyStore, PostgresStore, SqliteStore, StoreError
@@ -35,18 +40,24 @@ class RunningParts:
     registry: CollectorRegistry
     bridge: SmsBridge
     digests: DigestSender | None
+    heartbeat: HeartbeatWatch | None = None
+    balance: BalanceWatch | None = None
 
     def start(self) -> None:
-        """Bind and serve in the background; send digests in the background."""
+        """Bind and serve; send digests, watch the heartbeat and the balance, all in the
+        background."""
         self.server.start()
-        if self.digests is not None:
-            self.digests.start()
+        for part in (self.digests, self.heartbeat, self.balance):
+            if part is not None:
+                part.start()
 
     def stop(self) -> None:
-        """Stop serving (in-flight webhooks finish) and the digests, then close the store."""
+        """Stop serving (in-flight webhooks finish) and the background parts, then close
+        the store."""
         self.server.shutdown()
-        if self.digests is not None:
-            self.digests.stop()
+        for part in (self.digests, self.heartbeat, self.balance):
+            if part is not None:
+                part.stop()
         if self.store is not None:
             self.store.close()
 
@@ -115,8 +126,33 @@ def build_bridge(
             timing=timing,
             max_segments=settings.max_segments,
         )
+    beats: Beats = MemoryBeats() if store is None else StoredBeats(store)
+    group = settings.heartbeat_group
+    heartbeat = HeartbeatWatch(
+        beats=beats,
+        sender=sender,
+        recipients=config.groups[group] if group else None,
+        timeout=float(settings.heartbeat_timeout),
+        request_timeout=float(settings.request_timeout),
+        max_segments=settings.max_segments,
+        metrics=metrics,
+        registry=registry,
+    )
+    balance = None
+    if not settings.dry_run and settings.account_sid and config.auth_token:
+        fetch = twilio_balance(
+            account_sid=settings.account_sid,
+            auth_token=config.auth_token,
+            api_base=settings.api_base,
+            timeout=float(settings.request_timeout),
+        )
+        balance = BalanceWatch(fetch, registry=registry, interval=float(settings.balance_interval))
+    acks, acknowledger = _acknowledgement(config, store, sender, registry)
     bridge = SmsBridge(
         groups=config.groups,
+        heartbeat=heartbeat,
+        acks=acks,
+        acknowledger=acknowledger,
         delivery=delivery,
         metrics=metrics,
         authenticator=authenticator,
@@ -131,8 +167,42 @@ def build_bridge(
         limits=limits,
     )
     return RunningParts(
-        server=server, store=store, registry=registry, bridge=bridge, digests=digests
+        server=server,
+        store=store,
+        registry=registry,
+        bridge=bridge,
+        digests=digests,
+        heartbeat=heartbeat,
+        balance=balance,
     )
+
+
+def _acknowledgement(
+    config: BridgeConfig,
+    store: IdempotencyStore | None,
+    sender: Sender,
+    registry: CollectorRegistry,
+) -> tuple[AckStore | None, Acknowledger | None]:
+    """ACK codes and the inbound webhook, when alertmanager_url is set (not in a dry run:
+    without the auth token no reply can be verified)."""
+    settings = config.settings
+    if settings.alertmanager_url is None or store is None or settings.dry_run:
+        return None, None
+    acks = AckStore(store)
+    acknowledger = Acknowledger(
+        acks=acks,
+        settings=AckSettings(
+            alertmanager_url=settings.alertmanager_url,
+            duration=float(settings.ack_duration),
+            request_timeout=float(settings.request_timeout),
+        ),
+        sender=sender,
+        auth_token=config.auth_token,
+        inbound_url=settings.inbound_url,
+        registry=registry,
+        slack_url=config.ack_slack_url,
+    )
+    return acks, acknowledger
 
 
 def run_bridge(config: BridgeConfig, *, address: str, echo: Callable[[str], None]) -> None:
@@ -148,3 +218,47 @@ def run_bridge(config: BridgeConfig, *, address: str, echo: Callable[[str], None
         echo(f"sms-bridge ready: {parts.server.url}/alerts/<group>")
 
     serve_until_signal(parts, address=address, on_started=started)
+
+
+class UnknownPage(Failure):
+    """No page with that code or alert name: bad input."""
+
+    exit_code = 2
+
+
+def acknowledge(config: BridgeConfig, target: str, *, by: str) -> tuple[Page, str]:
+    """``boxoffice ack``: silence the higher tiers of a page, by its code or its alert's name
+    (the latest page of it); the page and the silence ID. Failure when it cannot be done."""
+    settings = config.settings
+    if settings.alertmanager_url is None:
+        raise Failure(f"{config.source}: sms_bridge.alertmanager_url: is not set")
+    try:
+        store = open_store(config)
+    except StoreError as exc:
+        raise Failure(str(exc)) from exc
+    try:
+        acks = AckStore(store)
+        page = acks.page(target.upper()) or acks.by_alertname(target)
+        if page is None:
+            raise UnknownPage(f"no page with code or alert name {target!r} in the bridge's store")
+        acknowledger = Acknowledger(
+            acks=acks,
+            settings=AckSettings(
+                alertmanager_url=settings.alertmanager_url,
+                duration=float(settings.ack_duration),
+                request_timeout=float(settings.request_timeout),
+            ),
+            sender=None,
+            auth_token=None,
+            inbound_url=None,
+            registry=None,
+            slack_url=config.ack_slack_url,
+        )
+        try:
+            return page, acknowledger.acknowledge(page, by=by)
+        except SilenceError as exc:
+            raise Failure(f"silence not created: {exc}") from exc
+    except StoreError as exc:
+        raise Failure(str(exc)) from exc
+    finally:
+        store.close()

@@ -171,6 +171,18 @@ class IdempotencyStore:
     def _run(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         return conn.execute(sql, tuple(params))
 
+    def _lock_schema(self, conn: Any) -> None:
+        """Serialise schema changes with other bridges on the same store (see
+        :func:`create_schema_once`); SQLite's ``BEGIN IMMEDIATE`` already does."""
+
+    def ensure_tables(self, *statements: str) -> None:
+        """Run ``CREATE … IF NOT EXISTS`` statements of a feature's own tables, safe when
+        several bridges start at once."""
+        with self._transaction() as conn:
+            self._lock_schema(conn)
+            for sql in statements:
+                self._run(conn, sql)
+
     def claim(self, key: str, recipient: str, *, now: float, lease: float, window: float) -> Claim:
         """Atomically decide and, for "send", record the claim before anything is sent."""
         with self._transaction() as conn:
@@ -376,6 +388,9 @@ class PostgresStore(IdempotencyStore):
         except psycopg.Error as exc:
             self._pool.close()
             raise StoreError(f"cannot use the PostgreSQL store: {type(exc).__name__}") from None
+
+    def _lock_schema(self, conn: Any) -> None:
+        self._run(conn, "SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:

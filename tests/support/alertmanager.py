@@ -23,11 +23,12 @@ def alertmanager_binary() -> str:
 
 
 @contextmanager
-def running_alertmanager(config: Path, workdir: Path) -> Iterator[str]:
-    """Start Alertmanager on 127.0.0.1 (ephemeral port, clustering off); yield its URL."""
-    port = free_port()
+def running_alertmanager(config: Path, workdir: Path, port: int | None = None) -> Iterator[str]:
+    """Start Alertmanager on 127.0.0.1 (``port``, or an ephemeral one; clustering off);
+    yield its URL. Started again on the same port and workdir, it keeps its storage."""
+    port = port or free_port()
     storage = workdir / "data"
-    storage.mkdir()
+    storage.mkdir(exist_ok=True)
     log = (workdir / "alertmanager.log").open("w")
     process = subprocess.Popen(
         [

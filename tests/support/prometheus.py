@@ -95,10 +95,16 @@ class Prometheus:
 
 @contextmanager
 def running_prometheus(
-    tmp: Path, scrape: dict[str, str], rule_files: list[str], *, interval: str = "1s"
+    tmp: Path,
+    scrape: dict[str, str],
+    rule_files: list[str],
+    *,
+    interval: str = "1s",
+    alertmanagers: tuple[str, ...] = (),
 ) -> Iterator[Prometheus]:
-    """Start Prometheus scraping ``{job: "host:port"}`` and evaluating ``rule_files``."""
-    config = {
+    """Start Prometheus scraping ``{job: "host:port"}`` and evaluating ``rule_files``;
+    alerts go to ``alertmanagers`` ("host:port"), resent every second while firing."""
+    config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": rule_files,
         "scrape_configs": [
@@ -106,6 +112,10 @@ def running_prometheus(
             for job, target in scrape.items()
         ],
     }
+    if alertmanagers:
+        config["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
+        }
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     log = (tmp / "prometheus.log").open("w")
@@ -116,6 +126,7 @@ def running_prometheus(
             f"--storage.tsdb.path={tmp / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--storage.tsdb.retention.time=30d",
+            "--rules.alert.resend-delay=1s",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -1,6 +1,8 @@
 """alertmanager/alertmanager.yml from routing.yaml, the business hours and the rule set.
 
-The route tree starts with the informational branch: alerts labelled ``notify="once"`` (a
+The route tree starts with the heartbeat branch (the always-firing Watchdog to the SMS
+bridge or a dead-man's switch, never to people: ``heartbeat.py``), then the informational
+branch: alerts labelled ``notify="once"`` (a
 state worth knowing, like a tier sold out) go to the business channel (the category's Slack
 channel and routing.yaml's informational audiences by email) with a repeat interval of a
 year, and stop there: whatever their severity, they never page, escalate or repeat. Then
@@ -25,6 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.generate.alertdefs import SEVERITIES, Severity
+from exporter.generate.alertmanager.heartbeat import (
+    HEARTBEAT,
+    heartbeat_receiver,
+    heartbeat_route,
+    heartbeat_webhooks,
+)
 from exporter.generate.alertmanager.muting import outside_business_hours, time_interval
 from exporter.generate.alertmanager.routing import TIERS, Routing
 from exporter.generate.promql import duration_text
@@ -210,7 +218,10 @@ def inhibit_rules(routing: Routing, ruleset: RuleSet) -> list[dict[str, Any]]:
 
 def _route(routing: Routing, muted: bool, tops: dict[str, int]) -> dict[str, Any]:
     root_timing = routing.timing("high")
-    branches = [_informational_route(routing, muted)]
+    branches = [
+        heartbeat_route(routing, heartbeat_receiver(routing, NOBODY)),
+        _informational_route(routing, muted),
+    ]
     for severity in SEVERITIES:
         timing = routing.timing(severity)
         mute = muted and severity in routing.file.mute_outside_business_hours
@@ -338,7 +349,21 @@ def _slack(routing: Routing, channel: str) -> dict[str, Any]:
 
 def _webhook(routing: Routing, group: str) -> dict[str, Any]:
     bridge = routing.file.sms_bridge
-    assert bridge is not None  # routing.yaml checks: an sms_group needs the sms_bridge section
+    http = _bridge_http(routing)
+    assert bridge is not None and http is not None  # routing.yaml: sms_group needs sms_bridge
+    return {
+        "url": f"{bridge.url.rstrip('/')}/alerts/{group}",
+        "send_resolved": bridge.send_resolved,
+        "max_alerts": bridge.max_alerts,
+        "http_config": http,
+    }
+
+
+def _bridge_http(routing: Routing) -> dict[str, Any] | None:
+    """How Alertmanager authenticates to the SMS bridge; None without the bridge."""
+    bridge = routing.file.sms_bridge
+    if bridge is None:
+        return None
     http: dict[str, Any]
     if bridge.basic_auth is not None:
         http = {
@@ -349,12 +374,7 @@ def _webhook(routing: Routing, group: str) -> dict[str, Any]:
         }
     else:
         http = {"authorization": {"type": "Bearer", "credentials_file": bridge.credentials_file}}
-    return {
-        "url": f"{bridge.url.rstrip('/')}/alerts/{group}",
-        "send_resolved": bridge.send_resolved,
-        "max_alerts": bridge.max_alerts,
-        "http_config": http,
-    }
+    return http
 
 
 def _global(routing: Routing) -> dict[str, Any]:
@@ -378,9 +398,8 @@ def alertmanager_config(routing: Routing, ruleset: RuleSet, sources: str) -> str
     intervals = time_interval(th.business_hours, th.timezone)
     muted = muting_applies(routing, th.business_hours)
     route = _route(routing, muted, top_tiers(ruleset))
-    used = {route["receiver"]} | {
-        leaf["receiver"] for branch in route["routes"] for leaf in branch["routes"]
-    }
+    used = {route["receiver"]} | {branch["receiver"] for branch in route["routes"]}
+    used |= {leaf["receiver"] for branch in route["routes"] for leaf in branch.get("routes", ())}
     config: dict[str, Any] = {
         "global": _global(routing),
         "templates": [f"{routing.file.templates_dir.rstrip('/')}/*.tmpl"],
@@ -389,7 +408,11 @@ def alertmanager_config(routing: Routing, ruleset: RuleSet, sources: str) -> str
         config["time_intervals"] = [{"name": OUTSIDE_BUSINESS_HOURS, "time_intervals": intervals}]
     config["route"] = route
     config["inhibit_rules"] = inhibit_rules(routing, ruleset)
-    config["receivers"] = _receivers(routing, used)
+    receivers = _receivers(routing, used)
+    if HEARTBEAT in used:
+        webhooks = heartbeat_webhooks(routing, _bridge_http(routing))
+        receivers.insert(1, {"name": HEARTBEAT, "webhook_configs": webhooks})
+    config["receivers"] = receivers
     what = (
         "Alertmanager configuration: severity routing, escalation tiers, business-hours "
         "muting, inhibition."

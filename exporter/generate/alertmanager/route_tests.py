@@ -1,5 +1,6 @@
 """Generated route tests: for every severity x category x escalation tier, who is told
-(nobody beyond the tier a severity reaches), and where notify="once" alerts go.
+(nobody beyond the tier a severity reaches), where notify="once" alerts go, and that the
+Watchdog reaches the heartbeat receiver only.
 
 The expectations are worked out per alert from routing.yaml's matrix (the severity's
 channels, the category's Slack channel, the tier's audiences), not from the route tree,
@@ -22,6 +23,7 @@ from exporter.generate.alertmanager.config import (
     tier_has,
     tier_receiver,
 )
+from exporter.generate.alertmanager.heartbeat import heartbeat_receiver
 from exporter.generate.alertmanager.routing import CATEGORIES, TIERS, Routing
 from exporter.generate.yaml_text import dump, header
 
@@ -126,6 +128,9 @@ def route_cases(routing: Routing, muted: bool, tops: dict[str, int]) -> list[Rou
                 severity in mute,
             )
         )
+    watchdog = {"alertname": "Watchdog", "severity": "low", "category": "monitoring"}
+    watchdog |= {"escalation": "1", "notify": "heartbeat"}
+    cases.append(RouteCase(watchdog, (heartbeat_receiver(routing, NOBODY),), False))
     for labels in ({"alertname": "Custom"}, {"severity": "warning", "category": "payments"}):
         receivers = expected_receivers(routing, labels.get("severity", ""), None, None)
         cases.append(RouteCase(labels, receivers, False))

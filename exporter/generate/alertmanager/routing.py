@@ -185,6 +185,25 @@ class Informational:
     send_resolved: bool = field(False, doc="Also tell when it resolves.")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Heartbeat:
+    """Where the always-firing Watchdog goes (alertmanager/heartbeat.py), never to people."""
+
+    bridge: bool = field(
+        True, doc="POST it to the SMS bridge's /heartbeat (needs the sms_bridge section)."
+    )
+    url_file: str | None = field(
+        None,
+        check=_absolute,
+        doc="File holding an external dead-man's switch URL (Alertmanager 0.26 or later).",
+    )
+    interval: Duration = field(
+        Duration(60),
+        check=positive,
+        doc="How often Alertmanager sends it (keep it well under the bridge's heartbeat_timeout).",
+    )
+
+
 @dataclass(frozen=True)
 class Inhibit:
     by_severity: bool = field(True, doc="A severity silences lower ones of the same alert.")
@@ -212,6 +231,7 @@ class RoutingFile:
     templates_dir: str = field("/etc/alertmanager/templates", check=_absolute)
     inhibit: Inhibit = field(default_factory=Inhibit)
     informational: Informational = field(default_factory=Informational)
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,11 @@ def templates(routing: Routing, sources: str) -> str:
         "{{ with .Annotations.runbook_url }}<{{ . }}|Runbook>{{ end }}"
         "{{ with .Annotations.dashboard_url }} | <{{ . }}|Dashboard>{{ end }}\n"
         "{{ end }}"
+        # Pages escalate until acknowledged (docs/sms-bridge.md, "Acknowledge by SMS").
+        '{{ if and (eq .Status "firing") (ne .CommonLabels.notify "once") '
+        '(or (eq .CommonLabels.severity "critical") (eq .CommonLabels.severity "high")) }}'
+        "_To stop its escalation: reply ACK to the page SMS, or run "
+        "`boxoffice ack {{ .CommonLabels.alertname }}`._\n{{ end }}"
     )
     pagerduty_list = (
         "{{ range . }}{{ .Annotations.summary }}: {{ .Annotations.description }} "

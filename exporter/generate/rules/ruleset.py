@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.catalog import CATALOG_BY_NAME, PROMETHEUS_SERIES
+from exporter.catalog import ALERTING_PATH_SERIES, CATALOG_BY_NAME, PROMETHEUS_SERIES
 from exporter.generate.alertdefs import ALERT_DEFS
 from exporter.generate.promql import metric_names
 from exporter.generate.rules.alerts import BUILDERS
@@ -96,6 +96,8 @@ def _tiered(th: Thresholds, alert: Alert, result: AlertBuild) -> BuiltAlert:
             labels["escalation"] = str(tier)
             if alert.spec.notify_once:
                 labels["notify"] = "once"
+            if alert.spec.heartbeat:
+                labels["notify"] = "heartbeat"
             labels.update(alert.labels)
             annotations = {
                 "summary": variant.summary,
@@ -162,6 +164,7 @@ def check_metric_names(ruleset: RuleSet) -> None:
     th = ruleset.thresholds
     recorded = {r.record for r in (*ruleset.time_rules, *ruleset.rate_rules)}
     known = set(CATALOG_BY_NAME) | recorded | set(th.file.app_metrics) | PROMETHEUS_SERIES
+    known |= ALERTING_PATH_SERIES
     exprs = [(f"recording rule {r.record}", r.expr) for r in ruleset.rate_rules]
     exprs += [(f"alerts.{r.alert}", r.expr) for b in ruleset.alerts for r in b.rules]
     for where, expr in exprs:

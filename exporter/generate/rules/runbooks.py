@@ -132,6 +132,48 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
         "Collections stopped succeeding: check the exporter log and the database's load.",
         "A query slower than its interval never completes: raise the timeout or add an index.",
     ),
+    # The alerting path (issue 19; docs/alerting.md, "Monitoring the monitoring").
+    "Watchdog": (
+        "Nothing to fix while it fires: it is the heartbeat. Its absence is the alarm: the SMS "
+        "bridge texts the heartbeat group that the alerting pipeline is down.",
+        "Never silence it: the bridge (or the dead-man's switch) would report the pipeline "
+        "down. To stop the heartbeat on purpose, stop watching it in the bridge first.",
+    ),
+    "AlertmanagerNotificationsFailing": (
+        "Alertmanager's log (`level=error ... notify`): which integration and what it answered "
+        "(Slack 404/410: the webhook was deleted; 429: rate limited; 5xx: their outage).",
+        "The secret files it reads (`slack_api_url_file`, `routing_key_file`, SMTP password): "
+        "rotated or emptied?",
+        "Meanwhile the other channels carry the alerts: watch them.",
+    ),
+    "PrometheusRuleEvaluationFailing": (
+        "Prometheus' Rules page (/rules) shows the failing rule and its error.",
+        "A query over too many series (`query processing would load too many samples`), or a "
+        "hand-edited rule file: regenerate with `boxoffice generate` and `boxoffice check`.",
+    ),
+    "PrometheusNotificationsFailing": (
+        'Is Alertmanager up and reachable from Prometheus (`up{job="alertmanager"}`, '
+        "Prometheus' log `Error sending alert`)?",
+        "Dropped alerts mean the queue overflowed (`--alertmanager.notification-queue-capacity`).",
+    ),
+    "PrometheusAlertmanagerMissing": (
+        "`alerting.alertmanagers` in prometheus.yml: a wrong name or service discovery that "
+        "finds nothing. Prometheus' /status page lists the Alertmanagers it knows.",
+    ),
+    "SmsBridgeSendsFailing": (
+        "The bridge's log: which reason (`boxoffice_sms_bridge_messages_failed_total{reason}`)? "
+        "auth: the Twilio auth token; twilio_refused: the sender number or messaging service; "
+        "twilio_unavailable/timeout/connection: Twilio or the network; store: its database.",
+        "Twilio's status page and the account's debugger (console, Monitor, Errors).",
+    ),
+    "SmsBridgeSendsDeferred": (
+        "An alert storm: many notifications to the same people within 30s. The digests "
+        "carry them; look at what is firing and whether grouping (`group_by`) is too fine.",
+    ),
+    "SmsBridgeTwilioBalanceLow": (
+        "Top up the Twilio account the bridge sends through (console, Billing), or turn on "
+        "auto-recharge: at 0 Twilio refuses every page.",
+    ),
 }
 
 
@@ -195,6 +237,12 @@ def _escalation(built: BuiltAlert) -> list[str]:
         out.append(
             'It never escalates and carries `notify="once"`: Alertmanager tells the business '
             "channel once and never pages or repeats (docs/alerting.md)."
+        )
+    elif spec.heartbeat:
+        out.append(
+            'It never escalates and carries `notify="heartbeat"`: Alertmanager sends it every '
+            "`heartbeat.interval` of routing.yaml to the heartbeat receiver (the SMS bridge's "
+            "/heartbeat, or an external dead-man's switch), never to people."
         )
     elif spec.standing:
         out.append("It describes a standing state, not an incident: it never escalates.")

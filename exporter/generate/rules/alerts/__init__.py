@@ -14,6 +14,7 @@ from exporter.generate.rules.alerts import (
     messaging,
     monitoring,
     payments,
+    pipeline,
     sales,
     webhooks,
 )
@@ -27,4 +28,5 @@ BUILDERS: dict[str, Builder] = {
     **webhooks.BUILDERS,
     **availability.BUILDERS,
     **monitoring.BUILDERS,
+    **pipeline.BUILDERS,
 }
