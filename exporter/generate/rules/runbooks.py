@@ -132,6 +132,13 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
         "Collections stopped succeeding: check the exporter log and the database's load.",
         "A query slower than its interval never completes: raise the timeout or add an index.",
     ),
+    "PostgresReplicationLagHigh": (
+        "On the standby: `SELECT pg_is_wal_replay_paused(), pg_last_wal_receive_lsn(), "
+        "pg_last_wal_replay_lsn()`; replay paused, or receiving but not replaying (long "
+        "queries holding it back, I/O), or not receiving at all (`pg_stat_wal_receiver`).",
+        "Counts catch up exactly when replay does; until then business alerts judge old data. "
+        "Point the exporter at the primary meanwhile if the lag lasts.",
+    ),
 }
 
 
