@@ -228,6 +228,9 @@ class Checkpoints:
         except CheckpointError as exc:
             return f"checkpoint {self.path} {exc}"
         engine.restore(published)
+        # The file holds this state already: the first write waits SAVE_EVERY, which keeps
+        # encoding and fsync off the first cycle a restart serves.
+        self._saved_at = time.monotonic()
         log.info(
             "incremental totals of database %r resumed from checkpoint %s (boundary %s)",
             self._database,
