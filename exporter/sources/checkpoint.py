@@ -202,7 +202,7 @@ class Checkpoints:
         except psycopg.Error as exc:
             log.warning(
                 "incremental totals of database %r: no checkpoints, the database's identity "
-                "cannot be read (grant pg_monitor): %s",
+                "cannot be read: %s",
                 self._database,
                 str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
             )
