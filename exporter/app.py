@@ -47,6 +47,8 @@ def build_sources(config: Config) -> list[Source]:
                     track_for=float(postgres.incremental.track_for),
                     reconcile_interval=float(postgres.incremental.reconcile_interval),
                     full_timeout=float(postgres.incremental.full_timeout),
+                    state_dir=postgres.incremental.state_dir,
+                    state_max_age=float(postgres.incremental.state_max_age),
                 )
                 if postgres.incremental.enabled
                 else None,
@@ -57,14 +59,19 @@ def build_sources(config: Config) -> list[Source]:
 
 
 def _api_sources(config: Config) -> list[Source]:
-    """The Stripe, Twilio and HTTP sources that are enabled, each on its own HTTP session."""
-    from exporter.sources import stripe, stripe_api, twilio, twilio_api
+    """The Stripe, Twilio and HTTP sources that are enabled, each on its own HTTP session.
+
+    Each SDK is imported only when its source is enabled: the Stripe SDK alone (with the
+    aiohttp it loads) costs a restart about a second (docs/benchmarks.md, restarts).
+    """
     from exporter.sources.http import HttpSource, Target
     from exporter.sources.pacing import BudgetedSession
 
     found: list[Source] = []
     settings = config.settings.sources
     if settings.stripe.enabled:
+        from exporter.sources import stripe, stripe_api
+
         s, session = settings.stripe, BudgetedSession()
         key = config.credentials["sources.stripe.api_key"]
         client = stripe_api.make_client(
@@ -83,6 +90,8 @@ def _api_sources(config: Config) -> list[Source]:
             )
         )
     if settings.twilio.enabled and (sid := settings.twilio.account_sid):
+        from exporter.sources import twilio, twilio_api
+
         t, session = settings.twilio, BudgetedSession()
         token = config.credentials["sources.twilio.auth_token"]
         twilio_client = twilio_api.make_client(

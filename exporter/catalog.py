@@ -158,6 +158,8 @@ POSTGRES_PACK: tuple[CatalogMetric, ...] = (
 DRIFT_METRIC = "boxoffice_postgres_reconciliation_drift"
 RECONCILIATIONS_METRIC = "boxoffice_postgres_reconciliations_total"
 RECONCILED_AT_METRIC = "boxoffice_postgres_reconciliation_timestamp_seconds"
+REPLICATION_LAG_METRIC = "boxoffice_postgres_replication_lag_seconds"
+FULL_COMPUTATIONS_METRIC = "boxoffice_postgres_full_computations_total"
 
 _RECONCILIATION = (
     _postgres(
@@ -177,6 +179,21 @@ _RECONCILIATION = (
         RECONCILED_AT_METRIC,
         "gauge",
         "When the last reconciliation finished, as a Unix timestamp.",
+    ),
+    _postgres(
+        FULL_COMPUTATIONS_METRIC,
+        "counter",
+        "Full computations of the incrementally collected counters by this process: one at "
+        "start, none when it resumed from a valid checkpoint (state_dir).",
+    ),
+    _postgres(
+        REPLICATION_LAG_METRIC,
+        "gauge",
+        "How far a database read on a hot standby is behind its primary: the standby's "
+        "clock minus the commit time of the last replayed transaction, 0 when it has "
+        "replayed all it received (and always on a primary). Counts stay exact; they are "
+        "this old.",
+        "database",
     ),
 )
 

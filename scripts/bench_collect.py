@@ -43,7 +43,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.db.seed import seed_database
-from exporter.sources.incremental import EngineSettings, EngineState, run_cycle
+from exporter.sources.incremental import EngineSettings, EngineState, database_now, run_cycle
 from exporter.sources.querypack import DEFAULT_PACK
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,7 +219,7 @@ def full_computation(dsn: str) -> float:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         started = time.perf_counter()
         with conn.transaction():
-            run_cycle(conn, EngineState(), EngineSettings())
+            run_cycle(conn, EngineState(), EngineSettings(), now=database_now(conn))
         return time.perf_counter() - started
 
 

@@ -13,11 +13,13 @@ from exporter.catalog import CATALOG, CATALOG_BY_NAME, POSTGRES_PACK
 from exporter.collect.exposition import ExporterCollector
 from exporter.collect.scheduler import Snapshot
 from exporter.sources.engine_series import ENGINE_METRICS
+from exporter.sources.guard import CardinalityGuard
 from exporter.sources.http import Probe, http_families
 from exporter.sources.incremental import (
     EngineSettings,
     IncrementalEngine,
 )
+from exporter.sources.postgres import DatabaseRead, collection_of
 from exporter.sources.querypack import DEFAULT_PACK
 from exporter.sources.stripe import StripeView, stripe_families
 from exporter.sources.stripe_api import Balance
@@ -82,13 +84,15 @@ def test_exporter_self_metrics_match_the_catalog() -> None:
     assert _shapes(collector.collect()) == _catalog("exporter")
 
 
-def test_postgres_catalog_covers_the_pack_and_the_reconciliation_metrics() -> None:
+def test_postgres_catalog_covers_the_pack_reconciliation_and_lag_metrics() -> None:
     engine = IncrementalEngine(engine_specs(sorted(ENGINE_METRICS)), EngineSettings())
     engine.reconciled({}, {}, at=1.0)
     published = {(s.name, s.kind, tuple(sorted(s.labels))) for s in engine.specs}
     published |= _shapes(engine._reconciliation_families())
+    lagging = collection_of([DatabaseRead(database="tickets", lag=3.0)], CardinalityGuard(10))
+    published |= _shapes(lagging.families)
     assert published <= _catalog("postgres")
-    assert len(_catalog("postgres")) == 17 + 3
+    assert len(_catalog("postgres")) == 17 + 4 + 1
 
 
 def test_the_query_pack_adds_sql_to_exactly_the_catalog_postgres_metrics() -> None:

@@ -99,6 +99,19 @@ class IncrementalSettings:
         doc="Statement timeout of the full computation at start and of each reconciliation.",
         check=positive,
     )
+    state_dir: str | None = field(
+        None,
+        doc=(
+            "Directory where the totals are checkpointed (one file per database, written "
+            "atomically) so that a restart resumes instead of the full computation; off "
+            "when unset."
+        ),
+    )
+    state_max_age: Duration = field(
+        Duration(86400),
+        doc="A checkpoint whose boundary is older than this is not resumed from.",
+        check=positive,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -451,6 +451,14 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         upward=False,
         standing=True,
     ),
+    _ladder(
+        name="PostgresReplicationLagHigh",
+        category="monitoring",
+        thresholds={"high": 5 * M},
+        measure="duration",
+        summary="The database boxoffice reads is far behind its primary",
+        for_seconds=2 * M,
+    ),
 )
 
 ALERT_DEFS_BY_NAME: dict[str, AlertDef] = {d.name: d for d in ALERT_DEFS}

@@ -24,17 +24,23 @@ import psycopg
 from prometheus_client.core import Metric
 from psycopg.rows import class_row
 
-from exporter.catalog import DRIFT_METRIC, RECONCILED_AT_METRIC, RECONCILIATIONS_METRIC
+from exporter.catalog import (
+    DRIFT_METRIC,
+    FULL_COMPUTATIONS_METRIC,
+    RECONCILED_AT_METRIC,
+    RECONCILIATIONS_METRIC,
+)
 from exporter.sources import streams as st
 from exporter.sources.engine_series import Tier, drift_by_metric, render
 from exporter.sources.families import family
 from exporter.sources.querypack import MetricSpec
+from exporter.sources.replay import Position
 from exporter.sources.samples import Sample
 
 log = logging.getLogger(__name__)
 
-# Where "now" comes from: the database's clock, so that exporter and database hosts need
-# not agree on the time (tests pass their own).
+# Where "now" comes from when no position is given: the database's clock, so that exporter
+# and database hosts need not agree on the time (tests pass their own).
 DbClock = Callable[[psycopg.Connection[Any]], datetime]
 
 
@@ -57,6 +63,15 @@ class EngineState:
     pending_orders: dict[int, datetime] = field(default_factory=dict)
     open_sessions: dict[str, datetime] = field(default_factory=dict)
     refund_memos: dict[int, st.RefundMemo] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a restart must carry over: the state, the corrections, the counters' highs."""
+
+    state: EngineState
+    offsets: st.Totals
+    exposed: tuple[tuple[tuple[str, tuple[str, ...]], float], ...]
 
 
 @dataclass(frozen=True)
@@ -92,19 +107,27 @@ def run_cycle(
     state: EngineState,
     settings: EngineSettings,
     *,
+    now: datetime | None,
     advance: bool = True,
-    clock: DbClock | None = None,
 ) -> CycleResult:
     """Read the streams past the boundary in the current transaction; pure apart from SQL.
 
+    ``now`` is the database's position (:mod:`exporter.sources.replay`), read before the
+    transaction's snapshot; None when a standby cannot tell it, and then nothing new
+    settles (without a boundary yet, everything is read and the next cycle reads it again).
     ``advance=False`` keeps the boundary where it is: a cycle reading an imported, older
     snapshot must not settle rows that later commits could still add to.
     """
-    now = clock(conn) if clock is not None else database_now(conn)
-    settle = now - settings.overlap
-    if state.boundary is not None:
-        settle = max(settle, state.boundary) if advance else state.boundary
-    bounds = st.Bounds(since=state.boundary, settle=settle, keep=now - settings.track_for)
+    if now is None or not advance:
+        settle = state.boundary if state.boundary is not None else st.BEGINNING
+        reference = state.boundary
+    else:
+        settle = now - settings.overlap
+        if state.boundary is not None:
+            settle = max(settle, state.boundary)
+        reference = now
+    keep = reference - settings.track_for if reference is not None else st.BEGINNING
+    bounds = st.Bounds(since=state.boundary, settle=settle, keep=keep)
     params = bounds.params()
     split = st.Split(settled=dict(state.settled), window={})
     memos = dict(state.refund_memos)
@@ -130,7 +153,7 @@ def run_cycle(
     with conn.cursor(row_factory=class_row(Tier)) as cur:
         tiers = tuple(cur.execute(st.TIERS_SQL.sql.encode()).fetchall())
     new_state = EngineState(
-        boundary=settle,
+        boundary=settle if now is not None or state.boundary is not None else None,
         settled=split.settled,
         pending_orders={k: at for k, at in pending.items() if at >= keep},
         open_sessions={k: at for k, at in sessions.items() if at >= keep},
@@ -227,6 +250,7 @@ class IncrementalEngine:
         self._handoff: Handoff | None = None
         self._drift: Drift | None = None
         self._reconciliations = 0
+        self._full_computations = 0
 
     @property
     def full(self) -> bool:
@@ -248,17 +272,24 @@ class IncrementalEngine:
             return handoff.snapshot_id
 
     def collect(
-        self, conn: psycopg.Connection[Any], *, imported: str | None
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        imported: str | None,
+        position: Position | None = None,
     ) -> tuple[list[tuple[MetricSpec, list[Sample]]], list[Metric]]:
         """Run one cycle in the current transaction, bounded by :attr:`statement_timeout`.
 
+        ``position`` is the database's, read before this transaction's snapshot; without
+        it the engine's clock is asked (the database's ``now()``, or a test's clock).
         Returns the default-pack series (for the cardinality guard) and the engine's own
         reconciliation families.
         """
-        result = run_cycle(
-            conn, self._state, self.settings, advance=imported is None, clock=self._clock
-        )
+        now = position.at if position is not None else self._clock(conn)
+        full = self.full
+        result = run_cycle(conn, self._state, self.settings, now=now, advance=imported is None)
         with self._lock:
+            self._full_computations += full
             self._state = result.state
             if imported is not None and self._handoff and self._handoff.snapshot_id == imported:
                 self._handoff.totals = st.merged(result.totals, self._offsets)
@@ -271,6 +302,20 @@ class IncrementalEngine:
                 for spec, samples in render(self.specs, corrected, result.tiers)
             ]
             return series, self._reconciliation_families()
+
+    def published(self) -> Published:
+        """The state and what was published from it, for a checkpoint."""
+        with self._lock:
+            return Published(
+                state=self._state, offsets=dict(self._offsets), exposed=tuple(self._exposed.items())
+            )
+
+    def restore(self, published: Published) -> None:
+        """Continue from a checkpoint instead of the full computation (before any cycle)."""
+        with self._lock:
+            self._state = published.state
+            self._offsets = dict(published.offsets)
+            self._exposed = dict(published.exposed)
 
     def offer_snapshot(self, handoff: Handoff) -> None:
         """A reconciliation exported a snapshot; the next cycle reads in it."""
@@ -310,11 +355,12 @@ class IncrementalEngine:
 
     def _reconciliation_families(self) -> list[Metric]:
         runs = family(RECONCILIATIONS_METRIC, value=self._reconciliations)
+        full = family(FULL_COMPUTATIONS_METRIC, value=self._full_computations)
         if self._drift is None:
-            return [runs]
+            return [runs, full]
         drift = family(DRIFT_METRIC)
         for name in sorted(self._drift.by_metric):
             if name in {spec.name for spec in self.specs}:
                 drift.add_metric([name], self._drift.by_metric[name])
         at = family(RECONCILED_AT_METRIC, value=self._drift.at)
-        return [runs, drift, at]
+        return [runs, full, drift, at]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,10 +20,13 @@ from psycopg import errors as pgerrors
 from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from exporter.catalog import REPLICATION_LAG_METRIC
 from exporter.config import BoundMetric, Database
 from exporter.sources.base import LABELS_TRUNCATED, ROWS_TRUNCATED, Collection, Failure
+from exporter.sources.checkpoint import Checkpoints
 from exporter.sources.engine_series import ENGINE_METRICS
 from exporter.sources.explain import SeqScan, cycle_statements, find_seq_scans, now_on
+from exporter.sources.families import family
 from exporter.sources.guard import CardinalityGuard
 from exporter.sources.incremental import EngineSettings, IncrementalEngine
 from exporter.sources.pgconn import (
@@ -35,6 +39,7 @@ from exporter.sources.pgconn import (
 )
 from exporter.sources.querypack import BoundQuery, MetricSpec, bind
 from exporter.sources.reconcile import Reconciler
+from exporter.sources.replay import Position, read_position
 from exporter.sources.samples import (
     ColumnMismatchError,
     Sample,
@@ -53,6 +58,8 @@ class IncrementalOptions:
     track_for: float
     reconcile_interval: float
     full_timeout: float
+    state_dir: str | None = None  # checkpoints off when None
+    state_max_age: float = 86400.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +105,8 @@ class DatabaseRead:
     engine_series: tuple[tuple[MetricSpec, list[Sample]], ...] = ()
     engine_families: tuple[Metric, ...] = ()
     engine_failure: Failure | None = None
+    # Seconds the database is behind its primary (0 on a primary; None: cannot tell).
+    lag: float | None = None
 
 
 def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Collection:
@@ -109,6 +118,7 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
     failures: list[Failure] = []
     dropped: dict[str, int] = {}
     cut: dict[tuple[str, str], int] = {}
+    lag = family(REPLICATION_LAG_METRIC)
 
     def publish(spec: MetricSpec, samples: list[Sample]) -> None:
         kept, folded = guard.apply(spec.name, samples, spec.fold)
@@ -122,6 +132,8 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
                 Failure("connection", f"database {read.database!r}: {read.unavailable}")
             )
             continue
+        if read.lag is not None:
+            lag.add_metric([read.database], read.lag)
         failures += [result.failure for result in read.queries if result.failure is not None]
         if read.engine_failure is not None:
             failures.append(read.engine_failure)
@@ -144,6 +156,8 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
                 failures.append(Failure("columns", f"{spec.name}: {exc}"))
                 continue
             publish(spec, samples)
+    if lag.samples:
+        families.append(lag)
     return Collection(tuple(families), tuple(failures), dropped, cut)
 
 
@@ -182,6 +196,7 @@ class PostgresSource:
         self._by_sql = {name: list(queries) for name, queries in self._all.items()}
         self._engines: dict[str, IncrementalEngine] = {}
         self._reconcilers: dict[str, Reconciler] = {}
+        self._checkpoints: dict[str, Checkpoints] = {}
         if incremental is not None:
             for name, queries in self._all.items():
                 owned = [q for q in queries if not q.overridden and q.spec.name in ENGINE_METRICS]
@@ -210,6 +225,12 @@ class PostgresSource:
             wait=2 * self.interval + self.timeout,
             timeout=incremental.full_timeout,
         )
+        if incremental.state_dir is not None:
+            self._checkpoints[name] = Checkpoints(
+                Path(incremental.state_dir) / f"incremental-{name}.json",
+                database=name,
+                max_age=timedelta(seconds=incremental.state_max_age),
+            )
 
     def start(self) -> None:
         """Reconcile the incremental totals in the background from now on."""
@@ -271,9 +292,11 @@ class PostgresSource:
         return found, unreachable
 
     def close(self) -> None:
-        """Stop reconciling and close every pool."""
+        """Stop reconciling, checkpoint the totals and close every pool."""
         for reconciler in self._reconcilers.values():
             reconciler.stop()
+        for name, checkpoints in self._checkpoints.items():
+            checkpoints.save(self._engines[name], force=True)
         for pool in self._pools.values():
             pool.close()
 
@@ -289,6 +312,8 @@ class PostgresSource:
             with self._pools[database].connection(
                 timeout=self._databases[database].connect_timeout
             ) as conn:
+                # In a transaction of its own, before the snapshot the cycle reads in.
+                position = read_position(conn)
                 imported = engine.snapshot_to_import() if engine is not None else None
                 if imported is not None:
                     imported = import_snapshot(conn, imported)
@@ -297,9 +322,15 @@ class PostgresSource:
                     _run_query(conn, query, sql, self._bounds) for query, sql in queries
                 )
                 if engine is None:
-                    return DatabaseRead(database=database, queries=results)
+                    return DatabaseRead(database=database, queries=results, lag=position.lag)
                 set_statement_timeout(conn, engine.statement_timeout)
-                return _read_engine(conn, database, engine, imported, results)
+                checkpoints = self._checkpoints.get(database)
+                read = _read_engine(
+                    conn, database, engine, imported, results, position, checkpoints
+                )
+                if checkpoints is not None and read.engine_failure is None:
+                    checkpoints.save(engine)
+                return replace(read, lag=position.lag)
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
             return DatabaseRead(database=database, unavailable=first_line(exc))
 
@@ -370,11 +401,15 @@ def _read_engine(
     engine: IncrementalEngine,
     imported: str | None,
     results: tuple[QueryResult, ...],
+    position: Position,
+    checkpoints: Checkpoints | None,
 ) -> DatabaseRead:
     label = f"incremental totals ({len(engine.specs)} metrics)"
     try:
         with conn.transaction():
-            series, families = engine.collect(conn, imported=imported)
+            if checkpoints is not None and imported is None:
+                checkpoints.resume(engine, conn, position.at)
+            series, families = engine.collect(conn, imported=imported, position=position)
     except pgerrors.QueryCanceled as exc:
         failure = Failure("timeout", f"{label}: {first_line(exc)}")
     except (psycopg.OperationalError, psycopg.InterfaceError):

@@ -174,6 +174,13 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
         "Top up the Twilio account the bridge sends through (console, Billing), or turn on "
         "auto-recharge: at 0 Twilio refuses every page.",
     ),
+    "PostgresReplicationLagHigh": (
+        "On the standby: `SELECT pg_is_wal_replay_paused(), pg_last_wal_receive_lsn(), "
+        "pg_last_wal_replay_lsn()`; replay paused, or receiving but not replaying (long "
+        "queries holding it back, I/O), or not receiving at all (`pg_stat_wal_receiver`).",
+        "Counts catch up exactly when replay does; until then business alerts judge old data. "
+        "Point the exporter at the primary meanwhile if the lag lasts.",
+    ),
 }
 
 

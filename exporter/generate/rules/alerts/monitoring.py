@@ -1,10 +1,11 @@
 """Monitoring alerts (SPEC 5): boxoffice itself, a source that cannot collect, an exporter
-Prometheus cannot scrape, and data gone stale."""
+Prometheus cannot scrape, data gone stale, and a standby replaying far behind its primary."""
 
 from __future__ import annotations
 
 import re
 
+from exporter.catalog import REPLICATION_LAG_METRIC
 from exporter.generate import series
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.alertkit import Builder, describe, ladder, span, variants
@@ -90,8 +91,46 @@ def exporter_data_stale(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBui
     return build
 
 
+def postgres_replication_lag_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    """The standby boxoffice reads lags its primary: counts stay exact but are that old,
+    so the business alerts judge the past (docs/incremental.md)."""
+    metric = REPLICATION_LAG_METRIC
+    lad = ladder(alert)
+    build = AlertBuild(
+        variants=variants(
+            alert,
+            lad.conditions(series.latest(metric)),
+            lambda sev, t: describe(
+                f"Database {{database}} is {{value}} behind its primary (threshold "
+                f"{duration_text(t)}): boxoffice's counts from it are that old.",
+                "duration",
+            ),
+        ),
+    )
+    length = span(alert, th.file.escalation.tier3_after)
+    for i, (target, lag) in enumerate(lad.targets()):
+        labels = {"database": f"db{i}"}
+
+        def model(t: float, lag: float = lag) -> dict[str, float]:
+            severity = lad.severity(lag)
+            return {severity: lag} if severity else {}
+
+        build.scenarios.append(
+            Scenario(
+                name=target,
+                series=(gauge(selector(metric, labels), lag, length, 60),),
+                labels=labels,
+                model=model,
+                length_seconds=length,
+                merge="all",
+            )
+        )
+    return build
+
+
 BUILDERS: dict[str, Builder] = {
     "ExporterSourceDown": exporter_source_down,
     "ExporterDown": exporter_down,
     "ExporterDataStale": exporter_data_stale,
+    "PostgresReplicationLagHigh": postgres_replication_lag_high,
 }
