@@ -86,7 +86,7 @@ def test_postgres_catalog_covers_the_pack_and_the_reconciliation_metrics() -> No
     published = {(s.name, s.kind, tuple(sorted(s.labels))) for s in engine.specs}
     published |= _shapes(engine._reconciliation_families())
     assert published <= _catalog("postgres")
-    assert len(_catalog("postgres")) == 17 + 3
+    assert len(_catalog("postgres")) == 20 + 3  # the pack (with 3 breakdowns), reconciliation
 
 
 def test_the_query_pack_adds_sql_to_exactly_the_catalog_postgres_metrics() -> None:
