@@ -115,9 +115,10 @@ POSTGRES_PACK: tuple[CatalogMetric, ...] = (
     _postgres(
         "boxoffice_orders_paid_total",
         "counter",
-        "Orders that were ever paid, by city, tier, payment method ('unknown' when none) "
-        "and membership.",
+        "Orders that were ever paid, by city, tier, payment method ('unknown' when none), "
+        "membership and currency.",
         *BREAKDOWN,
+        "currency",
     ),
     _postgres(
         "boxoffice_orders_paid_tickets_total",

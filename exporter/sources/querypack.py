@@ -153,7 +153,9 @@ WHERE paid_at IS NOT NULL
 GROUP BY 1""",
         unit="minor_currency",
     ),
-    "boxoffice_orders_paid_total": PackSql(sql=_breakdown("count(*)")),
+    "boxoffice_orders_paid_total": PackSql(
+        sql=_breakdown("count(*)", "lower(o.currency) AS currency")
+    ),
     "boxoffice_orders_paid_tickets_total": PackSql(sql=_breakdown("sum(o.quantity)")),
     "boxoffice_orders_paid_revenue_total": PackSql(
         sql=_breakdown("sum(o.amount_total_cents)", "lower(o.currency) AS currency"),

@@ -35,8 +35,9 @@ SESSIONS_COMPLETED = "sessions_completed"
 SESSIONS_EXPIRED = "sessions_expired"
 WEBHOOKS = "webhooks"  # per provider
 WEBHOOKS_FAILED = "webhooks_failed"  # per provider
-# The breakdowns of paid orders, keyed by (city, tier, payment_method, member), revenue
-# also by currency: the same rows as PAID/SOLD/REVENUE, split by what the owner asks about.
+# The breakdowns of paid orders, keyed by (city, tier, payment_method, member), orders and
+# revenue also by currency (their ratio is the average order value): the same rows as
+# PAID/SOLD/REVENUE, split the way owners ask.
 ORDERS_BY = "orders_by"
 TICKETS_BY = "tickets_by"
 REVENUE_BY = "revenue_by"
@@ -271,7 +272,7 @@ def fold_paid(rows: Iterable[tuple[Any, ...]], split: Split) -> None:
         add(into, (PAID,), int(orders))
         add(into, (SOLD, tier_id), int(tickets))
         add(into, (REVENUE, currency), int(amount))
-        add(into, (ORDERS_BY, *breakdown), int(orders))
+        add(into, (ORDERS_BY, *breakdown, currency), int(orders))
         add(into, (TICKETS_BY, *breakdown), int(tickets))
         add(into, (REVENUE_BY, *breakdown, currency), int(amount))
 
