@@ -45,6 +45,9 @@ REASONS = (
 )
 
 _PER_TIER = ("event", "city", "tier")
+# Paid orders broken down the way owners ask (city, ticket tier, payment method, member or
+# not); `member` is "true" or "false" (orders.is_member).
+BREAKDOWN = ("city", "tier", "payment_method", "member")
 
 
 def _postgres(name: str, type_: MetricType, help_: str, *labels: str) -> CatalogMetric:
@@ -107,6 +110,28 @@ POSTGRES_PACK: tuple[CatalogMetric, ...] = (
         "boxoffice_revenue_total",
         "counter",
         "Gross revenue of paid orders, in major currency units.",
+        "currency",
+    ),
+    _postgres(
+        "boxoffice_orders_paid_total",
+        "counter",
+        "Orders that were ever paid, by city, tier, payment method ('unknown' when none), "
+        "membership and currency.",
+        *BREAKDOWN,
+        "currency",
+    ),
+    _postgres(
+        "boxoffice_orders_paid_tickets_total",
+        "counter",
+        "Tickets in orders that were ever paid, by city, tier, payment method and membership.",
+        *BREAKDOWN,
+    ),
+    _postgres(
+        "boxoffice_orders_paid_revenue_total",
+        "counter",
+        "Gross revenue of paid orders in major currency units, by city, tier, payment method "
+        "and membership.",
+        *BREAKDOWN,
         "currency",
     ),
     _postgres(

@@ -92,7 +92,8 @@ def test_postgres_catalog_covers_the_pack_reconciliation_and_lag_metrics() -> No
     lagging = collection_of([DatabaseRead(database="tickets", lag=3.0)], CardinalityGuard(10))
     published |= _shapes(lagging.families)
     assert published <= _catalog("postgres")
-    assert len(_catalog("postgres")) == 17 + 4 + 1
+    # the pack (with 3 breakdowns), reconciliation and the engine, the standby's lag
+    assert len(_catalog("postgres")) == 20 + 4 + 1
 
 
 def test_the_query_pack_adds_sql_to_exactly_the_catalog_postgres_metrics() -> None:

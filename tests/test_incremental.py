@@ -41,6 +41,8 @@ from tests.support.sources import engine_specs, engines, reconcilers
 OVERLAP = timedelta(seconds=120)
 START = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
 Series = dict[tuple[str, tuple[str, ...]], float]
+# Payment methods as apps write them: missing, empty, and in two spellings of one method.
+_METHODS = ("card", "link", None, "", "Card", "apple_pay")
 
 
 @dataclass(kw_only=True)
@@ -103,8 +105,18 @@ class Shop:
         )
         row = conn.execute(
             "INSERT INTO orders (checkout_session_id, tier_id, quantity, amount_total_cents, "
-            "currency, created_at) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            [session, tier, quantity, quantity * 9900 + k, currency, self.now],
+            "currency, payment_method, is_member, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            [
+                session,
+                tier,
+                quantity,
+                quantity * 9900 + k,
+                currency,
+                _METHODS[k % len(_METHODS)],
+                k % 4 == 0,
+                self.now,
+            ],
         ).fetchone()
         return int(row[0])
 

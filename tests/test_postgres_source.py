@@ -48,7 +48,8 @@ def _independent_expectation(conn: psycopg.Connection[Any]) -> Expected:
     }
     orders = conn.execute(
         "SELECT tier_id, quantity, amount_total_cents, currency, payment_status, failure_code, "
-        "paid_at IS NOT NULL, extract(epoch FROM paid_at), refunded_amount_cents FROM orders"
+        "paid_at IS NOT NULL, extract(epoch FROM paid_at), refunded_amount_cents, "
+        "payment_method, is_member FROM orders"
     ).fetchall()
     sessions = conn.execute(
         "SELECT tier_id, quantity, status, expires_at > now() FROM checkout_sessions"
@@ -62,9 +63,29 @@ def _independent_expectation(conn: psycopg.Connection[Any]) -> Expected:
     revenue: dict[str, int] = defaultdict(int)
     refunds: dict[str, int] = defaultdict(int)
     failed: dict[str, int] = defaultdict(int)
+    # (city, tier, method, member): [orders, tickets]; with the currency: [orders, amount]
+    breakdown: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
     payments, last_paid = 0, None
-    for tier_id, qty, amount, currency, status, code, paid, paid_epoch, refunded_cents in orders:
+    for (
+        tier_id,
+        qty,
+        amount,
+        currency,
+        status,
+        code,
+        paid,
+        paid_epoch,
+        refunded_cents,
+        method,
+        member,
+    ) in orders:
         if paid:
+            city = events[tiers[tier_id][0]][1]
+            labels = (city, tiers[tier_id][1], (method or "unknown").lower(), str(member).lower())
+            breakdown[labels][0] += 1
+            breakdown[labels][1] += qty
+            breakdown[(*labels, currency.lower())][0] += 1
+            breakdown[(*labels, currency.lower())][1] += amount
             sold[tier_id] += qty
             revenue[currency.lower()] += amount
             last_paid = max(last_paid or 0, float(paid_epoch))
@@ -108,6 +129,16 @@ def _independent_expectation(conn: psycopg.Connection[Any]) -> Expected:
         )
     if last_paid is not None:
         exp[_key("boxoffice_last_paid_order_timestamp_seconds")] = last_paid
+    names = ("city", "tier", "payment_method", "member", "currency")
+    for labels, (count, value) in breakdown.items():
+        named = dict(zip(names, labels, strict=False))
+        if len(labels) == 4:
+            exp[_key("boxoffice_orders_paid_tickets_total", **named)] = value
+        else:
+            exp[_key("boxoffice_orders_paid_total", **named)] = count
+            exp[_key("boxoffice_orders_paid_revenue_total", **named)] = (
+                value if labels[-1] in _ZERO_DECIMAL else value / 100
+            )
     exp[_key("boxoffice_checkout_sessions_created_total")] = len(sessions)
     exp[_key("boxoffice_checkout_sessions_completed_total")] = sum(
         1 for s in sessions if s[2] == "complete"
@@ -245,6 +276,10 @@ def test_scripted_sales_through_the_http_endpoint(pg_schema: str) -> None:
         ] = float(starts[0])
         expected[_key("boxoffice_payments_total")] = 1  # the closed event's order still counts
         expected[_key("boxoffice_revenue_total", currency="usd")] = 250.0
+        boston = {"city": "Boston", "tier": "ga", "payment_method": "unknown", "member": "false"}
+        expected[_key("boxoffice_orders_paid_total", currency="usd", **boston)] = 1
+        expected[_key("boxoffice_orders_paid_tickets_total", **boston)] = 5
+        expected[_key("boxoffice_orders_paid_revenue_total", currency="usd", **boston)] = 250.0
         for name in ("created", "completed", "expired"):
             expected[_key(f"boxoffice_checkout_sessions_{name}_total")] = 0
         expected[_key("boxoffice_checkout_sessions_open")] = 0
@@ -257,9 +292,15 @@ def test_scripted_sales_through_the_http_endpoint(pg_schema: str) -> None:
 
         # 2. Both are paid.
         conn.execute(
-            "UPDATE orders SET payment_status = 'completed', paid_at = now() WHERE id IN (%s, %s)",
-            [first, second],
+            "UPDATE orders SET payment_status = 'completed', paid_at = now(), "
+            "payment_method = 'card', is_member = (id = %s) WHERE id IN (%s, %s)",
+            [first, first, second],
         )
+        for member, count, tickets, amount in (("true", 1, 2, 198.0), ("false", 1, 1, 99.0)):
+            card = {"city": "Austin", "tier": "ga", "payment_method": "card", "member": member}
+            expected[_key("boxoffice_orders_paid_total", currency="usd", **card)] = count
+            expected[_key("boxoffice_orders_paid_tickets_total", **card)] = tickets
+            expected[_key("boxoffice_orders_paid_revenue_total", currency="usd", **card)] = amount
         expected[_key("boxoffice_tickets_sold_total", **tiers["ga"])] = 3
         expected[_key("boxoffice_inventory_available_tickets", **tiers["ga"])] = 7
         expected[_key("boxoffice_payments_total")] = 3
@@ -300,6 +341,13 @@ def test_scripted_sales_through_the_http_endpoint(pg_schema: str) -> None:
         expected[_key("boxoffice_inventory_available_tickets", **tiers["vip"])] = -1
         expected[_key("boxoffice_payments_total")] = 5
         expected[_key("boxoffice_revenue_total", currency="usd")] = 250.0 + 297.0 + 1196.0
+        vip_unknown = {"city": "Austin", "tier": "vip", "payment_method": "unknown"}
+        vip_unknown["member"] = "false"
+        expected[_key("boxoffice_orders_paid_total", currency="usd", **vip_unknown)] = 1
+        expected[_key("boxoffice_orders_paid_tickets_total", **vip_unknown)] = 4
+        expected[_key("boxoffice_orders_paid_revenue_total", currency="usd", **vip_unknown)] = (
+            1196.0
+        )
         check_step()
 
         # 7. Webhooks: three processed, one error.
@@ -399,3 +447,20 @@ def test_cardinality_guard_folds_and_counts(pg_schema: str) -> None:
         "boxoffice_series_dropped_total", metric="boxoffice_event_start_timestamp_seconds"
     )
     assert series[start_key] == 3 * cycles
+    # The breakdowns of paid orders pass the same guard: the two biggest cities stay and
+    # the rest fold into one series whose labels are all `other`, so totals stay exact.
+    by_city = {
+        dict(labels)["city"]: (v, dict(labels))
+        for (name, labels), v in series.items()
+        if name == "boxoffice_orders_paid_tickets_total"
+    }
+    assert {city: v for city, (v, _labels) in by_city.items()} == {
+        "City 5": 6,
+        "City 4": 5,
+        "other": 1 + 2 + 3 + 4,
+    }
+    assert set(by_city["other"][1].values()) == {"other"}
+    breakdown_key = _key(
+        "boxoffice_series_dropped_total", metric="boxoffice_orders_paid_tickets_total"
+    )
+    assert series[breakdown_key] == 4 * cycles

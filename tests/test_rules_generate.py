@@ -49,6 +49,7 @@ SPEC_ALERTS = {
 # Alerts the issues added later (SPEC 5: they join the contract).
 ADDED_ALERTS = {
     "DeclineRateAnomalous",
+    "AverageOrderValueAnomalous",  # issue 18
     "PostgresReplicationLagHigh",  # issue 17: standby lag
     # issue 19: the heartbeat and the alerting path's own failures
     "Watchdog",

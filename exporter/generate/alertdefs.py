@@ -266,6 +266,21 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         upward=False,
     ),
     _ladder(
+        name="AverageOrderValueAnomalous",
+        category="sales",
+        # How far the average order value moved from the shop's normal for this time of the
+        # week, either way (seed 001: 15% warning, 30% critical; issue 18).
+        thresholds={"high": 0.30, "medium": 0.15},
+        measure="ratio",
+        summary="Average order value far from the shop's normal",
+        for_seconds=30 * M,
+        window=3 * H,
+        min_traffic=50,
+        # order_value_cv: the spread of single order values (standard deviation / mean) that
+        # chance is judged with; 1 is wider than ticket shops see (1-4 tickets, 1-3x prices).
+        relative=(("order_value_cv", 1.0, "factor"),),
+    ),
+    _ladder(
         name="StripeWebhookBacklog",
         category="webhooks",
         thresholds={"critical": 10},

@@ -31,6 +31,9 @@ WEBHOOKS = "boxoffice_webhook_events_total"
 WEBHOOKS_FAILED = "boxoffice_webhook_events_failed_total"
 SMS, SMS_FAILED = "boxoffice_sms_messages_total", "boxoffice_sms_messages_failed_total"
 SMS_COST = "boxoffice_sms_cost_total"
+ORDERS_PAID = "boxoffice_orders_paid_total"
+ORDERS_PAID_REVENUE = "boxoffice_orders_paid_revenue_total"
+ORDERS_PAID_TICKETS = "boxoffice_orders_paid_tickets_total"
 
 # Windows the SLO error ratios are recorded over, shortest first: the burn-rate alert pairs
 # them, the operations dashboard shows the shortest.
@@ -145,6 +148,24 @@ def sms_failure_ratio(window: float) -> NamedSeries:
 
 def sms_cost(window: float) -> NamedSeries:
     return increase(SMS_COST, window)
+
+
+def paid_orders(window: float) -> NamedSeries:
+    """Paid orders over ``window``, per currency (the breakdown metric summed)."""
+    return increase(ORDERS_PAID, window, keep=("currency",))
+
+
+def order_value(window: float) -> NamedSeries:
+    """The average order value over ``window`` per currency: revenue / paid orders, both
+    from the same paid-orders breakdown (NaN, filtered by readers, without orders)."""
+    return NamedSeries(
+        name=f"boxoffice:order_value:avg{duration_text(window)}",
+        pieces=(
+            increase(ORDERS_PAID_REVENUE, window, keep=("currency",)),
+            " / ",
+            paid_orders(window),
+        ),
+    )
 
 
 def since_local_midnight(expr: str) -> str:

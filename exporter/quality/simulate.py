@@ -281,6 +281,7 @@ class _Shop:
             "payments": paid + failed,
             "attempts": paid + failed,
             "revenue": revenue,
+            "paid": paid,
             "tickets": tickets,
             "sms": messages,
             "sms_cost": cost,
@@ -401,6 +402,16 @@ class _Shop:
             put(step, "boxoffice_payments_failed_total", n, (("failure_code", code),))
         put(step, "boxoffice_revenue_total", round(c["revenue"], 2), (("currency", "usd"),))
         put(step, "boxoffice_refunds_total", round(c["refund_usd"], 2), (("currency", "usd"),))
+        # The paid-orders breakdown, as one series: what the average order value reads.
+        paid_labels = (
+            ("city", "all"),
+            ("currency", "usd"),
+            ("member", "false"),
+            ("payment_method", "card"),
+            ("tier", "all"),
+        )
+        put(step, "boxoffice_orders_paid_total", c["paid"], paid_labels)
+        put(step, "boxoffice_orders_paid_revenue_total", round(c["revenue"], 2), paid_labels)
         put(step, "boxoffice_last_paid_order_timestamp_seconds", round(self.last_paid))
         put(step, "boxoffice_checkout_sessions_created_total", c["sessions_created"])
         put(step, "boxoffice_checkout_sessions_completed_total", c["sessions_completed"])

@@ -24,6 +24,9 @@ ENGINE_METRICS = frozenset(
         "boxoffice_payments_total",
         "boxoffice_payments_failed_total",
         "boxoffice_revenue_total",
+        "boxoffice_orders_paid_total",
+        "boxoffice_orders_paid_tickets_total",
+        "boxoffice_orders_paid_revenue_total",
         "boxoffice_refunds_total",
         "boxoffice_checkout_sessions_created_total",
         "boxoffice_checkout_sessions_completed_total",
@@ -39,6 +42,9 @@ _FEEDS: dict[str, tuple[str, ...]] = {
     st.SOLD: ("boxoffice_tickets_sold_total", "boxoffice_inventory_available_tickets"),
     st.REVENUE: ("boxoffice_revenue_total",),
     st.FAILED: ("boxoffice_payments_failed_total", "boxoffice_payments_total"),
+    st.ORDERS_BY: ("boxoffice_orders_paid_total",),
+    st.TICKETS_BY: ("boxoffice_orders_paid_tickets_total",),
+    st.REVENUE_BY: ("boxoffice_orders_paid_revenue_total",),
     st.REFUNDED_TICKETS: (
         "boxoffice_tickets_refunded_total",
         "boxoffice_inventory_available_tickets",
@@ -83,6 +89,14 @@ def render(
             Sample((cur,), major_units(float(v), cur)) for cur, v in sorted(keyed(quantity).items())
         ]
 
+    def breakdown(quantity: str) -> list[Sample]:
+        return [
+            Sample(key[1:], float(v)) for key, v in sorted(totals.items()) if key[0] == quantity
+        ]
+
+    def breakdown_money(quantity: str) -> list[Sample]:
+        return [Sample(s.labels, major_units(s.value, s.labels[-1])) for s in breakdown(quantity)]
+
     def labelled(quantity: str) -> list[Sample]:
         return [Sample((k,), float(v)) for k, v in sorted(keyed(quantity).items())]
 
@@ -105,6 +119,9 @@ def render(
         "boxoffice_payments_total": lambda: [Sample((), float(amount(st.PAID) + failed))],
         "boxoffice_payments_failed_total": lambda: labelled(st.FAILED),
         "boxoffice_revenue_total": lambda: money(st.REVENUE),
+        "boxoffice_orders_paid_total": lambda: breakdown(st.ORDERS_BY),
+        "boxoffice_orders_paid_tickets_total": lambda: breakdown(st.TICKETS_BY),
+        "boxoffice_orders_paid_revenue_total": lambda: breakdown_money(st.REVENUE_BY),
         "boxoffice_refunds_total": lambda: money(st.REFUNDED_AMOUNT),
         "boxoffice_checkout_sessions_created_total": lambda: [
             Sample((), float(amount(st.SESSIONS_CREATED)))
@@ -129,10 +146,11 @@ def drift_by_metric(full: st.Totals, incremental: st.Totals) -> dict[str, float]
         if not diff:
             continue
         quantity = key[0]
-        value = major_units(float(diff), key[1]) if quantity in _MONEY else float(diff)
+        # Money keys end with their currency.
+        value = major_units(float(diff), key[-1]) if quantity in _MONEY else float(diff)
         for name in _FEEDS[quantity]:
             out[name] += value
     return out
 
 
-_MONEY = frozenset({st.REVENUE, st.REFUNDED_AMOUNT})
+_MONEY = frozenset({st.REVENUE, st.REFUNDED_AMOUNT, st.REVENUE_BY})

@@ -81,6 +81,20 @@ def _tier_sum(table: str, alias: str, condition: str) -> str:
     return f"COALESCE((SELECT sum({alias}.quantity) FROM {table} {alias} WHERE {condition}), 0)"
 
 
+def _breakdown(value: str, *extra: str) -> str:
+    """Paid orders by city, tier, payment method and membership (catalog.BREAKDOWN)."""
+    columns = "".join(f", {column}" for column in extra)
+    groups = ", ".join(str(i) for i in range(1, 5 + len(extra)))
+    return f"""
+SELECT e.city, t.tier, lower(COALESCE(NULLIF(o.payment_method, ''), 'unknown')) AS payment_method,
+       o.is_member::text AS member{columns}, {value} AS value
+FROM orders o
+JOIN ticket_tiers t ON t.id = o.tier_id
+JOIN events e ON e.id = t.event_id
+WHERE o.paid_at IS NOT NULL
+GROUP BY {groups}"""
+
+
 _SQL: dict[str, PackSql] = {
     "boxoffice_tickets_sold_total": PackSql(
         sql=f"""
@@ -137,6 +151,14 @@ SELECT lower(currency) AS currency, sum(amount_total_cents) AS value
 FROM orders
 WHERE paid_at IS NOT NULL
 GROUP BY 1""",
+        unit="minor_currency",
+    ),
+    "boxoffice_orders_paid_total": PackSql(
+        sql=_breakdown("count(*)", "lower(o.currency) AS currency")
+    ),
+    "boxoffice_orders_paid_tickets_total": PackSql(sql=_breakdown("sum(o.quantity)")),
+    "boxoffice_orders_paid_revenue_total": PackSql(
+        sql=_breakdown("sum(o.amount_total_cents)", "lower(o.currency) AS currency"),
         unit="minor_currency",
     ),
     "boxoffice_refunds_total": PackSql(

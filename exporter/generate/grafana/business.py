@@ -1,8 +1,6 @@
-"""The business dashboard (seed 001): where and when tickets sell, the funnel, refunds.
-
-Seed 001 also asks for member vs non-member sales; the exporter publishes no metric that
-splits sales by membership (orders.is_member is not exported), so there is no panel for it.
-"""
+"""The business dashboard (seed 001): where and when tickets sell, where the money comes
+from (city, tier, payment method, members vs non-members), the average order value, the
+funnel, refunds."""
 
 from __future__ import annotations
 
@@ -32,6 +30,9 @@ from exporter.generate.series import (
     COMPLETED,
     CREATED,
     DISPUTES,
+    ORDERS_PAID,
+    ORDERS_PAID_REVENUE,
+    ORDERS_PAID_TICKETS,
     REFUNDS,
     REVENUE,
     SOLD,
@@ -65,6 +66,166 @@ def peak_hours() -> str:
     )
 
 
+# The paid-orders breakdowns carry city and tier (not event): the two variables they follow.
+BREAKDOWN_SELECTOR = 'city=~"$city", tier=~"$tier"'
+
+
+def breakdown(metric: str, labels: str, window: float) -> str:
+    """Increase of a paid-orders breakdown over ``window``, summed by ``labels``."""
+    inner = f"increase({metric}{{{BREAKDOWN_SELECTOR}}}[{duration_text(window)}])"
+    return f"sum by ({labels}) ({by(metric)} ({inner}))"
+
+
+def _money_share(title: str, description: str, labels: str, legend_label: str) -> piechart.Panel:
+    """A donut of the last day's revenue split by ``labels`` (with currency)."""
+    panel = (
+        piechart.Panel()
+        .title(title)
+        .description(description)
+        .with_target(
+            query(
+                breakdown(ORDERS_PAID_REVENUE, f"currency, {labels}", DAY),
+                f"{{{{currency}}}} {legend_label}",
+                instant=True,
+            )
+        )
+        .reduce_options(reduce_last())
+        .pie_type(piechart_model.PieChartType.DONUT)
+        .hide_from(shown())
+        .thresholds(no_steps())
+    )
+    money_overrides(panel)
+    return panel
+
+
+def money_sources(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
+    """Where the money comes from (seeds 000-002, issue 18), and the average order value."""
+    th = ruleset.thresholds
+    board.row("Where the money comes from")
+    by_city = (
+        bargauge.Panel()
+        .title("Revenue by city (24h)")
+        .description("Gross revenue of orders paid in the last 24 hours, per city and currency.")
+        .with_target(
+            query(
+                breakdown(ORDERS_PAID_REVENUE, "currency, city", DAY),
+                "{{currency}} {{city}}",
+                instant=True,
+            )
+        )
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .reduce_options(reduce_last())
+        .thresholds(no_steps())
+    )
+    money_overrides(by_city)
+    board.add(by_city, width=6, height=9)
+    board.add(
+        _money_share(
+            "Revenue by tier (24h)",
+            "Share of the last 24 hours' revenue by ticket tier.",
+            "tier",
+            "{{tier}}",
+        ),
+        width=6,
+        height=9,
+    )
+    board.add(
+        _money_share(
+            "Revenue by payment method (24h)",
+            "Share of the last 24 hours' revenue by payment method (orders.payment_method; "
+            "'unknown' when the app records none).",
+            "payment_method",
+            "{{payment_method}}",
+        ),
+        width=6,
+        height=9,
+    )
+    board.add(
+        _money_share(
+            "Revenue: members vs non-members (24h)",
+            "Share of the last 24 hours' revenue paid by members (member=true) and "
+            "non-members (orders.is_member).",
+            "member",
+            "member={{member}}",
+        ),
+        width=6,
+        height=9,
+    )
+    board.add(
+        series_panel(
+            "Paid orders per hour by city",
+            "Orders paid per hour, summed per city.",
+        )
+        .with_target(query(breakdown(ORDERS_PAID, "city", HOUR), "{{city}}"))
+        .unit("none")
+        .legend(legend("lastNotNull", "max", "mean"))
+        .thresholds(no_steps()),
+        width=8,
+        height=8,
+    )
+    aov = th.alerts["AverageOrderValueAnomalous"]
+    window = aov.window
+    w = duration_text(window)
+    value = series.order_value(window)
+    average = (
+        series_panel(
+            f"Average order value ({w})",
+            f"Revenue / paid orders over the last {w} per currency (all cities and tiers), "
+            "and the shop's normal for this time of the week (the median of past weeks) that "
+            "AverageOrderValueAnomalous compares it with.",
+        )
+        .with_target(query(q.read(value), "{{currency}}"))
+        .with_target(
+            query(
+                q.read(series.seasonal(value, th.file.baseline, valid=" >= 0")),
+                "{{currency}} normal",
+            )
+        )
+        .legend(legend("lastNotNull", "min", "max"))
+        .thresholds(no_steps())
+        .links(runbook_links(th, "AverageOrderValueAnomalous"))
+    )
+    money_overrides(average)
+    board.add(average, width=8, height=8)
+    revenue_by_member = breakdown(ORDERS_PAID_REVENUE, "currency, member", DAY)
+    orders_by_member = breakdown(ORDERS_PAID, "currency, member", DAY)
+    per_member = (
+        stat.Panel()
+        .title("Average order value by membership (24h)")
+        .description(
+            "Revenue / paid orders of the last 24 hours, for members (member=true) and "
+            "non-members: what the member programme is worth per order (seed 001)."
+        )
+        .with_target(
+            query(
+                f"{revenue_by_member}\n/ {orders_by_member}",
+                "{{currency}} member={{member}}",
+                instant=True,
+            )
+        )
+        .thresholds(no_steps())
+        .color_mode(common.BigValueColorMode.NONE)
+    )
+    money_overrides(per_member)
+    board.add(per_member, width=4, height=8)
+    tickets = breakdown(ORDERS_PAID_TICKETS, "tier", DAY)
+    board.add(
+        bargauge.Panel()
+        .title("Tickets per order by tier (24h)")
+        .description("Tickets / paid orders of the last 24 hours, per tier: how many buy together.")
+        .with_target(
+            query(f"{tickets}\n/ {breakdown(ORDERS_PAID, 'tier', DAY)}", "{{tier}}", instant=True)
+        )
+        .unit("none")
+        .decimals(2)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .reduce_options(reduce_last())
+        .thresholds(no_steps()),
+        width=4,
+        height=8,
+    )
+
+
 def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
     th = ruleset.thresholds
     alerts = th.alerts
@@ -94,6 +255,7 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
     )
     money_overrides(revenue)
     board.add(revenue, width=12, height=9)
+    money_sources(board, ruleset, q)
 
     board.row("Tiers and hours")
     board.add(

@@ -23,7 +23,13 @@ from exporter.generate.grafana.kit import (
 from exporter.generate.grafana.queries import PanelQueries, per_tier
 from exporter.generate.rules.alerts.seasonal import COMPLETION_DELAY
 from exporter.generate.rules.ruleset import RuleSet
-from exporter.generate.series import SOLD, since_local_midnight
+from exporter.generate.series import (
+    ORDERS_PAID,
+    ORDERS_PAID_REVENUE,
+    SOLD,
+    by,
+    since_local_midnight,
+)
 
 NAME = "executive"
 TITLE = "boxoffice: executive"
@@ -134,6 +140,8 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         height=5,
     )
 
+    _orders_today(board, ruleset)
+
     board.row("System health")
     board.add(
         up_down_stat(
@@ -211,6 +219,62 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         .links(runbook_links(th, "RefundRateHigh"))
     )
     board.add(refund_panel, width=8, height=10)
+
+
+def _today_by(metric: str, labels: str) -> str:
+    """How much a paid-orders breakdown grew since local midnight, summed by ``labels``."""
+    return since_local_midnight(f"sum by ({labels}) ({by(metric)} ({metric}))")
+
+
+def _orders_today(board: Board, ruleset: RuleSet) -> None:
+    """Paid orders, the average order value and revenue per city since local midnight."""
+    th = ruleset.thresholds
+    board.row("Orders today")
+    orders = _today_by(ORDERS_PAID, "currency")
+    revenue = _today_by(ORDERS_PAID_REVENUE, "currency")
+    board.add(
+        stat.Panel()
+        .title("Paid orders today")
+        .description(f"Orders paid since local midnight ({th.file.timezone}), per currency.")
+        .with_target(query(orders, "{{currency}}", instant=True))
+        .unit("none")
+        .decimals(0)
+        .thresholds(no_steps())
+        .color_mode(common.BigValueColorMode.NONE),
+        width=5,
+        height=5,
+    )
+    average = (
+        stat.Panel()
+        .title("Average order value today")
+        .description(
+            "Revenue / paid orders since local midnight, per currency. "
+            "AverageOrderValueAnomalous watches its last hours against the shop's normal."
+        )
+        .with_target(query(f"({revenue})\n/ ({orders})", "{{currency}}", instant=True))
+        .thresholds(no_steps())
+        .color_mode(common.BigValueColorMode.NONE)
+        .links(runbook_links(th, "AverageOrderValueAnomalous"))
+    )
+    money_overrides(average)
+    board.add(average, width=5, height=5)
+    by_city = (
+        bargauge.Panel()
+        .title("Revenue today by city")
+        .description("Gross revenue of orders paid since local midnight, per city.")
+        .with_target(
+            query(
+                _today_by(ORDERS_PAID_REVENUE, "currency, city"),
+                "{{currency}} {{city}}",
+                instant=True,
+            )
+        )
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .reduce_options(reduce_last())
+        .thresholds(no_steps())
+    )
+    money_overrides(by_city)
+    board.add(by_city, width=14, height=5)
 
 
 def _revenue_today(q: PanelQueries) -> str:

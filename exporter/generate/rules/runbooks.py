@@ -67,6 +67,12 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
         "Compare sessions created with last week: fewer visitors (marketing) or fewer buyers?",
         "Check checkout conversion and payment success alerts for a technical cause.",
     ),
+    "AverageOrderValueAnomalous": (
+        "Up: a pricing or discount error (a VIP price on GA, a coupon gone), bulk buys or a "
+        "bot? Look at the biggest recent orders.",
+        "Down: a coupon shared too widely, a tier sold out or closed, a price changed? "
+        "Compare `boxoffice_orders_paid_revenue_total` by tier and payment method with last week.",
+    ),
     "CheckoutConversionLow": (
         "Try a checkout yourself; look at the Stripe Checkout page and the success redirect.",
         "Expired sessions rising (`boxoffice_checkout_sessions_expired_total`): buyers give up.",

@@ -1,8 +1,10 @@
-"""Sales alerts (SPEC 5): velocity against the shop's seasonal baseline and revenue below
-forecast; NoRecentSales and CheckoutConversionLow live in ``seasonal.py``."""
+"""Sales alerts (SPEC 5): velocity against the shop's seasonal baseline, revenue below
+forecast and the average order value against its normal (issue 18); NoRecentSales and
+CheckoutConversionLow live in ``seasonal.py``."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -15,7 +17,7 @@ from exporter.generate.rules.model import AlertBuild, Scenario, Series
 from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder, in_business_hours, local_midnight
 from exporter.generate.rules.scenarios import EVENT
-from exporter.generate.series import PAYMENTS, REVENUE, SOLD
+from exporter.generate.series import ORDERS_PAID, ORDERS_PAID_REVENUE, PAYMENTS, REVENUE, SOLD
 from exporter.generate.thresholds import Alert, Thresholds
 
 BUSINESS = "on() boxoffice:business_hours == 1"
@@ -226,9 +228,105 @@ def _forecast_at(
     return today_at(t - WEEK) if t - WEEK >= 0 else None
 
 
+def average_order_value_anomalous(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    """The average order value over the window, against the median of the same window in
+    past weeks, either way; only with ``min_traffic`` orders in the window and beyond chance
+    (``baseline.z`` standard errors of a mean of that many orders of spread
+    ``order_value_cv``), so a small shop's few big orders move nothing."""
+    window = alert.window
+    lad = ladder(alert)
+    w = duration_text(window)
+    base = th.file.baseline
+    value_series = series.order_value(window)
+    value = rec.use(value_series)
+    normal = rec.use(series.seasonal(value_series, base, valid=" >= 0"))
+    orders = rec.use(series.paid_orders(window))
+    deviation = f"abs({value} / ({normal} > 0) - 1)"
+    cv = alert.relative["order_value_cv"]
+    chance = f"abs({value} - {normal}) > {num(base.z)} * {num(cv)} * {normal} / sqrt({orders})"
+    minimum = alert.min_traffic or 0.0
+    conditions = {
+        sev: f"{cond}\nand {orders} >= {num(minimum)}\nand {chance}"
+        for sev, cond in lad.conditions(deviation).items()
+    }
+    build = AlertBuild(
+        variants=variants(
+            alert,
+            conditions,
+            lambda sev, t: describe(
+                f"The average {{currency}} order value over the last {w} is {{value}} away "
+                "from this shop's normal for this time of the week (the median of past "
+                f"weeks); alerting at {pct(t)}.",
+                "percent",
+            ),
+        ),
+        source="postgres",
+    )
+    per_second = 2000.0 / window  # orders: enough that only the thresholds decide
+    # Between two evaluations: the window's value then never lands exactly on a threshold,
+    # where floating point decides.
+    change = 2 * WEEK + 6 * 3600 + STEP / 2
+    length = change + window + span(alert, th.file.escalation.tier3_after)
+    usual = 100.0  # order value in past weeks
+    cases = [
+        (target, per_second, 1 + dev if i % 2 == 0 else 1 - dev)
+        for i, (target, dev) in enumerate(lad.targets())
+    ]
+    # A small shop: its order value doubles, but on too few orders to mean anything.
+    cases.append(("small shop", max(minimum, 10.0) * 0.8 / window, 2.0))
+    # Past the traffic guard, but a 25% move of a mean of so few orders is within chance.
+    cases.append(("within chance", 3 * max(minimum, 10.0) / window, 1.25))
+    for i, (name, rate, factor) in enumerate(cases):
+        paid = Counter.linear(rate)
+        revenue = Counter(((change, rate * usual), (math.inf, rate * usual * factor)))
+        labels = {"currency": f"c{i}"}
+        build.scenarios.append(
+            Scenario(
+                name=name,
+                series=(
+                    paid.series(selector(ORDERS_PAID, _breakdown(labels)), length, STEP),
+                    revenue.series(selector(ORDERS_PAID_REVENUE, _breakdown(labels)), length, STEP),
+                ),
+                labels=labels,
+                model=functools.partial(_order_value_model, alert, th, paid, revenue),
+                length_seconds=length,
+                step_seconds=STEP,
+                merge="all",
+            )
+        )
+    return build
+
+
+def _breakdown(labels: dict[str, str]) -> dict[str, str]:
+    return {"city": "Austin", "tier": "ga", "payment_method": "card", "member": "false", **labels}
+
+
+def _order_value_model(
+    alert: Alert, th: Thresholds, paid: Counter, revenue: Counter, t: float
+) -> dict[str, float]:
+    """What AverageOrderValueAnomalous evaluates to at ``t`` on these counters."""
+    window = alert.window
+
+    def value_at(moment: float) -> float | None:
+        n = paid.increase(window, moment, STEP)
+        return None if not n else (revenue.at(moment) - revenue.at(max(0.0, moment - window))) / n
+
+    now, normal = value_at(t), weekly_median(value_at, t, th.file.baseline)
+    orders = paid.increase(window, t, STEP)
+    if now is None or not normal or orders is None or orders < (alert.min_traffic or 0.0):
+        return {}
+    spread = th.file.baseline.z * alert.relative["order_value_cv"] * normal / math.sqrt(orders)
+    if abs(now - normal) <= spread:
+        return {}
+    deviation = abs(now / normal - 1)
+    severity = ladder(alert).severity(deviation)
+    return {severity: deviation} if severity else {}
+
+
 BUILDERS: dict[str, Builder] = {
     "SalesVelocitySpike": sales_velocity_spike,
     "NoRecentSales": seasonal.no_recent_sales,
     "RevenueBelowForecast": revenue_below_forecast,
     "CheckoutConversionLow": seasonal.checkout_conversion_low,
+    "AverageOrderValueAnomalous": average_order_value_anomalous,
 }
