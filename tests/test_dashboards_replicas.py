@@ -47,6 +47,12 @@ _VALUES: dict[str, tuple[str, ...]] = {
     "source": ("postgres", "stripe"),
     "reason": ("timeout",),
     "version": ("0.1.0",),
+    # The paid-orders breakdowns (no event label) and the database a lag is measured on.
+    "city": ("berlin", "paris"),
+    "tier": ("ga", "vip"),
+    "payment_method": ("card", "paypal"),
+    "member": ("true", "false"),
+    "database": ("default",),
 }
 
 

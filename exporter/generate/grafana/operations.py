@@ -351,3 +351,57 @@ def _exporter(board: Board, th: Thresholds) -> None:
         width=6,
         height=6,
     )
+    board.add(
+        series_panel(
+            "Database replication lag",
+            "How far the database each exporter reads is behind its primary (0 on a primary "
+            "or a caught-up standby). Counts stay exact; they are only this old. See "
+            "docs/incremental.md.",
+        )
+        .with_target(
+            query("max by (database) (boxoffice_postgres_replication_lag_seconds)", "{{database}}")
+        )
+        .unit("s")
+        .thresholds(alert_steps(th.alerts["PostgresReplicationLagHigh"]))
+        .links(runbook_links(th, "PostgresReplicationLagHigh")),
+        width=8,
+        height=6,
+    )
+    board.add(
+        series_panel(
+            "Query output cut (1h)",
+            "Rows past sources.postgres.max_rows_per_query and label values past "
+            "max_label_length, per metric (docs/security.md).",
+        )
+        .with_target(
+            query(
+                "max by (metric) (increase(boxoffice_query_rows_truncated_total[1h]))",
+                "{{metric}} rows",
+            )
+        )
+        .with_target(
+            query(
+                "max by (metric) (increase(boxoffice_label_values_truncated_total[1h]))",
+                "{{metric}} labels",
+            )
+        )
+        .unit("none")
+        .thresholds(no_steps()),
+        width=10,
+        height=6,
+    )
+    board.add(
+        stat.Panel()
+        .title("Full computations (1d)")
+        .description(
+            "Starts that recomputed the counters from the whole table instead of resuming from "
+            "a checkpoint (incremental.state_dir), over all exporters."
+        )
+        .with_target(
+            query("max(increase(boxoffice_postgres_full_computations_total[1d]))", instant=True)
+        )
+        .unit("none")
+        .thresholds(no_steps()),
+        width=6,
+        height=6,
+    )
