@@ -71,7 +71,7 @@ def _promtool() -> str:
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=900, check=False)
 
 
 def test_every_spec_alert_is_defined() -> None:
