@@ -7,6 +7,12 @@ at local sinks (Slack, PagerDuty, SMTP) and the bridge, secrets are files in the
 directory, and the grouping waits are compressed by the demo's speed like the rules' waits.
 The bridge runs in dry run (every SMS is printed, nothing is sent) unless a Twilio account
 is given, as the end-to-end tests do with their local Twilio API.
+
+The bridge closes the on-call loop as in production (docs/sms-bridge.md): it texts the
+tier 1 SMS group when Alertmanager's Watchdog heartbeat stops for ``heartbeat_timeout``
+(compressed by the speed), and each page of tier 1 or 2 ends with "Reply ACK <code>". A
+reply is posted to its /twilio/inbound by the local Twilio API (``replies``), signed with
+that API's auth token, and silences the page's higher tiers in the demo's Alertmanager.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import dataclasses
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +33,7 @@ import yaml
 from exporter.config.typed import Duration
 from exporter.demo.sinks import ChatSinks, Inbox, SmtpSink, sms_notification
 from exporter.demo.supervisor import Child, Supervisor, SupervisorError, free_port
+from exporter.demo.twilio_server import LocalTwilioServer
 from exporter.generate.alertmanager.config import TEMPLATE_FILE, alertmanager_config
 from exporter.generate.alertmanager.routing import Routing, Timing, Timings
 from exporter.generate.alertmanager.templates import templates
@@ -35,6 +43,8 @@ from exporter.smsbridge.sender import Sent
 from exporter.smsbridge.service import RunningParts, build_bridge
 
 MIN_GROUP_WAIT = 1.0  # seconds: Alertmanager's grouping never waits less in the demo
+HEARTBEAT_TIMEOUT = 300.0  # seconds: the bridge's default, compressed by the demo's speed
+MIN_HEARTBEAT_TIMEOUT = 5.0  # seconds: several compressed heartbeat intervals at least
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +70,23 @@ def demo_numbers(routing: Routing) -> dict[str, list[str]]:
     """An SMS group per group the routing names, each with one fictional number (555-01xx)."""
     groups = sorted({a.sms_group for a in routing.file.audiences.values() if a.sms_group})
     return {group: [f"+1202555{101 + i:04d}"] for i, group in enumerate(groups)}
+
+
+def tier_one_group(routing: Routing) -> str | None:
+    """The SMS group of tier 1's first audience that has one: who hears the pipeline is down."""
+    audiences = routing.file.audiences
+    for name in routing.tier_audiences("1"):
+        audience = audiences.get(name)
+        if audience is not None and audience.sms_group:
+            return audience.sms_group
+    return None
+
+
+def heartbeat_timeout(routing: Routing, speed: float) -> float:
+    """The bridge's heartbeat timeout compressed by ``speed``: never under three of the
+    (compressed) heartbeat intervals, nor under MIN_HEARTBEAT_TIMEOUT."""
+    interval = max(MIN_GROUP_WAIT, round(float(routing.file.heartbeat.interval) / speed))
+    return max(MIN_HEARTBEAT_TIMEOUT, 3 * interval, round(HEARTBEAT_TIMEOUT / speed))
 
 
 def compressed(timings: Timings, speed: float) -> Timings:
@@ -102,9 +129,11 @@ def local_routing(
     slack = dataclasses.replace(
         f.slack, api_url_file=_secret_file(secret_dir / "slack_webhook_url", f"{chat_url}/slack")
     )
+    interval = Duration(max(MIN_GROUP_WAIT, round(float(f.heartbeat.interval) / speed)))
     changes: dict[str, Any] = {
         "slack": slack,
         "timing": compressed(f.timing, speed),
+        "heartbeat": dataclasses.replace(f.heartbeat, interval=interval),
         "templates_dir": str(directory / "templates"),
     }
     if f.pagerduty is not None:
@@ -125,11 +154,24 @@ def local_routing(
     return dataclasses.replace(routing, file=dataclasses.replace(f, **changes))
 
 
+@dataclass(frozen=True, kw_only=True)
+class LoopSettings:
+    """What closes the on-call loop: who hears the pipeline is down, and after how long;
+    where acknowledgements go (all None: neither)."""
+
+    heartbeat_group: str | None = None
+    heartbeat_timeout: float | None = None
+    alertmanager_url: str | None = None
+    inbound_url: str | None = None
+    auth_token: str | None = None  # signs replies (the local Twilio API's)
+
+
 def bridge_config(
     directory: Path,
     groups: dict[str, list[str]],
     bearer_token: str,
     twilio: TwilioAccount | None,
+    loop: LoopSettings | None = None,
 ) -> BridgeConfig:
     """The bridge's configuration: dry run, or sending through ``twilio``."""
     (directory / "secrets").mkdir(mode=0o700, exist_ok=True)
@@ -138,8 +180,18 @@ def bridge_config(
         "bearer_token_file": _secret_file(directory / "secrets" / "bridge_bearer", bearer_token),
         "store": str(directory / "sms-bridge.sqlite"),
     }
+    loop = loop or LoopSettings()
+    if loop.heartbeat_group is not None:
+        section["heartbeat_group"] = loop.heartbeat_group
+    if loop.heartbeat_timeout is not None:
+        section["heartbeat_timeout"] = f"{loop.heartbeat_timeout:g}s"
+    if loop.alertmanager_url is not None and loop.inbound_url is not None:
+        section.update(alertmanager_url=loop.alertmanager_url, inbound_url=loop.inbound_url)
     if twilio is None:
         section["dry_run"] = True
+        if loop.auth_token is not None:
+            token_path = directory / "secrets" / "twilio_token"
+            section["auth_token_file"] = _secret_file(token_path, loop.auth_token)
     else:
         section.update(
             account_sid=twilio.account_sid,
@@ -155,18 +207,39 @@ def bridge_config(
 
 
 class EchoSender:
-    """The dry run's SMS: recorded in the inbox (group and text) instead of sent."""
+    """The dry run's SMS: recorded in the inbox (group and text) instead of sent. Texts a
+    person must read whole are also printed (``SMS`` lines): a page's "Reply ACK <code>",
+    and the bridge's own texts (the pipeline down or back, an acknowledgement's answer)."""
 
-    def __init__(self, inbox: Inbox, groups: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        inbox: Inbox,
+        groups: dict[str, list[str]],
+        echo: Callable[[str], None] = lambda line: None,
+    ) -> None:
         self._inbox = inbox
         self._group_of = {n: g for g, numbers in groups.items() for n in numbers}
+        self._echo = echo
+        self._lock = threading.Lock()
         self._count = 0
+        self.texts: list[tuple[str, str]] = []  # (group, text), in the order sent
 
     def send(self, to: str, body: str, *, timeout: float) -> Sent:
-        self._count += 1
         group = self._group_of.get(to, to)
-        self._inbox.add(sms_notification(time.time(), group, body))
-        return Sent(f"dry-run-{self._count}")
+        with self._lock:
+            self._count += 1
+            count = self._count
+            self.texts.append((group, body))
+        notification = sms_notification(time.time(), group, body)
+        if notification is None or "Reply ACK" in body:
+            self._echo(f"SMS     {group}: {body}")
+        self._inbox.add(notification)
+        return Sent(f"dry-run-{count}")
+
+    def sent(self, group: str) -> list[str]:
+        """The texts sent to ``group`` so far."""
+        with self._lock:
+            return [text for to, text in self.texts if to == group]
 
 
 def start_alertmanager(supervisor: Supervisor, config: Path, *, listen: str | None = None) -> Child:
@@ -199,13 +272,19 @@ class Notifier:
         speed: float,
         twilio: TwilioAccount | None = None,
         listen: str | None = None,
+        replies: LocalTwilioServer | None = None,
     ) -> None:
         self.routing, self.ruleset, self.supervisor = routing, ruleset, supervisor
         self.inbox, self.speed, self.twilio, self.listen = inbox, speed, twilio, listen
+        # The local Twilio API that posts the phones' replies to the bridge (signed with its
+        # auth token, which is the bridge's with ``twilio`` too: give the same account).
+        self.replies = replies
         self.groups = demo_numbers(routing)
+        self.oncall = tier_one_group(routing)
         self.chat: ChatSinks | None = None
         self.smtp: SmtpSink | None = None
         self.bridge: RunningParts | None = None
+        self.sender: EchoSender | None = None  # the dry run's, once started
         self.alertmanager: Child | None = None
 
     def start(self, echo: Callable[[str], None]) -> Child:
@@ -215,12 +294,31 @@ class Notifier:
         self.chat.start()
         self.smtp.start()
         token = secrets.token_hex(16)
-        config = bridge_config(directory, self.groups, token, self.twilio)
-        sender = EchoSender(self.inbox, self.groups) if self.twilio is None else None
-        self.bridge = build_bridge(config, listen_address="127.0.0.1:0", sender=sender)
+        # Both addresses are chosen first: the bridge silences in this Alertmanager, and
+        # Alertmanager's configuration names the bridge.
+        self.listen = self.listen or f"127.0.0.1:{free_port()}"
+        bridge_listen = f"127.0.0.1:{free_port()}"
+        inbound_url = f"http://{bridge_listen}/twilio/inbound"
+        loop = LoopSettings(
+            heartbeat_group=self.oncall,
+            heartbeat_timeout=heartbeat_timeout(self.routing, self.speed),
+            alertmanager_url=f"http://{self.listen}" if self.replies is not None else None,
+            inbound_url=inbound_url if self.replies is not None else None,
+            auth_token=self.replies.auth_token if self.replies is not None else None,
+        )
+        config = bridge_config(directory, self.groups, token, self.twilio, loop)
+        self.sender = EchoSender(self.inbox, self.groups, echo) if self.twilio is None else None
+        self.bridge = build_bridge(config, listen_address=bridge_listen, sender=self.sender)
         self.bridge.start()
         mode = "dry run: texts are printed" if self.twilio is None else self.twilio.api_base
         echo(f"sms-bridge ready: {self.bridge.server.url} ({mode})")
+        echo(
+            f"sms-bridge: texts {self.oncall or 'nobody'} when Alertmanager's heartbeat stops "
+            f"for {loop.heartbeat_timeout:g}s"
+        )
+        if self.replies is not None:
+            self.replies.inbound_url = inbound_url
+            self._explain_replies(echo)
         routing = local_routing(
             self.routing,
             directory,
@@ -241,6 +339,32 @@ class Notifier:
         )
         self.alertmanager = start_alertmanager(self.supervisor, am_config, listen=self.listen)
         return self.alertmanager
+
+    def _explain_replies(self, echo: Callable[[str], None]) -> None:
+        assert self.replies is not None
+        phone = self.groups[self.oncall][0] if self.oncall in self.groups else "+12025550101"
+        echo(
+            "sms-bridge: pages end with 'Reply ACK <code>'; reply from the on-call phone "
+            f"with: curl -d From={phone} -d Body=ACK {self.replies.url}/demo/reply"
+        )
+
+    def stop_alertmanager(self) -> None:
+        """Stop Alertmanager alone (the heartbeat stops: the bridge will text the on-call)."""
+        if self.alertmanager is not None:
+            self.supervisor.stop(self.alertmanager)
+            self.alertmanager = None
+
+    def restart_alertmanager(self) -> Child:
+        """Start Alertmanager again on its address and data (SupervisorError)."""
+        config = self.supervisor.directory / "alertmanager.yml"
+        self.alertmanager = start_alertmanager(self.supervisor, config, listen=self.listen)
+        return self.alertmanager
+
+    def reply(self, group: str, body: str) -> int:
+        """The first phone of ``group`` texts ``body`` back: the bridge's answer status."""
+        if self.replies is None:
+            raise ValueError("no local Twilio API posts replies in this demo")
+        return self.replies.reply(self.groups[group][0], body)
 
     def stop(self) -> None:
         """The bridge and the sinks; the supervisor stops Alertmanager with the others."""

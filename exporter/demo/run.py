@@ -101,6 +101,8 @@ def _run(
     shown = f"[{host}]" if ":" in host else host
     target = f"{shown or '127.0.0.1'}:{port}"
     companions.stack = _prometheus_stack(options, target, echo)
+    if companions.stack is not None:
+        companions.stack.replies = companions.twilio.api  # None: the config's own Twilio
     if options.simulate:
         lasts = options.incident_for or (180.0 if options.scenario == "quiet-day" else 120.0)
         live = LiveOptions(

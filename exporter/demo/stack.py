@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+import yaml
 
 from exporter.config.errors import ConfigError
 from exporter.config.listen import parse_listen_address
@@ -27,6 +28,7 @@ from exporter.demo.supervisor import (
     start_prometheus,
     write_prometheus_config,
 )
+from exporter.demo.twilio_server import LocalTwilioServer
 from exporter.demo.watch import AlertWatcher
 from exporter.generate.alertmanager.routing import load_routing
 
@@ -96,6 +98,7 @@ class PrometheusStack:
         listen: str | None = None,
         routing: Path | None = None,
         twilio: TwilioAccount | None = None,
+        replies: LocalTwilioServer | None = None,
         inbox: Inbox | None = None,
         min_window: float = MIN_WINDOW,
         poll: float = 1.0,
@@ -104,6 +107,7 @@ class PrometheusStack:
         self.thresholds, self.speed, self.target = thresholds, speed, target
         self.listen, self.echo, self.routing = listen, echo, routing
         self.twilio, self.min_window, self.poll = twilio, min_window, poll
+        self.replies = replies  # the local Twilio API that posts the phones' replies
         # Rules wait until Prometheus holds a full shortest window of data: a ratio over the
         # few samples of its first seconds is noise, and would page.
         self.settle = min_window if settle is None else settle
@@ -137,13 +141,15 @@ class PrometheusStack:
                 self.inbox,
                 speed=self.speed,
                 twilio=self.twilio,
+                replies=self.replies,
             )
             alertmanager = self.notifier.start(self.echo).url.removeprefix("http://")
         listen = self.listen or (DEFAULT_LISTEN if _free(DEFAULT_LISTEN) else None)
         self.prometheus = start_prometheus(
             self.supervisor,
             self.target,
-            rule_files=[] if self.settle else rules,
+            # While it settles, only the always-firing Watchdog: the bridge hears the heartbeat.
+            rule_files=heartbeat_only(rules, self.directory) if self.settle else rules,
             listen=listen,
             alertmanager=alertmanager,
         )
@@ -189,6 +195,21 @@ class PrometheusStack:
         if self.notifier is not None:
             self.notifier.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def heartbeat_only(rules: list[Path], directory: Path) -> list[Path]:
+    """A rule file holding only the Watchdog rule of ``rules`` (none when it has none)."""
+    kept: list[dict[str, object]] = []
+    for path in rules:
+        for group in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("groups", []):
+            watchdog = [r for r in group.get("rules", []) if r.get("alert") == "Watchdog"]
+            if watchdog:
+                kept.append({**group, "rules": watchdog})
+    if not kept:
+        return []
+    out = directory / "heartbeat.rules.yml"
+    out.write_text(yaml.safe_dump({"groups": kept}, sort_keys=False), encoding="utf-8")
+    return [out]
 
 
 @dataclass

@@ -77,6 +77,13 @@ class Supervisor:
             self._stop(child, timeout)
             self.echo(f"{child.name} stopped")
 
+    def stop(self, child: Child, timeout: float = 10.0) -> None:
+        """Terminate one child (killed past ``timeout``)."""
+        if child in self.children:
+            self.children.remove(child)
+        self._stop(child, timeout)
+        self.echo(f"{child.name} stopped")
+
     @staticmethod
     def _stop(child: Child, timeout: float = 10.0) -> None:
         if child.process.poll() is None:

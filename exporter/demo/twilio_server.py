@@ -6,6 +6,11 @@ answers with Twilio's envelope (``messages``, ``next_page_uri``, ``page``, ``pag
 filtered by ``DateSent>`` (on or after), paged by ``PageSize`` and a ``PageToken`` cursor.
 Errors use Twilio's body ``{"code", "message", "more_info", "status"}``. The demo serves it
 to its exporter's Twilio source; the test suite's Twilio fake adds Messages create to it.
+
+Replies from phones: :meth:`LocalTwilioServer.reply` (and ``POST /demo/reply`` with form
+fields ``From`` and ``Body``, on 127.0.0.1 without credentials) posts an inbound SMS to
+``inbound_url`` as Twilio's "A message comes in" webhook does: a form signed with
+``X-Twilio-Signature`` (:func:`twilio_signature`).
 """
 
 from __future__ import annotations
@@ -13,16 +18,30 @@ from __future__ import annotations
 import base64
 import copy
 import functools
+import hashlib
+import hmac
 import itertools
+import secrets
 import threading
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
+
+import requests
 
 from exporter.demo.httpserver import LocalHttpServer, Reply, Request
 
 API_VERSION = "2010-04-01"
+REPLY_PATH = "/demo/reply"  # a phone's reply, simulated (not part of Twilio's API)
+
+
+def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
+    """``X-Twilio-Signature``: base64 of HMAC-SHA1, keyed with the auth token, over the URL
+    and each parameter's name and value, sorted by name (Twilio's webhook security)."""
+    data = url + "".join(name + params[name] for name in sorted(params))
+    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
 
 
 def message_template() -> dict[str, Any]:
@@ -96,6 +115,37 @@ class LocalTwilioServer(LocalHttpServer):
         self._ids = itertools.count(1)
         self.messages: dict[str, dict[str, Any]] = {}
         self.balance = {"account_sid": account_sid, "balance": "47.25", "currency": "USD"}
+        # The number's "A message comes in" webhook: where replies are posted (None: nowhere).
+        self.inbound_url: str | None = None
+        self.number = "+12025550100"  # the number pages come from and replies go to
+
+    def reply(self, from_number: str, body: str, *, timeout: float = 5.0) -> int:
+        """A phone texts ``body`` to our number: Twilio's signed webhook to ``inbound_url``;
+        the status it answered (ValueError without inbound_url, requests' errors)."""
+        if self.inbound_url is None:
+            raise ValueError("no inbound_url: nothing receives replies")
+        sid = "SM" + secrets.token_hex(16)
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "Body": body,
+            "From": from_number,
+            "MessageSid": sid,
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "To": self.number,
+        }
+        signature = twilio_signature(self.auth_token, self.inbound_url, params)
+        answer = requests.post(
+            self.inbound_url,
+            data=params,
+            headers={"X-Twilio-Signature": signature},
+            timeout=timeout,
+        )
+        return answer.status_code
 
     def send(self, sent: float, status: str = "queued", **fields: Any) -> str:
         """An outbound message sent at ``sent`` (Unix time); returns its SID."""
@@ -104,6 +154,8 @@ class LocalTwilioServer(LocalHttpServer):
 
     def answer(self, request: Request) -> Reply:
         """Route a request like api.twilio.com would."""
+        if request.path == REPLY_PATH and request.method == "POST":
+            return self._simulated_reply(request)
         if not self.authorized(request):
             return error_reply(401, 20003, "Authenticate")
         account = f"/{API_VERSION}/Accounts/{self.account_sid}"
@@ -118,6 +170,16 @@ class LocalTwilioServer(LocalHttpServer):
             if found is not None:
                 return Reply.json(200, found)
         return error_reply(404, 20404, f"The requested resource {request.path} was not found")
+
+    def _simulated_reply(self, request: Request) -> Reply:
+        form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
+        if not form.get("From") or "Body" not in form:
+            return error_reply(400, 21602, "give From and Body")
+        try:
+            status = self.reply(form["From"], form["Body"])
+        except (ValueError, requests.RequestException) as exc:
+            return error_reply(502, 11200, f"the reply was not delivered: {exc}")
+        return Reply.json(200, {"delivered_to": self.inbound_url, "status": status})
 
     @property
     def messages_path(self) -> str:

@@ -70,7 +70,12 @@ def load_bridge_config(
             join(_BASE, "inbound_url"),
             "is required with alertmanager_url: Twilio signs replies for that URL",
         )
-    token = None if bridge.dry_run else _twilio(bridge, error)
+    if bridge.dry_run:
+        # Nothing is sent, but a given token still verifies replies (acknowledgements).
+        where = join(_BASE, "auth_token")
+        token = secret_value(bridge.auth_token, bridge.auth_token_file, where, error)
+    else:
+        token = _twilio(bridge, error)
     store_dsn = secret_value(
         bridge.store_dsn, bridge.store_dsn_file, join(_BASE, "store_dsn"), error
     )

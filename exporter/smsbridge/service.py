@@ -98,7 +98,7 @@ def build_bridge(
                 messaging_service_sid=settings.messaging_service_sid,
                 api_base=settings.api_base,
             )
-    if store is None and not settings.dry_run:
+    if store is None and (not settings.dry_run or _acks_wanted(config)):
         store = open_store(config)
     registry = CollectorRegistry(auto_describe=True)
     metrics = BridgeMetrics(registry)
@@ -126,7 +126,7 @@ def build_bridge(
             timing=timing,
             max_segments=settings.max_segments,
         )
-    beats: Beats = MemoryBeats() if store is None else StoredBeats(store)
+    beats: Beats = MemoryBeats() if store is None or settings.dry_run else StoredBeats(store)
     group = settings.heartbeat_group
     heartbeat = HeartbeatWatch(
         beats=beats,
@@ -177,16 +177,21 @@ def build_bridge(
     )
 
 
+def _acks_wanted(config: BridgeConfig) -> bool:
+    """ACK codes and replies: with alertmanager_url and an auth token to verify replies
+    (a dry run too: it records the codes and takes replies, its texts are only logged)."""
+    return config.settings.alertmanager_url is not None and config.auth_token is not None
+
+
 def _acknowledgement(
     config: BridgeConfig,
     store: IdempotencyStore | None,
     sender: Sender,
     registry: CollectorRegistry,
 ) -> tuple[AckStore | None, Acknowledger | None]:
-    """ACK codes and the inbound webhook, when alertmanager_url is set (not in a dry run:
-    without the auth token no reply can be verified)."""
+    """ACK codes and the inbound webhook, when wanted (:func:`_acks_wanted`)."""
     settings = config.settings
-    if settings.alertmanager_url is None or store is None or settings.dry_run:
+    if not _acks_wanted(config) or store is None or settings.alertmanager_url is None:
         return None, None
     acks = AckStore(store)
     acknowledger = Acknowledger(
