@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from exporter.demo.alerting import Notifier, heartbeat_timeout
+from exporter.demo.profile import demo_profile
+from exporter.demo.stack import heartbeat_only
 from exporter.demo.supervisor import Supervisor
 from exporter.demo.twilio_server import REPLY_PATH, LocalTwilioServer
 from exporter.generate.output import load_inputs
@@ -153,3 +156,11 @@ def test_stopping_the_demos_alertmanager_texts_the_oncall_group_down_then_back(
     assert len([t for t in sender.sent("oncall") if "ALERTING DOWN" in t]) == len(down) == 1
     assert len([t for t in sender.sent("oncall") if "alerting back" in t]) == 1
     assert all(to == "oncall" for to, t in sender.texts if "ALERTING" in t or "alerting" in t)
+
+
+def test_while_the_rules_settle_prometheus_evaluates_the_watchdog_alone(tmp_path: Path) -> None:
+    _, rules = demo_profile(ROOT / "rules" / "thresholds.yaml", SPEED, tmp_path / "rules")
+    (only,) = heartbeat_only(rules, tmp_path)
+    groups = yaml.safe_load(only.read_text(encoding="utf-8"))["groups"]
+    assert [r["alert"] for g in groups for r in g["rules"]] == ["Watchdog"]
+    assert heartbeat_only([], tmp_path) == []
