@@ -399,7 +399,7 @@ def test_default_timeout_fits_the_interval(
 def test_disabled_metric_and_sql_override() -> None:
     env = {"BOXOFFICE_DSN": GOOD_DSN}
     config = load_config(None, env=env)
-    assert len(config.metrics) == 17
+    assert len(config.metrics) == 20  # the pack, with the three paid-orders breakdowns
     env["BOXOFFICE_METRICS_BOXOFFICE_CHECKOUT_SESSIONS_OPEN_ENABLED"] = "false"
     env["BOXOFFICE_METRICS_BOXOFFICE_PAYMENTS_TOTAL_SQL"] = "SELECT 1 AS value;"
     config = load_config(None, env=env)
