@@ -382,7 +382,12 @@ def _wait_resolved(pipeline: Pipeline, case: Case, seen: ActiveAt) -> None:
 
     def quiet() -> bool:
         seen.look(pipeline)
-        still = {a["labels"]["alertname"] for a in pipeline.firing()}
+        # The Watchdog heartbeat fires for as long as the pipeline lives.
+        still = {
+            a["labels"]["alertname"]
+            for a in pipeline.firing()
+            if a["labels"].get("notify") != "heartbeat"
+        }
         told = {
             (n.channel, n.alertname) for n in pipeline.notifications() if n.status == "resolved"
         }

@@ -44,7 +44,10 @@ from exporter.smsbridge.service import RunningParts, build_bridge
 
 MIN_GROUP_WAIT = 1.0  # seconds: Alertmanager's grouping never waits less in the demo
 HEARTBEAT_TIMEOUT = 300.0  # seconds: the bridge's default, compressed by the demo's speed
-MIN_HEARTBEAT_TIMEOUT = 5.0  # seconds: several compressed heartbeat intervals at least
+# seconds: several compressed heartbeat intervals, and the time the demo's Prometheus takes
+# from the bridge's start to its first Watchdog (the bridge gives a fresh pipeline one timeout
+# to prove itself; 5 s texted "ALERTING DOWN" at every start of a busy machine)
+MIN_HEARTBEAT_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -149,5 +149,9 @@ def start_prometheus(
         f"--web.listen-address={listen}",
         "--storage.tsdb.retention.time=1d",
         "--web.enable-lifecycle",
+        # Firing alerts are re-sent every second, as the demo's compressed clock needs: the
+        # default minute would leave Alertmanager without the Watchdog (the bridge's
+        # heartbeat) after a send dropped while Prometheus was still finding Alertmanager.
+        "--rules.alert.resend-delay=1s",
     ]
     return supervisor.start("prometheus", argv, f"http://{listen}", "/-/ready")
