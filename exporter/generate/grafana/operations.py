@@ -234,7 +234,7 @@ def _exporter(board: Board, th: Thresholds) -> None:
             "Scrape targets",
             "Whether Prometheus can scrape each boxoffice exporter.",
             query(f'up{{job=~"{th.file.exporter_job}"}}', "{{instance}}", instant=True),
-        ).links(runbook_links(th, "ExporterDown")),
+        ).links(runbook_links(th, "ExporterDown", "ExporterReplicaDown")),
         width=4,
         height=8,
     )
