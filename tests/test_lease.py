@@ -10,6 +10,10 @@ at its next cycle.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +27,7 @@ from exporter.collect.scheduler import Snapshot, next_snapshot
 from exporter.config import Config, Database, load_config
 from exporter.sources.base import Collection, Failure
 from exporter.sources.lease import AdvisoryLease, lease_key
-from tests.support.exporter import running_exporter, scrape, value, wait_for
+from tests.support.exporter import free_port, running_exporter, scrape, value, wait_for
 from tests.support.fake_stripe import API_KEY, FakeStripe
 from tests.support.fakehttp import serving
 
@@ -200,3 +204,66 @@ def test_two_replicas_one_polls_and_the_other_takes_over_at_its_next_cycle(
             after = scrape(b_url)
             assert value(after, "boxoffice_source_leader", source="stripe") == 1
             assert value(after, "boxoffice_stripe_charges_total") == 2
+
+
+# --- two exporter processes, the leader killed --------------------------------------------
+
+
+def _serve(
+    fake: FakeStripe, pg_dsn: str, tmp_path: Path, key: str
+) -> tuple[subprocess.Popen[str], str]:
+    key_file = tmp_path / f"stripe_key_{key[-4:]}"
+    key_file.write_text(key + "\n")
+    port = free_port()
+    env = {
+        **os.environ,
+        "BOXOFFICE_DSN": pg_dsn,
+        "BOXOFFICE_DATABASES_DEFAULT_CONNECT_TIMEOUT": "2s",
+        "BOXOFFICE_SOURCES_POSTGRES_ENABLED": "false",
+        "BOXOFFICE_SOURCES_STRIPE_ENABLED": "true",
+        "BOXOFFICE_SOURCES_STRIPE_API_KEY_FILE": str(key_file),
+        "BOXOFFICE_SOURCES_STRIPE_API_BASE": fake.url,
+        "BOXOFFICE_SOURCES_STRIPE_INTERVAL": "500ms",
+        "BOXOFFICE_SOURCES_STRIPE_TIMEOUT": "1s",
+        "BOXOFFICE_HA_LEASE_DATABASE": "default",
+        "BOXOFFICE_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+    }
+    with (tmp_path / f"serve_{key[-4:]}.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "serve"], env=env, stdout=log, stderr=log, text=True
+        )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _leader(url: str) -> float | None:
+    try:
+        return value(scrape(url), "boxoffice_source_leader", source="stripe")
+    except requests.RequestException:
+        return None
+
+
+def test_the_leader_process_killed_the_other_process_polls(
+    fake: FakeStripe, pg_dsn: str, tmp_path: Path
+) -> None:
+    fake.add_charge(int(time.time()) - 30, amount=2500)
+    first, first_url = _serve(fake, pg_dsn, tmp_path, API_KEY)
+    second = None
+    try:
+        wait_for(lambda: _leader(first_url) == 1, timeout=30)
+        second, second_url = _serve(fake, pg_dsn, tmp_path, OTHER_KEY)
+        wait_for(lambda: _leader(second_url) == 0, timeout=30)
+        assert fake.requests_with_key(OTHER_KEY) == 0
+        first.send_signal(signal.SIGKILL)  # no shutdown: the server closes its session
+        first.wait(timeout=10)
+        wait_for(lambda: _leader(second_url) == 1, timeout=30)
+        assert fake.requests_with_key(OTHER_KEY) > 0
+        assert value(scrape(second_url), "boxoffice_stripe_charges_total") == 1
+        assert (
+            "lease taken; this replica polls"
+            in (tmp_path / f"serve_{OTHER_KEY[-4:]}.log").read_text()
+        )
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
