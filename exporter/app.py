@@ -78,15 +78,19 @@ def _api_sources(config: Config) -> list[Source]:
             key, api_base=s.api_base, session=session, timeout=float(s.timeout)
         )
         found.append(
-            stripe.StripeSource(
-                client=client,
-                session=session,
-                interval=float(s.interval),
-                timeout=float(s.timeout),
-                overlap=float(s.overlap),
-                max_pages=s.max_pages,
-                events_window=float(s.events_window),
-                max_watched=s.max_watched,
+            _leased(
+                config,
+                stripe.StripeSource(
+                    client=client,
+                    session=session,
+                    interval=float(s.interval),
+                    timeout=float(s.timeout),
+                    overlap=float(s.overlap),
+                    max_pages=s.max_pages,
+                    events_window=float(s.events_window),
+                    max_watched=s.max_watched,
+                ),
+                s.api_base,
             )
         )
     if settings.twilio.enabled and (sid := settings.twilio.account_sid):
@@ -98,16 +102,21 @@ def _api_sources(config: Config) -> list[Source]:
             sid, token, api_base=t.api_base, session=session, timeout=float(t.timeout)
         )
         found.append(
-            twilio.TwilioSource(
-                client=twilio_client,
-                account_sid=sid,
-                session=session,
-                interval=float(t.interval),
-                timeout=float(t.timeout),
-                window=float(t.window),
-                page_size=t.page_size,
-                max_pages=t.max_pages,
-                max_in_flight=t.max_in_flight,
+            _leased(
+                config,
+                twilio.TwilioSource(
+                    client=twilio_client,
+                    account_sid=sid,
+                    session=session,
+                    interval=float(t.interval),
+                    timeout=float(t.timeout),
+                    window=float(t.window),
+                    page_size=t.page_size,
+                    max_pages=t.max_pages,
+                    max_in_flight=t.max_in_flight,
+                ),
+                t.api_base,
+                sid,
             )
         )
     if settings.http.targets:
@@ -134,6 +143,18 @@ def _api_sources(config: Config) -> list[Source]:
             )
         )
     return found
+
+
+def _leased(config: Config, source: Source, *identity: str) -> Source:
+    """The API source under a lease when ``ha.lease_database`` is set (sources/lease.py):
+    keyed by its name, the account it reads and ``ha.lease_scope``, never a secret."""
+    ha = config.settings.ha
+    if ha.lease_database is None:
+        return source
+    from exporter.sources.lease import AdvisoryLease, LeasedSource, lease_key
+
+    key = lease_key(source.name, *identity, ha.lease_scope)
+    return LeasedSource(source, AdvisoryLease(config.databases[ha.lease_database], key))
 
 
 def check_queries(config: Config, source: PostgresSource) -> list[str]:

@@ -341,6 +341,10 @@ _HTTP = (
 )
 
 
+# Which replica polls a leased API source (sources/lease.py, docs/high-availability.md).
+SOURCE_LEADER = "boxoffice_source_leader"
+
+
 def _self(name: str, type_: MetricType, help_: str, *labels: str) -> CatalogMetric:
     return CatalogMetric(name=name, type=type_, help=help_, labels=labels, source="exporter")
 
@@ -350,7 +354,16 @@ _SELF = (
         "boxoffice_source_up",
         "gauge",
         "1 when the source's last collection succeeded and is current; 0 means its business "
-        "metrics are withdrawn (see boxoffice_source_errors_total and the exporter log).",
+        "metrics are withdrawn (see boxoffice_source_errors_total and the exporter log), or "
+        "another replica polls it (boxoffice_source_leader 0).",
+        "source",
+    ),
+    _self(
+        SOURCE_LEADER,
+        "gauge",
+        "With a lease (ha.lease_database): 1 when this replica polls the API source, 0 when "
+        "another replica holds its lease and this one stands by (source_up is then 0 here). "
+        "Absent for sources without a lease.",
         "source",
     ),
     _self(

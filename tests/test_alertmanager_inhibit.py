@@ -100,10 +100,29 @@ def test_source_down_and_critical_inhibit_in_a_real_alertmanager(tmp_path: Path)
         assert status[_key(postgres_alert)]["state"] == "suppressed"
         assert status[_key(stripe_alert)]["state"] == "active"
 
-        # The exporter itself down: every business alert (one with a source) is silenced.
-        exporter_down = _alert(
-            "ExporterDown", "critical", "monitoring", instance="exporter-1:9798", job="boxoffice"
+        # One of two exporter replicas down: a warning, the other still serves, so the
+        # business alerts stay live.
+        replica_down = _alert(
+            "ExporterReplicaDown",
+            "medium",
+            "monitoring",
+            instance="exporter-1:9798",
+            job="boxoffice",
         )
+        post_alerts(url, [replica_down])
+
+        def replica_listed() -> dict[tuple[tuple[str, str], ...], dict[str, Any]] | None:
+            states = alert_states(url)
+            return states if _key(replica_down) in states else None
+
+        states = wait_for(replica_listed, timeout=15)
+        assert not states[_key(stripe_alert)]["inhibitedBy"]
+        assert not states[_key(stripe_tier2)]["inhibitedBy"]
+        assert states[_key(stripe_alert)]["state"] == "active"
+
+        # No replica left (ExporterDown is by job): every business alert (one with a
+        # source) is silenced.
+        exporter_down = _alert("ExporterDown", "critical", "monitoring", job="boxoffice")
         post_alerts(url, [exporter_down])
 
         def stripe_inhibited() -> dict[tuple[tuple[str, str], ...], dict[str, Any]] | None:

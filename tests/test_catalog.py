@@ -80,7 +80,9 @@ def test_exporter_self_metrics_match_the_catalog() -> None:
     snapshot.dropped["boxoffice_tickets_sold_total"] = 1
     snapshot.cut[("boxoffice_query_rows_truncated_total", "boxoffice_revenue_total")] = 1
     snapshot.cut[("boxoffice_label_values_truncated_total", "boxoffice_revenue_total")] = 1
-    collector = ExporterCollector(lambda: [snapshot], "1.0")
+    # An API source under a lease (ha.lease_database) also publishes who polls it.
+    leased = Snapshot(source="stripe", interval=60, timeout=20, up=True, cycles=1, leader=True)
+    collector = ExporterCollector(lambda: [snapshot, leased], "1.0")
     assert _shapes(collector.collect()) == _catalog("exporter")
 
 

@@ -25,7 +25,7 @@ MALFORMED: list[tuple[str, dict[str, str], str]] = [
     (
         "databse:\n  default: {dsn: x}\n",
         {},
-        "databse: unknown key (known keys: databases, log, metrics, sms_bridge, sources, web)",
+        "databse: unknown key (known keys: databases, ha, log, metrics, sms_bridge, sources, web)",
     ),
     ("web:\n  listen_address: 9798\n", {}, "web.listen_address: must be a string, got int 9798"),
     (
@@ -199,6 +199,11 @@ MALFORMED: list[tuple[str, dict[str, str], str]] = [
         "sources:\n  postgres: {}\n",
         {},
         "databases: no database configured: give --dsn, BOXOFFICE_DSN or `databases`",
+    ),
+    (
+        f"databases:\n  default: {{dsn: '{GOOD_DSN}'}}\nha:\n  lease_database: replica\n",
+        {},
+        "ha.lease_database: no database named 'replica' (defined: default)",
     ),
     (
         "web: {}\n",

@@ -51,6 +51,7 @@ ADDED_ALERTS = {
     "DeclineRateAnomalous",
     "AverageOrderValueAnomalous",  # issue 18
     "PostgresReplicationLagHigh",  # issue 17: standby lag
+    "ExporterReplicaDown",  # issue 17: one replica down, another still serves
     # issue 19: the heartbeat and the alerting path's own failures
     "Watchdog",
     "AlertmanagerNotificationsFailing",

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client.core import Metric
 
-from exporter.catalog import REASONS
+from exporter.catalog import REASONS, SOURCE_LEADER
 from exporter.collect.scheduler import Snapshot
 from exporter.sources.base import CUT_FAMILIES
 from exporter.sources.families import family, info_family
@@ -16,6 +16,7 @@ from exporter.sources.families import family, info_family
 def self_metrics(snapshots: Sequence[tuple[Snapshot, bool]], version: str) -> list[Metric]:
     """The exporter's own health metrics, from ``(snapshot, fresh)`` pairs."""
     up = family("boxoffice_source_up")
+    leader = family(SOURCE_LEADER)
     last = family("boxoffice_source_last_success_timestamp_seconds")
     duration = family("boxoffice_source_duration_seconds")
     errors = family("boxoffice_source_errors_total")
@@ -25,6 +26,8 @@ def self_metrics(snapshots: Sequence[tuple[Snapshot, bool]], version: str) -> li
     cut_totals: dict[tuple[str, str], int] = {}
     for snap, fresh in snapshots:
         up.add_metric([snap.source], 1.0 if snap.up and fresh else 0.0)
+        if snap.leader is not None:
+            leader.add_metric([snap.source], 1.0 if snap.leader else 0.0)
         if snap.last_success is not None:
             last.add_metric([snap.source], snap.last_success)
         if snap.last_duration is not None:
@@ -40,7 +43,7 @@ def self_metrics(snapshots: Sequence[tuple[Snapshot, bool]], version: str) -> li
     for (name, metric), count in sorted(cut_totals.items()):
         cut[name].add_metric([metric], float(count))
     build = info_family("boxoffice_build_info", {"version": version})
-    return [up, last, duration, errors, dropped, *cut.values(), build]
+    return [up, leader, last, duration, errors, dropped, *cut.values(), build]
 
 
 class ExporterCollector:

@@ -33,6 +33,7 @@ class Snapshot:
     errors: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     cut: Counter[tuple[str, str]] = field(default_factory=Counter)
+    leader: bool | None = None  # a leased source: whether this replica polls it
 
     def fresh(self, now_monotonic: float) -> bool:
         """False when the source has not finished a cycle for much longer than it should.
@@ -60,15 +61,16 @@ def next_snapshot(
         interval=previous.interval,
         timeout=previous.timeout,
         families=result.families,
-        up=result.ok,
+        up=result.collected,
         cycles=previous.cycles + 1,
-        last_success=now if result.ok else previous.last_success,
+        last_success=now if result.collected else previous.last_success,
         last_duration=duration,
         last_error=None if result.ok else "; ".join(f.message for f in result.failures),
         finished_monotonic=mono,
         errors=errors,
         dropped=dropped,
         cut=cut,
+        leader=result.leader,
     )
 
 
@@ -117,6 +119,7 @@ class SourceRunner:
             ),
             result.dropped,
             result.cut,
+            result.leader,
         )
         for failure in result.failures:
             log.warning("source %s: %s: %s", self.source.name, failure.reason, failure.message)

@@ -120,6 +120,10 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
     databases = {
         name: _resolve_database(name, db, error) for name, db in settings.databases.items()
     }
+    lease = settings.ha.lease_database
+    if lease is not None and lease not in databases:
+        defined = ", ".join(sorted(databases)) or "none"
+        raise error("ha.lease_database", f"no database named {lease!r} (defined: {defined})")
     postgres = settings.sources.postgres
     if postgres.timeout is not None and postgres.timeout > postgres.interval:
         raise error(

@@ -289,6 +289,23 @@ class SourcesSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HaSettings:
+    """Several exporter replicas: one polls each API source at a time (a lease)."""
+
+    lease_database: str | None = field(
+        None,
+        doc="Name of a database (under `databases`) whose session advisory locks elect the one "
+        "replica that polls Stripe and Twilio; every replica must reach the same server "
+        "directly (no PgBouncer in transaction mode). Unset: every replica polls.",
+    )
+    lease_scope: str = field(
+        "",
+        doc="Mixed into the lease keys besides the API address and account: set it per shop "
+        "when shops share one lease database and one Stripe API address.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class MetricSettings:
     """Per-metric settings: which database it reads, and SQL for schemas that differ."""
 
@@ -441,6 +458,7 @@ class Settings:
         default_factory=dict, doc="Named databases; `default` also comes from --dsn/BOXOFFICE_DSN."
     )
     sources: SourcesSettings = field(default_factory=SourcesSettings)
+    ha: HaSettings = field(default_factory=HaSettings)
     metrics: dict[str, MetricSettings] = field(
         default_factory=dict, doc="Overrides keyed by metric name (e.g. boxoffice_revenue_total)."
     )

@@ -386,8 +386,17 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         category="monitoring",
         keys="fixed",
         severity="critical",
-        summary="Prometheus cannot scrape the boxoffice exporter",
+        summary="No replica of the boxoffice exporter is up",
         for_seconds=M,
+    ),
+    # Issue 17 item 3: some replicas down, at least one still serves (a warning, no page).
+    _single(
+        name="ExporterReplicaDown",
+        category="monitoring",
+        keys="fixed",
+        severity="medium",
+        summary="A replica of the boxoffice exporter is down; another still serves",
+        for_seconds=5 * M,
     ),
     _ladder(
         name="ExporterDataStale",

@@ -39,11 +39,19 @@ class Collection:
     dropped: Mapping[str, int] = field(default_factory=dict)
     # What a bound cut, by (self-metric name, metric): rows not fetched, labels shortened.
     cut: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # A leased API source (sources/lease.py): True polled as the leader, False stood by
+    # (nothing collected); None: not leased.
+    leader: bool | None = None
 
     @property
     def ok(self) -> bool:
         """True when nothing failed."""
         return not self.failures
+
+    @property
+    def collected(self) -> bool:
+        """True when the cycle collected and nothing failed: a standby collects nothing."""
+        return self.ok and self.leader is not False
 
 
 class Source(Protocol):

@@ -18,6 +18,7 @@ body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; }
 td, th { padding: .3em .8em; border-bottom: 1px solid #ddd; text-align: left; }
 .up { color: #1a7f37; font-weight: bold; } .down { color: #cf222e; font-weight: bold; }
+.standby { color: #57606a; font-weight: bold; }
 </style></head>
 <body>
 <h1>boxoffice exporter</h1>
@@ -30,7 +31,7 @@ Health: <a href="/healthz">/healthz</a></p>
 <th>last cycle</th><th>cycles</th><th>last error</th></tr>
 {% for row in rows %}
 <tr><td>{{ row.source }}</td>
-<td class="{{ 'up' if row.up else 'down' }}">{{ 'up' if row.up else 'down' }}</td>
+<td class="{{ row.state }}">{{ row.state }}</td>
 <td>{{ row.interval }}</td><td>{{ row.last_success }}</td><td>{{ row.duration }}</td>
 <td>{{ row.cycles }}</td><td>{{ row.error }}</td></tr>
 {% endfor %}
@@ -61,7 +62,10 @@ def render_landing_page(
         rows.append(
             {
                 "source": snap.source,
-                "up": snap.up and snap.fresh(now),
+                # A standby (another replica holds the source's lease) is not down.
+                "state": "standby"
+                if snap.leader is False and snap.fresh(now)
+                else ("up" if snap.up and snap.fresh(now) else "down"),
                 "interval": f"{snap.interval:g}s",
                 "last_success": last,
                 "duration": f"{snap.last_duration:.3f}s" if snap.last_duration is not None else "-",

@@ -108,6 +108,7 @@ class FakeStripe(FakeServer):
     def __init__(self, api_key: str = API_KEY) -> None:
         super().__init__()
         self.api_key = api_key
+        self.other_keys: set[str] = set()  # more keys of the same account (replicas' own)
         self._state_lock = threading.Lock()
         self._ids = itertools.count(1)
         self.objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in _PREFIX}
@@ -161,7 +162,8 @@ class FakeStripe(FakeServer):
 
     def answer(self, request: Request) -> Reply:
         """Route a request like api.stripe.com would."""
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+        keys = {self.api_key, *self.other_keys}
+        if request.headers.get("Authorization") not in {f"Bearer {k}" for k in keys}:
             return Reply.json(
                 401,
                 {
@@ -236,6 +238,10 @@ class FakeStripe(FakeServer):
             200,
             {"object": "list", "url": request.path, "has_more": len(items) > limit, "data": page},
         )
+
+    def requests_with_key(self, key: str) -> int:
+        """How many requests came with ``key``."""
+        return sum(1 for r in self.requests if r.headers.get("Authorization") == f"Bearer {key}")
 
     def list_requests(self, path: str) -> int:
         """How many list requests reached ``path``."""

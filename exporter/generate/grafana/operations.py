@@ -7,6 +7,7 @@ from grafana_foundation_sdk.builders import stat
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
+from exporter.catalog import SOURCE_LEADER
 from exporter.generate import class_series, series
 from exporter.generate.grafana.delivery_panels import sms_panels, webhook_panels
 from exporter.generate.grafana.inventory_panels import inventory_panels
@@ -234,7 +235,7 @@ def _exporter(board: Board, th: Thresholds) -> None:
             "Scrape targets",
             "Whether Prometheus can scrape each boxoffice exporter.",
             query(f'up{{job=~"{th.file.exporter_job}"}}', "{{instance}}", instant=True),
-        ).links(runbook_links(th, "ExporterDown")),
+        ).links(runbook_links(th, "ExporterDown", "ExporterReplicaDown")),
         width=4,
         height=8,
     )
@@ -296,6 +297,18 @@ def _exporter(board: Board, th: Thresholds) -> None:
         .unit("none")
         .thresholds(no_steps()),
         width=18,
+        height=6,
+    )
+    board.add(
+        up_down_stat(
+            "API source leader",
+            "With a lease (ha.lease_database): whether some replica polls each API source "
+            "(boxoffice_source_leader, max over replicas); down means every replica stands by.",
+            query(f"max by (source) ({SOURCE_LEADER})", "{{source}}", instant=True),
+        )
+        .reduce_options(reduce_last())
+        .links(runbook_links(th, "ExporterSourceDown")),
+        width=6,
         height=6,
     )
     board.add(

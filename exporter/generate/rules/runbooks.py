@@ -131,8 +131,17 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
         "Business alerts of that source cannot fire while it is down.",
     ),
     "ExporterDown": (
-        "Is the exporter process running? `curl http://<instance>/healthz`.",
+        "Every replica of the job is down: is any exporter process running? "
+        "`curl http://<instance>/healthz` on each.",
         "Check the Prometheus target page for the scrape error (auth, TLS, timeout).",
+        "While it fires it silences every business alert (routing.yaml `inhibit.exporter_down`): "
+        "nothing watches the shop until one replica is back.",
+    ),
+    "ExporterReplicaDown": (
+        "Another replica still serves, so the alerts keep working: this is a warning, not a page.",
+        "Is that replica's process running (label `instance`)? `curl http://<instance>/healthz`; "
+        "the Prometheus target page shows the scrape error (auth, TLS, timeout).",
+        "Bring it back before another replica goes: with none left it is ExporterDown.",
     ),
     "ExporterDataStale": (
         "Collections stopped succeeding: check the exporter log and the database's load.",

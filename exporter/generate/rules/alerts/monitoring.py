@@ -1,5 +1,6 @@
 """Monitoring alerts (SPEC 5): boxoffice itself, a source that cannot collect, an exporter
-Prometheus cannot scrape, data gone stale, and a standby replaying far behind its primary."""
+with no replica Prometheus can scrape (or only some of them), data gone stale, and a standby
+replaying far behind its primary."""
 
 from __future__ import annotations
 
@@ -27,31 +28,93 @@ def exporter_source_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
     )
 
 
-def exporter_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    severity: str = alert.severity or "critical"
+def _replicas_up(th: Thresholds) -> str:
+    """How many replicas of each exporter job Prometheus can scrape: ``up`` summed by job."""
+    return f'sum by (job) (up{{job=~"{th.file.exporter_job}"}})'
+
+
+def _job_name(th: Thresholds) -> str:
+    """A job name the configured regex matches, for the test data."""
     job = th.file.exporter_job
-    expr = f'up{{job=~"{job}"}} == 0'
-    text = Text("Prometheus cannot scrape {instance} of job {job} (up: {value}).", "number")
-    variant = Variant(severity=severity, expr=expr, summary=alert.spec.summary, description=text)
-    build = AlertBuild(variants=[variant])
-    name = next(c for c in ("boxoffice", "boxoffice-exporter", job) if re.fullmatch(job, c))
+    return next(c for c in ("boxoffice", "boxoffice-exporter", job) if re.fullmatch(job, c))
+
+
+Case = tuple[tuple[float, ...], dict[str, str], dict[str, float]]
+
+
+def _replica_cases(th: Thresholds, alert: Alert, cases: dict[str, Case]) -> list[Scenario]:
+    """Replicas of one job: per case the ``up`` of each replica, the result's labels and
+    what the alert evaluates to."""
+    job = _job_name(th)
     length = span(alert, th.file.escalation.tier3_after)
-    cases: tuple[tuple[str, float, dict[str, float]], ...] = (
-        ("firing", 0.0, {severity: 0.0}),
-        ("near", 1.0, {}),
-    )
-    for i, (case, value, result) in enumerate(cases):
-        labels = {"instance": f"exporter-{i + 1}:9798", "job": name}
-        build.scenarios.append(
+    out = []
+    for case, (ups, labels, result) in cases.items():
+        series = tuple(
+            gauge(
+                selector("up", {"instance": f"exporter-{i + 1}:9798", "job": job}),
+                value,
+                length,
+                60,
+            )
+            for i, value in enumerate(ups)
+        )
+        out.append(
             Scenario(
                 name=case,
-                series=(gauge(selector("up", labels), value, length, 60),),
+                series=series,
                 labels=labels,
                 model=constant(result),
                 length_seconds=length,
-                merge="all",
             )
         )
+    return out
+
+
+def exporter_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    """No replica of the job is up (SPEC 5): one replica down is ExporterReplicaDown."""
+    severity: str = alert.severity or "critical"
+    expr = f"{_replicas_up(th)} == 0"
+    text = Text(
+        "Replicas of job {job} Prometheus can scrape: {value}. The business alerts are blind.",
+        "number",
+    )
+    variant = Variant(severity=severity, expr=expr, summary=alert.spec.summary, description=text)
+    build = AlertBuild(variants=[variant])
+    job = {"job": _job_name(th)}
+    build.scenarios = _replica_cases(
+        th,
+        alert,
+        {
+            "firing_none_left": ((0.0, 0.0), job, {severity: 0.0}),
+            "near_one_left": ((0.0, 1.0), job, {}),
+        },
+    )
+    return build
+
+
+def exporter_replica_down(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    """A replica Prometheus cannot scrape while another of its job is up: a warning, since
+    the others still serve; with none left it is ExporterDown instead."""
+    severity: str = alert.severity or "medium"
+    job = th.file.exporter_job
+    expr = f'up{{job=~"{job}"}} == 0 unless on (job) ({_replicas_up(th)} == 0)'
+    text = Text(
+        "Prometheus cannot scrape {instance} of job {job} (up: {value}); another replica "
+        "still serves.",
+        "number",
+    )
+    variant = Variant(severity=severity, expr=expr, summary=alert.spec.summary, description=text)
+    build = AlertBuild(variants=[variant])
+    down = {"instance": "exporter-1:9798", "job": _job_name(th)}
+    build.scenarios = _replica_cases(
+        th,
+        alert,
+        {
+            "firing_one_down": ((0.0, 1.0), down, {severity: 0.0}),
+            "near_all_up": ((1.0, 1.0), down, {}),
+            "none_left": ((0.0, 0.0), down, {}),
+        },
+    )
     return build
 
 
@@ -131,6 +194,7 @@ def postgres_replication_lag_high(alert: Alert, th: Thresholds, rec: Recorder) -
 BUILDERS: dict[str, Builder] = {
     "ExporterSourceDown": exporter_source_down,
     "ExporterDown": exporter_down,
+    "ExporterReplicaDown": exporter_replica_down,
     "ExporterDataStale": exporter_data_stale,
     "PostgresReplicationLagHigh": postgres_replication_lag_high,
 }
