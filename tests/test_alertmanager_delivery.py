@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from exporter.generate.alertmanager.config import alertmanager_config
-from exporter.generate.alertmanager.routing import Duration, Routing, Timing, Timings
+from exporter.generate.alertmanager.routing import Duration, Routing, Timing
 from exporter.generate.output import load_inputs
 from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.thresholds import BusinessHours
 from exporter.smsbridge.service import RunningParts, build_bridge
 from tests.support.alertmanager import post_alerts, running_alertmanager
-from tests.support.bridge import BEARER, config, running_bridge
+from tests.support.alertpath import local_routing
+from tests.support.bridge import config, running_bridge
 from tests.support.exporter import free_port, wait_for
 from tests.support.fake_twilio import FakeTwilio, error_reply
 from tests.support.fakehttp import FakeServer, Reply, Request, serving
@@ -58,32 +59,8 @@ def _outside_now() -> BusinessHours:
 
 
 def _local(routing: Routing, tmp: Path, sink: str, bridge: str) -> Routing:
-    f = routing.file
-    (tmp / "slack_url").write_text(f"{sink}/slack\n")
-    (tmp / "pd_key").write_text("0123456789abcdef0123456789abcdef\n")
-    (tmp / "bridge_token").write_text(BEARER + "\n")
-    (tmp / "smtp_password").write_text("unused\n")
     fast = Timing(Duration(1), Duration(2), Duration(3600))
-    assert f.pagerduty is not None and f.email is not None and f.sms_bridge is not None
-    file = dataclasses.replace(
-        f,
-        slack=dataclasses.replace(f.slack, api_url_file=str(tmp / "slack_url")),
-        pagerduty=dataclasses.replace(
-            f.pagerduty, routing_key_file=str(tmp / "pd_key"), url=f"{sink}/pagerduty"
-        ),
-        email=dataclasses.replace(
-            f.email,
-            smarthost=f"127.0.0.1:{free_port()}",
-            auth_password_file=str(tmp / "smtp_password"),
-            require_tls=False,
-        ),
-        sms_bridge=dataclasses.replace(
-            f.sms_bridge, url=bridge, credentials_file=str(tmp / "bridge_token")
-        ),
-        timing=Timings(critical=fast, high=fast, medium=fast, low=fast),
-        templates_dir=str(ROOT / "alertmanager" / "templates"),
-    )
-    return dataclasses.replace(routing, file=file)
+    return local_routing(routing, tmp, sink=sink, bridge=bridge, heartbeat=None, fast=fast)
 
 
 def _outside_business_hours(ruleset: RuleSet) -> RuleSet:

@@ -35,16 +35,26 @@ class Sink(FakeServer):
         return [json.loads(r.body) for r in list(self.requests) if r.path == path]
 
 
+# Alertmanager's timings in these tests: no group wait, a second between flushes, no repeat.
+ONE_SECOND = Timing(Duration(0), Duration(1), Duration(3600))
+
+
 def local_routing(
-    routing: Routing, tmp: Path, *, sink: str, bridge: str, heartbeat: float = 1.0
+    routing: Routing,
+    tmp: Path,
+    *,
+    sink: str,
+    bridge: str,
+    heartbeat: float | None = 1.0,
+    fast: Timing = ONE_SECOND,
 ) -> Routing:
-    """routing.yaml with every endpoint on 127.0.0.1 and one-second timings."""
+    """routing.yaml with every endpoint on 127.0.0.1 and ``fast`` timings for every
+    severity; the Watchdog's interval is ``heartbeat`` seconds (None: routing.yaml's)."""
     f = routing.file
     (tmp / "slack_url").write_text(f"{sink}/slack\n")
     (tmp / "pd_key").write_text("0123456789abcdef0123456789abcdef\n")
     (tmp / "bridge_token").write_text(BEARER + "\n")
     (tmp / "smtp_password").write_text("unused\n")
-    fast = Timing(Duration(0), Duration(1), Duration(3600))
     assert f.pagerduty is not None and f.email is not None and f.sms_bridge is not None
     file = dataclasses.replace(
         f,
@@ -63,7 +73,7 @@ def local_routing(
         ),
         timing=Timings(critical=fast, high=fast, medium=fast, low=fast),
         templates_dir=str(ROOT / "alertmanager" / "templates"),
-        heartbeat=Heartbeat(interval=Duration(heartbeat)),
+        heartbeat=f.heartbeat if heartbeat is None else Heartbeat(interval=Duration(heartbeat)),
     )
     return dataclasses.replace(routing, file=file)
 
