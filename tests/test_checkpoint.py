@@ -10,7 +10,6 @@ falls back to the full computation with a log line saying why.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -33,11 +32,11 @@ from exporter.sources.checkpoint import (
     encode,
     write_atomically,
 )
-from exporter.sources.incremental import Drift, EngineState, Published
+from exporter.sources.incremental import EngineState, Published
 from exporter.sources.postgres import PostgresSource
 from tests.support.exporter import config_for
 from tests.support.pack import pack_series_of, published_engine_series
-from tests.support.sources import reconcilers
+from tests.support.sources import reconcile_once
 from tests.support.writes import write_sales
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -167,21 +166,6 @@ def test_a_restart_resumes_without_the_full_computation_and_stays_exact(
     assert "resumed from checkpoint" in caplog.text
 
 
-def _reconcile(source: PostgresSource) -> Drift:
-    reconciler = reconcilers(source)["default"]
-    outcome: list[Drift | None] = []
-    worker = threading.Thread(target=lambda: outcome.append(reconciler.run_once()))
-    worker.start()
-    for _ in range(50):
-        if outcome or not worker.is_alive():
-            break
-        source.collect()
-        worker.join(0.1)
-    worker.join(30)
-    assert outcome and outcome[0] is not None
-    return outcome[0]
-
-
 def test_a_correction_found_by_reconciliation_survives_the_restart(
     seeded: str, tmp_path: Path
 ) -> None:
@@ -196,7 +180,7 @@ def test_a_correction_found_by_reconciliation_survives_the_restart(
                 "'completed', now() - interval '7 days', now() - interval '7 days' "
                 "FROM ticket_tiers t JOIN events e ON e.id = t.event_id WHERE e.status <> 'closed'"
             )
-        assert _reconcile(first).by_metric["boxoffice_tickets_sold_total"] == 3
+        assert reconcile_once(first).by_metric["boxoffice_tickets_sold_total"] == 3
         corrected = published_engine_series(first)
     finally:
         first.close()

@@ -27,7 +27,6 @@ from exporter.db.seed import seed_database
 from exporter.sources import streams
 from exporter.sources.engine_series import ENGINE_METRICS, drift_by_metric
 from exporter.sources.incremental import (
-    Drift,
     EngineSettings,
     Handoff,
     IncrementalEngine,
@@ -36,7 +35,7 @@ from exporter.sources.postgres import PostgresSource
 from exporter.sources.querypack import DEFAULT_PACK_BY_NAME
 from exporter.sources.samples import Sample, to_samples
 from tests.support.exporter import config_for, running_exporter, scrape
-from tests.support.sources import engine_specs, engines, reconcilers
+from tests.support.sources import engine_specs, engines, reconcile_once, reconcilers
 
 OVERLAP = timedelta(seconds=120)
 START = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
@@ -442,22 +441,6 @@ def _families_by_name(source: PostgresSource) -> dict[str, dict[tuple[str, ...],
     }
 
 
-def _reconcile(source: PostgresSource) -> Drift:
-    """Run one reconciliation; its snapshot is read in by a collection on this thread."""
-    reconciler = reconcilers(source)["default"]
-    outcome: list[Drift | None] = []
-    worker = threading.Thread(target=lambda: outcome.append(reconciler.run_once()))
-    worker.start()
-    for _ in range(50):
-        if outcome or not worker.is_alive():
-            break
-        source.collect()
-        worker.join(0.1)
-    worker.join(30)
-    assert outcome and outcome[0] is not None
-    return outcome[0]
-
-
 @pytest.mark.parametrize("pool", ["1", "2"])
 def test_reconciliation_reads_zero_drift_then_finds_and_corrects_an_out_of_band_change(
     pg_schema: str, pool: str
@@ -472,7 +455,7 @@ def test_reconciliation_reads_zero_drift_then_finds_and_corrects_an_out_of_band_
     assert isinstance(source, PostgresSource)
     try:
         _families_by_name(source)  # the full computation at start
-        drift = _reconcile(source)
+        drift = reconcile_once(source)
         assert drift.by_metric and set(drift.by_metric.values()) == {0.0}
         published = _families_by_name(source)
         assert set(published[DRIFT_METRIC].values()) == {0.0}
@@ -493,14 +476,14 @@ def test_reconciliation_reads_zero_drift_then_finds_and_corrects_an_out_of_band_
             )
         labels = (tier[1], tier[2], tier[3])
         before = _families_by_name(source)["boxoffice_tickets_sold_total"][labels]
-        drift = _reconcile(source)
+        drift = reconcile_once(source)
         assert drift.by_metric["boxoffice_tickets_sold_total"] == 3
         assert drift.by_metric["boxoffice_payments_total"] == 1
         after = _families_by_name(source)
         assert after["boxoffice_tickets_sold_total"][labels] == before + 3
         assert after[DRIFT_METRIC][("boxoffice_tickets_sold_total",)] == 3
         # Corrected: the next reconciliation finds nothing.
-        assert set(_reconcile(source).by_metric.values()) == {0.0}
+        assert set(reconcile_once(source).by_metric.values()) == {0.0}
     finally:
         source.close()
 

@@ -9,7 +9,6 @@ engine settling by the standby's wall clock (the old way) loses those rows.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,12 +22,12 @@ from exporter.catalog import REPLICATION_LAG_METRIC
 from exporter.db.schema import create_schema
 from exporter.db.seed import seed_database
 from exporter.sources.engine_series import ENGINE_METRICS
-from exporter.sources.incremental import Drift, EngineSettings, IncrementalEngine
+from exporter.sources.incremental import EngineSettings, IncrementalEngine
 from exporter.sources.postgres import PostgresSource
 from exporter.sources.replay import Position, position_of
 from tests.support.exporter import config_for
 from tests.support.pack import pack_series, pack_series_of, published_engine_series
-from tests.support.sources import engine_specs, reconcilers
+from tests.support.sources import engine_specs, reconcile_once
 from tests.support.standby import ReplicationPair, server_bindir
 from tests.support.writes import write_sales
 
@@ -171,29 +170,13 @@ def test_counts_are_exact_on_a_standby_whose_replay_pauses_longer_than_the_overl
         source.close()
 
 
-def _reconcile(source: PostgresSource) -> Drift:
-    """One reconciliation, its snapshot read in by collections on this thread."""
-    reconciler = reconcilers(source)["default"]
-    outcome: list[Drift | None] = []
-    worker = threading.Thread(target=lambda: outcome.append(reconciler.run_once()))
-    worker.start()
-    for _ in range(50):
-        if outcome or not worker.is_alive():
-            break
-        source.collect()
-        worker.join(0.1)
-    worker.join(30)
-    assert outcome and outcome[0] is not None
-    return outcome[0]
-
-
 def test_reconciliation_runs_on_the_standby(pair: ReplicationPair, shop: tuple[str, str]) -> None:
     primary, standby = shop
     [source] = build_sources(config_for(standby))
     assert isinstance(source, PostgresSource)
     try:
         published_engine_series(source)
-        assert set(_reconcile(source).by_metric.values()) == {0.0}
+        assert set(reconcile_once(source).by_metric.values()) == {0.0}
         # Out of band on the primary: an order paid a week ago appears now.
         with psycopg.connect(primary, autocommit=True) as conn:
             conn.execute(
@@ -203,7 +186,7 @@ def test_reconciliation_runs_on_the_standby(pair: ReplicationPair, shop: tuple[s
                 "FROM ticket_tiers t JOIN events e ON e.id = t.event_id WHERE e.status <> 'closed'"
             )
         pair.wait_replayed()
-        drift = _reconcile(source)
+        drift = reconcile_once(source)
         assert drift.by_metric["boxoffice_tickets_sold_total"] == 3
         with psycopg.connect(primary) as conn, conn.transaction():
             expected = pack_series(conn)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 
 from exporter.sources.engine_series import ENGINE_METRICS
-from exporter.sources.incremental import IncrementalEngine
+from exporter.sources.incremental import Drift, IncrementalEngine
 from exporter.sources.postgres import PostgresSource
 from exporter.sources.querypack import DEFAULT_PACK_BY_NAME, MetricSpec
 from exporter.sources.reconcile import Reconciler
@@ -26,6 +27,23 @@ def engines(source: PostgresSource) -> Mapping[str, IncrementalEngine]:
 def reconcilers(source: PostgresSource) -> Mapping[str, Reconciler]:
     """The reconciliation of each incremental engine."""
     return source._reconcilers
+
+
+def reconcile_once(source: PostgresSource) -> Drift:
+    """Run one reconciliation of the default database; its snapshot is read in by
+    collections on this thread, as the collection loop would."""
+    reconciler = reconcilers(source)["default"]
+    outcome: list[Drift | None] = []
+    worker = threading.Thread(target=lambda: outcome.append(reconciler.run_once()))
+    worker.start()
+    for _ in range(50):
+        if outcome or not worker.is_alive():
+            break
+        source.collect()
+        worker.join(0.1)
+    worker.join(30)
+    assert outcome and outcome[0] is not None
+    return outcome[0]
 
 
 def watching(source: StripeSource) -> dict[str, int]:
