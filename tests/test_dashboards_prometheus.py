@@ -184,6 +184,8 @@ def prometheus(pg_schema: str, tmp_path: Path) -> Iterator[Prometheus]:
                 "BOXOFFICE_SOURCES_TWILIO_API_BASE": twilio.url,
                 "BOXOFFICE_SOURCES_TWILIO_INTERVAL": "1s",
                 "BOXOFFICE_SOURCES_HTTP_INTERVAL": "1s",
+                # A lease on the API sources (this one replica holds it): the leader panel.
+                "BOXOFFICE_HA_LEASE_DATABASE": "default",
                 "BOXOFFICE_SOURCES_HTTP_TARGETS": f"[{{name: app, url: '{health.url}/health'}}]",
             },
         )

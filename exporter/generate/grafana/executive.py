@@ -182,7 +182,8 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
 
     board.row("Events")
     upcoming = (
-        f"({per_tier(SOLD)} - {per_tier(REFUNDED)}) / {per_tier(CAPACITY)}\n"
+        # A tier without seats (capacity 0, e.g. one held back) has no sell-through, not NaN.
+        f"({per_tier(SOLD)} - {per_tier(REFUNDED)}) / ({per_tier(CAPACITY)} > 0)\n"
         "and on(event, city) (max by (event, city) (boxoffice_event_start_timestamp_seconds)"
         " > time())"
     )
