@@ -398,6 +398,20 @@ def bench_query_exporter(cluster: Cluster, cycles: int, interval: float, workdir
     return result
 
 
+def start_seeded(cluster: Cluster, orders: int) -> float:
+    """Start ``cluster`` and seed ``orders`` orders (seed 1); the seconds the seeding took."""
+    cluster.start()
+    with psycopg.connect(cluster.dsn("postgres")) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+    print(
+        f"PostgreSQL {version[0] if version else '?'}; seeding {orders:,} orders ...",
+        flush=True,
+    )
+    seeding = time.perf_counter()
+    seed_database(cluster.dsn("postgres"), orders=orders, seed=1)
+    return time.perf_counter() - seeding
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, action="append")
@@ -418,14 +432,7 @@ def main() -> None:
     for orders in sizes:
         cluster = Cluster()
         try:
-            cluster.start()
-            with psycopg.connect(cluster.dsn("postgres")) as conn:
-                version = conn.execute("SHOW server_version").fetchone()
-            print(
-                f"PostgreSQL {version[0] if version else '?'}; seeding {orders:,} orders ...",
-                flush=True,
-            )
-            seed_database(cluster.dsn("postgres"), orders=orders, seed=1)
+            start_seeded(cluster, orders)
             writer = Writer(cluster.dsn("bench_writer"))
             writer.start()
             started = time.monotonic()

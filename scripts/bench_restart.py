@@ -34,9 +34,15 @@ import psycopg
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_collect import Cluster, Writer, _db_time_ms, _free_port, _reset, _samples
-
-from exporter.db.seed import seed_database
+from bench_collect import (
+    Cluster,
+    Writer,
+    _db_time_ms,
+    _free_port,
+    _reset,
+    _samples,
+    start_seeded,
+)
 
 UP = "boxoffice_source_up,source=postgres"
 FULL = "boxoffice_postgres_full_computations_total"
@@ -143,18 +149,11 @@ def main() -> None:
     for orders in sizes:
         cluster = Cluster()
         try:
-            cluster.start()
-            with psycopg.connect(cluster.dsn("postgres")) as conn:
-                version = conn.execute("SHOW server_version").fetchone()
-            print(
-                f"PostgreSQL {version[0] if version else '?'}; seeding {orders:,} orders ...",
-                flush=True,
-            )
-            seeding = time.perf_counter()
-            seed_database(cluster.dsn("postgres"), orders=orders, seed=1)
+            seeding = start_seeded(cluster, orders)
+            vacuum = time.perf_counter()
             with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE")
-            print(f"seeded in {time.perf_counter() - seeding:.0f} s", flush=True)
+            print(f"seeded in {seeding + time.perf_counter() - vacuum:.0f} s", flush=True)
             writer = Writer(cluster.dsn("bench_writer"))
             writer.start()
             try:
