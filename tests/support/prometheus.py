@@ -96,19 +96,23 @@ class Prometheus:
 @contextmanager
 def running_prometheus(
     tmp: Path,
-    scrape: dict[str, str],
+    scrape: dict[str, str | list[str]],
     rule_files: list[str],
     *,
     interval: str = "1s",
     alertmanagers: tuple[str, ...] = (),
 ) -> Iterator[Prometheus]:
-    """Start Prometheus scraping ``{job: "host:port"}`` and evaluating ``rule_files``;
-    alerts go to ``alertmanagers`` ("host:port"), resent every second while firing."""
+    """Start Prometheus scraping ``{job: "host:port"}`` (or a list of targets) and evaluating
+    ``rule_files``; alerts go to ``alertmanagers`` ("host:port"), resent every second while
+    firing."""
     config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": rule_files,
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [target]}]}
+            {
+                "job_name": job,
+                "static_configs": [{"targets": [target] if isinstance(target, str) else target}],
+            }
             for job, target in scrape.items()
         ],
     }
