@@ -172,9 +172,9 @@ def _alertmanager(
             f"--cluster.peer=127.0.0.1:{peer}",
             "--cluster.gossip-interval=50ms",
             "--cluster.pushpull-interval=1s",
-            # The second peer waits only this long for the first one's notification to be
-            # gossiped: often both send, and the bridges' shared store keeps each SMS single.
-            "--cluster.peer-timeout=100ms",
+            # The second peer does not wait for the first one's notification to be gossiped:
+            # both may send, and the bridges' shared store keeps each SMS single.
+            "--cluster.peer-timeout=0s",
             "--cluster.reconnect-interval=1s",
             "--cluster.settle-timeout=5s",
             "--log.level=info",
@@ -222,6 +222,7 @@ def test_the_ha_stack_survives_a_schedule_of_kills(pair: ReplicationPair, tmp_pa
     sink = Sink()
     parts: list[Restartable] = []
     writer = Writer(primary)
+    standby_down = False
     try:
         twilio.start()
         sink.start()
@@ -361,9 +362,11 @@ def test_the_ha_stack_survives_a_schedule_of_kills(pair: ReplicationPair, tmp_pa
 
             # 3. the standby, while the incident heals
             crash_standby(pair)
+            standby_down = True
             _heal(primary, event, city, tier, available)
             time.sleep(PAUSE)
             start_standby(pair)
+            standby_down = False
             pair.wait_replayed(timeout=60)
             resolved = wait_for(lambda: _texts(twilio, group_of, "resolved"), timeout=90)
 
@@ -413,15 +416,6 @@ def test_the_ha_stack_survives_a_schedule_of_kills(pair: ReplicationPair, tmp_pa
                 f'{FULL_COMPUTATIONS_METRIC}{{job="boxoffice", instance="{restarted}"}}'
             )
             assert [float(s["value"][1]) for s in full] == [0.0], full
-            deduplicated = sum(
-                value(
-                    scrape(u, headers=BEARER_HEADER),
-                    "boxoffice_sms_bridge_messages_deduplicated_total",
-                )
-                or 0
-                for u in bridge_urls.values()
-            )
-            print(f"chaos: {deduplicated:g} SMS deduplicated by the shared store")
             assert instances == set(targets) and grew == set(targets), (instances, grew)
     finally:
         writer.stopping.set()
@@ -429,7 +423,7 @@ def test_the_ha_stack_survives_a_schedule_of_kills(pair: ReplicationPair, tmp_pa
             part.stop()
         sink.stop()
         twilio.stop()
-        if not (pair.standby / "postmaster.pid").exists():
+        if standby_down:  # the test failed in step 3: leave the pair as the fixture made it
             start_standby(pair)
         with psycopg.connect(pair.dsn(pair.primary_port), autocommit=True) as admin:
             for db in (name, f"{name}_sms"):
