@@ -1,9 +1,9 @@
 """The HA deployment under chaos, from real processes (issue 17, docs/high-availability.md).
 
 A PostgreSQL primary and its streaming standby (the server binaries), two `boxoffice serve`
-replicas reading the standby with the API lease and checkpoints, a real Prometheus scraping
-both and evaluating the generated InventoryOversold page, two real Alertmanagers clustered on
-127.0.0.1, two `boxoffice sms-bridge` processes sharing one PostgreSQL idempotency store, and
+replicas reading the standby with the API lease and checkpoints, a real Prometheus HA pair
+(external label `replica`, dropped from alerts) scraping both and evaluating the generated
+InventoryOversold page, two real Alertmanagers clustered on 127.0.0.1, two `boxoffice sms-bridge` processes sharing one PostgreSQL idempotency store, and
 the fake Twilio recording every SMS. A writer sells tickets on the primary throughout.
 
 The supervisor plays a fixed schedule; between steps it waits on conditions (bounded polls):
@@ -17,13 +17,14 @@ The supervisor plays a fixed schedule; between steps it waits on conditions (bou
    the alert resolves and the all-clear goes out.
 
 Then: every expected SMS reached Twilio exactly once per recipient and nothing else did; no
-PostgreSQL counter of either exporter ever went backwards in Prometheus; no alert is left
+PostgreSQL counter of either exporter ever went backwards in either Prometheus; no alert is left
 firing in Prometheus or either Alertmanager; every component is up again, the Alertmanagers
 clustered and the standby streaming, without anything done by hand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -319,19 +320,32 @@ def test_the_ha_stack_survives_a_schedule_of_kills(pair: ReplicationPair, tmp_pa
             parts.append(exporters[x])
             exporters[x].start(timeout=60)
 
+        # --- a Prometheus HA pair, as prometheus/prometheus-ha.yml: same targets and rules,
+        # its own `replica` label each, dropped from the alerts both send to both managers
         targets = [u.removeprefix("http://") for u in exporter_urls.values()]
-        (tmp_path / "prometheus").mkdir()
-        with running_prometheus(
-            tmp_path / "prometheus",
-            {"boxoffice": targets},
-            rule_files,
-            alertmanagers=tuple(u.removeprefix("http://") for u in am_urls.values()),
-        ) as prometheus:
+        with contextlib.ExitStack() as stack:
+            servers = []
+            for x in "ab":
+                (tmp_path / f"prometheus-{x}").mkdir()
+                servers.append(
+                    stack.enter_context(
+                        running_prometheus(
+                            tmp_path / f"prometheus-{x}",
+                            {"boxoffice": targets},
+                            rule_files,
+                            alertmanagers=tuple(
+                                u.removeprefix("http://") for u in am_urls.values()
+                            ),
+                            external_labels={"replica": x},
+                            alert_relabel_configs=[{"action": "labeldrop", "regex": "replica"}],
+                        )
+                    )
+                )
+            prometheus = servers[0]
             started = time.time()
 
             def up_both() -> bool:
-                found = prometheus.query('up{job="boxoffice"} == 1')
-                return len(found) == 2
+                return all(len(server.query('up{job="boxoffice"} == 1')) == 2 for server in servers)
 
             wait_for(up_both, timeout=30, interval=0.2)
             writer.start()
@@ -352,7 +366,7 @@ def test_the_ha_stack_survives_a_schedule_of_kills(pair: ReplicationPair, tmp_pa
             # 2. one Alertmanager and one bridge, then the incident
             managers["a"].kill()
             bridges["a"].kill()
-            assert not prometheus.query("ALERTS"), "an alert before the incident"
+            assert not any(s.query("ALERTS") for s in servers), "an alert before the incident"
             event, city, tier, available = _oversell(primary, exporter_urls[follower])
             firing = wait_for(lambda: _texts(twilio, group_of, "firing"), timeout=60)
             time.sleep(PAUSE)
@@ -371,7 +385,7 @@ def test_the_ha_stack_survives_a_schedule_of_kills(pair: ReplicationPair, tmp_pa
             resolved = wait_for(lambda: _texts(twilio, group_of, "resolved"), timeout=90)
 
             # --- everything back, nothing done by hand
-            wait_for(lambda: not prometheus.query("ALERTS"), timeout=60, interval=0.5)
+            wait_for(lambda: not any(s.query("ALERTS") for s in servers), timeout=60, interval=0.5)
             wait_for(lambda: all(not _active(u) for u in am_urls.values()), timeout=60)
             wait_for(up_both, timeout=30, interval=0.2)
             assert all(_peers(u) == 2 for u in am_urls.values())
@@ -400,23 +414,24 @@ def test_the_ha_stack_survives_a_schedule_of_kills(pair: ReplicationPair, tmp_pa
 
             # No PostgreSQL counter of either replica ever went backwards.
             window = f"{int(time.time() - started) + 5}s"
-            backwards, instances, grew = [], set(), set()
-            for counter in COUNTERS:
-                selector = f'{counter}{{job="boxoffice"}}'
-                for series in prometheus.query(f"resets({selector}[{window}])"):
-                    instances.add(series["metric"]["instance"])
-                    if float(series["value"][1]) != 0:
-                        backwards.append((counter, series["metric"]))
-                for series in prometheus.query(f"increase({selector}[{window}]) > 0"):
-                    grew.add(series["metric"]["instance"])
-            assert backwards == [], backwards
+            for server in servers:
+                backwards, instances, grew = [], set(), set()
+                for counter in COUNTERS:
+                    selector = f'{counter}{{job="boxoffice"}}'
+                    for series in server.query(f"resets({selector}[{window}])"):
+                        instances.add(series["metric"]["instance"])
+                        if float(series["value"][1]) != 0:
+                            backwards.append((counter, series["metric"]))
+                    for series in server.query(f"increase({selector}[{window}]) > 0"):
+                        grew.add(series["metric"]["instance"])
+                assert backwards == [], backwards
+                assert instances == set(targets) and grew == set(targets), (instances, grew)
             # The killed replica resumed from its checkpoint: no full computation since.
             restarted = targets[list(exporter_urls).index(lead)]
             full = prometheus.query(
                 f'{FULL_COMPUTATIONS_METRIC}{{job="boxoffice", instance="{restarted}"}}'
             )
             assert [float(s["value"][1]) for s in full] == [0.0], full
-            assert instances == set(targets) and grew == set(targets), (instances, grew)
     finally:
         writer.stopping.set()
         for part in reversed(parts):

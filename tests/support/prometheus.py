@@ -101,10 +101,13 @@ def running_prometheus(
     *,
     interval: str = "1s",
     alertmanagers: tuple[str, ...] = (),
+    external_labels: dict[str, str] | None = None,
+    alert_relabel_configs: list[dict[str, Any]] | None = None,
 ) -> Iterator[Prometheus]:
     """Start Prometheus scraping ``{job: "host:port"}`` (or a list of targets) and evaluating
     ``rule_files``; alerts go to ``alertmanagers`` ("host:port"), resent every second while
-    firing."""
+    firing. ``external_labels`` and ``alert_relabel_configs`` as in prometheus.yml (an HA
+    pair: each server its replica label, dropped from the alerts it sends)."""
     config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": rule_files,
@@ -116,10 +119,14 @@ def running_prometheus(
             for job, target in scrape.items()
         ],
     }
+    if external_labels:
+        config["global"]["external_labels"] = external_labels
     if alertmanagers:
         config["alerting"] = {
             "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
         }
+        if alert_relabel_configs:
+            config["alerting"]["alert_relabel_configs"] = alert_relabel_configs
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     log = (tmp / "prometheus.log").open("w")
