@@ -78,6 +78,7 @@ class StatusView:
 
     generated_at: float  # Unix time
     refresh: int  # seconds
+    figures_at: int | None  # Unix time of Prometheus' answer (None: not asked)
     revenue_today: Figure
     orders_today: Figure
     revenue_hour: Figure
@@ -187,6 +188,8 @@ reloads every {{ view.refresh }} s.</p>
 <main>
 <section aria-labelledby="sales">
 <h2 id="sales">Sales</h2>
+{% if at %}<p class="muted" data-at="{{ view.figures_at }}">As of
+<time datetime="{{ at_iso }}">{{ at }}</time>, from Prometheus.</p>{% endif %}
 <dl>
 {% for key, label, shown, figure in figures %}
 <div><dt>{{ label }}</dt>
@@ -273,6 +276,7 @@ def render_status_page(view: StatusView) -> str:
         ("open_checkouts", "Open checkouts", count(view.open_checkouts), view.open_checkouts),
     ]
     updated = datetime.fromtimestamp(view.generated_at, UTC)
+    at = datetime.fromtimestamp(view.figures_at, UTC) if view.figures_at is not None else None
     return _template.render(
         view=view,
         css=Markup(_CSS),  # noqa: S704 (our own constant: no outside text in it)
@@ -280,6 +284,8 @@ def render_status_page(view: StatusView) -> str:
         figures=figures,
         updated=updated.strftime("%H:%M:%S UTC"),
         updated_iso=updated.isoformat(timespec="seconds"),
+        at=at.strftime("%H:%M:%S UTC") if at else None,
+        at_iso=at.isoformat(timespec="seconds") if at else None,
         number=lambda v: _number(v, 0),
         left=_left,
         clock=_clock,

@@ -56,6 +56,10 @@ EXPRESSIONS: dict[str, str] = {
 _FIGURE = "figure"
 REMOTE_FIGURES = tuple(EXPRESSIONS)
 CACHE_SECONDS = 5.0
+# Prometheus is asked for its answer as of a whole second this long ago, shown on the page:
+# every scrape and rule evaluation stamped before it has landed, so anyone who asks
+# Prometheus the same expression at that instant gets the same figure.
+QUERY_LAG = 5
 MAX_TIERS = 5
 MAX_ALERTS_SHOWN = 20
 
@@ -155,6 +159,7 @@ def source_rows(snapshots: Iterable[Snapshot], now_monotonic: float) -> tuple[So
 
 @dataclass(frozen=True)
 class _Remote:
+    evaluated_at: int | None  # Unix time the figures are Prometheus' answer for
     figures: dict[str, Figure]
     alerts: tuple[AlertRow, ...]
     alerts_more: int
@@ -188,6 +193,7 @@ class StatusPage:
         view = StatusView(
             generated_at=time.time(),
             refresh=round(self._settings.refresh),
+            figures_at=remote.evaluated_at,
             revenue_today=remote.figures["revenue_today"],
             orders_today=remote.figures["orders_today"],
             revenue_hour=remote.figures["revenue_hour"],
@@ -213,8 +219,9 @@ class StatusPage:
 
     def _fetch(self) -> _Remote:
         s = self._settings
+        at = int(time.time()) - QUERY_LAG
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="status") as pool:
-            prom = pool.submit(self._prometheus) if s.prometheus_url else None
+            prom = pool.submit(self._prometheus, at) if s.prometheus_url else None
             am = pool.submit(self._alertmanager) if s.alertmanager_url else None
             figures = (
                 prom.result()
@@ -226,15 +233,16 @@ class StatusPage:
             alerts: tuple[tuple[AlertRow, ...], int, str | None] = (
                 am.result() if am else ((), 0, "Not configured (status_page.alertmanager_url).")
             )
-        return _Remote(figures, *alerts)
+        return _Remote(at if prom else None, figures, *alerts)
 
-    def _prometheus(self) -> dict[str, Figure]:
+    def _prometheus(self, at: int) -> dict[str, Figure]:
         assert self._settings.prometheus_url is not None
         try:
             found = query(
                 self._session,
                 self._settings.prometheus_url,
                 combined_query(),
+                at=at,
                 timeout=float(self._settings.timeout),
             )
         except Unavailable as exc:

@@ -82,12 +82,14 @@ class Series:
     value: float
 
 
-def query(session: requests.Session, base: str, expr: str, *, timeout: float) -> list[Series]:
-    """An instant query (``/api/v1/query``) answered with a vector."""
+def query(
+    session: requests.Session, base: str, expr: str, *, at: int, timeout: float
+) -> list[Series]:
+    """An instant query (``/api/v1/query``) at Unix time ``at``, answered with a vector."""
     document = get_json(
         session,
         f"{base.rstrip('/')}/api/v1/query",
-        {"query": expr, "timeout": f"{timeout:g}s"},
+        {"query": expr, "time": str(at), "timeout": f"{timeout:g}s"},
         timeout=timeout,
     )
     return parse_vector(document)

@@ -101,6 +101,7 @@ def running_prometheus(
     *,
     interval: str = "1s",
     alertmanagers: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> Iterator[Prometheus]:
     """Start Prometheus scraping ``{job: "host:port"}`` and evaluating ``rule_files``;
     alerts go to ``alertmanagers`` ("host:port"), resent every second while firing."""
@@ -117,7 +118,7 @@ def running_prometheus(
             "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
         }
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
+    port = port or free_port()
     log = (tmp / "prometheus.log").open("w")
     process = subprocess.Popen(
         [

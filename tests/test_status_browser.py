@@ -1,0 +1,247 @@
+"""The status page in a real browser at a phone's size, against a real stack: a seeded
+PostgreSQL, `boxoffice serve`, a Prometheus evaluating the generated rules and an
+Alertmanager holding one firing alert (with hostile text in its summary).
+
+The figures the page shows must be Prometheus' answers to the same expressions at the
+instant the page names, the page must not scroll sideways at 375 px, and the alert's text
+must show as text. Two hours of history of the counters the page reads are backfilled,
+so "today" and "last hour" have something to count.
+
+BOXOFFICE_STATUS_SCREENSHOT=docs/img/status-page.png also writes the README's screenshot.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from html import unescape
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from exporter.db.seed import seed_database
+from exporter.generate.rules.recording import local_offset
+from exporter.generate.thresholds import load_thresholds
+from exporter.web.status_page import EXPRESSIONS
+from tests.support.alertmanager import post_alerts, running_alertmanager
+from tests.support.browser import PHONE, dump_dom, measuring_page, screenshot
+from tests.support.exporter import free_port, wait_for
+from tests.support.prometheus import Prometheus, Sample, backfill, running_prometheus
+
+ROOT = Path(__file__).resolve().parent.parent
+HOSTILE = '<img src=x onerror="alert(1)"> & <script>alert(2)</script> "quoted"'
+HISTORY = 2 * 3600.0
+STEP = 30.0
+# The counters the page's Prometheus figures read.
+COUNTERS = ("boxoffice_revenue_total", "boxoffice_orders_paid_total")
+
+
+def _scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    return [
+        (s.name, dict(s.labels), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    ]
+
+
+def _history(scraped: list[tuple[str, dict[str, str], float]], instance: str) -> list[Sample]:
+    """The page's counters ramping from half to nine tenths of their value over two hours,
+    and the local clock rules over the same time."""
+    th = load_thresholds(str(ROOT / "rules" / "thresholds.yaml"))
+    now = time.time()
+    start, end = now - HISTORY, now - 30
+    times = [start + i * STEP for i in range(int((end - start) // STEP) + 1)]
+    samples = [
+        Sample(
+            name=name,
+            labels={**labels, "job": "boxoffice", "instance": instance},
+            value=value * (0.5 + 0.4 * (t - start) / (end - start)),
+            at=t,
+        )
+        for name, labels, value in scraped
+        if name in COUNTERS and value > 0
+        for t in times
+    ]
+    for t in times:
+        offset = float(local_offset(th, t))
+        samples.append(
+            Sample(name="boxoffice:timezone_offset_seconds", labels={}, value=offset, at=t)
+        )
+        day = float(math.floor((t + offset) / 86400))
+        samples.append(Sample(name="boxoffice:local_day", labels={}, value=day, at=t))
+    return samples
+
+
+@pytest.fixture
+def stack(pg_schema: str, tmp_path: Path) -> Iterator[tuple[str, Prometheus]]:
+    seed_database(pg_schema, orders=800, seed=7)
+    exporter_port, prometheus_port = free_port(), free_port()
+    (tmp_path / "am").mkdir()
+    am_config = tmp_path / "alertmanager.yml"
+    am_config.write_text(
+        yaml.safe_dump({"route": {"receiver": "none"}, "receivers": [{"name": "none"}]})
+    )
+    with running_alertmanager(am_config, tmp_path / "am") as alertmanager:
+        post_alerts(
+            alertmanager,
+            [
+                {
+                    "labels": {"alertname": "StatusPageProbe", "severity": "critical"},
+                    "annotations": {"summary": HOSTILE},
+                }
+            ],
+        )
+        env = {
+            **os.environ,
+            "BOXOFFICE_DSN": pg_schema,
+            "BOXOFFICE_WEB_LISTEN_ADDRESS": f"127.0.0.1:{exporter_port}",
+            "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "1s",
+            "BOXOFFICE_STATUS_PAGE_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}",
+            "BOXOFFICE_STATUS_PAGE_ALERTMANAGER_URL": alertmanager,
+            "BOXOFFICE_STATUS_PAGE_TIMEOUT": "5s",
+        }
+        log = (tmp_path / "exporter.log").open("w")
+        exporter = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{exporter_port}"
+        try:
+
+            def collected() -> list[tuple[str, dict[str, str], float]] | None:
+                if exporter.poll() is not None:
+                    raise AssertionError((tmp_path / "exporter.log").read_text()[-3000:])
+                try:
+                    scraped = _scrape(url)
+                except requests.RequestException:
+                    return None
+                names = {name for name, _labels, _value in scraped}
+                return scraped if {*COUNTERS, "boxoffice_checkout_sessions_open"} <= names else None
+
+            scraped = wait_for(collected, timeout=30, interval=0.3)
+            instance = url.removeprefix("http://")
+            backfill(_history(scraped, instance), tmp_path / "data")
+            rules = [str(p) for p in sorted((ROOT / "rules" / "generated").glob("*.yml"))]
+            with running_prometheus(
+                tmp_path, {"boxoffice": instance}, rules, port=prometheus_port
+            ) as prometheus:
+                yield url, prometheus
+        finally:
+            exporter.terminate()
+            try:
+                exporter.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                exporter.kill()
+                exporter.wait(timeout=10)
+            log.close()
+
+
+def _query(prometheus: Prometheus, expr: str, at: int) -> list[tuple[str, float]]:
+    answer = requests.get(
+        f"{prometheus.url}/api/v1/query", params={"query": expr, "time": str(at)}, timeout=10
+    ).json()
+    assert answer["status"] == "success", answer
+    return [
+        (r["metric"].get("currency", ""), float(r["value"][1])) for r in answer["data"]["result"]
+    ]
+
+
+def _shown(dom: str, key: str) -> str:
+    found = re.search(rf'data-figure="{key}">(.*?)</dd>', dom, re.DOTALL)
+    assert found, f"{key} not on the page"
+    return unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip()
+
+
+def _money(text: str) -> dict[str, float]:
+    shown = {}
+    for part in text.split("·"):
+        amount, currency = part.split()
+        shown[currency] = float(amount.replace(",", ""))
+    return shown
+
+
+def _figures_ready(prometheus: Prometheus) -> bool:
+    # Scraped (not only backfilled) by the instant the page will ask about.
+    at = int(time.time()) - 5
+    exprs = [*EXPRESSIONS.values(), "max(boxoffice_checkout_sessions_open)"]
+    return all(_query(prometheus, expr, at) for expr in exprs)
+
+
+def test_status_page_on_a_phone_shows_prometheus_figures(
+    stack: tuple[str, Prometheus], tmp_path: Path
+) -> None:
+    url, prometheus = stack
+    # The recording rules need an evaluation, and the page asks for Prometheus' answer as
+    # of a few seconds ago.
+    wait_for(lambda: _figures_ready(prometheus), timeout=40, interval=1)
+    time.sleep(1)
+    dom = dump_dom(f"{url}/status")
+
+    found = re.search(r'data-at="(\d+)"', dom)
+    assert found, dom[:2000]
+    at = int(found.group(1))
+    for key in ("revenue_today", "revenue_hour"):
+        expected = {c.upper(): round(v, 2) for c, v in _query(prometheus, EXPRESSIONS[key], at)}
+        assert expected and all(v > 0 for v in expected.values()), (key, expected)
+        assert _money(_shown(dom, key)) == pytest.approx(expected, abs=0.006), key
+    for key in ("orders_today", "orders_hour"):
+        answer = _query(prometheus, EXPRESSIONS[key], at)
+        assert len(answer) == 1, (key, at, time.time(), answer, _shown(dom, key))
+        value = answer[0][1]
+        assert value > 0, key
+        assert int(_shown(dom, key).replace(",", "")) == round(value), key
+
+    # From the exporter's own snapshot; the database does not change during the test.
+    (open_now,) = _query(prometheus, "max(boxoffice_checkout_sessions_open)", at)
+    assert int(_shown(dom, "open_checkouts").replace(",", "")) == round(open_now[1])
+    ratios = requests.get(
+        f"{prometheus.url}/api/v1/query",
+        params={
+            "query": "boxoffice_inventory_available_tickets / "
+            "(boxoffice_inventory_capacity_tickets > 0)",
+            "time": str(at),
+        },
+        timeout=10,
+    ).json()["data"]["result"]
+    lowest = sorted(float(r["value"][1]) for r in ratios)
+    low = dom.split('id="low"', 1)[1].split("</table>", 1)[0]
+    shown_ratios = re.findall(r'<td class="n[^"]*">([^<]*%|oversold)</td>', low)
+    assert 0 < len(shown_ratios) <= 5
+    assert shown_ratios == [
+        "oversold" if r < 0 else f"{100 * r:.0f}%" for r in lowest[: len(shown_ratios)]
+    ]
+
+    # The firing alert, its hostile summary shown as text and not run.
+    assert "StatusPageProbe" in dom and 'data-alerts="1"' in dom
+    assert "&lt;img src=x" in dom and "<img" not in dom and "alert(2)" in dom
+    assert "<script" not in dom
+    # Each source's health.
+    assert re.search(r'<th scope="row">postgres</th><td class="up">up</td>', dom)
+
+    # No sideways scrolling at 375 px.
+    page = requests.get(f"{url}/status", timeout=10).text
+    measuring = tmp_path / "measure.html"
+    measuring.write_text(measuring_page(page))
+    measured = dump_dom(measuring.as_uri())
+    widths = re.search(
+        r'id="scroll-width">(\d+)</output><output id="client-width">(\d+)</output>', measured
+    )
+    assert widths, measured[-1000:]
+    scroll_width, client_width = int(widths.group(1)), int(widths.group(2))
+    assert client_width <= PHONE[0]
+    assert scroll_width <= client_width, (scroll_width, client_width)
+
+    if target := os.environ.get("BOXOFFICE_STATUS_SCREENSHOT"):
+        screenshot(f"{url}/status", Path(target))
