@@ -198,7 +198,9 @@ def test_status_page_on_a_phone_shows_prometheus_figures(
         assert _money(_shown(dom, key)) == pytest.approx(expected, abs=0.006), key
     for key in ("orders_today", "orders_hour"):
         answer = _query(prometheus, EXPRESSIONS[key], at)
-        assert len(answer) == 1, (key, at, time.time(), answer, _shown(dom, key))
+        paid = "sum(max by (city, tier, payment_method, member, currency) (boxoffice_orders_paid_total))"
+        debug = {e: _query(prometheus, e, at) for e in [paid, "boxoffice:local_day", "count(boxoffice_orders_paid_total)", f"min_over_time(({paid} and on() (boxoffice:local_day == on() (boxoffice:local_day @ end())))[1d:5m])", f"count_over_time(boxoffice:local_day[1h])"]}
+        assert len(answer) == 1, (key, at, time.time(), answer, _shown(dom, key), debug)
         value = answer[0][1]
         assert value > 0, key
         assert int(_shown(dom, key).replace(",", "")) == round(value), key
