@@ -165,11 +165,9 @@ def _shown(dom: str, key: str) -> str:
 
 
 def _money(text: str) -> dict[str, float]:
-    shown = {}
-    for part in text.split("·"):
-        amount, currency = part.split()
-        shown[currency] = float(amount.replace(",", ""))
-    return shown
+    found = re.findall(r"(-?[\d,]+\.\d\d) ([A-Z]+)", text)
+    assert found, text
+    return {currency: float(amount.replace(",", "")) for amount, currency in found}
 
 
 def _figures_ready(prometheus: Prometheus) -> bool:
@@ -199,7 +197,16 @@ def test_status_page_on_a_phone_shows_prometheus_figures(
     for key in ("orders_today", "orders_hour"):
         answer = _query(prometheus, EXPRESSIONS[key], at)
         paid = "sum(max by (city, tier, payment_method, member, currency) (boxoffice_orders_paid_total))"
-        debug = {e: _query(prometheus, e, at) for e in [paid, "boxoffice:local_day", "count(boxoffice_orders_paid_total)", f"min_over_time(({paid} and on() (boxoffice:local_day == on() (boxoffice:local_day @ end())))[1d:5m])", f"count_over_time(boxoffice:local_day[1h])"]}
+        debug = {
+            e: _query(prometheus, e, at)
+            for e in [
+                paid,
+                "boxoffice:local_day",
+                "count(boxoffice_orders_paid_total)",
+                f"min_over_time(({paid} and on() (boxoffice:local_day == on() (boxoffice:local_day @ end())))[1d:5m])",
+                "count_over_time(boxoffice:local_day[1h])",
+            ]
+        }
         assert len(answer) == 1, (key, at, time.time(), answer, _shown(dom, key), debug)
         value = answer[0][1]
         assert value > 0, key
@@ -246,4 +253,5 @@ def test_status_page_on_a_phone_shows_prometheus_figures(
     assert scroll_width <= client_width, (scroll_width, client_width)
 
     if target := os.environ.get("BOXOFFICE_STATUS_SCREENSHOT"):
-        screenshot(f"{url}/status", Path(target))
+        # Taller than the phone's screen, so the README shows the whole page.
+        screenshot(f"{url}/status", Path(target), height=1500)

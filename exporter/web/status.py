@@ -148,6 +148,8 @@ dl div{{background:{CARD};border:1px solid {LINE};border-radius:.5rem;padding:.5
 min-width:0}}
 dt{{font-size:.875rem;color:{MUTED}}}
 dd{{margin:0;font-size:1.3rem;font-weight:600;overflow-wrap:anywhere}}
+dl div.wide{{grid-column:1/-1}}
+dd .line{{display:block}}
 dd .na{{font-size:.875rem;font-weight:400;color:{MUTED}}}
 table{{width:100%;border-collapse:collapse;table-layout:fixed}}
 th,td{{text-align:left;padding:.35rem .25rem;border-bottom:1px solid {LINE};
@@ -191,11 +193,11 @@ reloads every {{ view.refresh }} s.</p>
 {% if at %}<p class="muted" data-at="{{ view.figures_at }}">As of
 <time datetime="{{ at_iso }}">{{ at }}</time>, from Prometheus.</p>{% endif %}
 <dl>
-{% for key, label, shown, figure in figures %}
-<div><dt>{{ label }}</dt>
+{% for key, label, shown, figure, wide in figures %}
+<div{% if wide %} class="wide"{% endif %}><dt>{{ label }}</dt>
 <dd data-figure="{{ key }}">
-{%- if shown %}{{ shown | join(" · ") }}
-{%- else %}<span class="na">{{ figure.problem or "no data yet" }}</span>{% endif -%}
+{%- for line in shown %}<span class="line">{{ line }}</span>{% endfor %}
+{%- if not shown %}<span class="na">{{ figure.problem or "no data yet" }}</span>{% endif -%}
 </dd></div>
 {% endfor %}
 </dl>
@@ -268,12 +270,19 @@ _template = _env.from_string(_TEMPLATE)
 
 def render_status_page(view: StatusView) -> str:
     """The page's HTML."""
+    # Money takes a whole row (an amount per currency, one a line); counts share one.
     figures = [
-        ("revenue_today", "Revenue today", money(view.revenue_today), view.revenue_today),
-        ("orders_today", "Orders today", count(view.orders_today), view.orders_today),
-        ("revenue_hour", "Revenue, last hour", money(view.revenue_hour), view.revenue_hour),
-        ("orders_hour", "Orders, last hour", count(view.orders_hour), view.orders_hour),
-        ("open_checkouts", "Open checkouts", count(view.open_checkouts), view.open_checkouts),
+        ("revenue_today", "Revenue today", money(view.revenue_today), view.revenue_today, True),
+        ("revenue_hour", "Revenue, last hour", money(view.revenue_hour), view.revenue_hour, True),
+        ("orders_today", "Orders today", count(view.orders_today), view.orders_today, False),
+        ("orders_hour", "Orders, last hour", count(view.orders_hour), view.orders_hour, False),
+        (
+            "open_checkouts",
+            "Open checkouts",
+            count(view.open_checkouts),
+            view.open_checkouts,
+            False,
+        ),
     ]
     updated = datetime.fromtimestamp(view.generated_at, UTC)
     at = datetime.fromtimestamp(view.figures_at, UTC) if view.figures_at is not None else None

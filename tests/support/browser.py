@@ -28,8 +28,8 @@ def chromium_binary() -> str:
     pytest.fail("chromium not installed (scripts/test.sh installs the Debian package chromium)")
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    width, height = PHONE
+def _run(*args: str, height: int = PHONE[1]) -> subprocess.CompletedProcess[str]:
+    width = PHONE[0]
     with tempfile.TemporaryDirectory(prefix="boxoffice-chromium-") as profile:
         argv = [
             chromium_binary(),
@@ -57,9 +57,9 @@ def dump_dom(url: str) -> str:
     return _run("--virtual-time-budget=3000", "--dump-dom", url).stdout
 
 
-def screenshot(url: str, path: Path) -> None:
-    """A PNG of the page at the phone's size."""
-    _run("--hide-scrollbars", f"--screenshot={path}", url)
+def screenshot(url: str, path: Path, *, height: int = PHONE[1]) -> None:
+    """A PNG of the page at the phone's width (and ``height``)."""
+    _run("--hide-scrollbars", f"--screenshot={path}", url, height=height)
     assert path.exists() and path.stat().st_size > 0
 
 
