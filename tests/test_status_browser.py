@@ -105,7 +105,10 @@ def stack(pg_schema: str, tmp_path: Path) -> Iterator[tuple[str, Prometheus]]:
             **os.environ,
             "BOXOFFICE_DSN": pg_schema,
             "BOXOFFICE_WEB_LISTEN_ADDRESS": f"127.0.0.1:{exporter_port}",
-            "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "1s",
+            # Not faster: on a loaded machine a 1 s cycle can overrun its freshness window
+            # (two intervals plus the timeout), the exporter then withdraws the series and
+            # Prometheus marks them stale, and a figure goes blank for a moment.
+            "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "5s",
             "BOXOFFICE_STATUS_PAGE_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}",
             "BOXOFFICE_STATUS_PAGE_ALERTMANAGER_URL": alertmanager,
             "BOXOFFICE_STATUS_PAGE_TIMEOUT": "5s",
@@ -196,18 +199,7 @@ def test_status_page_on_a_phone_shows_prometheus_figures(
         assert _money(_shown(dom, key)) == pytest.approx(expected, abs=0.006), key
     for key in ("orders_today", "orders_hour"):
         answer = _query(prometheus, EXPRESSIONS[key], at)
-        paid = "sum(max by (city, tier, payment_method, member, currency) (boxoffice_orders_paid_total))"
-        debug = {
-            e: _query(prometheus, e, at)
-            for e in [
-                paid,
-                "boxoffice:local_day",
-                "count(boxoffice_orders_paid_total)",
-                f"min_over_time(({paid} and on() (boxoffice:local_day == on() (boxoffice:local_day @ end())))[1d:5m])",
-                "count_over_time(boxoffice:local_day[1h])",
-            ]
-        }
-        assert len(answer) == 1, (key, at, time.time(), answer, _shown(dom, key), debug)
+        assert len(answer) == 1, (key, at, answer, _shown(dom, key))
         value = answer[0][1]
         assert value > 0, key
         assert int(_shown(dom, key).replace(",", "")) == round(value), key

@@ -103,7 +103,7 @@ def test_page_is_self_contained_semantic_and_refreshes() -> None:
     assert page.startswith('<!doctype html>\n<html lang="en">')
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     assert '<meta http-equiv="refresh" content="45">' in page
-    for tag in ("<header>", "<main>", "<footer>", "<h1>", "<h2 ", "<section ", "<table>"):
+    for tag in ("<header>", "<main>", "<footer>", "<h1>", "<h2 ", "<section ", "<table"):
         assert tag in page, tag
     assert '<th scope="col">' in page and '<th scope="row">' in page
     # Nothing loaded from anywhere: no script, stylesheet link, image, font or import.

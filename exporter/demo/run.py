@@ -81,8 +81,9 @@ def _run(
         flags["sources.postgres.interval"] = ("1s", "the demo's default")
     try:
         host, port = parse_listen_address(options.listen_address)
-    except ValueError as exc:
-        raise ConfigError("boxoffice demo", "--web.listen-address", str(exc)) from None
+    except ValueError:
+        companions.twilio.configure(load, flags)  # refuses it in the configuration's words
+        raise
     shown = f"[{host}]" if ":" in host else host
     target = f"{shown or '127.0.0.1'}:{port}"
     companions.stack = _prometheus_stack(options, target, echo)

@@ -155,6 +155,8 @@ table{{width:100%;border-collapse:collapse;table-layout:fixed}}
 th,td{{text-align:left;padding:.35rem .25rem;border-bottom:1px solid {LINE};
 overflow-wrap:anywhere;vertical-align:top}}
 thead th{{font-size:.8rem;color:{MUTED};font-weight:600}}
+table.tiers thead th:first-child{{width:55%}}
+th .muted{{font-weight:400}}
 td.n,th.n{{text-align:right}}
 .up{{color:{GOOD};font-weight:600}}.down{{color:{BAD};font-weight:600}}
 .standby{{color:{MUTED};font-weight:600}}
@@ -205,7 +207,7 @@ reloads every {{ view.refresh }} s.</p>
 <section aria-labelledby="low">
 <h2 id="low">Running low</h2>
 {% if view.tiers %}
-<table>
+<table class="tiers">
 <thead><tr><th scope="col">Tier</th><th scope="col" class="n">Left</th>
 <th scope="col" class="n">Of</th><th scope="col" class="n">%</th></tr></thead>
 <tbody>
