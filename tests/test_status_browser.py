@@ -3,9 +3,11 @@ PostgreSQL, `boxoffice serve`, a Prometheus evaluating the generated rules and a
 Alertmanager holding one firing alert (with hostile text in its summary).
 
 The figures the page shows must be Prometheus' answers to the same expressions at the
-instant the page names, the page must not scroll sideways at 375 px, and the alert's text
-must show as text. Two hours of history of the counters the page reads are backfilled,
-so "today" and "last hour" have something to count.
+instant the page names, today's must be the database's (paid since local midnight), the
+page must not scroll sideways at 375 px, and the alert's text must show as text. Sixty of
+the seeded orders are moved to today, and the counters the page reads are backfilled from
+the database at every 5-minute step since before local midnight: what a Prometheus that ran
+all day would hold.
 
 BOXOFFICE_STATUS_SCREENSHOT=docs/img/status-page.png also writes the README's screenshot.
 """
@@ -21,7 +23,9 @@ import time
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 import requests
 import yaml
@@ -37,8 +41,7 @@ from tests.support.prometheus import Prometheus, Sample, backfill, running_prome
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = '<img src=x onerror="alert(1)"> & <script>alert(2)</script> "quoted"'
-HISTORY = 2 * 3600.0
-STEP = 30.0
+THRESHOLDS = load_thresholds(str(ROOT / "rules" / "thresholds.yaml"))
 # The counters the page's Prometheus figures read.
 COUNTERS = ("boxoffice_revenue_total", "boxoffice_orders_paid_total")
 
@@ -54,26 +57,76 @@ def _scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
     ]
 
 
-def _history(scraped: list[tuple[str, dict[str, str], float]], instance: str) -> list[Sample]:
-    """The page's counters ramping from half to nine tenths of their value over two hours,
-    and the local clock rules over the same time."""
-    th = load_thresholds(str(ROOT / "rules" / "thresholds.yaml"))
-    now = time.time()
-    start, end = now - HISTORY, now - 30
-    times = [start + i * STEP for i in range(int((end - start) // STEP) + 1)]
-    samples = [
-        Sample(
-            name=name,
-            labels={**labels, "job": "boxoffice", "instance": instance},
-            value=value * (0.5 + 0.4 * (t - start) / (end - start)),
-            at=t,
+def _local_midnight(now: float) -> float:
+    """Unix time of the seller's last local midnight (thresholds.yaml's time zone)."""
+    offset = local_offset(THRESHOLDS, now)
+    return math.floor((now + offset) / 86400) * 86400 - offset
+
+
+def _sales_today(conn: psycopg.Connection[Any], now: float) -> None:
+    """Move 60 paid, unrefunded orders to today (the seed spreads sales over a year)."""
+    midnight = _local_midnight(now)
+    span = max(60.0, now - 120 - midnight)
+    ids = conn.execute(
+        "SELECT id FROM orders WHERE paid_at IS NOT NULL AND refunded_at IS NULL "
+        "ORDER BY id LIMIT 60"
+    ).fetchall()
+    for i, (order_id,) in enumerate(ids):
+        paid = min(now - 120, midnight + span * (i + 0.5) / len(ids))
+        conn.execute(
+            "UPDATE orders SET paid_at = to_timestamp(%s), "
+            "created_at = to_timestamp(%s) - interval '1 minute' WHERE id = %s",
+            [paid, paid, order_id],
         )
-        for name, labels, value in scraped
-        if name in COUNTERS and value > 0
-        for t in times
-    ]
+
+
+_PAID_ORDERS = """
+SELECT extract(epoch FROM o.paid_at)::float8, e.city, t.tier,
+       lower(COALESCE(NULLIF(o.payment_method, ''), 'unknown')), o.is_member::text,
+       lower(o.currency), o.amount_total_cents
+FROM orders o JOIN ticket_tiers t ON t.id = o.tier_id JOIN events e ON e.id = t.event_id
+WHERE o.paid_at IS NOT NULL"""
+
+
+def _history(dsn: str, instance: str, now: float) -> list[Sample]:
+    """The page's counters as the database had them at each 5-minute step since a little
+    before local midnight (what a Prometheus running all day would hold), and the local
+    clock rules over the same time."""
+    with psycopg.connect(dsn) as conn:
+        paid = conn.execute(_PAID_ORDERS).fetchall()
+    first = math.floor((_local_midnight(now) - 3600) / 300) * 300
+    times = [float(t) for t in range(int(first), int(now - 30), 300)]
+    job = {"job": "boxoffice", "instance": instance}
+    samples: list[Sample] = []
     for t in times:
-        offset = float(local_offset(th, t))
+        revenue: dict[str, float] = {}
+        orders: dict[tuple[str, ...], float] = {}
+        for at, city, tier, method, member, currency, cents in paid:
+            if at <= t:
+                revenue[currency] = revenue.get(currency, 0.0) + cents / 100
+                key = (city, tier, method, member, currency)
+                orders[key] = orders.get(key, 0.0) + 1
+        samples += [
+            Sample(name="boxoffice_revenue_total", labels={"currency": c, **job}, value=v, at=t)
+            for c, v in revenue.items()
+        ]
+        samples += [
+            Sample(
+                name="boxoffice_orders_paid_total",
+                labels={
+                    **dict(
+                        zip(
+                            ("city", "tier", "payment_method", "member", "currency"), k, strict=True
+                        )
+                    ),
+                    **job,
+                },
+                value=v,
+                at=t,
+            )
+            for k, v in orders.items()
+        ]
+        offset = float(local_offset(THRESHOLDS, t))
         samples.append(
             Sample(name="boxoffice:timezone_offset_seconds", labels={}, value=offset, at=t)
         )
@@ -82,9 +135,23 @@ def _history(scraped: list[tuple[str, dict[str, str], float]], instance: str) ->
     return samples
 
 
+def _database_today(dsn: str) -> tuple[dict[str, float], int]:
+    """Revenue per currency and paid orders since local midnight, from the database."""
+    midnight = _local_midnight(time.time())
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT upper(currency), sum(amount_total_cents) / 100.0, count(*) FROM orders "
+            "WHERE paid_at > to_timestamp(%s) GROUP BY 1",
+            [midnight],
+        ).fetchall()
+    return {c: float(v) for c, v, _n in rows}, sum(int(n) for _c, _v, n in rows)
+
+
 @pytest.fixture
-def stack(pg_schema: str, tmp_path: Path) -> Iterator[tuple[str, Prometheus]]:
+def stack(pg_schema: str, tmp_path: Path) -> Iterator[tuple[str, Prometheus, str]]:
     seed_database(pg_schema, orders=800, seed=7)
+    with psycopg.connect(pg_schema, autocommit=True) as conn:
+        _sales_today(conn, time.time())
     exporter_port, prometheus_port = free_port(), free_port()
     (tmp_path / "am").mkdir()
     am_config = tmp_path / "alertmanager.yml"
@@ -133,14 +200,14 @@ def stack(pg_schema: str, tmp_path: Path) -> Iterator[tuple[str, Prometheus]]:
                 names = {name for name, _labels, _value in scraped}
                 return scraped if {*COUNTERS, "boxoffice_checkout_sessions_open"} <= names else None
 
-            scraped = wait_for(collected, timeout=30, interval=0.3)
+            wait_for(collected, timeout=30, interval=0.3)
             instance = url.removeprefix("http://")
-            backfill(_history(scraped, instance), tmp_path / "data")
+            backfill(_history(pg_schema, instance, time.time()), tmp_path / "data")
             rules = [str(p) for p in sorted((ROOT / "rules" / "generated").glob("*.yml"))]
             with running_prometheus(
                 tmp_path, {"boxoffice": instance}, rules, port=prometheus_port
             ) as prometheus:
-                yield url, prometheus
+                yield url, prometheus, pg_schema
         finally:
             exporter.terminate()
             try:
@@ -181,9 +248,9 @@ def _figures_ready(prometheus: Prometheus) -> bool:
 
 
 def test_status_page_on_a_phone_shows_prometheus_figures(
-    stack: tuple[str, Prometheus], tmp_path: Path
+    stack: tuple[str, Prometheus, str], tmp_path: Path
 ) -> None:
-    url, prometheus = stack
+    url, prometheus, dsn = stack
     # The recording rules need an evaluation, and the page asks for Prometheus' answer as
     # of a few seconds ago.
     wait_for(lambda: _figures_ready(prometheus), timeout=40, interval=1)
@@ -195,7 +262,7 @@ def test_status_page_on_a_phone_shows_prometheus_figures(
     at = int(found.group(1))
     for key in ("revenue_today", "revenue_hour"):
         expected = {c.upper(): round(v, 2) for c, v in _query(prometheus, EXPRESSIONS[key], at)}
-        assert expected and all(v > 0 for v in expected.values()), (key, expected)
+        assert expected and sum(expected.values()) > 0, (key, expected)
         assert _money(_shown(dom, key)) == pytest.approx(expected, abs=0.006), key
     for key in ("orders_today", "orders_hour"):
         answer = _query(prometheus, EXPRESSIONS[key], at)
@@ -203,6 +270,11 @@ def test_status_page_on_a_phone_shows_prometheus_figures(
         value = answer[0][1]
         assert value > 0, key
         assert int(_shown(dom, key).replace(",", "")) == round(value), key
+
+    # Today's figures are also the database's: paid since local midnight.
+    revenue, orders = _database_today(dsn)
+    assert _money(_shown(dom, "revenue_today")) == pytest.approx(revenue, abs=0.006)
+    assert int(_shown(dom, "orders_today").replace(",", "")) == orders
 
     # From the exporter's own snapshot; the database does not change during the test.
     (open_now,) = _query(prometheus, "max(boxoffice_checkout_sessions_open)", at)
