@@ -155,7 +155,8 @@ table{{width:100%;border-collapse:collapse;table-layout:fixed}}
 th,td{{text-align:left;padding:.35rem .25rem;border-bottom:1px solid {LINE};
 overflow-wrap:anywhere;vertical-align:top}}
 thead th{{font-size:.8rem;color:{MUTED};font-weight:600}}
-table.tiers thead th:first-child{{width:55%}}
+table.tiers thead th:first-child{{width:42%}}
+table.tiers thead th:last-child{{width:28%}}
 th .muted{{font-weight:400}}
 td.n,th.n{{text-align:right}}
 .up{{color:{GOOD};font-weight:600}}.down{{color:{BAD};font-weight:600}}
