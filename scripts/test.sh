@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 #
-# Installs what it needs on a fresh Debian machine: the Debian packages `prometheus` and
-# `prometheus-alertmanager` (real promtool, amtool, prometheus, alertmanager) and the Python
+# Installs what it needs on a fresh Debian machine: the Debian packages `prometheus`,
+# `prometheus-alertmanager` (real promtool, amtool, prometheus, alertmanager) and `chromium`
+# (the headless browser of the status page's test), and the Python
 # dependencies in .venv. PostgreSQL: BOXOFFICE_TEST_DSN if set, else the server at
 # 127.0.0.1:5432, else a throwaway cluster started by the test suite (pip package pgserver).
 # Then: ruff, ruff format --check, mypy --strict, the import contract (lint-imports), pytest. Extra arguments go to pytest.
@@ -15,6 +16,7 @@ install_debian_packages() {
   local missing=()
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then

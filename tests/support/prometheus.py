@@ -103,6 +103,7 @@ def running_prometheus(
     alertmanagers: tuple[str, ...] = (),
     external_labels: dict[str, str] | None = None,
     alert_relabel_configs: list[dict[str, Any]] | None = None,
+    port: int | None = None,
 ) -> Iterator[Prometheus]:
     """Start Prometheus scraping ``{job: "host:port"}`` (or a list of targets) and evaluating
     ``rule_files``; alerts go to ``alertmanagers`` ("host:port"), resent every second while
@@ -128,7 +129,7 @@ def running_prometheus(
         if alert_relabel_configs:
             config["alerting"]["alert_relabel_configs"] = alert_relabel_configs
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
+    port = port or free_port()
     log = (tmp / "prometheus.log").open("w")
     process = subprocess.Popen(
         [
