@@ -7,9 +7,15 @@ when the family is built (in the tests of each source) rather than at a user's s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Iterable, Mapping
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 
 from exporter.catalog import CATALOG_BY_NAME
 
@@ -38,3 +44,34 @@ def info_family(name: str, value: Mapping[str, str]) -> InfoMetricFamily:
     built = InfoMetricFamily(metric.name.removesuffix("_info"), metric.help)
     built.add_metric([], dict(value))
     return built
+
+
+def labelled(metric: Metric, labels: Mapping[str, str]) -> Metric:
+    """``metric`` with ``labels`` added to every sample (a database's constant labels)."""
+    if not labels:
+        return metric
+    built = copy.copy(metric)
+    built.samples = [s._replace(labels={**s.labels, **labels}) for s in metric.samples]
+    return built
+
+
+def merged(metrics: Iterable[Metric]) -> list[Metric]:
+    """One family per name, in first-seen order, with the samples of all of them.
+
+    Several databases feed the same metric; the exposition must name each family once. A
+    sample whose name and labels repeat one already taken is dropped (the loader refuses
+    configurations where that could happen to a query-pack metric).
+    """
+    by_name: dict[str, Metric] = {}
+    seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+    for metric in metrics:
+        target = by_name.get(metric.name)
+        if target is None:
+            target = by_name[metric.name] = copy.copy(metric)
+            target.samples = []
+        for sample in metric.samples:
+            key = (sample.name, frozenset(sample.labels.items()))
+            if key not in seen:
+                seen.add(key)
+                target.samples.append(sample)
+    return list(by_name.values())
