@@ -174,7 +174,8 @@ class PostgresSourceSettings:
         doc=(
             "Databases (names under `databases`, or glob patterns such as `shard-*`) that "
             "every metric of the query pack reads, unless the metric names its own "
-            "`database`: list the shards here and each one is read with the same pack."
+            "`database`: list the shards here and each one is read with the same pack. "
+            "Default `[default]`."
         ),
         check=_nonempty,
     )
