@@ -66,6 +66,12 @@ class ShardResult:
     rss_mb: float = 0.0
     databases_up: int = 0
     written: int = 0
+    cpu_ms_per_cycle: float = 0.0  # the exporter's CPU time (user + system) per cycle
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ConnectionSampler(threading.Thread):
@@ -104,9 +110,8 @@ def make_shards(cluster: Cluster, count: int) -> None:
                 conn.execute(f"CREATE DATABASE {_shard(i)} TEMPLATE bench")
 
 
-def bench_databases(
-    cluster: Cluster, count: int, cycles: int, interval: float, workdir: Path
-) -> ShardResult:
+def _write_config(cluster: Cluster, count: int, interval: float, workdir: Path) -> tuple[Path, int]:
+    """The exporter's configuration over ``count`` shards, and the port it listens on."""
     base = f"postgresql://bench_boxoffice@127.0.0.1:{cluster.port}"
     port = _free_port()
     config = {
@@ -126,6 +131,13 @@ def bench_databases(
     }
     path = workdir / f"shards-{count}.yml"
     path.write_text(yaml.safe_dump(config))
+    return path, port
+
+
+def bench_databases(
+    cluster: Cluster, count: int, cycles: int, interval: float, workdir: Path
+) -> ShardResult:
+    path, port = _write_config(cluster, count, interval, workdir)
     writers = [
         Writer(
             f"postgresql://bench_writer@127.0.0.1:{cluster.port}/{_shard(i)}",
@@ -150,6 +162,7 @@ def bench_databases(
                 time.sleep(0.2)
         sampler.start()
         _reset(admin)
+        cpu_before = _cpu_seconds(process.pid)
         durations: list[float] = []
         samples: dict[str, float] = {}
         deadline = time.monotonic() + cycles * (interval + 60)
@@ -161,6 +174,8 @@ def bench_databases(
                 seen = stamp
             time.sleep(0.05)
         total_ms, _calls = _db_time_ms(admin, "bench_boxoffice")
+        cpu = _cpu_seconds(process.pid) - cpu_before
+        result.cpu_ms_per_cycle = 1000 * cpu / max(1, len(durations))
         result.cycles = len(durations)
         result.cycle_p50, result.cycle_p95 = _pct(durations, 0.5), _pct(durations, 0.95)
         result.db_ms_per_cycle = total_ms / max(1, len(durations))
@@ -337,13 +352,14 @@ def main() -> None:
             rule_results.append(r)
             print(r.shops, r.series, max(r.groups.values(), default=0.0), flush=True)
     print(
-        "\n| databases | cycles | cycle p50 | cycle p95 | db time/cycle | conn/db (max) | conn total (max) | RSS | up |"
+        "\n| databases | cycles | cycle p50 | cycle p95 | db time/cycle | exporter CPU/cycle "
+        "| conn/db (max) | conn total (max) | RSS | up |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in shard_results:
         print(
             f"| {r.databases} | {r.cycles} | {r.cycle_p50 * 1000:.0f} ms | {r.cycle_p95 * 1000:.0f} ms "
-            f"| {r.db_ms_per_cycle:.0f} ms | {r.max_conn_per_db} | {r.max_conn_total} "
+            f"| {r.db_ms_per_cycle:.0f} ms | {r.cpu_ms_per_cycle:.0f} ms | {r.max_conn_per_db} | {r.max_conn_total} "
             f"| {r.rss_mb:.0f} MB | {r.databases_up}/{r.databases} |"
         )
     if rule_results:

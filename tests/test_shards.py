@@ -229,3 +229,16 @@ def test_three_shards_one_dropped_mid_run(
     files = {p.name: p.read_text() for p in state.iterdir()}
     assert sorted(files) == [f"incremental-{shard}.json" for shard in SHARDS]
     assert len(set(files.values())) == len(SHARDS)
+
+
+def test_databases_without_labels_each_report_their_health() -> None:
+    """A ticket database and a payment database (no shards): both health series stay."""
+    reads = [DatabaseRead(database=name, duration=0.1) for name in ("tickets", "payments")]
+    collection = collection_of(reads, CardinalityGuard(10))
+    up = {
+        s.labels["database"]: s.value
+        for family in collection.families
+        for s in family.samples
+        if s.name == "boxoffice_database_up"
+    }
+    assert up == {"tickets": 1.0, "payments": 1.0}

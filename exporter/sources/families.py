@@ -55,23 +55,28 @@ def labelled(metric: Metric, labels: Mapping[str, str]) -> Metric:
     return built
 
 
-def merged(metrics: Iterable[Metric]) -> list[Metric]:
-    """One family per name, in first-seen order, with the samples of all of them.
+def merged(metrics: Iterable[tuple[Metric, Mapping[str, str]]]) -> list[Metric]:
+    """One family per name, in first-seen order, each family given its constant labels.
 
-    Several databases feed the same metric; the exposition must name each family once. A
-    sample whose name and labels repeat one already taken is dropped (the loader refuses
-    configurations where that could happen to a query-pack metric).
+    Several databases feed the same metric; the exposition must name each family once.
+    A family whose name and constant labels repeat one already taken is left out whole, so
+    two databases never publish the same series (the loader refuses configurations where
+    that could happen to a query-pack metric). Families labelled by `database` are kept:
+    their series differ anyway. Per family, not per sample: this runs on every cycle over
+    every series.
     """
     by_name: dict[str, Metric] = {}
-    seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
-    for metric in metrics:
+    taken: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+    for metric, labels in metrics:
+        catalog = CATALOG_BY_NAME.get(metric.name) or CATALOG_BY_NAME.get(f"{metric.name}_total")
+        if catalog is None or "database" not in catalog.labels:
+            key = (metric.name, frozenset(labels.items()))
+            if key in taken:
+                continue
+            taken.add(key)
         target = by_name.get(metric.name)
         if target is None:
             target = by_name[metric.name] = copy.copy(metric)
             target.samples = []
-        for sample in metric.samples:
-            key = (sample.name, frozenset(sample.labels.items()))
-            if key not in seen:
-                seen.add(key)
-                target.samples.append(sample)
+        target.samples += labelled(metric, labels).samples
     return list(by_name.values())

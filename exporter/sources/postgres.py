@@ -28,7 +28,7 @@ from exporter.sources.base import LABELS_TRUNCATED, ROWS_TRUNCATED, Collection, 
 from exporter.sources.checkpoint import Checkpoints
 from exporter.sources.engine_series import ENGINE_METRICS
 from exporter.sources.explain import SeqScan, cycle_statements, find_seq_scans, now_on
-from exporter.sources.families import family, labelled, merged
+from exporter.sources.families import family, merged
 from exporter.sources.guard import CardinalityGuard
 from exporter.sources.incremental import EngineSettings, IncrementalEngine
 from exporter.sources.pgconn import (
@@ -130,7 +130,7 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
     database's series carry its constant labels; a metric several databases feed is one
     family, and the guard caps the series of each metric per database.
     """
-    families: list[Metric] = []
+    families: list[tuple[Metric, Mapping[str, str]]] = []
     failures: list[Failure] = []
     dropped: dict[str, int] = {}
     cut: dict[tuple[str, str], int] = {}
@@ -160,7 +160,7 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
             failures.append(
                 Failure("connection", f"database {read.database!r}: {read.unavailable}")
             )
-            families += [labelled(metric, labels) for metric in own]
+            families += [(metric, labels) for metric in own]
             continue
         if read.lag is not None:
             lag = family(REPLICATION_LAG_METRIC)
@@ -187,9 +187,10 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
                 failures.append(Failure("columns", f"{spec.name}: {exc}"))
                 continue
             own.append(publish(spec, samples, read))
-        families += [labelled(metric, labels) for metric in own]
+        families += [(metric, labels) for metric in own]
     # Always present, even before the first database answers (the catalog's families).
-    return Collection(tuple(merged([up, took, *families])), tuple(failures), dropped, cut)
+    every = [(up, {}), (took, {}), *families]
+    return Collection(tuple(merged(every)), tuple(failures), dropped, cut)
 
 
 class PostgresSource:
