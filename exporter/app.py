@@ -53,6 +53,7 @@ def build_sources(config: Config) -> list[Source]:
                 )
                 if postgres.incremental.enabled
                 else None,
+                parallelism=postgres.parallelism,
             )
         )
     sources += _api_sources(config)

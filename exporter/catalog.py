@@ -223,6 +223,30 @@ _RECONCILIATION = (
 )
 
 
+# Each database the PostgreSQL source reads, reported on its own (one exporter, many shards).
+DATABASE_UP = "boxoffice_database_up"
+DATABASE_DURATION = "boxoffice_database_duration_seconds"
+
+_DATABASES = (
+    _postgres(
+        DATABASE_UP,
+        "gauge",
+        "1 when every query on the database succeeded in the PostgreSQL source's last "
+        "collection; 0 when it could not be reached or a query failed (its series are then "
+        "missing or partial, the other databases' are not affected). Carries the database's "
+        "constant labels.",
+        "database",
+    ),
+    _postgres(
+        DATABASE_DURATION,
+        "gauge",
+        "How long reading the database took in the last collection, waiting for its "
+        "connection included; databases are read in parallel (sources.postgres.parallelism).",
+        "database",
+    ),
+)
+
+
 def _stripe(name: str, type_: MetricType, help_: str, *labels: str) -> CatalogMetric:
     return CatalogMetric(name=name, type=type_, help=help_, labels=labels, source="stripe")
 
@@ -410,7 +434,7 @@ _SELF = (
 )
 
 CATALOG: tuple[CatalogMetric, ...] = (
-    POSTGRES_PACK + _RECONCILIATION + _STRIPE + _TWILIO + _HTTP + _SELF
+    POSTGRES_PACK + _RECONCILIATION + _DATABASES + _STRIPE + _TWILIO + _HTTP + _SELF
 )
 CATALOG_BY_NAME: dict[str, CatalogMetric] = {m.name: m for m in CATALOG}
 

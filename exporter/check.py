@@ -36,7 +36,10 @@ def check_all(config: Config, *, seqscan_rows: int, root: Path, out: Echo, err: 
     check_web_config(config)
     setup_logging(config.settings.log.level, config.settings.log.format, config.secrets)
     report = check_databases(config, seqscan_rows)
-    postgres = f", {len(config.metrics)} PostgreSQL metrics" if "postgres" in report.enabled else ""
+    metrics = len({m.spec.name for m in config.metrics})
+    read = len({m.database for m in config.metrics})
+    over = f" over {read} databases" if read > 1 else ""
+    postgres = f", {metrics} PostgreSQL metrics{over}" if "postgres" in report.enabled else ""
     out(f"{config.source}: ok (sources: {', '.join(report.enabled) or 'none'}{postgres})")
     for name in report.unchecked:
         err(f"boxoffice: database {name!r} not reachable: its queries were not checked")

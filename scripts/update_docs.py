@@ -17,9 +17,13 @@ def main() -> None:
     text = readme.read_text()
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
     readme.write_text(pattern.sub(lambda _m: f"{START}\n{reference}{END}", text))
-    (ROOT / "docs" / "configuration.md").write_text(
+    doc = ROOT / "docs" / "configuration.md"
+    # Sections written by hand follow the table, from the first `## ` heading on.
+    old = doc.read_text() if doc.exists() else ""
+    tail = old[old.index("\n## ") :] if "\n## " in old else ""
+    doc.write_text(
         "# Configuration reference\n\nGenerated from the schema (`exporter/config/settings.py`) by "
-        "`scripts/update_docs.py`; `tests/test_docs.py` keeps it current.\n\n" + reference
+        "`scripts/update_docs.py`; `tests/test_docs.py` keeps it current.\n\n" + reference + tail
     )
 
 

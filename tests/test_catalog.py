@@ -91,11 +91,17 @@ def test_postgres_catalog_covers_the_pack_reconciliation_and_lag_metrics() -> No
     engine.reconciled({}, {}, at=1.0)
     published = {(s.name, s.kind, tuple(sorted(s.labels))) for s in engine.specs}
     published |= _shapes(engine._reconciliation_families())
-    lagging = collection_of([DatabaseRead(database="tickets", lag=3.0)], CardinalityGuard(10))
+    lagging = collection_of(
+        [DatabaseRead(database="tickets", lag=3.0, duration=0.2)], CardinalityGuard(10)
+    )
     published |= _shapes(lagging.families)
     assert published <= _catalog("postgres")
-    # the pack (with 3 breakdowns), reconciliation and the engine, the standby's lag
-    assert len(_catalog("postgres")) == 20 + 4 + 1
+    # the pack (with 3 breakdowns), reconciliation and the engine, the standby's lag, and
+    # each database's health and read time (one exporter, many databases)
+    assert len(_catalog("postgres")) == 20 + 4 + 1 + 2
+    assert {"boxoffice_database_up", "boxoffice_database_duration_seconds"} <= {
+        name for name, _type, _labels in published
+    }
 
 
 def test_the_query_pack_adds_sql_to_exactly_the_catalog_postgres_metrics() -> None:

@@ -7,6 +7,7 @@ naming the file (or environment variable, or flag), the path inside it and the r
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ class Database:
     dsn: str = dataclasses.field(repr=False)
     pool_max_size: int
     connect_timeout: float
+    # Constant labels added to every series read from this database (shards).
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,34 +143,36 @@ def _check(source: str, settings: Settings, origins: Mapping[str, str]) -> Confi
     for name in settings.metrics:
         if name not in _PACK_NAMES:
             raise error(join("metrics", name), "not a boxoffice PostgreSQL metric")
+    pack_databases: list[str] | None = None  # expanded when a metric first reads them
     metrics: list[BoundMetric] = []
     for spec in POSTGRES_PACK:
         override = settings.metrics.get(spec.name)
         if override is not None and not override.enabled:
             continue
-        database = override.database if override else "default"
-        if postgres.enabled and database not in databases:
-            if not databases:
-                raise error(
-                    "databases", "no database configured: give --dsn, BOXOFFICE_DSN or `databases`"
-                )
-            defined = ", ".join(sorted(databases))
-            raise error(
-                join(join("metrics", spec.name), "database"),
-                f"no database named {database!r} (defined: {defined})",
-            )
         sql = override.sql if override and override.sql else None
         if sql is not None:
             problem = sql_problem(sql)
             if problem is not None:
                 raise error(join(join("metrics", spec.name), "sql"), problem)
-        metrics.append(
+        named = override.database if override else None
+        if named is not None and postgres.enabled and named not in databases:
+            defined = ", ".join(sorted(databases)) or "none"
+            raise error(
+                join(join("metrics", spec.name), "database"),
+                f"no database named {named!r} (defined: {defined})",
+            )
+        if named is None and pack_databases is None:
+            pack_databases = _pack_databases(settings, databases, error)
+        targets = [named] if named is not None else pack_databases or []
+        metrics += [
             BoundMetric(
                 spec=spec,
                 database=database,
                 sql=sql.strip().rstrip(";") if sql is not None else None,
             )
-        )
+            for database in targets
+        ]
+    _refuse_colliding_labels(metrics, databases, error)
     credentials = resolve_credentials(settings, error)
     secrets = frozenset(s for db in databases.values() for s in _dsn_secrets(db.dsn))
     secrets |= frozenset(credentials.values())
@@ -205,7 +210,57 @@ def _resolve_database(
         dsn=dsn,
         pool_max_size=db.pool_max_size,
         connect_timeout=float(db.connect_timeout),
+        labels=dict(db.labels),
     )
+
+
+def _pack_databases(
+    settings: Settings,
+    databases: Mapping[str, Database],
+    error: Callable[[str, str], ConfigError],
+) -> list[str]:
+    """The databases the query pack reads by default: names and glob patterns, expanded."""
+    path = "sources.postgres.databases"
+    patterns = settings.sources.postgres.databases
+    if not settings.sources.postgres.enabled:
+        return [p for p in patterns if not any(c in p for c in "*?[")]
+    if not databases:
+        raise error("databases", "no database configured: give --dsn, BOXOFFICE_DSN or `databases`")
+    found: list[str] = []
+    defined = ", ".join(sorted(databases))
+    for i, pattern in enumerate(patterns):
+        if any(c in pattern for c in "*?["):
+            matched = sorted(fnmatch.filter(databases, pattern))
+            if not matched:
+                raise error(join(path, i), f"{pattern!r} matches no database (defined: {defined})")
+        elif pattern in databases:
+            matched = [pattern]
+        else:
+            raise error(join(path, i), f"no database named {pattern!r} (defined: {defined})")
+        found += [name for name in matched if name not in found]
+    return found
+
+
+def _refuse_colliding_labels(
+    metrics: list[BoundMetric],
+    databases: Mapping[str, Database],
+    error: Callable[[str, str], ConfigError],
+) -> None:
+    """Two databases feeding one metric with the same constant labels would collide."""
+    seen: dict[tuple[str, frozenset[tuple[str, str]]], str] = {}
+    for metric in metrics:
+        database = databases.get(metric.database)
+        if database is None:
+            continue  # the PostgreSQL source is off: nothing is read
+        labels = frozenset(database.labels.items())
+        first = seen.setdefault((metric.spec.name, labels), metric.database)
+        if first != metric.database:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(labels)) or "none"
+            raise error(
+                join(join("databases", metric.database), "labels"),
+                f"same constant labels ({shown}) as database {first!r}, and both feed "
+                f"{metric.spec.name}: give each database a distinct label value",
+            )
 
 
 def _dsn_secrets(dsn: str) -> list[str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from exporter.config.labels import constant_labels_problem
 from exporter.config.listen import listen_address_problem
 from exporter.config.typed import Check, Duration, at_least, field, positive
 
@@ -36,6 +37,14 @@ def _headers(headers: dict[str, str]) -> str | None:
         if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
             return f"{name}: must not contain control characters (CR, LF, …)"
     return None
+
+
+def _between(low: int, high: int) -> Check:
+    return lambda v: None if low <= v <= high else f"must be between {low} and {high}, got {v}"
+
+
+def _nonempty(value: list[str]) -> str | None:
+    return None if value else "must name at least one database"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +116,14 @@ class DatabaseSettings:
     )
     connect_timeout: Duration = field(
         Duration(5), doc="Give up connecting after this long.", check=positive
+    )
+    labels: dict[str, str] = field(
+        default_factory=dict,
+        doc=(
+            "Constant labels added to every series read from this database (e.g. "
+            "`{shard: eu-1}`), so that shards feeding the same metrics stay apart."
+        ),
+        check=constant_labels_problem,
     )
 
 
@@ -197,10 +214,21 @@ class PostgresSourceSettings:
         check=at_least(16),
     )
     incremental: IncrementalSettings = field(default_factory=IncrementalSettings)
-
-
-def _between(low: int, high: int) -> Check:
-    return lambda v: None if low <= v <= high else f"must be between {low} and {high}, got {v}"
+    databases: list[str] = field(
+        default_factory=lambda: ["default"],
+        doc=(
+            "Databases (names under `databases`, or glob patterns such as `shard-*`) that "
+            "every metric of the query pack reads, unless the metric names its own "
+            "`database`: list the shards here and each one is read with the same pack. "
+            "Default `[default]`."
+        ),
+        check=_nonempty,
+    )
+    parallelism: int = field(
+        4,
+        doc="Databases read at the same time in one collection (one connection each).",
+        check=_between(1, 64),
+    )
 
 
 def _base_url(value: str) -> str | None:
@@ -355,7 +383,11 @@ class MetricSettings:
     """Per-metric settings: which database it reads, and SQL for schemas that differ."""
 
     enabled: bool = field(True, doc="Publish this metric.")
-    database: str = field("default", doc="Name of the database (under `databases`) to query.")
+    database: str | None = field(
+        None,
+        doc="Name of the database (under `databases`) to query; unset: every database of "
+        "sources.postgres.databases.",
+    )
     sql: str | None = field(
         None,
         doc=(

@@ -7,9 +7,15 @@ when the family is built (in the tests of each source) rather than at a user's s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Iterable, Mapping
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 
 from exporter.catalog import CATALOG_BY_NAME
 
@@ -38,3 +44,39 @@ def info_family(name: str, value: Mapping[str, str]) -> InfoMetricFamily:
     built = InfoMetricFamily(metric.name.removesuffix("_info"), metric.help)
     built.add_metric([], dict(value))
     return built
+
+
+def labelled(metric: Metric, labels: Mapping[str, str]) -> Metric:
+    """``metric`` with ``labels`` added to every sample (a database's constant labels)."""
+    if not labels:
+        return metric
+    built = copy.copy(metric)
+    built.samples = [s._replace(labels={**s.labels, **labels}) for s in metric.samples]
+    return built
+
+
+def merged(metrics: Iterable[tuple[Metric, Mapping[str, str]]]) -> list[Metric]:
+    """One family per name, in first-seen order, each family given its constant labels.
+
+    Several databases feed the same metric; the exposition must name each family once.
+    A family whose name and constant labels repeat one already taken is left out whole, so
+    two databases never publish the same series (the loader refuses configurations where
+    that could happen to a query-pack metric). Families labelled by `database` are kept:
+    their series differ anyway. Per family, not per sample: this runs on every cycle over
+    every series.
+    """
+    by_name: dict[str, Metric] = {}
+    taken: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+    for metric, labels in metrics:
+        catalog = CATALOG_BY_NAME.get(metric.name) or CATALOG_BY_NAME.get(f"{metric.name}_total")
+        if catalog is None or "database" not in catalog.labels:
+            key = (metric.name, frozenset(labels.items()))
+            if key in taken:
+                continue
+            taken.add(key)
+        target = by_name.get(metric.name)
+        if target is None:
+            target = by_name[metric.name] = copy.copy(metric)
+            target.samples = []
+        target.samples += labelled(metric, labels).samples
+    return list(by_name.values())

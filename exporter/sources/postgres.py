@@ -8,7 +8,9 @@ one snapshot into a typed :class:`DatabaseRead`, interpreting nothing, and the p
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -20,13 +22,13 @@ from psycopg import errors as pgerrors
 from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from exporter.catalog import REPLICATION_LAG_METRIC
+from exporter.catalog import DATABASE_DURATION, DATABASE_UP, REPLICATION_LAG_METRIC
 from exporter.config import BoundMetric, Database
 from exporter.sources.base import LABELS_TRUNCATED, ROWS_TRUNCATED, Collection, Failure
 from exporter.sources.checkpoint import Checkpoints
 from exporter.sources.engine_series import ENGINE_METRICS
 from exporter.sources.explain import SeqScan, cycle_statements, find_seq_scans, now_on
-from exporter.sources.families import family
+from exporter.sources.families import family, merged
 from exporter.sources.guard import CardinalityGuard
 from exporter.sources.incremental import EngineSettings, IncrementalEngine
 from exporter.sources.pgconn import (
@@ -107,39 +109,68 @@ class DatabaseRead:
     engine_failure: Failure | None = None
     # Seconds the database is behind its primary (0 on a primary; None: cannot tell).
     lag: float | None = None
+    # The database's constant labels, added to every series read from it.
+    labels: tuple[tuple[str, str], ...] = ()
+    duration: float | None = None  # seconds the read took, connection wait included
+
+    @property
+    def ok(self) -> bool:
+        """True when the database was reached and every query on it succeeded."""
+        return (
+            self.unavailable is None
+            and self.engine_failure is None
+            and all(result.failure is None for result in self.queries)
+        )
 
 
 def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Collection:
     """The families, failures and folded series of one cycle's reads.
 
-    Pure apart from ``guard``, whose only state is which series it kept last time.
+    Pure apart from ``guard``, whose only state is which series it kept last time. Each
+    database's series carry its constant labels; a metric several databases feed is one
+    family, and the guard caps the series of each metric per database.
     """
-    families: list[Metric] = []
+    families: list[tuple[Metric, Mapping[str, str]]] = []
     failures: list[Failure] = []
     dropped: dict[str, int] = {}
     cut: dict[tuple[str, str], int] = {}
-    lag = family(REPLICATION_LAG_METRIC)
+    up = family(DATABASE_UP)
+    took = family(DATABASE_DURATION)
+    several = len({read.database for read in reads}) > 1
 
-    def publish(spec: MetricSpec, samples: list[Sample]) -> None:
-        kept, folded = guard.apply(spec.name, samples, spec.fold)
+    def publish(spec: MetricSpec, samples: list[Sample], read: DatabaseRead) -> Metric:
+        key = f"{spec.name}@{read.database}" if several else spec.name
+        kept, folded = guard.apply(key, samples, spec.fold)
         if folded:
-            dropped[spec.name] = folded
-        families.append(to_family(spec, kept))
+            dropped[spec.name] = dropped.get(spec.name, 0) + folded
+        return to_family(spec, kept)
 
     for read in reads:
+        labels = dict(read.labels)
+        own: list[Metric] = []
+
+        health = family(DATABASE_UP)
+        health.add_metric([read.database], 1.0 if read.ok else 0.0)
+        own.append(health)
+        if read.duration is not None:
+            duration = family(DATABASE_DURATION)
+            duration.add_metric([read.database], read.duration)
+            own.append(duration)
         if read.unavailable is not None:
             failures.append(
                 Failure("connection", f"database {read.database!r}: {read.unavailable}")
             )
+            families += [(metric, labels) for metric in own]
             continue
         if read.lag is not None:
+            lag = family(REPLICATION_LAG_METRIC)
             lag.add_metric([read.database], read.lag)
+            own.append(lag)
         failures += [result.failure for result in read.queries if result.failure is not None]
         if read.engine_failure is not None:
             failures.append(read.engine_failure)
-        for spec, samples in read.engine_series:
-            publish(spec, samples)
-        families += read.engine_families
+        own += [publish(spec, samples, read) for spec, samples in read.engine_series]
+        own += read.engine_families
         for result in read.queries:
             if result.failure is not None:
                 continue
@@ -149,16 +180,17 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
                 (LABELS_TRUNCATED, result.labels_cut),
             ):
                 if count:
-                    cut[(name, spec.name)] = count
+                    cut[(name, spec.name)] = cut.get((name, spec.name), 0) + count
             try:
                 samples = to_samples(spec, result.columns, result.rows)
             except ColumnMismatchError as exc:
                 failures.append(Failure("columns", f"{spec.name}: {exc}"))
                 continue
-            publish(spec, samples)
-    if lag.samples:
-        families.append(lag)
-    return Collection(tuple(families), tuple(failures), dropped, cut)
+            own.append(publish(spec, samples, read))
+        families += [(metric, labels) for metric in own]
+    # Always present, even before the first database answers (the catalog's families).
+    every = [(up, {}), (took, {}), *families]
+    return Collection(tuple(merged(every)), tuple(failures), dropped, cut)
 
 
 class PostgresSource:
@@ -180,9 +212,12 @@ class PostgresSource:
         guard: CardinalityGuard,
         bounds: QueryBounds | None = None,
         incremental: IncrementalOptions | None = None,
+        parallelism: int = 4,
         pool_factory: Callable[[Database], ConnectionPool] = make_pool,
     ) -> None:
         self.interval = interval
+        self._parallelism = max(1, parallelism)
+        self._workers: ThreadPoolExecutor | None = None
         self.timeout = timeout
         self._guard = guard
         self._bounds = bounds or QueryBounds()
@@ -238,11 +273,32 @@ class PostgresSource:
             reconciler.start()
 
     def collect(self) -> Collection:
-        """Read every database; one that fails costs only its own metrics."""
-        reads = [
-            self._read(name, [(q, q.sql) for q in queries], engine=self._engines.get(name))
-            for name, queries in self._by_sql.items()
-        ]
+        """Read every database, a bounded number at a time, each on one connection.
+
+        One that fails costs only its own metrics: the others' series and their
+        ``boxoffice_database_up`` are published as usual.
+        """
+
+        def read(name: str) -> DatabaseRead:
+            started = time.monotonic()
+            queries = [(q, q.sql) for q in self._by_sql[name]]
+            result = self._read(name, queries, engine=self._engines.get(name))
+            return replace(
+                result,
+                labels=tuple(sorted(self._databases[name].labels.items())),
+                duration=time.monotonic() - started,
+            )
+
+        names = list(self._by_sql)
+        if len(names) <= 1 or self._parallelism == 1:
+            reads = [read(name) for name in names]
+        else:
+            if self._workers is None:
+                self._workers = ThreadPoolExecutor(
+                    max_workers=min(self._parallelism, len(names)),
+                    thread_name_prefix="postgres-read",
+                )
+            reads = list(self._workers.map(read, names))
         return collection_of(reads, self._guard)
 
     def check_queries(self) -> tuple[list[QueryProblem], list[str]]:
@@ -297,6 +353,8 @@ class PostgresSource:
             reconciler.stop()
         for name, checkpoints in self._checkpoints.items():
             checkpoints.save(self._engines[name], force=True)
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
         for pool in self._pools.values():
             pool.close()
 

@@ -404,6 +404,33 @@ def _exporter(board: Board, th: Thresholds) -> None:
         height=6,
     )
     board.add(
+        series_panel(
+            "Databases up",
+            "Each database the PostgreSQL source reads (shards included): 1 when all its "
+            "queries succeeded in the last collection, 0 when it was unreachable or a query "
+            "failed; the other databases' series are unaffected.",
+        )
+        .with_target(query("min by (database) (boxoffice_database_up)", "{{database}}"))
+        .unit("none")
+        .thresholds(no_steps()),
+        width=12,
+        height=6,
+    )
+    board.add(
+        series_panel(
+            "Database read time",
+            "How long reading each database took in the last collection (databases are read "
+            "in parallel, sources.postgres.parallelism at a time).",
+        )
+        .with_target(
+            query("max by (database) (boxoffice_database_duration_seconds)", "{{database}}")
+        )
+        .unit("s")
+        .thresholds(no_steps()),
+        width=12,
+        height=6,
+    )
+    board.add(
         stat.Panel()
         .title("Full computations (1d)")
         .description(

@@ -1,0 +1,381 @@
+"""Benchmark one exporter over many databases, and the rules' cost as shops grow.
+
+    .venv/bin/python scripts/bench_shards.py [--databases 1 10 50] [--shops 1 10 50]
+
+Part 1, one exporter, many databases: a throwaway PostgreSQL cluster (bench_collect's,
+pg_stat_statements preloaded) gets one database seeded with `boxoffice db`'s seeding helper
+(--orders, small by default), copied as a template into each shard database. For each count
+of databases, `boxoffice serve` runs as a real process over all of them (`shard-*`, each with
+its `shard` label), a writer places and pays about 50 orders per second in the first shards,
+and over --cycles cycles it measures: cycle time p50/p95 (boxoffice_source_duration_seconds),
+database time per cycle (pg_stat_statements of the exporter's role), the exporter's CPU
+time per cycle (/proc, scrapes every 0.5 s included), connections held
+(pg_stat_activity sampled every 0.1 s: most per database and in total), RSS, and whether
+every database reported boxoffice_database_up 1.
+
+Part 2, rules as shops grow: a static exposition server publishes, for each shop (label
+`seller`), every catalog metric with 50 events x 3 tiers; a real Prometheus scrapes it and
+evaluates the generated rule files (rules/generated/*.yml). After --settle seconds it reads
+prometheus_rule_group_last_duration_seconds per group and the head series count.
+
+Needs root (the cluster runs as the `postgres` user), the Debian PostgreSQL server binaries
+and Debian's prometheus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import http.server
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench_collect import Cluster, Writer, _db_time_ms, _free_port, _pct, _reset, _samples
+
+from exporter.catalog import CATALOG, REASONS
+from tests.support.prometheus import running_prometheus
+
+ROOT = Path(__file__).resolve().parent.parent
+STAMP = "boxoffice_source_last_success_timestamp_seconds,source=postgres"
+DURATION = "boxoffice_source_duration_seconds,source=postgres"
+
+
+@dataclass(kw_only=True)
+class ShardResult:
+    databases: int
+    cycles: int = 0
+    cycle_p50: float = 0.0
+    cycle_p95: float = 0.0
+    db_ms_per_cycle: float = 0.0
+    max_conn_per_db: int = 0
+    max_conn_total: int = 0
+    rss_mb: float = 0.0
+    databases_up: int = 0
+    written: int = 0
+    cpu_ms_per_cycle: float = 0.0  # the exporter's CPU time (user + system) per cycle
+
+
+def _rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS"))) / 1024
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ConnectionSampler(threading.Thread):
+    """Samples the exporter's connections (application_name boxoffice) every 0.1 s."""
+
+    def __init__(self, admin: str) -> None:
+        super().__init__(daemon=True)
+        self.admin = admin
+        self.per_db = 0
+        self.total = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            while not self.stopped.wait(0.1):
+                rows = conn.execute(
+                    "SELECT datname, count(*) FROM pg_stat_activity "
+                    "WHERE application_name = 'boxoffice' GROUP BY datname"
+                ).fetchall()
+                if rows:
+                    self.per_db = max(self.per_db, *(int(r[1]) for r in rows))
+                    self.total = max(self.total, sum(int(r[1]) for r in rows))
+
+
+def _shard(i: int) -> str:
+    return f"shard_{i:03d}"
+
+
+def make_shards(cluster: Cluster, count: int) -> None:
+    """Copy the seeded `bench` database into shard databases up to ``count``."""
+    admin = f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        have = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+        for i in range(count):
+            if _shard(i) not in have:
+                conn.execute(f"CREATE DATABASE {_shard(i)} TEMPLATE bench")
+
+
+def _write_config(cluster: Cluster, count: int, interval: float, workdir: Path) -> tuple[Path, int]:
+    """The exporter's configuration over ``count`` shards, and the port it listens on."""
+    base = f"postgresql://bench_boxoffice@127.0.0.1:{cluster.port}"
+    port = _free_port()
+    config = {
+        "databases": {
+            f"shard-{i:03d}": {"dsn": f"{base}/{_shard(i)}", "labels": {"shard": f"s{i:03d}"}}
+            for i in range(count)
+        },
+        "sources": {
+            "postgres": {
+                "databases": ["shard-*"],
+                "interval": f"{interval:g}s",
+                "timeout": f"{interval:g}s",
+            }
+        },
+        "web": {"listen_address": f"127.0.0.1:{port}"},
+        "log": {"level": "warning"},
+    }
+    path = workdir / f"shards-{count}.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path, port
+
+
+def bench_databases(
+    cluster: Cluster, count: int, cycles: int, interval: float, workdir: Path
+) -> ShardResult:
+    path, port = _write_config(cluster, count, interval, workdir)
+    writers = [
+        Writer(
+            f"postgresql://bench_writer@127.0.0.1:{cluster.port}/{_shard(i)}",
+            rate=50 / min(2, count),
+        )
+        for i in range(min(2, count))
+    ]
+    for writer in writers:
+        writer.start()
+    admin = cluster.dsn("postgres")
+    sampler = ConnectionSampler(admin)
+    url = f"http://127.0.0.1:{port}/metrics"
+    process = subprocess.Popen([sys.executable, "-m", "exporter", "serve", "--config", str(path)])
+    result = ShardResult(databases=count)
+    try:
+        deadline = time.monotonic() + 600
+        seen = None
+        while seen is None and time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                seen = _samples(requests.get(url, timeout=30).text).get(STAMP)
+            if seen is None:
+                time.sleep(0.2)
+        sampler.start()
+        _reset(admin)
+        cpu_before = _cpu_seconds(process.pid)
+        durations: list[float] = []
+        samples: dict[str, float] = {}
+        deadline = time.monotonic() + cycles * (interval + 60)
+        while len(durations) < cycles and time.monotonic() < deadline:
+            try:
+                samples = _samples(requests.get(url, timeout=30).text)
+            except requests.RequestException:
+                continue  # busy with a cycle; the deadline bounds the loop
+            stamp = samples.get(STAMP)
+            if stamp is not None and stamp != seen:
+                durations.append(samples[DURATION])
+                seen = stamp
+            time.sleep(0.5)  # a scrape of 50 shards costs the exporter CPU too
+        total_ms, _calls = _db_time_ms(admin, "bench_boxoffice")
+        cpu = _cpu_seconds(process.pid) - cpu_before
+        result.cpu_ms_per_cycle = 1000 * cpu / max(1, len(durations))
+        result.cycles = len(durations)
+        result.cycle_p50, result.cycle_p95 = _pct(durations, 0.5), _pct(durations, 0.95)
+        result.db_ms_per_cycle = total_ms / max(1, len(durations))
+        result.databases_up = sum(
+            1
+            for key, value in samples.items()
+            if key.startswith("boxoffice_database_up,") and value == 1
+        )
+        result.rss_mb = _rss_mb(process.pid)
+    finally:
+        sampler.stopped.set()
+        for writer in writers:
+            writer.stopped.set()
+        process.terminate()
+        process.wait(30)
+        for writer in writers:
+            writer.join(10)
+        sampler.join(5)
+    result.max_conn_per_db, result.max_conn_total = sampler.per_db, sampler.total
+    result.written = sum(w.written for w in writers)
+    return result
+
+
+# Part 2 --------------------------------------------------------------------------------
+
+_CITIES = ("Miami", "Austin", "Denver", "Boston", "Seattle")
+_TIERS = ("ga", "vip", "early")
+_VALUES: dict[str, tuple[str, ...]] = {
+    "currency": ("usd",),
+    "provider": ("stripe", "twilio"),
+    "member": ("true", "false"),
+    "payment_method": ("card", "wallet"),
+    "reason": REASONS,
+    "source": ("postgres", "stripe", "twilio", "http"),
+    "database": ("default",),
+    "version": ("1.0",),
+    "metric": ("boxoffice_tickets_sold_total",),
+    "component": ("database",),
+    "target": ("shop",),
+}
+
+
+def _label_sets(labels: tuple[str, ...]) -> list[dict[str, str]]:
+    """The series of one metric for one shop: 50 events x 3 tiers where it is per tier."""
+    sets: list[dict[str, str]] = [{}]
+    if "event" in labels:
+        sets = [
+            {"event": f"event-{e:02d}", "city": _CITIES[e % len(_CITIES)], "tier": tier}
+            for e in range(50)
+            for tier in _TIERS
+        ]
+    elif "city" in labels or "tier" in labels:
+        sets = [{"city": c, "tier": t} for c in _CITIES for t in _TIERS]
+    for label in labels:
+        if label in ("event", "city", "tier"):
+            continue
+        values = _VALUES.get(label, ("x",))
+        sets = [{**s, label: v} for s in sets for v in values]
+    return sets
+
+
+def exposition(shops: int, started: float) -> bytes:
+    """Every catalog metric for every shop; counters grow with time, gauges stay."""
+    elapsed = time.time() - started
+    lines: list[str] = []
+    for metric in CATALOG:
+        kind = "gauge" if metric.type == "info" else metric.type
+        lines.append(f"# TYPE {metric.name} {'counter' if kind == 'counter' else 'gauge'}")
+        sets = _label_sets(metric.labels)
+        for shop in range(shops):
+            for i, labels in enumerate(sets):
+                text = ",".join(
+                    f'{k}="{v}"' for k, v in {"seller": f"shop-{shop:02d}", **labels}.items()
+                )
+                if metric.type == "counter":
+                    value = 1000 + (i % 7 + 1) * elapsed
+                elif metric.name.endswith("_up"):
+                    value = 1.0
+                elif metric.name.endswith("_timestamp_seconds"):
+                    value = time.time()
+                else:
+                    value = 10.0 + i % 50
+                lines.append(f"{metric.name}{{{text}}} {value:g}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@dataclass(kw_only=True)
+class RuleResult:
+    shops: int
+    series: int = 0
+    groups: dict[str, float] = field(default_factory=dict)
+
+
+def bench_rules(shops: int, settle: float, workdir: Path) -> RuleResult:
+    started = time.time()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = exposition(shops, started)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    tmp = workdir / f"prometheus-{shops}"
+    tmp.mkdir()
+    rules = sorted(glob.glob(str(ROOT / "rules" / "generated" / "*.yml")))
+    result = RuleResult(shops=shops)
+    try:
+        target = f"127.0.0.1:{server.server_address[1]}"
+        with running_prometheus(tmp, {"boxoffice": target}, rules, interval="5s") as prom:
+            time.sleep(settle)
+            # Prometheus' own metrics, from its /metrics (it does not scrape itself here).
+            own = requests.get(f"{prom.url}/metrics", timeout=10).text
+            for family in text_string_to_metric_families(own):
+                for sample in family.samples:
+                    if sample.name == "prometheus_rule_group_last_duration_seconds":
+                        group = sample.labels["rule_group"].split(";")[-1]
+                        result.groups[group] = sample.value
+                    elif sample.name == "prometheus_tsdb_head_series":
+                        result.series = int(sample.value)
+    finally:
+        server.shutdown()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--databases", type=int, nargs="*", default=[1, 10, 50])
+    parser.add_argument("--shops", type=int, nargs="*", default=[1, 10, 50])
+    parser.add_argument("--orders", type=int, default=5000, help="orders seeded per database")
+    parser.add_argument("--cycles", type=int, default=15)
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--settle", type=float, default=45.0, help="seconds before reading rules")
+    args = parser.parse_args()
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs", flush=True)
+    shard_results: list[ShardResult] = []
+    if args.databases:
+        cluster = Cluster()
+        try:
+            from exporter.db.seed import seed_database
+
+            cluster.start()
+            began = time.perf_counter()
+            seed_database(cluster.dsn("postgres"), orders=args.orders, seed=1)
+            make_shards(cluster, max(args.databases))
+            print(
+                f"seeded {args.orders:,} orders, copied into {max(args.databases)} databases "
+                f"in {time.perf_counter() - began:.0f}s",
+                flush=True,
+            )
+            with tempfile.TemporaryDirectory(prefix="boxoffice-shards-") as tmp:
+                for count in args.databases:
+                    r = bench_databases(cluster, count, args.cycles, args.interval, Path(tmp))
+                    shard_results.append(r)
+                    print(r, flush=True)
+        finally:
+            cluster.stop()
+    rule_results: list[RuleResult] = []
+    with tempfile.TemporaryDirectory(prefix="boxoffice-rules-") as tmp:
+        for shops in args.shops:
+            r = bench_rules(shops, args.settle, Path(tmp))
+            rule_results.append(r)
+            print(r.shops, r.series, max(r.groups.values(), default=0.0), flush=True)
+    print(
+        "\n| databases | cycles | cycle p50 | cycle p95 | db time/cycle | exporter CPU/cycle "
+        "| conn/db (max) | conn total (max) | RSS | up |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in shard_results:
+        print(
+            f"| {r.databases} | {r.cycles} | {r.cycle_p50 * 1000:.0f} ms | {r.cycle_p95 * 1000:.0f} ms "
+            f"| {r.db_ms_per_cycle:.0f} ms | {r.cpu_ms_per_cycle:.0f} ms | {r.max_conn_per_db} | {r.max_conn_total} "
+            f"| {r.rss_mb:.0f} MB | {r.databases_up}/{r.databases} |"
+        )
+    if rule_results:
+        groups = sorted({g for r in rule_results for g in r.groups})
+        print("\n| rule group | " + " | ".join(f"{r.shops} shops" for r in rule_results) + " |")
+        print("|---|" + "---|" * len(rule_results))
+        for group in groups:
+            cells = " | ".join(f"{r.groups.get(group, 0) * 1000:.1f} ms" for r in rule_results)
+            print(f"| {group} | {cells} |")
+        print("| head series | " + " | ".join(str(r.series) for r in rule_results) + " |")
+
+
+if __name__ == "__main__":
+    main()
