@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,22 +96,37 @@ class Prometheus:
 @contextmanager
 def running_prometheus(
     tmp: Path,
-    scrape: dict[str, str],
+    scrape: Mapping[str, str | Sequence[str]],
     rule_files: list[str],
     *,
     interval: str = "1s",
     alertmanagers: tuple[str, ...] = (),
+    external_labels: dict[str, str] | None = None,
+    remote_write: str | None = None,
 ) -> Iterator[Prometheus]:
-    """Start Prometheus scraping ``{job: "host:port"}`` and evaluating ``rule_files``;
-    alerts go to ``alertmanagers`` ("host:port"), resent every second while firing."""
+    """Start Prometheus scraping ``{job: "host:port"}`` (or a list of them) and evaluating ``rule_files``;
+    alerts go to ``alertmanagers`` ("host:port"), resent every second while firing. With
+    ``remote_write`` (a URL) every sample is also sent there, batched for at most a second,
+    carrying ``external_labels``."""
     config: dict[str, Any] = {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "global": {
+            "scrape_interval": interval,
+            "evaluation_interval": interval,
+            **({"external_labels": external_labels} if external_labels else {}),
+        },
         "rule_files": rule_files,
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [target]}]}
+            {
+                "job_name": job,
+                "static_configs": [{"targets": [target] if isinstance(target, str) else list(target)}],
+            }
             for job, target in scrape.items()
         ],
     }
+    if remote_write:
+        config["remote_write"] = [
+            {"url": remote_write, "queue_config": {"batch_send_deadline": "1s"}}
+        ]
     if alertmanagers:
         config["alerting"] = {
             "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]

@@ -1,0 +1,105 @@
+"""Many shops into one long-term store, for the global-view test (docs/global-view.md).
+
+A shop here is what one seller runs: its own PostgreSQL database, two ``boxoffice serve``
+processes on it (replicas: the same facts, scraped twice) and its own Prometheus scraping
+both, labelling everything it sends with ``external_labels`` (the scope label, e.g.
+``seller: a``) and sending it to the shared store by remote_write.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from tests.support.exporter import free_port, wait_for
+from tests.support.prometheus import Prometheus, running_prometheus
+
+EXPORTER_JOB = "boxoffice"  # matches thresholds.yaml's exporter_job (boxoffice.*)
+
+
+@contextmanager
+def serving_exporter(dsn: str, workdir: Path) -> Iterator[str]:
+    """``boxoffice serve`` on ``dsn`` as a process on a free port; yields its URL once its
+    PostgreSQL source has collected (bounded), stops it afterwards."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "BOXOFFICE_DSN": dsn,
+        "BOXOFFICE_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "1s",
+        "BOXOFFICE_SOURCES_POSTGRES_TIMEOUT": "1s",
+        "BOXOFFICE_DATABASES_DEFAULT_CONNECT_TIMEOUT": "2s",
+    }
+    log_path = workdir / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def collected() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"boxoffice serve exited: {log_path.read_text()[-2000:]}")
+            try:
+                text = requests.get(f"{url}/metrics", timeout=2).text
+            except requests.RequestException:
+                return False
+            return 'boxoffice_source_up{source="postgres"} 1.0' in text
+
+        wait_for(collected, timeout=60, interval=0.25)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class Shop:
+    """One running shop: its scope value, database, exporter replicas and Prometheus."""
+
+    name: str
+    dsn: str
+    exporters: tuple[str, ...]
+    prometheus: Prometheus
+
+
+@contextmanager
+def running_shop(
+    name: str, dsn: str, workdir: Path, *, scope: dict[str, str], store: str, replicas: int = 2
+) -> Iterator[Shop]:
+    """``replicas`` exporters on ``dsn`` and a Prometheus scraping them every second, sending
+    every sample to ``store``'s remote-write endpoint labelled with ``scope``."""
+    with ExitStack() as stack:
+        urls = tuple(
+            stack.enter_context(serving_exporter(dsn, workdir / f"exporter-{i}"))
+            for i in range(replicas)
+        )
+        prometheus_dir = workdir / "prometheus"
+        prometheus_dir.mkdir(parents=True, exist_ok=True)
+        prometheus = stack.enter_context(
+            running_prometheus(
+                prometheus_dir,
+                {EXPORTER_JOB: [u.removeprefix("http://") for u in urls]},
+                [],
+                external_labels=scope,
+                remote_write=f"{store}/api/v1/write",
+            )
+        )
+        yield Shop(name, dsn, urls, prometheus)
