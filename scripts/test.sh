@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 #
-# Installs what it needs on a fresh Debian machine: the Debian packages `prometheus` and
-# `prometheus-alertmanager` (real promtool, amtool, prometheus, alertmanager) and the Python
-# dependencies in .venv. PostgreSQL: BOXOFFICE_TEST_DSN if set, else the server at
-# 127.0.0.1:5432, else a throwaway cluster started by the test suite (pip package pgserver).
+# Installs what it needs on a fresh Debian machine: the Debian packages `prometheus`,
+# `prometheus-alertmanager` and `victoria-metrics` (real promtool, amtool, prometheus,
+# alertmanager, victoria-metrics and vmalert) and the Python dependencies in .venv.
+# PostgreSQL: BOXOFFICE_TEST_DSN if set, else the server at 127.0.0.1:5432, else a throwaway
+# cluster started by the test suite (pip package pgserver).
 # Then: ruff, ruff format --check, mypy --strict, the import contract (lint-imports), pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ install_debian_packages() {
   local missing=()
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+  # The global view's long-term store and rule evaluator (tests/test_global_view.py).
+  { command -v victoria-metrics && command -v vmalert; } >/dev/null 2>&1 || missing+=(victoria-metrics)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then
