@@ -25,49 +25,55 @@ EXPORTER_JOB = "boxoffice"  # matches thresholds.yaml's exporter_job (boxoffice.
 
 
 @contextmanager
-def serving_exporter(dsn: str, workdir: Path) -> Iterator[str]:
-    """``boxoffice serve`` on ``dsn`` as a process on a free port; yields its URL once its
-    PostgreSQL source has collected (bounded), stops it afterwards."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "BOXOFFICE_DSN": dsn,
-        "BOXOFFICE_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}",
-        "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "1s",
-        "BOXOFFICE_SOURCES_POSTGRES_TIMEOUT": "1s",
-        "BOXOFFICE_DATABASES_DEFAULT_CONNECT_TIMEOUT": "2s",
-    }
-    log_path = workdir / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "serve"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    url = f"http://127.0.0.1:{port}"
+def serving_exporters(dsn: str, workdirs: list[Path]) -> Iterator[tuple[str, ...]]:
+    """One ``boxoffice serve`` process on ``dsn`` per directory (replicas), each on a free
+    port; yields their URLs once every one has collected from PostgreSQL (bounded, all
+    started at once), stops them afterwards."""
+    started: list[tuple[subprocess.Popen[str], str, Path]] = []
     try:
-
-        def collected() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"boxoffice serve exited: {log_path.read_text()[-2000:]}")
-            try:
-                text = requests.get(f"{url}/metrics", timeout=2).text
-            except requests.RequestException:
-                return False
-            return 'boxoffice_source_up{source="postgres"} 1.0' in text
-
-        wait_for(collected, timeout=60, interval=0.25)
-        yield url
+        for workdir in workdirs:
+            workdir.mkdir(parents=True, exist_ok=True)
+            port = free_port()
+            env = {
+                **os.environ,
+                "BOXOFFICE_DSN": dsn,
+                "BOXOFFICE_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+                "BOXOFFICE_SOURCES_POSTGRES_INTERVAL": "1s",
+                "BOXOFFICE_SOURCES_POSTGRES_TIMEOUT": "1s",
+                "BOXOFFICE_DATABASES_DEFAULT_CONNECT_TIMEOUT": "2s",
+            }
+            log_path = workdir / "serve.log"
+            with log_path.open("w") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "exporter", "serve"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            started.append((process, f"http://127.0.0.1:{port}", log_path))
+        wait_for(lambda: all(_collected(*one) for one in started), timeout=60, interval=0.25)
+        yield tuple(url for _process, url, _log in started)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        for process, _url, _log in started:
+            process.terminate()
+        for process, _url, _log in started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _collected(process: subprocess.Popen[str], url: str, log_path: Path) -> bool:
+    """Whether the exporter at ``url`` serves its first PostgreSQL collection."""
+    if process.poll() is not None:
+        raise AssertionError(f"boxoffice serve exited: {log_path.read_text()[-2000:]}")
+    try:
+        text = requests.get(f"{url}/metrics", timeout=2).text
+    except requests.RequestException:
+        return False
+    return 'boxoffice_source_up{source="postgres"} 1.0' in text
 
 
 @dataclass(frozen=True)
@@ -87,9 +93,8 @@ def running_shop(
     """``replicas`` exporters on ``dsn`` and a Prometheus scraping them every second, sending
     every sample to ``store``'s remote-write endpoint labelled with ``scope``."""
     with ExitStack() as stack:
-        urls = tuple(
-            stack.enter_context(serving_exporter(dsn, workdir / f"exporter-{i}"))
-            for i in range(replicas)
+        urls = stack.enter_context(
+            serving_exporters(dsn, [workdir / f"exporter-{i}" for i in range(replicas)])
         )
         prometheus_dir = workdir / "prometheus"
         prometheus_dir.mkdir(parents=True, exist_ok=True)

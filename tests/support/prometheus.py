@@ -118,7 +118,9 @@ def running_prometheus(
         "scrape_configs": [
             {
                 "job_name": job,
-                "static_configs": [{"targets": [target] if isinstance(target, str) else list(target)}],
+                "static_configs": [
+                    {"targets": [target] if isinstance(target, str) else list(target)}
+                ],
             }
             for job, target in scrape.items()
         ],

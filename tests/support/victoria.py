@@ -38,10 +38,12 @@ def binary(name: str) -> str:
 
 
 def dry_run(rule_files: Sequence[str | Path]) -> subprocess.CompletedProcess[str]:
-    """``vmalert -dryRun``: parse the rule files, their MetricsQL and templates; no server."""
+    """``vmalert -dryRun``: parse the rule files, their MetricsQL and templates; no server.
+    Its log (the reason of a refusal) is the result's stdout."""
     return subprocess.run(
         [binary("vmalert"), "-dryRun", "-loggerLevel=ERROR", *(f"-rule={p}" for p in rule_files)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
         timeout=60,
         check=False,
@@ -137,6 +139,10 @@ def running_vmalert(
         # other rules' output (the escalation tiers, hold-while-blind) see it the next round.
         "-remoteWrite.flushInterval=500ms",
         "-rule.resendDelay=1s",
+        # Alerts and ALERTS carry the rule's labels only, as Prometheus writes them: the
+        # hold-while-blind branch of every alert reads ALERTS back and must find the same
+        # labels as the alert itself (vmalert would add `alertgroup`).
+        "-disableAlertgroupLabel",
         "-loggerLevel=WARN",
     ]
     with _serving("vmalert", args, workdir, port) as running:
