@@ -11,17 +11,39 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import requests
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from tests.support.exporter import free_port, wait_for
 from tests.support.prometheus import Prometheus, running_prometheus
 
 EXPORTER_JOB = "boxoffice"  # matches thresholds.yaml's exporter_job (boxoffice.*)
+
+
+@contextmanager
+def scratch_databases(server: str, count: int) -> Iterator[list[str]]:
+    """``count`` new empty databases on ``server`` (an admin DSN), dropped afterwards: the
+    module-scoped twin of tests/conftest.py's ``new_database``."""
+    names = [f"boxoffice_test_{uuid.uuid4().hex[:12]}" for _ in range(count)]
+    try:
+        with psycopg.connect(server, autocommit=True) as admin:
+            for name in names:
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        yield [make_conninfo(server, dbname=name) for name in names]
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            for name in names:
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
 
 
 @contextmanager
