@@ -290,6 +290,22 @@ def test_an_incident_in_one_shop_fires_once_for_that_shop_and_reaches_its_people
     _check_routed(world, event, tier)
 
 
+def test_every_rule_evaluates_on_the_store(world: World) -> None:
+    """MetricsQL runs every generated expression: every rule was evaluated (bounded) and
+    none failed."""
+    errors: dict[str, str] = {}
+
+    def evaluated() -> bool:
+        errors.clear()
+        errors.update(world.vmalert.rule_errors())
+        return not errors
+
+    try:
+        wait_for(evaluated, timeout=20, interval=0.5)
+    except AssertionError:
+        raise AssertionError(f"rules that did not evaluate on the store: {errors}") from None
+
+
 @pytest.mark.xfail(
     strict=True, reason="the dashboards do not aggregate by the scope labels yet (issue 20, 3)"
 )

@@ -69,6 +69,21 @@ class Store:
         response.raise_for_status()
         return list(response.json()["data"]["alerts"])
 
+    def rule_errors(self) -> dict[str, str]:
+        """vmalert's rules not evaluated yet or whose last evaluation failed:
+        ``group/name`` -> why."""
+        response = requests.get(f"{self.url}/api/v1/rules", timeout=5)
+        response.raise_for_status()
+        out = {}
+        for group in response.json()["data"]["groups"]:
+            for rule in group["rules"]:
+                key = f"{group['name']}/{rule['name']}"
+                if rule.get("lastError"):
+                    out[key] = rule["lastError"]
+                elif str(rule.get("lastEvaluation", "0001")).startswith("0001"):
+                    out[key] = "not evaluated yet"
+        return out
+
 
 @contextmanager
 def _serving(name: str, args: list[str], workdir: Path, port: int) -> Iterator[Store]:
