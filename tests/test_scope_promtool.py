@@ -50,7 +50,7 @@ def _replicated(
     return out
 
 
-def _firing(alert: str, when: str, shops: dict[str, dict[str, str]]) -> dict[str, object]:
+def _firing(alert: str, when: str, shops: tuple[str, ...]) -> dict[str, object]:
     """An expression test: which shops ``alert`` fires for at ``when`` (any tier)."""
     return {
         "expr": f'group by (alertname, seller) (ALERTS{{alertname="{alert}", alertstate="firing"}})',
@@ -64,13 +64,13 @@ def _firing(alert: str, when: str, shops: dict[str, dict[str, str]]) -> dict[str
 def _incident_in_one_shop() -> dict[str, object]:
     """acme fails half its payments and loses both exporter replicas; globex loses one."""
     series = [
-        *_replicated("boxoffice_payments_total", {}, {s: "0+100x40" for s in SHOPS}),
+        *_replicated("boxoffice_payments_total", {}, dict.fromkeys(SHOPS, "0+100x40")),
         *_replicated(
             "boxoffice_payments_failed_total",
             {"failure_code": "processing_error"},
             {"acme": "0+50x40"},
         ),
-        *_replicated("boxoffice_source_up", {"source": "postgres"}, {s: "1x40" for s in SHOPS}),
+        *_replicated("boxoffice_source_up", {"source": "postgres"}, dict.fromkeys(SHOPS, "1x40")),
         *_replicated("up", {}, {"acme": "1x5 0x35"}),
     ]
     # globex: one replica down, the other up (ExporterReplicaDown, not ExporterDown).
@@ -119,8 +119,8 @@ def _incident_in_one_shop() -> dict[str, object]:
                     },
                 ],
             },
-            _firing("PaymentSuccessRateLow", "30m", {"acme": {}}),
-            _firing("ExporterDown", "30m", {"acme": {}}),
+            _firing("PaymentSuccessRateLow", "30m", ("acme",)),
+            _firing("ExporterDown", "30m", ("acme",)),
             replica_down,
         ],
     }
@@ -132,23 +132,23 @@ def _blind_in_one_shop() -> dict[str, object]:
     inventory = {"event": "gala", "city": "lisbon", "tier": "ga"}
     series = [
         *_replicated(
-            "boxoffice_inventory_available_tickets", inventory, {s: "-2x10 stale" for s in SHOPS}
+            "boxoffice_inventory_available_tickets", inventory, dict.fromkeys(SHOPS, "-2x10 stale")
         ),
         *_replicated(
-            "boxoffice_inventory_capacity_tickets", inventory, {s: "100x30" for s in SHOPS}
+            "boxoffice_inventory_capacity_tickets", inventory, dict.fromkeys(SHOPS, "100x30")
         ),
         *_replicated(
             "boxoffice_source_up", {"source": "postgres"}, {"acme": "1x10 0x20", "globex": "1x30"}
         ),
-        *_replicated("up", {}, {s: "1x30" for s in SHOPS}),
+        *_replicated("up", {}, dict.fromkeys(SHOPS, "1x30")),
     ]
     return {
         "name": "hold while blind is per shop",
         "interval": "1m",
         "input_series": series,
         "promql_expr_test": [
-            _firing("InventoryOversold", "8m", {"acme": {}, "globex": {}}),
-            _firing("InventoryOversold", "20m", {"acme": {}}),
+            _firing("InventoryOversold", "8m", ("acme", "globex")),
+            _firing("InventoryOversold", "20m", ("acme",)),
         ],
     }
 
