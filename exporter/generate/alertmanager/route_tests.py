@@ -155,20 +155,10 @@ def shop_cases(routing: Routing, mute: Collection[str], tops: dict[str, int]) ->
                             routing, severity, category, tier, tops[severity]
                         )
                     labels = {"severity": severity, "category": category, "escalation": tier}
-                    cases.append(
-                        RouteCase(
-                            {**labels, label: value},
-                            _told(receivers),
-                            severity in mute,
-                        )
-                    )
+                    # Each branch that tells no one resolves to ``nobody``.
+                    case = RouteCase({**labels, label: value}, tuple(receivers), severity in mute)
+                    cases.append(case)
     return cases
-
-
-def _told(receivers: list[str]) -> tuple[str, ...]:
-    """Receivers in tree order; ``nobody`` only when no one else is told."""
-    told = [r for r in receivers if r != NOBODY]
-    return tuple(told) or (NOBODY,)
 
 
 def route_tests_file(cases: list[RouteCase], sources: str) -> str:
