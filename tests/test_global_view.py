@@ -57,17 +57,19 @@ SCOPE = "seller"
 SHOPS = ("a", "b")  # the scope label's values
 EXTRA_SALES = {"b": 5}  # B also sold these orders, so the shops' revenue differs
 # Each seller's own people (routing.yaml's scopes): Slack channel, audience, email, SMS group.
-# Who hears a critical inventory alert of each seller at tier 1: (channel, target).
-RECEIVERS = {
-    "a": [
-        ("slack", "#inventory-alerts"),
-        ("slack", "#critical-alerts"),
-        ("pagerduty", "trigger"),
-        ("email", "oncall@example.com"),
-        ("sms", "oncall"),
-    ],
-    "b": [],
+# Each seller's own people (routing.yaml's scopes): Slack channel, and one audience with an
+# email address and an SMS group, told at tier 1.
+PEOPLE = {
+    "a": {"slack": "#shop-a", "email": "oncall-a@example.com", "sms": "oncall-a"},
+    "b": {"slack": "#shop-b", "email": "oncall-b@example.com", "sms": "oncall-b"},
 }
+# Who hears a critical alert of each seller at tier 1, (channel, target): the seller's own
+# people, and the platform's critical channel and PagerDuty service, shared by every seller.
+RECEIVERS = {
+    name: [("slack", p["slack"]), ("email", p["email"]), ("sms", p["sms"])]
+    for name, p in PEOPLE.items()
+}
+SHARED = [("slack", "#critical-alerts"), ("pagerduty", "trigger")]
 SETTLE = 4.0  # seconds of Alertmanager flushes watched for a duplicate after the first
 REVENUE_PANEL = ("business", "Revenue (all time)")
 
@@ -194,8 +196,20 @@ def oversell(dsn: str) -> tuple[str, str]:
 
 
 def shop_routing(tmp: Path, *, chat: str, smtp: str, bridge: str) -> Routing:
-    """routing.yaml with each seller's own people, every endpoint on 127.0.0.1."""
-    routing = load_routing(str(ROUTING), "routing.yaml")
+    """routing.yaml with each seller's own people (``scopes``), every endpoint on
+    127.0.0.1."""
+    data = read_mapping(str(ROUTING))
+    audiences = dict(data["audiences"])
+    scopes: dict[str, Any] = {}
+    for name, people in PEOPLE.items():
+        audience = f"oncall_{name}"
+        audiences[audience] = {"email": [people["email"]], "sms_group": people["sms"]}
+        scopes[name] = {"slack_channel": people["slack"], "escalation": {"tier_1": [audience]}}
+    data["audiences"] = audiences
+    data["scopes"] = {SCOPE: scopes}
+    path = tmp / "routing.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    routing = load_routing(str(path), "routing.yaml")
     local = local_routing(routing, tmp, sink=chat, bridge=bridge, heartbeat=None)
     f = local.file
     assert f.email is not None
@@ -355,7 +369,7 @@ def _told(world: World, name: str) -> list[Notification]:
 
 def _check_routed(world: World, event: str, tier: str) -> None:
     """Alertmanager holds the one alert, with A's labels; A's people heard it once on each
-    of their channels; nobody of B heard anything."""
+    of their channels; nobody else heard anything (B's people, the default routes)."""
     held = [
         labels
         for labels in map(dict, alert_states(world.alertmanager))
@@ -374,8 +388,10 @@ def _check_routed(world: World, event: str, tier: str) -> None:
     assert all(labels.get(SCOPE) == "a" for _group, labels in texted), texted
     told = [(n.channel, n.target) for n in world.inbox.all() if n.status == "firing"]
     sms = [("sms", group) for group, _labels in texted]
-    mine = set(RECEIVERS["a"])
+    mine = set(RECEIVERS["a"] + SHARED)
     assert mine <= set(told + sms), f"A's people missed it: {sorted(mine - set(told + sms))}"
     assert sorted(told + sms) == sorted(set(told + sms)), f"told more than once: {told + sms}"
     theirs = set(RECEIVERS["b"]) & set(told + sms)
     assert not theirs, f"B's people were told of A's incident: {sorted(theirs)}"
+    others = set(told + sms) - mine
+    assert not others, f"told beyond A's people: {sorted(others)}"
