@@ -56,7 +56,6 @@ ROUTING = ROOT / "alertmanager" / "routing.yaml"
 SCOPE = "seller"
 SHOPS = ("a", "b")  # the scope label's values
 EXTRA_SALES = {"b": 5}  # B also sold these orders, so the shops' revenue differs
-# Each seller's own people (routing.yaml's scopes): Slack channel, audience, email, SMS group.
 # Each seller's own people (routing.yaml's scopes): Slack channel, and one audience with an
 # email address and an SMS group, told at tier 1.
 PEOPLE = {

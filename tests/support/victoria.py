@@ -6,9 +6,9 @@ vmalert evaluates the generated rules on it, writing recorded series and the ``A
 series back. Everything listens on 127.0.0.1 under a temporary directory; every wait is
 bounded.
 
-Debian's vmalert (1.79) does not know ``keep_firing_for`` (vmalert learned it later) and
-refuses a rule file that carries it: ``vmalert_ready_rules`` says so in its error, and
-docs/global-view.md says how a seller on that version turns it off in thresholds.yaml.
+Debian's vmalert (1.79) does not know ``keep_firing_for`` (later releases do) and refuses a
+rule file that carries it; docs/global-view.md says how a seller on that version turns it
+off in thresholds.yaml, and tests/test_global_view.py does the same.
 """
 
 from __future__ import annotations
