@@ -64,8 +64,13 @@ _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _LIST = re.compile(r"\s*\(([^()]*)\)")
 
 
-def scoped(expr: str, labels: tuple[str, ...]) -> str:
-    """``expr`` with every aggregation kept by, and every join matched on, ``labels``."""
+def scoped(
+    expr: str, labels: tuple[str, ...], *, kept: frozenset[str] = AGGREGATIONS, panel: bool = False
+) -> str:
+    """``expr`` with every aggregation of ``kept`` kept by, and every join matched on,
+    ``labels``. ``panel``: a dashboard's query, which de-duplicates replicas per shop
+    (``kept`` is max and min) and then totals over the shops chosen: its sums, counts and
+    ``on()`` joins of two totals stay as they are."""
     if not labels:
         return expr
     out: list[str] = []
@@ -86,7 +91,7 @@ def scoped(expr: str, labels: tuple[str, ...]) -> str:
             if match is None or (pos and (expr[pos - 1].isalnum() or expr[pos - 1] in "_:.")):
                 stop = pos + 1 if match is None else match.end()
             else:
-                text, pos = _word(expr, match, labels)
+                text, pos = _word(expr, match, labels, kept, panel)
                 out.append(text)
                 continue
         out.append(expr[pos:stop])
@@ -94,18 +99,35 @@ def scoped(expr: str, labels: tuple[str, ...]) -> str:
     return "".join(out)
 
 
-def _word(expr: str, match: re.Match[str], labels: tuple[str, ...]) -> tuple[str, int]:
+def _word(
+    expr: str, match: re.Match[str], labels: tuple[str, ...], kept: frozenset[str], panel: bool
+) -> tuple[str, int]:
     """The text an identifier stands for once scoped, and where the scan goes on."""
     word = match.group()
     if word in AGGREGATIONS:
+        if word not in kept:
+            return _unchanged_aggregation(expr, word, match.end())
         return _aggregation(expr, word, match.end(), labels)
-    if word == "vector" and expr.startswith("(0)", match.end()):
+    if word == "vector" and expr.startswith("(0)", match.end()) and not panel:
         return f"(0 * group by ({', '.join(labels)}) ({SHOP_PRESENT}))", match.end() + 3
     if word in ("on", "by"):
         listed = _LIST.match(expr, match.end())
+        if listed is not None and panel and word == "on" and not listed.group(1).strip():
+            return word, match.end()  # two totals over the chosen shops
         if listed is not None and (word == "by" or not _against_clock(expr, listed)):
             return f"{word}{_widened(listed.group(0), labels)}", listed.end()
     return word, match.end()
+
+
+def _unchanged_aggregation(expr: str, word: str, pos: int) -> tuple[str, int]:
+    """An aggregation left as written: its ``by (...)`` list too."""
+    after = _skip_space(expr, pos)
+    clause = _IDENT.match(expr, after)
+    if clause is not None and clause.group() == "by":
+        listed = _LIST.match(expr, clause.end())
+        if listed is not None:
+            return expr[pos - len(word) : listed.end()], listed.end()
+    return word, pos
 
 
 def _aggregation(expr: str, word: str, pos: int, labels: tuple[str, ...]) -> tuple[str, int]:
@@ -155,3 +177,56 @@ def _skip_space(expr: str, pos: int) -> int:
 def scope_matchers(labels: tuple[str, ...]) -> str:
     """Grafana's matchers of the scope variables: ``seller=~"$seller"``."""
     return ", ".join(f'{label}=~"${label}"' for label in labels)
+
+
+_NOT_METRICS = frozenset(
+    {"and", "or", "unless", "bool", "offset", "inf", "nan", "start", "end"} | AGGREGATIONS
+)
+_LABEL_LISTS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
+_DURATION = re.compile(r"\s*[+-]?[0-9][0-9a-z.]*")
+
+
+def with_matchers(expr: str, matchers: str) -> str:
+    """``expr`` with ``matchers`` added to every series it selects (a metric name, bare or
+    with its own ``{...}``): a dashboard query limited to the chosen shops."""
+    if not matchers:
+        return expr
+    out: list[str] = []
+    pos, end = 0, len(expr)
+    while pos < end:
+        char = expr[pos]
+        stop = pos + 1
+        if char in "\"'`":
+            stop = skip_string(expr, pos)
+        elif char == "[":
+            stop = skip_bracket(expr, pos, "[", "]")
+        elif char.isdigit() or char == ".":
+            number = re.match(r"[0-9.]+(?:[eE][+-]?[0-9]+)?[a-z]*", expr[pos:])
+            stop = pos + (number.end() if number else 1)
+        else:
+            match = _IDENT.match(expr, pos)
+            if match is not None:
+                word, stop = match.group(), match.end()
+                after = _skip_space(expr, stop)
+                listed = _LIST.match(expr, stop) if word in _LABEL_LISTS else None
+                if listed is not None:
+                    stop = listed.end()
+                elif word == "offset":
+                    duration = _DURATION.match(expr, stop)
+                    stop = duration.end() if duration else stop
+                elif word in CLOCK_SERIES:
+                    pass  # the seller's clock carries no scope label
+                elif word not in _NOT_METRICS and (after >= end or expr[after] != "("):
+                    if after < end and expr[after] == "{":
+                        closing = skip_bracket(expr, after, "{", "}")
+                        inner = expr[after + 1 : closing - 1].strip()
+                        joined = f"{matchers}, {inner}" if inner else matchers
+                        out.append(f"{word}{expr[stop:after]}{{{joined}}}")
+                        pos = closing
+                        continue
+                    out.append(f"{word}{{{matchers}}}")
+                    pos = stop
+                    continue
+        out.append(expr[pos:stop])
+        pos = stop
+    return "".join(out)
