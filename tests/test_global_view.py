@@ -319,9 +319,6 @@ def test_every_rule_evaluates_on_the_store(world: World) -> None:
         raise AssertionError(f"rules that did not evaluate on the store: {errors}") from None
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the dashboards do not aggregate by the scope labels yet (issue 20, 3)"
-)
 def test_the_global_revenue_panel_adds_up_both_shops_databases(world: World) -> None:
     """The panel, read from the store, equals the databases' revenue added up, per currency
     (bounded: the store has a collection a few seconds after it is made)."""
