@@ -71,6 +71,11 @@ sms-bridge)
   secret sms_bridge_token >/dev/null
   export BOXOFFICE_SMS_BRIDGE_BEARER_TOKEN_FILE="$SECRETS/sms_bridge_token"
   export BOXOFFICE_SMS_BRIDGE_STORE="$STATE/sms-bridge.sqlite"
+  if [ -n "${BOXOFFICE_SMS_BRIDGE_STORE_DSN_FILE:-}" ]; then
+    # A PostgreSQL store shared by bridges (docker-compose.ha.yml): the DSN file holds no
+    # password, libpq reads it from the pgpass file made from the postgres_password secret.
+    use_pgpass postgres
+  fi
   if [ -n "${BOXOFFICE_SMS_BRIDGE_ACCOUNT_SID:-}" ] && [ -s "$SECRETS/twilio_auth_token" ]; then
     export BOXOFFICE_SMS_BRIDGE_AUTH_TOKEN_FILE="$SECRETS/twilio_auth_token"
   else

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter import __version__
 from exporter.collect.exposition import ExporterCollector
-from exporter.collect.scheduler import SourceRunner
+from exporter.collect.scheduler import Snapshot, SourceRunner
 from exporter.config import Config, ConfigError
 from exporter.lifecycle import serve_until_signal
 from exporter.logs import Redactor, setup_logging
@@ -21,6 +21,7 @@ from exporter.sources.guard import CardinalityGuard
 from exporter.sources.postgres import IncrementalOptions, PostgresSource, QueryBounds
 from exporter.web.landing import render_landing_page
 from exporter.web.server import ExporterHTTPServer
+from exporter.web.status_page import StatusPage
 from exporter.web.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger(__name__)
@@ -219,9 +220,18 @@ def build_exporter(
     registry.register(ExporterCollector(lambda: [r.snapshot() for r in runners], __version__))
     web = config.settings.web
 
+    def snapshots() -> list[Snapshot]:
+        return [r.snapshot() for r in runners]
+
+    status = config.settings.status_page
+    status_page = StatusPage(status, snapshots) if status.enabled else None
+
     def landing() -> str:
         return render_landing_page(
-            [r.snapshot() for r in runners], version=__version__, telemetry_path=web.telemetry_path
+            snapshots(),
+            version=__version__,
+            telemetry_path=web.telemetry_path,
+            status_path="/status" if status_page else None,
         )
 
     def version() -> tuple[tuple[str, int, bool], ...]:
@@ -237,6 +247,7 @@ def build_exporter(
         landing_page=landing,
         telemetry_path=web.telemetry_path,
         version=version,
+        status_page=status_page.render if status_page else None,
     )
     return Exporter(runners, server, sources)
 

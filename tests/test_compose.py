@@ -1,6 +1,6 @@
-"""docker-compose.yml checked statically (no Docker engine here): the Compose specification's
-JSON schema, mounted files, pinned images, healthy dependencies, secrets from files, and the
-Prometheus configuration it mounts (real promtool)."""
+"""docker-compose.yml and docker-compose.ha.yml checked statically (no Docker engine here):
+the Compose specification's JSON schema, mounted files, pinned images, healthy dependencies,
+secrets from files, and the Prometheus configurations they mount (real promtool)."""
 
 from __future__ import annotations
 
@@ -23,17 +23,19 @@ from exporter.generate.grafana.kit import DATASOURCE_UID
 
 ROOT = Path(__file__).parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
+COMPOSE_HA = ROOT / "docker-compose.ha.yml"
+BOTH = pytest.mark.parametrize("path", [COMPOSE, COMPOSE_HA], ids=["main", "ha"])
 SPEC = ROOT / "tests" / "reference" / "compose-spec.json"  # vendored, see its README
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 
 
-def _compose() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+def _compose(path: Path = COMPOSE) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
     return data
 
 
-def _services() -> dict[str, dict[str, Any]]:
-    services: dict[str, dict[str, Any]] = _compose()["services"]
+def _services(path: Path = COMPOSE) -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = _compose(path)["services"]
     return services
 
 
@@ -42,11 +44,14 @@ def _spec() -> dict[str, Any]:
     return data
 
 
-def test_compose_file_matches_the_compose_specification() -> None:
+@BOTH
+def test_compose_file_matches_the_compose_specification(path: Path) -> None:
     schema = _spec()
     assert "draft-07" in schema["$schema"]
     validator = jsonschema.Draft7Validator(schema)
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(_compose())]
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(_compose(path))
+    ]
     assert errors == []
 
 
@@ -68,8 +73,9 @@ def test_the_stack_has_every_service_of_the_spec() -> None:
     assert "exec boxoffice sms-bridge" in ENTRYPOINT.read_text()
 
 
-def test_every_image_is_pinned() -> None:
-    for name, service in _services().items():
+@BOTH
+def test_every_image_is_pinned(path: Path) -> None:
+    for name, service in _services(path).items():
         image = service["image"]
         if "build" in service:
             assert image == "boxoffice:local", name  # built from this repository
@@ -91,9 +97,10 @@ def _bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def test_every_mounted_file_is_in_the_repository() -> None:
+@BOTH
+def test_every_mounted_file_is_in_the_repository(path: Path) -> None:
     mounted = []
-    for name, service in _services().items():
+    for name, service in _services(path).items():
         for source, _target in _bind_mounts(service):
             mounted.append(source)
             assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repo"
@@ -105,8 +112,9 @@ def test_every_mounted_file_is_in_the_repository() -> None:
                 assert (ROOT / source).exists(), source
 
 
-def test_secrets_come_from_files_the_setup_script_creates(tmp_path: Path) -> None:
-    compose = _compose()
+@BOTH
+def test_secrets_come_from_files_the_setup_script_creates(tmp_path: Path, path: Path) -> None:
+    compose = _compose(path)
     declared = compose["secrets"]
     for name, secret in declared.items():
         assert set(secret) == {"file"} and secret["file"] == f"./secrets/{name}", name
@@ -189,8 +197,9 @@ def test_entrypoint_refuses_to_start_without_secrets(tmp_path: Path) -> None:
     assert set(_compose()["secrets"]) == {p.name for p in tmp_path.iterdir()}
 
 
-def test_dependencies_wait_for_health_and_only_grafana_is_published() -> None:
-    services = _services()
+@BOTH
+def test_dependencies_wait_for_health_and_only_grafana_is_published(path: Path) -> None:
+    services = _services(path)
     for name, service in services.items():
         depends = service.get("depends_on", {})
         assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
@@ -208,15 +217,16 @@ def test_dependencies_wait_for_health_and_only_grafana_is_published() -> None:
         if name != "grafana":
             assert "ports" not in service, f"{name} publishes a port"
     assert services["grafana"]["ports"] == ["${GRAFANA_BIND:-127.0.0.1}:${GRAFANA_PORT:-3000}:3000"]
-    named = set(_compose()["volumes"])
+    named = set(_compose(path)["volumes"])
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             assert source.startswith("./") or source in named, (name, volume)
 
 
-def test_grafana_admin_password_comes_from_a_secret_not_a_default() -> None:
-    grafana = _services()["grafana"]
+@BOTH
+def test_grafana_admin_password_comes_from_a_secret_not_a_default(path: Path) -> None:
+    grafana = _services(path)["grafana"]
     env = grafana["environment"]
     assert "GF_SECURITY_ADMIN_PASSWORD" not in env
     assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
@@ -374,3 +384,197 @@ def test_prometheus_config_names_only_compose_services() -> None:
     for target in targets:
         host = target.rsplit(":", 1)[0]
         assert host == "localhost" or host in services, target
+
+
+# docker-compose.ha.yml: every part of the stack has a twin (docs/high-availability.md).
+
+
+def _ha() -> dict[str, dict[str, Any]]:
+    return _services(COMPOSE_HA)
+
+
+def _aliases(service: dict[str, Any]) -> set[str]:
+    networks = service.get("networks") or {}
+    return {a for net in networks.values() for a in (net or {}).get("aliases", [])}
+
+
+def _ha_hosts() -> set[str]:
+    """Names a container of the HA stack resolves: services and their network aliases."""
+    services = _ha()
+    return set(services) | {a for s in services.values() for a in _aliases(s)}
+
+
+def test_ha_stack_has_a_twin_of_every_part() -> None:
+    services = _ha()
+    for part in ("exporter", "sms-bridge", "prometheus", "alertmanager"):
+        assert {f"{part}-a", f"{part}-b"} <= set(services), part
+        assert part not in services  # only the twins, the name is at most an alias
+    assert {"postgres", "postgres-standby", "grafana", "init-db"} <= set(services)
+    # Twins run the same thing: same image and command (but the Alertmanagers' peers).
+    for part in ("exporter", "sms-bridge", "prometheus"):
+        a, b = services[f"{part}-a"], services[f"{part}-b"]
+        assert (a["image"], a.get("command")) == (b["image"], b.get("command")), part
+    assert services["exporter-a"]["command"] == ["serve"]
+    assert services["sms-bridge-a"]["command"] == ["sms-bridge"]
+    # Each twin keeps its own state: checkpoints, TSDB, silences and notification log.
+    for part in ("exporter", "sms-bridge", "prometheus", "alertmanager"):
+        volumes = [
+            {v.split(":")[0] for v in services[f"{part}-{x}"]["volumes"] if "/" not in v[:2]}
+            for x in "ab"
+        ]
+        assert volumes[0] and not volumes[0] & volumes[1], part
+
+
+def test_ha_exporters_read_the_standby_with_the_lease_and_checkpoints() -> None:
+    services = _ha()
+    standby = services["postgres-standby"]
+    assert standby["depends_on"]["postgres"]["condition"] == "service_healthy"
+    script = ROOT / "docker" / "postgres-standby" / "standby.sh"
+    assert f"./{script.relative_to(ROOT)}:/usr/local/bin/standby.sh:ro" in standby["volumes"]
+    assert standby["entrypoint"] == ["/usr/local/bin/standby.sh"]
+    text = script.read_text()
+    assert "pg_basebackup" in text and "--write-recovery-conf" in text
+    assert "hot_standby_feedback = on" in text
+    # The primary lets the standby stream (an init script of the postgres image).
+    assert "replication" in (ROOT / "docker" / "postgres-init" / "20-replication.sh").read_text()
+    for name in ("exporter-a", "exporter-b"):
+        env = services[name]["environment"]
+        assert urlsplit(env["BOXOFFICE_DSN"]).hostname == "postgres-standby", name
+        assert env["BOXOFFICE_HA_LEASE_DATABASE"] == "default", name
+        state = env["BOXOFFICE_SOURCES_POSTGRES_INCREMENTAL_STATE_DIR"]
+        mounts = {v.split(":")[1] for v in services[name]["volumes"]}
+        assert any(state.startswith(m + "/") for m in mounts), (name, state)
+        assert "postgres-standby" in services[name]["depends_on"], name
+    # The schema is written on the primary; only the standby is read.
+    init = services["init-db"]["environment"]["BOXOFFICE_DSN"]
+    assert urlsplit(init).hostname == "postgres"
+
+
+def test_ha_bridges_share_one_postgres_store_and_answer_as_sms_bridge() -> None:
+    services = _ha()
+    dsn_files = set()
+    for name in ("sms-bridge-a", "sms-bridge-b"):
+        bridge = services[name]
+        assert "sms-bridge" in _aliases(bridge), name
+        target = bridge["environment"]["BOXOFFICE_SMS_BRIDGE_STORE_DSN_FILE"]
+        (source,) = [s for s, t in _bind_mounts(bridge) if t == target]
+        dsn_files.add(source)
+        assert "postgres_password" in bridge["secrets"], name  # for the pgpass file
+    (dsn_file,) = dsn_files
+    dsn = (ROOT / dsn_file).read_text().strip()
+    parsed = urlsplit(dsn)
+    assert parsed.hostname == "postgres" and parsed.password is None  # the primary, no secret
+    entrypoint = ENTRYPOINT.read_text()
+    assert 'BOXOFFICE_SMS_BRIDGE_STORE_DSN_FILE:-}" ]; then' in entrypoint
+    # The generated Alertmanager configuration posts to the alias both bridges carry.
+    hooks = re.findall(
+        r"url: (http://[^\s']+)", (ROOT / "alertmanager" / "alertmanager.yml").read_text()
+    )
+    hosts = {urlsplit(h).hostname for h in hooks if h.startswith("http://sms-bridge")}
+    assert hosts == {"sms-bridge"} and "sms-bridge" in _ha_hosts()
+
+
+def test_ha_alertmanagers_form_one_cluster() -> None:
+    services = _ha()
+    peers = {}
+    for me, other in (("alertmanager-a", "alertmanager-b"), ("alertmanager-b", "alertmanager-a")):
+        command = services[me]["command"]
+        assert "--cluster.listen-address=0.0.0.0:9094" in command, me
+        assert f"--cluster.peer={other}:9094" in command, me
+        assert "--config.file=/etc/alertmanager/alertmanager.yml" in command, me
+        peers[me] = [c for c in command if not c.startswith("--cluster.peer")]
+    assert peers["alertmanager-a"] == peers["alertmanager-b"]
+    assert "ports" not in services["alertmanager-a"]
+
+
+def test_ha_prometheus_pair_sends_to_both_alertmanagers_and_promtool_accepts_it(
+    tmp_path: Path,
+) -> None:
+    services = _ha()
+    replicas = set()
+    for name in ("prometheus-a", "prometheus-b"):
+        server = services[name]
+        assert "--enable-feature=expand-external-labels" in server["command"], name
+        assert "prometheus" in _aliases(server), name
+        replicas.add(server["environment"]["PROMETHEUS_REPLICA"])
+        mounts = {t: s for s, t in _bind_mounts(server)}
+        assert mounts["/etc/prometheus/prometheus.yml"] == "prometheus/prometheus-ha.yml"
+    assert replicas == {"a", "b"}
+    text = (ROOT / "prometheus" / "prometheus-ha.yml").read_text()
+    config = yaml.safe_load(text)
+    assert config["global"]["external_labels"] == {"replica": "${PROMETHEUS_REPLICA}"}
+    # The replica label never reaches Alertmanager: the pair's two copies are one alert.
+    assert {"action": "labeldrop", "regex": "replica"} in config["alerting"][
+        "alert_relabel_configs"
+    ]
+    (managers,) = config["alerting"]["alertmanagers"]
+    assert managers["static_configs"][0]["targets"] == [
+        "alertmanager-a:9093",
+        "alertmanager-b:9093",
+    ]
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert jobs["boxoffice"]["static_configs"][0]["targets"] == [
+        "exporter-a:9798",
+        "exporter-b:9798",
+    ]
+    hosts = _ha_hosts()
+    for job in config["scrape_configs"]:
+        for group in job["static_configs"]:
+            assert _hosts(group["targets"]) <= hosts, job["job_name"]
+    thresholds = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
+    assert re.fullmatch(thresholds["exporter_job"], "boxoffice")
+    # Grafana's datasource (http://prometheus:9090) reaches either server.
+    assert "prometheus" in hosts
+    # promtool, once per replica as each server expands it, with the real rule files.
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not installed (scripts/test.sh installs Debian's prometheus)")
+    (tmp_path / "password").write_text("x")
+    for replica in sorted(replicas):
+        expanded = yaml.safe_load(text.replace("${PROMETHEUS_REPLICA}", replica))
+        expanded["rule_files"] = [str(ROOT / "rules" / "generated" / "*.yml")]
+        jobs = {j["job_name"]: j for j in expanded["scrape_configs"]}
+        jobs["boxoffice"]["basic_auth"]["password_file"] = str(tmp_path / "password")
+        jobs["sms-bridge"]["authorization"]["credentials_file"] = str(tmp_path / "password")
+        path = tmp_path / f"prometheus-{replica}.yml"
+        path.write_text(yaml.safe_dump(expanded))
+        result = subprocess.run(
+            [promtool, "check", "config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "rules found" in result.stdout
+    # The unexpanded file is valid too (the label value is just text to promtool).
+    raw = yaml.safe_load(text)
+    raw["rule_files"] = []
+    for job in raw["scrape_configs"]:
+        job.pop("basic_auth", None)
+        job.pop("authorization", None)
+    (tmp_path / "raw.yml").write_text(yaml.safe_dump(raw))
+    result = subprocess.run(
+        [promtool, "check", "config", str(tmp_path / "raw.yml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ha_alertmanager_config_fits_both_alertmanagers() -> None:
+    services = _ha()
+    config = _alertmanager_config()
+    files = set(_file_references(config))
+    for name in ("alertmanager-a", "alertmanager-b"):
+        mounted = {f"/run/secrets/{s}" for s in services[name]["secrets"]}
+        assert files <= mounted, (name, files - mounted)
+        mounts = {v.split(":")[1] for v in services[name]["volumes"] if v.startswith("./")}
+        for pattern in config["templates"]:
+            assert str(Path(pattern).parent) in mounts, name
+    hosts = _ha_hosts()
+    for receiver in config["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            assert urlsplit(hook["url"]).hostname in hosts, hook["url"]

@@ -139,3 +139,25 @@ def test_sms_bridge_runs_dry_without_twilio_credentials(secrets: Path, tmp_path:
     env["BOXOFFICE_SMS_BRIDGE_ACCOUNT_SID"] = "AC" + "0" * 32
     live = _run("sms-bridge", "--help", env=env)
     assert "dry run" not in live.stderr
+
+
+def test_sms_bridge_with_a_shared_store_gets_the_password_from_pgpass(
+    secrets: Path, tmp_path: Path
+) -> None:
+    """docker-compose.ha.yml: the bridges' store DSN file has no password; the entrypoint
+    writes the postgres_password secret to a pgpass file for libpq, readable by its owner
+    only, and leaves it out of the environment and the DSN."""
+    state = tmp_path / "state"
+    dsn_file = tmp_path / "store.dsn"
+    dsn_file.write_text("postgresql://postgres@postgres:5432/tickets\n")
+    env = _env(secrets, state, BOXOFFICE_SMS_BRIDGE_STORE_DSN_FILE=str(dsn_file))
+    done = _run("sms-bridge", "--help", env=env)
+    assert done.returncode == 0, done.stderr
+    pgpass = state / "pgpass"
+    assert pgpass.read_text() == "*:*:*:postgres:s3cret\\:pa\\\\ss\n"
+    assert stat.S_IMODE(pgpass.stat().st_mode) == 0o600
+    assert PASSWORD not in done.stdout + done.stderr
+    # Without a store DSN (docker-compose.yml: SQLite) no pgpass is written.
+    other = tmp_path / "other"
+    assert _run("sms-bridge", "--help", env=_env(secrets, other)).returncode == 0
+    assert not (other / "pgpass").exists()

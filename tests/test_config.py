@@ -25,7 +25,7 @@ MALFORMED: list[tuple[str, dict[str, str], str]] = [
     (
         "databse:\n  default: {dsn: x}\n",
         {},
-        "databse: unknown key (known keys: databases, ha, log, metrics, sms_bridge, sources, web)",
+        "databse: unknown key (known keys: databases, ha, log, metrics, sms_bridge, sources, status_page, web)",
     ),
     ("web:\n  listen_address: 9798\n", {}, "web.listen_address: must be a string, got int 9798"),
     (

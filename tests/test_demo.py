@@ -71,6 +71,8 @@ def test_demo_starts_a_throwaway_database_seeds_serves_and_cleans_up(tmp_path: P
         ]
         assert len(sold) >= 20
         assert sum(sold) > 0
+        page = requests.get(f"{url}/status", timeout=30)
+        assert page.status_code == 200 and 'data-figure="open_checkouts"' in page.text
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
     output = log.read_text()
@@ -78,6 +80,7 @@ def test_demo_starts_a_throwaway_database_seeds_serves_and_cleans_up(tmp_path: P
     assert match, output
     assert not Path(match.group(1)).exists(), "the throwaway data must be removed"
     assert "throwaway PostgreSQL removed" in output
+    assert f"status page: {url}/status" in output
     assert "seeded 3000 orders" in output
 
 

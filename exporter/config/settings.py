@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from exporter.config.listen import listen_address_problem
 from exporter.config.typed import Check, Duration, at_least, field, positive
@@ -17,6 +18,8 @@ def _path(value: str) -> str | None:
         return "must not be '/', which serves the landing page"
     if value.rstrip("/") == "/healthz":
         return "must not be '/healthz', which serves the health check"
+    if value.rstrip("/") == "/status":
+        return "must not be '/status', which serves the status page"
     if not _URL_PATH.fullmatch(value):
         return f"may only hold letters, digits and -._~/ characters, got {value!r}"
     return None
@@ -47,6 +50,48 @@ class WebSettings:
         doc="exporter-toolkit web config file: basic_auth_users (bcrypt) and tls_server_config.",
     )
     telemetry_path: str = field("/metrics", doc="Path of the metrics endpoint.", check=_path)
+
+
+def _service_url(value: str) -> str | None:
+    """A Prometheus or Alertmanager base URL: http(s), a host, no credentials, query or fragment."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
+    except ValueError as exc:
+        return f"is not a valid URL ({exc}), got {value!r}"
+    if parts.scheme not in ("http", "https"):
+        return f"must be an http(s) URL, got {value!r}"
+    if not parts.hostname:
+        return f"must name a host, got {value!r}"
+    if parts.username is not None or parts.password is not None:
+        return "must not hold credentials (user:password@); put the proxy's auth elsewhere"
+    if parts.query or parts.fragment or any(c.isspace() or ord(c) < 0x20 for c in value):
+        return f"must be a base URL without query, fragment or spaces, got {value!r}"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusPageSettings:
+    """The owner's status page at /status (docs/status-page.md)."""
+
+    enabled: bool = field(True, doc="Serve /status, behind the same web config as /metrics.")
+    prometheus_url: str | None = field(
+        None,
+        doc="Prometheus the page reads today's and the last hour's sales from (HTTP API); "
+        "unset: those figures show as not configured.",
+        check=_service_url,
+    )
+    alertmanager_url: str | None = field(
+        None,
+        doc="Alertmanager the page reads the firing alerts from (API v2); unset: not shown.",
+        check=_service_url,
+    )
+    timeout: Duration = field(
+        Duration(3), doc="Give up on Prometheus or Alertmanager after this long.", check=positive
+    )
+    refresh: Duration = field(
+        Duration(30), doc="The page reloads itself this often.", check=at_least(5)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -463,5 +508,6 @@ class Settings:
         default_factory=dict, doc="Overrides keyed by metric name (e.g. boxoffice_revenue_total)."
     )
     web: WebSettings = field(default_factory=WebSettings)
+    status_page: StatusPageSettings = field(default_factory=StatusPageSettings)
     log: LogSettings = field(default_factory=LogSettings)
     sms_bridge: SmsBridgeSettings = field(default_factory=SmsBridgeSettings)

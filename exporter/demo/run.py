@@ -79,6 +79,19 @@ def _run(
     if not options.config_path and "BOXOFFICE_SOURCES_POSTGRES_INTERVAL" not in os.environ:
         # The demo's Prometheus scrapes every second: collect as often.
         flags["sources.postgres.interval"] = ("1s", "the demo's default")
+    try:
+        host, port = parse_listen_address(options.listen_address)
+    except ValueError:
+        companions.twilio.configure(load, flags)  # refuses it in the configuration's words
+        raise
+    shown = f"[{host}]" if ":" in host else host
+    target = f"{shown or '127.0.0.1'}:{port}"
+    companions.stack = _prometheus_stack(options, target, echo)
+    if companions.stack is not None:
+        # The status page reads today's figures and the firing alerts from the demo's own.
+        flags["status_page.prometheus_url"] = (companions.stack.prometheus_url, "the demo")
+        if companions.stack.alertmanager_url is not None:
+            flags["status_page.alertmanager_url"] = (companions.stack.alertmanager_url, "the demo")
     config = companions.twilio.configure(load, flags)
     with connect(config) as conn:
         create_schema(conn)
@@ -96,11 +109,6 @@ def _run(
             replace=False,
             inventory_incidents=not calm,
         )
-    # The configuration has checked the address with this same parser.
-    host, port = parse_listen_address(options.listen_address)
-    shown = f"[{host}]" if ":" in host else host
-    target = f"{shown or '127.0.0.1'}:{port}"
-    companions.stack = _prometheus_stack(options, target, echo)
     if companions.stack is not None:
         companions.stack.replies = companions.twilio.api  # None: the config's own Twilio
     if options.simulate:
@@ -117,7 +125,10 @@ def _run(
         )
 
     def started() -> None:
-        echo(f"exporter ready: http://{shown or 'localhost'}:{port}/metrics (Ctrl-C to stop)")
+        base = f"http://{shown or 'localhost'}:{port}"
+        echo(f"exporter ready: {base}/metrics (Ctrl-C to stop)")
+        if config.settings.status_page.enabled:
+            echo(f"status page: {base}/status")
         companions.start()
 
     run_exporter(config, on_started=started)

@@ -25,6 +25,7 @@ from exporter.demo.supervisor import (
     Child,
     Supervisor,
     SupervisorError,
+    free_port,
     start_prometheus,
     write_prometheus_config,
 )
@@ -105,7 +106,13 @@ class PrometheusStack:
         settle: float | None = None,
     ) -> None:
         self.thresholds, self.speed, self.target = thresholds, speed, target
-        self.listen, self.echo, self.routing = listen, echo, routing
+        self.echo, self.routing = echo, routing
+        # Both addresses are chosen now: the exporter's status page, configured before any
+        # of this starts, reads from them (status_page.prometheus_url, alertmanager_url).
+        self.listen = listen or (
+            DEFAULT_LISTEN if _free(DEFAULT_LISTEN) else f"127.0.0.1:{free_port()}"
+        )
+        self.alertmanager_listen = f"127.0.0.1:{free_port()}" if routing is not None else None
         self.twilio, self.min_window, self.poll = twilio, min_window, poll
         self.replies = replies  # the local Twilio API that posts the phones' replies
         # Rules wait until Prometheus holds a full shortest window of data: a ratio over the
@@ -119,6 +126,15 @@ class PrometheusStack:
         self.watcher: AlertWatcher | None = None
         self.notifier: Notifier | None = None
         self.prometheus: Child | None = None
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.listen}"
+
+    @property
+    def alertmanager_url(self) -> str | None:
+        """Where Alertmanager will listen, when the stack runs one."""
+        return f"http://{self.alertmanager_listen}" if self.alertmanager_listen else None
 
     @property
     def alertmanager(self) -> Child | None:
@@ -142,9 +158,10 @@ class PrometheusStack:
                 speed=self.speed,
                 twilio=self.twilio,
                 replies=self.replies,
+                listen=self.alertmanager_listen,
             )
             alertmanager = self.notifier.start(self.echo).url.removeprefix("http://")
-        listen = self.listen or (DEFAULT_LISTEN if _free(DEFAULT_LISTEN) else None)
+        listen = self.listen
         self.prometheus = start_prometheus(
             self.supervisor,
             self.target,

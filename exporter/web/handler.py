@@ -30,10 +30,25 @@ class Site:
     landing_page: Callable[[], str]
     auth: BasicAuth | None
     headers: dict[str, str]
+    status_page: Callable[[], str] | None = None
+
+
+# The status page loads nothing but itself: no script, no outside style, font or image.
+# Headers the web config sets win over these.
+STATUS_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Serves one connection: telemetry path, /healthz, the landing page; auth on all."""
+    """One connection: telemetry path, /healthz, the landing and status pages; auth on all."""
 
     site: Site
     connections: Connections
@@ -136,6 +151,10 @@ class Handler(BaseHTTPRequestHandler):
             return 200, _TEXT, b"OK\n", {}
         if path == "/":
             return 200, "text/html; charset=utf-8", site.landing_page().encode(), {}
+        if path == "/status" and site.status_page is not None:
+            configured = {name.lower() for name in site.headers}
+            extra = {k: v for k, v in STATUS_HEADERS.items() if k.lower() not in configured}
+            return 200, "text/html; charset=utf-8", site.status_page().encode(), extra
         return 404, _TEXT, b"not found\n", {}
 
     def _send(

@@ -24,7 +24,8 @@ td, th { padding: .3em .8em; border-bottom: 1px solid #ddd; text-align: left; }
 <h1>boxoffice exporter</h1>
 <p>Version {{ version }}.
 Metrics: <a href="{{ telemetry_path }}">{{ telemetry_path }}</a> ·
-Health: <a href="/healthz">/healthz</a></p>
+Health: <a href="/healthz">/healthz</a>{% if status_path %} ·
+Status: <a href="{{ status_path }}">{{ status_path }}</a>{% endif %}</p>
 <h2>Sources</h2>
 <table>
 <tr><th>source</th><th>state</th><th>interval</th><th>last success</th>
@@ -43,12 +44,20 @@ _env = Environment(autoescape=select_autoescape(default=True, default_for_string
 _template = _env.from_string(_TEMPLATE)
 
 
+def source_state(snap: Snapshot, now_monotonic: float) -> str:
+    """up, down, or standby (another replica holds the source's lease: not down)."""
+    if snap.leader is False and snap.fresh(now_monotonic):
+        return "standby"
+    return "up" if snap.up and snap.fresh(now_monotonic) else "down"
+
+
 def render_landing_page(
     snapshots: Iterable[Snapshot],
     *,
     version: str,
     telemetry_path: str,
     monotonic: float | None = None,
+    status_path: str | None = None,
 ) -> str:
     """HTML listing each source's state; error texts are already free of secrets."""
     now = time.monotonic() if monotonic is None else monotonic
@@ -62,10 +71,7 @@ def render_landing_page(
         rows.append(
             {
                 "source": snap.source,
-                # A standby (another replica holds the source's lease) is not down.
-                "state": "standby"
-                if snap.leader is False and snap.fresh(now)
-                else ("up" if snap.up and snap.fresh(now) else "down"),
+                "state": source_state(snap, now),
                 "interval": f"{snap.interval:g}s",
                 "last_success": last,
                 "duration": f"{snap.last_duration:.3f}s" if snap.last_duration is not None else "-",
@@ -73,4 +79,6 @@ def render_landing_page(
                 "error": snap.last_error or "",
             }
         )
-    return _template.render(rows=rows, version=version, telemetry_path=telemetry_path)
+    return _template.render(
+        rows=rows, version=version, telemetry_path=telemetry_path, status_path=status_path
+    )

@@ -1,4 +1,4 @@
-"""The exporter's HTTP server: /metrics, /healthz and the landing page, behind basic auth/TLS."""
+"""The exporter's HTTP server: /metrics, /healthz, landing and status pages; basic auth, TLS."""
 
 from __future__ import annotations
 
@@ -187,6 +187,7 @@ class ExporterHTTPServer:
         version: Callable[[], Hashable] | None = None,
         handler: type[Handler] = Handler,
         limits: ServerLimits | None = None,
+        status_page: Callable[[], str] | None = None,
     ) -> None:
         self._host, self._port = parse_listen_address(listen_address)
         self._limits = limits or ServerLimits()
@@ -198,6 +199,7 @@ class ExporterHTTPServer:
             landing_page=landing_page,
             auth=BasicAuth(users) if users else None,
             headers={k: v for k, v in self._web.http_server_config.headers.items() if v},
+            status_page=status_page,
         )
         self._handler = handler
         self._binding: _Binding | None = None

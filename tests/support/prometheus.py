@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,35 +96,35 @@ class Prometheus:
 @contextmanager
 def running_prometheus(
     tmp: Path,
-    scrape: Mapping[str, str | Sequence[str]],
+    scrape: dict[str, str | list[str]],
     rule_files: list[str],
     *,
     interval: str = "1s",
     alertmanagers: tuple[str, ...] = (),
     external_labels: dict[str, str] | None = None,
+    alert_relabel_configs: list[dict[str, Any]] | None = None,
+    port: int | None = None,
     remote_write: str | None = None,
 ) -> Iterator[Prometheus]:
-    """Start Prometheus scraping ``{job: "host:port"}`` (or a list of them) and evaluating ``rule_files``;
-    alerts go to ``alertmanagers`` ("host:port"), resent every second while firing. With
+    """Start Prometheus scraping ``{job: "host:port"}`` (or a list of targets) and evaluating
+    ``rule_files``; alerts go to ``alertmanagers`` ("host:port"), resent every second while
+    firing. ``external_labels`` and ``alert_relabel_configs`` as in prometheus.yml (an HA
+    pair: each server its replica label, dropped from the alerts it sends). With
     ``remote_write`` (a URL) every sample is also sent there, batched for at most a second,
-    carrying ``external_labels``."""
+    carrying ``external_labels`` (a shop of a global view: its scope label)."""
     config: dict[str, Any] = {
-        "global": {
-            "scrape_interval": interval,
-            "evaluation_interval": interval,
-            **({"external_labels": external_labels} if external_labels else {}),
-        },
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": rule_files,
         "scrape_configs": [
             {
                 "job_name": job,
-                "static_configs": [
-                    {"targets": [target] if isinstance(target, str) else list(target)}
-                ],
+                "static_configs": [{"targets": [target] if isinstance(target, str) else target}],
             }
             for job, target in scrape.items()
         ],
     }
+    if external_labels:
+        config["global"]["external_labels"] = external_labels
     if remote_write:
         config["remote_write"] = [
             {"url": remote_write, "queue_config": {"batch_send_deadline": "1s"}}
@@ -133,8 +133,10 @@ def running_prometheus(
         config["alerting"] = {
             "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
         }
+        if alert_relabel_configs:
+            config["alerting"]["alert_relabel_configs"] = alert_relabel_configs
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
+    port = port or free_port()
     log = (tmp / "prometheus.log").open("w")
     process = subprocess.Popen(
         [
