@@ -2,10 +2,11 @@
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 #
 # Installs what it needs on a fresh Debian machine: the Debian packages `prometheus`,
-# `prometheus-alertmanager` (real promtool, amtool, prometheus, alertmanager) and `chromium`
-# (the headless browser of the status page's test), and the Python
-# dependencies in .venv. PostgreSQL: BOXOFFICE_TEST_DSN if set, else the server at
-# 127.0.0.1:5432, else a throwaway cluster started by the test suite (pip package pgserver).
+# `prometheus-alertmanager`, `victoria-metrics` (real promtool, amtool, prometheus,
+# alertmanager, victoria-metrics and vmalert) and `chromium` (the headless browser of the
+# status page's test), and the Python dependencies in .venv. PostgreSQL: BOXOFFICE_TEST_DSN
+# if set, else the server at 127.0.0.1:5432, else a throwaway cluster started by the test
+# suite (pip package pgserver).
 # Then: ruff, ruff format --check, mypy --strict, the import contract (lint-imports), pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,8 @@ install_debian_packages() {
   local missing=()
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+  # The global view's long-term store and rule evaluator (tests/test_global_view.py).
+  { command -v victoria-metrics && command -v vmalert; } >/dev/null 2>&1 || missing+=(victoria-metrics)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""

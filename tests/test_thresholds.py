@@ -26,7 +26,7 @@ MALFORMED: list[tuple[str, str]] = [
     ),
     (
         BASE + "alert: {}\n",
-        "alert: unknown key (known keys: alerts, app_metrics, baseline, business_hours, escalation, exporter_job, forecast, latency, links, payment_failure_classes, slos, sms_failure_classes, timezone, timezone_table)",
+        "alert: unknown key (known keys: alerts, app_metrics, baseline, business_hours, escalation, exporter_job, forecast, latency, links, payment_failure_classes, scope, slos, sms_failure_classes, timezone, timezone_table)",
     ),
     (
         BASE + "alerts:\n  InventoryLo: {}\n",
@@ -215,6 +215,38 @@ MALFORMED: list[tuple[str, str]] = [
     (
         BASE + "alerts:\n  PaymentSuccessRateLow: {baseline: 1d}\n",
         "alerts.PaymentSuccessRateLow.baseline: PaymentSuccessRateLow has no baseline window",
+    ),
+    # Scope labels (issue 20): label names of a shop, not of Prometheus, a metric or a rule.
+    (
+        BASE + "scope: {labels: [seller-id]}\n",
+        "scope.labels[0]: is not a label name (letters, digits, _; no __ prefix): 'seller-id'",
+    ),
+    (
+        BASE + "scope: {labels: [__name__]}\n",
+        "scope.labels[0]: is not a label name (letters, digits, _; no __ prefix): '__name__'",
+    ),
+    (
+        BASE + "scope: {labels: [seller, job]}\n",
+        "scope.labels[1]: 'job' is reserved: Prometheus or the generated rules set it",
+    ),
+    (
+        BASE + "scope: {labels: [instance]}\n",
+        "scope.labels[0]: 'instance' is reserved: Prometheus or the generated rules set it",
+    ),
+    (
+        BASE + "scope: {labels: [currency]}\n",
+        "scope.labels[0]: 'currency' is a label of boxoffice metrics, not of a shop",
+    ),
+    (BASE + "scope: {labels: [seller, seller]}\n", "scope.labels[1]: 'seller' is listed twice"),
+    (BASE + "scope: {labels: seller}\n", "scope.labels: must be a list, got str 'seller'"),
+    (
+        BASE + "scope: {labels: [seller]}\nalerts:\n  InventoryLow:\n    labels: {seller: acme}\n",
+        "alerts.InventoryLow.labels.seller: is a scope label: it comes from the shop's series",
+    ),
+    (
+        BASE
+        + "scope: {labels: [seller]}\nforecast: {method: daily_target, daily_target: {usd: 1}}\n",
+        "forecast.method: daily_target is one target for one shop: with scope labels use seasonal or same_time_last_week",
     ),
 ]
 

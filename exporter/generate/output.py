@@ -21,7 +21,7 @@ from exporter.generate.alertmanager.config import (
     top_tiers,
 )
 from exporter.generate.alertmanager.route_tests import route_cases, route_tests_file
-from exporter.generate.alertmanager.routing import Routing, load_routing
+from exporter.generate.alertmanager.routing import Routing, check_scope_labels, load_routing
 from exporter.generate.alertmanager.templates import templates
 from exporter.generate.grafana.dashboards import DASHBOARDS_DIR, dashboard_files
 from exporter.generate.kubernetes import KUBERNETES_DIR, Sources, kubernetes_files
@@ -133,6 +133,8 @@ def load_inputs(root: Path, thresholds: str = THRESHOLDS, routing: str = ROUTING
     ruleset = build_ruleset(load_thresholds(path, shown))
     routing_path, routing_shown = _locate(root, routing)
     loaded = load_routing(routing_path, routing_shown) if os.path.exists(routing_path) else None
+    if loaded is not None:
+        check_scope_labels(loaded, ruleset.thresholds.file.scope.labels)
     return Inputs(root=root, thresholds_path=shown, ruleset=ruleset, routing=loaded)
 
 

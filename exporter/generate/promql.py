@@ -63,11 +63,11 @@ def metric_names(expr: str) -> list[str]:
             newline = expr.find("\n", pos)
             pos = end if newline < 0 else newline + 1
         elif char in "\"'`":
-            pos = _skip_string(expr, pos)
+            pos = skip_string(expr, pos)
         elif char == "{":
-            pos = _skip_bracket(expr, pos, "{", "}")
+            pos = skip_bracket(expr, pos, "{", "}")
         elif char == "[":
-            pos = _skip_bracket(expr, pos, "[", "]")
+            pos = skip_bracket(expr, pos, "[", "]")
         elif char.isdigit() or (char == "." and pos + 1 < end and expr[pos + 1].isdigit()):
             match = _NUMBER.match(expr, pos)
             pos = match.end() if match else pos + 1
@@ -90,7 +90,7 @@ def _word(expr: str, word: str, pos: int, names: list[str]) -> int:
     if lowered in _LABEL_LIST_KEYWORDS:
         after = _skip_space(expr, pos)
         if after < len(expr) and expr[after] == "(":
-            return _skip_bracket(expr, after, "(", ")")
+            return skip_bracket(expr, after, "(", ")")
         return pos
     if lowered not in _KEYWORDS and not _called(expr, pos) and word not in names:
         names.append(word)
@@ -118,11 +118,11 @@ def _skip_modifier_argument(expr: str, pos: int) -> int:
     if word and word.group() in ("start", "end"):
         after = _skip_space(expr, word.end())
         if after < len(expr) and expr[after] == "(":
-            return _skip_bracket(expr, after, "(", ")")
+            return skip_bracket(expr, after, "(", ")")
     return pos
 
 
-def _skip_string(expr: str, pos: int) -> int:
+def skip_string(expr: str, pos: int) -> int:
     quote = expr[pos]
     pos += 1
     while pos < len(expr):
@@ -135,12 +135,12 @@ def _skip_string(expr: str, pos: int) -> int:
     raise PromQLSyntaxError(f"unterminated string starting {expr[pos - 1 :][:20]!r}")
 
 
-def _skip_bracket(expr: str, pos: int, opening: str, closing: str) -> int:
+def skip_bracket(expr: str, pos: int, opening: str, closing: str) -> int:
     depth = 0
     while pos < len(expr):
         char = expr[pos]
         if char in "\"'`":
-            pos = _skip_string(expr, pos)
+            pos = skip_string(expr, pos)
             continue
         if char == opening:
             depth += 1

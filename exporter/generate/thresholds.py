@@ -191,11 +191,22 @@ class AlertSettings:
     relative: dict[str, Any] = field(default_factory=dict, doc="Shop-relative settings.")
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The labels that tell one independent shop from another (issue 20): every rule
+    aggregates by them and every alert carries them. None: one shop, as before."""
+
+    labels: list[str] = field(
+        default_factory=list, doc="Label names identifying one shop, e.g. [seller, region]."
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ThresholdsFile:
     timezone: str = field(check=_zone, doc="IANA time zone of the seller.")
     links: Links = field()
     timezone_table: TimezoneTable = field(default_factory=TimezoneTable)
+    scope: Scope = field(default_factory=Scope, doc="Labels identifying one shop.")
     business_hours: BusinessHours = field(default_factory=BusinessHours)
     escalation: Escalation = field(default_factory=Escalation)
     exporter_job: str = field("boxoffice.*", doc="Regex of the exporter's scrape job(s).")
@@ -259,6 +270,7 @@ def _check(source: str, parsed: ThresholdsFile) -> Thresholds:
         return ConfigError(source, where, reason)
 
     _check_clock(parsed, error)
+    _check_scope(parsed, error)
     escalation = parsed.escalation
     if escalation.tier3_after <= escalation.tier2_after:
         raise error(
@@ -352,6 +364,63 @@ def _check_clock(parsed: ThresholdsFile, error: ErrorAt) -> None:
                 )
 
 
+# Labels Prometheus, the exporter's replicas or the generated rules and routes already use.
+RESERVED_SCOPE_LABELS = frozenset(
+    {
+        "job",
+        "instance",
+        "le",
+        "quantile",
+        "alertname",
+        "alertstate",
+        "severity",
+        "category",
+        "escalation",
+        "notify",
+        "source",
+        "slo",
+        "silence",
+        "endpoint",
+        "failure_class",
+        "hour",
+        "baseline_week",
+        "integration",
+        "rule_group",
+        "metric",
+        "target",
+        "component",
+        "reason",
+    }
+)
+
+
+def _check_scope(parsed: ThresholdsFile, error: ErrorAt) -> None:
+    """Scope labels: Prometheus label names, each once, not one the rules already use."""
+    metric_labels = {label for metric in CATALOG_BY_NAME.values() for label in metric.labels}
+    labels = parsed.scope.labels
+    for i, label in enumerate(labels):
+        where = join("scope.labels", i)
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label) or label.startswith("__"):
+            raise error(where, f"is not a label name (letters, digits, _; no __ prefix): {label!r}")
+        if label in RESERVED_SCOPE_LABELS:
+            raise error(where, f"{label!r} is reserved: Prometheus or the generated rules set it")
+        if label in metric_labels:
+            raise error(where, f"{label!r} is a label of boxoffice metrics, not of a shop")
+        if label in labels[:i]:
+            raise error(where, f"{label!r} is listed twice")
+    for name, settings in parsed.alerts.items():
+        for label in settings.labels:
+            if label in labels:
+                where = join(join(join("alerts", name), "labels"), label)
+                raise error(where, "is a scope label: it comes from the shop's series")
+    if labels and parsed.forecast.method == "daily_target":
+        raise error(
+            "forecast.method",
+            "daily_target is one target for one shop: with scope labels use seasonal or "
+            "same_time_last_week",
+        )
+
+
 def _check_latency(latency: Latency | None, error: ErrorAt) -> None:
     if latency is None:
         return
@@ -434,4 +503,4 @@ def _alert(spec: AlertDef, given: AlertSettings | None, path: str, error: ErrorA
     )
 
 
-__all__ = ["SEVERITIES", "Alert", "Thresholds", "ThresholdsFile", "load_thresholds"]
+__all__ = ["SEVERITIES", "Alert", "Scope", "Thresholds", "ThresholdsFile", "load_thresholds"]

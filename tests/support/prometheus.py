@@ -104,11 +104,14 @@ def running_prometheus(
     external_labels: dict[str, str] | None = None,
     alert_relabel_configs: list[dict[str, Any]] | None = None,
     port: int | None = None,
+    remote_write: str | None = None,
 ) -> Iterator[Prometheus]:
     """Start Prometheus scraping ``{job: "host:port"}`` (or a list of targets) and evaluating
     ``rule_files``; alerts go to ``alertmanagers`` ("host:port"), resent every second while
     firing. ``external_labels`` and ``alert_relabel_configs`` as in prometheus.yml (an HA
-    pair: each server its replica label, dropped from the alerts it sends)."""
+    pair: each server its replica label, dropped from the alerts it sends). With
+    ``remote_write`` (a URL) every sample is also sent there, batched for at most a second,
+    carrying ``external_labels`` (a shop of a global view: its scope label)."""
     config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": rule_files,
@@ -122,6 +125,10 @@ def running_prometheus(
     }
     if external_labels:
         config["global"]["external_labels"] = external_labels
+    if remote_write:
+        config["remote_write"] = [
+            {"url": remote_write, "queue_config": {"batch_send_deadline": "1s"}}
+        ]
     if alertmanagers:
         config["alerting"] = {
             "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]

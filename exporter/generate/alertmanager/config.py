@@ -22,7 +22,7 @@ are one document whose parts name each other's receivers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,12 +34,13 @@ from exporter.generate.alertmanager.heartbeat import (
     heartbeat_webhooks,
 )
 from exporter.generate.alertmanager.muting import outside_business_hours, time_interval
-from exporter.generate.alertmanager.routing import TIERS, Routing
+from exporter.generate.alertmanager.routing import TIERS, Routing, ShopRoutes
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.thresholds import BusinessHours
 from exporter.generate.yaml_text import dump, header
 
+Shop = tuple[str, str, ShopRoutes]  # scope label, its value, the shop's routes
 OUTSIDE_BUSINESS_HOURS = "outside-business-hours"
 NOBODY = "nobody"  # an escalation tier with no audience for a channel: nothing to send
 PAGERDUTY = "pagerduty"
@@ -148,13 +149,22 @@ def _leaf_routes(found: Iterable[Leaf], mute: bool) -> list[dict[str, Any]]:
     return children
 
 
-def _informational_route(routing: Routing, muted: bool) -> dict[str, Any]:
+def grouped_by(routing: Routing, scope: tuple[str, ...]) -> list[str]:
+    """routing.yaml's ``group_by`` and the scope labels: one shop's alerts never share a
+    notification with another shop's."""
+    group_by = list(routing.file.group_by)
+    if group_by == ["..."]:
+        return group_by
+    return group_by + [label for label in scope if label not in group_by]
+
+
+def _informational_route(routing: Routing, muted: bool, scope: tuple[str, ...]) -> dict[str, Any]:
     """First in the tree and not continuing: these alerts never reach a severity branch, so
     no PagerDuty, SMS or escalation, whatever their severity label says."""
     timing = routing.timing("low")
     mute = muted and bool(routing.file.mute_outside_business_hours)
     children = _leaf_routes(informational_leaves(routing), mute)
-    group_by = list(routing.file.group_by)
+    group_by = grouped_by(routing, scope)
     if group_by != ["..."]:  # one notification per ticket tier
         group_by += [label for label in ("event", "city", "tier") if label not in group_by]
     return {
@@ -189,9 +199,12 @@ def identifying_labels(ruleset: RuleSet) -> list[str]:
 def inhibit_rules(routing: Routing, ruleset: RuleSet) -> list[dict[str, Any]]:
     inhibit = routing.file.inhibit
     business = ['source=~".+"', 'category!="monitoring"']
+    # One shop's ExporterDown or source down silences that shop's alerts only.
+    scope = tuple(ruleset.thresholds.file.scope.labels)
     rules: list[dict[str, Any]] = []
     if inhibit.by_severity:
         equal = identifying_labels(ruleset)
+        equal += [label for label in scope if label not in equal]
         for i, severity in enumerate(SEVERITIES[:-1]):
             lower = "|".join(SEVERITIES[i + 1 :])
             rules.append(
@@ -206,22 +219,25 @@ def inhibit_rules(routing: Routing, ruleset: RuleSet) -> list[dict[str, Any]]:
             {
                 "source_matchers": ['alertname="ExporterSourceDown"'],
                 "target_matchers": list(business),
-                "equal": ["source"],
+                "equal": ["source", *scope],
             }
         )
     if inhibit.exporter_down:
-        rules.append(
-            {"source_matchers": ['alertname="ExporterDown"'], "target_matchers": list(business)}
-        )
+        rule: dict[str, Any] = {
+            "source_matchers": ['alertname="ExporterDown"'],
+            "target_matchers": list(business),
+        }
+        if scope:
+            rule["equal"] = list(scope)
+        rules.append(rule)
     return rules
 
 
-def _route(routing: Routing, muted: bool, tops: dict[str, int]) -> dict[str, Any]:
-    root_timing = routing.timing("high")
-    branches = [
-        heartbeat_route(routing, heartbeat_receiver(routing, NOBODY)),
-        _informational_route(routing, muted),
-    ]
+def _branches(
+    routing: Routing, muted: bool, tops: dict[str, int], scope: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The informational branch, then one branch per severity with its leaves."""
+    branches = [_informational_route(routing, muted, scope)]
     for severity in SEVERITIES:
         timing = routing.timing(severity)
         mute = muted and severity in routing.file.mute_outside_business_hours
@@ -236,14 +252,73 @@ def _route(routing: Routing, muted: bool, tops: dict[str, int]) -> dict[str, Any
                 "routes": children,
             }
         )
+    return branches
+
+
+def shop_receiver(label: str, value: str, shop: ShopRoutes, receiver: str) -> str:
+    """A receiver's name in one shop's branch: its own name where the shop has its own
+    audiences or PagerDuty service, the shared one (same channel, same people) otherwise."""
+    own = shop.escalation is not None and receiver.startswith("tier")
+    own = own or (shop.pagerduty is not None and receiver == PAGERDUTY)
+    return f"{label}-{value}-{receiver}" if own else receiver
+
+
+def _renamed(branches: list[dict[str, Any]], rename: Callable[[str], str]) -> None:
+    for branch in branches:
+        branch["receiver"] = rename(branch["receiver"])
+        _renamed(branch.get("routes", []), rename)
+
+
+def _shop_route(
+    routing: Routing, muted: bool, tops: dict[str, int], scope: tuple[str, ...], shop: Shop
+) -> dict[str, Any]:
+    """One shop's branch: its alerts, the default tree with the shop's channels and people;
+    it ends there unless the shop also tells the default routes."""
+    label, value, routes = shop
+    branches = _branches(routing.for_shop(routes), muted, tops, scope)
+    _renamed(branches, lambda receiver: shop_receiver(label, value, routes, receiver))
+    return {
+        "receiver": NOBODY,
+        "matchers": [f'{label}="{value}"'],
+        "routes": branches,
+        "continue": routes.also_default,
+    }
+
+
+def _route(
+    routing: Routing, muted: bool, tops: dict[str, int], scope: tuple[str, ...]
+) -> dict[str, Any]:
+    root_timing = routing.timing("high")
+    branches = [heartbeat_route(routing, heartbeat_receiver(routing, NOBODY))]
+    branches += [_shop_route(routing, muted, tops, scope, shop) for shop in routing.shops()]
+    branches += _branches(routing, muted, tops, scope)
     return {
         "receiver": slack_receiver(routing.file.slack.default_channel),
-        "group_by": list(routing.file.group_by),
+        "group_by": grouped_by(routing, scope),
         "group_wait": duration_text(root_timing.group_wait),
         "group_interval": duration_text(root_timing.group_interval),
         "repeat_interval": duration_text(root_timing.repeat_interval),
         "routes": branches,
     }
+
+
+def _shop_receivers(routing: Routing, used: set[str], known: set[str]) -> list[dict[str, Any]]:
+    """The receivers of shops' branches not already defined by the default routes."""
+    out: list[dict[str, Any]] = []
+    for label, value, shop in routing.shops():
+        for receiver in _receivers(routing.for_shop(shop), used | set(_default_names())):
+            name = shop_receiver(label, value, shop, receiver["name"])
+            if name in used and name not in known:
+                out.append({**receiver, "name": name})
+                known.add(name)
+    return out
+
+
+def _default_names() -> tuple[str, ...]:
+    return (
+        PAGERDUTY,
+        *(tier_receiver(tier, kind) for tier in TIERS for kind in ("email", "sms")),
+    )
 
 
 def _receivers(routing: Routing, used: set[str]) -> list[dict[str, Any]]:
@@ -397,9 +472,8 @@ def alertmanager_config(routing: Routing, ruleset: RuleSet, sources: str) -> str
     th = ruleset.thresholds.file
     intervals = time_interval(th.business_hours, th.timezone)
     muted = muting_applies(routing, th.business_hours)
-    route = _route(routing, muted, top_tiers(ruleset))
-    used = {route["receiver"]} | {branch["receiver"] for branch in route["routes"]}
-    used |= {leaf["receiver"] for branch in route["routes"] for leaf in branch.get("routes", ())}
+    route = _route(routing, muted, top_tiers(ruleset), tuple(th.scope.labels))
+    used = _used(route)
     config: dict[str, Any] = {
         "global": _global(routing),
         "templates": [f"{routing.file.templates_dir.rstrip('/')}/*.tmpl"],
@@ -409,6 +483,7 @@ def alertmanager_config(routing: Routing, ruleset: RuleSet, sources: str) -> str
     config["route"] = route
     config["inhibit_rules"] = inhibit_rules(routing, ruleset)
     receivers = _receivers(routing, used)
+    receivers += _shop_receivers(routing, used, {r["name"] for r in receivers})
     if HEARTBEAT in used:
         webhooks = heartbeat_webhooks(routing, _bridge_http(routing))
         receivers.insert(1, {"name": HEARTBEAT, "webhook_configs": webhooks})
@@ -418,6 +493,14 @@ def alertmanager_config(routing: Routing, ruleset: RuleSet, sources: str) -> str
         "muting, inhibition."
     )
     return header(sources, what) + dump(config)
+
+
+def _used(route: dict[str, Any]) -> set[str]:
+    """Every receiver the route tree names."""
+    out = {route["receiver"]}
+    for child in route.get("routes", ()):
+        out |= _used(child)
+    return out
 
 
 def top_tiers(ruleset: RuleSet) -> dict[str, int]:

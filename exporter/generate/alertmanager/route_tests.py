@@ -10,6 +10,7 @@ so running them through ``amtool config routes test`` checks that the tree says 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from exporter.generate.alertmanager.config import (
     ONCE_EMAIL,
     PAGERDUTY,
     once_receiver,
+    shop_receiver,
     slack_receiver,
     tier_has,
     tier_receiver,
@@ -134,6 +136,28 @@ def route_cases(routing: Routing, muted: bool, tops: dict[str, int]) -> list[Rou
     for labels in ({"alertname": "Custom"}, {"severity": "warning", "category": "payments"}):
         receivers = expected_receivers(routing, labels.get("severity", ""), None, None)
         cases.append(RouteCase(labels, receivers, False))
+    return cases + shop_cases(routing, mute, tops)
+
+
+def shop_cases(routing: Routing, mute: Collection[str], tops: dict[str, int]) -> list[RouteCase]:
+    """Alerts of a shop with routes of its own (routing.yaml ``scopes``) reach the shop's
+    receivers, and the default ones after them only when the shop says ``also_default``."""
+    cases = []
+    for label, value, shop in routing.shops():
+        own = routing.for_shop(shop)
+        for severity in SEVERITIES:
+            for category in CATEGORIES:
+                for tier in TIERS:
+                    found = expected_receivers(own, severity, category, tier, tops[severity])
+                    receivers = [shop_receiver(label, value, shop, r) for r in found]
+                    if shop.also_default:
+                        receivers += expected_receivers(
+                            routing, severity, category, tier, tops[severity]
+                        )
+                    labels = {"severity": severity, "category": category, "escalation": tier}
+                    # Each branch that tells no one resolves to ``nobody``.
+                    case = RouteCase({**labels, label: value}, tuple(receivers), severity in mute)
+                    cases.append(case)
     return cases
 
 

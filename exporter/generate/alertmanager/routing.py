@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -212,6 +212,25 @@ class Inhibit:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShopRoutes:
+    """Where the alerts of one shop go (one value of a scope label of thresholds.yaml):
+    what is given replaces the default routes' part for that shop's alerts; the rest
+    (channels per severity, timing, muting, informational audiences) is shared."""
+
+    slack_channel: str | None = field(
+        None, check=_slack_channel, doc="The shop's Slack channel, for every category."
+    )
+    critical_channel: str | None = field(
+        None, check=_slack_channel, doc="Where its critical alerts also go (else the default)."
+    )
+    escalation: Escalation | None = field(None, doc="The shop's audiences per tier.")
+    pagerduty: PagerDuty | None = field(None, doc="The shop's own PagerDuty service.")
+    also_default: bool = field(
+        False, doc="Also notify the default routes (a platform team watching every shop)."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class RoutingFile:
     slack: Slack = field()
     audiences: dict[str, Audience] = field()
@@ -232,6 +251,10 @@ class RoutingFile:
     inhibit: Inhibit = field(default_factory=Inhibit)
     informational: Informational = field(default_factory=Informational)
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
+    scopes: dict[str, dict[str, ShopRoutes]] = field(
+        default_factory=dict,
+        doc="Per scope label (thresholds.yaml scope.labels), per value: that shop's routes.",
+    )
 
 
 @dataclass(frozen=True)
@@ -253,6 +276,30 @@ class Routing:
 
     def slack_channel(self, category: str) -> str:
         return self.file.slack.channels.get(category, self.file.slack.default_channel)
+
+    def shops(self) -> list[tuple[str, str, ShopRoutes]]:
+        """(label, value, routes) of every shop with routes of its own, in file order."""
+        return [
+            (label, value, shop)
+            for label, values in self.file.scopes.items()
+            for value, shop in values.items()
+        ]
+
+    def for_shop(self, shop: ShopRoutes) -> Routing:
+        """The routing of one shop: the default with the shop's parts in place."""
+        f = self.file
+        slack = f.slack
+        if shop.slack_channel is not None:
+            slack = replace(slack, default_channel=shop.slack_channel, channels={})
+        if shop.critical_channel is not None:
+            slack = replace(slack, critical_channel=shop.critical_channel)
+        scoped = replace(
+            f,
+            slack=slack,
+            escalation=shop.escalation or f.escalation,
+            pagerduty=shop.pagerduty or f.pagerduty,
+        )
+        return Routing(self.source, scoped)
 
 
 def load_routing(path: str, name: str | None = None) -> Routing:
@@ -287,6 +334,7 @@ def _check(source: str, parsed: RoutingFile) -> None:
     _check_audiences(parsed, error)
     _check_channels(parsed, error)
     _check_timing(parsed, error)
+    _check_scopes(parsed, error)
 
 
 def _check_timing(parsed: RoutingFile, error: ErrorAt) -> None:
@@ -352,11 +400,14 @@ def _check_audiences(parsed: RoutingFile, error: ErrorAt) -> None:
     _check_tiers(parsed, error)
 
 
-def _check_tiers(parsed: RoutingFile, error: ErrorAt) -> None:
+def _tier_audiences(
+    parsed: RoutingFile, escalation: Escalation, path: str, error: ErrorAt
+) -> set[str]:
+    """The audiences of one escalation section, each known and told at one tier only."""
     used: set[str] = set()
     for tier in TIERS:
-        where = f"escalation.tier_{tier}"
-        names: list[str] = getattr(parsed.escalation, f"tier_{tier}")
+        where = join(path, f"tier_{tier}")
+        names: list[str] = getattr(escalation, f"tier_{tier}")
         for i, name in enumerate(names):
             if name not in parsed.audiences:
                 known = ", ".join(sorted(parsed.audiences))
@@ -364,6 +415,21 @@ def _check_tiers(parsed: RoutingFile, error: ErrorAt) -> None:
             if name in used:
                 raise error(join(where, i), f"{name!r} is already told at an earlier tier")
             used.add(name)
+    if not escalation.tier_1:
+        raise error(join(path, "tier_1"), "name at least one audience")
+    return used
+
+
+def _check_tiers(parsed: RoutingFile, error: ErrorAt) -> None:
+    used = _tier_audiences(parsed, parsed.escalation, "escalation", error)
+    for label, value, shop in [
+        (label, value, shop)
+        for label, values in parsed.scopes.items()
+        for value, shop in values.items()
+    ]:
+        if shop.escalation is not None:
+            where = join(join(join("scopes", label), value), "escalation")
+            used |= _tier_audiences(parsed, shop.escalation, where, error)
     for i, name in enumerate(parsed.informational.audiences):
         where = join("informational.audiences", i)
         if name not in parsed.audiences:
@@ -371,11 +437,44 @@ def _check_tiers(parsed: RoutingFile, error: ErrorAt) -> None:
             raise error(where, f"unknown audience {name!r} (audiences: {known})")
         if not parsed.audiences[name].email:
             raise error(where, f"{name!r} has no email address (informational alerts are email)")
-    if not parsed.escalation.tier_1:
-        raise error("escalation.tier_1", "name at least one audience")
     unused = sorted(set(parsed.audiences) - used)
     if unused:
         raise error(join("audiences", unused[0]), "is in no escalation tier")
+
+
+_SCOPE_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _check_scopes(parsed: RoutingFile, error: ErrorAt) -> None:
+    """Shops' routes: label names and values that make receiver names, own channels."""
+    for label, values in parsed.scopes.items():
+        if not _LABEL.fullmatch(label) or label.startswith("__"):
+            raise error(join("scopes", label), f"is not a label name: {label!r}")
+        for value, shop in values.items():
+            where = join(join("scopes", label), value)
+            if not _SCOPE_VALUE.fullmatch(value):
+                raise error(where, "scope values here are letters, digits, '_', '.' and '-'")
+            if shop.pagerduty is not None:
+
+                def under(inner: str, reason: str, shop_path: str = where) -> ConfigError:
+                    return error(join(shop_path, inner), reason)
+
+                _check_pagerduty(shop.pagerduty, under)
+            critical = shop.critical_channel or parsed.slack.critical_channel
+            if shop.slack_channel is not None and shop.slack_channel == critical:
+                raise error(join(where, "slack_channel"), f"{critical} is the critical channel")
+
+
+def check_scope_labels(routing: Routing, labels: list[str]) -> None:
+    """routing.yaml's ``scopes`` name scope labels of thresholds.yaml only."""
+    for label in routing.file.scopes:
+        if label not in labels:
+            known = ", ".join(labels) or "none"
+            raise ConfigError(
+                routing.source,
+                join("scopes", label),
+                f"is not a scope label of thresholds.yaml (scope.labels: {known})",
+            )
 
 
 def _check_channels(parsed: RoutingFile, error: ErrorAt) -> None:

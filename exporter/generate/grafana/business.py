@@ -37,6 +37,7 @@ from exporter.generate.series import (
     REVENUE,
     SOLD,
     by,
+    latest,
 )
 
 NAME = "business"
@@ -74,6 +75,23 @@ def breakdown(metric: str, labels: str, window: float) -> str:
     """Increase of a paid-orders breakdown over ``window``, summed by ``labels``."""
     inner = f"increase({metric}{{{BREAKDOWN_SELECTOR}}}[{duration_text(window)}])"
     return f"sum by ({labels}) ({by(metric)} ({inner}))"
+
+
+def revenue_all_time() -> stat.Panel:
+    """Every paid order's revenue per currency: replicas count once, shops add up."""
+    panel = (
+        stat.Panel()
+        .title("Revenue (all time)")
+        .description(
+            "Gross revenue of every order ever paid, per currency (all events): the "
+            "database's own total, so it can be checked against it."
+        )
+        .with_target(query(f"sum by (currency) ({latest(REVENUE)})", "{{currency}}", instant=True))
+        .reduce_options(reduce_last())
+        .thresholds(no_steps())
+    )
+    money_overrides(panel)
+    return panel
 
 
 def _money_share(title: str, description: str, labels: str, legend_label: str) -> piechart.Panel:
@@ -254,7 +272,8 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         .links(runbook_links(th, "RevenueBelowForecast"))
     )
     money_overrides(revenue)
-    board.add(revenue, width=12, height=9)
+    board.add(revenue, width=8, height=9)
+    board.add(revenue_all_time(), width=4, height=9)
     money_sources(board, ruleset, q)
 
     board.row("Tiers and hours")

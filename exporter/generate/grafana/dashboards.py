@@ -8,6 +8,7 @@ panels in a fixed order, ids counted in that order, keys sorted.
 from __future__ import annotations
 
 import json
+import re
 
 from grafana_foundation_sdk.builders import dashboard as builders
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -22,6 +23,7 @@ from exporter.generate.grafana.kit import (
 )
 from exporter.generate.grafana.queries import PanelQueries
 from exporter.generate.rules.ruleset import RuleSet
+from exporter.generate.scope import SHOP_PRESENT, scope_matchers, scoped, with_matchers
 
 DASHBOARDS_DIR = "grafana/dashboards"
 # Alert annotations link to <dashboard_base_url>/boxoffice-<name>: these uids are a contract.
@@ -56,7 +58,8 @@ def new_board(
         )
     )
     dashboard = dashboard.with_variable(_datasource_variable())
-    for variable in _variables():
+    scope = tuple(th.file.scope.labels)
+    for variable in [*_scope_variables(scope), *_variables(scope)]:
         dashboard = dashboard.with_variable(variable)
     return Board(dashboard=dashboard)
 
@@ -73,15 +76,27 @@ def _datasource_variable() -> builders.DatasourceVariable:
     )
 
 
-def _variables() -> list[builders.QueryVariable]:
+def _scope_variables(scope: tuple[str, ...]) -> list[builders.QueryVariable]:
+    """One variable per scope label: which shops the panels show (all by default)."""
+    return [_query_variable(label, f"label_values({SHOP_PRESENT}, {label})") for label in scope]
+
+
+def _variables(scope: tuple[str, ...]) -> list[builders.QueryVariable]:
     """city, then event within the chosen cities, then tier within the chosen events."""
-    scope = "boxoffice_inventory_capacity_tickets"
+    capacity = "boxoffice_inventory_capacity_tickets"
+    shops = "".join(f"{matcher}, " for matcher in scope_matchers(scope).split(", ") if matcher)
     queries = {
-        "city": f"label_values({scope}, city)",
-        "event": f'label_values({scope}{{city=~"$city"}}, event)',
-        "tier": f'label_values({scope}{{city=~"$city", event=~"$event"}}, tier)',
+        "city": f"label_values({capacity}{{{shops.removesuffix(', ')}}}, city)"
+        if shops
+        else f"label_values({capacity}, city)",
+        "event": f'label_values({capacity}{{{shops}city=~"$city"}}, event)',
+        "tier": f'label_values({capacity}{{{shops}city=~"$city", event=~"$event"}}, tier)',
     }
-    return [
+    return [_query_variable(name, text) for name, text in queries.items()]
+
+
+def _query_variable(name: str, text: str) -> builders.QueryVariable:
+    return (
         builders.QueryVariable(name)
         .label(name.capitalize())
         .datasource(DATASOURCE)
@@ -92,14 +107,45 @@ def _variables() -> list[builders.QueryVariable]:
         .include_all(True)
         .all_value(".*")
         .current(model.VariableOption(selected=True, text="All", value="$__all"))
-        for name, text in queries.items()
-    ]
+    )
 
 
-def render(board: Board) -> str:
-    """The dashboard as Grafana's JSON model, byte for byte stable."""
+def render(board: Board, scope: tuple[str, ...] = ()) -> str:
+    """The dashboard as Grafana's JSON model, byte for byte stable; with scope labels each
+    query de-duplicates replicas per shop and reads the shops chosen in the variables."""
     built = board.dashboard.build()
+    for panel in built.panels or []:
+        for target in getattr(panel, "targets", None) or []:
+            expr = getattr(target, "expr", None)
+            if scope and isinstance(expr, str):
+                target.expr = panel_query(expr, scope)
     return json.dumps(built, cls=JSONEncoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+PANEL_KEEPS = frozenset({"max", "min"})
+
+
+def panel_query(expr: str, scope: tuple[str, ...]) -> str:
+    """A panel's query over many shops: replicas de-duplicated per shop (``max by (<metric
+    labels>, seller)``), then summed over the shops chosen (``sum by () (...)`` as written),
+    every series limited to the ``$seller`` variable."""
+    per_shop = scoped(expr, scope, kept=PANEL_KEEPS, panel=True)
+    limited = with_matchers(per_shop, scope_matchers(scope))
+    return _RECORDED.sub(lambda m: _total(m, scope), limited)
+
+
+# A recorded series read by name, with its matchers, not a range or an offset.
+_RECORDED = re.compile(r"(?<![\w:])(boxoffice:[\w:]+)(\{[^{}]*\})(?!\s*(?:\[|offset|@))")
+
+
+def _total(match: re.Match[str], scope: tuple[str, ...]) -> str:
+    """A recorded count or amount (increase, today's total, its forecast) summed over the
+    shops chosen; a ratio, average or latency stays one series per shop."""
+    name = match.group(1)
+    last = name.rsplit(":", 1)[-1]
+    if not (last.startswith("increase") or last in ("today", "forecast_today")):
+        return match.group(0)
+    return f"sum without ({', '.join(scope)}) ({match.group(0)})"
 
 
 def dashboard_files(ruleset: RuleSet, source: str) -> dict[str, str]:
@@ -117,5 +163,7 @@ def dashboard_files(ruleset: RuleSet, source: str) -> dict[str, str]:
             since=module.SINCE,
         )
         module.build(board, ruleset, queries)
-        out[f"{DASHBOARDS_DIR}/{module.NAME}.json"] = render(board)
+        out[f"{DASHBOARDS_DIR}/{module.NAME}.json"] = render(
+            board, tuple(ruleset.thresholds.file.scope.labels)
+        )
     return out

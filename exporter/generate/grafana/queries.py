@@ -9,6 +9,7 @@ that window) the panel gets the expression inline, so it still shows data.
 from __future__ import annotations
 
 from exporter.generate.rules.ruleset import RuleSet
+from exporter.generate.scope import scoped
 from exporter.generate.series import NamedSeries, by
 
 # Template variables of every dashboard, and the labels they filter.
@@ -26,10 +27,12 @@ class PanelQueries:
         self._known = {
             rule.record: rule.expr for rule in (*ruleset.time_rules, *ruleset.rate_rules)
         }
+        self._scope = tuple(ruleset.thresholds.file.scope.labels)
 
     def recorded(self, series: NamedSeries) -> bool:
-        """Whether the rule set records ``series`` with this very expression."""
-        return self._known.get(series.name) == series.expr
+        """Whether the rule set records ``series`` with this very expression (scoped as the
+        rules are)."""
+        return self._known.get(series.name) == scoped(series.expr, self._scope)
 
     def read(self, series: NamedSeries) -> str:
         """The series' name when recorded, else its expression (parts resolved alike)."""

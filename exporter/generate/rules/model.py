@@ -89,16 +89,20 @@ class Text:
     fmt: Format
     queries: tuple[Query, ...] = ()
 
-    def go(self) -> str:
-        """The Go template Prometheus expands."""
+    def go(self, scope: tuple[str, ...] = ()) -> str:
+        """The Go template Prometheus expands; each query picks the alert's own shop by its
+        ``scope`` labels."""
         out = self._marked()
         for name in _placeholders(out):
             out = out.replace("{" + name + "}", "{{ $labels." + name + " }}")
         for i, q in enumerate(self.queries):
             shown = _TEMPLATES[q.fmt].replace("$value", "(. | first | value)")
+            keys = (q.label, *scope)
+            matchers = ", ".join(f"{key}=%q" for key in keys)
+            args = " ".join(f"$labels.{key}" for key in keys)
             out = out.replace(
                 chr(1 + i),
-                f'{{{{ with printf "{q.record}{{{q.label}=%q}}" $labels.{q.label} | query }}}}'
+                f'{{{{ with printf "{q.record}{{{matchers}}}" {args} | query }}}}'
                 f"{shown}{{{{ end }}}}",
             )
         return out.replace("\x00", _TEMPLATES[self.fmt])

@@ -15,6 +15,7 @@ from exporter.generate.localtime import (
     standard_offset,
 )
 from exporter.generate.rules.model import RecordingRule
+from exporter.generate.scope import scoped
 from exporter.generate.series import NamedSeries
 from exporter.generate.thresholds import DAYS, Thresholds
 
@@ -29,7 +30,8 @@ class Recorder:
     carries its own rates; a rule read by two categories is shared (``home`` is None).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, scope: tuple[str, ...] = ()) -> None:
+        self.scope = scope  # scope labels every rule aggregates by (generate/scope.py)
         self.rules: dict[str, RecordingRule] = {}
         self.home: dict[str, str | None] = {}
         self.category = ""
@@ -38,7 +40,7 @@ class Recorder:
         """Record ``series`` (after the series it reads) and return the name to read it by."""
         for part in series.parts:
             self.use(part)
-        name, expr = series.name, series.expr
+        name, expr = series.name, scoped(series.expr, self.scope)
         existing = self.rules.get(name)
         if existing is not None and existing.expr != expr:
             raise ValueError(f"two expressions for recording rule {name}")  # a builder bug

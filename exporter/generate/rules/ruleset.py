@@ -24,6 +24,7 @@ from exporter.generate.rules.model import (
     tier_delays,
 )
 from exporter.generate.rules.recording import Recorder, time_rules
+from exporter.generate.scope import scoped
 from exporter.generate.thresholds import Alert, Thresholds
 
 
@@ -57,7 +58,8 @@ class RuleSet:
 
 def build_ruleset(th: Thresholds) -> RuleSet:
     """Build every enabled alert, then check every metric the rules read exists."""
-    recorder = Recorder()
+    scope = tuple(th.file.scope.labels)
+    recorder = Recorder(scope)
     built: list[BuiltAlert] = []
     for spec in ALERT_DEFS:
         alert = th.alerts[spec.name]
@@ -82,6 +84,7 @@ def build_ruleset(th: Thresholds) -> RuleSet:
 def _tiered(th: Thresholds, alert: Alert, result: AlertBuild) -> BuiltAlert:
     links = th.file.links
     esc = th.file.escalation
+    scope = tuple(th.file.scope.labels)
     rules: list[AlertRule] = []
     delays: dict[str, tuple[float, ...]] = {}
     dashboard = "business" if alert.spec.category in ("sales", "inventory") else "operations"
@@ -101,13 +104,14 @@ def _tiered(th: Thresholds, alert: Alert, result: AlertBuild) -> BuiltAlert:
             labels.update(alert.labels)
             annotations = {
                 "summary": variant.summary,
-                "description": variant.description.go(),
+                "description": variant.description.go(scope),
                 "runbook_url": f"{links.runbook_base_url.rstrip('/')}/{alert.spec.name}.md",
                 "dashboard_url": f"{links.dashboard_base_url.rstrip('/')}/boxoffice-{dashboard}",
             }
             expr = variant.expr
             if alert.spec.category != "monitoring":
                 expr = held_while_blind(expr, alert.spec.name, labels)
+            expr = scoped(expr, scope)
             rules.append(
                 AlertRule(
                     alert=alert.spec.name,
