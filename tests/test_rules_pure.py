@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import pathlib
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 
 from exporter.generate import series
 from exporter.generate.alertdefs import ALERT_DEFS
@@ -266,3 +268,21 @@ def test_named_ratio_reads_its_parts_by_name_or_written_out() -> None:
         "(sum (max by (error_code) (increase(boxoffice_sms_messages_failed_total[1h]))))"
         " / (max (increase(boxoffice_sms_messages_total[1h])))"
     )
+
+
+def test_slo_ticket_is_silent_while_a_page_long_window_holds_the_burn() -> None:
+    """After a page-level burn ends, its failures stay in the ticket's windows for hours:
+    the ticket is held off by the page's long windows alone (1h, 6h), not the short ones."""
+    path = pathlib.Path(__file__).parent.parent / "rules/generated/availability.yml"
+    rules = [r for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
+    ticket = next(
+        r["expr"]
+        for r in rules
+        if r.get("alert") == "SLOErrorBudgetBurn"
+        and r["labels"]["severity"] == "high"
+        and r["labels"]["escalation"] == "1"
+    )
+    for clause in ticket.split("unless on(slo)")[1:]:
+        held_by = clause.split("\n")[0]
+        assert "ratio_rate1h" in held_by and "ratio_rate6h" in held_by
+        assert "ratio_rate5m" not in held_by and "ratio_rate30m" not in held_by

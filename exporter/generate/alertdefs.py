@@ -316,6 +316,9 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         for_seconds=5 * M,
         window=30 * M,
         min_traffic=20,
+        # A sender under min_traffic: at least this many failures in an hour, beyond what its
+        # own normal rate predicts (a Poisson bound), judge it on evidence instead.
+        relative=(("min_failures", 3.0, "count"),),
     ),
     _ladder(
         name="SmsCostHigh",

@@ -155,6 +155,7 @@ class _Shop:
         paid = expired = tickets = 0
         revenue = 0.0
         outage = self._active(t, Kind.PROCESSOR_OUTAGE)
+        broken = self._active(t, Kind.CHECKOUT_BROKEN)
         system_failed = 0
         for tier, sessions, hold, completes in self.pending.pop(step, []):
             tier.reserved -= hold
@@ -173,6 +174,13 @@ class _Shop:
             sold = min(wanted, room)
             orders = min(completing, sold)
             expired += completing - orders
+            if broken is not None:
+                # A buyer who opened checkout before it broke cannot pay either: sessions in
+                # flight expire (the draws still happen, so the random stream is unchanged).
+                binomial(self.rng, sold, self.p.refund_rate)
+                self._harm(broken, orders)
+                expired += orders
+                continue
             tier.sold += sold
             refunded = binomial(self.rng, sold, self.p.refund_rate)
             tier.refunded += refunded

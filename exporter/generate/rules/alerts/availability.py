@@ -129,7 +129,11 @@ def slo_error_budget_burn(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
         page = " or ".join(_burning(name, budget, slo.min_errors, *p) for p in PAGE)
         pages.append(page)
         ticket = " or ".join(_burning(name, budget, slo.min_errors, *p) for p in TICKET)
-        tickets.append(f"(({ticket})\n  unless on(slo) ({page}))")
+        # A page's long window still over its factor: the burn that paged may be over, but
+        # its failures stay in the ticket's windows for hours, and a ticket then would be a
+        # second notification about the same incident, after it ended.
+        echo = " or ".join(_burning(name, budget, slo.min_errors, *p, long_only=True) for p in PAGE)
+        tickets.append(f"(({ticket})\n  unless on(slo) ({echo}))")
     for severity, clauses, what in (
         ("critical", pages, "5m and 1h above 14.4x, or 30m and 6h above 6x"),
         ("high", tickets, "2h and 1d above 3x, or 6h and 3d above 1x"),
@@ -148,16 +152,24 @@ def slo_error_budget_burn(alert: Alert, th: Thresholds, rec: Recorder) -> AlertB
 
 
 def _burning(
-    name: str, budget: float, min_errors: float, short: float, long: float, factor: float
+    name: str,
+    budget: float,
+    min_errors: float,
+    short: float,
+    long: float,
+    factor: float,
+    *,
+    long_only: bool = False,
 ) -> str:
     """Both windows of one SLO burn its budget faster than ``factor``, each on at least
-    ``min_errors`` failures (a few failures more or less is chance, not a burn)."""
+    ``min_errors`` failures (a few failures more or less is chance, not a burn); with
+    ``long_only``, the long window alone (a page-level burn, ongoing or within it)."""
     burns = [
         f'{series.slo_error_ratio_name(w)}{{slo="{name}"}} / {budget!r} > {factor:g}'
         f' and on(slo) {series.slo_error_count_name(w)}{{slo="{name}"}} >= {min_errors:g}'
-        for w in (short, long)
+        for w in ((long,) if long_only else (short, long))
     ]
-    return f"({burns[0]} and {burns[1]})"
+    return f"({' and '.join(burns)})"
 
 
 def _burn_severity(burn: float) -> str | None:

@@ -3,11 +3,21 @@ orders explain, and the Twilio balance's runway at the current spend."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from exporter.generate import class_series, series
 from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, describe, ladder, num, pct, span, variants
+from exporter.generate.rules.alertkit import (
+    Builder,
+    Ladder,
+    describe,
+    ladder,
+    num,
+    pct,
+    span,
+    variants,
+)
 from exporter.generate.rules.model import AlertBuild, Scenario, constant
 from exporter.generate.rules.promtool_series import Counter, gauge, selector
 from exporter.generate.rules.recording import Recorder
@@ -18,13 +28,35 @@ from exporter.generate.thresholds import Alert, Thresholds
 BALANCE = "boxoffice_twilio_balance"
 
 
+_WEEK = 7 * 86400.0
+_HOUR = 3600.0
+# A small sender's texts are judged over this window, on evidence rather than volume.
+SMALL_SENDER_WINDOW = 3600.0
+
+
 def sms_delivery_failure_rate_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    """System failures above the threshold's share of the window's texts, with
+    ``min_traffic`` texts in the window; or, for a sender too small for that, the same share
+    over an hour on at least ``relative.min_failures`` failures that the shop's normal rate
+    (its last week's system failures per text) makes beyond chance: more than the expected
+    count plus ``baseline.z`` Poisson standard deviations."""
     window = alert.window
     lad = ladder(alert)
     ratio = rec.use(class_series.sms_failure_ratio(window, th))
     volume = rec.use(series.increase(SMS, window))
+    long_ratio = rec.use(class_series.sms_failure_ratio(SMALL_SENDER_WINDOW, th))
+    failed = rec.use(class_series.sms_failed(SMALL_SENDER_WINDOW, th))
+    texts = rec.use(series.increase(SMS, SMALL_SENDER_WINDOW))
+    normal = rec.use(class_series.sms_failure_ratio(_WEEK, th))
+    expected = f"({texts} * on() {normal})"
+    small = (
+        f"{failed} >= {num(alert.relative['min_failures'])}"
+        f" and on() {failed} > {expected} + {num(th.file.baseline.z)} * sqrt({expected})"
+    )
+    long_conditions = lad.conditions(long_ratio)
     conditions = {
-        sev: f"{cond} and on() {volume} >= {alert.min_traffic:g}"
+        sev: f"({cond} and on() {volume} >= {alert.min_traffic:g})"
+        f"\nor ({long_conditions[sev]} and on() {small})"
         for sev, cond in lad.conditions(ratio).items()
     }
     w = duration_text(window)
@@ -33,9 +65,10 @@ def sms_delivery_failure_rate_high(alert: Alert, th: Thresholds, rec: Recorder) 
             alert,
             conditions,
             lambda sev, t: describe(
-                f"{{value}} of SMS that reached a final status in the last {w} failed for a "
-                f"reason on our side (provider or account; the recipient's bad numbers and "
-                f"carrier filtering not counted) (threshold {pct(t)}).",
+                f"{{value}} of SMS that reached a final status in the last {w} (a small "
+                f"sender: {duration_text(SMALL_SENDER_WINDOW)}) failed for a reason on our "
+                f"side (provider or account; the recipient's bad numbers and carrier "
+                f"filtering not counted) (threshold {pct(t)}).",
                 "percent",
             ),
         ),
@@ -66,11 +99,48 @@ def sms_delivery_failure_rate_high(alert: Alert, th: Thresholds, rec: Recorder) 
         labels={},
     )
     build.scenarios.append(replace(recipient, model=constant({})))
+    top = lad.thresholds[0][1]
+    # A sender of 12 texts an hour whose provider starts failing half of them (6 an hour),
+    # and one failing 2 an hour: over the share, but too few failures to be evidence.
+    for name, failing in (("small sender", 6.0), ("small sender, few failures", 2.0)):
+        build.scenarios.append(_small_sender(alert, th, lad, name, failing / 3600, top))
     return build
 
 
-_WEEK = 7 * 86400.0
-_HOUR = 3600.0
+def _small_sender(
+    alert: Alert, th: Thresholds, lad: Ladder, name: str, failing: float, top: float
+) -> Scenario:
+    """12 texts an hour, no system failure for six hours, then ``failing`` a second."""
+    change = 6 * _HOUR
+    length = change + span(alert, th.file.escalation.tier3_after, SMALL_SENDER_WINDOW)
+    total = Counter.linear(12 / 3600)
+    failed = Counter(((change, 0.0), (math.inf, failing)))
+    z = th.file.baseline.z
+
+    def model(t: float) -> dict[str, float]:
+        n, f = total.increase(alert.window, t, 60), failed.increase(alert.window, t, 60)
+        if n is None or f is None:
+            return {}
+        if n >= (alert.min_traffic or 0.0) and lad.severity(f / n):
+            return {str(lad.severity(f / n)): f / n}
+        n = total.increase(SMALL_SENDER_WINDOW, t, 60) or 0.0
+        f = failed.increase(SMALL_SENDER_WINDOW, t, 60) or 0.0
+        week_n, week_f = total.increase(_WEEK, t, 60) or 0.0, failed.increase(_WEEK, t, 60) or 0.0
+        expected = n * week_f / week_n if week_n else 0.0
+        beyond = f >= alert.relative["min_failures"] and f > expected + z * math.sqrt(expected)
+        severity = lad.severity(f / n) if n and beyond else None
+        return {severity: f / n} if severity else {}
+
+    return Scenario(
+        name=name,
+        series=(
+            total.series(selector(SMS, {}), length, 60),
+            failed.series(selector(SMS_FAILED, {"error_code": "30008"}), length, 60),
+        ),
+        labels={},
+        model=model,
+        length_seconds=length,
+    )
 
 
 def _usual_spend(rec: Recorder, window: float) -> str:

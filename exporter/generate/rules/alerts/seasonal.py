@@ -127,6 +127,7 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
     band = f"{normal} - {num(base.z)} * sqrt({normal} * (1 - {normal}) / {created})"
     guard = f"{created} >= {num(alert.min_traffic or 0.0)}"
     floor = f"{ratio} < {num(base.completion_floor)}"
+    small = _small_shop(alert, th, rec, guard)
     conditions: dict[str, str] = {}
     worse = ""
     for severity, share in alert.thresholds:
@@ -134,15 +135,27 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
         if not worse:
             below += f" or {floor}"
         cond = f"{normal} and ({below}) and {guard})"
+        if severity == alert.thresholds[-1][0]:
+            cond = f"({cond}\nor {small(share)})"
         conditions[severity] = cond + (f"\nunless ({worse})" if worse else "")
         worse = cond
     w = duration_text(window)
+    least = alert.thresholds[-1][0]
+
+    def small_note(severity: str) -> str:
+        if severity != least:
+            return ""
+        minimum = num(alert.min_traffic or 0.0)
+        day = duration_text(SMALL_SHOP_WINDOW)
+        return f" (a shop of fewer than {minimum} sessions in it: {day})"
+
     build = AlertBuild(
         variants=variants(
             alert,
             conditions,
             lambda sev, t: describe(
-                f"Checkout completion over the last {w} fell below {t:g}x this shop's normal "
+                f"Checkout completion over the last {w}{small_note(sev)} fell below {t:g}x "
+                "this shop's normal "
                 "for this hour of the week, beyond its usual spread; normally {value} of "
                 "sessions complete (the median of past weeks).",
                 "percent",
@@ -151,7 +164,34 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
         source="postgres",
     )
     build.scenarios = _conversion_scenarios(alert, th, lad.severity)
+    build.scenarios.append(_small_shop_drift(alert, th))
     return build
+
+
+# A shop with fewer than min_traffic sessions in the alert's window is judged over a day.
+SMALL_SHOP_WINDOW = 86400.0
+
+
+def _small_shop(alert: Alert, th: Thresholds, rec: Recorder, guard: str) -> Callable[[float], str]:
+    """The condition for a shop too small for the alert's window (``guard`` fails): the
+    completion over a day below ``share`` of its normal and beyond its spread, on at least
+    ``min_traffic`` sessions. A day-long drift at a shop of a few sessions an hour is then
+    seen; a big shop is judged by the window alone."""
+    base = th.file.baseline
+    ratio_series = series.completion_ratio(SMALL_SHOP_WINDOW, COMPLETION_DELAY)
+    ratio = rec.use(ratio_series)
+    normal = rec.use(series.seasonal(ratio_series, base, valid=" >= 0"))
+    created = rec.use(series.created_before(SMALL_SHOP_WINDOW, COMPLETION_DELAY))
+    band = f"{normal} - {num(base.z)} * sqrt({normal} * (1 - {normal}) / {created})"
+    minimum = num(alert.min_traffic or 0.0)
+
+    def condition(share: float) -> str:
+        return (
+            f"({normal} and ({ratio} < {normal} * {num(share)} and {ratio} < {band})"
+            f" and {created} >= {minimum}\nunless {guard})"
+        )
+
+    return condition
 
 
 def _conversion_scenarios(
@@ -204,3 +244,45 @@ def _conversion_scenarios(
             )
         )
     return out
+
+
+def _small_shop_drift(alert: Alert, th: Thresholds) -> Scenario:
+    """A shop of 10 sessions an hour (under ``min_traffic`` in the window) whose completion
+    falls from half to a fifth: only the day-long completion can tell."""
+    base = th.file.baseline
+    least, share = alert.thresholds[-1]
+    minimum = alert.min_traffic or 0.0
+    per_second = max(minimum / 2, 1.0) / alert.window
+    change = 2 * WEEK + 6 * 3600
+    length = change + SMALL_SHOP_WINDOW + span(alert, th.file.escalation.tier3_after)
+    created = Counter.linear(per_second)
+    done = Counter(((change, per_second * 0.5), (math.inf, per_second * 0.2)))
+
+    def completion(t: float) -> float | None:
+        if t < SMALL_SHOP_WINDOW + 3600:
+            return None
+        start = t - COMPLETION_DELAY
+        n = created.at(start) - created.at(start - SMALL_SHOP_WINDOW)
+        return (done.at(t) - done.at(t - SMALL_SHOP_WINDOW)) / n
+
+    def model(t: float) -> dict[str, float]:
+        normal, now = weekly_median(completion, t, base), completion(t)
+        if normal is None or now is None:
+            return {}
+        n = created.at(t - COMPLETION_DELAY) - created.at(t - COMPLETION_DELAY - SMALL_SHOP_WINDOW)
+        spread = base.z * math.sqrt(normal * (1 - normal) / n)
+        if n >= minimum and now < normal * share and now < normal - spread:
+            return {least: normal}
+        return {}
+
+    return Scenario(
+        name=f"{least} at a small shop, over a day",
+        series=(
+            created.series(selector(CREATED, {}), length, STEP),
+            done.series(selector(COMPLETED, {}), length, STEP),
+        ),
+        labels={},
+        model=model,
+        length_seconds=length,
+        step_seconds=STEP,
+    )
