@@ -35,8 +35,8 @@ from exporter.generate.alertmanager.heartbeat import (
     heartbeat_route,
     heartbeat_webhooks,
 )
-from exporter.generate.alertmanager.reports import report_receivers, report_routes
 from exporter.generate.alertmanager.muting import outside_business_hours, time_interval
+from exporter.generate.alertmanager.reports import report_receivers, report_routes
 from exporter.generate.alertmanager.routing import TIERS, Routing
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.ruleset import RuleSet

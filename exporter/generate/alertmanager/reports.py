@@ -82,7 +82,7 @@ def report_templates() -> dict[str, str]:
     """Template name -> body: the title is the summary, the text each report's description."""
     return {
         "boxoffice.report.title": (
-            "{{ with .CommonAnnotations.summary }}{{ . }}"
+            "{{ .CommonLabels.alertname }}: {{ with .CommonAnnotations.summary }}{{ . }}"
             "{{ else }}{{ (index .Alerts 0).Annotations.summary }}{{ end }}"
         ),
         "boxoffice.report.text": (

@@ -15,11 +15,14 @@ local day (``boxoffice:digest_day_start:*``): a rule reading its own previous va
 all day and takes the counter's value again when ``boxoffice:local_day`` moves on. Today so
 far is the counter minus it, yesterday is today's start minus yesterday's (``offset 1d``) and
 the same day last week the same ``offset 7d``. A label value first seen during the day (a new
-city) starts at 0; when Prometheus itself starts, the day starts at its first evaluation.
+city) starts at 0. When Prometheus starts (or comes back after a gap of more than a few
+minutes), the day starts at its first evaluation: the digest counts from then.
 
 The ticker: ``SalesTicker{minute}`` reports the paid orders of the previous whole minute,
 read at the start of the current one with the aligned subquery ``last_over_time(x[1m:1m])``
-(one step: the minute's start), so two notifications never count an order twice. The
+(one step: the minute's start), so two notifications never count an order twice (in
+Prometheus' first minutes the earlier value is the first it holds; a city first seen in
+the minute is counted in the total, not listed). The
 ``minute`` label is that minute's Unix time: each minute with sales is a new alert, a new
 group in Alertmanager, one notification.
 """
@@ -90,11 +93,10 @@ def figures(th: Thresholds) -> tuple[Figure, ...]:
 def day_start_expr(figure: Figure) -> str:
     """The counter's value when the local day began (see the module's docstring)."""
     new_day = f"({LOCAL_DAY} != on () ({LOCAL_DAY} offset 1m))"
-    same_day = f"({LOCAL_DAY} == on () ({LOCAL_DAY} offset 1m))"
     return (
         f"({figure.now} and on () {new_day})\n"
-        f"or ({figure.start} and on () {same_day})\n"
-        f"or (0 * {figure.now} and on () (count({figure.start}) > 0))\n"
+        f"or ({figure.start} unless on () {new_day})\n"
+        f"or (0 * {figure.now} and on () ({LOCAL_DAY} offset 1m))\n"
         f"or {figure.now}"
     )
 
@@ -225,22 +227,25 @@ def digest_rule(th: Thresholds, slot: str, at: str) -> dict[str, object]:
     }
 
 
-def _minute_of(expr: str, offset: str = "") -> str:
-    """``expr`` (a figure's sum) at the start of the current minute, or ``offset`` before."""
-    return f"last_over_time(({expr})[1m:1m]{offset})"
-
-
-def new_in_last_minute(expr: str) -> str:
-    return f"({_minute_of(expr)} - {_minute_of(expr, ' offset 1m')})"
+def new_in_last_minute(aggregate: str, name: str) -> str:
+    """How much ``aggregate (name)`` grew over the previous whole minute: its value at the
+    start of this minute minus the one at the start of the previous minute, or, in
+    Prometheus' first minutes (no value then), the first value it holds."""
+    series = f"({aggregate} ({name}))"
+    now = f"last_over_time({series}[1m:1m])"
+    before = (
+        f"(last_over_time({series}[1m:1m] offset 1m) or {aggregate} (min_over_time({name}[2m])))"
+    )
+    return f"({now} - {before})"
 
 
 def ticker_text(th: Thresholds) -> str:
     f = {figure.name: figure for figure in figures(th)}
-    orders = new_in_last_minute(f"sum ({f['orders'].now})")
-    revenue = new_in_last_minute(f"sum by (currency) ({f['revenue'].now})")
-    cities = new_in_last_minute(f"sum by (city) ({f['orders'].now})")
+    orders = new_in_last_minute("sum", f["orders"].now)
+    revenue = new_in_last_minute("sum by (currency)", f["revenue"].now)
+    cities = new_in_last_minute("sum by (city)", f["orders"].now)
     top = th.file.ticker.top_cities
-    local = "vector(floor(time() / 60) * 60 - 60) + on () boxoffice:timezone_offset_seconds"
+    local = "vector(time() - time() % 60 - 60) + on () boxoffice:timezone_offset_seconds"
     clock = (
         "{{ with query `hour(" + local + ')` }}{{ . | first | value | printf "%02.0f" }}{{ end }}:'
         "{{ with query `minute(" + local + ')` }}{{ . | first | value | printf "%02.0f" }}'
@@ -255,10 +260,10 @@ def ticker_text(th: Thresholds) -> str:
 
 def ticker_rule(th: Thresholds) -> dict[str, object]:
     f = {figure.name: figure for figure in figures(th)}
-    orders = new_in_last_minute(f"sum ({f['orders'].now})")
+    orders = new_in_last_minute("sum", f["orders"].now)
     return {
         "alert": TICKER,
-        "expr": f"vector(floor(time() / 60) * 60 - 60) and on () ({orders} > 0)",
+        "expr": f"vector(time() - time() % 60 - 60) and on () ({orders} > 0)",
         "for": "0s",
         "labels": {
             "severity": "low",
