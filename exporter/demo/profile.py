@@ -150,10 +150,13 @@ def demo_profile(
     reports_after: float | None = None,
 ) -> tuple[RuleSet, list[Path]]:
     """Write the demo profile and its rule files; return its rule set and the rule files.
-    ``reports_after``: seconds from now to the digest's slot (``reports_soon``)."""
+    ``reports_after``: seconds from now to the digest's slot (``reports_soon``); None: no
+    reports at all (their wall-clock slots would fire at random in a scripted run)."""
     data = read_mapping(str(thresholds))
     if reports_after is not None:
         data = reports_soon(data, reports_after)
+    else:
+        data = {**data, "digest": {"enabled": False}, "ticker": {"enabled": False}}
     directory.mkdir(parents=True, exist_ok=True)
     profile = directory / "thresholds.demo.yaml"
     _write(profile, yaml.safe_dump(compress(data, speed, min_window), sort_keys=False))
