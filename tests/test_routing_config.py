@@ -42,7 +42,7 @@ BAD = [
     (
         "busines_hours",
         {},
-        "busines_hours: unknown key (known keys: audiences, channels, email, escalation, group_by, heartbeat, informational, inhibit, mute_outside_business_hours, pagerduty, resolve_timeout, slack, sms_bridge, templates_dir, timing)",
+        "busines_hours: unknown key (known keys: audiences, channels, digest, email, escalation, group_by, heartbeat, informational, inhibit, mute_outside_business_hours, pagerduty, resolve_timeout, slack, sms_bridge, templates_dir, ticker, timing)",
     ),
     (
         "slack.api_url",
