@@ -22,6 +22,14 @@ TITLE = '{{ template "boxoffice.report.title" . }}'
 TEXT = '{{ template "boxoffice.report.text" . }}'
 
 
+def digest_receivers(routing: Routing, nobody: str) -> tuple[str, ...]:
+    """Where a digest goes, in tree order."""
+    f = routing.file
+    out = [DIGEST_SLACK] if f.digest.slack_channel is not None else []
+    out += [DIGEST_EMAIL] if f.digest.email else []
+    return tuple(out) or (nobody,)
+
+
 def report_routes(routing: Routing, nobody: str) -> list[dict[str, Any]]:
     """The digest's and the ticker's branches of the route tree."""
     f = routing.file
