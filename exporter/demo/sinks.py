@@ -150,7 +150,9 @@ class Inbox:
         with self._lock:
             pending, self._pending, self._timer = self._pending, [], None
             lines = routed_lines(pending, self._told)
-            shown = {(n.alertname, n.body.strip()) for n in pending if n.body.strip()}
+            # Slack and email carry the same text (email with CRLF line ends): shown once.
+            texts = ((n.alertname, n.body.replace("\r\n", "\n").strip()) for n in pending)
+            shown = {(name, text) for name, text in texts if text}
         for name, body in sorted(shown):
             lines += [f"REPORT  {name}: {line}" for line in body.splitlines()]
         for line in lines:
@@ -184,6 +186,8 @@ def routed_lines(
         if status == "resolved":
             what = f"RESOLVED {what}"
             told -= {k for k in told if k[0] == name}
+        elif not severity and not tier:
+            pass  # a report (digest, ticker): each one is news, never a reminder
         elif (name, severity, tier) in told:
             what += " (reminder)"
         else:
