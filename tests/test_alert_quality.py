@@ -19,7 +19,7 @@ import yaml
 from exporter.catalog import CATALOG_BY_NAME
 from exporter.quality.bench import BenchConfig, window_of
 from exporter.quality.corpus import Corpus, Window, openmetrics_lines
-from exporter.quality.evaluate import evaluate
+from exporter.quality.evaluate import INFORMATIONAL, evaluate
 from exporter.quality.firing import Episode, replay
 from exporter.quality.incidents import EXPECTED, Incident, Kind, schedule
 from exporter.quality.profiles import PROFILES, PROFILES_BY_NAME, ShopProfile
@@ -467,6 +467,14 @@ def test_a_sell_out_told_once_is_counted_but_is_no_noise() -> None:
     cell = scores.alerts[("InventorySoldOut", "low")]
     assert (cell.notifications, cell.noise) == (1, 0)
     assert scores.noise["p"][1:] == (0, 0)
+
+
+def test_the_owners_reports_are_informational_and_read_from_the_rule_files() -> None:
+    # The generated reports.yml as the benchmark loads it: every digest rule is news.
+    rules = parse([yaml.safe_load((ROOT / "rules" / "generated" / "reports.yml").read_text())])
+    digests = [rule for rule in rules.alerts if rule.alert == "DailyDigest"]
+    assert digests and all(rule.labels["notify"] in INFORMATIONAL for rule in digests)
+    assert {"once", "digest", "ticker"} <= INFORMATIONAL
 
 
 # ---------------------------------------------------------------- in a real Prometheus

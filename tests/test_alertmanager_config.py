@@ -170,6 +170,13 @@ def test_medium_and_low_leaves_are_muted_outside_business_hours_and_others_are_n
     # The heartbeat branch (a leaf of its own) goes to a machine: never muted.
     heartbeat = branches.pop('notify="heartbeat"')
     assert "routes" not in heartbeat and "mute_time_intervals" not in heartbeat
+    # The owner's reports: their own receivers, never muted, never a severity branch.
+    digest, ticker = branches.pop('notify="digest"'), branches.pop('notify="ticker"')
+    assert [leaf["receiver"] for leaf in digest["routes"]] == ["digest-slack", "digest-email"]
+    assert ticker["receiver"] == "ticker-slack" and "routes" not in ticker
+    for report in (digest, ticker):  # the leaves continue to each other, not past them
+        assert "mute_time_intervals" not in report and not report.get("continue")
+    assert not any("mute_time_intervals" in leaf for leaf in digest["routes"])
     severities = {f'severity="{s}"' for s in ("critical", "high", "medium", "low")}
     assert set(branches) == {'notify="once"'} | severities
     for matcher, branch in branches.items():

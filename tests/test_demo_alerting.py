@@ -301,3 +301,22 @@ def test_a_broken_check_oversells_the_tier_that_just_sold_out() -> None:
     inventory = Inventory([row(1, 100), row(2, 40), row(3, 103)])
     assert all(isinstance(t, Tier) for t in inventory.tiers)
     assert [t.row.id for t in inventory.fewest_left_ga()] == [1]  # 0 left; -3 is excluded
+
+
+def test_a_report_keeps_its_text_and_is_never_a_reminder() -> None:
+    title = "SalesTicker: Sales ticker: new paid orders"
+    first = from_title(1.0, "slack", "#sales-notifications", title, "14:32 local: 4 new")
+    assert first is not None and first.alertname == "SalesTicker" and first.body.endswith("new")
+    told: set[tuple[str, str, str]] = set()
+    assert routed_lines([first], told) == ["ROUTED  SalesTicker -> slack #sales-notifications"]
+    # The next minute's ticker is its own news, not a reminder of this one.
+    assert routed_lines([first], told) == ["ROUTED  SalesTicker -> slack #sales-notifications"]
+
+
+def test_the_demo_profile_sets_the_digest_minutes_ahead_or_leaves_reports_off() -> None:
+    from exporter.demo.profile import reports_soon
+
+    data = {"timezone": "UTC", "digest": {"morning": "08:00"}}
+    soon = reports_soon(data, 120, now=0.0)  # 1970-01-01 00:00 UTC
+    assert soon["digest"]["evening"] == "00:03" and soon["digest"]["morning"] is None
+    assert soon["ticker"]["enabled"] is True

@@ -42,7 +42,7 @@ BAD = [
     (
         "busines_hours",
         {},
-        "busines_hours: unknown key (known keys: audiences, channels, email, escalation, group_by, heartbeat, informational, inhibit, mute_outside_business_hours, pagerduty, resolve_timeout, scopes, slack, sms_bridge, templates_dir, timing)",
+        "busines_hours: unknown key (known keys: audiences, channels, digest, email, escalation, group_by, heartbeat, informational, inhibit, mute_outside_business_hours, pagerduty, resolve_timeout, scopes, slack, sms_bridge, templates_dir, ticker, timing)",
     ),
     (
         "slack.api_url",
@@ -141,6 +141,18 @@ BAD = [
         "mute_outside_business_hours[1]: must be one of critical, high, medium, low, got 'info'",
     ),
     ("group_by", ["alertname", "ticket-tier"], "group_by[1]: is not a label name: 'ticket-tier'"),
+    ("digest.email", ["owner"], "digest.email[0]: is not an email address: 'owner'"),
+    (
+        "digest.slack_channel",
+        "daily-reports",
+        "digest.slack_channel: must be a Slack channel like #payment-alerts, got 'daily-reports'",
+    ),
+    (
+        "digest",
+        {"slack_channel": None, "email": []},
+        "digest: give a slack_channel, email addresses or both",
+    ),
+    ("ticker.group_wait", "1h", "ticker.group_wait: must be between 1s and 5m"),
     ("email", DELETE, "audiences.engineering_lead.email: needs the email section (SMTP server)"),
 ]
 

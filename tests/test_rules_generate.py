@@ -111,9 +111,34 @@ def _rules_by_alert() -> dict[str, list[dict[str, object]]]:
     for path in (RULES / "generated").glob("*.yml"):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
-                if "alert" in rule:
+                if "alert" in rule and rule["labels"].get("notify") not in REPORTS:
                     out.setdefault(rule["alert"], []).append(rule)
     return out
+
+
+# The owner's reports (reports.yml): news, not incidents; tested in rules/tests/reports.yml.
+REPORTS = ("digest", "ticker")
+
+
+def test_reports_never_escalate_and_build_with_the_ticker_on(tmp_path: Path) -> None:
+    reports = yaml.safe_load((RULES / "generated" / "reports.yml").read_text())
+    alerts = [r for g in reports["groups"] for r in g["rules"] if "alert" in r]
+    assert {(r["alert"], r["labels"]["slot"]) for r in alerts} == {
+        ("DailyDigest", "morning"),
+        ("DailyDigest", "evening"),
+    }
+    for rule in alerts:
+        assert "escalation" not in rule["labels"] and rule["labels"]["notify"] == "digest"
+    root = _copy_thresholds(
+        tmp_path, {"ticker": {"enabled": True}, "digest": {"morning": None, "evening": "20:30"}}
+    )
+    result = CliRunner().invoke(main, ["generate", "--root", str(root)])
+    assert result.exit_code == 0, result.output  # promtool check rules ran on it
+    tested = _run(_promtool(), "test", "rules", "rules/tests/reports.yml", cwd=root)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    text = (root / "rules" / "generated" / "reports.yml").read_text()
+    assert "alert: SalesTicker" in text and "slot: morning" not in text
+    assert "1230 < 1240" in text  # 20:30 local, active for 10 minutes
 
 
 def test_every_alert_is_labelled_annotated_tested_and_has_a_runbook() -> None:

@@ -26,8 +26,23 @@ MALFORMED: list[tuple[str, str]] = [
     ),
     (
         BASE + "alert: {}\n",
-        "alert: unknown key (known keys: alerts, app_metrics, baseline, business_hours, escalation, exporter_job, forecast, latency, links, payment_failure_classes, scope, slos, sms_failure_classes, timezone, timezone_table)",
+        "alert: unknown key (known keys: alerts, app_metrics, baseline, business_hours, digest, escalation, exporter_job, forecast, latency, links, payment_failure_classes, scope, slos, sms_failure_classes, ticker, timezone, timezone_table)",
     ),
+    (
+        BASE + "digest: {morning: '8:00'}\n",
+        "digest.morning: must be a local time of day like 08:00 (or null to skip the slot), "
+        "got '8:00'",
+    ),
+    (
+        BASE + "digest: {morning: '21:00'}\n",
+        "digest.evening: must differ from digest.morning (21:00)",
+    ),
+    (
+        BASE + "digest: {evening: '23:55'}\n",
+        "digest.evening: 23:55 plus active_for runs past midnight: choose an earlier slot",
+    ),
+    (BASE + "digest: {active_for: 2h}\n", "digest.active_for: must be between 1m and 1h"),
+    (BASE + "ticker: {top_cities: 0}\n", "ticker.top_cities: must be between 1 and 10, got 0"),
     (
         BASE + "alerts:\n  InventoryLo: {}\n",
         "alerts.InventoryLo: unknown alert (did you mean InventoryLow?)",

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -122,11 +125,38 @@ def compress(data: dict[str, Any], speed: float, min_window: float = MIN_WINDOW)
     return out
 
 
+def reports_soon(data: dict[str, Any], after: float, now: float | None = None) -> dict[str, Any]:
+    """``data`` with the evening digest at the seller's local minute ``after`` seconds from
+    ``now`` (rounded up to a whole minute), no morning slot and the sales ticker on: the
+    demo's owner sees a digest arrive minutes after starting, and the ticker tick."""
+    zone = ZoneInfo(str(data.get("timezone") or "UTC"))
+    moment = datetime.fromtimestamp((time.time() if now is None else now) + after, zone)
+    slot = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    if slot.hour == 23 and slot.minute >= 50:  # the digest must end by midnight
+        slot = slot.replace(hour=0, minute=0) + timedelta(days=1)
+    digest = dict(data.get("digest") or {})
+    digest.update({"enabled": True, "morning": None, "evening": slot.strftime("%H:%M")})
+    digest["active_for"] = "5m"
+    ticker = {**dict(data.get("ticker") or {}), "enabled": True}
+    return {**data, "digest": digest, "ticker": ticker}
+
+
 def demo_profile(
-    thresholds: Path, speed: float, directory: Path, *, min_window: float = MIN_WINDOW
+    thresholds: Path,
+    speed: float,
+    directory: Path,
+    *,
+    min_window: float = MIN_WINDOW,
+    reports_after: float | None = None,
 ) -> tuple[RuleSet, list[Path]]:
-    """Write the demo profile and its rule files; return its rule set and the rule files."""
+    """Write the demo profile and its rule files; return its rule set and the rule files.
+    ``reports_after``: seconds from now to the digest's slot (``reports_soon``); None: no
+    reports at all (their wall-clock slots would fire at random in a scripted run)."""
     data = read_mapping(str(thresholds))
+    if reports_after is not None:
+        data = reports_soon(data, reports_after)
+    else:
+        data = {**data, "digest": {"enabled": False}, "ticker": {"enabled": False}}
     directory.mkdir(parents=True, exist_ok=True)
     profile = directory / "thresholds.demo.yaml"
     _write(profile, yaml.safe_dump(compress(data, speed, min_window), sort_keys=False))

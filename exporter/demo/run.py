@@ -21,6 +21,9 @@ from exporter.demo.live import LiveOptions, LiveSimulator
 from exporter.demo.local_twilio import Flags
 from exporter.demo.stack import Companions, PrometheusStack, alertmanager_wanted, prometheus_wanted
 
+# Seconds from the demo's start to its digest slot: the owner sees one arrive (docs/demo.md).
+REPORTS_AFTER = 120.0
+
 Echo = Callable[[str], None]
 Load = Callable[[Flags], Config]  # the configuration with these command-line overrides
 
@@ -147,4 +150,5 @@ def _prometheus_stack(options: DemoOptions, target: str, echo: Echo) -> Promethe
         echo,
         listen=options.prometheus_listen,
         routing=routing if routed else None,
+        reports_after=REPORTS_AFTER,
     )

@@ -10,6 +10,7 @@ same way (:func:`sms_notification`). Everything listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 import json
 import re
@@ -35,6 +36,8 @@ _SMS_FIRING = re.compile(
     r"(?P<name>[^ ,(]+)"
 )
 _SMS_RESOLVED = re.compile(r"RESOLVED: (?P<name>[^ ,(]+)")
+# The owner's reports (alertmanager/templates: boxoffice.report.title): "DailyDigest: ...".
+_REPORT = re.compile(r"(?P<name>DailyDigest|SalesTicker): ")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,10 +52,27 @@ class Notification:
     severity: str  # lowercase; "" when the text does not say
     tier: str  # escalation tier; "" when the text does not say
     text: str  # the title or SMS as received
+    body: str = ""  # a report's text (Slack attachment text, email body)
 
 
-def from_title(at: float, channel: str, target: str, title: str) -> Notification | None:
-    """A notification whose text starts with the bundle's title; None when it does not."""
+def from_title(
+    at: float, channel: str, target: str, title: str, body: str = ""
+) -> Notification | None:
+    """A notification whose text starts with the bundle's title (or a report's: its
+    ``body`` kept); None when it does not."""
+    report = _REPORT.match(title)
+    if report is not None:
+        return Notification(
+            at=at,
+            channel=channel,
+            target=target,
+            status="firing",
+            alertname=report["name"],
+            severity="",
+            tier="",
+            text=title,
+            body=body,
+        )
     found = _TITLE.match(title)
     if found is None:
         return None
@@ -130,6 +150,11 @@ class Inbox:
         with self._lock:
             pending, self._pending, self._timer = self._pending, [], None
             lines = routed_lines(pending, self._told)
+            # Slack and email carry the same text (email with CRLF line ends): shown once.
+            texts = ((n.alertname, n.body.replace("\r\n", "\n").strip()) for n in pending)
+            shown = {(name, text) for name, text in texts if text}
+        for name, body in sorted(shown):
+            lines += [f"REPORT  {name}: {line}" for line in body.splitlines()]
         for line in lines:
             self._echo(line)
 
@@ -161,6 +186,8 @@ def routed_lines(
         if status == "resolved":
             what = f"RESOLVED {what}"
             told -= {k for k in told if k[0] == name}
+        elif not severity and not tier:
+            pass  # a report (digest, ticker): each one is news, never a reminder
         elif (name, severity, tier) in told:
             what += " (reminder)"
         else:
@@ -251,7 +278,8 @@ class ChatSinks(_Serving):
         attachments = document.get("attachments") or [{}]
         title = str(attachments[0].get("title") or document.get("text") or "")
         channel = str(document.get("channel") or "?")
-        self.inbox.add(from_title(time.time(), "slack", channel, title))
+        body = str(attachments[0].get("text") or "")
+        self.inbox.add(from_title(time.time(), "slack", channel, title, body))
 
     def pagerduty(self, document: Mapping[str, Any]) -> None:
         action = str(document.get("event_action") or "?")
@@ -336,6 +364,8 @@ class SmtpSink(_Serving):
     def _received(self, raw: bytes, recipients: list[str]) -> None:
         message = email.message_from_bytes(raw, policy=email.policy.default)
         subject = " ".join(str(message.get("Subject", "")).split())
+        part = message.get_body(preferencelist=("plain",))
+        body = part.get_content() if isinstance(part, email.message.EmailMessage) else ""
         now = time.time()
         for to in recipients or ["?"]:
-            self.inbox.add(from_title(now, "email", to, subject))
+            self.inbox.add(from_title(now, "email", to, subject, str(body)))

@@ -104,6 +104,7 @@ class PrometheusStack:
         min_window: float = MIN_WINDOW,
         poll: float = 1.0,
         settle: float | None = None,
+        reports_after: float | None = None,
     ) -> None:
         self.thresholds, self.speed, self.target = thresholds, speed, target
         self.echo, self.routing = echo, routing
@@ -114,6 +115,7 @@ class PrometheusStack:
         )
         self.alertmanager_listen = f"127.0.0.1:{free_port()}" if routing is not None else None
         self.twilio, self.min_window, self.poll = twilio, min_window, poll
+        self.reports_after = reports_after  # seconds to the digest's slot (profile.py)
         self.replies = replies  # the local Twilio API that posts the phones' replies
         # Rules wait until Prometheus holds a full shortest window of data: a ratio over the
         # few samples of its first seconds is noise, and would page.
@@ -144,9 +146,19 @@ class PrometheusStack:
         """Generate the demo rules, start Alertmanager and Prometheus, watch the alerts
         (SupervisorError, ConfigError, ValueError, OSError)."""
         ruleset, rules = demo_profile(
-            self.thresholds, self.speed, self.directory / "rules", min_window=self.min_window
+            self.thresholds,
+            self.speed,
+            self.directory / "rules",
+            min_window=self.min_window,
+            reports_after=self.reports_after,
         )
         self.echo(f"rules: {self.thresholds} with waits compressed {self.speed:g}x")
+        th = ruleset.thresholds.file
+        if self.reports_after is not None:
+            self.echo(
+                f"reports: daily digest at {th.digest.evening} ({th.timezone}) and the sales "
+                "ticker each minute with sales, in the local Slack inbox (REPORT lines)"
+            )
         alertmanager = None
         if self.routing is not None:
             routing = load_routing(str(self.routing), str(self.routing))

@@ -26,6 +26,7 @@ from exporter.generate.alertmanager.templates import templates
 from exporter.generate.grafana.dashboards import DASHBOARDS_DIR, dashboard_files
 from exporter.generate.kubernetes import KUBERNETES_DIR, Sources, kubernetes_files
 from exporter.generate.rules.promtool_tests import test_file
+from exporter.generate.rules.report_tests import report_tests
 from exporter.generate.rules.rule_files import rule_files
 from exporter.generate.rules.ruleset import RuleSet, build_ruleset
 from exporter.generate.rules.runbooks import runbook
@@ -79,6 +80,11 @@ def produce_rule_tests(inputs: Inputs) -> dict[str, str]:
     }
 
 
+def produce_report_tests(inputs: Inputs) -> dict[str, str]:
+    text = report_tests(inputs.ruleset.thresholds, inputs.thresholds_path)
+    return {} if text is None else {"rules/tests/reports.yml": text}
+
+
 def produce_runbooks(inputs: Inputs) -> dict[str, str]:
     return {
         f"docs/runbooks/{built.alert.spec.name}.md": runbook(built, inputs.ruleset)
@@ -109,6 +115,7 @@ def produce_alertmanager(inputs: Inputs) -> dict[str, str]:
 PRODUCERS: tuple[Producer, ...] = (
     produce_rules,
     produce_rule_tests,
+    produce_report_tests,
     produce_runbooks,
     produce_dashboards,
     produce_alertmanager,

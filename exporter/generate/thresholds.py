@@ -30,6 +30,7 @@ from exporter.generate.alertdefs import (
     AlertDef,
     Severity,
 )
+from exporter.generate.digest_settings import Digest, Ticker, check_reports
 from exporter.generate.failure_classes import (
     CLASSIFIED,
     PaymentFailureClasses,
@@ -218,6 +219,8 @@ class ThresholdsFile:
     payment_failure_classes: PaymentFailureClasses = field(default_factory=PaymentFailureClasses)
     sms_failure_classes: SmsFailureClasses = field(default_factory=SmsFailureClasses)
     alerts: dict[str, AlertSettings] = field(default_factory=dict)
+    digest: Digest = field(default_factory=Digest, doc="The daily digest (docs/digest.md).")
+    ticker: Ticker = field(default_factory=Ticker, doc="The sales ticker (docs/digest.md).")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -271,6 +274,7 @@ def _check(source: str, parsed: ThresholdsFile) -> Thresholds:
 
     _check_clock(parsed, error)
     _check_scope(parsed, error)
+    check_reports(parsed.digest, error)
     escalation = parsed.escalation
     if escalation.tier3_after <= escalation.tier2_after:
         raise error(

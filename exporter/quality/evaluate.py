@@ -19,6 +19,10 @@ from exporter.quality.firing import Episode, Labels, replay
 from exporter.quality.prometheus import Server, backfill
 from exporter.quality.rules import AlertRule, RuleSet
 
+# notify labels of news rather than incidents: a tier sold out ("once"), the owner's daily
+# digest and sales ticker. Counted per alert, never as noise.
+INFORMATIONAL = frozenset({"once", "digest", "ticker"})
+
 _MAX_POINTS = 10_000
 Progress = Callable[[str], None]
 
@@ -111,7 +115,7 @@ def episodes_of(
             labels=labels,
             start=start,
             end=end,
-            informational=rule.labels.get("notify") == "once",
+            informational=rule.labels.get("notify") in INFORMATIONAL,
         )
         for labels, start, end in replay(
             active,

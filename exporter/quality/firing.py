@@ -23,7 +23,8 @@ class Episode:
     start: float
     # The first evaluation at which it no longer fired (the window's end if still firing).
     end: float
-    # A notify="once" alert: news for the business channel, never a page nor noise.
+    # A notify="once", "digest" or "ticker" alert: news for the business channel or the
+    # owner's reports, never a page nor noise.
     informational: bool = False
 
 

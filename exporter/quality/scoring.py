@@ -14,8 +14,9 @@ Definitions (docs/alerting-quality.md states them for readers):
   the share of the incidents expecting it that it detects.
 - A notification is *healthy-time noise* when it overlaps no incident (incident windows are
   widened by the detection budget and an hour of aftermath); noise per shop-week divides them
-  by the healthy time simulated. Alerts labelled ``notify="once"`` (a tier sold out) are
-  counted per alert but never as noise: Alertmanager tells the business channel once.
+  by the healthy time simulated. Alerts labelled ``notify="once"`` (a tier sold out) and the
+  owner's reports (``notify="digest"`` or ``"ticker"``) are counted per alert but never as
+  noise: they are news for the business channel, not incidents.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def _count_notifications(
         if any(detects(episode, i) for i in run.incidents):
             cell.true_positive += 1
         if episode.informational or overlaps_incident(episode, run.incidents):
-            continue  # notify="once": the business channel's news (a sell-out), not noise
+            continue  # notify once/digest/ticker: news (a sell-out, a report), not noise
         cell.noise += 1
         if episode.severity in PAGE_SEVERITIES:
             pages += 1

@@ -105,10 +105,16 @@ class Pipeline:
 
 @contextmanager
 def running_pipeline(
-    dsn: str, *, speed: float, twilio: TimedTwilio, **exporter_env: str
+    dsn: str,
+    *,
+    speed: float,
+    twilio: TimedTwilio,
+    reports_after: float | None = None,
+    **exporter_env: str,
 ) -> Iterator[Pipeline]:
     """Start the exporter on ``dsn``, then Prometheus, Alertmanager, the bridge and the sinks
-    with the profile of thresholds.yaml compressed ``speed`` times; stop all afterwards."""
+    with the profile of thresholds.yaml compressed ``speed`` times; stop all afterwards.
+    ``reports_after``: the digest's slot that many seconds on, and the ticker on."""
     config = config_for(dsn, **exporter_env)
     with running_exporter(config) as (_exporter, url):
         scrape_until(url, lambda s: value(s, "boxoffice_source_up", source="postgres") == 1)
@@ -126,6 +132,7 @@ def running_pipeline(
             ),
             min_window=MIN_WINDOW,
             poll=0.5,
+            reports_after=reports_after,
         )
         try:
             stack.start()

@@ -1,7 +1,9 @@
 """alertmanager/alertmanager.yml from routing.yaml, the business hours and the rule set.
 
 The route tree starts with the heartbeat branch (the always-firing Watchdog to the SMS
-bridge or a dead-man's switch, never to people: ``heartbeat.py``), then the informational
+bridge or a dead-man's switch, never to people: ``heartbeat.py``), then the owner's reports
+(the daily digest and the sales ticker to their own receivers: ``reports.py``), then the
+informational
 branch: alerts labelled ``notify="once"`` (a
 state worth knowing, like a tier sold out) go to the business channel (the category's Slack
 channel and routing.yaml's informational audiences by email) with a repeat interval of a
@@ -34,6 +36,7 @@ from exporter.generate.alertmanager.heartbeat import (
     heartbeat_webhooks,
 )
 from exporter.generate.alertmanager.muting import outside_business_hours, time_interval
+from exporter.generate.alertmanager.reports import report_receivers, report_routes
 from exporter.generate.alertmanager.routing import TIERS, Routing, ShopRoutes
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.ruleset import RuleSet
@@ -289,7 +292,10 @@ def _route(
     routing: Routing, muted: bool, tops: dict[str, int], scope: tuple[str, ...]
 ) -> dict[str, Any]:
     root_timing = routing.timing("high")
-    branches = [heartbeat_route(routing, heartbeat_receiver(routing, NOBODY))]
+    branches = [
+        heartbeat_route(routing, heartbeat_receiver(routing, NOBODY)),
+        *report_routes(routing, NOBODY, scope),
+    ]
     branches += [_shop_route(routing, muted, tops, scope, shop) for shop in routing.shops()]
     branches += _branches(routing, muted, tops, scope)
     return {
@@ -346,6 +352,7 @@ def _receivers(routing: Routing, used: set[str]) -> list[dict[str, Any]]:
             "text": _tmpl("boxoffice.email.text"),
         }
         out.append({"name": ONCE_EMAIL, "email_configs": [once_email]})
+    out += report_receivers(routing, used)
     if PAGERDUTY in used and f.pagerduty is not None:
         pd: dict[str, Any] = {}
         if f.pagerduty.routing_key_file:

@@ -1,6 +1,6 @@
 """Generated route tests: for every severity x category x escalation tier, who is told
-(nobody beyond the tier a severity reaches), where notify="once" alerts go, and that the
-Watchdog reaches the heartbeat receiver only.
+(nobody beyond the tier a severity reaches), where notify="once" alerts go, that the
+Watchdog reaches the heartbeat receiver only and the digest and ticker their own receivers.
 
 The expectations are worked out per alert from routing.yaml's matrix (the severity's
 channels, the category's Slack channel, the tier's audiences), not from the route tree,
@@ -26,6 +26,7 @@ from exporter.generate.alertmanager.config import (
     tier_receiver,
 )
 from exporter.generate.alertmanager.heartbeat import heartbeat_receiver
+from exporter.generate.alertmanager.reports import TICKER_SLACK, digest_receivers
 from exporter.generate.alertmanager.routing import CATEGORIES, TIERS, Routing
 from exporter.generate.yaml_text import dump, header
 
@@ -133,6 +134,12 @@ def route_cases(routing: Routing, muted: bool, tops: dict[str, int]) -> list[Rou
     watchdog = {"alertname": "Watchdog", "severity": "low", "category": "monitoring"}
     watchdog |= {"escalation": "1", "notify": "heartbeat"}
     cases.append(RouteCase(watchdog, (heartbeat_receiver(routing, NOBODY),), False))
+    # The owner's reports: their own receivers only, whatever the severity; never muted.
+    report = {"severity": "low", "category": "sales"}
+    digest = {"alertname": "DailyDigest", **report, "notify": "digest", "slot": "morning"}
+    cases.append(RouteCase(digest, digest_receivers(routing, NOBODY), False))
+    ticker = {"alertname": "SalesTicker", **report, "notify": "ticker", "minute": "0"}
+    cases.append(RouteCase(ticker, (TICKER_SLACK,), False))
     for labels in ({"alertname": "Custom"}, {"severity": "warning", "category": "payments"}):
         receivers = expected_receivers(routing, labels.get("severity", ""), None, None)
         cases.append(RouteCase(labels, receivers, False))

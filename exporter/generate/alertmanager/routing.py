@@ -204,6 +204,26 @@ class Heartbeat:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class DigestRoute:
+    """Where thresholds.yaml's daily digest goes (notify="digest"): never SMS or PagerDuty,
+    never escalated or muted; once per slot."""
+
+    slack_channel: str | None = field(
+        "#daily-reports", check=_slack_channel, doc="Slack channel (null: no Slack)."
+    )
+    email: list[str] = field(default_factory=list, doc="Addresses the digest is emailed to.")
+    group_wait: Duration = field(Duration(30), doc="Wait before sending a slot's digest.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TickerRoute:
+    """Where the sales ticker goes (notify="ticker"): Slack only, never muted."""
+
+    slack_channel: str = field("#sales-notifications", check=_slack_channel)
+    group_wait: Duration = field(Duration(10), doc="Wait before sending a minute's ticker.")
+
+
 @dataclass(frozen=True)
 class Inhibit:
     by_severity: bool = field(True, doc="A severity silences lower ones of the same alert.")
@@ -255,6 +275,8 @@ class RoutingFile:
         default_factory=dict,
         doc="Per scope label (thresholds.yaml scope.labels), per value: that shop's routes.",
     )
+    digest: DigestRoute = field(default_factory=DigestRoute)
+    ticker: TickerRoute = field(default_factory=TickerRoute)
 
 
 @dataclass(frozen=True)
@@ -335,6 +357,22 @@ def _check(source: str, parsed: RoutingFile) -> None:
     _check_channels(parsed, error)
     _check_timing(parsed, error)
     _check_scopes(parsed, error)
+    _check_reports(parsed, error)
+
+
+def _check_reports(parsed: RoutingFile, error: ErrorAt) -> None:
+    digest = parsed.digest
+    for i, address in enumerate(digest.email):
+        problem = _email(address)
+        if problem:
+            raise error(join("digest.email", i), problem)
+    if digest.email and parsed.email is None:
+        raise error("digest.email", "needs the email section (SMTP server)")
+    if digest.slack_channel is None and not digest.email:
+        raise error("digest", "give a slack_channel, email addresses or both")
+    for where, wait in (("digest", digest.group_wait), ("ticker", parsed.ticker.group_wait)):
+        if not 0 < wait <= 300:
+            raise error(f"{where}.group_wait", "must be between 1s and 5m")
 
 
 def _check_timing(parsed: RoutingFile, error: ErrorAt) -> None:

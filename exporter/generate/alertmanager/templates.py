@@ -9,6 +9,7 @@ body. SMS text is not templated here: the SMS bridge writes it, sized in SMS seg
 
 from __future__ import annotations
 
+from exporter.generate.alertmanager.reports import report_templates
 from exporter.generate.alertmanager.routing import Routing
 
 # Labels every notification already shows in its title.
@@ -107,5 +108,6 @@ def templates(routing: Routing, sources: str) -> str:
                 "{{ with .Alerts.Resolved }}" + pagerduty_list + "{{ end }}",
             ),
             _define("boxoffice.email.text", email_text),
+            *(_define(name, body) for name, body in report_templates().items()),
         )
     )

@@ -1,4 +1,4 @@
-"""YAML text of the rule files: recording.yml and one file per alert category."""
+"""YAML text of the rule files: recording.yml, one file per alert category and reports.yml."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.model import AlertRule, RecordingRule
 from exporter.generate.rules.recording import RATES_GROUP, TIME_GROUP
+from exporter.generate.rules.reports import report_groups
 from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.yaml_text import dump, header
 
@@ -48,7 +49,13 @@ def rule_files(ruleset: RuleSet, source: str) -> dict[str, str]:
                 )
             files[category]["groups"].append({"name": f"boxoffice-{category}", "rules": []})
         files[category]["groups"][-1]["rules"].extend(_alerting(r) for r in built.rules)
-    what = {"recording": "Recording rules: the local clock, and rates read by several categories."}
+    reports = report_groups(ruleset.thresholds)
+    if reports:
+        files["reports"] = {"groups": reports}
+    what = {
+        "recording": "Recording rules: the local clock, and rates read by several categories.",
+        "reports": "The owner's reports: the daily digest and the sales ticker (docs/digest.md).",
+    }
     return {
         f"{name}.yml": header(source, what.get(name, f"Alerting rules, category {name}."))
         + dump(body)

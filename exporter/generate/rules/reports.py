@@ -1,0 +1,294 @@
+"""The owner's reports as alerting rules (issue 18): the daily digest and the sales ticker.
+
+Neither is an incident. Both are informational alerts that Alertmanager routes by their
+``notify`` label (``digest``, ``ticker``) to their own receivers (alertmanager/config.py),
+so they need no service of their own and reach Slack and email through the usual path.
+
+The digest: ``DailyDigest{slot, day}`` is active for ``digest.active_for`` from the slot's
+local minute (``boxoffice:local_minute_of_day``, right across daylight saving). The ``day``
+label (``boxoffice:local_day``) makes each day's digest a new alert, so Alertmanager tells it
+once and tomorrow's is not taken for a repeat. Its text reads the figures with the template
+function ``query`` when it fires.
+
+A day's figures come from recording rules that hold each counter's value at the start of the
+local day (``boxoffice:digest_day_start:*``): a rule reading its own previous value keeps it
+all day and takes the counter's value again when ``boxoffice:local_day`` moves on. Today so
+far is the counter minus it, yesterday is today's start minus yesterday's (``offset 1d``) and
+the same day last week the same ``offset 7d``. A label value first seen during the day (a new
+city) starts at 0. When Prometheus starts (or comes back after a gap of more than a few
+minutes), the day starts at its first evaluation: the digest counts from then.
+
+The ticker: ``SalesTicker{minute}`` reports the paid orders of the previous whole minute,
+read at the start of the current one with the aligned subquery ``last_over_time(x[1m:1m])``
+(one step: the minute's start), so two notifications never count an order twice (in
+Prometheus' first minutes the earlier value is the first it holds; a city first seen in
+the minute is counted in the total, not listed). The
+``minute`` label is that minute's Unix time: each minute with sales is a new alert, a new
+group in Alertmanager, one notification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exporter.catalog import CATALOG_BY_NAME
+from exporter.generate.digest_settings import minute_of_day
+from exporter.generate.failure_classes import classify
+from exporter.generate.promql import duration_text
+from exporter.generate.rules.model import RecordingRule
+from exporter.generate.series import (
+    ORDERS_PAID,
+    ORDERS_PAID_REVENUE,
+    ORDERS_PAID_TICKETS,
+    PAYMENTS_FAILED,
+    REFUNDS,
+    SMS,
+    SMS_FAILED,
+    by,
+)
+from exporter.generate.thresholds import Thresholds
+
+DAYS_GROUP = "boxoffice-reports-days"
+REPORTS_GROUP = "boxoffice-reports"
+DIGEST, TICKER = "DailyDigest", "SalesTicker"
+LOCAL_DAY = "boxoffice:local_day"
+MINUTE = "boxoffice:local_minute_of_day"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A counter the reports read: ``boxoffice:digest:<name>`` and its day start."""
+
+    name: str
+    expr: str
+
+    @property
+    def now(self) -> str:
+        return f"boxoffice:digest:{self.name}"
+
+    @property
+    def start(self) -> str:
+        return f"boxoffice:digest_day_start:{self.name}"
+
+
+def _max(metric: str) -> str:
+    return f"{by(metric)} ({metric})"
+
+
+def figures(th: Thresholds) -> tuple[Figure, ...]:
+    classes = th.file.payment_failure_classes.classes()
+    failed = classify(_max(PAYMENTS_FAILED), "failure_code", classes)
+    assert CATALOG_BY_NAME[ORDERS_PAID_TICKETS].labels  # the breakdown labels
+    return (
+        Figure("revenue", f"sum by (city, currency) ({_max(ORDERS_PAID_REVENUE)})"),
+        Figure("orders", f"sum by (city, currency) ({_max(ORDERS_PAID)})"),
+        Figure("tickets", f"sum by (city) ({_max(ORDERS_PAID_TICKETS)})"),
+        Figure("payments_failed", f"sum by (failure_class) ({failed})"),
+        Figure("refunds", _max(REFUNDS)),
+        Figure("sms", f"sum ({_max(SMS)})"),
+        Figure("sms_failed", f"sum ({_max(SMS_FAILED)})"),
+    )
+
+
+def day_start_expr(figure: Figure) -> str:
+    """The counter's value when the local day began (see the module's docstring)."""
+    new_day = f"({LOCAL_DAY} != on () ({LOCAL_DAY} offset 1m))"
+    return (
+        f"({figure.now} and on () {new_day})\n"
+        f"or ({figure.start} unless on () {new_day})\n"
+        f"or (0 * {figure.now} and on () ({LOCAL_DAY} offset 1m))\n"
+        f"or {figure.now}"
+    )
+
+
+def recording_rules(th: Thresholds) -> list[RecordingRule]:
+    out: list[RecordingRule] = []
+    for figure in figures(th):
+        out.append(RecordingRule(figure.now, figure.expr))
+        out.append(RecordingRule(figure.start, day_start_expr(figure)))
+    return out
+
+
+# Which two moments a period spans, as expressions of a figure.
+def today(f: Figure, week: bool = False) -> str:
+    if week:
+        return f"(({f.now} offset 7d) - ({f.start} offset 7d))"
+    return f"({f.now} - {f.start})"
+
+
+def yesterday(f: Figure, week: bool = False) -> str:
+    if week:
+        return f"(({f.start} offset 6d) - ({f.start} offset 7d))"
+    return f"({f.start} - ({f.start} offset 1d))"
+
+
+MONEY, COUNT = '{{ printf "%.2f" .Value }}', '{{ printf "%.0f" .Value }}'
+
+
+def listed(query: str, label: str | None, shown: str) -> str:
+    """Go template: each result of ``query`` as ``<label value> <number>``, comma separated."""
+    item = ("{{ .Labels." + label + " }} " if label else "") + shown
+    return (
+        "{{ range $i, $s := query `"
+        + query
+        + "` }}{{ if $i }}, {{ end }}{{ with $s }}"
+        + item
+        + "{{ end }}{{ else }}none{{ end }}"
+    )
+
+
+@dataclass(frozen=True)
+class Line:
+    title: str
+    query: tuple[str, str]  # this period, the same period a week earlier
+    label: str | None
+    shown: str
+
+    def template(self) -> str:
+        now = listed(self.query[0], self.label, self.shown)
+        before = listed(self.query[1], self.label, self.shown)
+        return f"{self.title}: {now} (a week earlier: {before})"
+
+
+def lines(th: Thresholds, period: str) -> list[Line]:
+    """The digest's lines over ``period`` (today so far, or yesterday)."""
+    of = today if period == "today" else yesterday
+    f = {figure.name: figure for figure in figures(th)}
+    top = th.file.digest.top_cities
+
+    def both(shape: str, *names: str) -> tuple[str, str]:
+        def one(week: bool) -> str:
+            return shape.format(*(of(f[n], week) for n in names))
+
+        return one(False), one(True)
+
+    return [
+        Line("Revenue", both("sum by (currency) ({0})", "revenue"), "currency", MONEY),
+        Line("Paid orders", both("sum ({0})", "orders"), None, COUNT),
+        Line("Tickets", both("sum ({0})", "tickets"), None, COUNT),
+        Line(
+            "Average order value",
+            both("sum by (currency) ({0}) / sum by (currency) ({1}) > 0", "revenue", "orders"),
+            "currency",
+            MONEY,
+        ),
+        Line(
+            "Top cities by orders",
+            both(f"sort_desc(topk({top}, sum by (city) ({{0}}) > 0))", "orders"),
+            "city",
+            COUNT,
+        ),
+        Line(
+            "Payment failures",
+            both("sum by (failure_class) ({0}) > 0", "payments_failed"),
+            "failure_class",
+            COUNT,
+        ),
+        Line("Refunds", both("sum by (currency) ({0}) > 0", "refunds"), "currency", MONEY),
+        Line("SMS sent", both("sum ({0})", "sms"), None, COUNT),
+        Line("SMS failed", both("sum ({0})", "sms_failed"), None, COUNT),
+    ]
+
+
+def digest_text(th: Thresholds, slot: str) -> str:
+    """The description of one slot's digest (a Go template)."""
+    if slot == "morning":
+        overnight = [line for line in lines(th, "today") if line.title in _OVERNIGHT]
+        parts = ["Overnight, since midnight:", *(f"- {x.template()}" for x in overnight)]
+        parts += ["Yesterday:", *(f"- {x.template()}" for x in lines(th, "yesterday"))]
+    else:
+        parts = ["Today so far:", *(f"- {x.template()}" for x in lines(th, "today"))]
+    return "\n".join(parts)
+
+
+_OVERNIGHT = ("Revenue", "Paid orders", "Tickets")
+
+
+def digest_rule(th: Thresholds, slot: str, at: str) -> dict[str, object]:
+    start = minute_of_day(at)
+    end = start + int(th.file.digest.active_for // 60)
+    expr = f"{LOCAL_DAY} and on () ({MINUTE} >= {start} < {end})"
+    when = "this morning" if slot == "morning" else "this evening"
+    return {
+        "alert": DIGEST,
+        "expr": expr,
+        "for": "0s",
+        "labels": {
+            "severity": "low",
+            "category": "sales",
+            "notify": "digest",
+            "slot": slot,
+            "day": '{{ printf "%.0f" $value }}',
+        },
+        "annotations": {
+            "summary": f"Daily digest ({slot}, {at} local): the shop {when}",
+            "description": digest_text(th, slot),
+        },
+    }
+
+
+def new_in_last_minute(aggregate: str, name: str) -> str:
+    """How much ``aggregate (name)`` grew over the previous whole minute: its value at the
+    start of this minute minus the one at the start of the previous minute, or, in
+    Prometheus' first minutes (no value then), the first value it holds."""
+    series = f"({aggregate} ({name}))"
+    now = f"last_over_time({series}[1m:1m])"
+    before = (
+        f"(last_over_time({series}[1m:1m] offset 1m) or {aggregate} (min_over_time({name}[2m])))"
+    )
+    return f"({now} - {before})"
+
+
+def ticker_text(th: Thresholds) -> str:
+    f = {figure.name: figure for figure in figures(th)}
+    orders = new_in_last_minute("sum", f["orders"].now)
+    revenue = new_in_last_minute("sum by (currency)", f["revenue"].now)
+    cities = new_in_last_minute("sum by (city)", f["orders"].now)
+    top = th.file.ticker.top_cities
+    local = "vector(time() - time() % 60 - 60) + on () boxoffice:timezone_offset_seconds"
+    clock = (
+        "{{ with query `hour(" + local + ')` }}{{ . | first | value | printf "%02.0f" }}{{ end }}:'
+        "{{ with query `minute(" + local + ')` }}{{ . | first | value | printf "%02.0f" }}'
+        "{{ end }}"
+    )
+    return (
+        f"{clock} local: {listed(orders, None, COUNT)} new paid orders, "
+        f"{listed(revenue + ' > 0', 'currency', MONEY)}; "
+        f"cities: {listed(f'sort_desc(topk({top}, {cities} > 0))', 'city', COUNT)}"
+    )
+
+
+def ticker_rule(th: Thresholds) -> dict[str, object]:
+    f = {figure.name: figure for figure in figures(th)}
+    orders = new_in_last_minute("sum", f["orders"].now)
+    return {
+        "alert": TICKER,
+        "expr": f"vector(time() - time() % 60 - 60) and on () ({orders} > 0)",
+        "for": "0s",
+        "labels": {
+            "severity": "low",
+            "category": "sales",
+            "notify": "ticker",
+            "minute": '{{ printf "%.0f" $value }}',
+        },
+        "annotations": {"summary": "Sales ticker: new paid orders", "description": ticker_text(th)},
+    }
+
+
+def enabled(th: Thresholds) -> bool:
+    return bool(th.file.digest.slots()) or th.file.ticker.enabled
+
+
+def report_groups(th: Thresholds) -> list[dict[str, object]]:
+    """The rule groups of reports.yml; empty when neither report is enabled."""
+    if not enabled(th):
+        return []
+    recording = [{"record": r.record, "expr": r.expr} for r in recording_rules(th)]
+    alerts = [digest_rule(th, slot, at) for slot, at in th.file.digest.slots()]
+    if th.file.ticker.enabled:
+        alerts.append(ticker_rule(th))
+    return [{"name": DAYS_GROUP, "rules": recording}, {"name": REPORTS_GROUP, "rules": alerts}]
+
+
+def active_for(th: Thresholds) -> str:
+    return duration_text(th.file.digest.active_for)
