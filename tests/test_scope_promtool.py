@@ -24,11 +24,13 @@ SHOPS = ("acme", "globex")
 REPLICAS = ("replica-1", "replica-2")
 
 
-def generate_scoped(root: Path, labels: list[str]) -> Path:
-    """A repository root under ``root`` whose bundle is generated with ``labels``."""
+def generate_scoped(root: Path, labels: list[str], more: dict[str, object] | None = None) -> Path:
+    """A repository root under ``root`` whose bundle is generated with ``labels`` (and the
+    thresholds.yaml sections in ``more``)."""
     (root / "rules").mkdir(parents=True)
     data = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
     data["scope"] = {"labels": labels}
+    data.update(more or {})
     (root / "rules" / "thresholds.yaml").write_text(yaml.safe_dump(data))
     (root / "alertmanager").mkdir()
     shutil.copy(ROOT / "alertmanager" / "routing.yaml", root / "alertmanager" / "routing.yaml")
@@ -174,6 +176,123 @@ def test_two_shops_in_one_prometheus_never_mix(scoped_root: Path) -> None:
         "tests": [_incident_in_one_shop(), _blind_in_one_shop()],
     }
     path = scoped_root / "rules" / "tests" / "scope_two_shops.yml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    result = subprocess.run(
+        [promtool, "test", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def _digest_per_shop() -> dict[str, object]:
+    """Each shop's morning digest is its own alert, its text counting that shop's orders only:
+    acme sells one order a minute, globex two, from before local midnight (05:00 UTC)."""
+    series = _replicated(
+        "boxoffice_source_up", {"source": "postgres"}, {"acme": "1+0x1000", "globex": "1+0x1000"}
+    )
+    series += _replicated(
+        "boxoffice_orders_paid_total",
+        {"city": "Denver", "tier": "ga", "payment_method": "card", "member": "false"}
+        | {"currency": "usd"},
+        {"acme": "10+1x1000", "globex": "10+2x1000"},
+    )
+    return {
+        "name": "a digest per shop, each with its own figures",
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [
+            {
+                "expr": "boxoffice:digest:orders - boxoffice:digest_day_start:orders",
+                "eval_time": "13h",
+                "exp_samples": [
+                    {"labels": f'{{city="Denver", currency="usd", seller="{shop}"}}', "value": n}
+                    for shop, n in (("acme", 480), ("globex", 960))
+                ],
+            },
+            {
+                # The ticker at 13h reports the minute before: one order for acme, two for globex.
+                "expr": 'ALERTS{alertname="SalesTicker"}',
+                "eval_time": "13h",
+                "exp_samples": [
+                    {
+                        "labels": 'ALERTS{alertname="SalesTicker", alertstate="firing", '
+                        'severity="low", category="sales", notify="ticker", '
+                        f'minute="46740", seller="{shop}"}}',
+                        "value": 1,
+                    }
+                    for shop in SHOPS
+                ],
+            },
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": "13h",
+                "alertname": "DailyDigest",
+                "exp_alerts": [
+                    _digest_alert(shop, n) for shop, n in (("acme", 480), ("globex", 960))
+                ],
+            }
+        ],
+    }
+
+
+def _digest_alert(shop: str, orders: int) -> dict[str, object]:
+    none = "none (a week earlier: none)"
+    yesterday = (
+        "Revenue",
+        "Paid orders",
+        "Tickets",
+        "Average order value",
+        "Top cities by orders",
+        "Payment failures",
+        "Refunds",
+        "SMS sent",
+        "SMS failed",
+    )
+    text = [
+        "Overnight, since midnight:",
+        f"- Revenue: {none}",
+        f"- Paid orders: {orders} (a week earlier: none)",
+        f"- Tickets: {none}",
+        "Yesterday:",
+        *(f"- {title}: {none}" for title in yesterday),
+    ]
+    return {
+        "exp_labels": {
+            "severity": "low",
+            "category": "sales",
+            "notify": "digest",
+            "slot": "morning",
+            "day": "0",
+            "seller": shop,
+        },
+        "exp_annotations": {
+            "summary": "Daily digest (morning, 08:00 local): the shop this morning",
+            "description": "\n".join(text),
+        },
+    }
+
+
+def test_each_shop_gets_its_own_digest_and_ticker(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not installed (scripts/test.sh installs Debian's prometheus)")
+    root = generate_scoped(tmp_path, ["seller"], {"ticker": {"enabled": True}})
+    files = ["recording", "reports"]
+    groups: list[str] = []
+    for name in files:
+        text = (root / "rules" / "generated" / f"{name}.yml").read_text()
+        groups += [g["name"] for g in yaml.safe_load(text)["groups"]]
+    suite = {
+        "rule_files": [f"../generated/{name}.yml" for name in files],
+        "evaluation_interval": "1m",
+        "group_eval_order": groups,
+        "tests": [_digest_per_shop()],
+    }
+    path = root / "rules" / "tests" / "scope_digest.yml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     result = subprocess.run(
         [promtool, "test", "rules", str(path)],

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
 
+from exporter.generate.rules.reports import report_groups
 from exporter.generate.rules.ruleset import RuleSet, build_ruleset
 from exporter.generate.scope import CLOCK_SERIES, scoped
 from exporter.generate.thresholds import load_thresholds
@@ -28,6 +30,7 @@ JOIN = re.compile(r"(?<![\w:])(on|ignoring)\s*\(([^()]*)\)")
 def scoped_ruleset(tmp_path: Path, labels: list[str]) -> RuleSet:
     data = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
     data["scope"] = {"labels": labels}
+    data["ticker"] = {"enabled": True}  # the reports too (the digest is on by default)
     path = tmp_path / "thresholds.yaml"
     path.write_text(yaml.safe_dump(data))
     return build_ruleset(load_thresholds(str(path), "rules/thresholds.yaml"))
@@ -43,6 +46,9 @@ def _plain(expr: str) -> str:
 def _exprs(ruleset: RuleSet) -> list[tuple[str, str]]:
     out = [(f"record {r.record}", r.expr) for r in ruleset.rate_rules]
     out += [(f"alert {r.alert}", r.expr) for b in ruleset.alerts for r in b.rules]
+    for group in report_groups(ruleset.thresholds):
+        rules = cast(list[dict[str, str]], group["rules"])
+        out += [(f"report {r.get('record') or r.get('alert')}", r["expr"]) for r in rules]
     return out
 
 

@@ -36,6 +36,7 @@ from exporter.generate.digest_settings import minute_of_day
 from exporter.generate.failure_classes import classify
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.model import RecordingRule
+from exporter.generate.scope import SHOP_PRESENT, scoped, with_matchers
 from exporter.generate.series import (
     ORDERS_PAID,
     ORDERS_PAID_REVENUE,
@@ -102,11 +103,26 @@ def day_start_expr(figure: Figure) -> str:
 
 
 def recording_rules(th: Thresholds) -> list[RecordingRule]:
+    scope = _scope(th)
     out: list[RecordingRule] = []
     for figure in figures(th):
-        out.append(RecordingRule(figure.now, figure.expr))
-        out.append(RecordingRule(figure.start, day_start_expr(figure)))
+        out.append(RecordingRule(figure.now, scoped(figure.expr, scope)))
+        out.append(RecordingRule(figure.start, scoped(day_start_expr(figure), scope)))
     return out
+
+
+def _scope(th: Thresholds) -> tuple[str, ...]:
+    return tuple(th.file.scope.labels)
+
+
+def per_shop(th: Thresholds, clock: str) -> str:
+    """``clock`` (one series without labels), once per shop under scope labels: each shop
+    gets its own report, with its labels for Alertmanager's routes and groups."""
+    scope = _scope(th)
+    if not scope:
+        return clock
+    shops = f"(0 * group by ({', '.join(scope)}) ({SHOP_PRESENT}))"
+    return f"({shops} + on () group_left () {clock})"
 
 
 # Which two moments a period spans, as expressions of a figure.
@@ -125,16 +141,28 @@ def yesterday(f: Figure, week: bool = False) -> str:
 MONEY, COUNT = '{{ printf "%.2f" .Value }}', '{{ printf "%.0f" .Value }}'
 
 
-def listed(query: str, label: str | None, shown: str) -> str:
-    """Go template: each result of ``query`` as ``<label value> <number>``, comma separated."""
+def listed(query: str, label: str | None, shown: str, scope: tuple[str, ...] = ()) -> str:
+    """Go template: each result of ``query`` as ``<label value> <number>``, comma separated;
+    under scope labels, of the alert's own shop only."""
     item = ("{{ .Labels." + label + " }} " if label else "") + shown
     return (
-        "{{ range $i, $s := query `"
-        + query
-        + "` }}{{ if $i }}, {{ end }}{{ with $s }}"
+        "{{ range $i, $s := "
+        + own_shop(query, scope)
+        + " }}{{ if $i }}, {{ end }}{{ with $s }}"
         + item
         + "{{ end }}{{ else }}none{{ end }}"
     )
+
+
+def own_shop(query: str, scope: tuple[str, ...]) -> str:
+    """A template pipeline running ``query``, limited to the alert's shop by its scope labels
+    (the query becomes a printf format: its own ``%`` doubled)."""
+    if not scope:
+        return "query `" + query + "`"
+    matchers = ", ".join(f"{label}=%[{i}]q" for i, label in enumerate(scope, start=1))
+    limited = with_matchers(query.replace("%", "%%"), matchers)
+    args = " ".join(f"$labels.{label}" for label in scope)
+    return f"printf `{limited}` {args} | query"
 
 
 @dataclass(frozen=True)
@@ -144,9 +172,9 @@ class Line:
     label: str | None
     shown: str
 
-    def template(self) -> str:
-        now = listed(self.query[0], self.label, self.shown)
-        before = listed(self.query[1], self.label, self.shown)
+    def template(self, scope: tuple[str, ...] = ()) -> str:
+        now = listed(self.query[0], self.label, self.shown, scope)
+        before = listed(self.query[1], self.label, self.shown, scope)
         return f"{self.title}: {now} (a week earlier: {before})"
 
 
@@ -194,10 +222,11 @@ def digest_text(th: Thresholds, slot: str) -> str:
     """The description of one slot's digest (a Go template)."""
     if slot == "morning":
         overnight = [line for line in lines(th, "today") if line.title in _OVERNIGHT]
-        parts = ["Overnight, since midnight:", *(f"- {x.template()}" for x in overnight)]
-        parts += ["Yesterday:", *(f"- {x.template()}" for x in lines(th, "yesterday"))]
+        scope = _scope(th)
+        parts = ["Overnight, since midnight:", *(f"- {x.template(scope)}" for x in overnight)]
+        parts += ["Yesterday:", *(f"- {x.template(scope)}" for x in lines(th, "yesterday"))]
     else:
-        parts = ["Today so far:", *(f"- {x.template()}" for x in lines(th, "today"))]
+        parts = ["Today so far:", *(f"- {x.template(_scope(th))}" for x in lines(th, "today"))]
     return "\n".join(parts)
 
 
@@ -207,7 +236,7 @@ _OVERNIGHT = ("Revenue", "Paid orders", "Tickets")
 def digest_rule(th: Thresholds, slot: str, at: str) -> dict[str, object]:
     start = minute_of_day(at)
     end = start + int(th.file.digest.active_for // 60)
-    expr = f"{LOCAL_DAY} and on () ({MINUTE} >= {start} < {end})"
+    expr = f"{per_shop(th, LOCAL_DAY)} and on () ({MINUTE} >= {start} < {end})"
     when = "this morning" if slot == "morning" else "this evening"
     return {
         "alert": DIGEST,
@@ -251,19 +280,23 @@ def ticker_text(th: Thresholds) -> str:
         "{{ with query `minute(" + local + ')` }}{{ . | first | value | printf "%02.0f" }}'
         "{{ end }}"
     )
+    scope = _scope(th)
     return (
-        f"{clock} local: {listed(orders, None, COUNT)} new paid orders, "
-        f"{listed(revenue + ' > 0', 'currency', MONEY)}; "
-        f"cities: {listed(f'sort_desc(topk({top}, {cities} > 0))', 'city', COUNT)}"
+        f"{clock} local: {listed(orders, None, COUNT, scope)} new paid orders, "
+        f"{listed(revenue + ' > 0', 'currency', MONEY, scope)}; "
+        f"cities: {listed(f'sort_desc(topk({top}, {cities} > 0))', 'city', COUNT, scope)}"
     )
 
 
 def ticker_rule(th: Thresholds) -> dict[str, object]:
     f = {figure.name: figure for figure in figures(th)}
-    orders = new_in_last_minute("sum", f["orders"].now)
+    scope = _scope(th)
+    listed_scope = ", ".join(scope)
+    orders = new_in_last_minute(f"sum by ({listed_scope})" if scope else "sum", f["orders"].now)
+    minute = per_shop(th, "vector(time() - time() % 60 - 60)")
     return {
         "alert": TICKER,
-        "expr": f"vector(time() - time() % 60 - 60) and on () ({orders} > 0)",
+        "expr": f"{minute} and on ({listed_scope}) ({orders} > 0)",
         "for": "0s",
         "labels": {
             "severity": "low",
