@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import requests
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__
@@ -63,16 +62,15 @@ def build_sources(config: Config) -> list[Source]:
 def _api_sources(config: Config) -> list[Source]:
     """The Stripe, Twilio and HTTP sources that are enabled, each on its own HTTP session.
 
-    Each SDK is imported only when its source is enabled: the Stripe SDK alone (with the
-    aiohttp it loads) costs a restart about a second (docs/benchmarks.md, restarts).
+    Each SDK, and requests itself, is imported only when a source that uses it is enabled:
+    the Stripe SDK alone (with the aiohttp it loads) costs a restart about a second, requests
+    tens of milliseconds (docs/benchmarks.md, restarts).
     """
-    from exporter.sources.http import HttpSource, Target
-    from exporter.sources.pacing import BudgetedSession
-
     found: list[Source] = []
     settings = config.settings.sources
     if settings.stripe.enabled:
         from exporter.sources import stripe, stripe_api
+        from exporter.sources.pacing import BudgetedSession
 
         s, session = settings.stripe, BudgetedSession()
         key = config.credentials["sources.stripe.api_key"]
@@ -97,6 +95,7 @@ def _api_sources(config: Config) -> list[Source]:
         )
     if settings.twilio.enabled and (sid := settings.twilio.account_sid):
         from exporter.sources import twilio, twilio_api
+        from exporter.sources.pacing import BudgetedSession
 
         t, session = settings.twilio, BudgetedSession()
         token = config.credentials["sources.twilio.auth_token"]
@@ -122,6 +121,10 @@ def _api_sources(config: Config) -> list[Source]:
             )
         )
     if settings.http.targets:
+        import requests
+
+        from exporter.sources.http import HttpSource, Target
+
         targets = []
         for i, target in enumerate(settings.http.targets):
             base = f"sources.http.targets[{i}]"

@@ -64,8 +64,15 @@ DENIED_PREFIXES = (
     "pg_stat_reset",
 )
 
-_WORD = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
+# An identifier starts with a letter, `_` or any non-ASCII character and goes on with those,
+# digits and `$`. Written as the complement of the ASCII characters that may not appear: the
+# same sets as `[A-Za-z_\u0080-\U0010ffff]`, but a class up to U+10FFFF costs ~35 ms to
+# compile on every start of the exporter, this one well under 1 ms.
+_START = r"[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]"
+_PART = r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"  # with digits and `$`
+_TAG_PART = r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"  # with digits, no `$`
+_WORD = re.compile(f"{_START}{_PART}*")
+_DOLLAR_TAG = re.compile(rf"\$({_START}{_TAG_PART}*)?\$")
 
 
 class _Unsafe(ValueError):

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-
-from jinja2 import Environment, select_autoescape
+from functools import cache
+from typing import TYPE_CHECKING
 
 from exporter.collect.scheduler import Snapshot
+
+if TYPE_CHECKING:
+    from jinja2 import Template
 
 _TEMPLATE = """<!doctype html>
 <html lang="en">
@@ -40,8 +43,15 @@ Status: <a href="{{ status_path }}">{{ status_path }}</a>{% endif %}</p>
 </body></html>
 """
 
-_env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-_template = _env.from_string(_TEMPLATE)
+
+@cache
+def _template() -> Template:
+    """The compiled template, built at the first render: importing jinja2 and compiling the
+    template cost a start of the exporter tens of milliseconds before /metrics could answer."""
+    from jinja2 import Environment, select_autoescape
+
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    return env.from_string(_TEMPLATE)
 
 
 def source_state(snap: Snapshot, now_monotonic: float) -> str:
@@ -79,6 +89,6 @@ def render_landing_page(
                 "error": snap.last_error or "",
             }
         )
-    return _template.render(
+    return _template().render(
         rows=rows, version=version, telemetry_path=telemetry_path, status_path=status_path
     )

@@ -12,9 +12,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING
 
-from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
+
+if TYPE_CHECKING:
+    from jinja2 import Template
 
 # Every colour the page uses, as (text, background) pairs: tests/test_status_page.py checks
 # each pair's WCAG contrast ratio is at least 4.5 (AA for body text) and that the CSS uses
@@ -267,8 +271,15 @@ reloads every {{ view.refresh }} s.</p>
 </html>
 """
 
-_env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-_template = _env.from_string(_TEMPLATE)
+
+@cache
+def _template() -> Template:
+    """The compiled template, built at the first render: importing jinja2 and compiling the
+    template cost a start of the exporter tens of milliseconds before /metrics could answer."""
+    from jinja2 import Environment, select_autoescape
+
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    return env.from_string(_TEMPLATE)
 
 
 def render_status_page(view: StatusView) -> str:
@@ -289,7 +300,7 @@ def render_status_page(view: StatusView) -> str:
     ]
     updated = datetime.fromtimestamp(view.generated_at, UTC)
     at = datetime.fromtimestamp(view.figures_at, UTC) if view.figures_at is not None else None
-    return _template.render(
+    return _template().render(
         view=view,
         css=Markup(_CSS),  # noqa: S704 (our own constant: no outside text in it)
         title="Box office status",

@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-import requests
+from typing import TYPE_CHECKING
 
 from exporter.collect.scheduler import Snapshot
 from exporter.config.settings import StatusPageSettings
@@ -35,7 +34,11 @@ from exporter.web.status import (
     render_status_page,
     since_label,
 )
-from exporter.web.status_remote import Alert, Series, Unavailable, firing_alerts, query
+
+if TYPE_CHECKING:
+    import requests
+
+    from exporter.web.status_remote import Alert, Series
 
 # Paid orders, deduplicated across exporter replicas the way the generated rules do it.
 _PAID = "sum(max by (city, tier, payment_method, member, currency) (boxoffice_orders_paid_total))"
@@ -179,8 +182,9 @@ class StatusPage:
     ) -> None:
         self._settings = settings
         self._snapshots = snapshots
-        self._session = session or requests.Session()
-        self._session.trust_env = False  # no proxy or netrc credentials from the environment
+        # Made at the first remote fetch: requests (and status_remote) are imported only
+        # then, which keeps them out of the exporter's start before /metrics answers.
+        self._session = session
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._cached: tuple[float, _Remote] | None = None
@@ -217,12 +221,21 @@ class StatusPage:
             self._cached = (time.monotonic(), remote)
             return remote
 
+    def _client(self) -> requests.Session:
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+        self._session.trust_env = False  # no proxy or netrc credentials from the environment
+        return self._session
+
     def _fetch(self) -> _Remote:
         s = self._settings
         at = int(time.time()) - QUERY_LAG
+        session = self._client() if s.prometheus_url or s.alertmanager_url else None
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="status") as pool:
-            prom = pool.submit(self._prometheus, at) if s.prometheus_url else None
-            am = pool.submit(self._alertmanager) if s.alertmanager_url else None
+            prom = pool.submit(self._prometheus, session, at) if s.prometheus_url else None
+            am = pool.submit(self._alertmanager, session) if s.alertmanager_url else None
             figures = (
                 prom.result()
                 if prom
@@ -235,11 +248,13 @@ class StatusPage:
             )
         return _Remote(at if prom else None, figures, *alerts)
 
-    def _prometheus(self, at: int) -> dict[str, Figure]:
-        assert self._settings.prometheus_url is not None
+    def _prometheus(self, session: requests.Session | None, at: int) -> dict[str, Figure]:
+        assert self._settings.prometheus_url is not None and session is not None
+        from exporter.web.status_remote import Unavailable, query
+
         try:
             found = query(
-                self._session,
+                session,
                 self._settings.prometheus_url,
                 combined_query(),
                 at=at,
@@ -249,11 +264,15 @@ class StatusPage:
             return dict.fromkeys(REMOTE_FIGURES, Figure(problem=f"Prometheus not available: {exc}"))
         return remote_figures(found)
 
-    def _alertmanager(self) -> tuple[tuple[AlertRow, ...], int, str | None]:
-        assert self._settings.alertmanager_url is not None
+    def _alertmanager(
+        self, session: requests.Session | None
+    ) -> tuple[tuple[AlertRow, ...], int, str | None]:
+        assert self._settings.alertmanager_url is not None and session is not None
+        from exporter.web.status_remote import Unavailable, firing_alerts
+
         try:
             alerts = firing_alerts(
-                self._session,
+                session,
                 self._settings.alertmanager_url,
                 timeout=float(self._settings.timeout),
             )
