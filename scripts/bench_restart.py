@@ -12,7 +12,9 @@ orders per second. Then, --runs times each:
 - with a checkpoint: the same exporter with `state_dir` set is started, left to collect,
   stopped (SIGTERM writes the checkpoint), the writer keeps selling for a few seconds, and
   it is started again: timed the same way, plus its full computations (0 means resumed).
-Also the Python start-up alone (`boxoffice --version`), which every restart pays.
+Also the Python start-up alone (`boxoffice --version`), which every restart pays, the CPU
+time the exporter process had used by its first complete metric set (barely changed by
+other processes sharing the cores, unlike the wall time), and the load average.
 Needs root (the cluster runs as the `postgres` user) and the Debian PostgreSQL binaries.
 """
 
@@ -55,12 +57,13 @@ class Start:
     cycle: float  # the first collection's own duration (boxoffice_source_duration_seconds)
     db_ms: float  # database time of the exporter's statements until then
     full: float  # full computations the process ran
+    cpu: float  # CPU seconds (user + system) the process had used by then
 
     def __str__(self) -> str:
         return (
             f"first complete metric set {self.seconds:.2f} s (serving after {self.serving:.2f} s, "
             f"first cycle {self.cycle * 1000:.0f} ms), DB {self.db_ms:,.0f} ms, "
-            f"full computations {self.full:g}"
+            f"full computations {self.full:g}, CPU {self.cpu:.2f} s"
         )
 
 
@@ -106,6 +109,7 @@ def start_once(cluster: Cluster, state_dir: str | None, *, keep: float = 0.0) ->
                 break
             time.sleep(0.01)
         seconds = time.perf_counter() - started
+        cpu = _cpu_seconds(process.pid)
         db_ms, _calls = _db_time_ms(cluster.dsn("postgres"), "bench_boxoffice")
         time.sleep(keep)
     finally:
@@ -115,7 +119,20 @@ def start_once(cluster: Cluster, state_dir: str | None, *, keep: float = 0.0) ->
         if "checkpoint" in line or "full computation" in line:
             print("   ", line[:200], flush=True)
     cycle = samples.get("boxoffice_source_duration_seconds,source=postgres", float("nan"))
-    return Start(seconds, serving, cycle, db_ms, samples.get(FULL, float("nan")))
+    return Start(seconds, serving, cycle, db_ms, samples.get(FULL, float("nan")), cpu)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process: unlike the wall time, barely changed by
+    other processes sharing the cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min): how shared the cores were."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f}, {five:.1f}, {fifteen:.1f}"
 
 
 def python_start() -> float:
@@ -132,8 +149,12 @@ def _summary(starts: list[Start]) -> str:
     serving = median([s.serving for s in starts])
     cycle = median([s.cycle for s in starts]) * 1000
     db_ms = median([s.db_ms for s in starts])
+    cpu = median([s.cpu for s in starts])
     full = ",".join(f"{s.full:g}" for s in starts)
-    return f"{seconds:.2f} s ({serving:.2f} s + {cycle:,.0f} ms) | {db_ms:,.0f} ms | {full}"
+    return (
+        f"{seconds:.2f} s ({serving:.2f} s + {cycle:,.0f} ms) | CPU {cpu:.2f} s | {db_ms:,.0f} ms"
+        f" | {full}"
+    )
 
 
 def main() -> None:
@@ -153,21 +174,21 @@ def main() -> None:
             vacuum = time.perf_counter()
             with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE")
-            print(f"seeded in {seeding + time.perf_counter() - vacuum:.0f} s", flush=True)
+            print(f"seeded in {seeding + time.perf_counter() - vacuum:.0f} s; {load()}", flush=True)
             writer = Writer(cluster.dsn("bench_writer"))
             writer.start()
             try:
                 cold = []
                 for run in range(args.runs):
                     cold.append(start_once(cluster, None))
-                    print(f"  without checkpoint, run {run + 1}: {cold[-1]}", flush=True)
+                    print(f"  without checkpoint, run {run + 1}: {cold[-1]}; {load()}", flush=True)
                 warm = []
                 with tempfile.TemporaryDirectory(prefix="boxoffice-state-") as state:
                     start_once(cluster, state, keep=3.0)  # writes the first checkpoint
                     for run in range(args.runs):
                         time.sleep(3.0)  # the shop sells while the exporter is down
                         warm.append(start_once(cluster, state, keep=3.0))
-                        print(f"  with checkpoint, run {run + 1}: {warm[-1]}", flush=True)
+                        print(f"  with checkpoint, run {run + 1}: {warm[-1]}; {load()}", flush=True)
                     size = sum(p.stat().st_size for p in Path(state).iterdir())
             finally:
                 writer.stopped.set()
@@ -175,13 +196,13 @@ def main() -> None:
             rows.append((orders, cold, warm, size))
         finally:
             cluster.stop()
-    print(f"Python start-up alone (boxoffice --version): {python_start():.2f} s")
+    print(f"Python start-up alone (boxoffice --version): {python_start():.2f} s; {load()}")
     print(
         "| orders | without checkpoint: first complete metric set (serving + first cycle) | "
-        "DB time | full computations | with checkpoint: first complete metric set (serving + "
-        "first cycle) | DB time | full computations | checkpoint file |"
+        "exporter CPU | DB time | full computations | with checkpoint: first complete metric set "
+        "(serving + first cycle) | exporter CPU | DB time | full computations | checkpoint file |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for orders, cold, warm, size in rows:
         print(f"| {orders:,} | {_summary(cold)} | {_summary(warm)} | {size / 1024:.0f} KiB |")
 
