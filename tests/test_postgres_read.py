@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client.core import Metric
 
-from exporter.catalog import CATALOG_BY_NAME
+from exporter.catalog import CATALOG_BY_NAME, DATABASE_UP
 from exporter.config import BoundMetric, Database
 from exporter.sources.base import Failure
 from exporter.sources.families import family
@@ -36,7 +36,10 @@ def _ok(query: Any, columns: tuple[tuple[str, str], ...], *rows: tuple[Any, ...]
 
 
 def _series(families: tuple[Metric, ...]) -> list[tuple[str, dict[str, str], float]]:
-    return [(s.name, s.labels, s.value) for f in families for s in f.samples]
+    """The business series, without each database's own health (checked on its own)."""
+    return [
+        (s.name, s.labels, s.value) for f in families for s in f.samples if f.name != DATABASE_UP
+    ]
 
 
 @pytest.mark.parametrize(
@@ -135,6 +138,14 @@ def test_collection_of_reads(
 ) -> None:
     collection = collection_of(reads, CardinalityGuard(2))
     assert _series(collection.families) == series
+    # Every database read reports its own health: up when reached and every query worked.
+    health = [
+        (s.labels["database"], s.value)
+        for f in collection.families
+        if f.name == DATABASE_UP
+        for s in f.samples
+    ]
+    assert health == [(r.database, 1.0 if r.ok else 0.0) for r in reads]
     assert list(collection.failures) == failures
     assert dict(collection.dropped) == dropped
 
