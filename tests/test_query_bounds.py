@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from exporter.config import ConfigError
@@ -44,8 +46,14 @@ def _series(pg_dsn: str, sql: str, **env: str) -> tuple[dict[str, float], dict[s
     with running_exporter(config) as (exporter, url):
         (runner,) = exporter.runners
         runner.run_once()
-        series = scrape(url)
-        cycles = runner.snapshot().cycles
+        # The scheduler's own first cycle may still be finishing: read the counters and the
+        # number of cycles from the same snapshot (the count unchanged across the scrape).
+        for _ in range(50):
+            cycles = runner.snapshot().cycles
+            series = scrape(url)
+            if runner.snapshot().cycles == cycles:
+                break
+            time.sleep(0.1)
     published = {
         dict(labels)["provider"]: v for (name, labels), v in series.items() if name == WEBHOOKS
     }
