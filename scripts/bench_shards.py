@@ -254,6 +254,24 @@ def _label_sets(labels: tuple[str, ...]) -> list[dict[str, str]]:
     return sets
 
 
+# Shapes of a shop's day, not of a flash sale everywhere at once: tiers of 1,000 seats with
+# 400 left, a few tickets an hour, and one tier in 50 selling fast or sold out, so that the
+# inventory alerts fire for a few tiers (their cost grows with the alerts firing, each one
+# templated and written to ALERTS every evaluation) instead of for every tier of every shop.
+_CAPACITY = 1000.0
+_AVAILABLE = 400.0
+
+
+def _kind(name: str) -> str:
+    if name.endswith("_up"):
+        return "up"
+    if name.endswith("_timestamp_seconds"):
+        return "time"
+    if name in ("boxoffice_inventory_capacity_tickets", "boxoffice_inventory_available_tickets"):
+        return name.removeprefix("boxoffice_inventory_").removesuffix("_tickets")
+    return "gauge"
+
+
 @functools.cache
 def _lines(shops: int) -> tuple[tuple[str, str, int], ...]:
     """Every line of the exposition as (kind, text before the value, index in its metric):
@@ -264,14 +282,7 @@ def _lines(shops: int) -> tuple[tuple[str, str, int], ...]:
         lines.append(
             ("#", f"# TYPE {metric.name} {'counter' if kind == 'counter' else 'gauge'}", 0)
         )
-        if metric.type == "counter":
-            kind = "counter"
-        elif metric.name.endswith("_up"):
-            kind = "up"
-        elif metric.name.endswith("_timestamp_seconds"):
-            kind = "time"
-        else:
-            kind = "gauge"
+        kind = "counter" if metric.type == "counter" else _kind(metric.name)
         sets = _label_sets(metric.labels)
         for shop in range(shops):
             for i, labels in enumerate(sets):
@@ -292,14 +303,20 @@ def exposition(shops: int, started: float) -> bytes:
             out.append(text)
             continue
         if kind == "counter":
-            value = 1000 + (i % 7 + 1) * elapsed
+            # About 7 to 50 a day; one series in 50 about one a second (a busy tier).
+            per_second = 1.0 if i % 50 == 7 else 0.0001 * (i % 7 + 1)
+            value = 1000 + per_second * elapsed
         elif kind == "up":
             value = 1.0
         elif kind == "time":
             value = now
+        elif kind == "capacity":
+            value = _CAPACITY
+        elif kind == "available":
+            value = 0.0 if i % 50 == 3 else _AVAILABLE
         else:
             value = 10.0 + i % 50
-        out.append(f"{text}{value:g}")
+        out.append(f"{text}{value:.6f}")
     return ("\n".join(out) + "\n").encode()
 
 
