@@ -13,10 +13,13 @@ time per cycle (/proc, scrapes every 0.5 s included), connections held
 (pg_stat_activity sampled every 0.1 s: most per database and in total), RSS, and whether
 every database reported boxoffice_database_up 1.
 
-Part 2, rules as shops grow: a static exposition server publishes, for each shop (label
-`seller`), every catalog metric with 50 events x 3 tiers; a real Prometheus scrapes it and
-evaluates the generated rule files (rules/generated/*.yml). After --settle seconds it reads
-prometheus_rule_group_last_duration_seconds per group and the head series count.
+Part 2, rules as shops grow: the rule files are generated into a temporary root with scope
+labels [seller] (the repository's thresholds.yaml otherwise), as a platform team hosting many
+shops would; a static exposition server publishes, for each shop (label `seller`), every
+catalog metric with 50 events x 3 tiers; a real Prometheus scrapes it and evaluates those rule
+files. After --settle seconds it reads prometheus_rule_group_last_duration_seconds per group
+--samples times, --every seconds apart (after several evaluations), and keeps each group's
+median, and the head series count.
 
 Needs root (the cluster runs as the `postgres` user), the Debian PostgreSQL server binaries
 and Debian's prometheus.
@@ -26,10 +29,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import glob
 import http.server
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +47,7 @@ from pathlib import Path
 import psycopg
 import requests
 import yaml
+from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_collect import Cluster, Writer, _db_time_ms, _free_port, _pct, _reset, _samples
 
 from exporter.catalog import CATALOG, REASONS
+from exporter.cli import main as cli_main
 from tests.support.prometheus import running_prometheus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,29 +254,70 @@ def _label_sets(labels: tuple[str, ...]) -> list[dict[str, str]]:
     return sets
 
 
-def exposition(shops: int, started: float) -> bytes:
-    """Every catalog metric for every shop; counters grow with time, gauges stay."""
-    elapsed = time.time() - started
-    lines: list[str] = []
+# Shapes of a shop's day, not of a flash sale everywhere at once: tiers of 1,000 seats with
+# 400 left, a few tickets an hour, and one tier in 50 selling fast or sold out, so that the
+# inventory alerts fire for a few tiers (their cost grows with the alerts firing, each one
+# templated and written to ALERTS every evaluation) instead of for every tier of every shop.
+_CAPACITY = 1000.0
+_AVAILABLE = 400.0
+
+
+def _kind(name: str) -> str:
+    if name.endswith("_up"):
+        return "up"
+    if name.endswith("_timestamp_seconds"):
+        return "time"
+    if name in ("boxoffice_inventory_capacity_tickets", "boxoffice_inventory_available_tickets"):
+        return name.removeprefix("boxoffice_inventory_").removesuffix("_tickets")
+    return "gauge"
+
+
+@functools.cache
+def _lines(shops: int) -> tuple[tuple[str, str, int], ...]:
+    """Every line of the exposition as (kind, text before the value, index in its metric):
+    built once per shop count, so a scrape of 50 shops costs the benchmark little CPU."""
+    lines: list[tuple[str, str, int]] = []
     for metric in CATALOG:
         kind = "gauge" if metric.type == "info" else metric.type
-        lines.append(f"# TYPE {metric.name} {'counter' if kind == 'counter' else 'gauge'}")
+        lines.append(
+            ("#", f"# TYPE {metric.name} {'counter' if kind == 'counter' else 'gauge'}", 0)
+        )
+        kind = "counter" if metric.type == "counter" else _kind(metric.name)
         sets = _label_sets(metric.labels)
         for shop in range(shops):
             for i, labels in enumerate(sets):
                 text = ",".join(
                     f'{k}="{v}"' for k, v in {"seller": f"shop-{shop:02d}", **labels}.items()
                 )
-                if metric.type == "counter":
-                    value = 1000 + (i % 7 + 1) * elapsed
-                elif metric.name.endswith("_up"):
-                    value = 1.0
-                elif metric.name.endswith("_timestamp_seconds"):
-                    value = time.time()
-                else:
-                    value = 10.0 + i % 50
-                lines.append(f"{metric.name}{{{text}}} {value:g}")
-    return ("\n".join(lines) + "\n").encode()
+                lines.append((kind, f"{metric.name}{{{text}}} ", i))
+    return tuple(lines)
+
+
+def exposition(shops: int, started: float) -> bytes:
+    """Every catalog metric for every shop; counters grow with time, gauges stay."""
+    now = time.time()
+    elapsed = now - started
+    out: list[str] = []
+    for kind, text, i in _lines(shops):
+        if kind == "#":
+            out.append(text)
+            continue
+        if kind == "counter":
+            # About 7 to 50 a day; one series in 50 about one a second (a busy tier).
+            per_second = 1.0 if i % 50 == 7 else 0.0001 * (i % 7 + 1)
+            value = 1000 + per_second * elapsed
+        elif kind == "up":
+            value = 1.0
+        elif kind == "time":
+            value = now
+        elif kind == "capacity":
+            value = _CAPACITY
+        elif kind == "available":
+            value = 0.0 if i % 50 == 3 else _AVAILABLE
+        else:
+            value = 10.0 + i % 50
+        out.append(f"{text}{value:.6f}")
+    return ("\n".join(out) + "\n").encode()
 
 
 @dataclass(kw_only=True)
@@ -278,7 +327,37 @@ class RuleResult:
     groups: dict[str, float] = field(default_factory=dict)
 
 
-def bench_rules(shops: int, settle: float, workdir: Path) -> RuleResult:
+def generate_scoped(root: Path, labels: list[str]) -> list[str]:
+    """The rule files generated under ``root`` with scope ``labels`` (as tests/test_scope_promtool.py)."""
+    (root / "rules").mkdir(parents=True)
+    data = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
+    data["scope"] = {"labels": labels}
+    (root / "rules" / "thresholds.yaml").write_text(yaml.safe_dump(data))
+    (root / "alertmanager").mkdir()
+    shutil.copy(ROOT / "alertmanager" / "routing.yaml", root / "alertmanager" / "routing.yaml")
+    result = CliRunner().invoke(cli_main, ["generate", "--root", str(root)])
+    if result.exit_code != 0:
+        raise SystemExit(f"generate failed: {result.output}")
+    return sorted(glob.glob(str(root / "rules" / "generated" / "*.yml")))
+
+
+def _rule_durations(url: str) -> tuple[dict[str, float], int]:
+    """Each group's last evaluation duration and the head series, from Prometheus' /metrics."""
+    groups: dict[str, float] = {}
+    series = 0
+    own = requests.get(f"{url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(own):
+        for sample in family.samples:
+            if sample.name == "prometheus_rule_group_last_duration_seconds":
+                groups[sample.labels["rule_group"].split(";")[-1]] = sample.value
+            elif sample.name == "prometheus_tsdb_head_series":
+                series = int(sample.value)
+    return groups, series
+
+
+def bench_rules(
+    shops: int, settle: float, workdir: Path, rules: list[str], samples: int, every: float
+) -> RuleResult:
     started = time.time()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -298,21 +377,19 @@ def bench_rules(shops: int, settle: float, workdir: Path) -> RuleResult:
     thread.start()
     tmp = workdir / f"prometheus-{shops}"
     tmp.mkdir()
-    rules = sorted(glob.glob(str(ROOT / "rules" / "generated" / "*.yml")))
     result = RuleResult(shops=shops)
     try:
         target = f"127.0.0.1:{server.server_address[1]}"
         with running_prometheus(tmp, {"boxoffice": target}, rules, interval="5s") as prom:
             time.sleep(settle)
-            # Prometheus' own metrics, from its /metrics (it does not scrape itself here).
-            own = requests.get(f"{prom.url}/metrics", timeout=10).text
-            for family in text_string_to_metric_families(own):
-                for sample in family.samples:
-                    if sample.name == "prometheus_rule_group_last_duration_seconds":
-                        group = sample.labels["rule_group"].split(";")[-1]
-                        result.groups[group] = sample.value
-                    elif sample.name == "prometheus_tsdb_head_series":
-                        result.series = int(sample.value)
+            seen: dict[str, list[float]] = {}
+            for i in range(samples):
+                if i:
+                    time.sleep(every)
+                groups, result.series = _rule_durations(prom.url)
+                for group, value in groups.items():
+                    seen.setdefault(group, []).append(value)
+            result.groups = {g: statistics.median(v) for g, v in seen.items()}
     finally:
         server.shutdown()
     return result
@@ -325,7 +402,10 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=5000, help="orders seeded per database")
     parser.add_argument("--cycles", type=int, default=15)
     parser.add_argument("--interval", type=float, default=2.0)
-    parser.add_argument("--settle", type=float, default=45.0, help="seconds before reading rules")
+    parser.add_argument("--settle", type=float, default=30.0, help="seconds before reading rules")
+    parser.add_argument("--samples", type=int, default=5, help="readings of the rule durations")
+    parser.add_argument("--every", type=float, default=5.0, help="seconds between readings")
+    parser.add_argument("--scope", nargs="*", default=["seller"], help="scope labels of the rules")
     args = parser.parse_args()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs", flush=True)
     shard_results: list[ShardResult] = []
@@ -352,8 +432,9 @@ def main() -> None:
             cluster.stop()
     rule_results: list[RuleResult] = []
     with tempfile.TemporaryDirectory(prefix="boxoffice-rules-") as tmp:
+        rules = generate_scoped(Path(tmp) / "root", args.scope) if args.shops else []
         for shops in args.shops:
-            r = bench_rules(shops, args.settle, Path(tmp))
+            r = bench_rules(shops, args.settle, Path(tmp), rules, args.samples, args.every)
             rule_results.append(r)
             print(r.shops, r.series, max(r.groups.values(), default=0.0), flush=True)
     print(

@@ -8,7 +8,7 @@ when the family is built (in the tests of each source) rather than at a user's s
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -16,6 +16,7 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
+from prometheus_client.samples import Sample
 
 from exporter.catalog import CATALOG_BY_NAME
 
@@ -55,8 +56,30 @@ def labelled(metric: Metric, labels: Mapping[str, str]) -> Metric:
     return built
 
 
+def with_series(
+    name: str, series: Iterable[tuple[Sequence[str], float]], labels: Mapping[str, str]
+) -> CounterMetricFamily | GaugeMetricFamily:
+    """The family :func:`family` builds for ``name``, with one sample per ``(label values,
+    value)``, each carrying the constant ``labels`` after its own: what ``add_metric`` then
+    :func:`labelled` give, built once per sample (this runs every cycle over every series)."""
+    built = family(name)
+    names = CATALOG_BY_NAME[name].labels
+    # As add_metric names them: prometheus_client adds `_total` back to a counter's samples.
+    sample_name = f"{built.name}_total" if built.type == "counter" else built.name
+    const = dict(labels)
+    append = built.samples.append
+    if const:
+        for values, value in series:
+            append(Sample(sample_name, {**dict(zip(names, values, strict=False)), **const}, value))
+    else:
+        for values, value in series:
+            append(Sample(sample_name, dict(zip(names, values, strict=False)), value))
+    return built
+
+
 def merged(metrics: Iterable[tuple[Metric, Mapping[str, str]]]) -> list[Metric]:
-    """One family per name, in first-seen order, each family given its constant labels.
+    """One family per name, in first-seen order; each family's samples already carry the
+    constant ``labels`` it is paired with (see :func:`labelled` and :func:`with_series`).
 
     Several databases feed the same metric; the exposition must name each family once.
     A family whose name and constant labels repeat one already taken is left out whole, so
@@ -78,5 +101,5 @@ def merged(metrics: Iterable[tuple[Metric, Mapping[str, str]]]) -> list[Metric]:
         if target is None:
             target = by_name[metric.name] = copy.copy(metric)
             target.samples = []
-        target.samples += labelled(metric, labels).samples
+        target.samples += metric.samples
     return list(by_name.values())

@@ -296,7 +296,7 @@ class IncrementalEngine:
                 self._handoff.done.set()
             corrected = st.merged(result.totals, self._offsets)
             series = [
-                (spec, [self._monotonic(spec.name, s) for s in samples])
+                (spec, self._monotonic(spec.name, samples))
                 if spec.kind == "counter"
                 else (spec, samples)
                 for spec, samples in render(self.specs, corrected, result.tiers)
@@ -347,11 +347,20 @@ class IncrementalEngine:
             self._handoff = None
         return drift
 
-    def _monotonic(self, name: str, sample: Sample) -> Sample:
-        key = (name, sample.labels)
-        value = max(sample.value, self._exposed.get(key, 0.0))
-        self._exposed[key] = value
-        return replace(sample, value=value) if value != sample.value else sample
+    def _monotonic(self, name: str, samples: list[Sample]) -> list[Sample]:
+        """``samples`` never below what was exposed before (one loop: it runs per series)."""
+        exposed = self._exposed
+        out = []
+        for sample in samples:
+            key = (name, sample.labels)
+            before = exposed.get(key, 0.0)
+            if before > sample.value:
+                exposed[key] = before
+                out.append(replace(sample, value=before))
+            else:
+                exposed[key] = sample.value
+                out.append(sample)
+        return out
 
     def _reconciliation_families(self) -> list[Metric]:
         runs = family(RECONCILIATIONS_METRIC, value=self._reconciliations)

@@ -28,7 +28,7 @@ from exporter.sources.base import LABELS_TRUNCATED, ROWS_TRUNCATED, Collection, 
 from exporter.sources.checkpoint import Checkpoints
 from exporter.sources.engine_series import ENGINE_METRICS
 from exporter.sources.explain import SeqScan, cycle_statements, find_seq_scans, now_on
-from exporter.sources.families import family, merged
+from exporter.sources.families import family, labelled, merged
 from exporter.sources.guard import CardinalityGuard
 from exporter.sources.incremental import EngineSettings, IncrementalEngine
 from exporter.sources.pgconn import (
@@ -143,7 +143,8 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
         kept, folded = guard.apply(key, samples, spec.fold)
         if folded:
             dropped[spec.name] = dropped.get(spec.name, 0) + folded
-        return to_family(spec, kept)
+        # Built with the database's labels at once: relabelling afterwards doubled the work.
+        return to_family(spec, kept, dict(read.labels))
 
     for read in reads:
         labels = dict(read.labels)
@@ -160,7 +161,7 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
             failures.append(
                 Failure("connection", f"database {read.database!r}: {read.unavailable}")
             )
-            families += [(metric, labels) for metric in own]
+            families += [(labelled(metric, labels), labels) for metric in own]
             continue
         if read.lag is not None:
             lag = family(REPLICATION_LAG_METRIC)
@@ -169,8 +170,9 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
         failures += [result.failure for result in read.queries if result.failure is not None]
         if read.engine_failure is not None:
             failures.append(read.engine_failure)
+        own = [labelled(metric, labels) for metric in own]
         own += [publish(spec, samples, read) for spec, samples in read.engine_series]
-        own += read.engine_families
+        own += [labelled(metric, labels) for metric in read.engine_families]
         for result in read.queries:
             if result.failure is not None:
                 continue

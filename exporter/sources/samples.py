@@ -6,14 +6,14 @@ and type names, so every rule (column checks, money units, folding) is tested as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from hashlib import sha256
 
 from prometheus_client.core import Metric
 
-from exporter.sources.families import family
+from exporter.sources.families import with_series
 from exporter.sources.querypack import MetricSpec
 
 NUMERIC_TYPES = frozenset({"int2", "int4", "int8", "float4", "float8", "numeric"})
@@ -117,9 +117,9 @@ def major_units(minor: float, currency: str) -> float:
     return minor / 100
 
 
-def to_family(spec: MetricSpec, samples: Iterable[Sample]) -> Metric:
-    """Build the metric family exposed for ``spec``, as the catalog declares it."""
-    built = family(spec.name)
-    for sample in samples:
-        built.add_metric(sample.labels, sample.value)
-    return built
+def to_family(
+    spec: MetricSpec, samples: Iterable[Sample], labels: Mapping[str, str] | None = None
+) -> Metric:
+    """Build the metric family exposed for ``spec``, as the catalog declares it, each series
+    with the constant ``labels`` (a database's) after its own."""
+    return with_series(spec.name, ((s.labels, s.value) for s in samples), labels or {})

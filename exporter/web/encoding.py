@@ -3,10 +3,81 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Hashable
+import re
+from collections.abc import Callable, Hashable, Iterable
+from typing import cast
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.core import Metric
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+# The library's own spelling of a value (Go's: `+Inf`, `1e+21`); untyped upstream.
+_float_text = cast(Callable[[float], str], floatToGoString)
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# Families of these types may carry samples that generate_latest moves or renames.
+_PLAIN_TYPES = {"counter": "counter", "gauge": "gauge", "info": "gauge", "unknown": "untyped"}
+
+
+class _Fixed(Collector):
+    """A collector over families already collected (for the fallback encoding)."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return self._metrics
+
+
+def encode_text(registry: CollectorRegistry) -> bytes:
+    """What ``generate_latest(registry)`` returns (text format 0.0.4), byte for byte.
+
+    The library's encoder escapes every label name and value of every sample afresh; a
+    cycle of 50 databases repeats the same few thousand ``name="value"`` pairs ~50,000
+    times, so each pair is escaped once per encoding here. Anything this encoder does not
+    spell exactly like the library (names outside the legacy character set, timestamps,
+    histograms, summaries, `_created` samples) goes to ``generate_latest`` whole;
+    tests/test_encoding.py compares the two on hostile families.
+    """
+    metrics = list(registry.collect())
+    out: list[str] = []
+    pairs: dict[tuple[str, str], str] = {}
+    for metric in metrics:
+        mtype = _PLAIN_TYPES.get(metric.type)
+        if mtype is None or not _METRIC_NAME.fullmatch(metric.name):
+            return generate_latest(_Fixed(metrics))
+        mname = metric.name
+        if metric.type == "counter":
+            mname += "_total"
+        elif metric.type == "info":
+            mname += "_info"
+        doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        out.append(f"# HELP {mname} {doc}\n# TYPE {mname} {mtype}\n")
+        moved = {metric.name + suffix for suffix in ("_created", "_gsum", "_gcount")}
+        for sample in metric.samples:
+            name = sample.name
+            if sample.timestamp is not None or name in moved or not _METRIC_NAME.fullmatch(name):
+                return generate_latest(_Fixed(metrics))
+            labels = sample.labels
+            if labels:
+                texts = []
+                for item in sorted(labels.items()):
+                    text = pairs.get(item)
+                    if text is None:
+                        key, value = item
+                        if not _LABEL_NAME.fullmatch(key):
+                            return generate_latest(_Fixed(metrics))
+                        escaped = (
+                            value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+                        )
+                        text = pairs[item] = f'{key}="{escaped}"'
+                    texts.append(text)
+                out.append(f"{name}{{{','.join(texts)}}} {_float_text(sample.value)}\n")
+            else:
+                out.append(f"{name} {_float_text(sample.value)}\n")
+    return "".join(out).encode("utf-8")
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -40,7 +111,10 @@ class ExpositionCache:
 
     def render(self, accept: str, gzipped: bool) -> tuple[bytes, str]:
         """The body for this Accept header (gzip-compressed when asked) and its content type."""
-        encoder, content_type = choose_encoder(accept)
+        chosen, content_type = choose_encoder(accept)
+        encoder = cast(Callable[[CollectorRegistry], bytes], chosen)
+        if chosen is generate_latest:
+            encoder = encode_text
         if self._version is None:
             return _compress(encoder(self._registry), gzipped), content_type
         # Read the version before encoding: the body is then at least as new as its key, and
