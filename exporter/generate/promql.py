@@ -10,23 +10,9 @@ from __future__ import annotations
 
 import re
 
-_KEYWORDS = frozenset(
+# PromQL's aggregation operators: each may be followed by ``by (...)`` instead of a parenthesis.
+AGGREGATIONS = frozenset(
     {
-        "and",
-        "or",
-        "unless",
-        "bool",
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-        "offset",
-        "inf",
-        "nan",
-        "atan2",
-        # Aggregation operators may be followed by ``by (...)`` instead of a parenthesis.
         "sum",
         "min",
         "max",
@@ -40,6 +26,27 @@ _KEYWORDS = frozenset(
         "topk",
         "quantile",
     }
+)
+_KEYWORDS = (
+    frozenset(
+        {
+            "and",
+            "or",
+            "unless",
+            "bool",
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right",
+            "offset",
+            "inf",
+            "nan",
+            "atan2",
+        }
+    )
+    | AGGREGATIONS
 )
 _LABEL_LIST_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
 _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")

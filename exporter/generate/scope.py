@@ -22,24 +22,8 @@ from __future__ import annotations
 
 import re
 
-from exporter.generate.promql import skip_bracket, skip_string
+from exporter.generate.promql import AGGREGATIONS, skip_bracket, skip_string
 
-AGGREGATIONS = frozenset(
-    {
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "group",
-        "stddev",
-        "stdvar",
-        "count",
-        "count_values",
-        "bottomk",
-        "topk",
-        "quantile",
-    }
-)
 # Series without scope labels: the seller's clock (one time zone for every shop) and
 # literals. A join whose right side starts with one of them keeps its ``on()``.
 CLOCK_SERIES = frozenset(
