@@ -161,21 +161,29 @@ def scoped_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_two_shops_in_one_prometheus_never_mix(scoped_root: Path) -> None:
+    tests = [_incident_in_one_shop(), _blind_in_one_shop()]
+    files = ["recording", "payments", "inventory", "monitoring"]
+    _promtool_passes(scoped_root, "scope_two_shops", files, tests)
+
+
+def _promtool_passes(
+    root: Path, name: str, files: list[str], tests: list[dict[str, object]]
+) -> None:
+    """``promtool test rules`` passes ``tests`` over the generated ``files`` under ``root``."""
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool not installed (scripts/test.sh installs Debian's prometheus)")
-    files = ["recording", "payments", "inventory", "monitoring"]
     groups: list[str] = []
-    for name in files:
-        text = (scoped_root / "rules" / "generated" / f"{name}.yml").read_text()
+    for file in files:
+        text = (root / "rules" / "generated" / f"{file}.yml").read_text()
         groups += [g["name"] for g in yaml.safe_load(text)["groups"]]
     suite = {
-        "rule_files": [f"../generated/{name}.yml" for name in files],
+        "rule_files": [f"../generated/{file}.yml" for file in files],
         "evaluation_interval": "1m",
         "group_eval_order": groups,
-        "tests": [_incident_in_one_shop(), _blind_in_one_shop()],
+        "tests": tests,
     }
-    path = scoped_root / "rules" / "tests" / "scope_two_shops.yml"
+    path = root / "rules" / "tests" / f"{name}.yml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     result = subprocess.run(
         [promtool, "test", "rules", str(path)],
@@ -277,28 +285,5 @@ def _digest_alert(shop: str, orders: int) -> dict[str, object]:
 
 
 def test_each_shop_gets_its_own_digest_and_ticker(tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool not installed (scripts/test.sh installs Debian's prometheus)")
     root = generate_scoped(tmp_path, ["seller"], {"ticker": {"enabled": True}})
-    files = ["recording", "reports"]
-    groups: list[str] = []
-    for name in files:
-        text = (root / "rules" / "generated" / f"{name}.yml").read_text()
-        groups += [g["name"] for g in yaml.safe_load(text)["groups"]]
-    suite = {
-        "rule_files": [f"../generated/{name}.yml" for name in files],
-        "evaluation_interval": "1m",
-        "group_eval_order": groups,
-        "tests": [_digest_per_shop()],
-    }
-    path = root / "rules" / "tests" / "scope_digest.yml"
-    path.write_text(yaml.safe_dump(suite, sort_keys=False))
-    result = subprocess.run(
-        [promtool, "test", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    _promtool_passes(root, "scope_digest", ["recording", "reports"], [_digest_per_shop()])
