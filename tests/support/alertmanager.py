@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from exporter.demo.alerting import alertmanager_binary as installed_alertmanager
-from tests.support.exporter import free_port, wait_for
+from tests.support.exporter import free_port, stop_process, wait_for
 
 
 def alertmanager_binary() -> str:
@@ -56,12 +56,7 @@ def running_alertmanager(config: Path, workdir: Path, port: int | None = None) -
         wait_for(ready, timeout=20)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
         log.close()
 
 

@@ -80,6 +80,16 @@ def wait_for(check: Callable[[], T], *, timeout: float = 15.0, interval: float =
     return last
 
 
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def via_proxy(dsn: str, port: int) -> str:
     """The same DSN, pointed at a proxy on 127.0.0.1:port."""
     params = conninfo_to_dict(dsn)

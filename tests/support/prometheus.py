@@ -18,7 +18,7 @@ from typing import Any
 import requests
 import yaml
 
-from tests.support.exporter import free_port, wait_for
+from tests.support.exporter import free_port, stop_process, wait_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,10 +165,5 @@ def running_prometheus(
         wait_for(ready, timeout=30, interval=0.2)
         yield Prometheus(url, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
         log.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from tests.support.exporter import free_port, wait_for
+from tests.support.exporter import free_port, stop_process, wait_for
 
 # Fresh samples are visible to queries at once (the default hides the last 30 s, for
 # stores whose writers lag); the response cache is off, so a test never reads an old answer.
@@ -105,12 +105,7 @@ def _serving(name: str, args: list[str], workdir: Path, port: int) -> Iterator[S
         wait_for(ready, timeout=30, interval=0.2)
         yield Store(url)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
         log.close()
 
 
