@@ -4,7 +4,6 @@ silences another shop's alerts (a real Alertmanager evaluates the inhibitions)."
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +17,15 @@ from click.testing import CliRunner
 from exporter.cli import main
 from exporter.generate.alertmanager.config import alertmanager_config
 from exporter.generate.alertmanager.route_tests import RouteCase, load_route_cases
-from exporter.generate.alertmanager.routing import Duration, Routing, Timings
 from exporter.generate.output import load_inputs
-from tests.support.alertmanager import alert_states, post_alerts, running_alertmanager
+from tests.support.alertmanager import (
+    alert_key,
+    alert_payload,
+    alert_states,
+    post_alerts,
+    quiet_routing,
+    running_alertmanager,
+)
 from tests.support.exporter import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,60 +131,34 @@ def test_every_generated_shop_route_test_passes(bundle: Path) -> None:
     assert failures == []
 
 
-def _quiet(routing: Routing) -> Routing:
-    """Templates from the repository, nothing sent within the test."""
-    timing = routing.file.timing
-    held = {
-        severity: dataclasses.replace(getattr(timing, severity), group_wait=Duration(3600))
-        for severity in ("critical", "high", "medium", "low")
-    }
-    file = dataclasses.replace(
-        routing.file,
-        templates_dir=str(ROOT / "alertmanager" / "templates"),
-        timing=Timings(**held),
-    )
-    return dataclasses.replace(routing, file=file)
-
-
-def _alert(name: str, severity: str, category: str, **labels: str) -> dict[str, Any]:
-    return {
-        "labels": {
-            "alertname": name,
-            "severity": severity,
-            "category": category,
-            "escalation": "1",
-            **labels,
-        },
-        "annotations": {"summary": f"{name} test", "description": "value 1"},
-    }
-
-
-def _key(alert: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(alert["labels"].items()))
-
-
 def test_one_shops_outage_silences_that_shop_only(bundle: Path, tmp_path: Path) -> None:
     inputs = load_inputs(bundle)
     assert inputs.routing is not None
     config = tmp_path / "alertmanager.yml"
-    config.write_text(alertmanager_config(_quiet(inputs.routing), inputs.ruleset, "test"))
-    exporter_down = _alert("ExporterDown", "critical", "monitoring", job="boxoffice", seller="acme")
-    source_down = _alert(
+    config.write_text(alertmanager_config(quiet_routing(inputs.routing), inputs.ruleset, "test"))
+    exporter_down = alert_payload(
+        "ExporterDown", "critical", "monitoring", job="boxoffice", seller="acme"
+    )
+    source_down = alert_payload(
         "ExporterSourceDown", "high", "monitoring", source="postgres", seller="globex"
     )
     payments = {
-        shop: _alert("PaymentSuccessRateLow", "critical", "payments", source="stripe", seller=shop)
+        shop: alert_payload(
+            "PaymentSuccessRateLow", "critical", "payments", source="stripe", seller=shop
+        )
         for shop in ("acme", "globex")
     }
     sales = {
-        shop: _alert("NoRecentSales", "high", "sales", source="postgres", seller=shop)
+        shop: alert_payload("NoRecentSales", "high", "sales", source="postgres", seller=shop)
         for shop in ("acme", "globex", "initech")
     }
-    critical = _alert(
+    critical = alert_payload(
         "EndpointLatencyHigh", "critical", "availability", endpoint="x", seller="acme"
     )
     high = {
-        shop: _alert("EndpointLatencyHigh", "high", "availability", endpoint="x", seller=shop)
+        shop: alert_payload(
+            "EndpointLatencyHigh", "high", "availability", endpoint="x", seller=shop
+        )
         for shop in ("acme", "globex")
     }
     alerts = [exporter_down, source_down, critical, *payments.values(), *sales.values()]
@@ -189,12 +168,12 @@ def test_one_shops_outage_silences_that_shop_only(bundle: Path, tmp_path: Path) 
 
         def all_listed() -> dict[tuple[tuple[str, str], ...], dict[str, Any]] | None:
             states = alert_states(url)
-            return states if all(_key(a) in states for a in alerts) else None
+            return states if all(alert_key(a) in states for a in alerts) else None
 
         status = wait_for(all_listed, timeout=15)
 
     def inhibited(alert: dict[str, Any]) -> bool:
-        return bool(status[_key(alert)]["inhibitedBy"])
+        return bool(status[alert_key(alert)]["inhibitedBy"])
 
     assert inhibited(payments["acme"])  # acme's exporter is down
     assert not inhibited(payments["globex"])  # another shop

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,10 @@ import pytest
 import requests
 
 from exporter.demo.alerting import alertmanager_binary as installed_alertmanager
+from exporter.generate.alertmanager.routing import Duration, Routing, Timings
 from tests.support.exporter import free_port, stop_process, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def alertmanager_binary() -> str:
@@ -70,3 +74,36 @@ def alert_states(url: str) -> dict[tuple[tuple[str, str], ...], dict[str, Any]]:
     response = requests.get(f"{url}/api/v2/alerts", timeout=5)
     assert response.status_code == 200, response.text
     return {tuple(sorted(a["labels"].items())): a["status"] for a in response.json()}
+
+
+def quiet_routing(routing: Routing) -> Routing:
+    """``routing`` with the repository's templates and no notification within an hour."""
+    timing = routing.file.timing
+    held = {
+        severity: dataclasses.replace(getattr(timing, severity), group_wait=Duration(3600))
+        for severity in ("critical", "high", "medium", "low")
+    }
+    file = dataclasses.replace(
+        routing.file,
+        templates_dir=str(ROOT / "alertmanager" / "templates"),
+        timing=Timings(**held),
+    )
+    return dataclasses.replace(routing, file=file)
+
+
+def alert_payload(name: str, severity: str, category: str, **labels: str) -> dict[str, Any]:
+    """One alert as Alertmanager's API v2 takes it, at escalation tier 1."""
+    return {
+        "labels": {
+            "alertname": name,
+            "severity": severity,
+            "category": category,
+            "escalation": "1",
+            **labels,
+        },
+        "annotations": {"summary": f"{name} test", "description": "value 1"},
+    }
+
+
+def alert_key(alert: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(alert["labels"].items()))
