@@ -15,7 +15,7 @@ from exporter.catalog import CATALOG_BY_NAME
 from exporter.config import BoundMetric, ConfigError, load_config
 from exporter.config.readonly_sql import sql_problem
 from exporter.sources.guard import CardinalityGuard
-from exporter.sources.pgconn import make_pool
+from exporter.sources.pgconn import make_pool, skip_jit
 from exporter.sources.postgres import PostgresSource
 from tests.support.exporter import upstream_of, via_proxy
 from tests.support.tcpproxy import TcpProxy
@@ -190,3 +190,25 @@ def test_identifier_patterns_keep_the_sets_they_were_written_as() -> None:
         for text in (c, f"a{c}", f"{c}a", f"{c}1", f"${c}$", f"$a{c}$", f"${c}1$", "$$"):
             assert bool(readonly_sql._WORD.fullmatch(text)) == bool(word.fullmatch(text)), text
             assert bool(readonly_sql._DOLLAR_TAG.fullmatch(text)) == bool(tag.fullmatch(text)), text
+
+
+def test_the_start_up_check_turns_jit_off_for_its_probes_only(pg_dsn: str) -> None:
+    # The probes are planned, never run (LIMIT 0): JIT-compiling them cost up to 0.25 s per
+    # query at 10 million orders. SET LOCAL ends with the probes' transaction, so the
+    # pooled connection's next cycle plans as the server is configured.
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        default = conn.execute("SHOW jit").fetchone()
+        with conn.transaction():
+            skip_jit(conn)
+            assert conn.execute("SHOW jit").fetchone() == ("off",)
+        assert conn.execute("SHOW jit").fetchone() == default
+    source = _source(pg_dsn, "SELECT (current_setting('jit') = 'off')::int::int8 AS value")
+    try:
+        assert source.check_queries() == ([], [])
+        (family,) = [
+            f for f in source.collect().families if f.name == "boxoffice_checkout_sessions_open"
+        ]
+        jit_off = default == ("off",)
+        assert [s.value for s in family.samples] == [float(jit_off)]
+    finally:
+        source.close()

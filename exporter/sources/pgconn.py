@@ -72,6 +72,20 @@ def set_statement_timeout(conn: psycopg.Connection[Any], seconds: float) -> None
     )
 
 
+def skip_jit(conn: psycopg.Connection[Any]) -> None:
+    """Plan the current transaction's statements without JIT compilation (``SET LOCAL``).
+
+    For statements that are only planned and described, never run: a query over millions
+    of rows passes ``jit_above_cost``, and a server-side cursor's plan (never parallel) can
+    pass the inlining and optimisation costs too, so PostgreSQL spent up to a quarter of a
+    second per query compiling code that a ``LIMIT 0`` never runs (docs/benchmarks.md,
+    restarts). A server without the setting (before PostgreSQL 11) is left alone.
+    """
+    conn.execute(
+        "SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL"
+    )
+
+
 def import_snapshot(conn: psycopg.Connection[Any], snapshot_id: str) -> str | None:
     """Read this cycle in a reconciliation's snapshot; None (and a fresh one) if it is gone.
 

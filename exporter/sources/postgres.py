@@ -37,6 +37,7 @@ from exporter.sources.pgconn import (
     make_pool,
     reconciliation_connection,
     set_statement_timeout,
+    skip_jit,
     type_name,
 )
 from exporter.sources.querypack import BoundQuery, MetricSpec, bind
@@ -310,7 +311,7 @@ class PostgresSource:
         for name, queries in self._all.items():
             # The newline keeps a trailing `-- comment` in user SQL from eating the parenthesis.
             probes = [(q, f"SELECT * FROM ({q.sql}\n) AS boxoffice_probe LIMIT 0") for q in queries]
-            read = self._read(name, probes, engine=None)
+            read = self._read(name, probes, engine=None, planned_only=True)
             if read.unavailable is not None:
                 unreachable.append(name)
                 continue
@@ -366,8 +367,13 @@ class PostgresSource:
         queries: Sequence[tuple[BoundQuery, str]],
         *,
         engine: IncrementalEngine | None,
+        planned_only: bool = False,
     ) -> DatabaseRead:
-        """Run ``queries`` (then the engine's cycle) in one read-only snapshot."""
+        """Run ``queries`` (then the engine's cycle) in one read-only snapshot.
+
+        ``planned_only``: the queries return no rows (the start-up check's ``LIMIT 0``
+        probes), so nothing is JIT-compiled for them.
+        """
         try:
             with self._pools[database].connection(
                 timeout=self._databases[database].connect_timeout
@@ -378,6 +384,8 @@ class PostgresSource:
                 if imported is not None:
                     imported = import_snapshot(conn, imported)
                 set_statement_timeout(conn, self.timeout)
+                if planned_only:
+                    skip_jit(conn)
                 results = tuple(
                     _run_query(conn, query, sql, self._bounds) for query, sql in queries
                 )
