@@ -168,6 +168,71 @@ def test_bad_routing_is_one_line_naming_the_path(
     assert str(caught.value) == f"{NAME}: {reason}"
 
 
+# A shop's own report routes (routing.yaml scopes.<label>.<value>.digest / .ticker).
+SHOP_BAD = [
+    (
+        {"report": {}},
+        "scopes.seller.acme.report: unknown key (known keys: also_default, critical_channel, digest, escalation, pagerduty, slack_channel, ticker)",
+    ),
+    (
+        {"digest": {"slack_channel": "acme-reports"}},
+        "scopes.seller.acme.digest.slack_channel: must be a Slack channel like #payment-alerts, got 'acme-reports'",
+    ),
+    (
+        {"digest": {"email": ["owner@acme.example", "owner"]}},
+        "scopes.seller.acme.digest.email[1]: is not an email address: 'owner'",
+    ),
+    ({"digest": {}}, "scopes.seller.acme.digest: give a slack_channel, email addresses or both"),
+    (
+        {"digest": {"slack_channel": None, "email": []}},
+        "scopes.seller.acme.digest: give a slack_channel, email addresses or both",
+    ),
+    (
+        {"digest": {"slack_channel": "#acme-reports", "group_wait": "1m"}},
+        "scopes.seller.acme.digest.group_wait: unknown key (known keys: email, slack_channel)",
+    ),
+    ({"ticker": {}}, "scopes.seller.acme.ticker.slack_channel: is required"),
+    (
+        {"ticker": {"slack_channel": "#acme-sales", "email": ["owner@acme.example"]}},
+        "scopes.seller.acme.ticker.email: unknown key (known keys: slack_channel)",
+    ),
+    (
+        {"ticker": {"slack_channel": "sales"}},
+        "scopes.seller.acme.ticker.slack_channel: must be a Slack channel like #payment-alerts, got 'sales'",
+    ),
+]
+
+
+def _with_shop(shop: dict[str, Any]) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    data["scopes"] = {"seller": {"acme": shop}}
+    return data
+
+
+@pytest.mark.parametrize(("shop", "reason"), SHOP_BAD, ids=[r.split(":")[0] for _, r in SHOP_BAD])
+def test_bad_shop_report_routes_are_one_line_naming_the_path(
+    tmp_path: Path, shop: dict[str, Any], reason: str
+) -> None:
+    file = tmp_path / "routing.yaml"
+    file.write_text(yaml.safe_dump(_with_shop(shop), sort_keys=False))
+    with pytest.raises(ConfigError) as caught:
+        load_routing(str(file), NAME)
+    assert str(caught.value) == f"{NAME}: {reason}"
+
+
+def test_shop_report_routes_replace_the_default_ones_and_inherit_nothing(tmp_path: Path) -> None:
+    file = tmp_path / "routing.yaml"
+    shop = {"digest": {"email": ["owner@acme.example"]}, "ticker": {"slack_channel": "#acme"}}
+    file.write_text(yaml.safe_dump(_with_shop(shop), sort_keys=False))
+    [(label, value, routes)] = load_routing(str(file), NAME).shops()
+    assert (label, value) == ("seller", "acme")
+    assert routes.digest is not None and routes.ticker is not None
+    # Email only: not the default #daily-reports, where the other shops read theirs.
+    assert (routes.digest.slack_channel, routes.digest.email) == (None, ["owner@acme.example"])
+    assert routes.ticker.slack_channel == "#acme"
+    assert routes.also_default is False
+
+
 def test_not_yaml_and_not_a_mapping(tmp_path: Path) -> None:
     file = tmp_path / "routing.yaml"
     file.write_text("slack: [unclosed\n")

@@ -1,11 +1,14 @@
-"""Scope labels (issue 20) in Alertmanager: a shop's alerts reach the shop's receivers
-(amtool route tests), group by the shop, and one shop's ExporterDown or source down never
-silences another shop's alerts (a real Alertmanager evaluates the inhibitions)."""
+"""Scope labels (issue 20) in Alertmanager: a shop's alerts and reports reach the shop's
+receivers (amtool route tests; a real Alertmanager delivers each shop's digest and ticker),
+group by the shop, and one shop's ExporterDown or source down never silences another
+shop's alerts (a real Alertmanager evaluates the inhibitions)."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,8 +18,10 @@ import yaml
 from click.testing import CliRunner
 
 from exporter.cli import main
+from exporter.demo.sinks import ChatSinks, Notification, SmtpSink
 from exporter.generate.alertmanager.config import alertmanager_config
 from exporter.generate.alertmanager.route_tests import RouteCase, load_route_cases
+from exporter.generate.alertmanager.routing import Duration
 from exporter.generate.output import load_inputs
 from tests.support.alertmanager import (
     alert_key,
@@ -26,7 +31,9 @@ from tests.support.alertmanager import (
     quiet_routing,
     running_alertmanager,
 )
+from tests.support.alertpath import local_routing, write_alertmanager_config
 from tests.support.exporter import wait_for
+from tests.support.inbox import RecordingInbox
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOPS = {
@@ -34,8 +41,17 @@ SHOPS = {
         "slack_channel": "#acme-alerts",
         "escalation": {"tier_1": ["acme_oncall"], "tier_2": ["acme_lead"]},
         "pagerduty": {"routing_key_file": "/run/secrets/acme_pagerduty_key"},
+        "digest": {"slack_channel": "#acme-reports", "email": ["owner@acme.example"]},
+        "ticker": {"slack_channel": "#acme-sales"},
     },
-    "globex": {"slack_channel": "#globex-alerts", "also_default": True},
+    # Its own ticker, the default digest; also_default is about alerts, not reports.
+    "globex": {
+        "slack_channel": "#globex-alerts",
+        "also_default": True,
+        "ticker": {"slack_channel": "#globex-sales"},
+    },
+    # Its own digest by email only; its alerts keep the default routes (no branch of its own).
+    "initech": {"digest": {"email": ["owner@initech.example"]}},
 }
 
 
@@ -102,6 +118,39 @@ HAND_CASES = [
         {"severity": "high", "category": "inventory", "escalation": "1", "seller": "initech"},
         "slack-inventory-alerts,tier1-email,tier1-sms",
     ),
+    # The owner's reports: a shop's own receivers only, whatever the severity says.
+    (
+        {"alertname": "DailyDigest", "notify": "digest", "severity": "low", "seller": "acme"},
+        "seller-acme-digest-slack,seller-acme-digest-email",
+    ),
+    (
+        {"alertname": "DailyDigest", "notify": "digest", "severity": "critical", "seller": "acme"},
+        "seller-acme-digest-slack,seller-acme-digest-email",
+    ),
+    (
+        {"alertname": "SalesTicker", "notify": "ticker", "severity": "low", "seller": "acme"},
+        "seller-acme-ticker-slack",
+    ),
+    (
+        {"alertname": "DailyDigest", "notify": "digest", "severity": "low", "seller": "globex"},
+        "digest-slack,digest-email",
+    ),
+    (
+        {"alertname": "SalesTicker", "notify": "ticker", "severity": "low", "seller": "globex"},
+        "seller-globex-ticker-slack",
+    ),
+    (
+        {"alertname": "DailyDigest", "notify": "digest", "severity": "low", "seller": "initech"},
+        "seller-initech-digest-email",
+    ),
+    (
+        {"alertname": "SalesTicker", "notify": "ticker", "severity": "low", "seller": "initech"},
+        "ticker-slack",
+    ),
+    (
+        {"alertname": "DailyDigest", "notify": "digest", "severity": "low", "seller": "umbrella"},
+        "digest-slack,digest-email",
+    ),
 ]
 
 
@@ -117,7 +166,8 @@ def test_a_shops_alert_reaches_the_shops_receivers(
 def test_every_generated_shop_route_test_passes(bundle: Path) -> None:
     text = (bundle / "alertmanager" / "tests" / "routes.yml").read_text()
     cases = [c for c in load_route_cases(yaml.safe_load(text)) if "seller" in c.labels]
-    assert len(cases) == 2 * 4 * 7 * 3
+    # acme and globex: the matrix, their digest and ticker; initech: its digest and ticker.
+    assert len(cases) == 2 * (4 * 7 * 3 + 2) + 2
     config = str(bundle / "alertmanager" / "alertmanager.yml")
 
     def run(case: RouteCase) -> str | None:
@@ -182,3 +232,126 @@ def test_one_shops_outage_silences_that_shop_only(bundle: Path, tmp_path: Path) 
     assert not inhibited(sales["initech"])  # neither
     assert inhibited(high["acme"])  # acme's critical of the same alert
     assert not inhibited(high["globex"])  # not globex's
+
+
+def _subtree_receivers(route: dict[str, Any]) -> set[str]:
+    out = {route["receiver"]}
+    for child in route.get("routes", ()):
+        out |= _subtree_receivers(child)
+    return out
+
+
+def _subtree_routes(route: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [route]
+    for child in route.get("routes", ()):
+        out += _subtree_routes(child)
+    return out
+
+
+def test_shops_report_branches_never_page_text_mute_or_resolve(bundle: Path) -> None:
+    config = _config(bundle)
+    # initech routes its digest only: no alert branch of its own.
+    shop_branches = [r.get("matchers") for r in config["route"]["routes"]]
+    assert ['seller="acme"'] in shop_branches and ['seller="initech"'] not in shop_branches
+    receivers = {r["name"]: r for r in config["receivers"]}
+    branches = {
+        notify: next(r for r in config["route"]["routes"] if r.get("matchers") == [notify])
+        for notify in ('notify="digest"', 'notify="ticker"')
+    }
+    for branch in branches.values():
+        assert not branch.get("continue", False)  # never reaches a severity branch
+        assert not any("mute_time_intervals" in r for r in _subtree_routes(branch))
+        for name in _subtree_receivers(branch) - {"nobody"}:
+            kinds = set(receivers[name]) - {"name"}
+            assert kinds <= {"slack_configs", "email_configs"}, name
+            assert all(c["send_resolved"] is False for kind in kinds for c in receivers[name][kind])
+    digest = _subtree_receivers(branches['notify="digest"'])
+    assert digest == {
+        "nobody",
+        "seller-acme-digest-slack",
+        "seller-acme-digest-email",
+        "seller-initech-digest-email",
+        "digest-slack",
+        "digest-email",
+    }
+    assert receivers["seller-acme-digest-slack"]["slack_configs"][0]["channel"] == "#acme-reports"
+    assert receivers["seller-acme-digest-email"]["email_configs"][0]["to"] == "owner@acme.example"
+    ticker = _subtree_receivers(branches['notify="ticker"'])
+    assert ticker == {"ticker-slack", "seller-acme-ticker-slack", "seller-globex-ticker-slack"}
+    assert receivers["seller-globex-ticker-slack"]["slack_configs"][0]["channel"] == "#globex-sales"
+
+
+def _report(name: str, notify: str, shop: str, **labels: str) -> dict[str, Any]:
+    """A report alert with the labels its generated rule sets, naming its shop in its text."""
+    return {
+        "labels": {
+            "alertname": name,
+            "severity": "low",
+            "category": "sales",
+            "notify": notify,
+            "seller": shop,
+            **labels,
+        },
+        "annotations": {"summary": f"{name} test", "description": f"figures of {shop}"},
+    }
+
+
+def _delivered(inbox: RecordingInbox) -> list[tuple[str, str, str, str]]:
+    """(channel, target, report, the shop its text is about) of each delivery, sorted."""
+
+    def shop(n: Notification) -> str:
+        return n.body.replace("figures of ", "").strip()
+
+    return sorted((n.channel, n.target, n.alertname, shop(n)) for n in inbox.all())
+
+
+def test_each_shops_digest_and_ticker_reach_only_its_own_people(
+    bundle: Path, tmp_path: Path
+) -> None:
+    inputs = load_inputs(bundle)
+    assert inputs.routing is not None
+    inbox = RecordingInbox()
+    chat, smtp = ChatSinks(inbox), SmtpSink(inbox)
+    chat.start()
+    smtp.start()
+    try:
+        local = local_routing(
+            inputs.routing, tmp_path, sink=chat.url, bridge="http://127.0.0.1:9", heartbeat=None
+        )
+        f = local.file
+        assert f.email is not None
+        file = dataclasses.replace(
+            f,
+            email=dataclasses.replace(f.email, smarthost=smtp.address),
+            digest=dataclasses.replace(f.digest, group_wait=Duration(1)),
+            ticker=dataclasses.replace(f.ticker, group_wait=Duration(1)),
+        )
+        routing = dataclasses.replace(local, file=file)
+        config = write_alertmanager_config(tmp_path, routing, inputs.ruleset)
+        shops = ("acme", "globex", "initech", "umbrella")
+        alerts = [_report("DailyDigest", "digest", s, slot="evening", day="20429") for s in shops]
+        alerts += [_report("SalesTicker", "ticker", s, minute="1765100000") for s in shops]
+        expected = sorted(
+            [
+                ("slack", "#acme-reports", "DailyDigest", "acme"),
+                ("email", "owner@acme.example", "DailyDigest", "acme"),
+                ("slack", "#acme-sales", "SalesTicker", "acme"),
+                ("slack", "#daily-reports", "DailyDigest", "globex"),
+                ("email", "owner@example.com", "DailyDigest", "globex"),
+                ("slack", "#globex-sales", "SalesTicker", "globex"),
+                ("email", "owner@initech.example", "DailyDigest", "initech"),
+                ("slack", "#sales-notifications", "SalesTicker", "initech"),
+                ("slack", "#daily-reports", "DailyDigest", "umbrella"),
+                ("email", "owner@example.com", "DailyDigest", "umbrella"),
+                ("slack", "#sales-notifications", "SalesTicker", "umbrella"),
+            ]
+        )
+        with running_alertmanager(config, tmp_path) as url:
+            post_alerts(url, alerts)
+            wait_for(lambda: set(expected) <= set(_delivered(inbox)), timeout=30, interval=0.2)
+            time.sleep(2)  # a flush to anyone else would have happened with these
+            delivered = _delivered(inbox)
+    finally:
+        chat.stop()
+        smtp.stop()
+    assert delivered == expected  # each once, nowhere else: no PagerDuty, no other channel

@@ -296,7 +296,7 @@ def _route(
         heartbeat_route(routing, heartbeat_receiver(routing, NOBODY)),
         *report_routes(routing, NOBODY, scope),
     ]
-    branches += [_shop_route(routing, muted, tops, scope, shop) for shop in routing.shops()]
+    branches += [_shop_route(routing, muted, tops, scope, shop) for shop in routing.alert_shops()]
     branches += _branches(routing, muted, tops, scope)
     return {
         "receiver": slack_receiver(routing.file.slack.default_channel),
@@ -311,7 +311,7 @@ def _route(
 def _shop_receivers(routing: Routing, used: set[str], known: set[str]) -> list[dict[str, Any]]:
     """The receivers of shops' branches not already defined by the default routes."""
     out: list[dict[str, Any]] = []
-    for label, value, shop in routing.shops():
+    for label, value, shop in routing.alert_shops():
         for receiver in _receivers(routing.for_shop(shop), used | set(_default_names())):
             name = shop_receiver(label, value, shop, receiver["name"])
             if name in used and name not in known:

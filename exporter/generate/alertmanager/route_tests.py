@@ -1,6 +1,7 @@
 """Generated route tests: for every severity x category x escalation tier, who is told
 (nobody beyond the tier a severity reaches), where notify="once" alerts go, that the
-Watchdog reaches the heartbeat receiver only and the digest and ticker their own receivers.
+Watchdog reaches the heartbeat receiver only and the digest and ticker their own receivers
+(a shop's own, where routing.yaml gives it report routes).
 
 The expectations are worked out per alert from routing.yaml's matrix (the severity's
 channels, the category's Slack channel, the tier's audiences), not from the route tree,
@@ -26,7 +27,7 @@ from exporter.generate.alertmanager.config import (
     tier_receiver,
 )
 from exporter.generate.alertmanager.heartbeat import heartbeat_receiver
-from exporter.generate.alertmanager.reports import TICKER_SLACK, digest_receivers
+from exporter.generate.alertmanager.reports import digest_receivers, ticker_receivers
 from exporter.generate.alertmanager.routing import CATEGORIES, TIERS, Routing
 from exporter.generate.yaml_text import dump, header
 
@@ -135,22 +136,39 @@ def route_cases(routing: Routing, muted: bool, tops: dict[str, int]) -> list[Rou
     watchdog |= {"escalation": "1", "notify": "heartbeat"}
     cases.append(RouteCase(watchdog, (heartbeat_receiver(routing, NOBODY),), False))
     # The owner's reports: their own receivers only, whatever the severity; never muted.
-    report = {"severity": "low", "category": "sales"}
-    digest = {"alertname": "DailyDigest", **report, "notify": "digest", "slot": "morning"}
-    cases.append(RouteCase(digest, digest_receivers(routing, NOBODY), False))
-    ticker = {"alertname": "SalesTicker", **report, "notify": "ticker", "minute": "0"}
-    cases.append(RouteCase(ticker, (TICKER_SLACK,), False))
+    cases += report_cases(routing)
     for labels in ({"alertname": "Custom"}, {"severity": "warning", "category": "payments"}):
         receivers = expected_receivers(routing, labels.get("severity", ""), None, None)
         cases.append(RouteCase(labels, receivers, False))
     return cases + shop_cases(routing, mute, tops)
 
 
+def report_cases(routing: Routing) -> list[RouteCase]:
+    """The owner's reports reach their own receivers only, whatever the severity, never
+    muted: the default ones, then each shop's (its own receivers where it has report routes
+    of its own, the default ones where it has not)."""
+    report = {"severity": "low", "category": "sales"}
+    digest = {"alertname": "DailyDigest", **report, "notify": "digest", "slot": "morning"}
+    ticker = {"alertname": "SalesTicker", **report, "notify": "ticker", "minute": "0"}
+    cases = [
+        RouteCase(digest, digest_receivers(routing, NOBODY), False),
+        RouteCase(ticker, ticker_receivers(), False),
+    ]
+    for shop in routing.shops():
+        label, value, _routes = shop
+        cases.append(
+            RouteCase({**digest, label: value}, digest_receivers(routing, NOBODY, shop), False)
+        )
+        cases.append(RouteCase({**ticker, label: value}, ticker_receivers(shop), False))
+    return cases
+
+
 def shop_cases(routing: Routing, mute: Collection[str], tops: dict[str, int]) -> list[RouteCase]:
     """Alerts of a shop with routes of its own (routing.yaml ``scopes``) reach the shop's
-    receivers, and the default ones after them only when the shop says ``also_default``."""
+    receivers, and the default ones after them only when the shop says ``also_default``.
+    (A shop with report routes only takes the default routes: the default matrix.)"""
     cases = []
-    for label, value, shop in routing.shops():
+    for label, value, shop in routing.alert_shops():
         own = routing.for_shop(shop)
         for severity in SEVERITIES:
             for category in CATEGORIES:

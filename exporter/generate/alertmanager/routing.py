@@ -224,6 +224,23 @@ class TickerRoute:
     group_wait: Duration = field(Duration(10), doc="Wait before sending a minute's ticker.")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ShopDigestRoute:
+    """Where one shop's daily digest goes instead of the default digest route. Nothing is
+    taken from the default route: a key left out is not inherited (the default channel and
+    list are where the other shops read theirs). Timing is the default route's."""
+
+    slack_channel: str | None = field(None, check=_slack_channel, doc="Slack channel (null: none).")
+    email: list[str] = field(default_factory=list, doc="Addresses the digest is emailed to.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShopTickerRoute:
+    """Where one shop's sales ticker goes instead of the default ticker channel."""
+
+    slack_channel: str = field(check=_slack_channel, doc="Slack channel.")
+
+
 @dataclass(frozen=True)
 class Inhibit:
     by_severity: bool = field(True, doc="A severity silences lower ones of the same alert.")
@@ -233,9 +250,10 @@ class Inhibit:
 
 @dataclass(frozen=True, kw_only=True)
 class ShopRoutes:
-    """Where the alerts of one shop go (one value of a scope label of thresholds.yaml):
-    what is given replaces the default routes' part for that shop's alerts; the rest
-    (channels per severity, timing, muting, informational audiences) is shared."""
+    """Where the alerts and reports of one shop go (one value of a scope label of
+    thresholds.yaml): what is given replaces the default routes' part for that shop's
+    alerts, digest or ticker; the rest (channels per severity, timing, muting,
+    informational audiences) is shared."""
 
     slack_channel: str | None = field(
         None, check=_slack_channel, doc="The shop's Slack channel, for every category."
@@ -246,8 +264,16 @@ class ShopRoutes:
     escalation: Escalation | None = field(None, doc="The shop's audiences per tier.")
     pagerduty: PagerDuty | None = field(None, doc="The shop's own PagerDuty service.")
     also_default: bool = field(
-        False, doc="Also notify the default routes (a platform team watching every shop)."
+        False, doc="Also notify the default routes of its alerts (not of its reports)."
     )
+    digest: ShopDigestRoute | None = field(None, doc="The shop's own daily digest route.")
+    ticker: ShopTickerRoute | None = field(None, doc="The shop's own sales ticker channel.")
+
+    @property
+    def routes_alerts(self) -> bool:
+        """Whether the shop's alerts go anywhere but the default routes."""
+        own = (self.slack_channel, self.critical_channel, self.escalation, self.pagerduty)
+        return any(part is not None for part in own)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,6 +333,11 @@ class Routing:
             for value, shop in values.items()
         ]
 
+    def alert_shops(self) -> list[tuple[str, str, ShopRoutes]]:
+        """The shops whose alerts have routes of their own (not only reports), in file order:
+        the others' alerts take the default routes, once."""
+        return [shop for shop in self.shops() if shop[2].routes_alerts]
+
     def for_shop(self, shop: ShopRoutes) -> Routing:
         """The routing of one shop: the default with the shop's parts in place."""
         f = self.file
@@ -360,17 +391,27 @@ def _check(source: str, parsed: RoutingFile) -> None:
     _check_reports(parsed, error)
 
 
-def _check_reports(parsed: RoutingFile, error: ErrorAt) -> None:
-    digest = parsed.digest
+def _check_digest(
+    parsed: RoutingFile, digest: DigestRoute | ShopDigestRoute, where: str, error: ErrorAt
+) -> None:
+    """A digest route (the default one or a shop's): valid addresses, SMTP for them, and
+    somewhere to send it."""
     for i, address in enumerate(digest.email):
         problem = _email(address)
         if problem:
-            raise error(join("digest.email", i), problem)
+            raise error(join(join(where, "email"), i), problem)
     if digest.email and parsed.email is None:
-        raise error("digest.email", "needs the email section (SMTP server)")
+        raise error(join(where, "email"), "needs the email section (SMTP server)")
     if digest.slack_channel is None and not digest.email:
-        raise error("digest", "give a slack_channel, email addresses or both")
-    for where, wait in (("digest", digest.group_wait), ("ticker", parsed.ticker.group_wait)):
+        raise error(where, "give a slack_channel, email addresses or both")
+
+
+def _check_reports(parsed: RoutingFile, error: ErrorAt) -> None:
+    _check_digest(parsed, parsed.digest, "digest", error)
+    for where, wait in (
+        ("digest", parsed.digest.group_wait),
+        ("ticker", parsed.ticker.group_wait),
+    ):
         if not 0 < wait <= 300:
             raise error(f"{where}.group_wait", "must be between 1s and 5m")
 
@@ -501,6 +542,8 @@ def _check_scopes(parsed: RoutingFile, error: ErrorAt) -> None:
             critical = shop.critical_channel or parsed.slack.critical_channel
             if shop.slack_channel is not None and shop.slack_channel == critical:
                 raise error(join(where, "slack_channel"), f"{critical} is the critical channel")
+            if shop.digest is not None:
+                _check_digest(parsed, shop.digest, join(where, "digest"), error)
 
 
 def check_scope_labels(routing: Routing, labels: list[str]) -> None:
