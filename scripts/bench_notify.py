@@ -49,7 +49,7 @@ from exporter.config.settings import (  # noqa: E402
 )
 from exporter.demo.alerting import compressed  # noqa: E402
 from exporter.demo.profile import MIN_WINDOW, compress  # noqa: E402
-from exporter.generate.alertmanager.routing import load_routing  # noqa: E402
+from exporter.generate.alertmanager.routing_load import load_routing  # noqa: E402
 from exporter.generate.thresholds import load_thresholds  # noqa: E402
 
 SOURCE = {"SmsDeliveryFailureRateHigh": "twilio"}  # every other measured alert reads PostgreSQL

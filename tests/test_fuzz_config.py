@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.config import ConfigError, load_config
-from exporter.generate.alertmanager.routing import load_routing
+from exporter.generate.alertmanager.routing_load import load_routing
 from exporter.generate.thresholds import load_thresholds
 from exporter.smsbridge.config import load_bridge_config
 from exporter.web.webconfig import load_web_config

@@ -35,7 +35,8 @@ from exporter.db.schema import create_schema
 from exporter.db.seed import seed_database
 from exporter.demo.sinks import ChatSinks, Notification, SmtpSink
 from exporter.generate.alertdefs import ALERT_DEFS
-from exporter.generate.alertmanager.routing import Routing, load_routing
+from exporter.generate.alertmanager.routing import Routing
+from exporter.generate.alertmanager.routing_load import load_routing
 from exporter.generate.grafana.dashboards import dashboard_files
 from exporter.generate.grafana.queries import substitute_variables
 from exporter.generate.rules.rule_files import rule_files

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from exporter.cli import main
 from exporter.config.errors import ConfigError
-from exporter.generate.alertmanager.routing import load_routing
+from exporter.generate.alertmanager.routing_load import load_routing
 from exporter.generate.output import THRESHOLDS
 from exporter.generate.verify import verify_bundle
 

@@ -31,7 +31,7 @@ from exporter.demo.supervisor import (
 )
 from exporter.demo.twilio_server import LocalTwilioServer
 from exporter.demo.watch import AlertWatcher
-from exporter.generate.alertmanager.routing import load_routing
+from exporter.generate.alertmanager.routing_load import load_routing
 
 DEFAULT_LISTEN = "127.0.0.1:9090"
 

@@ -21,7 +21,8 @@ from exporter.generate.alertmanager.config import (
     top_tiers,
 )
 from exporter.generate.alertmanager.route_tests import route_cases, route_tests_file
-from exporter.generate.alertmanager.routing import Routing, check_scope_labels, load_routing
+from exporter.generate.alertmanager.routing import Routing
+from exporter.generate.alertmanager.routing_load import check_scope_labels, load_routing
 from exporter.generate.alertmanager.templates import templates
 from exporter.generate.grafana.dashboards import DASHBOARDS_DIR, dashboard_files
 from exporter.generate.kubernetes import KUBERNETES_DIR, Sources, kubernetes_files
