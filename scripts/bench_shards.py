@@ -19,9 +19,12 @@ shops would; a static exposition server publishes, for each shop (label `seller`
 catalog metric with 50 events x 3 tiers; a real Prometheus scrapes it and evaluates those rule
 files. After --settle seconds it reads prometheus_rule_group_last_duration_seconds per group
 --samples times, --every seconds apart (after several evaluations), and keeps each group's
-median, their sum (the work, however it is split into groups), the head series count, and
-each rule's last evaluation time from /api/v1/rules (median too): the --top costliest rules
-are printed for the largest shop count.
+median, their sum, the head series count, Prometheus' own CPU time per second between the
+first and last reading (process_cpu_seconds_total: scraping and storage too, so compare it
+with a run of --rule-files on an empty directory), and each rule's last evaluation time from
+/api/v1/rules (median too): the --top costliest rules are printed for the largest shop
+count. Groups run concurrently on the machine's cores, so on a busy machine a group's wall
+time also counts its wait for a core: the sum is not the work, the CPU time is closer.
 
 Needs root (the cluster runs as the `postgres` user), the Debian PostgreSQL server binaries
 and Debian's prometheus.
@@ -328,6 +331,7 @@ class RuleResult:
     series: int = 0
     groups: dict[str, float] = field(default_factory=dict)
     rules: dict[tuple[str, int, str], float] = field(default_factory=dict)  # group, index, name
+    cpu: float = 0.0  # Prometheus' CPU seconds per second while the readings were taken
 
 
 def _rule_times(url: str) -> dict[tuple[str, int, str], float]:
@@ -354,10 +358,11 @@ def generate_scoped(root: Path, labels: list[str]) -> list[str]:
     return sorted(glob.glob(str(root / "rules" / "generated" / "*.yml")))
 
 
-def _rule_durations(url: str) -> tuple[dict[str, float], int]:
-    """Each group's last evaluation duration and the head series, from Prometheus' /metrics."""
+def _rule_durations(url: str) -> tuple[dict[str, float], int, float]:
+    """Each group's last evaluation duration, the head series and the process' CPU seconds,
+    from Prometheus' /metrics."""
     groups: dict[str, float] = {}
-    series = 0
+    series, cpu = 0, 0.0
     own = requests.get(f"{url}/metrics", timeout=10).text
     for family in text_string_to_metric_families(own):
         for sample in family.samples:
@@ -365,7 +370,9 @@ def _rule_durations(url: str) -> tuple[dict[str, float], int]:
                 groups[sample.labels["rule_group"].split(";")[-1]] = sample.value
             elif sample.name == "prometheus_tsdb_head_series":
                 series = int(sample.value)
-    return groups, series
+            elif sample.name == "process_cpu_seconds_total":
+                cpu = sample.value
+    return groups, series, cpu
 
 
 def bench_rules(
@@ -397,15 +404,19 @@ def bench_rules(
             time.sleep(settle)
             seen: dict[str, list[float]] = {}
             per_rule: dict[tuple[str, int, str], list[float]] = {}
+            cpu: list[tuple[float, float]] = []
             for i in range(samples):
                 if i:
                     time.sleep(every)
-                groups, result.series = _rule_durations(prom.url)
+                groups, result.series, used = _rule_durations(prom.url)
+                cpu.append((time.monotonic(), used))
                 for group, value in groups.items():
                     seen.setdefault(group, []).append(value)
                 for rule, value in _rule_times(prom.url).items():
                     per_rule.setdefault(rule, []).append(value)
             result.groups = {g: statistics.median(v) for g, v in seen.items()}
+            if len(cpu) > 1:
+                result.cpu = (cpu[-1][1] - cpu[0][1]) / (cpu[-1][0] - cpu[0][0])
             result.rules = {r: statistics.median(v) for r, v in per_rule.items()}
     finally:
         server.shutdown()
@@ -425,6 +436,7 @@ def print_rules(rule_results: list[RuleResult], top: int) -> None:
     sums = " | ".join(f"{sum(r.groups.values()) * 1000:.1f} ms" for r in rule_results)
     print(f"| sum of the groups | {sums} |")
     print("| head series | " + " | ".join(str(r.series) for r in rule_results) + " |")
+    print("| Prometheus CPU | " + " | ".join(f"{r.cpu:.0%} of a core" for r in rule_results) + " |")
     last = rule_results[-1]
     print(f"\n| costliest rules at {last.shops} shops | group | last evaluation |")
     print("|---|---|---|")
