@@ -112,3 +112,21 @@ def test_inventory_alerts_compare_the_few_tiers_recorded_beside_them(scoped: Rul
     # The tiers InventoryLow may name: at most the largest cap of Low and Critical left.
     assert alerts.records[0].expr.endswith("<= 10")
     assert [r.alert for r in groups["boxoffice-inventory-sellout"].alerts] == ["SelloutPredicted"]
+
+
+def test_with_the_low_stock_alerts_off_sold_out_and_oversold_read_the_tiers_at_zero(
+    tmp_path: Path,
+) -> None:
+    data = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
+    for name in ("InventoryLow", "InventoryCritical"):
+        data["alerts"][name]["enabled"] = False
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(yaml.safe_dump(data))
+    ruleset = build_ruleset(load_thresholds(str(path), "rules/thresholds.yaml"))
+    groups = {g.name: g for g in ruleset.category_groups("inventory")}
+    (low,) = groups["boxoffice-inventory"].records  # no capacity: nothing compares it
+    assert low.record == "boxoffice:inventory_available:low" and low.expr.endswith("<= 0")
+    assert {r.alert for r in groups["boxoffice-inventory"].alerts} == {
+        "InventorySoldOut",
+        "InventoryOversold",
+    }

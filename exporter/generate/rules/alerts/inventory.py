@@ -41,18 +41,27 @@ def _limit(alert: Alert, tier: str, capacity: str) -> tuple[float, float, str]:
     return cap, share, f"clamp_max({capacity} * {num(share)}, {num(cap)})"
 
 
-def running_low(th: Thresholds, rec: Recorder) -> tuple[str, str]:
-    """The recorded tickets left and capacity of the tiers that can be low, critical, sold
-    out or oversold: at most the largest cap of InventoryLow and InventoryCritical left
-    (each tier's limit is the smaller of its cap and a share of its capacity)."""
+def _running_low(th: Thresholds) -> series.NamedSeries:
+    """Tickets left in the tiers that can be low, critical, sold out or oversold: at most
+    the largest cap of InventoryLow and InventoryCritical left (each tier's limit is the
+    smaller of its cap and a share of its capacity)."""
     caps = [
         cap
         for name in ("InventoryLow", "InventoryCritical")
         if th.alerts[name].enabled
         for _tier, cap in th.alerts[name].thresholds
     ]
-    low = series.tiers_running_low(max([0.0, *caps]))
-    return rec.use(low, beside=True), rec.use(series.capacity_running_low(low), beside=True)
+    return series.tiers_running_low(max([0.0, *caps]))
+
+
+def running_low(th: Thresholds, rec: Recorder) -> str:
+    """The recorded tickets left of those tiers, beside the alerts reading them."""
+    return rec.use(_running_low(th), beside=True)
+
+
+def capacity_running_low(th: Thresholds, rec: Recorder) -> str:
+    """The recorded capacity of those tiers, beside the alerts reading it."""
+    return rec.use(series.capacity_running_low(_running_low(th)), beside=True)
 
 
 def sold_out_lately(rec: Recorder) -> str:
@@ -74,7 +83,7 @@ def inventory_level(
     severity: str = alert.severity or "medium"
     floor = floor_alert if floor_alert is not None and floor_alert.enabled else None
     listed = [tier for tier, _ in alert.thresholds]
-    left, low_capacity = running_low(th, rec)
+    left, low_capacity = running_low(th, rec), capacity_running_low(th, rec)
     lately = sold_out_lately(rec)
     clauses = []
     for tier, _threshold in alert.thresholds:
@@ -161,7 +170,7 @@ def inventory_fixed(alert: Alert, th: Thresholds, rec: Recorder, *, oversold: bo
         if oversold
         else Text("{tier} for {event} in {city} is sold out ({value} left).", "number")
     )
-    expr = f"{running_low(th, rec)[0]} {op}"
+    expr = f"{running_low(th, rec)} {op}"
     if oversold:  # shown as how many tickets too many were sold
         expr = f"-({expr})"
     variant = Variant(severity=severity, expr=expr, summary=alert.spec.summary, description=text)
