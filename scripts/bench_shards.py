@@ -19,7 +19,12 @@ shops would; a static exposition server publishes, for each shop (label `seller`
 catalog metric with 50 events x 3 tiers; a real Prometheus scrapes it and evaluates those rule
 files. After --settle seconds it reads prometheus_rule_group_last_duration_seconds per group
 --samples times, --every seconds apart (after several evaluations), and keeps each group's
-median, and the head series count.
+median, their sum, the head series count, Prometheus' own CPU time per second between the
+first and last reading (process_cpu_seconds_total: scraping and storage too, so compare it
+with a run of --rule-files on an empty directory), and each rule's last evaluation time from
+/api/v1/rules (median too): the --top costliest rules are printed for the largest shop
+count. Groups run concurrently on the machine's cores, so on a busy machine a group's wall
+time also counts its wait for a core: the sum is not the work, the CPU time is closer.
 
 Needs root (the cluster runs as the `postgres` user), the Debian PostgreSQL server binaries
 and Debian's prometheus.
@@ -325,6 +330,18 @@ class RuleResult:
     shops: int
     series: int = 0
     groups: dict[str, float] = field(default_factory=dict)
+    rules: dict[tuple[str, int, str], float] = field(default_factory=dict)  # group, index, name
+    cpu: float = 0.0  # Prometheus' CPU seconds per second while the readings were taken
+
+
+def _rule_times(url: str) -> dict[tuple[str, int, str], float]:
+    """Each rule's last evaluation time (group, position in it, name), from /api/v1/rules."""
+    groups = requests.get(f"{url}/api/v1/rules", timeout=30).json()["data"]["groups"]
+    return {
+        (group["name"], i, rule["name"]): float(rule["evaluationTime"])
+        for group in groups
+        for i, rule in enumerate(group["rules"])
+    }
 
 
 def generate_scoped(root: Path, labels: list[str]) -> list[str]:
@@ -341,10 +358,11 @@ def generate_scoped(root: Path, labels: list[str]) -> list[str]:
     return sorted(glob.glob(str(root / "rules" / "generated" / "*.yml")))
 
 
-def _rule_durations(url: str) -> tuple[dict[str, float], int]:
-    """Each group's last evaluation duration and the head series, from Prometheus' /metrics."""
+def _rule_durations(url: str) -> tuple[dict[str, float], int, float]:
+    """Each group's last evaluation duration, the head series and the process' CPU seconds,
+    from Prometheus' /metrics."""
     groups: dict[str, float] = {}
-    series = 0
+    series, cpu = 0, 0.0
     own = requests.get(f"{url}/metrics", timeout=10).text
     for family in text_string_to_metric_families(own):
         for sample in family.samples:
@@ -352,7 +370,9 @@ def _rule_durations(url: str) -> tuple[dict[str, float], int]:
                 groups[sample.labels["rule_group"].split(";")[-1]] = sample.value
             elif sample.name == "prometheus_tsdb_head_series":
                 series = int(sample.value)
-    return groups, series
+            elif sample.name == "process_cpu_seconds_total":
+                cpu = sample.value
+    return groups, series, cpu
 
 
 def bench_rules(
@@ -383,16 +403,46 @@ def bench_rules(
         with running_prometheus(tmp, {"boxoffice": target}, rules, interval="5s") as prom:
             time.sleep(settle)
             seen: dict[str, list[float]] = {}
+            per_rule: dict[tuple[str, int, str], list[float]] = {}
+            cpu: list[tuple[float, float]] = []
             for i in range(samples):
                 if i:
                     time.sleep(every)
-                groups, result.series = _rule_durations(prom.url)
+                groups, result.series, used = _rule_durations(prom.url)
+                cpu.append((time.monotonic(), used))
                 for group, value in groups.items():
                     seen.setdefault(group, []).append(value)
+                for rule, value in _rule_times(prom.url).items():
+                    per_rule.setdefault(rule, []).append(value)
             result.groups = {g: statistics.median(v) for g, v in seen.items()}
+            if len(cpu) > 1:
+                result.cpu = (cpu[-1][1] - cpu[0][1]) / (cpu[-1][0] - cpu[0][0])
+            result.rules = {r: statistics.median(v) for r, v in per_rule.items()}
     finally:
         server.shutdown()
     return result
+
+
+def print_rules(rule_results: list[RuleResult], top: int) -> None:
+    """The per-group table (one column per shop count), the sum and the costliest rules."""
+    if not rule_results:
+        return
+    groups = sorted({g for r in rule_results for g in r.groups})
+    print("\n| rule group | " + " | ".join(f"{r.shops} shops" for r in rule_results) + " |")
+    print("|---|" + "---|" * len(rule_results))
+    for group in groups:
+        cells = " | ".join(f"{r.groups.get(group, 0) * 1000:.1f} ms" for r in rule_results)
+        print(f"| {group} | {cells} |")
+    sums = " | ".join(f"{sum(r.groups.values()) * 1000:.1f} ms" for r in rule_results)
+    print(f"| sum of the groups | {sums} |")
+    print("| head series | " + " | ".join(str(r.series) for r in rule_results) + " |")
+    print("| Prometheus CPU | " + " | ".join(f"{r.cpu:.0%} of a core" for r in rule_results) + " |")
+    last = rule_results[-1]
+    print(f"\n| costliest rules at {last.shops} shops | group | last evaluation |")
+    print("|---|---|---|")
+    ranked = sorted(last.rules.items(), key=lambda item: item[1], reverse=True)
+    for (group, i, name), value in ranked[:top]:
+        print(f"| {name} (rule {i + 1}) | {group} | {value * 1000:.1f} ms |")
 
 
 def main() -> None:
@@ -406,6 +456,13 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5, help="readings of the rule durations")
     parser.add_argument("--every", type=float, default=5.0, help="seconds between readings")
     parser.add_argument("--scope", nargs="*", default=["seller"], help="scope labels of the rules")
+    parser.add_argument("--top", type=int, default=10, help="costliest rules to list")
+    parser.add_argument(
+        "--rule-files",
+        default="",
+        help="evaluate the *.yml files of this directory instead of generating (e.g. an older"
+        " commit's scoped rules, for a before/after in one run)",
+    )
     args = parser.parse_args()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs", flush=True)
     shard_results: list[ShardResult] = []
@@ -432,7 +489,10 @@ def main() -> None:
             cluster.stop()
     rule_results: list[RuleResult] = []
     with tempfile.TemporaryDirectory(prefix="boxoffice-rules-") as tmp:
-        rules = generate_scoped(Path(tmp) / "root", args.scope) if args.shops else []
+        if args.rule_files:
+            rules = sorted(glob.glob(str(Path(args.rule_files) / "*.yml")))
+        else:
+            rules = generate_scoped(Path(tmp) / "root", args.scope) if args.shops else []
         for shops in args.shops:
             r = bench_rules(shops, args.settle, Path(tmp), rules, args.samples, args.every)
             rule_results.append(r)
@@ -448,14 +508,7 @@ def main() -> None:
             f"| {r.db_ms_per_cycle:.0f} ms | {r.cpu_ms_per_cycle:.0f} ms | {r.max_conn_per_db} | {r.max_conn_total} "
             f"| {r.rss_mb:.0f} MB | {r.databases_up}/{r.databases} |"
         )
-    if rule_results:
-        groups = sorted({g for r in rule_results for g in r.groups})
-        print("\n| rule group | " + " | ".join(f"{r.shops} shops" for r in rule_results) + " |")
-        print("|---|" + "---|" * len(rule_results))
-        for group in groups:
-            cells = " | ".join(f"{r.groups.get(group, 0) * 1000:.1f} ms" for r in rule_results)
-            print(f"| {group} | {cells} |")
-        print("| head series | " + " | ".join(str(r.series) for r in rule_results) + " |")
+    print_rules(rule_results, args.top)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ DISPUTES = "boxoffice_stripe_disputes_total"
 REVENUE, REFUNDS = "boxoffice_revenue_total", "boxoffice_refunds_total"
 SOLD = "boxoffice_tickets_sold_total"
 AVAILABLE = "boxoffice_inventory_available_tickets"
+CAPACITY = "boxoffice_inventory_capacity_tickets"
 LAST_PAID = "boxoffice_last_paid_order_timestamp_seconds"
 LAST_SUCCESS = "boxoffice_source_last_success_timestamp_seconds"
 CREATED = "boxoffice_checkout_sessions_created_total"
@@ -166,6 +167,32 @@ def order_value(window: float) -> NamedSeries:
             paid_orders(window),
         ),
     )
+
+
+def tiers_running_low(limit: float) -> NamedSeries:
+    """Tickets left in the tiers with at most ``limit`` left, replicas folded (the most any
+    replica reports): the few tiers the low, critical, sold-out and oversold alerts compare,
+    found in one pass over every tier instead of one per alert and escalation tier."""
+    return _named("boxoffice:inventory_available:low", f"{latest(AVAILABLE)} <= {limit:g}")
+
+
+def capacity_running_low(low: NamedSeries) -> NamedSeries:
+    """The capacity of the tiers in ``low`` (replicas folded): only their series are
+    aggregated, the others are dropped by the join first."""
+    tier = ", ".join(CATALOG_BY_NAME[CAPACITY].labels)
+    return NamedSeries(
+        name="boxoffice:inventory_capacity:low",
+        pieces=(f"{by(CAPACITY)} ({CAPACITY} and on ({tier}) ", low, ")"),
+    )
+
+
+def sold_out_now() -> NamedSeries:
+    """Tiers that some replica reports sold out or oversold now, at their lowest count
+    (only those series are aggregated). Recorded every evaluation, it makes "sold out in
+    the last hour" a read of these few series (``max_over_time(...[1h])``) instead of an
+    hour of every tier's samples."""
+    low = by(AVAILABLE).replace("max", "min", 1)
+    return _named("boxoffice:inventory_sold_out:min", f"{low} ({AVAILABLE} <= 0)")
 
 
 def since_local_midnight(expr: str) -> str:

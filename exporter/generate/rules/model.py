@@ -212,6 +212,10 @@ class AlertBuild:
     variants: list[Variant] = field(default_factory=list)
     scenarios: list[Scenario] = field(default_factory=list)
     source: str = ""  # the exporter source it is computed from, for inhibition
+    # A group of its own, ``boxoffice-<category>-<group>``, instead of the category's: for
+    # an alert that reads every ticket tier, so one group does not evaluate all of them in
+    # turn (rules/recording.py on groups).
+    group: str = ""
 
 
 def tier_delays(tiers: int, tier2: float, tier3: float) -> list[float]:

@@ -23,8 +23,7 @@ def test_file(built: BuiltAlert, ruleset: RuleSet, source: str) -> str:
         "group_eval_order": [
             TIME_GROUP,
             *([RATES_GROUP] if ruleset.shared_rules() else []),
-            *([f"boxoffice-{category}-rates"] if ruleset.category_rules(category) else []),
-            f"boxoffice-{category}",
+            *(group.name for group in ruleset.category_groups(category)),
         ],
         "tests": [_test_group(built, s) for s in merged(built.scenarios)],
     }

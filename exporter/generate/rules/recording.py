@@ -2,18 +2,32 @@
 
 Builders hand a :class:`Recorder` the named series they read (``generate/series.py``); it
 keeps one rule per name, so alerts and dashboards read the same cheap precomputed series.
+
+Where a rule is evaluated matters. Prometheus evaluates the groups independently (two cores
+run two groups at once), so a rule that reads another group's output reads it up to one
+evaluation late; within a group the rules run one after another at one timestamp, each
+seeing what the rules before it wrote, and the group takes the sum of their times. So:
+
+- a rate over minutes, hours or days can lag an evaluation: its category's ``-rates`` group;
+- a rule that reads every ticket tier (a per-tier metric, or a series recorded from one) is
+  costly with hundreds of tiers per shop and many shops: its category's ``-tiers`` group,
+  apart from the cheap rates;
+- a value an alert must see at once (the tiers oversold now) is recorded *beside* its
+  readers, ahead of them in their own group (``Recorder.use(..., beside=True)``).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from exporter.catalog import CATALOG
 from exporter.generate.localtime import (
     OffsetPeriod,
     offset_expression,
     offset_periods,
     standard_offset,
 )
+from exporter.generate.promql import metric_names
 from exporter.generate.rules.model import RecordingRule
 from exporter.generate.scope import scoped
 from exporter.generate.series import NamedSeries
@@ -21,6 +35,8 @@ from exporter.generate.thresholds import DAYS, Thresholds
 
 TIME_GROUP = "boxoffice-local-time"
 RATES_GROUP = "boxoffice-rates"
+# Metrics with a series per ticket tier (hundreds per shop).
+PER_TIER = frozenset(metric.name for metric in CATALOG if "event" in metric.labels)
 
 
 class Recorder:
@@ -34,12 +50,16 @@ class Recorder:
         self.scope = scope  # scope labels every rule aggregates by (generate/scope.py)
         self.rules: dict[str, RecordingRule] = {}
         self.home: dict[str, str | None] = {}
+        self.beside: set[str] = set()  # recorded in their readers' alert group
         self.category = ""
 
-    def use(self, series: NamedSeries) -> str:
-        """Record ``series`` (after the series it reads) and return the name to read it by."""
+    def use(self, series: NamedSeries, *, beside: bool = False) -> str:
+        """Record ``series`` (after the series it reads) and return the name to read it by.
+
+        ``beside``: in the group of the category's alerts, ahead of them, so they read this
+        evaluation's value; such a series has one category (its readers' group)."""
         for part in series.parts:
-            self.use(part)
+            self.use(part, beside=beside)
         name, expr = series.name, scoped(series.expr, self.scope)
         existing = self.rules.get(name)
         if existing is not None and existing.expr != expr:
@@ -49,11 +69,31 @@ class Recorder:
             self.home[name] = self.category
         elif self.home[name] != self.category:
             self.home[name] = None
+        if beside:
+            self.beside.add(name)
+        if name in self.beside and self.home[name] is None:
+            raise ValueError(f"{name} is recorded beside the alerts of two categories")
         return name
 
-    def filed(self, category: str | None) -> tuple[RecordingRule, ...]:
-        """Rules of one category, or the shared ones for None."""
-        return tuple(rule for name, rule in self.rules.items() if self.home[name] == category)
+    def group_of(self, name: str) -> str:
+        """The group a recorded series is evaluated in (module docstring)."""
+        category = self.home[name]
+        if category is None:
+            return RATES_GROUP
+        if name in self.beside:
+            return f"boxoffice-{category}"
+        return f"boxoffice-{category}-{'tiers' if self._reads_tiers(name) else 'rates'}"
+
+    def _reads_tiers(self, name: str) -> bool:
+        read = metric_names(self.rules[name].expr)
+        return any(
+            m in PER_TIER or (m in self.rules and m != name and self._reads_tiers(m)) for m in read
+        )
+
+    def filed(self, group: str) -> tuple[RecordingRule, ...]:
+        """The rules of one group, in the order they were first used (a series after the
+        series it reads)."""
+        return tuple(rule for name, rule in self.rules.items() if self.group_of(name) == group)
 
 
 def time_rules(thresholds: Thresholds) -> list[RecordingRule]:

@@ -38,17 +38,17 @@ def rule_files(ruleset: RuleSet, source: str) -> dict[str, str]:
     if shared:
         groups.append({"name": RATES_GROUP, "rules": [_recording(r) for r in shared]})
     files: dict[str, dict[str, Any]] = {"recording": {"groups": groups}}
-    for built in ruleset.alerts:
-        category = built.alert.spec.category
-        if category not in files:
-            rates = ruleset.category_rules(category)
-            files[category] = {"groups": []}
-            if rates:
-                files[category]["groups"].append(
-                    {"name": f"boxoffice-{category}-rates", "rules": [_recording(r) for r in rates]}
-                )
-            files[category]["groups"].append({"name": f"boxoffice-{category}", "rules": []})
-        files[category]["groups"][-1]["rules"].extend(_alerting(r) for r in built.rules)
+    for category in dict.fromkeys(built.alert.spec.category for built in ruleset.alerts):
+        files[category] = {
+            "groups": [
+                {
+                    "name": group.name,
+                    "rules": [_recording(r) for r in group.records]
+                    + [_alerting(r) for r in group.alerts],
+                }
+                for group in ruleset.category_groups(category)
+            ]
+        }
     reports = report_groups(ruleset.thresholds)
     if reports:
         files["reports"] = {"groups": reports}

@@ -23,7 +23,7 @@ from exporter.generate.rules.model import (
     Scenario,
     tier_delays,
 )
-from exporter.generate.rules.recording import Recorder, time_rules
+from exporter.generate.rules.recording import RATES_GROUP, Recorder, time_rules
 from exporter.generate.scope import scoped
 from exporter.generate.thresholds import Alert, Thresholds
 
@@ -36,6 +36,16 @@ class BuiltAlert:
     rules: tuple[AlertRule, ...]
     scenarios: tuple[Scenario, ...]
     tier_delays: dict[str, tuple[float, ...]]  # per severity
+    group: str  # the rule group its rules are evaluated in
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleGroup:
+    """One group of a category's file: recorded series first, then alerts."""
+
+    name: str
+    records: tuple[RecordingRule, ...]
+    alerts: tuple[AlertRule, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,10 +60,24 @@ class RuleSet:
 
     def shared_rules(self) -> tuple[RecordingRule, ...]:
         """Rates read by alerts of more than one category: they live in recording.yml."""
-        return self.recorder.filed(None)
+        return self.recorder.filed(RATES_GROUP)
 
-    def category_rules(self, category: str) -> tuple[RecordingRule, ...]:
-        return self.recorder.filed(category)
+    def category_groups(self, category: str) -> list[RuleGroup]:
+        """The groups of a category's file in the order promtool evaluates them: rules
+        reading every tier, rates, the alerts (after the series recorded beside them), then
+        alerts with a group of their own. Empty groups are left out."""
+        base = f"boxoffice-{category}"
+        alerts = [b for b in self.alerts if b.alert.spec.category == category]
+        own = list(dict.fromkeys(b.group for b in alerts if b.group != base))
+        groups = [
+            RuleGroup(
+                name=name,
+                records=self.recorder.filed(name),
+                alerts=tuple(r for b in alerts if b.group == name for r in b.rules),
+            )
+            for name in (f"{base}-tiers", f"{base}-rates", base, *own)
+        ]
+        return [g for g in groups if g.records or g.alerts]
 
 
 def build_ruleset(th: Thresholds) -> RuleSet:
@@ -125,8 +149,13 @@ def _tiered(th: Thresholds, alert: Alert, result: AlertBuild) -> BuiltAlert:
                     keep_firing_for=alert.keep_firing_for,
                 )
             )
+    group = f"boxoffice-{alert.spec.category}" + (f"-{result.group}" if result.group else "")
     return BuiltAlert(
-        alert=alert, rules=tuple(rules), scenarios=tuple(result.scenarios), tier_delays=delays
+        alert=alert,
+        rules=tuple(rules),
+        scenarios=tuple(result.scenarios),
+        tier_delays=delays,
+        group=group,
     )
 
 

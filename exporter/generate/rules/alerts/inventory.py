@@ -1,6 +1,14 @@
 """Inventory alerts (SPEC 5): tickets running low per tier (relative to the tier's
 capacity), sold out (a success: notified once), oversold, and the sell-out prediction from
-the recent sales rate. All but oversold describe a standing state and never escalate."""
+the recent sales rate. All but oversold describe a standing state and never escalate.
+
+A shop has hundreds of tiers and a platform hosts many shops, so these alerts do not each
+read every tier again: the tiers at or under the largest low-stock cap and their capacity
+are recorded once per evaluation ahead of the alerts in their group, the tiers sold out now
+in the ``-tiers`` group, and each alert compares those few series. SelloutPredicted, which
+must read every tier's stock and sales, has a group of its own (docs/benchmarks.md, "Rules
+at 50 shops: each tier read once").
+"""
 
 from __future__ import annotations
 
@@ -13,10 +21,8 @@ from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant, c
 from exporter.generate.rules.promtool_series import Counter, gauge, selector
 from exporter.generate.rules.recording import Recorder
 from exporter.generate.rules.scenarios import EVENT
-from exporter.generate.series import AVAILABLE, SOLD, by
+from exporter.generate.series import AVAILABLE, CAPACITY, SOLD, by
 from exporter.generate.thresholds import Alert, Thresholds
-
-CAPACITY = "boxoffice_inventory_capacity_tickets"
 
 
 def _tier_selector(tier: str, listed: list[str]) -> str:
@@ -26,22 +32,50 @@ def _tier_selector(tier: str, listed: list[str]) -> str:
     return f'{{tier!~"{others}"}}' if others else ""
 
 
-def _limit(alert: Alert, tier: str, tiers: str) -> tuple[float, float, str]:
-    """The tier's cap, the alert's share of capacity and the PromQL limit: the smaller."""
+def _limit(alert: Alert, tier: str, capacity: str) -> tuple[float, float, str]:
+    """The tier's cap, the alert's share of capacity and the PromQL limit: the smaller.
+    ``capacity`` is the tier's capacity series, its tier selector included."""
     caps = dict(alert.thresholds)
     cap = caps.get(tier, caps.get("default", 0.0))
     share = alert.relative["capacity_share"]
-    capacity = f"{by(CAPACITY)} ({CAPACITY}{tiers})"
     return cap, share, f"clamp_max({capacity} * {num(share)}, {num(cap)})"
 
 
-def sold_out_lately(tiers: str) -> str:
+def _running_low(th: Thresholds) -> series.NamedSeries:
+    """Tickets left in the tiers that can be low, critical, sold out or oversold: at most
+    the largest cap of InventoryLow and InventoryCritical left (each tier's limit is the
+    smaller of its cap and a share of its capacity)."""
+    caps = [
+        cap
+        for name in ("InventoryLow", "InventoryCritical")
+        if th.alerts[name].enabled
+        for _tier, cap in th.alerts[name].thresholds
+    ]
+    return series.tiers_running_low(max([0.0, *caps]))
+
+
+def running_low(th: Thresholds, rec: Recorder) -> str:
+    """The recorded tickets left of those tiers, beside the alerts reading them."""
+    return rec.use(_running_low(th), beside=True)
+
+
+def capacity_running_low(th: Thresholds, rec: Recorder) -> str:
+    """The recorded capacity of those tiers, beside the alerts reading it."""
+    return rec.use(series.capacity_running_low(_running_low(th)), beside=True)
+
+
+def sold_out_lately(rec: Recorder) -> str:
     """Tiers that were sold out in the last hour: expiring checkouts hand a few seats back
-    after a sell-out, which is InventorySoldOut's business (it keeps firing), not news."""
-    return f"{by(AVAILABLE).replace('max', 'min')} (min_over_time({AVAILABLE}{tiers}[1h])) <= 0"
+    after a sell-out, which is InventorySoldOut's business (it keeps firing), not news.
+    Read from the tiers some replica reported sold out at each evaluation of the hour, not
+    from an hour of every tier's samples: a sell-out shorter than one evaluation interval
+    may pass unseen, and the record (``-tiers`` group) is read up to an evaluation late."""
+    return f"max_over_time({rec.use(series.sold_out_now())}[1h])"
 
 
-def inventory_level(alert: Alert, th: Thresholds, floor_alert: Alert | None) -> AlertBuild:
+def inventory_level(
+    alert: Alert, th: Thresholds, rec: Recorder, floor_alert: Alert | None
+) -> AlertBuild:
     """InventoryLow / InventoryCritical: per tier, tickets left at or below the smaller of
     the tier's cap (thresholds) and a share of its capacity (``relative.capacity_share``),
     above the next alert's limit (``floor_alert``) so one tier is in one band at a time,
@@ -49,14 +83,16 @@ def inventory_level(alert: Alert, th: Thresholds, floor_alert: Alert | None) -> 
     severity: str = alert.severity or "medium"
     floor = floor_alert if floor_alert is not None and floor_alert.enabled else None
     listed = [tier for tier, _ in alert.thresholds]
+    left, low_capacity = running_low(th, rec), capacity_running_low(th, rec)
+    lately = sold_out_lately(rec)
     clauses = []
     for tier, _threshold in alert.thresholds:
         tiers = _tier_selector(tier, listed)
-        _cap, _share, limit_expr = _limit(alert, tier, tiers)
-        clause = f"({by(AVAILABLE)} ({AVAILABLE}{tiers}) > 0) <= {limit_expr}"
+        _cap, _share, limit_expr = _limit(alert, tier, f"{low_capacity}{tiers}")
+        clause = f"({left}{tiers} > 0) <= {limit_expr}"
         if floor is not None:
-            clause += f" > {_limit(floor, tier, tiers)[2]}"
-        clauses.append(f"({clause}\nunless {sold_out_lately(tiers)})")
+            clause += f" > {_limit(floor, tier, f'{low_capacity}{tiers}')[2]}"
+        clauses.append(f"({clause}\nunless {lately})")
     share = alert.relative["capacity_share"]
     text = Text(
         "{value} {tier} tickets left for {event} in {city} (alerting at "
@@ -93,11 +129,11 @@ def inventory_level(alert: Alert, th: Thresholds, floor_alert: Alert | None) -> 
 
 
 def inventory_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    return inventory_level(alert, th, th.alerts["InventoryCritical"])
+    return inventory_level(alert, th, rec, th.alerts["InventoryCritical"])
 
 
 def inventory_critical(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    return inventory_level(alert, th, None)
+    return inventory_level(alert, th, rec, None)
 
 
 def _gauge_scenario(
@@ -124,7 +160,9 @@ def _gauge_scenario(
     )
 
 
-def inventory_fixed(alert: Alert, th: Thresholds, *, oversold: bool) -> AlertBuild:
+def inventory_fixed(alert: Alert, th: Thresholds, rec: Recorder, *, oversold: bool) -> AlertBuild:
+    """InventorySoldOut / InventoryOversold: no ticket left, or fewer than none (a tier
+    running low holds every such tier: its limit is never below 0)."""
     severity: str = alert.severity or "critical"
     op = "< 0" if oversold else "== 0"
     text = (
@@ -132,7 +170,7 @@ def inventory_fixed(alert: Alert, th: Thresholds, *, oversold: bool) -> AlertBui
         if oversold
         else Text("{tier} for {event} in {city} is sold out ({value} left).", "number")
     )
-    expr = f"{series.latest(AVAILABLE)} {op}"
+    expr = f"{running_low(th, rec)} {op}"
     if oversold:  # shown as how many tickets too many were sold
         expr = f"-({expr})"
     variant = Variant(severity=severity, expr=expr, summary=alert.spec.summary, description=text)
@@ -146,11 +184,11 @@ def inventory_fixed(alert: Alert, th: Thresholds, *, oversold: bool) -> AlertBui
 
 
 def inventory_sold_out(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    return inventory_fixed(alert, th, oversold=False)
+    return inventory_fixed(alert, th, rec, oversold=False)
 
 
 def inventory_oversold(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    return inventory_fixed(alert, th, oversold=True)
+    return inventory_fixed(alert, th, rec, oversold=True)
 
 
 def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
@@ -159,9 +197,8 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
     sold = rec.use(series.increase(SOLD, window))
     # Tiers that sold out in the last hour are InventorySoldOut's, even when expiring
     # checkouts hand a few seats back.
-    expr = (
-        f"({by(AVAILABLE)} ({AVAILABLE}) > 0) / ({sold} / {window:g})\nunless {sold_out_lately('')}"
-    )
+    lately = sold_out_lately(rec)
+    expr = f"({by(AVAILABLE)} ({AVAILABLE}) > 0) / ({sold} / {window:g})\nunless {lately}"
     w = duration_text(window)
     build = AlertBuild(
         variants=variants(
@@ -174,6 +211,7 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
             ),
         ),
         source="postgres",
+        group="sellout",  # reads every tier's stock and sales rate
     )
     length = span(alert, th.file.escalation.tier3_after)
     horizon = lad.thresholds[-1][1]

@@ -1,0 +1,132 @@
+"""Which group each rule is evaluated in (rules/recording.py): cheap rates, rules reading
+every ticket tier, series recorded beside the alerts that must read them at once.
+
+A group's rules run one after another, so a group that reads every tier several times is as
+slow as all those reads together (docs/benchmarks.md, issue 20). These tests pin the
+placement and that no group reads a per-tier metric twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.generate.promql import metric_names
+from exporter.generate.rules.recording import PER_TIER, RATES_GROUP, Recorder
+from exporter.generate.rules.ruleset import RuleSet, build_ruleset
+from exporter.generate.series import NamedSeries
+from exporter.generate.thresholds import load_thresholds
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TIER_RATE = NamedSeries("x:sold:increase1h", ("max by (event) (boxoffice_tickets_sold_total)",))
+SHOP_TOTAL = NamedSeries("x:sold_all:increase1h", ("sum (", TIER_RATE, ")"))
+ORDERS = NamedSeries("x:orders:increase5m", ("max (boxoffice_payments_total)",))
+LOW = NamedSeries("x:left:low", ("max by (event) (boxoffice_inventory_available_tickets) <= 10",))
+
+
+@pytest.mark.parametrize(
+    ("used", "placed"),
+    [
+        ([(ORDERS, "sales", False)], {"x:orders:increase5m": "boxoffice-sales-rates"}),
+        # A per-tier metric, and what is recorded from it, in the -tiers group.
+        (
+            [(SHOP_TOTAL, "sales", False)],
+            {
+                "x:sold:increase1h": "boxoffice-sales-tiers",
+                "x:sold_all:increase1h": "boxoffice-sales-tiers",
+            },
+        ),
+        # Beside: the alert group itself, per-tier or not.
+        ([(LOW, "inventory", True)], {"x:left:low": "boxoffice-inventory"}),
+        # Read by two categories: shared.
+        ([(ORDERS, "sales", False), (ORDERS, "payments", False)], {ORDERS.name: RATES_GROUP}),
+    ],
+)
+def test_recorder_places_each_series(
+    used: list[tuple[NamedSeries, str, bool]], placed: dict[str, str]
+) -> None:
+    recorder = Recorder()
+    for series, category, beside in used:
+        recorder.category = category
+        recorder.use(series, beside=beside)
+    assert {name: recorder.group_of(name) for name in recorder.rules} == placed
+
+
+def test_a_series_recorded_beside_two_categories_alerts_is_refused() -> None:
+    recorder = Recorder()
+    recorder.category = "inventory"
+    recorder.use(LOW, beside=True)
+    recorder.category = "sales"
+    with pytest.raises(ValueError, match="beside the alerts of two categories"):
+        recorder.use(LOW, beside=True)
+
+
+@pytest.fixture(scope="module")
+def scoped(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
+    data = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
+    data["scope"] = {"labels": ["seller"]}
+    path = tmp_path_factory.mktemp("scoped") / "thresholds.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return build_ruleset(load_thresholds(str(path), "rules/thresholds.yaml"))
+
+
+def _reads(exprs: list[str]) -> dict[str, int]:
+    """How many rules of a group select each per-tier metric."""
+    counts: dict[str, int] = {}
+    for expr in exprs:
+        for name in metric_names(expr):
+            if name in PER_TIER:
+                counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def test_no_group_reads_a_per_tier_metric_twice(scoped: RuleSet) -> None:
+    categories = dict.fromkeys(b.alert.spec.category for b in scoped.alerts)
+    groups = [g for c in categories for g in scoped.category_groups(c)]
+    assert len(groups) >= 15
+    for group in groups:
+        exprs = [r.expr for r in group.records] + [r.expr for r in group.alerts]
+        twice = {name: n for name, n in _reads(exprs).items() if n > 1}
+        assert twice == {}, group.name
+
+
+def test_inventory_alerts_compare_the_few_tiers_recorded_beside_them(scoped: RuleSet) -> None:
+    groups = {g.name: g for g in scoped.category_groups("inventory")}
+    assert list(groups) == [
+        "boxoffice-inventory-tiers",
+        "boxoffice-inventory",
+        "boxoffice-inventory-sellout",
+    ]
+    alerts = groups["boxoffice-inventory"]
+    assert [r.record for r in alerts.records] == [
+        "boxoffice:inventory_available:low",
+        "boxoffice:inventory_capacity:low",
+    ]
+    # Oversold reads this evaluation's numbers: what it compares is recorded in its group.
+    for rule in alerts.alerts:
+        assert _reads([rule.expr]) == {}, rule.alert
+        assert "boxoffice:inventory_available:low" in rule.expr
+    # The tiers InventoryLow may name: at most the largest cap of Low and Critical left.
+    assert alerts.records[0].expr.endswith("<= 10")
+    assert [r.alert for r in groups["boxoffice-inventory-sellout"].alerts] == ["SelloutPredicted"]
+
+
+def test_with_the_low_stock_alerts_off_sold_out_and_oversold_read_the_tiers_at_zero(
+    tmp_path: Path,
+) -> None:
+    data = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
+    for name in ("InventoryLow", "InventoryCritical"):
+        data["alerts"][name]["enabled"] = False
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(yaml.safe_dump(data))
+    ruleset = build_ruleset(load_thresholds(str(path), "rules/thresholds.yaml"))
+    groups = {g.name: g for g in ruleset.category_groups("inventory")}
+    (low,) = groups["boxoffice-inventory"].records  # no capacity: nothing compares it
+    assert low.record == "boxoffice:inventory_available:low" and low.expr.endswith("<= 0")
+    assert {r.alert for r in groups["boxoffice-inventory"].alerts} == {
+        "InventorySoldOut",
+        "InventoryOversold",
+    }
