@@ -70,7 +70,9 @@ def with_series(
     append = built.samples.append
     if const:
         for values, value in series:
-            append(Sample(sample_name, {**dict(zip(names, values, strict=False)), **const}, value))
+            own = dict(zip(names, values, strict=False))
+            own.update(const)
+            append(Sample(sample_name, own, value))
     else:
         for values, value in series:
             append(Sample(sample_name, dict(zip(names, values, strict=False)), value))
@@ -101,5 +103,25 @@ def merged(metrics: Iterable[tuple[Metric, Mapping[str, str]]]) -> list[Metric]:
         if target is None:
             target = by_name[metric.name] = copy.copy(metric)
             target.samples = []
+            setattr(target, _PARTS, [])
         target.samples += metric.samples
+        getattr(target, _PARTS).append(metric.samples)
     return list(by_name.values())
+
+
+# Where merged() notes the sample lists a family was made of.
+_PARTS = "_boxoffice_parts"
+
+
+def parts_of(metric: Metric) -> Sequence[list[Sample]]:
+    """The sample lists ``metric``'s samples are the concatenation of, in order.
+
+    A family :func:`merged` made is one part per database's family: an unchanged database
+    publishes the very same list again (exporter.sources.reuse), so an encoder may keep
+    each part's text. Any other family, or one whose samples were changed after merging,
+    is one part: its own sample list.
+    """
+    parts: Sequence[list[Sample]] | None = getattr(metric, _PARTS, None)
+    if parts is None or sum(len(part) for part in parts) != len(metric.samples):
+        return [metric.samples]
+    return parts

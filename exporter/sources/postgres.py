@@ -42,12 +42,12 @@ from exporter.sources.pgconn import (
 from exporter.sources.querypack import BoundQuery, MetricSpec, bind
 from exporter.sources.reconcile import Reconciler
 from exporter.sources.replay import Position, read_position
+from exporter.sources.reuse import FamilyCache, guarded_family
 from exporter.sources.samples import (
     ColumnMismatchError,
     Sample,
     check_columns,
     clip_label,
-    to_family,
     to_samples,
 )
 
@@ -123,12 +123,16 @@ class DatabaseRead:
         )
 
 
-def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Collection:
+def collection_of(
+    reads: Sequence[DatabaseRead], guard: CardinalityGuard, cache: FamilyCache | None = None
+) -> Collection:
     """The families, failures and folded series of one cycle's reads.
 
-    Pure apart from ``guard``, whose only state is which series it kept last time. Each
-    database's series carry its constant labels; a metric several databases feed is one
-    family, and the guard caps the series of each metric per database.
+    Pure apart from ``guard``, whose only state is which series it kept last time, and
+    ``cache``, last cycle's families (a family whose samples did not change is published
+    again as the same object). Each database's series carry its constant labels; a metric
+    several databases feed is one family, and the guard caps the series of each metric per
+    database.
     """
     families: list[tuple[Metric, Mapping[str, str]]] = []
     failures: list[Failure] = []
@@ -140,11 +144,12 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
 
     def publish(spec: MetricSpec, samples: list[Sample], read: DatabaseRead) -> Metric:
         key = f"{spec.name}@{read.database}" if several else spec.name
-        kept, folded = guard.apply(key, samples, spec.fold)
+        built, folded = guarded_family(
+            spec, samples, read.database, read.labels, guard=guard, key=key, cache=cache
+        )
         if folded:
             dropped[spec.name] = dropped.get(spec.name, 0) + folded
-        # Built with the database's labels at once: relabelling afterwards doubled the work.
-        return to_family(spec, kept, dict(read.labels))
+        return built
 
     for read in reads:
         labels = dict(read.labels)
@@ -222,6 +227,7 @@ class PostgresSource:
         self._workers: ThreadPoolExecutor | None = None
         self.timeout = timeout
         self._guard = guard
+        self._reuse = FamilyCache()
         self._bounds = bounds or QueryBounds()
         self._databases = databases
         self._all: dict[str, list[BoundQuery]] = {}
@@ -301,7 +307,7 @@ class PostgresSource:
                     thread_name_prefix="postgres-read",
                 )
             reads = list(self._workers.map(read, names))
-        return collection_of(reads, self._guard)
+        return collection_of(reads, self._guard, self._reuse)
 
     def check_queries(self) -> tuple[list[QueryProblem], list[str]]:
         """Describe every query without running it: problems found, and databases not reached."""
@@ -433,9 +439,8 @@ def _fetch_bounded(
     rows: list[tuple[Any, ...]] = []
     labels_cut = 0
     while len(rows) < bounds.max_rows:
-        batch = cur.fetchmany(min(_BATCH, bounds.max_rows - len(rows)))
-        if not batch:
-            break
+        size = min(_BATCH, bounds.max_rows - len(rows))
+        batch = cur.fetchmany(size)
         for raw in batch:
             row = list(raw)
             for i in label_at:
@@ -443,6 +448,8 @@ def _fetch_bounded(
                     row[i], clipped = clip_label(str(row[i]), bounds.max_label_length)
                     labels_cut += clipped
             rows.append(tuple(row))
+        if len(batch) < size:
+            break  # the cursor is exhausted: no round trip for an empty batch
     rows_cut = 0
     if len(rows) == bounds.max_rows:
         # The server counts the rest without sending it (MOVE's command tag carries the count).

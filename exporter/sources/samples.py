@@ -44,7 +44,7 @@ _ZERO_DECIMAL = frozenset(
 _THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One series of a metric: label values in the metric's label order, and its value."""
 

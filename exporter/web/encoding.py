@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import re
 from collections.abc import Callable, Hashable, Iterable
-from typing import cast
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
+
+from exporter.sources.families import parts_of
 
 # The library's own spelling of a value (Go's: `+Inf`, `1e+21`); untyped upstream.
 _float_text = cast(Callable[[float], str], floatToGoString)
@@ -31,12 +34,33 @@ class _Fixed(Collector):
         return self._metrics
 
 
-def encode_text(registry: CollectorRegistry) -> bytes:
+class PartTexts:
+    """The text of each part of each family from the last encoding, keyed by the part.
+
+    A family merged from several databases' families is made of their sample lists
+    (:func:`exporter.sources.families.parts_of`), and a database whose series did not
+    change publishes the very same list again (exporter.sources.reuse); a part's text
+    depends on nothing but its samples and its family's name (samples and their label
+    dicts are never changed once built). Entries hold their list, so an id is never taken
+    for another object's. Only the last encoding's parts are kept: a part gone from the
+    exposition costs nothing after one more encoding.
+    """
+
+    def __init__(self) -> None:
+        self.last: dict[int, tuple[list[Any], str, str]] = {}
+
+
+class _Unusual(Exception):
+    """A sample this encoder does not spell exactly like the library."""
+
+
+def encode_text(registry: CollectorRegistry, texts: PartTexts | None = None) -> bytes:
     """What ``generate_latest(registry)`` returns (text format 0.0.4), byte for byte.
 
     The library's encoder escapes every label name and value of every sample afresh; a
     cycle of 50 databases repeats the same few thousand ``name="value"`` pairs ~50,000
-    times, so each pair is escaped once per encoding here. Anything this encoder does not
+    times, so each pair is escaped once per encoding here, and with ``texts`` a part
+    already encoded last time is not encoded again. Anything this encoder does not
     spell exactly like the library (names outside the legacy character set, timestamps,
     histograms, summaries, `_created` samples) goes to ``generate_latest`` whole;
     tests/test_encoding.py compares the two on hostile families.
@@ -44,40 +68,59 @@ def encode_text(registry: CollectorRegistry) -> bytes:
     metrics = list(registry.collect())
     out: list[str] = []
     pairs: dict[tuple[str, str], str] = {}
-    for metric in metrics:
-        mtype = _PLAIN_TYPES.get(metric.type)
-        if mtype is None or not _METRIC_NAME.fullmatch(metric.name):
-            return generate_latest(_Fixed(metrics))
-        mname = metric.name
-        if metric.type == "counter":
-            mname += "_total"
-        elif metric.type == "info":
-            mname += "_info"
-        doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        out.append(f"# HELP {mname} {doc}\n# TYPE {mname} {mtype}\n")
-        moved = {metric.name + suffix for suffix in ("_created", "_gsum", "_gcount")}
-        for sample in metric.samples:
-            name = sample.name
-            if sample.timestamp is not None or name in moved or not _METRIC_NAME.fullmatch(name):
-                return generate_latest(_Fixed(metrics))
-            labels = sample.labels
-            if labels:
-                texts = []
-                for item in sorted(labels.items()):
-                    text = pairs.get(item)
-                    if text is None:
-                        key, value = item
-                        if not _LABEL_NAME.fullmatch(key):
-                            return generate_latest(_Fixed(metrics))
-                        escaped = (
-                            value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-                        )
-                        text = pairs[item] = f'{key}="{escaped}"'
-                    texts.append(text)
-                out.append(f"{name}{{{','.join(texts)}}} {_float_text(sample.value)}\n")
-            else:
-                out.append(f"{name} {_float_text(sample.value)}\n")
+    last = texts.last if texts is not None else {}
+    now: dict[int, tuple[list[Any], str, str]] = {}
+    try:
+        for metric in metrics:
+            mtype = _PLAIN_TYPES.get(metric.type)
+            if mtype is None or not _METRIC_NAME.fullmatch(metric.name):
+                raise _Unusual
+            mname = metric.name
+            if metric.type == "counter":
+                mname += "_total"
+            elif metric.type == "info":
+                mname += "_info"
+            doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+            out.append(f"# HELP {mname} {doc}\n# TYPE {mname} {mtype}\n")
+            for part in parts_of(metric):
+                hit = last.get(id(part))
+                if hit is not None and hit[0] is part and hit[1] == metric.name:
+                    text = hit[2]
+                else:
+                    text = "".join(_lines(metric.name, part, pairs))
+                now[id(part)] = (part, metric.name, text)
+                out.append(text)
+    except _Unusual:
+        return generate_latest(_Fixed(metrics))
+    if texts is not None:
+        texts.last = now
     return "".join(out).encode("utf-8")
+
+
+def _lines(family: str, samples: list[Any], pairs: dict[tuple[str, str], str]) -> list[str]:
+    """One text line per sample of ``family`` (``pairs``: each ``name="value"`` escaped once)."""
+    moved = {family + suffix for suffix in ("_created", "_gsum", "_gcount")}
+    lines = []
+    for sample in samples:
+        name = sample.name
+        if sample.timestamp is not None or name in moved or not _METRIC_NAME.fullmatch(name):
+            raise _Unusual
+        labels = sample.labels
+        if labels:
+            texts = []
+            for item in sorted(labels.items()):
+                text = pairs.get(item)
+                if text is None:
+                    key, value = item
+                    if not _LABEL_NAME.fullmatch(key):
+                        raise _Unusual
+                    escaped = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+                    text = pairs[item] = f'{key}="{escaped}"'
+                texts.append(text)
+            lines.append(f"{name}{{{','.join(texts)}}} {_float_text(sample.value)}\n")
+        else:
+            lines.append(f"{name} {_float_text(sample.value)}\n")
+    return lines
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -108,13 +151,14 @@ class ExpositionCache:
         self._registry = registry
         self._version = version
         self._cache: dict[tuple[str, bool], tuple[Hashable, bytes]] = {}
+        self._texts = PartTexts()
 
     def render(self, accept: str, gzipped: bool) -> tuple[bytes, str]:
         """The body for this Accept header (gzip-compressed when asked) and its content type."""
         chosen, content_type = choose_encoder(accept)
         encoder = cast(Callable[[CollectorRegistry], bytes], chosen)
         if chosen is generate_latest:
-            encoder = encode_text
+            encoder = functools.partial(encode_text, texts=self._texts)
         if self._version is None:
             return _compress(encoder(self._registry), gzipped), content_type
         # Read the version before encoding: the body is then at least as new as its key, and
