@@ -56,26 +56,39 @@ def labelled(metric: Metric, labels: Mapping[str, str]) -> Metric:
     return built
 
 
+# Label dicts of one database's series by (label names, label values): the per-tier
+# metrics (sold, refunded, capacity, reserved, available) share one dict per tier.
+SharedLabels = dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, str]]
+
+
 def with_series(
-    name: str, series: Iterable[tuple[Sequence[str], float]], labels: Mapping[str, str]
+    name: str,
+    series: Iterable[tuple[tuple[str, ...], float]],
+    labels: Mapping[str, str],
+    shared: SharedLabels | None = None,
 ) -> CounterMetricFamily | GaugeMetricFamily:
     """The family :func:`family` builds for ``name``, with one sample per ``(label values,
     value)``, each carrying the constant ``labels`` after its own: what ``add_metric`` then
-    :func:`labelled` give, built once per sample (this runs every cycle over every series)."""
+    :func:`labelled` give, built once per sample (this runs every cycle over every series).
+
+    With ``shared`` (one table per set of constant ``labels``), a sample whose label names
+    and values another family's sample already has takes that sample's dict: label dicts
+    are never changed once built, and they are most of a series' memory.
+    """
     built = family(name)
     names = CATALOG_BY_NAME[name].labels
     # As add_metric names them: prometheus_client adds `_total` back to a counter's samples.
     sample_name = f"{built.name}_total" if built.type == "counter" else built.name
     const = dict(labels)
     append = built.samples.append
-    if const:
-        for values, value in series:
+    table: SharedLabels = shared if shared is not None else {}
+    for values, value in series:
+        own = table.get((names, values))
+        if own is None:
             own = dict(zip(names, values, strict=False))
             own.update(const)
-            append(Sample(sample_name, own, value))
-    else:
-        for values, value in series:
-            append(Sample(sample_name, dict(zip(names, values, strict=False)), value))
+            table[(names, values)] = own
+        append(Sample(sample_name, own, value))
     return built
 
 

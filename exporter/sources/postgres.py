@@ -28,7 +28,7 @@ from exporter.sources.base import LABELS_TRUNCATED, ROWS_TRUNCATED, Collection, 
 from exporter.sources.checkpoint import Checkpoints
 from exporter.sources.engine_series import ENGINE_METRICS
 from exporter.sources.explain import SeqScan, cycle_statements, find_seq_scans, now_on
-from exporter.sources.families import family, labelled, merged
+from exporter.sources.families import SharedLabels, family, labelled, merged
 from exporter.sources.guard import CardinalityGuard
 from exporter.sources.incremental import EngineSettings, IncrementalEngine
 from exporter.sources.pgconn import (
@@ -142,10 +142,19 @@ def collection_of(
     took = family(DATABASE_DURATION)
     several = len({read.database for read in reads}) > 1
 
-    def publish(spec: MetricSpec, samples: list[Sample], read: DatabaseRead) -> Metric:
+    def publish(
+        spec: MetricSpec, samples: list[Sample], read: DatabaseRead, shared: SharedLabels
+    ) -> Metric:
         key = f"{spec.name}@{read.database}" if several else spec.name
         built, folded = guarded_family(
-            spec, samples, read.database, read.labels, guard=guard, key=key, cache=cache
+            spec,
+            samples,
+            read.database,
+            read.labels,
+            guard=guard,
+            key=key,
+            cache=cache,
+            shared=shared,
         )
         if folded:
             dropped[spec.name] = dropped.get(spec.name, 0) + folded
@@ -153,6 +162,7 @@ def collection_of(
 
     for read in reads:
         labels = dict(read.labels)
+        shared: SharedLabels = {}
         own: list[Metric] = []
 
         health = family(DATABASE_UP)
@@ -176,7 +186,7 @@ def collection_of(
         if read.engine_failure is not None:
             failures.append(read.engine_failure)
         own = [labelled(metric, labels) for metric in own]
-        own += [publish(spec, samples, read) for spec, samples in read.engine_series]
+        own += [publish(spec, samples, read, shared) for spec, samples in read.engine_series]
         own += [labelled(metric, labels) for metric in read.engine_families]
         for result in read.queries:
             if result.failure is not None:
@@ -193,7 +203,7 @@ def collection_of(
             except ColumnMismatchError as exc:
                 failures.append(Failure("columns", f"{spec.name}: {exc}"))
                 continue
-            own.append(publish(spec, samples, read))
+            own.append(publish(spec, samples, read, shared))
         families += [(metric, labels) for metric in own]
     # Always present, even before the first database answers (the catalog's families).
     every = [(up, {}), (took, {}), *families]

@@ -19,6 +19,7 @@ from math import copysign
 
 from prometheus_client.core import Metric
 
+from exporter.sources.families import SharedLabels
 from exporter.sources.guard import CardinalityGuard
 from exporter.sources.querypack import MetricSpec
 from exporter.sources.samples import Sample, to_family
@@ -92,6 +93,7 @@ def guarded_family(
     guard: CardinalityGuard,
     key: str,
     cache: FamilyCache | None,
+    shared: SharedLabels | None = None,
 ) -> tuple[Metric, int]:
     """The family of ``spec`` from one database's ``samples`` through the guard (its series
     under ``key``), each with the database's constant ``labels``; and how many series the
@@ -103,7 +105,7 @@ def guarded_family(
             return again, 0
     kept, folded = guard.apply(key, samples, spec.fold)
     # Built with the database's labels at once: relabelling afterwards doubled the work.
-    built = to_family(spec, kept, dict(labels))
+    built = to_family(spec, kept, dict(labels), shared)
     if cache is not None:
         # Past the limit the guard's choice depends on what it kept before: not reused.
         if guard.keeps_all(samples):
