@@ -8,7 +8,6 @@ that goes away publishes no cached series (its `boxoffice_database_up` goes 0).
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from exporter.sources.postgres import DatabaseRead, QueryResult, collection_of
 from exporter.sources.querypack import DEFAULT_PACK_BY_NAME, bind
 from exporter.sources.reuse import FamilyCache, same_series
 from exporter.sources.samples import Sample
-from exporter.web.encoding import PartTexts, encode_text, gzip_chunks
+from exporter.web.encoding import PartTexts, encode_text
 from tests.support.data import add_event, add_order, add_tier
 from tests.support.exporter import running_exporter, scrape, upstream_of, via_proxy
 from tests.support.sources import engine_specs
@@ -142,32 +141,6 @@ def test_the_encoder_writes_a_changed_sample_anew() -> None:
     for values in ((1.0, 2.0), (1.0, 2.0), (1.0, 3.0), (0.0, 3.0), (-0.0, 3.0), (1.0, 2.0)):
         ours, library = text(values)
         assert ours == library
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    bodies=st.lists(
-        st.lists(st.integers(0, 7), max_size=12),  # which of the chunks below, in order
-        min_size=1,
-        max_size=5,
-    )
-)
-def test_gzip_of_kept_chunks_reads_back_as_the_body(bodies: list[list[int]]) -> None:
-    """Chunks deflated for one body and copied into the next still read back exactly."""
-    chunks = [
-        b"",
-        b"x",
-        b"# HELP a b\n",
-        b"a 1.0\n" * 60,
-        bytes(range(256)) * 3,
-        b'sold_total{event="a",shard="s001"} 5.0\n' * 40,
-        "z\u00fcrich \u2603\n".encode() * 30,
-        b"a 1.0\n" * 60,  # equal to another chunk, not the same object
-    ]
-    texts = PartTexts()
-    for body in bodies:
-        picked = [chunks[i] for i in body]
-        assert gzip.decompress(gzip_chunks(picked, texts)) == b"".join(picked)
 
 
 def _shop(dsn: str, tickets: int) -> int:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import re
-import struct
-import time
-import zlib
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, cast
 
@@ -49,8 +48,6 @@ class PartTexts:
 
     def __init__(self) -> None:
         self.last: dict[int, tuple[list[Any], str, bytes]] = {}
-        # Each part's text deflated on its own (see gzip_chunks), by the text itself.
-        self.deflated: dict[int, tuple[bytes, bytes]] = {}
 
 
 class _Unusual(Exception):
@@ -173,7 +170,7 @@ class ExpositionCache:
             return [library(registry)]
 
         if self._version is None:
-            return self._compress(encoder(self._registry), gzipped), content_type
+            return _compress(encoder(self._registry), gzipped), content_type
         # Read the version before encoding: the body is then at least as new as its key, and
         # a change during encoding only costs the next scrape one more encoding.
         version = self._version()
@@ -181,60 +178,18 @@ class ExpositionCache:
         cached = self._cache.get(key)
         if cached is not None and cached[0] == version:
             return cached[1], content_type
-        body = self._compress(encoder(self._registry), gzipped)
+        body = _compress(encoder(self._registry), gzipped)
         self._cache[key] = (version, body)
         return body, content_type
 
-    def _compress(self, chunks: list[bytes], gzipped: bool) -> bytes:
-        if not gzipped:
-            return b"".join(chunks)
-        return gzip_chunks(chunks, self._texts)
 
-
-# Level 6 as Go's promhttp: level 9 costs several times the CPU for a few percent.
-_LEVEL = 6
-# Parts shorter than this are deflated with their neighbours, never kept on their own.
-_KEEP_FROM = 256
-
-
-def gzip_chunks(chunks: list[bytes], texts: PartTexts | None = None) -> bytes:
-    """One gzip member holding ``chunks`` in order, what ``gzip.decompress`` reads back.
-
-    Chunk by chunk, so the uncompressed body (8 MB at 50 databases) is never held whole,
-    and a chunk deflated for the last body is not deflated again: each chunk of at least
-    ``_KEEP_FROM`` bytes is deflated after a full flush (which empties the compressor's
-    history and ends on a byte boundary) and ends with one, so its deflated bytes refer to
-    nothing outside it and can be copied into the next body as they are. ``texts`` keeps
-    them, keyed by the chunk object (the encoder hands out the same bytes object for an
-    unchanged part); only the last body's are kept.
-    """
-    last = texts.deflated if texts is not None else {}
-    now: dict[int, tuple[bytes, bytes]] = {}
-    compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-    out = [_gzip_header()]
-    crc = 0
-    size = 0
-    for chunk in chunks:
-        crc = zlib.crc32(chunk, crc)
-        size += len(chunk)
-        if len(chunk) < _KEEP_FROM:
-            out.append(compressor.compress(chunk))
-            continue
-        out.append(compressor.flush(zlib.Z_FULL_FLUSH))
-        hit = last.get(id(chunk))
-        if hit is not None and hit[0] is chunk:
-            deflated = hit[1]
-        else:
-            deflated = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
-        now[id(chunk)] = (chunk, deflated)
-        out.append(deflated)
-    out.append(compressor.flush(zlib.Z_FINISH))
-    out.append(struct.pack("<LL", crc, size & 0xFFFFFFFF))
-    if texts is not None:
-        texts.deflated = now
-    return b"".join(out)
-
-
-def _gzip_header() -> bytes:
-    """A gzip member header as ``gzip.compress`` writes it at level 6 (no name, OS unknown)."""
-    return struct.pack("<BBBBLBB", 0x1F, 0x8B, 8, 0, int(time.time()), 0, 255)
+def _compress(chunks: list[bytes], gzipped: bool) -> bytes:
+    if not gzipped:
+        return b"".join(chunks)
+    # Level 6 as Go's promhttp: level 9 costs several times the CPU for a few percent.
+    # Chunk by chunk: the uncompressed body (8 MB at 50 databases) is never held whole.
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6) as stream:
+        for chunk in chunks:
+            stream.write(chunk)
+    return out.getvalue()
