@@ -17,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
+from prometheus_client.openmetrics.exposition import UNDERSCORES
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from exporter.config import load_config
 from exporter.db.schema import create_schema
@@ -27,7 +29,7 @@ from exporter.sources.postgres import DatabaseRead, QueryResult, collection_of
 from exporter.sources.querypack import DEFAULT_PACK_BY_NAME, bind
 from exporter.sources.reuse import FamilyCache, same_series
 from exporter.sources.samples import Sample
-from exporter.web.encoding import PartTexts, encode_text
+from exporter.web.encoding import PartTexts, encode_text, text_chunks
 from tests.support.data import add_event, add_order, add_tier
 from tests.support.exporter import running_exporter, scrape, upstream_of, via_proxy
 from tests.support.sources import engine_specs
@@ -112,6 +114,11 @@ def test_cycles_with_the_cache_publish_what_cycles_without_it_publish(
         expected = generate_latest(_registry(list(plain.families)))
         assert generate_latest(_registry(list(cached.families))) == expected
         assert encode_text(_registry(list(cached.families)), texts) == expected
+        # Prometheus asks for OpenMetrics: the same kept parts, the library's text.
+        registry = _registry(list(cached.families))
+        assert b"".join(text_chunks(registry, texts, openmetrics=True)) == openmetrics_latest(
+            _registry(list(plain.families)), escaping=UNDERSCORES, version="1.0.0"
+        )
         assert cached.dropped == plain.dropped
         assert cached.failures == plain.failures
 

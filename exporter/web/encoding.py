@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import re
@@ -11,11 +12,15 @@ from typing import Any, cast
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.openmetrics.exposition import UNDERSCORES
+from prometheus_client.openmetrics.exposition import generate_latest as _openmetrics_untyped
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from exporter.sources.families import parts_of
 
+# The library's OpenMetrics encoder (untyped upstream), which Prometheus' scrapes choose.
+openmetrics_latest = cast(Callable[..., bytes], _openmetrics_untyped)
 # The library's own spelling of a value (Go's: `+Inf`, `1e+21`); untyped upstream.
 _float_text = cast(Callable[[float], str], floatToGoString)
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -47,7 +52,8 @@ class PartTexts:
     """
 
     def __init__(self) -> None:
-        self.last: dict[int, tuple[list[Any], str, bytes]] = {}
+        # part id: (part, family name, its lines, whether OpenMetrics spells them alike)
+        self.last: dict[int, tuple[list[Any], str, bytes, bool]] = {}
 
 
 class _Unusual(Exception):
@@ -68,49 +74,82 @@ def encode_text(registry: CollectorRegistry, texts: PartTexts | None = None) -> 
     return b"".join(text_chunks(registry, texts))
 
 
-def text_chunks(registry: CollectorRegistry, texts: PartTexts | None = None) -> list[bytes]:
+def text_chunks(
+    registry: CollectorRegistry, texts: PartTexts | None = None, *, openmetrics: bool = False
+) -> list[bytes]:
     """:func:`encode_text`'s body in pieces, most of them kept in ``texts`` already: a
-    caller that compresses them one by one never holds the whole uncompressed body."""
+    caller that compresses them one by one never holds the whole uncompressed body.
+
+    With ``openmetrics``, what prometheus_client's OpenMetrics 1.0.0 encoder writes with
+    the `underscores` escaping (what Prometheus asks for): the same sample lines under the
+    family's own name and type (`# TYPE x counter` for `x_total`, `info`, `unknown`),
+    quotes escaped in HELP, and `# EOF`. A sample name it would rewrite (a colon), an
+    exemplar, a unit or any sample the text encoder hands over goes to the library whole.
+    """
     metrics = list(registry.collect())
     out: list[bytes] = []
     pairs: dict[tuple[str, str], str] = {}
     last = texts.last if texts is not None else {}
-    now: dict[int, tuple[list[Any], str, bytes]] = {}
+    now: dict[int, tuple[list[Any], str, bytes, bool]] = {}
     try:
         for metric in metrics:
-            mtype = _PLAIN_TYPES.get(metric.type)
-            if mtype is None or not _METRIC_NAME.fullmatch(metric.name):
-                raise _Unusual
-            mname = metric.name
-            if metric.type == "counter":
-                mname += "_total"
-            elif metric.type == "info":
-                mname += "_info"
-            doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-            out.append(f"# HELP {mname} {doc}\n# TYPE {mname} {mtype}\n".encode())
+            out.append(_header(metric, openmetrics))
             for part in parts_of(metric):
                 hit = last.get(id(part))
                 if hit is not None and hit[0] is part and hit[1] == metric.name:
-                    text = hit[2]
+                    entry = hit
                 else:
-                    text = "".join(_lines(metric.name, part, pairs)).encode()
-                now[id(part)] = (part, metric.name, text)
-                out.append(text)
+                    lines, plain = _lines(metric.name, part, pairs)
+                    entry = (part, metric.name, "".join(lines).encode(), plain)
+                if openmetrics and not entry[3]:
+                    raise _Unusual
+                now[id(part)] = entry
+                out.append(entry[2])
     except _Unusual:
+        if openmetrics:
+            return [openmetrics_latest(_Fixed(metrics), escaping=UNDERSCORES, version="1.0.0")]
         return [generate_latest(_Fixed(metrics))]
     if texts is not None:
         texts.last = now
+    if openmetrics:
+        out.append(b"# EOF\n")
     return out
 
 
-def _lines(family: str, samples: list[Any], pairs: dict[tuple[str, str], str]) -> list[str]:
-    """One text line per sample of ``family`` (``pairs``: each ``name="value"`` escaped once)."""
+def _header(metric: Metric, openmetrics: bool) -> bytes:
+    """A family's HELP and TYPE lines (:class:`_Unusual` for a type or name not plain)."""
+    mtype = _PLAIN_TYPES.get(metric.type)
+    if mtype is None or not _METRIC_NAME.fullmatch(metric.name):
+        raise _Unusual
+    doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    if openmetrics:
+        if metric.unit:
+            raise _Unusual
+        doc = doc.replace('"', r"\"")
+        return f"# HELP {metric.name} {doc}\n# TYPE {metric.name} {metric.type}\n".encode()
+    mname = metric.name
+    if metric.type == "counter":
+        mname += "_total"
+    elif metric.type == "info":
+        mname += "_info"
+    return f"# HELP {mname} {doc}\n# TYPE {mname} {mtype}\n".encode()
+
+
+def _lines(
+    family: str, samples: list[Any], pairs: dict[tuple[str, str], str]
+) -> tuple[list[str], bool]:
+    """One text line per sample of ``family`` (``pairs``: each ``name="value"`` escaped
+    once), and whether OpenMetrics writes these very lines (no colon in a sample name, no
+    exemplar)."""
     moved = {family + suffix for suffix in ("_created", "_gsum", "_gcount")}
     lines = []
+    plain = True
     for sample in samples:
         name = sample.name
         if sample.timestamp is not None or name in moved or not _METRIC_NAME.fullmatch(name):
             raise _Unusual
+        if sample.exemplar is not None or not _LABEL_NAME.fullmatch(name):
+            plain = False
         labels = sample.labels
         if labels:
             texts = []
@@ -126,7 +165,7 @@ def _lines(family: str, samples: list[Any], pairs: dict[tuple[str, str], str]) -
             lines.append(f"{name}{{{','.join(texts)}}} {_float_text(sample.value)}\n")
         else:
             lines.append(f"{name} {_float_text(sample.value)}\n")
-    return lines
+    return lines, plain
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -167,6 +206,8 @@ class ExpositionCache:
         def encoder(registry: CollectorRegistry) -> list[bytes]:
             if chosen is generate_latest:
                 return text_chunks(registry, self._texts)
+            if _is_openmetrics_1(chosen):
+                return text_chunks(registry, self._texts, openmetrics=True)
             return [library(registry)]
 
         if self._version is None:
@@ -181,6 +222,15 @@ class ExpositionCache:
         body = _compress(encoder(self._registry), gzipped)
         self._cache[key] = (version, body)
         return body, content_type
+
+
+def _is_openmetrics_1(encoder: object) -> bool:
+    """Whether ``choose_encoder`` chose OpenMetrics 1.0.0 with `underscores` escaping."""
+    return (
+        isinstance(encoder, functools.partial)
+        and encoder.func is openmetrics_latest
+        and encoder.keywords == {"escaping": UNDERSCORES, "version": "1.0.0"}
+    )
 
 
 def _compress(chunks: list[bytes], gzipped: bool) -> bytes:
