@@ -69,7 +69,7 @@ def encode_text(registry: CollectorRegistry, texts: PartTexts | None = None) -> 
     already encoded last time is not encoded again. Anything this encoder does not
     spell exactly like the library (names outside the legacy character set, timestamps,
     histograms, summaries, `_created` samples) goes to ``generate_latest`` whole;
-    tests/test_encoding.py compares the two on hostile families.
+    tests/test_encode_text.py compares the two on hostile families.
     """
     return b"".join(text_chunks(registry, texts))
 
