@@ -87,8 +87,11 @@ def render(
     def keyed(quantity: str) -> dict[str, int]:
         return {key[1]: value for key, value in by_quantity.get(quantity, ())}
 
+    # One label tuple per tier, shared by the five per-tier metrics.
+    tier_labels = [(t, (t.event, t.city, t.tier)) for t in tiers]
+
     def per_tier(value: Callable[[Tier], float]) -> list[Sample]:
-        return [Sample((t.event, t.city, t.tier), float(value(t))) for t in tiers]
+        return [Sample(labels, float(value(t))) for t, labels in tier_labels]
 
     def money(quantity: str) -> list[Sample]:
         return [

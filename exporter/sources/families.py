@@ -56,24 +56,39 @@ def labelled(metric: Metric, labels: Mapping[str, str]) -> Metric:
     return built
 
 
+# Label dicts of one database's series by (label names, label values): the per-tier
+# metrics (sold, refunded, capacity, reserved, available) share one dict per tier.
+SharedLabels = dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, str]]
+
+
 def with_series(
-    name: str, series: Iterable[tuple[Sequence[str], float]], labels: Mapping[str, str]
+    name: str,
+    series: Iterable[tuple[tuple[str, ...], float]],
+    labels: Mapping[str, str],
+    shared: SharedLabels | None = None,
 ) -> CounterMetricFamily | GaugeMetricFamily:
     """The family :func:`family` builds for ``name``, with one sample per ``(label values,
     value)``, each carrying the constant ``labels`` after its own: what ``add_metric`` then
-    :func:`labelled` give, built once per sample (this runs every cycle over every series)."""
+    :func:`labelled` give, built once per sample (this runs every cycle over every series).
+
+    With ``shared`` (one table per set of constant ``labels``), a sample whose label names
+    and values another family's sample already has takes that sample's dict: label dicts
+    are never changed once built, and they are most of a series' memory.
+    """
     built = family(name)
     names = CATALOG_BY_NAME[name].labels
     # As add_metric names them: prometheus_client adds `_total` back to a counter's samples.
     sample_name = f"{built.name}_total" if built.type == "counter" else built.name
     const = dict(labels)
     append = built.samples.append
-    if const:
-        for values, value in series:
-            append(Sample(sample_name, {**dict(zip(names, values, strict=False)), **const}, value))
-    else:
-        for values, value in series:
-            append(Sample(sample_name, dict(zip(names, values, strict=False)), value))
+    table: SharedLabels = shared if shared is not None else {}
+    for values, value in series:
+        own = table.get((names, values))
+        if own is None:
+            own = dict(zip(names, values, strict=False))
+            own.update(const)
+            table[(names, values)] = own
+        append(Sample(sample_name, own, value))
     return built
 
 
@@ -101,5 +116,25 @@ def merged(metrics: Iterable[tuple[Metric, Mapping[str, str]]]) -> list[Metric]:
         if target is None:
             target = by_name[metric.name] = copy.copy(metric)
             target.samples = []
+            setattr(target, _PARTS, [])
         target.samples += metric.samples
+        getattr(target, _PARTS).append(metric.samples)
     return list(by_name.values())
+
+
+# Where merged() notes the sample lists a family was made of.
+_PARTS = "_boxoffice_parts"
+
+
+def parts_of(metric: Metric) -> Sequence[list[Sample]]:
+    """The sample lists ``metric``'s samples are the concatenation of, in order.
+
+    A family :func:`merged` made is one part per database's family: an unchanged database
+    publishes the very same list again (exporter.sources.reuse), so an encoder may keep
+    each part's text. Any other family, or one whose samples were changed after merging,
+    is one part: its own sample list.
+    """
+    parts: Sequence[list[Sample]] | None = getattr(metric, _PARTS, None)
+    if parts is None or sum(len(part) for part in parts) != len(metric.samples):
+        return [metric.samples]
+    return parts

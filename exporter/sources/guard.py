@@ -23,18 +23,25 @@ class CardinalityGuard:
         if limit < 1:
             raise ValueError("the series limit must be at least 1")
         self._limit = limit
-        self._kept: dict[str, frozenset[tuple[str, ...]]] = {}
+        # What was kept last time: the label sets, or (nothing folded) the samples
+        # themselves, whose labels are only needed if the metric ever outgrows the limit.
+        self._kept: dict[str, frozenset[tuple[str, ...]] | tuple[Sample, ...]] = {}
+
+    def keeps_all(self, samples: Sequence[Sample]) -> bool:
+        """Whether :meth:`apply` publishes ``samples`` as they are, whatever it kept before."""
+        return len(samples) <= self._limit
 
     def apply(self, metric: str, samples: Sequence[Sample], fold: Fold) -> tuple[list[Sample], int]:
         """Return the samples to publish and how many series were folded or dropped."""
         if len(samples) <= self._limit:
-            self._kept[metric] = frozenset(s.labels for s in samples)
+            self._kept[metric] = tuple(samples)
             return list(samples), 0
         other = (OTHER,) * len(samples[0].labels)
         # A real series already labelled `other` joins the fold instead of taking a place.
         merged = [s for s in samples if s.labels == other] if fold == "sum" else []
         candidates = [s for s in samples if s.labels != other] if fold == "sum" else samples
-        previous = self._kept.get(metric, frozenset())
+        before = self._kept.get(metric, ())
+        previous = before if isinstance(before, frozenset) else frozenset(s.labels for s in before)
         ranked = sorted(candidates, key=lambda s: (s.labels not in previous, -s.value, s.labels))
         room = self._limit - 1 if fold == "sum" else self._limit
         kept, rest = ranked[:room], ranked[room:]

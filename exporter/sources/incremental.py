@@ -39,6 +39,9 @@ from exporter.sources.samples import Sample
 
 log = logging.getLogger(__name__)
 
+# One metric's series as the engine renders them.
+Rendered = tuple[MetricSpec, list[Sample]]
+
 # Where "now" comes from when no position is given: the database's clock, so that exporter
 # and database hosts need not agree on the time (tests pass their own).
 DbClock = Callable[[psycopg.Connection[Any]], datetime]
@@ -248,6 +251,8 @@ class IncrementalEngine:
         self._exposed: dict[tuple[str, tuple[str, ...]], float] = {}
         self._lock = threading.Lock()
         self._handoff: Handoff | None = None
+        # The last cycle's corrected totals and tiers, and the series rendered from them.
+        self._rendered: tuple[st.Totals, tuple[Tier, ...], list[Rendered]] | None = None
         self._drift: Drift | None = None
         self._reconciliations = 0
         self._full_computations = 0
@@ -294,14 +299,8 @@ class IncrementalEngine:
             if imported is not None and self._handoff and self._handoff.snapshot_id == imported:
                 self._handoff.totals = st.merged(result.totals, self._offsets)
                 self._handoff.done.set()
-            corrected = st.merged(result.totals, self._offsets)
-            series = [
-                (spec, self._monotonic(spec.name, samples))
-                if spec.kind == "counter"
-                else (spec, samples)
-                for spec, samples in render(self.specs, corrected, result.tiers)
-            ]
-            return series, self._reconciliation_families()
+            corrected = st.merged(result.totals, self._offsets) if self._offsets else result.totals
+            return list(self._series(corrected, result.tiers)), self._reconciliation_families()
 
     def published(self) -> Published:
         """The state and what was published from it, for a checkpoint."""
@@ -316,6 +315,7 @@ class IncrementalEngine:
             self._state = published.state
             self._offsets = dict(published.offsets)
             self._exposed = dict(published.exposed)
+            self._rendered = None
 
     def offer_snapshot(self, handoff: Handoff) -> None:
         """A reconciliation exported a snapshot; the next cycle reads in it."""
@@ -346,6 +346,26 @@ class IncrementalEngine:
             self._reconciliations += 1
             self._handoff = None
         return drift
+
+    def _series(self, corrected: st.Totals, tiers: tuple[Tier, ...]) -> list[Rendered]:
+        """The series of ``corrected`` and ``tiers``: last cycle's objects when both are equal.
+
+        Most cycles of a shop change no total and no tier; rendering them again (a sample
+        per tier and metric, each compared with what was exposed) is then skipped, and the
+        unchanged sample lists tell :mod:`exporter.sources.reuse` that nothing moved. The
+        counters' highs are unchanged too: they were raised to these very values last time.
+        """
+        last = self._rendered
+        if last is not None and last[0] == corrected and last[1] == tiers:
+            return last[2]
+        series = [
+            (spec, self._monotonic(spec.name, samples))
+            if spec.kind == "counter"
+            else (spec, samples)
+            for spec, samples in render(self.specs, corrected, tiers)
+        ]
+        self._rendered = (corrected, tiers, series)
+        return series
 
     def _monotonic(self, name: str, samples: list[Sample]) -> list[Sample]:
         """``samples`` never below what was exposed before (one loop: it runs per series)."""

@@ -28,7 +28,7 @@ from exporter.sources.base import LABELS_TRUNCATED, ROWS_TRUNCATED, Collection, 
 from exporter.sources.checkpoint import Checkpoints
 from exporter.sources.engine_series import ENGINE_METRICS
 from exporter.sources.explain import SeqScan, cycle_statements, find_seq_scans, now_on
-from exporter.sources.families import family, labelled, merged
+from exporter.sources.families import SharedLabels, family, labelled, merged
 from exporter.sources.guard import CardinalityGuard
 from exporter.sources.incremental import EngineSettings, IncrementalEngine
 from exporter.sources.pgconn import (
@@ -43,12 +43,12 @@ from exporter.sources.pgconn import (
 from exporter.sources.querypack import BoundQuery, MetricSpec, bind
 from exporter.sources.reconcile import Reconciler
 from exporter.sources.replay import Position, read_position
+from exporter.sources.reuse import FamilyCache, guarded_family
 from exporter.sources.samples import (
     ColumnMismatchError,
     Sample,
     check_columns,
     clip_label,
-    to_family,
     to_samples,
 )
 
@@ -124,12 +124,16 @@ class DatabaseRead:
         )
 
 
-def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Collection:
+def collection_of(
+    reads: Sequence[DatabaseRead], guard: CardinalityGuard, cache: FamilyCache | None = None
+) -> Collection:
     """The families, failures and folded series of one cycle's reads.
 
-    Pure apart from ``guard``, whose only state is which series it kept last time. Each
-    database's series carry its constant labels; a metric several databases feed is one
-    family, and the guard caps the series of each metric per database.
+    Pure apart from ``guard``, whose only state is which series it kept last time, and
+    ``cache``, last cycle's families (a family whose samples did not change is published
+    again as the same object). Each database's series carry its constant labels; a metric
+    several databases feed is one family, and the guard caps the series of each metric per
+    database.
     """
     families: list[tuple[Metric, Mapping[str, str]]] = []
     failures: list[Failure] = []
@@ -139,16 +143,27 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
     took = family(DATABASE_DURATION)
     several = len({read.database for read in reads}) > 1
 
-    def publish(spec: MetricSpec, samples: list[Sample], read: DatabaseRead) -> Metric:
+    def publish(
+        spec: MetricSpec, samples: list[Sample], read: DatabaseRead, shared: SharedLabels
+    ) -> Metric:
         key = f"{spec.name}@{read.database}" if several else spec.name
-        kept, folded = guard.apply(key, samples, spec.fold)
+        built, folded = guarded_family(
+            spec,
+            samples,
+            read.database,
+            read.labels,
+            guard=guard,
+            key=key,
+            cache=cache,
+            shared=shared,
+        )
         if folded:
             dropped[spec.name] = dropped.get(spec.name, 0) + folded
-        # Built with the database's labels at once: relabelling afterwards doubled the work.
-        return to_family(spec, kept, dict(read.labels))
+        return built
 
     for read in reads:
         labels = dict(read.labels)
+        shared: SharedLabels = {}
         own: list[Metric] = []
 
         health = family(DATABASE_UP)
@@ -172,7 +187,7 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
         if read.engine_failure is not None:
             failures.append(read.engine_failure)
         own = [labelled(metric, labels) for metric in own]
-        own += [publish(spec, samples, read) for spec, samples in read.engine_series]
+        own += [publish(spec, samples, read, shared) for spec, samples in read.engine_series]
         own += [labelled(metric, labels) for metric in read.engine_families]
         for result in read.queries:
             if result.failure is not None:
@@ -189,7 +204,7 @@ def collection_of(reads: Sequence[DatabaseRead], guard: CardinalityGuard) -> Col
             except ColumnMismatchError as exc:
                 failures.append(Failure("columns", f"{spec.name}: {exc}"))
                 continue
-            own.append(publish(spec, samples, read))
+            own.append(publish(spec, samples, read, shared))
         families += [(metric, labels) for metric in own]
     # Always present, even before the first database answers (the catalog's families).
     every = [(up, {}), (took, {}), *families]
@@ -223,6 +238,7 @@ class PostgresSource:
         self._workers: ThreadPoolExecutor | None = None
         self.timeout = timeout
         self._guard = guard
+        self._reuse = FamilyCache()
         self._bounds = bounds or QueryBounds()
         self._databases = databases
         self._all: dict[str, list[BoundQuery]] = {}
@@ -302,7 +318,7 @@ class PostgresSource:
                     thread_name_prefix="postgres-read",
                 )
             reads = list(self._workers.map(read, names))
-        return collection_of(reads, self._guard)
+        return collection_of(reads, self._guard, self._reuse)
 
     def check_queries(self) -> tuple[list[QueryProblem], list[str]]:
         """Describe every query without running it: problems found, and databases not reached."""
@@ -441,9 +457,8 @@ def _fetch_bounded(
     rows: list[tuple[Any, ...]] = []
     labels_cut = 0
     while len(rows) < bounds.max_rows:
-        batch = cur.fetchmany(min(_BATCH, bounds.max_rows - len(rows)))
-        if not batch:
-            break
+        size = min(_BATCH, bounds.max_rows - len(rows))
+        batch = cur.fetchmany(size)
         for raw in batch:
             row = list(raw)
             for i in label_at:
@@ -451,6 +466,8 @@ def _fetch_bounded(
                     row[i], clipped = clip_label(str(row[i]), bounds.max_label_length)
                     labels_cut += clipped
             rows.append(tuple(row))
+        if len(batch) < size:
+            break  # the cursor is exhausted: no round trip for an empty batch
     rows_cut = 0
     if len(rows) == bounds.max_rows:
         # The server counts the rest without sending it (MOVE's command tag carries the count).

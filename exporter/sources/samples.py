@@ -13,7 +13,7 @@ from hashlib import sha256
 
 from prometheus_client.core import Metric
 
-from exporter.sources.families import with_series
+from exporter.sources.families import SharedLabels, with_series
 from exporter.sources.querypack import MetricSpec
 
 NUMERIC_TYPES = frozenset({"int2", "int4", "int8", "float4", "float8", "numeric"})
@@ -44,7 +44,7 @@ _ZERO_DECIMAL = frozenset(
 _THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One series of a metric: label values in the metric's label order, and its value."""
 
@@ -118,8 +118,12 @@ def major_units(minor: float, currency: str) -> float:
 
 
 def to_family(
-    spec: MetricSpec, samples: Iterable[Sample], labels: Mapping[str, str] | None = None
+    spec: MetricSpec,
+    samples: Iterable[Sample],
+    labels: Mapping[str, str] | None = None,
+    shared: SharedLabels | None = None,
 ) -> Metric:
     """Build the metric family exposed for ``spec``, as the catalog declares it, each series
-    with the constant ``labels`` (a database's) after its own."""
-    return with_series(spec.name, ((s.labels, s.value) for s in samples), labels or {})
+    with the constant ``labels`` (a database's) after its own; ``shared``: label dicts the
+    database's other families already built (see :func:`with_series`)."""
+    return with_series(spec.name, ((s.labels, s.value) for s in samples), labels or {}, shared)

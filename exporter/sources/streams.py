@@ -245,11 +245,13 @@ def add(totals: Totals, key: Key, amount: int) -> None:
 
 
 def merged(*parts: Mapping[Key, int]) -> Totals:
-    """The key-wise sum of several totals."""
-    out: Totals = {}
-    for part in parts:
+    """The key-wise sum of several totals (the first copied whole: it is the big one)."""
+    if not parts:
+        return {}
+    out: Totals = dict(parts[0])
+    for part in parts[1:]:
         for key, amount in part.items():
-            add(out, key, amount)
+            out[key] = out.get(key, 0) + amount
     return out
 
 
