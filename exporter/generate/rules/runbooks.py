@@ -28,6 +28,8 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
     "RefundRateHigh": (
         "Was an event cancelled or moved? Refund waves follow announcements.",
         "Who issued the refunds (Stripe dashboard): support staff, or an automation gone wrong?",
+        "It needs refunds worth at least `relative.min_refunds` average orders: a few big "
+        "orders refunded at a small shop are still worth a look at who and why.",
     ),
     "DisputeRateHigh": (
         "Open disputes in the Stripe dashboard: same event, same card country, same reason?",
@@ -107,8 +109,9 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
     ),
     "TwilioBalanceLow": (
         "Top up the Twilio account or enable auto-recharge; SMS stop when it reaches zero.",
-        "Auto-recharge on and still draining? Check the payment method Twilio charges, and "
-        "whether spend jumped (SmsCostHigh, SMS pumping).",
+        "It fires below the balance's lowest point of the past week: auto-recharge on and "
+        "still this low? Check the payment method Twilio charges (a declined card stops the "
+        "recharge), and whether spend jumped (SmsCostHigh, SMS pumping).",
     ),
     "AppHealthDegraded": (
         "Open the app's health endpoint and read the failing component's status.",
