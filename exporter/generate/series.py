@@ -272,6 +272,31 @@ def revenue_today() -> NamedSeries:
     return _named("boxoffice:revenue:today", since_local_midnight(latest(REVENUE)))
 
 
+def sessions_today() -> NamedSeries:
+    """Checkout sessions opened since local midnight: today's buyers, whatever they paid."""
+    return _named(
+        "boxoffice:checkout_sessions_created:today", since_local_midnight(latest(CREATED))
+    )
+
+
+def revenue_forecast_for_buyers(forecast: Forecast, baseline: Baseline) -> NamedSeries:
+    """The forecast scaled down to today's buyers: times today's checkout sessions over the
+    median of past weeks' (at most 1; 1 for a shop without session counts). An event sold
+    out or a quiet day brings fewer buyers, which is no money lost in checkout."""
+    sessions = sessions_today()
+    return NamedSeries(
+        name="boxoffice:revenue:forecast_for_buyers_today",
+        pieces=(
+            revenue_forecast(forecast, baseline),
+            " * on() group_left() (clamp_max(",
+            sessions,
+            " / ",
+            seasonal(sessions, baseline),
+            ", 1) or vector(1))",
+        ),
+    )
+
+
 def revenue_forecast(forecast: Forecast, baseline: Baseline) -> NamedSeries:
     """What today's revenue should be by now: the median of the same time in past weeks,
     last week's, or the daily target prorated."""

@@ -66,8 +66,10 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
         'Check `boxoffice_source_up{source="postgres"}`: silent data looks like no sales.',
     ),
     "RevenueBelowForecast": (
-        "Compare sessions created with last week: fewer visitors (marketing) or fewer buyers?",
-        "Check checkout conversion and payment success alerts for a technical cause.",
+        "The forecast already follows today's checkout sessions (fewer buyers, a sold-out "
+        "event, lower it): the money is lost after buyers arrived. Check checkout "
+        "conversion and payment success alerts for a technical cause.",
+        "Compare completed sessions and failed payments with last week at this hour.",
     ),
     "AverageOrderValueAnomalous": (
         "Up: a pricing or discount error (a VIP price on GA, a coupon gone), bulk buys or a "
