@@ -38,10 +38,13 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
     now = rec.use(sold)
     normal = rec.use(series.seasonal(sold, th.file.baseline))
     expr = f"{now} / ({normal} > 0)"
-    # Beyond chance too: tickets come about two to an order, so their count varies about
-    # twice as much as a Poisson count (a quiet night's few tickets are no spike).
+    # Beyond chance too, as two counts compared: the hour's tickets and the normal (itself
+    # the median of a few past hours, as noisy as one) differ by more than baseline.z
+    # deviations of their difference. Tickets come about two to an order, so each count
+    # varies about twice as much as a Poisson count: a quiet night's 15 tickets against a
+    # normal of 3 is chance, not a spike.
     z = num(th.file.baseline.z)
-    chance = f"{now} > {normal} + {z} * sqrt(2 * {normal})"
+    chance = f"{now} - {normal} > {z} * sqrt(2 * ({now} + {normal}))"
     conditions = {
         sev: f"{cond} and {now} >= {alert.min_traffic:g} and {chance}"
         for sev, cond in lad.conditions(expr).items()
@@ -58,11 +61,16 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
         ),
         source="postgres",
     )
-    base = max(alert.min_traffic or 0.0, 10.0) / window  # tickets per second in past weeks
+    base = max(alert.min_traffic or 0.0, 100.0) / window  # tickets per second in past weeks
     change = 2 * WEEK + 6 * 3600
     length = change + window + span(alert, th.file.escalation.tier3_after)
-    for target, factor in lad.targets():
-        counter = Counter(((change, base), (math.inf, base * factor)))
+    cases = [(target, base, factor) for target, factor in lad.targets()]
+    # A quiet night: 3 tickets an hour normally, then 15 (five times, past min_traffic), which
+    # two-ticket orders make by chance.
+    minimum = alert.min_traffic or 0.0
+    cases.append(("a quiet night's chance", minimum * 0.3 / window, 5.0))
+    for target, usual, factor in cases:
+        counter = Counter(((change, usual), (math.inf, usual * factor)))
         labels = {**EVENT, "event": f"{EVENT['event']}-{target}", "tier": "ga"}
 
         def model(t: float, counter: Counter = counter) -> dict[str, float]:
@@ -72,7 +80,7 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
             current, normal = sold_at(t), weekly_median(sold_at, t, th.file.baseline)
             if current is None or not normal or current < (alert.min_traffic or 0.0):
                 return {}
-            if current <= normal + th.file.baseline.z * math.sqrt(2 * normal):
+            if current - normal <= th.file.baseline.z * math.sqrt(2 * (current + normal)):
                 return {}
             severity = lad.severity(current / normal)
             return {severity: current / normal} if severity else {}
