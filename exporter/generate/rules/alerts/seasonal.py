@@ -18,7 +18,8 @@ from exporter.generate.rules.alertkit import describe, ladder, num, span, varian
 from exporter.generate.rules.model import AlertBuild, Scenario, Series
 from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder
-from exporter.generate.series import COMPLETED, CREATED, LAST_PAID, PAYMENTS
+from exporter.generate.rules.scenarios import EVENT
+from exporter.generate.series import COMPLETED, CREATED, LAST_PAID, PAYMENTS, SOLD
 from exporter.generate.thresholds import Alert, Baseline, Thresholds
 
 WEEK = 7 * 86400.0
@@ -128,6 +129,14 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
     guard = f"{created} >= {num(alert.min_traffic or 0.0)}"
     floor = f"{ratio} < {num(base.completion_floor)}"
     small = _small_shop(alert, th, rec, guard)
+    # An on-sale surge (tickets selling at SURGE times their seasonal normal) dips completion
+    # by itself: open checkouts hold the seats, tiers sell out under buyers mid-checkout.
+    # Only the worst band judges a surge; a checkout broken then also stops the paid orders
+    # that NoRecentSales watches.
+    sold_series = series.tickets_sold_all(SURGE_WINDOW)
+    sold = rec.use(sold_series)
+    sold_normal = rec.use(series.seasonal(sold_series, base))
+    surge = f"on() {sold} > {num(SURGE)} * {sold_normal}"
     conditions: dict[str, str] = {}
     worse = ""
     for severity, share in alert.thresholds:
@@ -137,7 +146,7 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
         cond = f"{normal} and ({below}) and {guard})"
         if severity == alert.thresholds[-1][0]:
             cond = f"({cond}\nor {small(share)})"
-        conditions[severity] = cond + (f"\nunless ({worse})" if worse else "")
+        conditions[severity] = cond + (f"\nunless ({worse})\nunless {surge}" if worse else "")
         worse = cond
     w = duration_text(window)
     least = alert.thresholds[-1][0]
@@ -166,6 +175,11 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
     build.scenarios = _conversion_scenarios(alert, th, lad.severity)
     build.scenarios.append(_small_shop_drift(alert, th))
     return build
+
+
+# Tickets over this window at this many times their seasonal normal are an on-sale surge.
+SURGE_WINDOW = 3600.0
+SURGE = 2.0
 
 
 # A shop with fewer than min_traffic sessions in the alert's window is judged over a day.
@@ -204,9 +218,13 @@ def _conversion_scenarios(
     change = 2 * WEEK + 6 * 3600
     length = change + span(alert, th.file.escalation.tier3_after, 3 * 3600)
     out = []
-    shares = [(sev, share * 0.8) for sev, share in alert.thresholds]
-    shares.append((f"near-{alert.thresholds[-1][0]}", 0.97))
-    for name, share in shares:
+    least, least_share = alert.thresholds[-1]
+    shares = [(sev, share * 0.8, False) for sev, share in alert.thresholds]
+    shares.append((f"near-{least}", 0.97, False))
+    # The least band's dip while tickets sell at three times their normal since an hour
+    # before: an on-sale, silent.
+    shares.append((f"{least} during an on-sale surge", least_share * 0.8, True))
+    for name, share, surging in shares:
         created = Counter.linear(per_second)
         done = Counter(((change, per_second * usual), (math.inf, per_second * usual * share)))
 
@@ -217,7 +235,9 @@ def _conversion_scenarios(
             return (done.at(t) - done.at(t - window)) / n
 
         def model(
-            t: float, completion: Callable[[float], float | None] = completion
+            t: float,
+            completion: Callable[[float], float | None] = completion,
+            surging: bool = surging,
         ) -> dict[str, float]:
             normal, now = weekly_median(completion, t, base), completion(t)
             if normal is None or now is None:
@@ -228,15 +248,22 @@ def _conversion_scenarios(
             severity = band(now / normal) if beyond else None
             if now < base.completion_floor:
                 severity = alert.thresholds[0][0]
+            if surging and severity != alert.thresholds[0][0]:
+                return {}  # tickets at 3x their normal all along: a surge
             return {severity: normal} if severity else {}
 
+        inputs = (
+            created.series(selector(CREATED, {}), length, STEP),
+            done.series(selector(COMPLETED, {}), length, STEP),
+        )
+        if surging:
+            tickets = Counter(((change - SURGE_WINDOW, 100 / 3600), (math.inf, 300 / 3600)))
+            labels = {**EVENT, "tier": "ga"}
+            inputs += (tickets.series(selector(SOLD, labels), length, STEP),)
         out.append(
             Scenario(
                 name=name,
-                series=(
-                    created.series(selector(CREATED, {}), length, STEP),
-                    done.series(selector(COMPLETED, {}), length, STEP),
-                ),
+                series=inputs,
                 labels={},
                 model=model,
                 length_seconds=length,
