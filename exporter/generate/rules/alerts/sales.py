@@ -210,8 +210,11 @@ def _revenue_scenarios(alert: Alert, th: Thresholds, chance: str) -> list[Scenar
             return counter.at(t) - counter.at(max(0.0, local_midnight(th, t)))
 
         def model(
-            t: float, today_at=today_at, counter=counter, created=created
-        ) -> dict[str, float]:  # type: ignore[no-untyped-def]
+            t: float,
+            today_at: Callable[[float], float] = today_at,
+            counter: Counter = counter,
+            created: Counter | None = created,
+        ) -> dict[str, float]:
             if not in_business_hours(th, t) or t < step:
                 return {}
             expected = _forecast_at(th, t, today_at, daily)

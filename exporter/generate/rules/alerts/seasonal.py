@@ -252,7 +252,7 @@ def _conversion_scenarios(
                 return {}  # tickets at 3x their normal all along: a surge
             return {severity: normal} if severity else {}
 
-        inputs = (
+        inputs: tuple[Series, ...] = (
             created.series(selector(CREATED, {}), length, STEP),
             done.series(selector(COMPLETED, {}), length, STEP),
         )
