@@ -125,7 +125,7 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
     ratio = rec.use(ratio_series)
     normal = rec.use(series.seasonal(ratio_series, base, valid=" >= 0"))
     created = rec.use(series.created_before(window, COMPLETION_DELAY))
-    band = f"{normal} - {num(base.z)} * sqrt({normal} * (1 - {normal}) / {created})"
+    band = _band(normal, created, base)
     guard = f"{created} >= {num(alert.min_traffic or 0.0)}"
     floor = f"{ratio} < {num(base.completion_floor)}"
     small = _small_shop(alert, th, rec, guard)
@@ -177,6 +177,13 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
     return build
 
 
+def _band(normal: str, created: str, base: Baseline) -> str:
+    """The lower edge of the normal's spread: ``baseline.z`` deviations of the difference
+    between the window's completion and the normal, the normal (a median of a few past
+    windows) counted as noisy as one window of the same size, hence the 2."""
+    return f"{normal} - {num(base.z)} * sqrt(2 * {normal} * (1 - {normal}) / {created})"
+
+
 # Tickets over this window at this many times their seasonal normal are an on-sale surge.
 SURGE_WINDOW = 3600.0
 SURGE = 2.0
@@ -194,9 +201,11 @@ def _small_shop(alert: Alert, th: Thresholds, rec: Recorder, guard: str) -> Call
     base = th.file.baseline
     ratio_series = series.completion_ratio(SMALL_SHOP_WINDOW, COMPLETION_DELAY)
     ratio = rec.use(ratio_series)
-    normal = rec.use(series.seasonal(ratio_series, base, valid=" >= 0"))
+    # A past week counts only if its day was whole (the ratio existed a day before it): the
+    # first day of history holds a few hours of sessions, not a day's completion.
+    normal = rec.use(series.seasonal(ratio_series, base, valid=" >= 0", whole=SMALL_SHOP_WINDOW))
     created = rec.use(series.created_before(SMALL_SHOP_WINDOW, COMPLETION_DELAY))
-    band = f"{normal} - {num(base.z)} * sqrt({normal} * (1 - {normal}) / {created})"
+    band = _band(normal, created, base)
     minimum = num(alert.min_traffic or 0.0)
 
     def condition(share: float) -> str:
@@ -243,7 +252,7 @@ def _conversion_scenarios(
             if normal is None or now is None:
                 return {}
             n = per_second * window
-            spread = base.z * math.sqrt(normal * (1 - normal) / n)
+            spread = base.z * math.sqrt(2 * normal * (1 - normal) / n)
             beyond = now < normal - spread
             severity = band(now / normal) if beyond else None
             if now < base.completion_floor:
@@ -297,7 +306,7 @@ def _small_shop_drift(alert: Alert, th: Thresholds) -> Scenario:
         if normal is None or now is None:
             return {}
         n = created.at(t - COMPLETION_DELAY) - created.at(t - COMPLETION_DELAY - SMALL_SHOP_WINDOW)
-        spread = base.z * math.sqrt(normal * (1 - normal) / n)
+        spread = base.z * math.sqrt(2 * normal * (1 - normal) / n)
         if n >= minimum and now < normal * share and now < normal - spread:
             return {least: normal}
         return {}
