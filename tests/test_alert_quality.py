@@ -516,9 +516,9 @@ def test_a_hand_built_rule_file_evaluates_as_prometheus_would(tmp_path: Path) ->
     episodes = evaluate(corpus, load([rule_file]), work, scored_from=window.start, timezone=TZ)
     steps = _steps(window, incident)
     first, back = window.at(steps[0]), window.at(steps[-1] + 1)
-    assert [(e.alert, e.start, e.end) for e in episodes] == [
-        ("ProbeDownKept", first, back + 300),
-        ("ProbeDownTwice", first + 120, back),
+    assert [(e.alert, e.start, e.end, e.value) for e in episodes] == [
+        ("ProbeDownKept", first, back + 300, 1.0),
+        ("ProbeDownTwice", first + 120, back, 2.0),
     ]
 
 

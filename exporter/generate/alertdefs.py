@@ -159,6 +159,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         window=D,
         min_traffic=100,
         keep_firing_for=15 * M,
+        relative=(("min_refunds", 5.0, "count"),),
     ),
     _ladder(
         name="DisputeRateHigh",

@@ -212,25 +212,32 @@ def since_local_midnight(expr: str) -> str:
 WEEK_LABEL = "baseline_week"
 
 
-def past_weeks(base: NamedSeries, baseline: Baseline, *, valid: str = "") -> NamedSeries:
+def past_weeks(
+    base: NamedSeries, baseline: Baseline, *, valid: str = "", whole: float = 0.0
+) -> NamedSeries:
     """``base`` at the same moment of each of the past weeks, labelled by ``baseline_week``.
 
-    ``valid`` filters each week's sample (``>= 0`` drops the NaN of an empty ratio).
+    ``valid`` filters each week's sample (``>= 0`` drops the NaN of an empty ratio);
+    ``whole`` (seconds) keeps a week's sample only if ``base`` existed that long before it
+    too, so a window that began before the history did is not a normal.
     """
     pieces: list[str | NamedSeries] = []
     for week in range(1, baseline.weeks + 1):
         pieces += ["\nor " if week > 1 else "", "label_replace(", base]
-        pieces.append(f' offset {week}w{valid}, "{WEEK_LABEL}", "{week}", "", "")')
+        pieces.append(f" offset {week}w{valid}")
+        if whole:
+            pieces += [" and ", base, f" offset {duration_text(week * 7 * 86400.0 + whole)}"]
+        pieces.append(f', "{WEEK_LABEL}", "{week}", "", "")')
     return NamedSeries(name=f"{base.name}:past_weeks", pieces=tuple(pieces))
 
 
 def seasonal(
-    base: NamedSeries, baseline: Baseline, *, valid: str = "", name: str = ""
+    base: NamedSeries, baseline: Baseline, *, valid: str = "", name: str = "", whole: float = 0.0
 ) -> NamedSeries:
     """The shop's normal for ``base``: the median of the same hour of the week over the past
     weeks (one outlier week, such as an on-sale, does not move it), and no series at all
     until ``min_weeks`` of those weeks exist, so the alerts reading it stay silent."""
-    weeks = past_weeks(base, baseline, valid=valid)
+    weeks = past_weeks(base, baseline, valid=valid, whole=whole)
     return NamedSeries(
         name=name or f"{base.name}:baseline",
         pieces=(
@@ -297,6 +304,31 @@ def created_before(window: float, delay: float) -> NamedSeries:
 
 def revenue_today() -> NamedSeries:
     return _named("boxoffice:revenue:today", since_local_midnight(latest(REVENUE)))
+
+
+def sessions_today() -> NamedSeries:
+    """Checkout sessions opened since local midnight: today's buyers, whatever they paid."""
+    return _named(
+        "boxoffice:checkout_sessions_created:today", since_local_midnight(latest(CREATED))
+    )
+
+
+def revenue_forecast_for_buyers(forecast: Forecast, baseline: Baseline) -> NamedSeries:
+    """The forecast scaled down to today's buyers: times today's checkout sessions over the
+    median of past weeks' (at most 1; 1 for a shop without session counts). An event sold
+    out or a quiet day brings fewer buyers, which is no money lost in checkout."""
+    sessions = sessions_today()
+    return NamedSeries(
+        name="boxoffice:revenue:forecast_for_buyers_today",
+        pieces=(
+            revenue_forecast(forecast, baseline),
+            " * on() group_left() (clamp_max(",
+            sessions,
+            " / ",
+            seasonal(sessions, baseline),
+            ", 1) or vector(1))",
+        ),
+    )
 
 
 def revenue_forecast(forecast: Forecast, baseline: Baseline) -> NamedSeries:

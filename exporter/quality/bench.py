@@ -1,8 +1,9 @@
 """One benchmark run: each profile simulated, injected, evaluated and scored.
 
 Profiles are independent (each gets its own Prometheus and TSDB), so they run in parallel
-worker processes; seeds are derived from the run's seed and the profile's position so that a
-run is reproducible whatever the number of workers.
+worker processes; seeds are derived from the run's seed and the profile's position in
+``PROFILES`` so that a run is reproducible whatever the number of workers or the profiles
+chosen.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 from exporter.quality.corpus import Window
 from exporter.quality.evaluate import evaluate
 from exporter.quality.incidents import EFFECT_UNITS, Kind, schedule
-from exporter.quality.profiles import ShopProfile
+from exporter.quality.profiles import PROFILES, ShopProfile
 from exporter.quality.rules import load
 from exporter.quality.scoring import WEEK_S, ShopRun
 from exporter.quality.simulate import simulate
@@ -106,8 +107,13 @@ def _run_indexed(job: tuple[ShopProfile, int, BenchConfig]) -> ShopRun:
 
 
 def run(config: BenchConfig, profiles: tuple[ShopProfile, ...], *, jobs: int = 2) -> list[ShopRun]:
-    """Every profile's run, ``jobs`` at a time, in profile order."""
-    work = [(profile, i, config) for i, profile in enumerate(profiles)]
+    """Every profile's run, ``jobs`` at a time, in profile order. A profile's seed follows
+    its place in ``PROFILES``, so a run of some profiles (``--profiles``) replays exactly the
+    traffic and incidents those profiles had in the full run."""
+    work = [
+        (profile, PROFILES.index(profile) if profile in PROFILES else i, config)
+        for i, profile in enumerate(profiles)
+    ]
     if jobs <= 1:
         return [_run_indexed(job) for job in work]
     with ProcessPoolExecutor(max_workers=jobs) as pool:

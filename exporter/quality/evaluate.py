@@ -100,9 +100,11 @@ def episodes_of(
 ) -> list[Episode]:
     """The notifications one alerting rule sends over ``span``."""
     active: dict[Labels, list[float]] = {}
+    value_at: dict[Labels, dict[float, float]] = {}
     for labels, values in _series(server, rule.expr, span, tz).items():
         kept = tuple((k, v) for k, v in labels if k != "__name__")
         active.setdefault(kept, []).extend(t for t, _ in values)
+        value_at.setdefault(kept, {}).update(values)
 
     def held(labels: Labels, t: float) -> bool:
         source = rule.labels.get("source") or dict(labels).get("source", "")
@@ -116,6 +118,7 @@ def episodes_of(
             start=start,
             end=end,
             informational=rule.labels.get("notify") in INFORMATIONAL,
+            value=value_at.get(labels, {}).get(start),
         )
         for labels, start, end in replay(
             active,

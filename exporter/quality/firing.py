@@ -26,6 +26,9 @@ class Episode:
     # A notify="once", "digest" or "ticker" alert: news for the business channel or the
     # owner's reports, never a page nor noise.
     informational: bool = False
+    # The expression's value when it started firing (what the description would show), for
+    # reading a run's dump; None where it was held while its source was blind.
+    value: float | None = None
 
 
 def replay(

@@ -51,6 +51,11 @@ class Counter:
         return Series(selector, _compact(values))
 
 
+def sampled(selector: str, values: list[float]) -> Series:
+    """An input series with one given value per step."""
+    return Series(selector, _compact(values))
+
+
 def gauge(selector: str, value: float, length: float, step: float) -> Series:
     return Series(selector, f"{_num(value)}x{int(length // step)}")
 

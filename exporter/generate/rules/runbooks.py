@@ -28,6 +28,8 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
     "RefundRateHigh": (
         "Was an event cancelled or moved? Refund waves follow announcements.",
         "Who issued the refunds (Stripe dashboard): support staff, or an automation gone wrong?",
+        "It needs refunds worth at least `relative.min_refunds` average orders: a few big "
+        "orders refunded at a small shop are still worth a look at who and why.",
     ),
     "DisputeRateHigh": (
         "Open disputes in the Stripe dashboard: same event, same card country, same reason?",
@@ -64,8 +66,10 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
         'Check `boxoffice_source_up{source="postgres"}`: silent data looks like no sales.',
     ),
     "RevenueBelowForecast": (
-        "Compare sessions created with last week: fewer visitors (marketing) or fewer buyers?",
-        "Check checkout conversion and payment success alerts for a technical cause.",
+        "The forecast already follows today's checkout sessions (fewer buyers, a sold-out "
+        "event, lower it): the money is lost after buyers arrived. Check checkout "
+        "conversion and payment success alerts for a technical cause.",
+        "Compare completed sessions and failed payments with last week at this hour.",
     ),
     "AverageOrderValueAnomalous": (
         "Up: a pricing or discount error (a VIP price on GA, a coupon gone), bulk buys or a "
@@ -107,8 +111,9 @@ _FIRST_CHECKS: dict[str, tuple[str, ...]] = {
     ),
     "TwilioBalanceLow": (
         "Top up the Twilio account or enable auto-recharge; SMS stop when it reaches zero.",
-        "Auto-recharge on and still draining? Check the payment method Twilio charges, and "
-        "whether spend jumped (SmsCostHigh, SMS pumping).",
+        "It fires below the balance's lowest point of the past week: auto-recharge on and "
+        "still this low? Check the payment method Twilio charges (a declined card stops the "
+        "recharge), and whether spend jumped (SmsCostHigh, SMS pumping).",
     ),
     "AppHealthDegraded": (
         "Open the app's health endpoint and read the failing component's status.",

@@ -19,7 +19,7 @@ from exporter.generate.rules.alertkit import (
     variants,
 )
 from exporter.generate.rules.model import AlertBuild, Scenario, constant
-from exporter.generate.rules.promtool_series import Counter, gauge, selector
+from exporter.generate.rules.promtool_series import Counter, sampled, selector
 from exporter.generate.rules.recording import Recorder
 from exporter.generate.rules.scenarios import ratio_scenario
 from exporter.generate.series import COMPLETED, SMS, SMS_COST, SMS_FAILED
@@ -215,51 +215,88 @@ def sms_cost_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     return build
 
 
+# The balance's usual low: its lowest point over this window, ending this long ago.
+USUAL_LOW_WINDOW = "1w"
+USUAL_LOW_OFFSET = 3600.0
+
+
 def twilio_balance_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     """The runway: how long the balance lasts at the last hour's SMS spend, under
-    ``relative.runway``; or the balance under the ladder's amount (a floor) whatever the
-    spend. The value is the runway in seconds either way."""
+    ``relative.runway``, while the balance is lower than it has been in the past week (up
+    to an hour ago); or the balance under the ladder's amount (a floor) whatever the spend.
+    The value is the runway in seconds either way.
+
+    The usual low is what tells a shop whose balance is refilled (Twilio's auto-recharge
+    below a set amount, or a person topping up at a habitual level) from one whose refill
+    did not happen: a refilled balance dips to the same low every cycle, and at a busy
+    on-sale's spend its runway there is short, which is no incident. Auto-recharge failing
+    (a declined card) or no refill at all takes the balance below any recent low."""
     lad = ladder(alert)
     runway = alert.relative["runway"]
     spend = rec.use(series.sms_cost(_HOUR))
     balance = series.latest(BALANCE)
     left = f"({balance} / ({spend} / {num(_HOUR)}))"
+    usual_low = (
+        f"{series.by(BALANCE)} (min_over_time({BALANCE}[{USUAL_LOW_WINDOW}]"
+        f" offset {duration_text(USUAL_LOW_OFFSET)}))"
+    )
     conditions = {sev: f"{left} and {cond}" for sev, cond in lad.conditions(balance).items()}
     worst = lad.thresholds[0][0]
-    conditions[worst] = f"{left} < {num(runway)}\nor {conditions[worst]}"
+    conditions[worst] = (
+        f"({left} < {num(runway)}\n  unless on(currency) ({usual_low} <= {balance}))"
+        f"\nor {conditions[worst]}"
+    )
     build = AlertBuild(
         variants=variants(
             alert,
             conditions,
             lambda sev, t: describe(
                 "The Twilio balance lasts {value} at the last hour's SMS spend (alerting under "
-                f"{duration_text(runway)} of runway, or under {t:g} {{currency}} of balance).",
+                f"{duration_text(runway)} of runway once the balance is below its lowest point "
+                f"of the past week, which a refill such as auto-recharge normally stops at, or "
+                f"under {t:g} {{currency}} of balance).",
                 "duration",
             ),
         ),
         source="twilio",
     )
-    length = span(alert, th.file.escalation.tier3_after, _HOUR)
+    length = span(alert, th.file.escalation.tier3_after, 2 * _HOUR)
+    steps = int(length // 60)
     floor = lad.thresholds[-1][1]
-    # (name, balance, spend per hour): the runway binds, then the floor.
-    cases = (
-        ("runway", 100.0, 100.0 * _HOUR / runway * 2.37),
-        ("near-runway", 100.0, 100.0 * _HOUR / runway * 0.37),
-        ("floor", floor * 0.63, floor * 0.13 * _HOUR / runway),
-        ("near-floor", floor * 2.1, floor * 0.13 * _HOUR / runway),
-    )
-    for i, (name, amount, per_hour) in enumerate(cases):
-        labels = {"currency": f"c{i}"}
-        counter = Counter.linear(per_hour / _HOUR)
+    busy = 100.0 * _HOUR / runway * 2.37  # spend an hour: 100 lasts under the runway
 
-        def model(t: float, amount: float = amount, counter: Counter = counter) -> dict[str, float]:
+    def draining(amount: float) -> list[float]:
+        return [amount - 0.05 * i for i in range(steps + 1)]
+
+    # Refilled to 100 whenever it reaches 40 (auto-recharge), from the first sample on.
+    refilled = [40.0] + [100.0 - 2.0 * (i % 31) for i in range(steps)]
+    spike = Counter(((_HOUR, 1.0 / _HOUR), (math.inf, busy / _HOUR)))
+    # (name, balance per step, spend): the runway binds, then the floor; a refilled balance
+    # is not low however short its runway at an on-sale's spend.
+    cases: tuple[tuple[str, list[float], Counter], ...] = (
+        ("runway", draining(100.0), Counter.linear(busy / _HOUR)),
+        ("near-runway", draining(100.0), Counter.linear(busy * 0.37 / 2.37 / _HOUR)),
+        ("floor", [floor * 0.63] * (steps + 1), Counter.linear(floor * 0.13 / runway)),
+        ("near-floor", [floor * 2.1] * (steps + 1), Counter.linear(floor * 0.13 / runway)),
+        ("refilled at its usual low", refilled, spike),
+    )
+    low_lag = int(USUAL_LOW_OFFSET // 60)
+    for i, (name, values, counter) in enumerate(cases):
+        labels = {"currency": f"c{i}"}
+
+        def model(
+            t: float, values: list[float] = values, counter: Counter = counter
+        ) -> dict[str, float]:
             spent = counter.increase(_HOUR, t, 60)
             if not spent:
                 return {}
+            step = int(t // 60)
+            amount = values[step]
             value = amount / (spent / _HOUR)
             severity = lad.severity(amount)
             out = {severity: value} if severity else {}
-            if value < runway:
+            past = values[: step - low_lag + 1] if step >= low_lag else []
+            if value < runway and not (past and min(past) <= amount):
                 out[lad.thresholds[0][0]] = value
             return out
 
@@ -267,7 +304,7 @@ def twilio_balance_low(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuil
             Scenario(
                 name=name,
                 series=(
-                    gauge(selector(BALANCE, labels), amount, length, 60),
+                    sampled(selector(BALANCE, labels), values),
                     counter.series(selector(SMS_COST, labels), length, 60),
                 ),
                 labels=labels,

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from exporter.generate import class_series, series
 from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, describe, ladder, pct, span, variants
+from exporter.generate.rules.alertkit import Builder, describe, ladder, num, pct, span, variants
 from exporter.generate.rules.model import AlertBuild, Scenario, constant
 from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder
@@ -186,18 +186,89 @@ def money_ratio_alert(
 
 
 def refund_rate_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
-    return money_ratio_alert(
-        alert,
-        th,
-        rec,
-        ratio=series.refund_ratio(alert.window),
-        part=series.REFUNDS,
-        whole=series.REVENUE,
-        keep=("currency",),
-        labels={"currency": "usd"},
+    """Refunds above the ladder's share of the window's revenue, with ``min_traffic`` of
+    revenue, and worth at least ``relative.min_refunds`` average orders (the window's revenue
+    over its paid orders): at a shop of ten orders a day one refund is a tenth of the day's
+    revenue, which is chance, not a refund wave."""
+    window = alert.window
+    lad = ladder(alert)
+    keep = ("currency",)
+    ratio = rec.use(series.refund_ratio(window))
+    volume = rec.use(series.increase(series.REVENUE, window, keep=keep))
+    refunded = rec.use(series.increase(series.REFUNDS, window, keep=keep))
+    order_value = rec.use(series.order_value(window))
+    least = alert.relative["min_refunds"]
+    evidence = f"on(currency) {refunded} >= {num(least)} * {order_value}"
+    conditions = {
+        sev: f"{cond} and on(currency) {volume} >= {alert.min_traffic:g}\nand {evidence}"
+        for sev, cond in lad.conditions(ratio).items()
+    }
+    w = duration_text(window)
+    build = AlertBuild(
+        variants=variants(
+            alert,
+            conditions,
+            lambda sev, t: describe(
+                f"Refunds are {{value}} of {{currency}} revenue over the last {w} (threshold "
+                f"{pct(t)}, and worth at least {least:g} average orders).",
+                "percent",
+            ),
+        ),
         source="postgres",
-        text="Refunds are {value} of {currency} revenue over the last {w} (threshold {t}).",
     )
+    # (name, revenue a second, average order value, refunded share of revenue, step): a
+    # busy shop where the share decides; a club of ten 38-dollar orders a day, over a day,
+    # where one refund is a tenth of the day's revenue and six are a refund wave.
+    small = 380.0 / 86400
+    cases = [(name, 100.0, 100.0, share, 60.0) for name, share in lad.targets(ceiling=1.0)]
+    cases.append(("one refund at a small shop", small, 38.0, 0.105, 600.0))
+    cases.append(("a refund wave at a small shop", small, 38.0, 0.6, 600.0))
+    breakdown = {"city": "Austin", "tier": "ga", "payment_method": "card", "member": "false"}
+    for i, (name, per_second, value, share, step) in enumerate(cases):
+        labels = {"currency": f"c{i}"}
+        revenue = Counter.linear(per_second)
+        refunds = Counter.linear(per_second * share)
+        orders = Counter.linear(per_second / value)
+        length = span(alert, th.file.escalation.tier3_after, window if step > 60 else 0.0)
+
+        def model(
+            t: float,
+            revenue: Counter = revenue,
+            refunds: Counter = refunds,
+            value: float = value,
+            step: float = step,
+        ) -> dict[str, float]:
+            earned, back = revenue.increase(window, t, step), refunds.increase(window, t, step)
+            if not earned or back is None or earned < (alert.min_traffic or 0.0):
+                return {}
+            if back < least * value:
+                return {}
+            severity = lad.severity(back / earned)
+            return {severity: back / earned} if severity else {}
+
+        build.scenarios.append(
+            Scenario(
+                name=name,
+                series=(
+                    revenue.series(selector(series.REVENUE, labels), length, step),
+                    refunds.series(selector(series.REFUNDS, labels), length, step),
+                    orders.series(
+                        selector(series.ORDERS_PAID, {**breakdown, **labels}), length, step
+                    ),
+                    revenue.series(
+                        selector(series.ORDERS_PAID_REVENUE, {**breakdown, **labels}),
+                        length,
+                        step,
+                    ),
+                ),
+                labels=labels,
+                model=model,
+                length_seconds=length,
+                step_seconds=step,
+                merge=f"step{step:g}",
+            )
+        )
+    return build
 
 
 def dispute_rate_high(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:

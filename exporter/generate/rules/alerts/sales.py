@@ -17,7 +17,14 @@ from exporter.generate.rules.model import AlertBuild, Scenario, Series
 from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder, in_business_hours, local_midnight
 from exporter.generate.rules.scenarios import EVENT
-from exporter.generate.series import ORDERS_PAID, ORDERS_PAID_REVENUE, PAYMENTS, REVENUE, SOLD
+from exporter.generate.series import (
+    CREATED,
+    ORDERS_PAID,
+    ORDERS_PAID_REVENUE,
+    PAYMENTS,
+    REVENUE,
+    SOLD,
+)
 from exporter.generate.thresholds import Alert, Thresholds
 
 BUSINESS = "on() boxoffice:business_hours == 1"
@@ -31,10 +38,13 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
     now = rec.use(sold)
     normal = rec.use(series.seasonal(sold, th.file.baseline))
     expr = f"{now} / ({normal} > 0)"
-    # Beyond chance too: tickets come about two to an order, so their count varies about
-    # twice as much as a Poisson count (a quiet night's few tickets are no spike).
+    # Beyond chance too, as two counts compared: the hour's tickets and the normal (itself
+    # the median of a few past hours, as noisy as one) differ by more than baseline.z
+    # deviations of their difference. Tickets come about two to an order, so each count
+    # varies about twice as much as a Poisson count: a quiet night's 15 tickets against a
+    # normal of 3 is chance, not a spike.
     z = num(th.file.baseline.z)
-    chance = f"{now} > {normal} + {z} * sqrt(2 * {normal})"
+    chance = f"{now} - {normal} > {z} * sqrt(2 * ({now} + {normal}))"
     conditions = {
         sev: f"{cond} and {now} >= {alert.min_traffic:g} and {chance}"
         for sev, cond in lad.conditions(expr).items()
@@ -51,11 +61,16 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
         ),
         source="postgres",
     )
-    base = max(alert.min_traffic or 0.0, 10.0) / window  # tickets per second in past weeks
+    base = max(alert.min_traffic or 0.0, 100.0) / window  # tickets per second in past weeks
     change = 2 * WEEK + 6 * 3600
     length = change + window + span(alert, th.file.escalation.tier3_after)
-    for target, factor in lad.targets():
-        counter = Counter(((change, base), (math.inf, base * factor)))
+    cases = [(target, base, factor) for target, factor in lad.targets()]
+    # A quiet night: 3 tickets an hour normally, then 15 (five times, past min_traffic), which
+    # two-ticket orders make by chance.
+    minimum = alert.min_traffic or 0.0
+    cases.append(("a quiet night's chance", minimum * 0.3 / window, 5.0))
+    for target, usual, factor in cases:
+        counter = Counter(((change, usual), (math.inf, usual * factor)))
         labels = {**EVENT, "event": f"{EVENT['event']}-{target}", "tier": "ga"}
 
         def model(t: float, counter: Counter = counter) -> dict[str, float]:
@@ -65,7 +80,7 @@ def sales_velocity_spike(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBu
             current, normal = sold_at(t), weekly_median(sold_at, t, th.file.baseline)
             if current is None or not normal or current < (alert.min_traffic or 0.0):
                 return {}
-            if current <= normal + th.file.baseline.z * math.sqrt(2 * normal):
+            if current - normal <= th.file.baseline.z * math.sqrt(2 * (current + normal)):
                 return {}
             severity = lad.severity(current / normal)
             return {severity: current / normal} if severity else {}
@@ -106,11 +121,18 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
     forecast_cfg = th.file.forecast
     forecast = rec.use(series.revenue_forecast(forecast_cfg, th.file.baseline))
     how = {
-        "seasonal": "the median of the same time of day in past weeks",
+        "seasonal": "the median of the same time of day in past weeks, scaled down when "
+        "fewer checkout sessions than usual opened today",
         "same_time_last_week": "same time last week",
     }.get(forecast_cfg.method, "the daily target prorated")
-    shortfall = f"1 - {today} / {forecast}"
-    chance = _beyond_chance(th, rec, today, forecast)
+    expected = forecast
+    if forecast_cfg.method == "seasonal":
+        # Money lost after buyers arrived, not fewer buyers: with fewer checkout sessions
+        # today than the median of past weeks (an event sold out, a quiet day), the forecast
+        # shrinks in proportion. A shop without session counts keeps the plain forecast.
+        expected = rec.use(series.revenue_forecast_for_buyers(forecast_cfg, th.file.baseline))
+    shortfall = f"1 - {today} / {expected}"
+    chance = _beyond_chance(th, rec, today, expected)
     if forecast_cfg.method == "seasonal":
         # Weeks differ by more than chance (which events are on sale, which sold out): the
         # day must also be a tenth below the lowest past week, not just below their median.
@@ -133,6 +155,15 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         ),
         source="postgres",
     )
+    build.scenarios = _revenue_scenarios(alert, th, chance)
+    return build
+
+
+def _revenue_scenarios(alert: Alert, th: Thresholds, chance: str) -> list[Scenario]:
+    """Two weeks of steady revenue, then a shortfall per band; with the seasonal forecast,
+    also fewer buyers (sessions) with and without money lost on them."""
+    lad = ladder(alert)
+    forecast_cfg = th.file.forecast
     if forecast_cfg.method == "seasonal":
         step, start = STEP, 2 * WEEK
         daily = 0.0
@@ -142,7 +173,7 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
     else:
         daily = forecast_cfg.daily_target.get("usd", 0.0)
         if not daily:
-            return build  # no usd target: the scenarios below would not apply
+            return []  # no usd target: the scenarios below would not apply
         start = 0.0
         step, opens = _opening(th, start)
     if not daily:  # the first business hours of a day that began in the second week
@@ -154,7 +185,21 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         usual = max(usual, 1000.0 / 3600)
     orders = Counter.linear(usual / 10)
 
-    for i, (target, short) in enumerate(lad.targets(ceiling=1.0)):
+    scenarios: list[Scenario] = []
+    seasonal_method = forecast_cfg.method == "seasonal"
+    # Checkout sessions: steady for the ladder's cases (today's buyers as usual).
+    buyers = Counter.linear(usual / 10 / 0.5)
+    cases: list[tuple[str, float, Counter | None, str]] = [
+        (target, short, buyers if seasonal_method else None, "" if daily else "all")
+        for target, short in lad.targets(ceiling=1.0)
+    ]
+    if seasonal_method:
+        # Fewer buyers than usual (an event sold out): a third fewer sessions and a third less
+        # revenue is no money lost in checkout; half the revenue on those buyers is.
+        fewer = Counter(((start, usual / 10 / 0.5), (math.inf, usual / 10 / 0.5 * 2 / 3)))
+        cases.append(("fewer buyers", 1 / 3, fewer, "fewer"))
+        cases.append(("fewer buyers, and less paid", 2 / 3, fewer, "less paid"))
+    for i, (target, short, created, merge) in enumerate(cases):
         # Same week-on-week data for every case, one currency each: one promtool group.
         labels = {"currency": "usd" if daily else f"c{i}"}
         counter = Counter(((start, usual), (math.inf, usual * (1 - short))))
@@ -164,12 +209,19 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         def today_at(t: float, counter: Counter = counter) -> float:
             return counter.at(t) - counter.at(max(0.0, local_midnight(th, t)))
 
-        def model(t: float, today_at=today_at, counter=counter) -> dict[str, float]:  # type: ignore[no-untyped-def]
+        def model(
+            t: float,
+            today_at: Callable[[float], float] = today_at,
+            counter: Counter = counter,
+            created: Counter | None = created,
+        ) -> dict[str, float]:
             if not in_business_hours(th, t) or t < step:
                 return {}
             expected = _forecast_at(th, t, today_at, daily)
             if expected is None or expected < (alert.min_traffic or 0.0) or expected <= 0:
                 return {}
+            if created is not None:
+                expected *= _demand_at(th, t, created)
             if chance and not _beyond_chance_at(th, t, expected, today_at(t), counter, orders):
                 return {}
             value = 1 - today_at(t) / expected
@@ -179,9 +231,11 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
         input_series: tuple[Series, ...] = (
             counter.series(selector(REVENUE, labels), length, step),
         )
-        if chance and i == 0:
+        if chance and (i == 0 or merge != "all"):
             input_series += (orders.series(selector(PAYMENTS, {}), length, step),)
-        build.scenarios.append(
+        if created is not None and (i == 0 or merge != "all"):
+            input_series += (created.series(selector(CREATED, {}), length, step),)
+        scenarios.append(
             Scenario(
                 name=target,
                 series=input_series,
@@ -189,10 +243,22 @@ def revenue_below_forecast(alert: Alert, th: Thresholds, rec: Recorder) -> Alert
                 model=model,
                 length_seconds=length,
                 step_seconds=step,
-                merge="" if daily else "all",
+                merge=merge,
             )
         )
-    return build
+    return scenarios
+
+
+def _demand_at(th: Thresholds, t: float, created: Counter) -> float:
+    """Today's checkout sessions over the median of past weeks', at most 1 (scenarios)."""
+
+    def opened(moment: float) -> float:
+        return created.at(moment) - created.at(max(0.0, local_midnight(th, moment)))
+
+    usual = weekly_median(opened, t, th.file.baseline)
+    if usual is None:
+        return 1.0
+    return min(1.0, opened(t) / usual)
 
 
 def _beyond_chance(th: Thresholds, rec: Recorder, today: str, forecast: str) -> str:

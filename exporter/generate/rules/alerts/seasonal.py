@@ -18,7 +18,8 @@ from exporter.generate.rules.alertkit import describe, ladder, num, span, varian
 from exporter.generate.rules.model import AlertBuild, Scenario, Series
 from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder
-from exporter.generate.series import COMPLETED, CREATED, LAST_PAID, PAYMENTS
+from exporter.generate.rules.scenarios import EVENT
+from exporter.generate.series import COMPLETED, CREATED, LAST_PAID, PAYMENTS, SOLD
 from exporter.generate.thresholds import Alert, Baseline, Thresholds
 
 WEEK = 7 * 86400.0
@@ -124,10 +125,18 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
     ratio = rec.use(ratio_series)
     normal = rec.use(series.seasonal(ratio_series, base, valid=" >= 0"))
     created = rec.use(series.created_before(window, COMPLETION_DELAY))
-    band = f"{normal} - {num(base.z)} * sqrt({normal} * (1 - {normal}) / {created})"
+    band = _band(normal, created, base)
     guard = f"{created} >= {num(alert.min_traffic or 0.0)}"
     floor = f"{ratio} < {num(base.completion_floor)}"
     small = _small_shop(alert, th, rec, guard)
+    # An on-sale surge (tickets selling at SURGE times their seasonal normal) dips completion
+    # by itself: open checkouts hold the seats, tiers sell out under buyers mid-checkout.
+    # Only the worst band judges a surge; a checkout broken then also stops the paid orders
+    # that NoRecentSales watches.
+    sold_series = series.tickets_sold_all(SURGE_WINDOW)
+    sold = rec.use(sold_series)
+    sold_normal = rec.use(series.seasonal(sold_series, base))
+    surge = f"on() {sold} > {num(SURGE)} * {sold_normal}"
     conditions: dict[str, str] = {}
     worse = ""
     for severity, share in alert.thresholds:
@@ -137,7 +146,7 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
         cond = f"{normal} and ({below}) and {guard})"
         if severity == alert.thresholds[-1][0]:
             cond = f"({cond}\nor {small(share)})"
-        conditions[severity] = cond + (f"\nunless ({worse})" if worse else "")
+        conditions[severity] = cond + (f"\nunless ({worse})\nunless {surge}" if worse else "")
         worse = cond
     w = duration_text(window)
     least = alert.thresholds[-1][0]
@@ -168,6 +177,18 @@ def checkout_conversion_low(alert: Alert, th: Thresholds, rec: Recorder) -> Aler
     return build
 
 
+def _band(normal: str, created: str, base: Baseline) -> str:
+    """The lower edge of the normal's spread: ``baseline.z`` deviations of the difference
+    between the window's completion and the normal, the normal (a median of a few past
+    windows) counted as noisy as one window of the same size, hence the 2."""
+    return f"{normal} - {num(base.z)} * sqrt(2 * {normal} * (1 - {normal}) / {created})"
+
+
+# Tickets over this window at this many times their seasonal normal are an on-sale surge.
+SURGE_WINDOW = 3600.0
+SURGE = 2.0
+
+
 # A shop with fewer than min_traffic sessions in the alert's window is judged over a day.
 SMALL_SHOP_WINDOW = 86400.0
 
@@ -180,9 +201,11 @@ def _small_shop(alert: Alert, th: Thresholds, rec: Recorder, guard: str) -> Call
     base = th.file.baseline
     ratio_series = series.completion_ratio(SMALL_SHOP_WINDOW, COMPLETION_DELAY)
     ratio = rec.use(ratio_series)
-    normal = rec.use(series.seasonal(ratio_series, base, valid=" >= 0"))
+    # A past week counts only if its day was whole (the ratio existed a day before it): the
+    # first day of history holds a few hours of sessions, not a day's completion.
+    normal = rec.use(series.seasonal(ratio_series, base, valid=" >= 0", whole=SMALL_SHOP_WINDOW))
     created = rec.use(series.created_before(SMALL_SHOP_WINDOW, COMPLETION_DELAY))
-    band = f"{normal} - {num(base.z)} * sqrt({normal} * (1 - {normal}) / {created})"
+    band = _band(normal, created, base)
     minimum = num(alert.min_traffic or 0.0)
 
     def condition(share: float) -> str:
@@ -204,9 +227,13 @@ def _conversion_scenarios(
     change = 2 * WEEK + 6 * 3600
     length = change + span(alert, th.file.escalation.tier3_after, 3 * 3600)
     out = []
-    shares = [(sev, share * 0.8) for sev, share in alert.thresholds]
-    shares.append((f"near-{alert.thresholds[-1][0]}", 0.97))
-    for name, share in shares:
+    least, least_share = alert.thresholds[-1]
+    shares = [(sev, share * 0.8, False) for sev, share in alert.thresholds]
+    shares.append((f"near-{least}", 0.97, False))
+    # The least band's dip while tickets sell at three times their normal since an hour
+    # before: an on-sale, silent.
+    shares.append((f"{least} during an on-sale surge", least_share * 0.8, True))
+    for name, share, surging in shares:
         created = Counter.linear(per_second)
         done = Counter(((change, per_second * usual), (math.inf, per_second * usual * share)))
 
@@ -217,26 +244,35 @@ def _conversion_scenarios(
             return (done.at(t) - done.at(t - window)) / n
 
         def model(
-            t: float, completion: Callable[[float], float | None] = completion
+            t: float,
+            completion: Callable[[float], float | None] = completion,
+            surging: bool = surging,
         ) -> dict[str, float]:
             normal, now = weekly_median(completion, t, base), completion(t)
             if normal is None or now is None:
                 return {}
             n = per_second * window
-            spread = base.z * math.sqrt(normal * (1 - normal) / n)
+            spread = base.z * math.sqrt(2 * normal * (1 - normal) / n)
             beyond = now < normal - spread
             severity = band(now / normal) if beyond else None
             if now < base.completion_floor:
                 severity = alert.thresholds[0][0]
+            if surging and severity != alert.thresholds[0][0]:
+                return {}  # tickets at 3x their normal all along: a surge
             return {severity: normal} if severity else {}
 
+        inputs: tuple[Series, ...] = (
+            created.series(selector(CREATED, {}), length, STEP),
+            done.series(selector(COMPLETED, {}), length, STEP),
+        )
+        if surging:
+            tickets = Counter(((change - SURGE_WINDOW, 100 / 3600), (math.inf, 300 / 3600)))
+            labels = {**EVENT, "tier": "ga"}
+            inputs += (tickets.series(selector(SOLD, labels), length, STEP),)
         out.append(
             Scenario(
                 name=name,
-                series=(
-                    created.series(selector(CREATED, {}), length, STEP),
-                    done.series(selector(COMPLETED, {}), length, STEP),
-                ),
+                series=inputs,
                 labels={},
                 model=model,
                 length_seconds=length,
@@ -270,7 +306,7 @@ def _small_shop_drift(alert: Alert, th: Thresholds) -> Scenario:
         if normal is None or now is None:
             return {}
         n = created.at(t - COMPLETION_DELAY) - created.at(t - COMPLETION_DELAY - SMALL_SHOP_WINDOW)
-        spread = base.z * math.sqrt(normal * (1 - normal) / n)
+        spread = base.z * math.sqrt(2 * normal * (1 - normal) / n)
         if n >= minimum and now < normal * share and now < normal - spread:
             return {least: normal}
         return {}

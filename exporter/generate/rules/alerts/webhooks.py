@@ -103,9 +103,9 @@ def stripe_webhook_endpoint_disabled(alert: Alert, th: Thresholds, rec: Recorder
 
 def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     """Errors far above the provider's own normal share (seed 003's band: the median of the
-    share over the same day of past weeks plus ``baseline.z`` binomial deviations), with the seeds'
-    numbers as floors: a share above ``critical`` pages critical, more than ``high``
-    errors in the window high."""
+    share over the same day of past weeks, and ``baseline.z`` deviations beyond it on the
+    square-root scale of counts), with the seeds' numbers as floors: a share above
+    ``critical`` pages critical, more than ``high`` errors in the window high."""
     window = alert.window
     w = duration_text(window)
     base = th.file.baseline
@@ -116,7 +116,11 @@ def webhook_processing_errors(alert: Alert, th: Thresholds, rec: Recorder) -> Al
     normal = rec.use(series.seasonal(daily, base, valid=" >= 0"))
     volume = rec.use(series.increase(WEBHOOKS, window))
     errors = rec.use(series.webhook_failures(window))
-    band = f"{normal} + {num(base.z)} * sqrt({normal} * (1 - {normal}) / {volume})"
+    # Beyond chance on the square-root scale, where a count's spread is the same whatever
+    # its mean: errors above (sqrt(expected) + z/2)^2. The usual mean + z deviations is too
+    # tight for a few expected errors (at 1 expected, 6 errors in an hour happen about once
+    # in 1,700 hours by chance; this asks for 9, about once in a million).
+    band = f"(sqrt({normal}) + {num(base.z / 2)} / sqrt({volume}))^2"
     beyond = f"{ratio} > {band}"
     # Before min_weeks of history there is no normal: the seeds' share alone pages critical.
     unknown = f"({ratio} unless on(provider) {normal})"
@@ -176,6 +180,8 @@ def _scenarios(alert: Alert, th: Thresholds, limits: dict[str, float]) -> list[S
         ("critical", 1000.0, 0.5, change),
         ("high", 1000.0, 0.03, change),
         ("near-high", 1000.0, 0.004, change),
+        # A quiet hour: 6 errors of 600 when 1.2 are expected, which chance makes.
+        ("chance at a quiet hour", 600.0, 0.01, change),
         ("healthy at volume", 20000.0, usual, change),
         ("critical before any history", 1000.0, 0.5, 6 * 3600.0),
     ]
@@ -198,7 +204,7 @@ def _scenarios(alert: Alert, th: Thresholds, limits: dict[str, float]) -> list[S
             critical = "critical" in limits and f / n > limits["critical"] and n >= guard
             if normal is None:  # no history yet: the seeds' critical share alone
                 return {"critical": f / n} if critical else {}
-            if f / n <= normal + base.z * math.sqrt(normal * (1 - normal) / n):
+            if f / n <= (math.sqrt(normal) + base.z / 2 / math.sqrt(n)) ** 2:
                 return {}
             if critical:
                 return {"critical": f / n}
