@@ -135,7 +135,8 @@ class Writer(threading.Thread):
 
 def _focused_rules(directory: Path) -> tuple[Any, list[str]]:
     """The generated rules compressed SPEED times; of them the InventoryOversold page's first
-    tier (the one that texts on-call), as generated."""
+    tier (the one that texts on-call), as generated, with the recording rules of its group
+    that it reads (recorded ahead of it in the same evaluation)."""
     ruleset, paths = demo_profile(
         ROOT / "rules" / "thresholds.yaml", SPEED, directory, min_window=10.0
     )
@@ -143,17 +144,34 @@ def _focused_rules(directory: Path) -> tuple[Any, list[str]]:
     document = yaml.safe_load(inventory.read_text())
     kept = []
     for group in document["groups"]:
-        rules = [
+        alerts = [
             r
             for r in group["rules"]
             if r.get("alert") == ALERT and r["labels"].get("escalation") == "1"
         ]
-        if rules:
-            kept.append({**group, "rules": rules})
+        if alerts:
+            kept.append({**group, "rules": _with_records_read(group["rules"], alerts)})
     assert kept, "no InventoryOversold tier 1 rule generated"
     focused = directory / "oversold.yml"
     focused.write_text(yaml.safe_dump({"groups": kept}, sort_keys=False))
     return ruleset, [str(focused)]
+
+
+def _with_records_read(group: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> list[Any]:
+    """``alerts`` with the recording rules of ``group`` they read, directly or through each
+    other, in the group's order."""
+    needed = {id(r) for r in alerts}
+    exprs = [r["expr"] for r in alerts]
+    changed = True
+    while changed:
+        changed = False
+        for rule in group:
+            record = rule.get("record")
+            if record and id(rule) not in needed and any(record in e for e in exprs):
+                needed.add(id(rule))
+                exprs.append(rule["expr"])
+                changed = True
+    return [r for r in group if id(r) in needed]
 
 
 def _alertmanager(
