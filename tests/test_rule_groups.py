@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from exporter.generate.promql import metric_names
-from exporter.generate.rules.recording import PER_TIER, RATES_GROUP, Recorder
+from exporter.generate.rules.recording import PER_TIER, RATES_GROUP, TIERS_GROUP, Recorder
 from exporter.generate.rules.ruleset import RuleSet, build_ruleset
 from exporter.generate.series import NamedSeries
 from exporter.generate.thresholds import load_thresholds
@@ -41,17 +41,32 @@ LOW = NamedSeries("x:left:low", ("max by (event) (boxoffice_inventory_available_
         ),
         # Beside: the alert group itself, per-tier or not.
         ([(LOW, "inventory", True)], {"x:left:low": "boxoffice-inventory"}),
-        # Read by two categories: shared.
+        # Read by two categories: shared, apart from the cheap rates when it reads every tier.
         ([(ORDERS, "sales", False), (ORDERS, "payments", False)], {ORDERS.name: RATES_GROUP}),
+        (
+            [(SHOP_TOTAL, "sales", False), (TIER_RATE, "inventory", False)],
+            {"x:sold:increase1h": TIERS_GROUP, "x:sold_all:increase1h": "boxoffice-sales-tiers"},
+        ),
+        # A group of its own; the series it reads are filed as usual.
+        (
+            [(SHOP_TOTAL, "inventory", "own")],
+            {
+                "x:sold:increase1h": "boxoffice-inventory-tiers",
+                "x:sold_all:increase1h": "boxoffice-inventory-own",
+            },
+        ),
     ],
 )
 def test_recorder_places_each_series(
-    used: list[tuple[NamedSeries, str, bool]], placed: dict[str, str]
+    used: list[tuple[NamedSeries, str, bool | str]], placed: dict[str, str]
 ) -> None:
     recorder = Recorder()
-    for series, category, beside in used:
+    for series, category, where in used:
         recorder.category = category
-        recorder.use(series, beside=beside)
+        if isinstance(where, str):
+            recorder.use(series, group=where)
+        else:
+            recorder.use(series, beside=where)
     assert {name: recorder.group_of(name) for name in recorder.rules} == placed
 
 
@@ -62,6 +77,15 @@ def test_a_series_recorded_beside_two_categories_alerts_is_refused() -> None:
     recorder.category = "sales"
     with pytest.raises(ValueError, match="beside the alerts of two categories"):
         recorder.use(LOW, beside=True)
+
+
+def test_a_series_in_a_group_of_its_own_for_two_categories_is_refused() -> None:
+    recorder = Recorder()
+    recorder.category = "inventory"
+    recorder.use(LOW, group="own")
+    recorder.category = "sales"
+    with pytest.raises(ValueError, match="in a group of two categories"):
+        recorder.use(LOW, group="own")
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +123,8 @@ def test_inventory_alerts_compare_the_few_tiers_recorded_beside_them(scoped: Rul
         "boxoffice-inventory-tiers",
         "boxoffice-inventory",
         "boxoffice-inventory-sellout",
+        "boxoffice-inventory-soldout",
+        "boxoffice-inventory-predicted",
     ]
     alerts = groups["boxoffice-inventory"]
     assert [r.record for r in alerts.records] == [
@@ -111,7 +137,35 @@ def test_inventory_alerts_compare_the_few_tiers_recorded_beside_them(scoped: Rul
         assert "boxoffice:inventory_available:low" in rule.expr
     # The tiers InventoryLow may name: at most the largest cap of Low and Critical left.
     assert alerts.records[0].expr.endswith("<= 10")
-    assert [r.alert for r in groups["boxoffice-inventory-sellout"].alerts] == ["SelloutPredicted"]
+    assert {r.alert for r in alerts.alerts} == {
+        "InventoryLow",
+        "InventoryCritical",
+        "InventoryOversold",
+    }
+    # The notices firing for many tiers at once, each alone with its templating; the
+    # prediction recorded apart from its alert, in one pass over every tier.
+    assert [r.alert for r in groups["boxoffice-inventory-soldout"].alerts] == ["InventorySoldOut"]
+    predicted = groups["boxoffice-inventory-predicted"]
+    assert [r.alert for r in predicted.alerts] == ["SelloutPredicted"] and not predicted.records
+    sellout = groups["boxoffice-inventory-sellout"]
+    assert [r.record for r in sellout.records] == ["boxoffice:inventory_sellout_seconds:rate1d"]
+    assert not sellout.alerts
+    for rule in predicted.alerts:
+        assert _reads([rule.expr]) == {}
+        assert "boxoffice:inventory_sellout_seconds:rate1d" in rule.expr
+
+
+def test_the_days_sales_are_summed_from_the_hourly_record(scoped: RuleSet) -> None:
+    """Not a day of every tier's raw samples: the 24 whole hours of the shared hourly record,
+    scope labels kept (sum_over_time keeps every label of the record)."""
+    shared = {g.name: g for g in scoped.shared_groups()}
+    (hourly,) = shared[TIERS_GROUP].records
+    assert hourly.record == "boxoffice:tickets_sold:increase1h"
+    assert "by (event, city, tier, seller)" in hourly.expr
+    tiers = {r.record: r.expr for r in scoped.recorder.filed("boxoffice-inventory-tiers")}
+    assert tiers["boxoffice:tickets_sold:increase1d"] == (
+        "sum_over_time(boxoffice:tickets_sold:increase1h[23h59m59s999ms:1h])"
+    )
 
 
 def test_with_the_low_stock_alerts_off_sold_out_and_oversold_read_the_tiers_at_zero(
@@ -126,7 +180,5 @@ def test_with_the_low_stock_alerts_off_sold_out_and_oversold_read_the_tiers_at_z
     groups = {g.name: g for g in ruleset.category_groups("inventory")}
     (low,) = groups["boxoffice-inventory"].records  # no capacity: nothing compares it
     assert low.record == "boxoffice:inventory_available:low" and low.expr.endswith("<= 0")
-    assert {r.alert for r in groups["boxoffice-inventory"].alerts} == {
-        "InventorySoldOut",
-        "InventoryOversold",
-    }
+    assert {r.alert for r in groups["boxoffice-inventory"].alerts} == {"InventoryOversold"}
+    assert {r.alert for r in groups["boxoffice-inventory-soldout"].alerts} == {"InventorySoldOut"}

@@ -101,6 +101,35 @@ def increase(metric: str, window: float, *, keep: tuple[str, ...] | None = None)
     return _named(f"boxoffice:{short}:increase{w}", inner)
 
 
+HOUR = 3600.0
+
+
+def by_hours(window: float) -> bool:
+    """Whether :func:`increase_by_hours` sums hourly increases over ``window`` (whole hours,
+    more than one) rather than reading the counter over it."""
+    return window > HOUR and window % HOUR == 0
+
+
+def increase_by_hours(metric: str, window: float) -> NamedSeries:
+    """Increase over ``window`` (whole hours, more than one), summed from the recorded hourly
+    increase at each of the last ``window / 1h`` whole hours, instead of reading ``window``
+    of every raw sample (a day of 15 s scrapes is 5,760 samples per series and replica).
+
+    The subquery evaluates the hourly series at the multiples of 1h since the epoch in its
+    range; Prometheus 2.x includes both ends of a range, so a range of exactly ``window``
+    would hold one hour more when evaluated on the hour: it is ``window`` less 1 ms. The sum
+    covers the whole hours up to the last one started (up to an hour ago), and a tier appears
+    once its first hour has been recorded. Same name as :func:`increase`: the same quantity.
+    """
+    if not by_hours(window):
+        return increase(metric, window)
+    hours = f"[{duration_text(window - 0.001)}:{duration_text(HOUR)}]"
+    return NamedSeries(
+        name=increase(metric, window).name,
+        pieces=("sum_over_time(", increase(metric, HOUR), f"{hours})"),
+    )
+
+
 def ratio(failed: str, total: str, window: float, *, keep: tuple[str, ...] = ()) -> NamedSeries:
     """failed / total over ``window`` (both as increases), by the labels in ``keep``."""
     short = failed.removeprefix("boxoffice_").removesuffix("_total")
@@ -183,6 +212,24 @@ def capacity_running_low(low: NamedSeries) -> NamedSeries:
     return NamedSeries(
         name="boxoffice:inventory_capacity:low",
         pieces=(f"{by(CAPACITY)} ({CAPACITY} and on ({tier}) ", low, ")"),
+    )
+
+
+def sellout_seconds(window: float, horizon: float) -> NamedSeries:
+    """Seconds until each tier with tickets left sells out at the sales rate of ``window``,
+    for the tiers that would within ``horizon``, leaving out those sold out in the last hour
+    (expiring checkouts hand a few seats back after a sell-out: InventorySoldOut's news).
+    Recorded apart from the alert: one pass over every tier's stock and sales, and
+    SelloutPredicted compares these few series."""
+    return NamedSeries(
+        name=f"boxoffice:inventory_sellout_seconds:rate{duration_text(window)}",
+        pieces=(
+            f"(({latest(AVAILABLE)} > 0) / (",
+            increase_by_hours(SOLD, window),
+            f" / {window:g})\nunless max_over_time(",
+            sold_out_now(),
+            f"[1h])) <= {horizon:g}",
+        ),
     )
 
 

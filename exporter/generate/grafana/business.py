@@ -283,7 +283,9 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
         .description("Share of tickets sold in the last 24 hours, by tier.")
         .with_target(
             query(
-                f"sum by (tier) ({q.scoped(series.increase(SOLD, DAY))})", "{{tier}}", instant=True
+                f"sum by (tier) ({q.scoped(series.increase_by_hours(SOLD, DAY))})",
+                "{{tier}}",
+                instant=True,
             )
         )
         .unit("none")

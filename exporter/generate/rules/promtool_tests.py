@@ -8,7 +8,7 @@ from typing import Any
 
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.model import AlertRule, Model, Scenario
-from exporter.generate.rules.recording import RATES_GROUP, TIME_GROUP
+from exporter.generate.rules.recording import TIME_GROUP
 from exporter.generate.rules.ruleset import BuiltAlert, RuleSet
 from exporter.generate.yaml_text import dump, header
 
@@ -22,7 +22,7 @@ def test_file(built: BuiltAlert, ruleset: RuleSet, source: str) -> str:
         "evaluation_interval": duration_text(step),
         "group_eval_order": [
             TIME_GROUP,
-            *([RATES_GROUP] if ruleset.shared_rules() else []),
+            *(group.name for group in ruleset.shared_groups()),
             *(group.name for group in ruleset.category_groups(category)),
         ],
         "tests": [_test_group(built, s) for s in merged(built.scenarios)],

@@ -13,7 +13,11 @@ seeing what the rules before it wrote, and the group takes the sum of their time
   costly with hundreds of tiers per shop and many shops: its category's ``-tiers`` group,
   apart from the cheap rates;
 - a value an alert must see at once (the tiers oversold now) is recorded *beside* its
-  readers, ahead of them in their own group (``Recorder.use(..., beside=True)``).
+  readers, ahead of them in their own group (``Recorder.use(..., beside=True)``);
+- a costly per-tier series whose readers can wait an evaluation goes to a group of its own
+  (``Recorder.use(..., group=...)``), so no group holds two such costs;
+- a series read by two categories goes to recording.yml: ``boxoffice-tiers`` if it reads
+  every tier, ``boxoffice-rates`` otherwise.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from exporter.generate.thresholds import DAYS, Thresholds
 
 TIME_GROUP = "boxoffice-local-time"
 RATES_GROUP = "boxoffice-rates"
+TIERS_GROUP = "boxoffice-tiers"  # shared rules reading every tier: apart from the cheap rates
+SHARED_GROUPS = (RATES_GROUP, TIERS_GROUP)
 # Metrics with a series per ticket tier (hundreds per shop).
 PER_TIER = frozenset(metric.name for metric in CATALOG if "event" in metric.labels)
 
@@ -51,13 +57,16 @@ class Recorder:
         self.rules: dict[str, RecordingRule] = {}
         self.home: dict[str, str | None] = {}
         self.beside: set[str] = set()  # recorded in their readers' alert group
+        self.own: dict[str, str] = {}  # recorded in a group of their own: name -> suffix
         self.category = ""
 
-    def use(self, series: NamedSeries, *, beside: bool = False) -> str:
+    def use(self, series: NamedSeries, *, beside: bool = False, group: str = "") -> str:
         """Record ``series`` (after the series it reads) and return the name to read it by.
 
         ``beside``: in the group of the category's alerts, ahead of them, so they read this
-        evaluation's value; such a series has one category (its readers' group)."""
+        evaluation's value; such a series has one category (its readers' group).
+        ``group``: in the category's group ``boxoffice-<category>-<group>``, alone with its
+        cost (the series it reads are filed as usual)."""
         for part in series.parts:
             self.use(part, beside=beside)
         name, expr = series.name, scoped(series.expr, self.scope)
@@ -71,17 +80,23 @@ class Recorder:
             self.home[name] = None
         if beside:
             self.beside.add(name)
+        if group:
+            self.own[name] = group
         if name in self.beside and self.home[name] is None:
             raise ValueError(f"{name} is recorded beside the alerts of two categories")
+        if name in self.own and self.home[name] is None:
+            raise ValueError(f"{name} is recorded in a group of two categories")
         return name
 
     def group_of(self, name: str) -> str:
         """The group a recorded series is evaluated in (module docstring)."""
         category = self.home[name]
         if category is None:
-            return RATES_GROUP
+            return TIERS_GROUP if self._reads_tiers(name) else RATES_GROUP
         if name in self.beside:
             return f"boxoffice-{category}"
+        if name in self.own:
+            return f"boxoffice-{category}-{self.own[name]}"
         return f"boxoffice-{category}-{'tiers' if self._reads_tiers(name) else 'rates'}"
 
     def _reads_tiers(self, name: str) -> bool:
@@ -94,6 +109,11 @@ class Recorder:
         """The rules of one group, in the order they were first used (a series after the
         series it reads)."""
         return tuple(rule for name, rule in self.rules.items() if self.group_of(name) == group)
+
+    def own_groups(self, category: str) -> list[str]:
+        """The groups of their own holding series of ``category``, in the order first used."""
+        names = [self.group_of(n) for n in self.own if self.home[n] == category]
+        return list(dict.fromkeys(names))
 
 
 def time_rules(thresholds: Thresholds) -> list[RecordingRule]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.model import AlertRule, RecordingRule
-from exporter.generate.rules.recording import RATES_GROUP, TIME_GROUP
+from exporter.generate.rules.recording import TIME_GROUP
 from exporter.generate.rules.reports import report_groups
 from exporter.generate.rules.ruleset import RuleSet
 from exporter.generate.yaml_text import dump, header
@@ -34,9 +34,8 @@ def rule_files(ruleset: RuleSet, source: str) -> dict[str, str]:
     groups: list[dict[str, Any]] = [
         {"name": TIME_GROUP, "rules": [_recording(r) for r in ruleset.time_rules]}
     ]
-    shared = ruleset.shared_rules()
-    if shared:
-        groups.append({"name": RATES_GROUP, "rules": [_recording(r) for r in shared]})
+    for shared in ruleset.shared_groups():
+        groups.append({"name": shared.name, "rules": [_recording(r) for r in shared.records]})
     files: dict[str, dict[str, Any]] = {"recording": {"groups": groups}}
     for category in dict.fromkeys(built.alert.spec.category for built in ruleset.alerts):
         files[category] = {
@@ -53,7 +52,8 @@ def rule_files(ruleset: RuleSet, source: str) -> dict[str, str]:
     if reports:
         files["reports"] = {"groups": reports}
     what = {
-        "recording": "Recording rules: the local clock, and rates read by several categories.",
+        "recording": "Recording rules: the local clock, and rates and per-tier series read by"
+        " several categories.",
         "reports": "The owner's reports: the daily digest and the sales ticker (docs/digest.md).",
     }
     return {

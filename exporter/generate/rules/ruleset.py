@@ -23,7 +23,7 @@ from exporter.generate.rules.model import (
     Scenario,
     tier_delays,
 )
-from exporter.generate.rules.recording import RATES_GROUP, Recorder, time_rules
+from exporter.generate.rules.recording import SHARED_GROUPS, Recorder, time_rules
 from exporter.generate.scope import scoped
 from exporter.generate.thresholds import Alert, Thresholds
 
@@ -58,17 +58,23 @@ class RuleSet:
     alerts: tuple[BuiltAlert, ...]
     recorder: Recorder
 
-    def shared_rules(self) -> tuple[RecordingRule, ...]:
-        """Rates read by alerts of more than one category: they live in recording.yml."""
-        return self.recorder.filed(RATES_GROUP)
+    def shared_groups(self) -> list[RuleGroup]:
+        """Series read by alerts of more than one category, in recording.yml: rates, and
+        rules reading every tier. Empty groups are left out."""
+        groups = [RuleGroup(name=name, records=self.recorder.filed(name)) for name in SHARED_GROUPS]
+        return [g for g in groups if g.records]
 
     def category_groups(self, category: str) -> list[RuleGroup]:
         """The groups of a category's file in the order promtool evaluates them: rules
-        reading every tier, rates, the alerts (after the series recorded beside them), then
-        alerts with a group of their own. Empty groups are left out."""
+        reading every tier, rates, the alerts (after the series recorded beside them), series
+        recorded in a group of their own, then alerts with a group of their own. Empty groups
+        are left out."""
         base = f"boxoffice-{category}"
         alerts = [b for b in self.alerts if b.alert.spec.category == category]
-        own = list(dict.fromkeys(b.group for b in alerts if b.group != base))
+        own = self.recorder.own_groups(category)
+        own += [
+            g for g in dict.fromkeys(b.group for b in alerts if b.group != base) if g not in own
+        ]
         groups = [
             RuleGroup(
                 name=name,

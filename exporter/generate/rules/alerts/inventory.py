@@ -5,14 +5,18 @@ the recent sales rate. All but oversold describe a standing state and never esca
 A shop has hundreds of tiers and a platform hosts many shops, so these alerts do not each
 read every tier again: the tiers at or under the largest low-stock cap and their capacity
 are recorded once per evaluation ahead of the alerts in their group, the tiers sold out now
-in the ``-tiers`` group, and each alert compares those few series. SelloutPredicted, which
-must read every tier's stock and sales, has a group of its own (docs/benchmarks.md, "Rules
-at 50 shops: each tier read once").
+in the ``-tiers`` group, and each alert compares those few series. SelloutPredicted's
+prediction, which must read every tier's stock and sales, is recorded in a group of its own
+(``-sellout``). The two notices that fire for many tiers at once on a busy platform
+(InventorySoldOut, SelloutPredicted) are each alone in a group (``-soldout``,
+``-predicted``): every firing alert's labels and annotations are templated at every
+evaluation, which costs more than their queries (docs/benchmarks.md, "Rules at 50 shops").
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from exporter.generate import series
 from exporter.generate.promql import duration_text
@@ -21,7 +25,7 @@ from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant, c
 from exporter.generate.rules.promtool_series import Counter, gauge, selector
 from exporter.generate.rules.recording import Recorder
 from exporter.generate.rules.scenarios import EVENT
-from exporter.generate.series import AVAILABLE, CAPACITY, SOLD, by
+from exporter.generate.series import AVAILABLE, CAPACITY, SOLD
 from exporter.generate.thresholds import Alert, Thresholds
 
 
@@ -174,7 +178,9 @@ def inventory_fixed(alert: Alert, th: Thresholds, rec: Recorder, *, oversold: bo
     if oversold:  # shown as how many tickets too many were sold
         expr = f"-({expr})"
     variant = Variant(severity=severity, expr=expr, summary=alert.spec.summary, description=text)
-    build = AlertBuild(variants=[variant], source="postgres")
+    # Sold out is news for the business, read an evaluation late from the alert group; oversold
+    # stays beside the tiers it compares, alone with its cheap queries (detected at once).
+    build = AlertBuild(variants=[variant], source="postgres", group="" if oversold else "soldout")
     cases = ((-2.0, True), (0.0, False)) if oversold else ((0.0, True), (1.0, False))
     for (value, fires), name in zip(cases, ("firing", "near"), strict=True):
         shown = -value if oversold else value
@@ -192,18 +198,19 @@ def inventory_oversold(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuil
 
 
 def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
+    """SelloutPredicted: tickets left / the sales rate of ``window`` (summed from the hourly
+    record: see ``series.increase_by_hours``) under the ladder's horizon. The prediction is
+    recorded in the ``-sellout`` group, the alert in ``-predicted`` reads it an evaluation
+    late."""
     window = alert.window
     lad = ladder(alert)
-    sold = rec.use(series.increase(SOLD, window))
-    # Tiers that sold out in the last hour are InventorySoldOut's, even when expiring
-    # checkouts hand a few seats back.
-    lately = sold_out_lately(rec)
-    expr = f"({by(AVAILABLE)} ({AVAILABLE}) > 0) / ({sold} / {window:g})\nunless {lately}"
+    horizon = max(value for _severity, value in lad.thresholds)
+    predicted = rec.use(series.sellout_seconds(window, horizon), group="sellout")
     w = duration_text(window)
     build = AlertBuild(
         variants=variants(
             alert,
-            lad.conditions(expr),
+            lad.conditions(predicted),
             lambda sev, t: describe(
                 f"At the sales rate of the last {w}, {{tier}} for {{event}} in {{city}} "
                 f"sells out in {{value}} (alerting under {duration_text(t)}).",
@@ -211,20 +218,22 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
             ),
         ),
         source="postgres",
-        group="sellout",  # reads every tier's stock and sales rate
+        group="predicted",  # its many notices' templating apart from the per-tier reads
     )
-    length = span(alert, th.file.escalation.tier3_after)
-    horizon = lad.thresholds[-1][1]
     sales = Counter.linear(1 / 60)  # one ticket a minute
-    # Prediction = available * window / sold-so-far: it falls as the window fills.
+    sold = _sold(sales, window)
+    first = series.HOUR if series.by_hours(window) else 60.0  # the first prediction
+    # Long enough for the first prediction to hold ``for`` and tier 3 with margin.
+    length = span(alert, th.file.escalation.tier3_after, first)
+    # Prediction = available * window / sold: a day's hours fill one by one, so it falls.
     for name, available in (
-        ("firing", math.ceil(horizon * 600 / (60 * window))),  # crosses after ~10 minutes
-        ("near", math.ceil(1.1 * horizon * length / (60 * window))),  # still above at the end
+        ("firing", math.ceil(0.5 * horizon * (sold(first) or 0) / window)),  # under it at once
+        ("near", math.ceil(1.1 * horizon * (sold(length) or 0) / window)),  # above to the end
     ):
         labels = {**EVENT, "event": f"{EVENT['event']}-{name}", "tier": "ga"}
 
         def model(t: float, available: float = available) -> dict[str, float]:
-            sold_in_window = sales.increase(window, t, 60)
+            sold_in_window = sold(t)
             if not sold_in_window:
                 return {}
             value = available / (sold_in_window / window)
@@ -246,6 +255,23 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
             )
         )
     return build
+
+
+def _sold(counter: Counter, window: float) -> Callable[[float], float | None]:
+    """What ``series.increase_by_hours`` gives at ``t`` in a promtool test (every group
+    evaluated at each step, the hourly record before the sum): the hourly increase at each
+    whole hour in ``(t - window, t]``, None before the first one (no series); or the
+    counter's increase over ``window`` when that is not whole hours."""
+    hour = series.HOUR
+
+    def at(t: float) -> float | None:
+        if not series.by_hours(window):
+            return counter.increase(window, t, 60)
+        hours = [h * hour for h in range(int(t // hour), -1, -1) if h * hour > t - window]
+        points = [p for p in (counter.increase(hour, h, 60) for h in hours) if p is not None]
+        return sum(points) if points else None
+
+    return at
 
 
 BUILDERS: dict[str, Builder] = {
