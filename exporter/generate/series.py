@@ -305,7 +305,7 @@ def orders_in(window: float) -> NamedSeries:
     return _named(f"boxoffice:orders:increase{w}", latest_increase(PAYMENTS, w))
 
 
-def expected_in_silence(windows: list[float], baseline: Baseline) -> NamedSeries:
+def normal_in_silence(windows: list[float], baseline: Baseline) -> NamedSeries:
     """Orders the shop normally completes (terminal payments: paid, or failed) in the
     longest of ``windows`` that passed without a paid order: the median of the same
     window in past weeks, so a quiet night expects few and a busy evening many. Until the
@@ -320,7 +320,34 @@ def expected_in_silence(windows: list[float], baseline: Baseline) -> NamedSeries
             f' offset {w}) and on() ({age(LAST_PAID)}) >= {window:g}, "silence", "{w}", "", "")\n'
         )
     pieces.append(")")
-    return NamedSeries(name="boxoffice:payments:expected_in_silence", pieces=tuple(pieces))
+    return NamedSeries(name="boxoffice:payments:normal_in_silence", pieces=tuple(pieces))
+
+
+# NoRecentSales scales its normal down to today's buyers, by at most this much: a checkout
+# whose sessions stop opening too when it breaks still pages, at twice the silence.
+LEAST_BUYERS_SHARE = 0.5
+
+
+def expected_in_silence(windows: list[float], baseline: Baseline) -> NamedSeries:
+    """The normal of ``normal_in_silence`` scaled to today's buyers: times today's checkout
+    sessions over the median of past weeks' (between ``LEAST_BUYERS_SHARE`` and 1; the
+    normal itself for a shop without session counts or their history). A day with fewer
+    buyers (an event sold out, a slow week) sells fewer orders, so a silence of the usual
+    length is then no sign of a broken checkout."""
+    normal = normal_in_silence(windows, baseline)
+    sessions = sessions_today()
+    return NamedSeries(
+        name="boxoffice:payments:expected_in_silence",
+        pieces=(
+            normal,
+            " * clamp(",
+            sessions,
+            " / (",
+            seasonal(sessions, baseline),
+            f" > 0), {LEAST_BUYERS_SHARE:g}, 1)\nor ",
+            normal,
+        ),
+    )
 
 
 def tickets_sold_all(window: float) -> NamedSeries:

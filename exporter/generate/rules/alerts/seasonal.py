@@ -17,7 +17,7 @@ from exporter.generate.promql import duration_text
 from exporter.generate.rules.alertkit import describe, ladder, num, span, variants
 from exporter.generate.rules.model import AlertBuild, Scenario, Series
 from exporter.generate.rules.promtool_series import Counter, selector
-from exporter.generate.rules.recording import Recorder
+from exporter.generate.rules.recording import Recorder, local_midnight
 from exporter.generate.rules.scenarios import EVENT
 from exporter.generate.series import COMPLETED, CREATED, LAST_PAID, PAYMENTS, SOLD
 from exporter.generate.thresholds import Alert, Baseline, Thresholds
@@ -58,8 +58,8 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
             conditions,
             lambda sev, t: describe(
                 "No paid order for longer than this shop's normal for this time of the week "
-                "(the median of past weeks) needs to sell {value} orders; alerting at "
-                f"{t:g} expected orders.",
+                "(the median of past weeks, scaled to today's checkout sessions) needs to "
+                f"sell {{value}} orders; alerting at {t:g} expected orders.",
                 "number",
             ),
         ),
@@ -68,15 +68,29 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     per_hour = 12.0  # orders an hour at the same time of past weeks
     stop = 2 * WEEK + 6 * 3600  # sales stop, two weeks and six hours in
     orders = Counter(((math.inf, per_hour / 3600),))
+    # Checkout sessions: twice the orders; from the third week (the stop's day) 0.75 of that
+    # (an event sold out: fewer buyers), or none (the checkout broke before any opened).
+    usual = 2 * per_hour / 3600
+    fewer = Counter(((2 * WEEK, usual), (math.inf, 0.75 * usual)))
+    none = Counter(((2 * WEEK, usual), (math.inf, 0.0)))
     # How long each case runs after the stop, in half hours: the longest silence it reaches
     # (30m, 1h, 3h) expected 6, 12 and 36 orders, held long enough for every tier.
-    cases = [("near-high", 1, stop), ("high", 3, stop), ("critical", 8, stop)]
+    cases: list[tuple[str, int, float, Counter | None]] = [
+        ("near-high", 1, stop, None),
+        ("high", 3, stop, None),
+        ("critical", 8, stop, None),
+        # 0.75 of the buyers: the hour's 12 expected orders are 9 (silent), 3 hours' 36 are
+        # 27 (critical); with no session at all, 36 are scaled by at most half (18: high).
+        ("fewer buyers, an hour", 3, stop, fewer),
+        ("fewer buyers, 3 hours", 8, stop, fewer),
+        ("no sessions either", 8, stop, none),
+    ]
     # Before any history: a shop selling 12 an hour stops six hours in; the hour before the
     # silence (12 orders) is what it expected.
     early = 6 * 3600.0
-    cases.append(("high before any history", 3, early))
+    cases.append(("high before any history", 3, early, None))
 
-    def model(t: float, stop: float) -> dict[str, float]:
+    def model(t: float, stop: float, created: Counter | None) -> dict[str, float]:
         silence = max(0.0, t - stop)
         values = []
         for w in windows:
@@ -89,25 +103,45 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
                 normal = sold(t - w)
             if normal is not None and silence >= w:
                 values.append(normal)
-        severity = lad.severity(max(values)) if values else None
-        return {severity: max(values)} if severity else {}
+        if not values:
+            return {}
+        value = max(values) * (_buyers_share(th, t, created) if created else 1.0)
+        severity = lad.severity(value)
+        return {severity: value} if severity else {}
 
-    for name, steps, stopped in cases:
+    for name, steps, stopped, created in cases:
         length = stopped + steps * STEP
+        inputs: tuple[Series, ...] = (
+            orders.series(selector(PAYMENTS, {}), length, STEP),
+            _last_paid(stopped, length),
+        )
+        if created is not None:
+            inputs += (created.series(selector(CREATED, {}), length, STEP),)
         build.scenarios.append(
             Scenario(
                 name=name,
-                series=(
-                    orders.series(selector(PAYMENTS, {}), length, STEP),
-                    _last_paid(stopped, length),
-                ),
+                series=inputs,
                 labels={},
-                model=functools.partial(model, stop=stopped),
+                model=functools.partial(model, stop=stopped, created=created),
                 length_seconds=length,
                 step_seconds=STEP,
             )
         )
     return build
+
+
+def _buyers_share(th: Thresholds, t: float, created: Counter) -> float:
+    """What ``series.expected_in_silence`` scales the normal by at ``t`` (scenarios):
+    today's checkout sessions over the median of past weeks', within
+    [``LEAST_BUYERS_SHARE``, 1]; 1 without that history."""
+
+    def opened(moment: float) -> float:
+        return created.at(moment) - created.at(max(0.0, local_midnight(th, moment)))
+
+    usual = weekly_median(opened, t, th.file.baseline)
+    if not usual:
+        return 1.0
+    return min(1.0, max(series.LEAST_BUYERS_SHARE, opened(t) / usual))
 
 
 def _last_paid(stop: float, length: float) -> Series:
