@@ -17,7 +17,9 @@ Part 2, rules as shops grow: the rule files are generated into a temporary root 
 labels [seller] (the repository's thresholds.yaml otherwise), as a platform team hosting many
 shops would; a static exposition server publishes, for each shop (label `seller`), every
 catalog metric with 50 events x 3 tiers; a real Prometheus scrapes it and evaluates those rule
-files. After --settle seconds it reads prometheus_rule_group_last_duration_seconds per group
+files every --rule-interval seconds (15, as prometheus/prometheus.yml: a shorter interval
+crowds the groups' evaluations and the exposition server's work onto the same moments of
+the two cores, and their wall times with them). After --settle seconds it reads prometheus_rule_group_last_duration_seconds per group
 --samples times, --every seconds apart (after several evaluations), and keeps each group's
 median, their sum, the head series count, Prometheus' own CPU time per second between the
 first and last reading (process_cpu_seconds_total: scraping and storage too, so compare it
@@ -391,7 +393,13 @@ def _rule_durations(url: str) -> tuple[dict[str, float], int, float]:
 
 
 def bench_rules(
-    shops: int, settle: float, workdir: Path, rules: list[str], samples: int, every: float
+    shops: int,
+    settle: float,
+    workdir: Path,
+    rules: list[str],
+    samples: int,
+    every: float,
+    interval: float,
 ) -> RuleResult:
     started = time.time()
 
@@ -415,7 +423,9 @@ def bench_rules(
     result = RuleResult(shops=shops)
     try:
         target = f"127.0.0.1:{server.server_address[1]}"
-        with running_prometheus(tmp, {"boxoffice": target}, rules, interval="5s") as prom:
+        with running_prometheus(
+            tmp, {"boxoffice": target}, rules, interval=f"{interval:g}s"
+        ) as prom:
             time.sleep(settle)
             seen: dict[str, list[float]] = {}
             per_rule: dict[tuple[str, int, str], list[float]] = {}
@@ -467,9 +477,17 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=5000, help="orders seeded per database")
     parser.add_argument("--cycles", type=int, default=15)
     parser.add_argument("--interval", type=float, default=2.0)
-    parser.add_argument("--settle", type=float, default=30.0, help="seconds before reading rules")
+    parser.add_argument(
+        "--rule-interval",
+        type=float,
+        default=15.0,
+        help="scrape and rule evaluation interval of part 2, s (prometheus/prometheus.yml's)",
+    )
+    parser.add_argument("--settle", type=float, default=45.0, help="seconds before reading rules")
     parser.add_argument("--samples", type=int, default=5, help="readings of the rule durations")
-    parser.add_argument("--every", type=float, default=5.0, help="seconds between readings")
+    parser.add_argument(
+        "--every", type=float, default=None, help="seconds between readings (--rule-interval)"
+    )
     parser.add_argument("--scope", nargs="*", default=["seller"], help="scope labels of the rules")
     parser.add_argument("--top", type=int, default=10, help="costliest rules to list")
     parser.add_argument(
@@ -509,7 +527,10 @@ def main() -> None:
         else:
             rules = generate_scoped(Path(tmp) / "root", args.scope) if args.shops else []
         for shops in args.shops:
-            r = bench_rules(shops, args.settle, Path(tmp), rules, args.samples, args.every)
+            every = args.rule_interval if args.every is None else args.every
+            r = bench_rules(
+                shops, args.settle, Path(tmp), rules, args.samples, every, args.rule_interval
+            )
             rule_results.append(r)
             print(r.shops, r.series, max(r.groups.values(), default=0.0), flush=True)
     print(
