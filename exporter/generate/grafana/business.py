@@ -280,7 +280,10 @@ def build(board: Board, ruleset: RuleSet, q: PanelQueries) -> None:
     board.add(
         piechart.Panel()
         .title("Tier popularity (24h)")
-        .description("Share of tickets sold in the last 24 hours, by tier.")
+        .description(
+            "Share of tickets sold in the last 24 whole hours, by tier (empty until Prometheus "
+            "has recorded the top of an hour)."
+        )
         .with_target(
             query(
                 f"sum by (tier) ({q.scoped(series.increase_by_hours(SOLD, DAY))})",
