@@ -12,7 +12,7 @@ from exporter.generate import series
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.alertkit import Builder, describe, ladder, num, pct, span, variants
 from exporter.generate.rules.alerts import seasonal
-from exporter.generate.rules.alerts.seasonal import STEP, WEEK, weekly_median
+from exporter.generate.rules.alerts.seasonal import STEP, WEEK, buyers_share, weekly_median
 from exporter.generate.rules.model import AlertBuild, Scenario, Series
 from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder, in_business_hours, local_midnight
@@ -221,7 +221,7 @@ def _revenue_scenarios(alert: Alert, th: Thresholds, chance: str) -> list[Scenar
             if expected is None or expected < (alert.min_traffic or 0.0) or expected <= 0:
                 return {}
             if created is not None:
-                expected *= _demand_at(th, t, created)
+                expected *= buyers_share(th, t, created)
             if chance and not _beyond_chance_at(th, t, expected, today_at(t), counter, orders):
                 return {}
             value = 1 - today_at(t) / expected
@@ -247,18 +247,6 @@ def _revenue_scenarios(alert: Alert, th: Thresholds, chance: str) -> list[Scenar
             )
         )
     return scenarios
-
-
-def _demand_at(th: Thresholds, t: float, created: Counter) -> float:
-    """Today's checkout sessions over the median of past weeks', at most 1 (scenarios)."""
-
-    def opened(moment: float) -> float:
-        return created.at(moment) - created.at(max(0.0, local_midnight(th, moment)))
-
-    usual = weekly_median(opened, t, th.file.baseline)
-    if usual is None:
-        return 1.0
-    return min(1.0, opened(t) / usual)
 
 
 def _beyond_chance(th: Thresholds, rec: Recorder, today: str, forecast: str) -> str:

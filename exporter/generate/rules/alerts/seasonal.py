@@ -105,7 +105,9 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
                 values.append(normal)
         if not values:
             return {}
-        value = max(values) * (_buyers_share(th, t, created) if created else 1.0)
+        value = max(values) * (
+            buyers_share(th, t, created, series.LEAST_BUYERS_SHARE) if created else 1.0
+        )
         severity = lad.severity(value)
         return {severity: value} if severity else {}
 
@@ -130,10 +132,10 @@ def no_recent_sales(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild:
     return build
 
 
-def _buyers_share(th: Thresholds, t: float, created: Counter) -> float:
-    """What ``series.expected_in_silence`` scales the normal by at ``t`` (scenarios):
-    today's checkout sessions over the median of past weeks', within
-    [``LEAST_BUYERS_SHARE``, 1]; 1 without that history."""
+def buyers_share(th: Thresholds, t: float, created: Counter, least: float = 0.0) -> float:
+    """Today's checkout sessions over the median of past weeks' at ``t``, within
+    [``least``, 1]; 1 without that history (scenarios: what the recorded share of today's
+    buyers is)."""
 
     def opened(moment: float) -> float:
         return created.at(moment) - created.at(max(0.0, local_midnight(th, moment)))
@@ -141,7 +143,7 @@ def _buyers_share(th: Thresholds, t: float, created: Counter) -> float:
     usual = weekly_median(opened, t, th.file.baseline)
     if not usual:
         return 1.0
-    return min(1.0, max(series.LEAST_BUYERS_SHARE, opened(t) / usual))
+    return min(1.0, max(least, opened(t) / usual))
 
 
 def _last_paid(stop: float, length: float) -> Series:
