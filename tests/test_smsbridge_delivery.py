@@ -263,3 +263,22 @@ def test_a_digest_to_an_invalid_number_is_refused_for_good(tmp_path: Path) -> No
         delivery.deliver(_numbered(2), TO[:1], "text 2").results[0].detail
         == "refused before (Twilio 21211)"
     )
+
+
+def test_one_text_per_change_whatever_startsat_each_prometheus_gave(tmp_path: Path) -> None:
+    """Two Alertmanagers fed by a Prometheus HA pair: the same page with two startsAt is one
+    SMS, its all-clear one more, and the next incident of the same alert pages again."""
+    delivery, twilio, _store, clock, _registry = _setup(tmp_path)
+
+    def deliver(status: str, starts_at: str) -> list[str]:
+        notice = notification_from(webhook(payment_alert(status=status, starts_at=starts_at)))
+        clock.now += 5
+        return [r.outcome for r in delivery.deliver(notice, TO[:1], status).results]
+
+    assert deliver("firing", "2026-11-26T09:00:00Z") == ["sent"]
+    assert deliver("firing", "2026-11-26T09:00:12Z") == ["deduplicated"]  # the other replica
+    assert deliver("resolved", "2026-11-26T09:00:12Z") == ["sent"]
+    assert deliver("resolved", "2026-11-26T09:00:00Z") == ["deduplicated"]
+    assert deliver("firing", "2026-11-26T09:40:00Z") == ["sent"]  # a new incident
+    assert deliver("resolved", "2026-11-26T09:40:00Z") == ["sent"]
+    assert len(twilio.sent) == 4

@@ -18,6 +18,7 @@ from exporter.smsbridge.store import (
     SqliteStore,
     StoreError,
     message_key,
+    thread_key,
 )
 from tests.support.alerts import alert, payment_alert, webhook
 
@@ -137,10 +138,11 @@ def test_message_key_identity() -> None:
     reordered = webhook(alert("InventoryLow", category="inventory"), payment_alert())
     assert message_key(notification_from(reordered), "+14155550101") == key
     assert message_key(notification_from(base), "+14155550102") != key
-    restarted = webhook(
-        payment_alert(starts_at="2026-11-26T10:00:00Z"), alert("InventoryLow", category="inventory")
+    # Each Prometheus of an HA pair gives its own startsAt; the SMS is the same.
+    other_replica = webhook(
+        payment_alert(starts_at="2026-11-26T09:00:15Z"), alert("InventoryLow", category="inventory")
     )
-    assert message_key(notification_from(restarted), "+14155550101") != key
+    assert message_key(notification_from(other_replica), "+14155550101") == key
     one_resolved = webhook(
         payment_alert(), alert("InventoryLow", category="inventory", status="resolved")
     )
@@ -263,3 +265,58 @@ def test_bridges_starting_together_on_a_fresh_database_all_open(
             store.close()
         assert failed == []
         assert len(opened) == 4
+
+
+def test_a_thread_that_moved_on_sends_a_repeated_text_again(
+    open_store: Callable[[], IdempotencyStore],
+) -> None:
+    """Page, all-clear, then a new incident that reads like the first page: sent, as is its
+    all-clear; the duplicates of each, while it is the thread's latest, are not."""
+    store = open_store()
+
+    def claim(key: str, now: float) -> str:
+        found = store.claim(key, RECIPIENT, now=now, lease=LEASE, window=WINDOW, thread="t")
+        return found.verdict
+
+    assert claim("page", 1000) == "send"
+    store.confirm("page", "SM1", now=1001, thread="t")
+    assert claim("page", 1002) == "sent"  # the other Alertmanager's copy
+    assert claim("all-clear", 1100) == "send"
+    store.confirm("all-clear", "SM2", now=1101, thread="t")
+    assert claim("all-clear", 1102) == "sent"
+    assert claim("page", 1200) == "send"  # a new incident, within the window
+    store.confirm("page", "SM3", now=1201, thread="t")
+    assert claim("page", 1202) == "sent"
+    assert claim("all-clear", 1300) == "send"
+    # Another thread's record is not superseded by this one's.
+    assert store.claim("page", RECIPIENT, now=1301, lease=LEASE, window=WINDOW).verdict == "sent"
+
+
+def test_a_refused_or_deferred_text_moves_the_thread_too(
+    open_store: Callable[[], IdempotencyStore],
+) -> None:
+    store = open_store()
+
+    def claim(key: str, now: float) -> str:
+        found = store.claim(key, RECIPIENT, now=now, lease=LEASE, window=WINDOW, thread="t")
+        return found.verdict
+
+    assert claim("page", 1000) == "send"
+    store.reject("page", 21211, now=1000, thread="t")
+    assert claim("all-clear", 1001) == "send"
+    store.defer("all-clear", RECIPIENT, "all clear", now=1001, thread="t")
+    assert claim("all-clear", 1002) == "deferred"
+    assert claim("page", 1003) == "send"  # the refusal is history: try the new page
+    store.confirm("page", "SM1", now=1003, thread="t")
+    assert claim("all-clear", 1004) == "deferred"  # a text waiting for a digest stays once
+    assert store.prune(2000) == 1  # the sent page; the deferred text waits, threads go
+    assert claim("page", 2001) == "send"
+
+
+def test_thread_key_is_the_group_and_recipient() -> None:
+    firing = notification_from(webhook(payment_alert()))
+    resolved = notification_from(webhook(payment_alert(status="resolved")))
+    assert thread_key(firing, RECIPIENT) == thread_key(resolved, RECIPIENT)
+    assert thread_key(firing, "+14155550102") != thread_key(firing, RECIPIENT)
+    other = notification_from(webhook(payment_alert(), group_key="{}:{alertname=\"Other\"}"))
+    assert thread_key(other, RECIPIENT) != thread_key(firing, RECIPIENT)

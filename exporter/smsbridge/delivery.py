@@ -16,7 +16,13 @@ from typing import Literal
 from exporter.smsbridge.metrics import BridgeMetrics
 from exporter.smsbridge.payload import Notification
 from exporter.smsbridge.sender import Sender, SendError, Sent, mask
-from exporter.smsbridge.store import Claim, IdempotencyStore, StoreError, message_key
+from exporter.smsbridge.store import (
+    Claim,
+    IdempotencyStore,
+    StoreError,
+    message_key,
+    thread_key,
+)
 from exporter.smsbridge.text import measure
 
 log = logging.getLogger(__name__)
@@ -130,11 +136,11 @@ class Delivery:
             self._sender.send(to, text, timeout=self._timing.request_timeout)
             self._metrics.dry_run.inc()
             return Result(shown, "sent", "dry run, logged")
-        key = message_key(notification, to)
+        key, thread = message_key(notification, to), thread_key(notification, to)
         timing = self._timing
         try:
             claim = self._store.claim(
-                key, to, now=self._wall(), lease=timing.lease, window=timing.window
+                key, to, now=self._wall(), lease=timing.lease, window=timing.window, thread=thread
             )
         except StoreError as exc:
             log.error("SMS to %s not sent: idempotency store unavailable: %s", shown, exc)
@@ -150,8 +156,8 @@ class Delivery:
                 shown,
             )
         if self._over_limit(to):
-            return self._defer(key, to, shown, text)
-        return self._send(key, to, shown, text, end)
+            return self._defer(key, thread, to, shown, text)
+        return self._send(key, thread, to, shown, text, end)
 
     def _skip(self, claim: Claim, shown: str) -> Result:
         if claim.verdict == "busy":
@@ -176,10 +182,10 @@ class Delivery:
             return False
         return recent > self._limit.messages
 
-    def _defer(self, key: str, to: str, shown: str, text: str) -> Result:
+    def _defer(self, key: str, thread: str, to: str, shown: str, text: str) -> Result:
         assert self._store is not None and self._limit is not None
         try:
-            self._store.defer(key, to, text, now=self._wall())
+            self._store.defer(key, to, text, now=self._wall(), thread=thread)
         except StoreError as exc:
             log.error("SMS to %s not deferred: %s", shown, exc)
             self._metrics.failed.labels("store").inc()
@@ -193,7 +199,7 @@ class Delivery:
         )
         return Result(shown, "deferred", "over the recipient's rate limit; sent in a digest")
 
-    def _send(self, key: str, to: str, shown: str, text: str, end: float) -> Result:
+    def _send(self, key: str, thread: str, to: str, shown: str, text: str, end: float) -> Result:
         assert self._store is not None
         attempt = 0
         while True:
@@ -204,7 +210,7 @@ class Delivery:
             except SendError as exc:
                 self._metrics.failed.labels(exc.reason).inc()
                 if not exc.retryable:
-                    return self._reject(key, shown, exc)
+                    return self._reject(key, thread, shown, exc)
                 wait = _backoff(attempt, exc.retry_after)
                 enough = end - self._monotonic() - wait >= min(1.0, self._timing.request_timeout)
                 if attempt < _MAX_ATTEMPTS and enough:
@@ -215,26 +221,26 @@ class Delivery:
                     self._sleep(wait)
                     continue
                 return self._release(key, shown, exc)
-            return self._confirm(key, shown, text, sent)
+            return self._confirm(key, thread, shown, text, sent)
 
-    def _confirm(self, key: str, shown: str, text: str, sent: Sent) -> Result:
+    def _confirm(self, key: str, thread: str, shown: str, text: str, sent: Sent) -> Result:
         assert self._store is not None
         self._metrics.sent.inc()
         self._metrics.segments.inc(measure(text).segments)
         log.info("SMS to %s sent as %s", shown, sent.sid)
         try:
-            self._store.confirm(key, sent.sid, now=self._wall())
+            self._store.confirm(key, sent.sid, now=self._wall(), thread=thread)
         except StoreError as exc:
             # Sent but not recorded: the claim stays, so retries see it in flight and,
             # after the lease, take it over (counted as a possible duplicate).
             log.error("SMS to %s sent as %s but not recorded: %s", shown, sent.sid, exc)
         return Result(shown, "sent", sent.sid)
 
-    def _reject(self, key: str, shown: str, exc: SendError) -> Result:
+    def _reject(self, key: str, thread: str, shown: str, exc: SendError) -> Result:
         assert self._store is not None
         log.error("SMS to %s refused for good, not retried: %s", shown, exc.message)
         try:
-            self._store.reject(key, exc.code, now=self._wall())
+            self._store.reject(key, exc.code, now=self._wall(), thread=thread)
         except StoreError as store_exc:
             log.warning("could not record the refusal for %s: %s", shown, store_exc)
         return Result(shown, "rejected", exc.message)

@@ -13,6 +13,14 @@ The protocol is claim, send, then confirm, so that a crash can never double-send
    can duplicate the SMS; the take-over is reported (``Claim.stale``) so the caller logs
    and counts it. We chose a possible, visible duplicate over a silently lost page.
 
+A message's key says what the recipient is told (group, status, each alert's fingerprint and
+status), not when: the peers of an Alertmanager cluster fed by a Prometheus HA pair can see
+different ``startsAt`` for one alert and must still produce one key. So that a later incident
+that reads the same is still sent, the store keeps, per group and recipient, the key last
+decided (sent, refused or deferred); a sent or refused record that is no longer its group's
+latest no longer deduplicates. A peer's duplicate that arrives after the group has moved on
+is sent again, the visible-duplicate side of the same choice.
+
 A recipient over its rate limit gets its message ``defer``-red: the record then keeps the
 number and the text until the digest sender (:mod:`exporter.smsbridge.digest`) takes all
 of a recipient's deferred messages at once and sends them as one SMS. Otherwise keys and
@@ -93,11 +101,17 @@ def _row(found: Sequence[Any]) -> _Row:
 
 
 def message_key(notification: Notification, recipient: str) -> str:
-    """The identity of one SMS: group, status, each alert's fingerprint, start and status, and
-    the recipient; the same notification retried or re-sent by another Alertmanager has the
-    same key."""
-    alerts = sorted((a.fingerprint, a.starts_at, a.status) for a in notification.alerts)
+    """The identity of one SMS: group, status, each alert's fingerprint and status, and the
+    recipient; the same notification retried or re-sent by another Alertmanager, whatever
+    ``startsAt`` its Prometheus gave, has the same key."""
+    alerts = sorted((a.fingerprint, a.status) for a in notification.alerts)
     identity = [notification.group_key, notification.status, alerts, recipient]
+    return hashlib.sha256(json.dumps(identity, separators=(",", ":")).encode()).hexdigest()
+
+
+def thread_key(notification: Notification, recipient: str) -> str:
+    """The conversation a message belongs to: one alert group told to one recipient."""
+    identity = ["thread", notification.group_key, recipient]
     return hashlib.sha256(json.dumps(identity, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -106,9 +120,14 @@ def recipient_hash(recipient: str) -> str:
     return hashlib.sha256(f"recipient:{recipient}".encode()).hexdigest()
 
 
-def _decide(row: _Row | None, now: float, lease: float, window: float) -> Claim:
-    """What to do with an existing record (pure; both stores share it)."""
+def _decide(
+    row: _Row | None, now: float, lease: float, window: float, *, superseded: bool = False
+) -> Claim:
+    """What to do with an existing record (pure; both stores share it); ``superseded``: the
+    record's thread has since decided another message, so a sent or refused one is history."""
     if row is None or row.created_at < now - window:
+        return Claim(verdict="send")
+    if superseded and row.state in ("sent", "rejected"):
         return Claim(verdict="send")
     if row.state == "sent":
         return Claim(verdict="sent", sid=row.sid)
@@ -134,6 +153,15 @@ CREATE TABLE IF NOT EXISTS {_TABLE} (
     body TEXT
 )
 """
+# Per thread (one alert group, one recipient), the key of the message decided last.
+_LATEST = "sms_bridge_latest"
+_LATEST_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {_LATEST} (
+    thread TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    decided_at DOUBLE PRECISION NOT NULL
+)
+"""
 _INDEX = f"CREATE INDEX IF NOT EXISTS {_TABLE}_recent ON {_TABLE} (recipient_hash, claimed_at)"
 # Rows the digest sender takes: deferred ones, and its own claims left by a dead bridge.
 _DIGEST_ROWS = (
@@ -153,6 +181,7 @@ def create_schema_once(conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         conn.execute(_SCHEMA)
         conn.execute(_INDEX)
+        conn.execute(_LATEST_SCHEMA)
 
 
 class IdempotencyStore:
@@ -183,8 +212,18 @@ class IdempotencyStore:
             for sql in statements:
                 self._run(conn, sql)
 
-    def claim(self, key: str, recipient: str, *, now: float, lease: float, window: float) -> Claim:
-        """Atomically decide and, for "send", record the claim before anything is sent."""
+    def claim(
+        self,
+        key: str,
+        recipient: str,
+        *,
+        now: float,
+        lease: float,
+        window: float,
+        thread: str | None = None,
+    ) -> Claim:
+        """Atomically decide and, for "send", record the claim before anything is sent;
+        ``thread`` (:func:`thread_key`) lets a later incident that reads the same be sent."""
         with self._transaction() as conn:
             inserted = self._run(
                 conn,
@@ -200,7 +239,14 @@ class IdempotencyStore:
                 f"WHERE key = %s{self._lock_row}",
                 (key,),
             ).fetchone()
-            claim = _decide(_row(found) if found else None, now, lease, window)
+            latest = None
+            if thread is not None:
+                latest = self._run(
+                    conn, f"SELECT key FROM {_LATEST} WHERE thread = %s", (thread,)
+                ).fetchone()
+            superseded = latest is not None and latest[0] != key
+            row = _row(found) if found else None
+            claim = _decide(row, now, lease, window, superseded=superseded)
             if claim.verdict == "send":
                 self._run(
                     conn,
@@ -213,7 +259,17 @@ class IdempotencyStore:
                 )
             return claim
 
-    def confirm(self, key: str, sid: str, *, now: float) -> None:
+    def _decided(self, conn: Any, key: str, thread: str | None, now: float) -> None:
+        if thread is not None:
+            self._run(
+                conn,
+                f"INSERT INTO {_LATEST} (thread, key, decided_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT (thread) DO UPDATE SET key = excluded.key, "
+                "decided_at = excluded.decided_at",
+                (thread, key, now),
+            )
+
+    def confirm(self, key: str, sid: str, *, now: float, thread: str | None = None) -> None:
         """The message was accepted by Twilio under ``sid``; a deferred text is dropped."""
         with self._transaction() as conn:
             self._run(
@@ -222,8 +278,11 @@ class IdempotencyStore:
                 "body = NULL WHERE key = %s",
                 (sid, now, key),
             )
+            self._decided(conn, key, thread, now)
 
-    def reject(self, key: str, error_code: int | None, *, now: float) -> None:
+    def reject(
+        self, key: str, error_code: int | None, *, now: float, thread: str | None = None
+    ) -> None:
         """The message can never be sent (invalid number, opted out): do not try again."""
         with self._transaction() as conn:
             self._run(
@@ -232,6 +291,7 @@ class IdempotencyStore:
                 "recipient = NULL, body = NULL WHERE key = %s",
                 (error_code, now, key),
             )
+            self._decided(conn, key, thread, now)
 
     def release(self, key: str) -> None:
         """Sending failed in a way a retry can fix: forget the claim."""
@@ -249,7 +309,9 @@ class IdempotencyStore:
             ).fetchone()
             return int(row[0])
 
-    def defer(self, key: str, recipient: str, body: str, *, now: float) -> None:
+    def defer(
+        self, key: str, recipient: str, body: str, *, now: float, thread: str | None = None
+    ) -> None:
         """Keep a claimed message for the recipient's next digest instead of sending it now."""
         with self._transaction() as conn:
             self._run(
@@ -258,6 +320,7 @@ class IdempotencyStore:
                 "claimed_at = %s WHERE key = %s",
                 (recipient, body, now, key),
             )
+            self._decided(conn, key, thread, now)
 
     def deferred_recipients(self, *, now: float, lease: float) -> list[str]:
         """Recipients with messages waiting for a digest."""
@@ -301,14 +364,17 @@ class IdempotencyStore:
                 )
 
     def prune(self, before: float) -> int:
-        """Drop records created before ``before`` (never a deferred one); the number dropped."""
+        """Drop records created before ``before`` (never a deferred one), and threads last
+        decided before it; the number of records dropped."""
         with self._transaction() as conn:
             cursor = self._run(
                 conn,
                 f"DELETE FROM {_TABLE} WHERE created_at < %s AND body IS NULL",
                 (before,),
             )
-            return int(cursor.rowcount)
+            dropped = int(cursor.rowcount)
+            self._run(conn, f"DELETE FROM {_LATEST} WHERE decided_at < %s", (before,))
+            return dropped
 
 
 class SqliteStore(IdempotencyStore):
@@ -324,6 +390,7 @@ class SqliteStore(IdempotencyStore):
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute(_SCHEMA)
             self._conn.execute(_INDEX)
+            self._conn.execute(_LATEST_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store {path}: {exc}") from None
         self._lock = threading.Lock()
