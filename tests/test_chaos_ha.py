@@ -427,8 +427,9 @@ def test_the_ha_stack_survives_a_schedule_of_kills(pair: ReplicationPair, tmp_pa
             assert sorted(to for to, _ in resolved) == sorted(oncall), resolved
             time.sleep(PAUSE)  # a late duplicate would have arrived by now
             sent = [(m["to"], m["body"]) for m in list(twilio.created)]
-            assert len(sent) == 2 * len(oncall), sent
-            assert len(set(sent)) == len(sent), sent
+            shown = "\n".join(f"{to}: {body}" for to, body in sent)  # every text, in full
+            assert len(sent) == 2 * len(oncall), shown
+            assert len(set(sent)) == len(sent), shown
 
             # No PostgreSQL counter of either replica ever went backwards.
             window = f"{int(time.time() - started) + 5}s"

@@ -318,5 +318,5 @@ def test_thread_key_is_the_group_and_recipient() -> None:
     resolved = notification_from(webhook(payment_alert(status="resolved")))
     assert thread_key(firing, RECIPIENT) == thread_key(resolved, RECIPIENT)
     assert thread_key(firing, "+14155550102") != thread_key(firing, RECIPIENT)
-    other = notification_from(webhook(payment_alert(), group_key="{}:{alertname=\"Other\"}"))
+    other = notification_from(webhook(payment_alert(), group_key='{}:{alertname="Other"}'))
     assert thread_key(other, RECIPIENT) != thread_key(firing, RECIPIENT)

@@ -212,6 +212,7 @@ ALERT_DEFS: tuple[AlertDef, ...] = (
         keys="fixed",
         severity="critical",
         summary="Ticket tier oversold",
+        keep_firing_for=5 * M,
     ),
     _ladder(
         name="SelloutPredicted",

@@ -125,6 +125,12 @@ class SmsBridge:
             reason = "malformed" if str(exc).startswith("body ") else "schema"
             return self.reject(reason, 400, f"not an Alertmanager webhook: {exc}")
         self.metrics.received.inc()
+        log.info(
+            "notification for %s: %s, alerts %s",
+            log_safe(group, 64),
+            notification.status,
+            " ".join(f"{log_safe(a.fingerprint, 16)}:{a.status}" for a in notification.alerts[:10]),
+        )
         log_invalid_escalations(notification)
         text = sms_text(notification, self.max_segments)
         tier = page_tier(notification) if self.acks is not None else None

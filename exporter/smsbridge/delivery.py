@@ -147,7 +147,9 @@ class Delivery:
             self._metrics.failed.labels("store").inc()
             return Result(shown, "retry", "idempotency store unavailable")
         if claim.verdict != "send":
-            return self._skip(claim, shown)
+            result = self._skip(claim, shown)
+            log.info("SMS to %s not sent (message %s): %s", shown, key[:12], result.detail)
+            return result
         if claim.stale:
             self._metrics.possible_duplicates.inc()
             log.warning(
@@ -227,7 +229,7 @@ class Delivery:
         assert self._store is not None
         self._metrics.sent.inc()
         self._metrics.segments.inc(measure(text).segments)
-        log.info("SMS to %s sent as %s", shown, sent.sid)
+        log.info("SMS to %s sent as %s (message %s)", shown, sent.sid, key[:12])
         try:
             self._store.confirm(key, sent.sid, now=self._wall(), thread=thread)
         except StoreError as exc:
