@@ -125,10 +125,10 @@ def _decide(
 ) -> Claim:
     """What to do with an existing record (pure; both stores share it); ``superseded``: the
     record's thread has since decided another message, so a sent or refused one is history."""
-    if row is None or row.created_at < now - window:
+    expired = row is None or row.created_at < now - window
+    if expired or (superseded and row is not None and row.state in ("sent", "rejected")):
         return Claim(verdict="send")
-    if superseded and row.state in ("sent", "rejected"):
-        return Claim(verdict="send")
+    assert row is not None
     if row.state == "sent":
         return Claim(verdict="sent", sid=row.sid)
     if row.state == "rejected":
