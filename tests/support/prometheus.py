@@ -105,13 +105,16 @@ def running_prometheus(
     alert_relabel_configs: list[dict[str, Any]] | None = None,
     port: int | None = None,
     remote_write: str | None = None,
+    resend_delay: str = "1s",
 ) -> Iterator[Prometheus]:
     """Start Prometheus scraping ``{job: "host:port"}`` (or a list of targets) and evaluating
     ``rule_files``; alerts go to ``alertmanagers`` ("host:port"), resent every second while
     firing. ``external_labels`` and ``alert_relabel_configs`` as in prometheus.yml (an HA
     pair: each server its replica label, dropped from the alerts it sends). With
     ``remote_write`` (a URL) every sample is also sent there, batched for at most a second,
-    carrying ``external_labels`` (a shop of a global view: its scope label)."""
+    carrying ``external_labels`` (a shop of a global view: its scope label). A firing alert
+    is valid for four times the larger of ``resend_delay`` and the interval: an Alertmanager
+    that hears nothing for that long resolves it."""
     config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": rule_files,
@@ -145,7 +148,7 @@ def running_prometheus(
             f"--storage.tsdb.path={tmp / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--storage.tsdb.retention.time=30d",
-            "--rules.alert.resend-delay=1s",
+            f"--rules.alert.resend-delay={resend_delay}",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
