@@ -288,7 +288,7 @@ def test_a_thread_that_moved_on_sends_a_repeated_text_again(
     store.confirm("page", "SM3", now=1201, thread="t")
     assert claim("page", 1202) == "sent"
     assert claim("all-clear", 1300) == "send"
-    # Another thread's record is not superseded by this one's.
+    # A claim without a thread deduplicates on the record alone, as before threads.
     assert store.claim("page", RECIPIENT, now=1301, lease=LEASE, window=WINDOW).verdict == "sent"
 
 
