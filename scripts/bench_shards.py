@@ -50,7 +50,9 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 import requests
@@ -361,11 +363,27 @@ def _rule_times(url: str) -> dict[tuple[str, int, str], float]:
     }
 
 
-def generate_scoped(root: Path, labels: list[str]) -> list[str]:
-    """The rule files generated under ``root`` with scope ``labels`` (as tests/test_scope_promtool.py)."""
+def digest_now(timezone: str) -> str:
+    """The current minute in ``timezone`` (HH:MM), for a digest slot active during the run;
+    the slot before midnight if the hour after it would run past midnight."""
+    local = datetime.now(ZoneInfo(timezone))
+    return min(f"{local:%H:%M}", "22:59")
+
+
+def generate_scoped(root: Path, labels: list[str], *, digest: bool = False) -> list[str]:
+    """The rule files generated under ``root`` with scope ``labels`` (as
+    tests/test_scope_promtool.py); ``digest``: the morning digest's slot is now and active
+    for an hour, so its alerts (each templated with the shop's figures) fire while the run
+    reads the groups' durations, as they do for 10 minutes at each slot in production."""
     (root / "rules").mkdir(parents=True)
     data = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
     data["scope"] = {"labels": labels}
+    if digest:
+        at = digest_now(data["timezone"])
+        evening = data["digest"].get("evening")
+        data["digest"].update(
+            morning=at, active_for="1h", evening=None if evening == at else evening
+        )
     (root / "rules" / "thresholds.yaml").write_text(yaml.safe_dump(data))
     (root / "alertmanager").mkdir()
     shutil.copy(ROOT / "alertmanager" / "routing.yaml", root / "alertmanager" / "routing.yaml")
@@ -470,6 +488,20 @@ def print_rules(rule_results: list[RuleResult], top: int) -> None:
         print(f"| {name} (rule {i + 1}) | {group} | {value * 1000:.1f} ms |")
 
 
+def _rule_files(args: argparse.Namespace, tmp: Path) -> list[str]:
+    """The rule files part 2 evaluates: --rule-files' directory, or generated (and kept)."""
+    if args.rule_files:
+        return sorted(glob.glob(str(Path(args.rule_files) / "*.yml")))
+    if not args.shops:
+        return []
+    rules = generate_scoped(tmp / "root", args.scope, digest=args.digest_now)
+    if args.keep_rules:
+        Path(args.keep_rules).mkdir(parents=True, exist_ok=True)
+        for path in rules:
+            shutil.copy(path, args.keep_rules)
+    return rules
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--databases", type=int, nargs="*", default=[1, 10, 50])
@@ -495,6 +527,17 @@ def main() -> None:
         default="",
         help="evaluate the *.yml files of this directory instead of generating (e.g. an older"
         " commit's scoped rules, for a before/after in one run)",
+    )
+    parser.add_argument(
+        "--digest-now",
+        action="store_true",
+        help="generate the morning digest's slot at the current local minute, active for an"
+        " hour, so DailyDigest fires during the readings",
+    )
+    parser.add_argument(
+        "--keep-rules",
+        default="",
+        help="copy the generated rule files into this directory (a later run's --rule-files)",
     )
     args = parser.parse_args()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs", flush=True)
@@ -522,10 +565,7 @@ def main() -> None:
             cluster.stop()
     rule_results: list[RuleResult] = []
     with tempfile.TemporaryDirectory(prefix="boxoffice-rules-") as tmp:
-        if args.rule_files:
-            rules = sorted(glob.glob(str(Path(args.rule_files) / "*.yml")))
-        else:
-            rules = generate_scoped(Path(tmp) / "root", args.scope) if args.shops else []
+        rules = _rule_files(args, Path(tmp))
         for shops in args.shops:
             every = args.rule_interval if args.every is None else args.every
             r = bench_rules(

@@ -153,6 +153,13 @@ def test_inventory_alerts_compare_the_few_tiers_recorded_beside_them(scoped: Rul
     for rule in predicted.alerts:
         assert _reads([rule.expr]) == {}
         assert "boxoffice:inventory_sellout_seconds:rate1d" in rule.expr
+    # A day-ahead forecast every minute; everything else at Prometheus' own interval.
+    assert sellout.interval == predicted.interval == 60.0
+    assert {g.interval for n, g in groups.items() if g not in (sellout, predicted)} == {0.0}
+    # The tiers sold out now: taken from the few tiers running low, not every tier again.
+    tiers = groups["boxoffice-inventory-tiers"]
+    sold_out = next(r for r in tiers.records if r.record == "boxoffice:inventory_sold_out:max")
+    assert sold_out.expr == "boxoffice:inventory_available:low <= 0"
 
 
 def test_the_days_sales_are_summed_from_the_hourly_record(scoped: RuleSet) -> None:

@@ -129,6 +129,12 @@ def test_reports_never_escalate_and_build_with_the_ticker_on(tmp_path: Path) -> 
     }
     for rule in alerts:
         assert "escalation" not in rule["labels"] and rule["labels"]["notify"] == "digest"
+        # Rendered at every evaluation of its active minutes, for every shop: all its
+        # figures come from one query, each line picking its rows.
+        text = rule["annotations"]["description"]
+        assert text.count("query") == 1 and text.count("{{ range $rows }}") == 2 * text.count(
+            "\n- "
+        )
     root = _copy_thresholds(
         tmp_path, {"ticker": {"enabled": True}, "digest": {"morning": None, "evening": "20:30"}}
     )

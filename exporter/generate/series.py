@@ -215,31 +215,32 @@ def capacity_running_low(low: NamedSeries) -> NamedSeries:
     )
 
 
-def sellout_seconds(window: float, horizon: float) -> NamedSeries:
+def sellout_seconds(window: float, horizon: float, low: NamedSeries) -> NamedSeries:
     """Seconds until each tier with tickets left sells out at the sales rate of ``window``,
     for the tiers that would within ``horizon``, leaving out those sold out in the last hour
-    (expiring checkouts hand a few seats back after a sell-out: InventorySoldOut's news).
-    Recorded apart from the alert: one pass over every tier's stock and sales, and
-    SelloutPredicted compares these few series."""
+    (expiring checkouts hand a few seats back after a sell-out: InventorySoldOut's news;
+    ``low``: the tiers running low, see :func:`sold_out_now`). Recorded apart from the
+    alert: one pass over every tier's stock and sales, and SelloutPredicted compares these
+    few series."""
     return NamedSeries(
         name=f"boxoffice:inventory_sellout_seconds:rate{duration_text(window)}",
         pieces=(
             f"(({latest(AVAILABLE)} > 0) / (",
             increase_by_hours(SOLD, window),
             f" / {window:g})\nunless max_over_time(",
-            sold_out_now(),
+            sold_out_now(low),
             f"[1h])) <= {horizon:g}",
         ),
     )
 
 
-def sold_out_now() -> NamedSeries:
-    """Tiers that some replica reports sold out or oversold now, at their lowest count
-    (only those series are aggregated). Recorded every evaluation, it makes "sold out in
-    the last hour" a read of these few series (``max_over_time(...[1h])``) instead of an
-    hour of every tier's samples."""
-    low = by(AVAILABLE).replace("max", "min", 1)
-    return _named("boxoffice:inventory_sold_out:min", f"{low} ({AVAILABLE} <= 0)")
+def sold_out_now(low: NamedSeries) -> NamedSeries:
+    """Tiers sold out or oversold now (replicas folded: the most any replica reports),
+    taken from ``low``, the few tiers running low (:func:`tiers_running_low`, whose limit is
+    never below 0), instead of a second pass over every tier's stock. Recorded every
+    evaluation, it makes "sold out in the last hour" a read of these few series
+    (``max_over_time(...[1h])``) instead of an hour of every tier's samples."""
+    return NamedSeries(name="boxoffice:inventory_sold_out:max", pieces=(low, " <= 0"))
 
 
 def since_local_midnight(expr: str) -> str:

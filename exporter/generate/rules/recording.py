@@ -58,6 +58,7 @@ class Recorder:
         self.home: dict[str, str | None] = {}
         self.beside: set[str] = set()  # recorded in their readers' alert group
         self.own: dict[str, str] = {}  # recorded in a group of their own: name -> suffix
+        self.intervals: dict[str, float] = {}  # group -> its own evaluation interval, s
         self.category = ""
 
     def use(self, series: NamedSeries, *, beside: bool = False, group: str = "") -> str:
@@ -87,6 +88,12 @@ class Recorder:
         if name in self.own and self.home[name] is None:
             raise ValueError(f"{name} is recorded in a group of two categories")
         return name
+
+    def evaluate_every(self, group: str, seconds: float) -> None:
+        """Evaluate the category's group ``boxoffice-<category>-<group>`` every ``seconds``
+        instead of at Prometheus' global interval: for a costly series (or an alert reading
+        it) whose news is hours ahead, so it costs its share of the cores less often."""
+        self.intervals[f"boxoffice-{self.category}-{group}"] = seconds
 
     def group_of(self, name: str) -> str:
         """The group a recorded series is evaluated in (module docstring)."""

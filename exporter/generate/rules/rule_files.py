@@ -8,7 +8,7 @@ from exporter.generate.promql import duration_text
 from exporter.generate.rules.model import AlertRule, RecordingRule
 from exporter.generate.rules.recording import TIME_GROUP
 from exporter.generate.rules.reports import report_groups
-from exporter.generate.rules.ruleset import RuleSet
+from exporter.generate.rules.ruleset import RuleGroup, RuleSet
 from exporter.generate.yaml_text import dump, header
 
 
@@ -29,6 +29,14 @@ def _alerting(rule: AlertRule) -> dict[str, Any]:
     return out
 
 
+def _group(group: RuleGroup) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": group.name}
+    if group.interval:
+        out["interval"] = duration_text(group.interval)
+    out["rules"] = [_recording(r) for r in group.records] + [_alerting(r) for r in group.alerts]
+    return out
+
+
 def rule_files(ruleset: RuleSet, source: str) -> dict[str, str]:
     """``<file name>.yml`` -> text: recording.yml and one file per alert category."""
     groups: list[dict[str, Any]] = [
@@ -40,11 +48,7 @@ def rule_files(ruleset: RuleSet, source: str) -> dict[str, str]:
     for category in dict.fromkeys(built.alert.spec.category for built in ruleset.alerts):
         files[category] = {
             "groups": [
-                {
-                    "name": group.name,
-                    "rules": [_recording(r) for r in group.records]
-                    + [_alerting(r) for r in group.alerts],
-                }
+                _group(group)
                 for group in ruleset.category_groups(category)
             ]
         }

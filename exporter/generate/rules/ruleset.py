@@ -46,6 +46,7 @@ class RuleGroup:
     name: str
     records: tuple[RecordingRule, ...]
     alerts: tuple[AlertRule, ...] = ()
+    interval: float = 0.0  # its own evaluation interval, s (0: Prometheus' global one)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +81,7 @@ class RuleSet:
                 name=name,
                 records=self.recorder.filed(name),
                 alerts=tuple(r for b in alerts if b.group == name for r in b.rules),
+                interval=self.recorder.intervals.get(name, 0.0),
             )
             for name in (f"{base}-tiers", f"{base}-rates", base, *own)
         ]

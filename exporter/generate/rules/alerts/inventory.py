@@ -68,13 +68,13 @@ def capacity_running_low(th: Thresholds, rec: Recorder) -> str:
     return rec.use(series.capacity_running_low(_running_low(th)), beside=True)
 
 
-def sold_out_lately(rec: Recorder) -> str:
+def sold_out_lately(th: Thresholds, rec: Recorder) -> str:
     """Tiers that were sold out in the last hour: expiring checkouts hand a few seats back
     after a sell-out, which is InventorySoldOut's business (it keeps firing), not news.
-    Read from the tiers some replica reported sold out at each evaluation of the hour, not
-    from an hour of every tier's samples: a sell-out shorter than one evaluation interval
-    may pass unseen, and the record (``-tiers`` group) is read up to an evaluation late."""
-    return f"max_over_time({rec.use(series.sold_out_now())}[1h])"
+    Read from the tiers recorded sold out at each evaluation of the hour, not from an hour
+    of every tier's samples: a sell-out shorter than one evaluation interval may pass
+    unseen, and the record (``-tiers`` group) is read up to an evaluation late."""
+    return f"max_over_time({rec.use(series.sold_out_now(_running_low(th)))}[1h])"
 
 
 def inventory_level(
@@ -88,7 +88,7 @@ def inventory_level(
     floor = floor_alert if floor_alert is not None and floor_alert.enabled else None
     listed = [tier for tier, _ in alert.thresholds]
     left, low_capacity = running_low(th, rec), capacity_running_low(th, rec)
-    lately = sold_out_lately(rec)
+    lately = sold_out_lately(th, rec)
     clauses = []
     for tier, _threshold in alert.thresholds:
         tiers = _tier_selector(tier, listed)
@@ -205,7 +205,12 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
     window = alert.window
     lad = ladder(alert)
     horizon = max(value for _severity, value in lad.thresholds)
-    predicted = rec.use(series.sellout_seconds(window, horizon), group="sellout")
+    predicted = rec.use(
+        series.sellout_seconds(window, horizon, _running_low(th)), group="sellout"
+    )
+    # A forecast a day ahead, held 15 minutes before it notifies: a minute old is fresh.
+    rec.evaluate_every("sellout", 60.0)
+    rec.evaluate_every("predicted", 60.0)
     w = duration_text(window)
     build = AlertBuild(
         variants=variants(
