@@ -46,12 +46,7 @@ def rule_files(ruleset: RuleSet, source: str) -> dict[str, str]:
         groups.append({"name": shared.name, "rules": [_recording(r) for r in shared.records]})
     files: dict[str, dict[str, Any]] = {"recording": {"groups": groups}}
     for category in dict.fromkeys(built.alert.spec.category for built in ruleset.alerts):
-        files[category] = {
-            "groups": [
-                _group(group)
-                for group in ruleset.category_groups(category)
-            ]
-        }
+        files[category] = {"groups": [_group(group) for group in ruleset.category_groups(category)]}
     reports = report_groups(ruleset.thresholds)
     if reports:
         files["reports"] = {"groups": reports}

@@ -205,9 +205,7 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
     window = alert.window
     lad = ladder(alert)
     horizon = max(value for _severity, value in lad.thresholds)
-    predicted = rec.use(
-        series.sellout_seconds(window, horizon, _running_low(th)), group="sellout"
-    )
+    predicted = rec.use(series.sellout_seconds(window, horizon, _running_low(th)), group="sellout")
     # A forecast a day ahead, held 15 minutes before it notifies: a minute old is fresh.
     rec.evaluate_every("sellout", 60.0)
     rec.evaluate_every("predicted", 60.0)
