@@ -189,3 +189,21 @@ def test_with_the_low_stock_alerts_off_sold_out_and_oversold_read_the_tiers_at_z
     assert low.record == "boxoffice:inventory_available:low" and low.expr.endswith("<= 0")
     assert {r.alert for r in groups["boxoffice-inventory"].alerts} == {"InventoryOversold"}
     assert {r.alert for r in groups["boxoffice-inventory-soldout"].alerts} == {"InventorySoldOut"}
+
+
+@pytest.mark.parametrize(
+    ("hold", "every"), [("15m", 60.0), ("2h", 60.0), ("30s", 2.0), ("0s", 0.0)]
+)
+def test_the_sellout_forecast_is_evaluated_15_times_in_its_hold_at_most_every_minute(
+    tmp_path: Path, hold: str, every: float
+) -> None:
+    """The demo's compressed profile (a 15 s hold) evaluates it every second, not every
+    real minute; with no hold it keeps Prometheus' own interval."""
+    data = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
+    data["alerts"]["SelloutPredicted"]["for"] = hold
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(yaml.safe_dump(data))
+    ruleset = build_ruleset(load_thresholds(str(path), "rules/thresholds.yaml"))
+    groups = {g.name: g.interval for g in ruleset.category_groups("inventory")}
+    assert groups["boxoffice-inventory-sellout"] == groups["boxoffice-inventory-predicted"] == every
+    assert groups["boxoffice-inventory"] == 0.0

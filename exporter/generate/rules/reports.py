@@ -126,19 +126,16 @@ def per_shop(th: Thresholds, clock: str) -> str:
 
 
 # Which two moments a period spans, as expressions of a figure.
-def today(f: Figure, week: bool = False) -> str:
-    if week:
-        return f"(({f.now} offset 7d) - ({f.start} offset 7d))"
+def today(f: Figure) -> str:
     return f"({f.now} - {f.start})"
 
 
-def yesterday(f: Figure, week: bool = False) -> str:
-    if week:
-        return f"(({f.start} offset 6d) - ({f.start} offset 7d))"
+def yesterday(f: Figure) -> str:
     return f"({f.start} - ({f.start} offset 1d))"
 
 
 MONEY, COUNT = '{{ printf "%.2f" .Value }}', '{{ printf "%.0f" .Value }}'
+PERIODS = ("today", "yesterday")
 
 
 def listed(query: str, label: str | None, shown: str, scope: tuple[str, ...] = ()) -> str:
@@ -165,26 +162,24 @@ def own_shop(query: str, scope: tuple[str, ...]) -> str:
     return f"printf `{limited}` {args} | query"
 
 
-ROW = "digest_row"  # the label naming each figure's rows in the digest's one query
+FIGURES = "boxoffice:digest:figures"  # every line of the digest, per period (and shop)
+ROW = "digest_row"  # the label naming a line's rows: ``<period>-<line>``, ``-week`` a week back
 
 
 @dataclass(frozen=True)
 class Line:
     title: str
-    query: tuple[str, str]  # this period, the same period a week earlier
+    query: str  # the figures over the period, each row a value of ``label`` (or one row)
     label: str | None
     shown: str
 
-    def tagged(self, key: str) -> list[str]:
-        """Both queries, each row labelled ``digest_row`` ``<key>-now`` or ``<key>-week``."""
-        return [
-            f'label_replace({query}, "{ROW}", "{key}-{which}", "", "")'
-            for query, which in zip(self.query, ("now", "week"), strict=True)
-        ]
+    def row(self, period: str) -> str:
+        return f"{period}-{self.title.lower().replace(' ', '_')}"
 
-    def template(self, key: str) -> str:
-        """The line, its figures picked by ``key`` from the digest's rows (``$rows``)."""
-        now, before = (self._picked(f"{key}-{which}") for which in ("now", "week"))
+    def template(self, period: str) -> str:
+        """The line over ``period`` and the same period a week earlier, its figures picked
+        from the digest's rows (``$rows``)."""
+        now, before = (self._picked(self.row(period) + end) for end in ("", "-week"))
         return f"{self.title}: {now} (a week earlier: {before})"
 
     def _picked(self, row: str) -> str:
@@ -207,63 +202,57 @@ def lines(th: Thresholds, period: str) -> list[Line]:
     of = today if period == "today" else yesterday
     f = {figure.name: figure for figure in figures(th)}
     top = th.file.digest.top_cities
-
-    def both(shape: str, *names: str) -> tuple[str, str]:
-        def one(week: bool) -> str:
-            return shape.format(*(of(f[n], week) for n in names))
-
-        return one(False), one(True)
-
+    revenue, orders = of(f["revenue"]), of(f["orders"])
     return [
-        Line("Revenue", both("sum by (currency) ({0})", "revenue"), "currency", MONEY),
-        Line("Paid orders", both("sum ({0})", "orders"), None, COUNT),
-        Line("Tickets", both("sum ({0})", "tickets"), None, COUNT),
+        Line("Revenue", f"sum by (currency) ({revenue})", "currency", MONEY),
+        Line("Paid orders", f"sum ({orders})", None, COUNT),
+        Line("Tickets", f"sum ({of(f['tickets'])})", None, COUNT),
         Line(
             "Average order value",
-            both("sum by (currency) ({0}) / sum by (currency) ({1}) > 0", "revenue", "orders"),
+            f"sum by (currency) ({revenue}) / sum by (currency) ({orders}) > 0",
             "currency",
             MONEY,
         ),
-        Line(
-            "Top cities by orders",
-            both(f"sort_desc(topk({top}, sum by (city) ({{0}}) > 0))", "orders"),
-            "city",
-            COUNT,
-        ),
+        Line("Top cities by orders", f"topk({top}, sum by (city) ({orders}) > 0)", "city", COUNT),
         Line(
             "Payment failures",
-            both("sum by (failure_class) ({0}) > 0", "payments_failed"),
+            f"sum by (failure_class) ({of(f['payments_failed'])}) > 0",
             "failure_class",
             COUNT,
         ),
-        Line("Refunds", both("sum by (currency) ({0}) > 0", "refunds"), "currency", MONEY),
-        Line("SMS sent", both("sum ({0})", "sms"), None, COUNT),
-        Line("SMS failed", both("sum ({0})", "sms_failed"), None, COUNT),
+        Line("Refunds", f"sum by (currency) ({of(f['refunds'])}) > 0", "currency", MONEY),
+        Line("SMS sent", f"sum ({of(f['sms'])})", None, COUNT),
+        Line("SMS failed", f"sum ({of(f['sms_failed'])})", None, COUNT),
     ]
 
 
-def digest_text(th: Thresholds, slot: str) -> str:
-    """The description of one slot's digest (a Go template).
+def figures_rule(th: Thresholds) -> RecordingRule:
+    """Every line of the digest over both periods, as rows labelled ``digest_row``: recorded
+    at every evaluation, so that the digest, rendered at every evaluation of its active
+    minutes, reads one shop's figures and those of a week earlier with one selection each
+    (``offset 7d``). A query per figure and shop cost 171 to 199 ms an evaluation at 50
+    shops; this rule costs every evaluation what one of those renderings cost a tenth of
+    (docs/benchmarks.md)."""
+    rows = [
+        f'label_replace({line.query}, "{ROW}", "{line.row(period)}", "", "")'
+        for period in PERIODS
+        for line in lines(th, period)
+    ]
+    return RecordingRule(FIGURES, scoped("\nor ".join(rows), _scope(th)))
 
-    Every figure of the text comes from one query, run once per shop when the digest is
-    rendered (at every evaluation of its active minutes): each figure's rows labelled
-    ``digest_row``, largest first, the lines picking theirs. A query per figure (26 a
-    shop) cost Prometheus 199 ms an evaluation at 50 shops (docs/benchmarks.md)."""
+
+def digest_text(th: Thresholds, slot: str) -> str:
+    """The description of one slot's digest (a Go template): one query for the shop's rows
+    of the figures record and those of a week earlier, largest first; each line picks its
+    rows."""
     if slot == "morning":
         overnight = [line for line in lines(th, "today") if line.title in _OVERNIGHT]
-        sections = [("Overnight, since midnight:", overnight, "today")]
-        sections.append(("Yesterday:", lines(th, "yesterday"), "yesterday"))
+        parts = ["Overnight, since midnight:", *(f"- {x.template('today')}" for x in overnight)]
+        parts += ["Yesterday:", *(f"- {x.template('yesterday')}" for x in lines(th, "yesterday"))]
     else:
-        sections = [("Today so far:", lines(th, "today"), "today")]
-    parts: list[str] = []
-    tagged: list[str] = []
-    for title, shown, period in sections:
-        parts.append(title)
-        for i, line in enumerate(shown):
-            key = f"{period}{i}"
-            tagged += line.tagged(key)
-            parts.append(f"- {line.template(key)}")
-    rows = own_shop("sort_desc(\n  " + "\nor ".join(tagged) + "\n)", _scope(th))
+        parts = ["Today so far:", *(f"- {x.template('today')}" for x in lines(th, "today"))]
+    week = f'label_replace({FIGURES} offset 7d, "{ROW}", "$1-week", "{ROW}", "(.*)")'
+    rows = own_shop(f"sort_desc({FIGURES} or {week})", _scope(th))
     return "{{ $rows := " + rows + " }}{{ $n := 0 }}" + "\n".join(parts)
 
 
@@ -354,7 +343,11 @@ def report_groups(th: Thresholds) -> list[dict[str, object]]:
     if not enabled(th):
         return []
     recording = [{"record": r.record, "expr": r.expr} for r in recording_rules(th)]
-    alerts = [digest_rule(th, slot, at) for slot, at in th.file.digest.slots()]
+    alerts: list[dict[str, object]] = []
+    if th.file.digest.slots():
+        figured = figures_rule(th)
+        alerts.append({"record": figured.record, "expr": figured.expr})
+    alerts += [digest_rule(th, slot, at) for slot, at in th.file.digest.slots()]
     if th.file.ticker.enabled:
         alerts.append(ticker_rule(th))
     return [{"name": DAYS_GROUP, "rules": recording}, {"name": REPORTS_GROUP, "rules": alerts}]

@@ -206,9 +206,12 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
     lad = ladder(alert)
     horizon = max(value for _severity, value in lad.thresholds)
     predicted = rec.use(series.sellout_seconds(window, horizon, _running_low(th)), group="sellout")
-    # A forecast a day ahead, held 15 minutes before it notifies: a minute old is fresh.
-    rec.evaluate_every("sellout", 60.0)
-    rec.evaluate_every("predicted", 60.0)
+    # A forecast hours ahead, held before it notifies (15 minutes): evaluated 15 times in
+    # that hold, at most every minute, it costs its share of the cores less often.
+    every = min(60.0, alert.for_seconds / 15)
+    if every >= 1:
+        rec.evaluate_every("sellout", every)
+        rec.evaluate_every("predicted", every)
     w = duration_text(window)
     build = AlertBuild(
         variants=variants(
