@@ -13,7 +13,7 @@ from typing import Any
 from exporter.generate.digest_settings import minute_of_day
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.recording import TIME_GROUP, local_offset
-from exporter.generate.rules.reports import DAYS_GROUP, DIGEST, REPORTS_GROUP
+from exporter.generate.rules.reports import DAYS_GROUP, DIGEST, FIGURES, REPORTS_GROUP, ROW
 from exporter.generate.thresholds import Thresholds
 from exporter.generate.yaml_text import dump, header
 
@@ -54,6 +54,13 @@ def report_tests(th: Thresholds, source: str) -> str | None:
             "yesterday: a whole local day of orders",
         ),
     ]
+    # The digest's text reads its figures from one record: today so far, and yesterday.
+    for row, at, value in (
+        ("today-paid_orders", midnight + 3600, 60.0),
+        ("yesterday-paid_orders", midnight + 86400 + 600, 1440.0),
+    ):
+        series = f'{FIGURES}{{{ROW}="{row}"}}'
+        checks.append(_expr(series, at, value, f"the digest's figures: {row}", series))
     active = th.file.digest.active_for
     for slot, at in slots:
         moment = midnight + minute_of_day(at) * 60
@@ -96,6 +103,7 @@ def report_tests(th: Thresholds, source: str) -> str | None:
     return header(source, what) + dump(body)
 
 
-def _expr(expr: str, at: float, value: float | None, why: str) -> dict[str, Any]:
-    samples = [] if value is None else [{"labels": "{}", "value": value}]
+def _expr(expr: str, at: float, value: float | None, why: str, shown: str = "{}") -> dict[str, Any]:
+    """A check of ``expr`` at ``at``: one sample ``shown`` (its labels) of ``value``, or none."""
+    samples = [] if value is None else [{"labels": shown, "value": value}]
     return {"expr": expr, "eval_time": _at(at), "exp_samples": samples, "why": why}
