@@ -122,6 +122,7 @@ def test_inventory_alerts_compare_the_few_tiers_recorded_beside_them(scoped: Rul
     assert list(groups) == [
         "boxoffice-inventory-tiers",
         "boxoffice-inventory",
+        "boxoffice-inventory-capacity",
         "boxoffice-inventory-sellout",
         "boxoffice-inventory-soldout",
         "boxoffice-inventory-predicted",
@@ -137,6 +138,10 @@ def test_inventory_alerts_compare_the_few_tiers_recorded_beside_them(scoped: Rul
         assert "boxoffice:inventory_available:low" in rule.expr
     # The tiers InventoryLow may name: at most the largest cap of Low and Critical left.
     assert alerts.records[0].expr.endswith("<= 10")
+    # Their capacity joined from every tier's, recorded apart: one raw selection a group.
+    (capacity,) = groups["boxoffice-inventory-capacity"].records
+    assert capacity.record == "boxoffice:inventory_capacity:max"
+    assert alerts.records[1].expr.startswith("boxoffice:inventory_capacity:max and on (")
     assert {r.alert for r in alerts.alerts} == {
         "InventoryLow",
         "InventoryCritical",

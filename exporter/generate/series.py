@@ -205,13 +205,19 @@ def tiers_running_low(limit: float) -> NamedSeries:
     return _named("boxoffice:inventory_available:low", f"{latest(AVAILABLE)} <= {limit:g}")
 
 
-def capacity_running_low(low: NamedSeries) -> NamedSeries:
-    """The capacity of the tiers in ``low`` (replicas folded): only their series are
-    aggregated, the others are dropped by the join first."""
+def capacity() -> NamedSeries:
+    """Every tier's capacity, replicas folded: recorded in a group of its own (a tier's
+    capacity rarely changes), so the alerts' group joins a recorded series instead of
+    selecting every tier's raw capacity from each replica."""
+    return _named("boxoffice:inventory_capacity:max", latest(CAPACITY))
+
+
+def capacity_running_low(low: NamedSeries, every: NamedSeries) -> NamedSeries:
+    """The capacity of the tiers in ``low``, from ``every`` tier's recorded capacity."""
     tier = ", ".join(CATALOG_BY_NAME[CAPACITY].labels)
     return NamedSeries(
         name="boxoffice:inventory_capacity:low",
-        pieces=(f"{by(CAPACITY)} ({CAPACITY} and on ({tier}) ", low, ")"),
+        pieces=(every, f" and on ({tier}) ", low),
     )
 
 

@@ -79,7 +79,7 @@ class Recorder:
             self.home[name] = self.category
         elif self.home[name] != self.category:
             self.home[name] = None
-        if beside:
+        if beside and name not in self.own:  # a part recorded apart stays in its group
             self.beside.add(name)
         if group:
             self.own[name] = group

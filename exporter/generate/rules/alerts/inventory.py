@@ -64,8 +64,11 @@ def running_low(th: Thresholds, rec: Recorder) -> str:
 
 
 def capacity_running_low(th: Thresholds, rec: Recorder) -> str:
-    """The recorded capacity of those tiers, beside the alerts reading it."""
-    return rec.use(series.capacity_running_low(_running_low(th)), beside=True)
+    """The recorded capacity of those tiers, beside the alerts reading it; every tier's
+    capacity is recorded in the ``-capacity`` group, read up to an evaluation late."""
+    every = series.capacity()
+    rec.use(every, group="capacity")
+    return rec.use(series.capacity_running_low(_running_low(th), every), beside=True)
 
 
 def sold_out_lately(th: Thresholds, rec: Recorder) -> str:
