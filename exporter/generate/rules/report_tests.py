@@ -13,7 +13,14 @@ from typing import Any
 from exporter.generate.digest_settings import minute_of_day
 from exporter.generate.promql import duration_text
 from exporter.generate.rules.recording import TIME_GROUP, local_offset
-from exporter.generate.rules.reports import DAYS_GROUP, DIGEST, FIGURES, REPORTS_GROUP, ROW
+from exporter.generate.rules.reports import (
+    DAYS_GROUP,
+    DIGEST,
+    FIGURES,
+    FIGURES_GROUP,
+    REPORTS_GROUP,
+    ROW,
+)
 from exporter.generate.thresholds import Thresholds
 from exporter.generate.yaml_text import dump, header
 
@@ -89,7 +96,7 @@ def report_tests(th: Thresholds, source: str) -> str | None:
     body = {
         "rule_files": ["../generated/recording.yml", "../generated/reports.yml"],
         "evaluation_interval": "1m",
-        "group_eval_order": [TIME_GROUP, DAYS_GROUP, REPORTS_GROUP],
+        "group_eval_order": [TIME_GROUP, DAYS_GROUP, FIGURES_GROUP, REPORTS_GROUP],
         "tests": [
             {
                 "name": "digest day and slots",
