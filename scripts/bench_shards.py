@@ -451,6 +451,9 @@ def bench_rules(
             for i in range(samples):
                 if i:
                     time.sleep(every)
+                if prom.process.poll() is not None:  # say why, not just "connection refused"
+                    log = (tmp / "prometheus.log").read_text()[-4000:]
+                    raise SystemExit(f"Prometheus exited ({prom.process.returncode}):\n{log}")
                 groups, result.series, used = _rule_durations(prom.url)
                 cpu.append((time.monotonic(), used))
                 for group, value in groups.items():
