@@ -62,12 +62,12 @@ def report_tests(th: Thresholds, source: str) -> str | None:
         ),
     ]
     # The digest's text reads its figures from one record: today so far, and yesterday.
-    for row, at, value in (
+    for row, when, value in (
         ("today-paid_orders", midnight + 3600, 60.0),
         ("yesterday-paid_orders", midnight + 86400 + 600, 1440.0),
     ):
         series = f'{FIGURES}{{{ROW}="{row}"}}'
-        checks.append(_expr(series, at, value, f"the digest's figures: {row}", series))
+        checks.append(_expr(series, when, value, f"the digest's figures: {row}", series))
     active = th.file.digest.active_for
     for slot, at in slots:
         moment = midnight + minute_of_day(at) * 60
