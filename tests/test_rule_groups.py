@@ -123,6 +123,7 @@ def test_inventory_alerts_compare_the_few_tiers_recorded_beside_them(scoped: Rul
         "boxoffice-inventory-tiers",
         "boxoffice-inventory",
         "boxoffice-inventory-capacity",
+        "boxoffice-inventory-stock",
         "boxoffice-inventory-sellout",
         "boxoffice-inventory-soldout",
         "boxoffice-inventory-predicted",
@@ -153,14 +154,29 @@ def test_inventory_alerts_compare_the_few_tiers_recorded_beside_them(scoped: Rul
     predicted = groups["boxoffice-inventory-predicted"]
     assert [r.alert for r in predicted.alerts] == ["SelloutPredicted"] and not predicted.records
     sellout = groups["boxoffice-inventory-sellout"]
-    assert [r.record for r in sellout.records] == ["boxoffice:inventory_sellout_seconds:rate1d"]
+    (forecast,) = sellout.records
+    assert forecast.record == "boxoffice:inventory_sellout_seconds:rate1d"
     assert not sellout.alerts
     for rule in predicted.alerts:
         assert _reads([rule.expr]) == {}
         assert "boxoffice:inventory_sellout_seconds:rate1d" in rule.expr
-    # A day-ahead forecast every minute; everything else at Prometheus' own interval.
-    assert sellout.interval == predicted.interval == 60.0
-    assert {g.interval for n, g in groups.items() if g not in (sellout, predicted)} == {0.0}
+    # The forecast divides recorded stock, every tier's folded once in a group of its own,
+    # and keeps the tiers under the horizon before any arithmetic with a number.
+    stock = groups["boxoffice-inventory-stock"]
+    assert [(r.record, r.expr) for r in stock.records] == [
+        (
+            "boxoffice:inventory_available:max",
+            "max by (event, city, tier, seller) (boxoffice_inventory_available_tickets)",
+        )
+    ]
+    assert _reads([forecast.expr]) == {}
+    assert forecast.expr.startswith(
+        "((boxoffice:inventory_available:max > 0) / boxoffice:tickets_sold:increase1d <= 1\n"
+    )
+    assert forecast.expr.endswith(" * 86400")
+    # A day-ahead forecast and its stock every minute; the rest at Prometheus' interval.
+    assert stock.interval == sellout.interval == predicted.interval == 60.0
+    assert {g.interval for g in groups.values() if g not in (stock, sellout, predicted)} == {0.0}
     # The tiers sold out now: taken from the few tiers running low, not every tier again.
     tiers = groups["boxoffice-inventory-tiers"]
     sold_out = next(r for r in tiers.records if r.record == "boxoffice:inventory_sold_out:max")
@@ -210,5 +226,6 @@ def test_the_sellout_forecast_is_evaluated_15_times_in_its_hold_at_most_every_mi
     path.write_text(yaml.safe_dump(data))
     ruleset = build_ruleset(load_thresholds(str(path), "rules/thresholds.yaml"))
     groups = {g.name: g.interval for g in ruleset.category_groups("inventory")}
+    assert groups["boxoffice-inventory-stock"] == every
     assert groups["boxoffice-inventory-sellout"] == groups["boxoffice-inventory-predicted"] == every
     assert groups["boxoffice-inventory"] == 0.0

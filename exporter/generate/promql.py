@@ -169,6 +169,12 @@ _UNITS = (
 )
 
 
+def num(value: float) -> str:
+    """A number in PromQL: exact, without a trailing ``.0``."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def duration_text(seconds: float) -> str:
     """Prometheus duration text: 90 -> 1m30s, 86400 -> 1d, 0 -> 0s."""
     if seconds == 0:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.catalog import CATALOG_BY_NAME
-from exporter.generate.promql import duration_text
+from exporter.generate.promql import duration_text, num
 from exporter.generate.thresholds import Baseline, Forecast, Latency, Slo
 
 PAYMENTS, PAYMENTS_FAILED = "boxoffice_payments_total", "boxoffice_payments_failed_total"
@@ -212,6 +212,14 @@ def capacity() -> NamedSeries:
     return _named("boxoffice:inventory_capacity:max", latest(CAPACITY))
 
 
+def stock() -> NamedSeries:
+    """Every tier's tickets left, replicas folded: recorded in a group of its own for the
+    sell-out forecast (:func:`sellout_seconds`), which then reads one recorded series per
+    tier instead of folding every replica's raw series itself. The alerts that must see
+    the stock at once read :func:`tiers_running_low`, recorded beside them."""
+    return _named("boxoffice:inventory_available:max", latest(AVAILABLE))
+
+
 def capacity_running_low(low: NamedSeries, every: NamedSeries) -> NamedSeries:
     """The capacity of the tiers in ``low``, from ``every`` tier's recorded capacity."""
     tier = ", ".join(CATALOG_BY_NAME[CAPACITY].labels)
@@ -221,21 +229,30 @@ def capacity_running_low(low: NamedSeries, every: NamedSeries) -> NamedSeries:
     )
 
 
-def sellout_seconds(window: float, horizon: float, low: NamedSeries) -> NamedSeries:
-    """Seconds until each tier with tickets left sells out at the sales rate of ``window``,
-    for the tiers that would within ``horizon``, leaving out those sold out in the last hour
-    (expiring checkouts hand a few seats back after a sell-out: InventorySoldOut's news;
-    ``low``: the tiers running low, see :func:`sold_out_now`). Recorded apart from the
-    alert: one pass over every tier's stock and sales, and SelloutPredicted compares these
-    few series."""
+def sellout_seconds(
+    window: float, horizon: float, left: NamedSeries, low: NamedSeries
+) -> NamedSeries:
+    """Seconds until each tier with tickets left (``left``, every tier's recorded stock)
+    sells out at the sales rate of ``window``, for the tiers that would within ``horizon``,
+    leaving out those sold out in the last hour (expiring checkouts hand a few seats back
+    after a sell-out: InventorySoldOut's news; ``low``: the tiers running low, see
+    :func:`sold_out_now`). Recorded apart from the alert: one pass over every tier's stock
+    and sales, and SelloutPredicted compares these few series.
+
+    Written as stock / sales <= horizon / window, then times ``window``: the comparison
+    keeps the few tiers near selling out before anything else is computed for them, and
+    no arithmetic with a number runs over every tier (stock / (sales / window) divided
+    each of them by ``window`` first)."""
     return NamedSeries(
         name=f"boxoffice:inventory_sellout_seconds:rate{duration_text(window)}",
         pieces=(
-            f"(({latest(AVAILABLE)} > 0) / (",
+            "((",
+            left,
+            " > 0) / ",
             increase_by_hours(SOLD, window),
-            f" / {window:g})\nunless max_over_time(",
+            f" <= {num(horizon / window)}\nunless max_over_time(",
             sold_out_now(low),
-            f"[1h])) <= {horizon:g}",
+            f"[1h])) * {num(window)}",
         ),
     )
 

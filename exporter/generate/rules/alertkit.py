@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from exporter.generate.promql import num
 from exporter.generate.rules.model import AlertBuild, Format, Text, Variant
 from exporter.generate.rules.recording import Recorder
 from exporter.generate.thresholds import Alert, Thresholds
@@ -108,12 +109,6 @@ def pct(value: float) -> str:
 
 def describe(template: str, fmt: Format) -> Text:
     return Text(template, fmt)
-
-
-def num(value: float) -> str:
-    """A threshold in PromQL: exact, without a trailing ``.0``."""
-    text = repr(float(value))
-    return text[:-2] if text.endswith(".0") else text
 
 
 def span(alert: Alert, tier3: float, extra: float = 0.0) -> float:

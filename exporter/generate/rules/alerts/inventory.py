@@ -19,8 +19,8 @@ import math
 from collections.abc import Callable
 
 from exporter.generate import series
-from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, describe, ladder, num, pct, span, variants
+from exporter.generate.promql import duration_text, num
+from exporter.generate.rules.alertkit import Builder, describe, ladder, pct, span, variants
 from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant, constant
 from exporter.generate.rules.promtool_series import Counter, gauge, selector
 from exporter.generate.rules.recording import Recorder
@@ -208,13 +208,17 @@ def sellout_predicted(alert: Alert, th: Thresholds, rec: Recorder) -> AlertBuild
     window = alert.window
     lad = ladder(alert)
     horizon = max(value for _severity, value in lad.thresholds)
-    predicted = rec.use(series.sellout_seconds(window, horizon, _running_low(th)), group="sellout")
+    left = series.stock()
+    rec.use(left, group="stock")  # every tier's stock, folded once for the forecast
+    forecast = series.sellout_seconds(window, horizon, left, _running_low(th))
+    predicted = rec.use(forecast, group="sellout")
     # A forecast hours ahead, held before it notifies (15 minutes): evaluated 15 times in
-    # that hold, at most every minute, it costs its share of the cores less often.
+    # that hold, at most every minute, it costs its share of the cores less often; so is
+    # the stock it reads (up to an interval late: a minute on a day's forecast).
     every = min(60.0, alert.for_seconds / 15)
     if every >= 1:
-        rec.evaluate_every("sellout", every)
-        rec.evaluate_every("predicted", every)
+        for group in ("stock", "sellout", "predicted"):
+            rec.evaluate_every(group, every)
     w = duration_text(window)
     build = AlertBuild(
         variants=variants(

@@ -7,13 +7,12 @@ import math
 from dataclasses import replace
 
 from exporter.generate import class_series, series
-from exporter.generate.promql import duration_text
+from exporter.generate.promql import duration_text, num
 from exporter.generate.rules.alertkit import (
     Builder,
     Ladder,
     describe,
     ladder,
-    num,
     pct,
     span,
     variants,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from exporter.generate import class_series, series
-from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, describe, ladder, num, pct, span, variants
+from exporter.generate.promql import duration_text, num
+from exporter.generate.rules.alertkit import Builder, describe, ladder, pct, span, variants
 from exporter.generate.rules.model import AlertBuild, Scenario, constant
 from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder

@@ -23,8 +23,8 @@ from exporter.catalog import (
     PROMETHEUS_NOTIFICATIONS_DROPPED,
     PROMETHEUS_RULE_FAILURES,
 )
-from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, Ladder, describe, ladder, num, pct, span
+from exporter.generate.promql import duration_text, num
+from exporter.generate.rules.alertkit import Builder, Ladder, describe, ladder, pct, span
 from exporter.generate.rules.alertkit import variants as ladder_variants
 from exporter.generate.rules.model import AlertBuild, Format, Scenario, Text, Variant, constant
 from exporter.generate.rules.promtool_series import Counter, selector

@@ -9,8 +9,8 @@ import math
 from collections.abc import Callable
 
 from exporter.generate import series
-from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, describe, ladder, num, pct, span, variants
+from exporter.generate.promql import duration_text, num
+from exporter.generate.rules.alertkit import Builder, describe, ladder, pct, span, variants
 from exporter.generate.rules.alerts import seasonal
 from exporter.generate.rules.alerts.seasonal import STEP, WEEK, buyers_share, weekly_median
 from exporter.generate.rules.model import AlertBuild, Scenario, Series

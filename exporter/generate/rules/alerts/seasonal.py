@@ -13,8 +13,8 @@ import statistics
 from collections.abc import Callable
 
 from exporter.generate import series
-from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import describe, ladder, num, span, variants
+from exporter.generate.promql import duration_text, num
+from exporter.generate.rules.alertkit import describe, ladder, span, variants
 from exporter.generate.rules.model import AlertBuild, Scenario, Series
 from exporter.generate.rules.promtool_series import Counter, selector
 from exporter.generate.rules.recording import Recorder, local_midnight

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 from exporter.generate import series
-from exporter.generate.promql import duration_text
-from exporter.generate.rules.alertkit import Builder, ladder, num, pct, span, variants
+from exporter.generate.promql import duration_text, num
+from exporter.generate.rules.alertkit import Builder, ladder, pct, span, variants
 from exporter.generate.rules.alerts.seasonal import STEP, WEEK, weekly_median
 from exporter.generate.rules.model import AlertBuild, Scenario, Text, Variant
 from exporter.generate.rules.promtool_series import Counter, gauge, selector
