@@ -229,3 +229,24 @@ def test_the_sellout_forecast_is_evaluated_15_times_in_its_hold_at_most_every_mi
     assert groups["boxoffice-inventory-stock"] == every
     assert groups["boxoffice-inventory-sellout"] == groups["boxoffice-inventory-predicted"] == every
     assert groups["boxoffice-inventory"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("window", "horizon", "kept", "scaled"),
+    [("1d", "12h", "<= 0.5\n", " * 86400"), ("3h", "1d", "<= 8\n", " * 10800")],
+)
+def test_the_forecast_keeps_the_tiers_under_horizon_over_window_then_scales_by_the_window(
+    tmp_path: Path, window: str, horizon: str, kept: str, scaled: str
+) -> None:
+    """stock / sales <= horizon / window is stock / (sales / window) <= horizon: the same
+    tiers, compared before the product with the window gives them seconds."""
+    data = yaml.safe_load((ROOT / "rules" / "thresholds.yaml").read_text())
+    data["alerts"]["SelloutPredicted"].update(window=window, thresholds={"medium": horizon})
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(yaml.safe_dump(data))
+    ruleset = build_ruleset(load_thresholds(str(path), "rules/thresholds.yaml"))
+    groups = {g.name: g for g in ruleset.category_groups("inventory")}
+    (forecast,) = groups["boxoffice-inventory-sellout"].records
+    assert forecast.record == f"boxoffice:inventory_sellout_seconds:rate{window}"
+    assert f" / boxoffice:tickets_sold:increase{window} {kept}" in forecast.expr
+    assert forecast.expr.endswith(scaled)

@@ -7,9 +7,9 @@ read every tier again: the tiers at or under the largest low-stock cap and their
 are recorded once per evaluation ahead of the alerts in their group, the tiers sold out now
 in the ``-tiers`` group, and each alert compares those few series. SelloutPredicted's
 prediction, which must read every tier's stock and sales, is recorded in a group of its own
-(``-sellout``). The two notices that fire for many tiers at once on a busy platform
-(InventorySoldOut, SelloutPredicted) are each alone in a group (``-soldout``,
-``-predicted``): every firing alert's labels and annotations are templated at every
+(``-sellout``), from every tier's stock recorded in another (``-stock``). The two notices
+that fire for many tiers at once on a busy platform (InventorySoldOut, SelloutPredicted) are
+each alone in a group (``-soldout``, ``-predicted``): every firing alert's labels and annotations are templated at every
 evaluation, which costs more than their queries (docs/benchmarks.md, "Rules at 50 shops").
 """
 
