@@ -9,8 +9,9 @@ in the ``-tiers`` group, and each alert compares those few series. SelloutPredic
 prediction, which must read every tier's stock and sales, is recorded in a group of its own
 (``-sellout``), from every tier's stock recorded in another (``-stock``). The two notices
 that fire for many tiers at once on a busy platform (InventorySoldOut, SelloutPredicted) are
-each alone in a group (``-soldout``, ``-predicted``): every firing alert's labels and annotations are templated at every
-evaluation, which costs more than their queries (docs/benchmarks.md, "Rules at 50 shops").
+each alone in a group (``-soldout``, ``-predicted``): every firing alert's labels and
+annotations are templated at every evaluation, which costs more than their queries
+(docs/benchmarks.md, "Rules at 50 shops").
 """
 
 from __future__ import annotations
